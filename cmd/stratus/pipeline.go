@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/operators/builtin"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
+)
+
+// registry is the operator registry of this binary.
+var registry = builtin.Registry()
+
+// stateDir is the working directory of the pipeline in dir.
+func stateDir(dir string) string { return filepath.Join(dir, state.Dir) }
+
+// stateDBDir is the state database of the pipeline in dir.
+func stateDBDir(dir string) string { return filepath.Join(dir, state.Dir, "state") }
+
+// loadPipeline parses the pipeline in dir and prints its diagnostics. It returns nil
+// (after printing) when there are errors.
+func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Config, bool) {
+	cfg, diags := dsl.Load(dir, dsl.LoadOptions{
+		Registry:         registry,
+		Vars:             vf.vars,
+		VarFiles:         vf.varFiles,
+		Environ:          os.Environ(),
+		AllowMissingVars: allowMissing,
+	})
+	if diags.HasErrors() {
+		// Report what the graph and evaluation would find too: every problem at once.
+		diags = append(diags, planner.Check(cfg)...)
+		c.printDiags(cfg, diags)
+		return nil, false
+	}
+	c.printDiags(cfg, diags)
+	return cfg, true
+}
+
+// printDiags writes diagnostics with source snippets to stderr.
+func (c *cli) printDiags(cfg *dsl.Config, diags hcl.Diagnostics) {
+	if len(diags) == 0 {
+		return
+	}
+	var files map[string]*hcl.File
+	if cfg != nil {
+		files = cfg.Files
+	}
+	w := hcl.NewDiagnosticTextWriter(c.stderr, files, 78, c.color(c.stderr))
+	_ = w.WriteDiagnostics(diags)
+}
+
+// buildPlan loads the state (read-only use) and plans cfg.
+func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
+	p, diags := planner.Build(ctx, cfg, planner.Options{State: st})
+	c.printDiags(cfg, diags)
+	if diags.HasErrors() {
+		return nil, false
+	}
+	return p, true
+}

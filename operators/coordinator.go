@@ -1,0 +1,81 @@
+package operators
+
+import (
+	"context"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Coordinator is the client side of an operator: it runs in the executor, reads the
+// stage's evaluated configuration and its inputs, submits waves of tasks and turns
+// their results into the stage's output, a value of the schema's OutputType.
+type Coordinator interface {
+	Run(ctx context.Context, s Stage) (cty.Value, error)
+}
+
+// CoordinatorFunc adapts a function to Coordinator.
+type CoordinatorFunc func(ctx context.Context, s Stage) (cty.Value, error)
+
+// Run calls f.
+func (f CoordinatorFunc) Run(ctx context.Context, s Stage) (cty.Value, error) { return f(ctx, s) }
+
+// Stage is the executor's view of one stage run, handed to its coordinator.
+type Stage interface {
+	// Address is the stage's address, e.g. module.prep.load.data.
+	Address() string
+	// Key is the stage's cache key; outputs live under content-addressed prefixes
+	// derived from it.
+	Key() string
+	// Config is the stage's evaluated configuration: an object with every argument and
+	// nested block of the schema, defaults applied, all values known.
+	Config() cty.Value
+	// Dir is the directory of the module that declares the stage; relative paths in
+	// the configuration are resolved from it.
+	Dir() string
+	// Upstream returns a stage this one references (directly or through locals,
+	// variables and module outputs), with its configuration and outputs.
+	Upstream(addr string) (Upstream, bool)
+	// RunWave runs a wave of tasks through the backend and returns one result per
+	// task, in order. It retries failed attempts, relaunches yielding long-running
+	// tasks, skips tasks completed by an interrupted earlier run of the same stage
+	// key, and fails with the reasons of the task that exhausted its retries.
+	RunWave(ctx context.Context, w Wave) ([]*Result, error)
+	// TaskEnv is the environment every task of this run receives.
+	TaskEnv() TaskEnv
+	// Event reports a stage-level event (a metric, a note) to the progress output,
+	// the event stream and the state store.
+	Event(e Event)
+}
+
+// Upstream is a completed stage as seen by a downstream coordinator.
+type Upstream struct {
+	Address  string
+	Operator string
+	Key      string
+	Config   cty.Value
+	Output   cty.Value
+}
+
+// Wave is a batch of tasks submitted together. Name must be stable across runs of the
+// same stage key: resuming matches completed tasks by wave name and index.
+type Wave struct {
+	Name  string
+	Tasks []Task // Kind, Params and (optionally) Resume are set by the coordinator
+	// LongRunning marks tasks that run until their lifetime and yield; they are
+	// relaunched as new generations until they return without Yield.
+	LongRunning bool
+	// OnResult, when set, is called (from one goroutine at a time) as each task's
+	// final result arrives, so a coordinator can observe progress.
+	OnResult func(index int, r *Result)
+}
+
+// Event is a stage-level observation. Metrics go to the progress output and the
+// state store; Note is a human-readable line.
+type Event struct {
+	Time    time.Time          `json:"time"`
+	Kind    string             `json:"kind"` // "metric", "note", "trial", …
+	Note    string             `json:"note,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Labels  map[string]string  `json:"labels,omitempty"`
+}

@@ -1,0 +1,64 @@
+// Package load is the `load` operator: it parses a LIBSVM, Criteo TSV or CSV input
+// (a file, a glob or an s3:// URI) in parallel into partitions in the blob store.
+package load
+
+import (
+	"fmt"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// Schema is the `load` block.
+var Schema = &operators.Schema{
+	Name:    "load",
+	Version: 1,
+	Doc:     "Parses a dataset into partitions in the blob store, with row counts and per-feature statistics.",
+	Attrs: []operators.Attr{
+		{Name: "source", Type: cty.String, Required: true, Path: true,
+			Doc: "Training data: a path or glob relative to the pipeline directory, or an s3:// URI."},
+		{Name: "test_source", Type: cty.String, Path: true,
+			Doc: "Held-out test data, in the same format; or use split."},
+		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv"},
+			Doc: "Input format."},
+		{Name: "hash_bits", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(30),
+			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo and csv default to 20)."},
+		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "seed": cty.Number}, []string{"seed"}),
+			Doc: "Hold out a deterministic hash-selected fraction as the test set: { test = 0.1, seed = 1 }.",
+			Check: func(v cty.Value) error {
+				t := v.GetAttr("test")
+				if t.IsKnown() && !t.IsNull() {
+					f, _ := t.AsBigFloat().Float64()
+					if f <= 0 || f >= 1 {
+						return fmt.Errorf("split.test must be a fraction between 0 and 1 (exclusive), got %g", f)
+					}
+				}
+				return nil
+			}},
+		{Name: "on_error", Type: cty.String, Default: cty.StringVal("fail"), Enum: []string{"fail", "skip"},
+			Doc: "What a malformed line does: fail the stage, or skip it and count it."},
+		{Name: "label", Type: cty.String, Default: cty.StringVal("label"),
+			Doc: "CSV only: the name of the label column."},
+		{Name: "log1p", Type: cty.Bool, Default: cty.False,
+			Doc: "Criteo and CSV: transform numeric columns with log(1+x)."},
+		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
+			Doc: "Target size of one partition in bytes."},
+		{Name: "tasks", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(100000),
+			Doc: "Number of parse tasks per input; by default sized from the input size."},
+	},
+	Outputs: map[string]cty.Type{
+		"train":    operators.DatasetType,
+		"test":     operators.DatasetType,
+		"rows":     cty.Number,
+		"features": cty.Number,
+	},
+	Check: func(cfg cty.Value) []operators.Problem {
+		var ps []operators.Problem
+		if !cfg.GetAttr("test_source").IsNull() && !cfg.GetAttr("split").IsNull() {
+			ps = append(ps, operators.Problem{Attr: "split", Summary: "Conflicting test set",
+				Detail: "Set either test_source or split, not both."})
+		}
+		return ps
+	},
+}

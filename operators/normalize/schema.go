@@ -1,0 +1,48 @@
+// Package normalize is the `normalize` operator: min-max or z-score scaling of a
+// dataset's features from the statistics `load` computed, applied as a wave.
+package normalize
+
+import (
+	"fmt"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// Schema is the `normalize` block.
+var Schema = &operators.Schema{
+	Name:    "normalize",
+	Version: 1,
+	Doc:     "Scales features with statistics of the training set; the test set is scaled with the same statistics.",
+	Attrs: []operators.Attr{
+		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
+			Doc: "A stage with train and test datasets, such as load.adult."},
+		{Name: "method", Type: cty.String, Required: true, Enum: []string{"min_max", "standard"},
+			Doc: "min_max scales to range; standard scales to zero mean and unit variance."},
+		{Name: "range", Type: cty.List(cty.Number), Default: cty.ListVal([]cty.Value{cty.NumberIntVal(0), cty.NumberIntVal(1)}),
+			Doc: "min_max only: the target interval [lo, hi].",
+			Check: func(v cty.Value) error {
+				if !v.IsWhollyKnown() {
+					return nil
+				}
+				if v.LengthInt() != 2 {
+					return fmt.Errorf("range must have two numbers, [lo, hi]; got %d", v.LengthInt())
+				}
+				lo, _ := v.Index(cty.NumberIntVal(0)).AsBigFloat().Float64()
+				hi, _ := v.Index(cty.NumberIntVal(1)).AsBigFloat().Float64()
+				if !(lo < hi) {
+					return fmt.Errorf("range must have lo < hi; got [%g, %g]", lo, hi)
+				}
+				return nil
+			}},
+		{Name: "center", Type: cty.Bool, Default: cty.False,
+			Doc: "standard only: subtract the mean, which turns sparse zeros into non-zeros."},
+	},
+	Outputs: map[string]cty.Type{
+		"train":    operators.DatasetType,
+		"test":     operators.DatasetType,
+		"rows":     cty.Number,
+		"features": cty.Number,
+	},
+}

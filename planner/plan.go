@@ -1,0 +1,434 @@
+// Package planner compiles a loaded pipeline into a plan: the stage DAG (rejecting
+// cycles), a cache key per stage, and an action per stage against the state store —
+// run, rerun (with the reason) or cached.
+package planner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/planner/dag"
+	"github.com/stratus-ml/stratus/state"
+)
+
+// Action is what apply will do with a stage.
+type Action string
+
+// The actions.
+const (
+	Run    Action = "run"    // never ran
+	Rerun  Action = "rerun"  // ran, but its key changed
+	Cached Action = "cached" // ran with this key; its outputs are reused
+)
+
+// Symbol is the action's plan-line marker.
+func (a Action) Symbol() string {
+	switch a {
+	case Run:
+		return "+"
+	case Rerun:
+		return "~"
+	}
+	return "="
+}
+
+// StagePlan is the plan for one stage.
+type StagePlan struct {
+	Address  string
+	Operator string
+	Version  int
+	Key      string
+	Action   Action
+	Reason   string
+	// Deps are the stages this one reads, directly or through locals, variables and
+	// module outputs, sorted.
+	Deps     []string
+	Params   map[string]state.Param
+	Upstream map[string]string
+	Sources  map[string]string
+	// Prior is the state record the action was decided against (nil for Run).
+	Prior *state.StageRecord
+	Node  *dsl.Node
+}
+
+// Plan is a compiled pipeline.
+type Plan struct {
+	Config *dsl.Config
+	// Stages are in dependency order: every stage after the stages it reads.
+	Stages []*StagePlan
+	// Graph is the stage-level DAG.
+	Graph *dag.Graph
+	// Serial is the state serial the plan was made against.
+	Serial uint64
+	by     map[string]*StagePlan
+}
+
+// Stage returns the plan of the stage at addr, or nil.
+func (p *Plan) Stage(addr string) *StagePlan { return p.by[addr] }
+
+// Counts returns how many stages will run, rerun and be reused.
+func (p *Plan) Counts() (run, rerun, cached int) {
+	for _, s := range p.Stages {
+		switch s.Action {
+		case Run:
+			run++
+		case Rerun:
+			rerun++
+		default:
+			cached++
+		}
+	}
+	return
+}
+
+// HasChanges reports whether apply would run anything.
+func (p *Plan) HasChanges() bool {
+	r, rr, _ := p.Counts()
+	return r+rr > 0
+}
+
+// StateReader is what planning needs from the state store. A nil *state.Store is a
+// valid StateReader for a pipeline that never ran.
+type StateReader interface {
+	Stage(addr string) (*state.StageRecord, error)
+	StageByKey(key string) (*state.StageRecord, error)
+	Serial() (uint64, error)
+	DigestCache
+}
+
+// Options configure Build.
+type Options struct {
+	// State is the state store; nil plans as if nothing ever ran.
+	State StateReader
+	// Remote digests s3:// sources; nil makes them an error.
+	Remote SourceDigester
+}
+
+// Build compiles cfg. Every problem is reported with a source range: cycles (every
+// vertex on them named), evaluation errors, missing source files.
+func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagnostics) {
+	g, diags := Graph(cfg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	ev := cfg.NewEvaluator()
+	diags = append(diags, ev.EvalAll()...)
+
+	p := &Plan{Config: cfg, Graph: g, by: map[string]*StagePlan{}}
+	order, err := p.Graph.TopoOrder()
+	if err != nil { // unreachable: the full graph had no cycle
+		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cycle", Detail: err.Error()})
+	}
+	st := opts.State
+	if st == nil {
+		st = (*state.Store)(nil)
+	}
+	if p.Serial, err = st.Serial(); err != nil {
+		return nil, append(diags, stateDiag(err))
+	}
+	for _, addr := range order {
+		n := cfg.Nodes[addr]
+		sp, ds := p.planStage(ctx, ev, n, st, opts.Remote)
+		diags = append(diags, ds...)
+		if sp != nil {
+			p.Stages = append(p.Stages, sp)
+			p.by[addr] = sp
+		}
+	}
+	return p, diags
+}
+
+// Check reports every problem of cfg that planning would find without reading the
+// state or the data: cycles and evaluation errors. It is what `validate` runs, and
+// what a caller runs after Load failed, so that all problems are reported together.
+func Check(cfg *dsl.Config) hcl.Diagnostics {
+	if cfg == nil || cfg.Root == nil {
+		return nil
+	}
+	_, diags := Graph(cfg)
+	ev := cfg.NewEvaluator()
+	for _, c := range fullGraph(cfg).Cycles() {
+		ev.Skip(c.Members...)
+	}
+	return append(diags, ev.EvalAll()...)
+}
+
+// Graph builds the stage-level DAG of cfg. Cycles are looked for among all nodes —
+// variables, locals, stages and outputs — and each is reported with every node on it.
+func Graph(cfg *dsl.Config) (*dag.Graph, hcl.Diagnostics) {
+	if cycles := fullGraph(cfg).Cycles(); len(cycles) > 0 {
+		var diags hcl.Diagnostics
+		for _, c := range cycles {
+			diags = append(diags, cycleDiag(cfg, c))
+		}
+		return nil, diags
+	}
+	g := dag.New()
+	for _, n := range cfg.Stages() {
+		g.Add(n.Addr)
+	}
+	for _, n := range cfg.Stages() {
+		for _, d := range stageDeps(cfg, n) {
+			g.Connect(n.Addr, d)
+		}
+	}
+	return g, nil
+}
+
+// fullGraph is the graph of every node: variables, locals, stages and outputs.
+func fullGraph(cfg *dsl.Config) *dag.Graph {
+	full := dag.New()
+	for _, a := range cfg.Order {
+		full.Add(a)
+	}
+	for _, a := range cfg.Order {
+		for _, t := range cfg.Nodes[a].DependsOn() {
+			full.Connect(a, t)
+		}
+	}
+	return full
+}
+
+// stageDeps returns the stages n reads: its references, followed through
+// non-stage nodes.
+func stageDeps(cfg *dsl.Config, n *dsl.Node) []string {
+	seen := map[string]bool{}
+	found := map[string]bool{}
+	var walk func(addr string)
+	walk = func(addr string) {
+		for _, t := range cfg.Nodes[addr].DependsOn() {
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			if cfg.Nodes[t].Kind == dsl.KindStage {
+				found[t] = true
+				continue
+			}
+			walk(t)
+		}
+	}
+	walk(n.Addr)
+	out := make([]string, 0, len(found))
+	for a := range found {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st StateReader, remote SourceDigester) (*StagePlan, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	schema := n.Stage.Schema
+	cfgVal, ds := ev.StageConfig(n.Addr)
+	if ds.HasErrors() || !cfgVal.Type().IsObjectType() {
+		return nil, nil // EvalAll already reported these
+	}
+	sp := &StagePlan{
+		Address:  n.Addr,
+		Operator: schema.Name,
+		Version:  schema.Version,
+		Deps:     p.Graph.DependsOn(n.Addr),
+		Params:   map[string]state.Param{},
+		Upstream: map[string]string{},
+		Sources:  map[string]string{},
+		Node:     n,
+	}
+	sort.Strings(sp.Deps)
+	for name, v := range cfgVal.AsValueMap() {
+		sp.Params[name] = state.Param{Canon: Canonical(v), Display: Display(v)}
+	}
+	for _, d := range sp.Deps {
+		if up := p.by[d]; up != nil {
+			sp.Upstream[d] = up.Key
+		} else {
+			sp.Upstream[d] = "?" // the upstream stage failed to plan; reported there
+		}
+	}
+	for _, a := range schema.Attrs {
+		if !a.Path {
+			continue
+		}
+		v := cfgVal.GetAttr(a.Name)
+		if !v.IsKnown() || v.IsNull() {
+			continue
+		}
+		src := v.AsString()
+		var digest string
+		var err error
+		if IsRemote(src) {
+			if remote == nil {
+				err = fmt.Errorf("this build cannot read %q: only local files and s3:// URIs are supported", src)
+			} else {
+				digest, err = remote.DigestSource(ctx, src)
+			}
+		} else {
+			digest, err = digestLocal(ctx, n.Module.Dir, src, st)
+		}
+		if err != nil {
+			subject := n.DeclRange.Ptr()
+			if ha, ok := n.Stage.Attrs[a.Name]; ok {
+				subject = ha.Expr.Range().Ptr()
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Source not found",
+				Detail:   fmt.Sprintf("%s.%s: %s.", n.Addr, a.Name, err),
+				Subject:  subject,
+			})
+			continue
+		}
+		sp.Sources[a.Name] = digest
+	}
+	sp.Key = cacheKey(sp)
+
+	prior, err := st.Stage(n.Addr)
+	if err != nil {
+		return nil, append(diags, stateDiag(err))
+	}
+	switch {
+	case prior != nil && prior.Key == sp.Key:
+		sp.Action, sp.Prior = Cached, prior
+	case prior != nil:
+		sp.Action, sp.Prior = Rerun, prior
+		sp.Reason = rerunReason(sp, prior, p)
+	default:
+		other, err := st.StageByKey(sp.Key)
+		if err != nil {
+			return nil, append(diags, stateDiag(err))
+		}
+		if other != nil {
+			sp.Action, sp.Prior = Cached, other
+			sp.Reason = "same configuration as " + other.Address
+		} else {
+			sp.Action, sp.Reason = Run, "never ran"
+		}
+	}
+	return sp, diags
+}
+
+// cacheKey is the SHA-256 of a delimited, canonical encoding of the operator name and
+// version, the evaluated parameters, the upstream stages' keys and the sources'
+// content digests. Every field is length-prefixed so no two inputs can collide by
+// concatenation.
+func cacheKey(sp *StagePlan) string {
+	h := sha256.New()
+	field := func(s string) {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	field("stratus-stage-key/1")
+	field(sp.Operator)
+	field(strconv.Itoa(sp.Version))
+	for _, k := range sortedKeys(sp.Params) {
+		field("param")
+		field(k)
+		field(sp.Params[k].Canon)
+	}
+	for _, k := range sortedKeys(sp.Upstream) {
+		field("upstream")
+		field(k)
+		field(sp.Upstream[k])
+	}
+	for _, k := range sortedKeys(sp.Sources) {
+		field("source")
+		field(k)
+		field(sp.Sources[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// rerunReason explains what differs from the prior record: the operator version,
+// parameters (with old and new values), sources, then upstream stages.
+func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
+	var rs []string
+	if prior.Version != sp.Version {
+		rs = append(rs, fmt.Sprintf("operator %s version changed (%d → %d)", sp.Operator, prior.Version, sp.Version))
+	}
+	for _, a := range paramOrder(sp) {
+		now := sp.Params[a]
+		was, ok := prior.Params[a]
+		switch {
+		case !ok:
+			rs = append(rs, fmt.Sprintf("%s added (%s)", a, now.Display))
+		case was.Canon != now.Canon:
+			if strings.Contains(now.Canon, "?") && !strings.Contains(was.Canon, "?") {
+				continue // an upstream value not known until apply; the upstream reason covers it
+			}
+			rs = append(rs, fmt.Sprintf("%s changed (%s → %s)", a, was.Display, now.Display))
+		}
+	}
+	for _, a := range sortedKeys(sp.Sources) {
+		if prior.Sources[a] != sp.Sources[a] {
+			rs = append(rs, fmt.Sprintf("%s content changed", a))
+		}
+	}
+	for _, u := range sortedKeys(sp.Upstream) {
+		was, ok := prior.Upstream[u]
+		switch {
+		case !ok:
+			rs = append(rs, "new upstream "+u)
+		case was != sp.Upstream[u]:
+			rs = append(rs, "upstream "+u+" changed")
+		}
+	}
+	for _, u := range sortedKeys(prior.Upstream) {
+		if _, ok := sp.Upstream[u]; !ok {
+			rs = append(rs, "no longer reads "+u)
+		}
+	}
+	if len(rs) == 0 {
+		return "configuration changed"
+	}
+	return strings.Join(rs, "; ")
+}
+
+// paramOrder lists parameters in schema order.
+func paramOrder(sp *StagePlan) []string {
+	s := sp.Node.Stage.Schema
+	var out []string
+	for _, a := range s.Attrs {
+		out = append(out, a.Name)
+	}
+	for _, b := range s.Blocks {
+		out = append(out, b.Name)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func cycleDiag(cfg *dsl.Config, c dag.Cycle) *hcl.Diagnostic {
+	first := cfg.Nodes[c.Path[0]]
+	detail := "The pipeline's references form a cycle: " + c.String() + "."
+	if len(c.Members) > len(c.Path) {
+		detail += " Also on it: " + strings.Join(c.Members, ", ") + "."
+	}
+	var where []string
+	for _, m := range c.Members {
+		n := cfg.Nodes[m]
+		where = append(where, fmt.Sprintf("%s (%s)", m, n.DeclRange))
+	}
+	detail += "\n\nDeclared at: " + strings.Join(where, "; ") + ".\nBreak the cycle by removing one of these references."
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Dependency cycle", Detail: detail, Subject: first.DeclRange.Ptr()}
+}
+
+func stateDiag(err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read the state", Detail: err.Error() + "."}
+}

@@ -1,0 +1,136 @@
+package planner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/stratus-ml/stratus/state"
+)
+
+// SourceDigester digests sources the planner cannot read as local files, such as
+// s3:// URIs (by size and ETag per object). It returns one digest for everything the
+// source names, or an error that says what is missing and what to do.
+type SourceDigester interface {
+	DigestSource(ctx context.Context, uri string) (string, error)
+}
+
+// DigestCache remembers file digests by path, size and modification time; the state
+// store implements it.
+type DigestCache interface {
+	Digest(path string) (*state.FileDigest, error)
+	PutDigest(path string, d state.FileDigest) error
+}
+
+// IsRemote reports whether a source names a remote object store rather than a path.
+func IsRemote(source string) bool { return strings.Contains(source, "://") }
+
+// ResolveLocal returns the files a local source names, sorted: a path relative to dir
+// (or absolute), or a glob. A directory names the files directly inside it.
+func ResolveLocal(dir, source string) ([]string, error) {
+	p := source
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	var files []string
+	if strings.ContainsAny(p, "*?[") {
+		m, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("bad glob %q: %w", source, err)
+		}
+		for _, f := range m {
+			if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+				files = append(files, f)
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("no files match %q (looked for %s); check the path, which is relative to %s", source, p, dir)
+		}
+		sort.Strings(files)
+		return files, nil
+	}
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%q does not exist (looked for %s); check the path, which is relative to %s", source, p, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %q: %w", source, err)
+	}
+	if st.IsDir() {
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list %q: %w", source, err)
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(p, e.Name()))
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("directory %q is empty (%s)", source, p)
+		}
+		return files, nil
+	}
+	return []string{p}, nil
+}
+
+// digestLocal digests the files of a local source: each file's SHA-256 (from the
+// cache when size and mtime match), combined with its path relative to dir so that
+// renaming a file changes the digest but moving the whole pipeline does not.
+func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (string, error) {
+	files, err := ResolveLocal(dir, source)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		d, err := fileDigest(f, cache)
+		if err != nil {
+			return "", err
+		}
+		rel, err := filepath.Rel(dir, f)
+		if err != nil {
+			rel = f
+		}
+		fmt.Fprintf(h, "%d:%s%s\n", len(rel), filepath.ToSlash(rel), d)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func fileDigest(path string, cache DigestCache) (string, error) {
+	abs, _ := filepath.Abs(path)
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if cache != nil {
+		if d, err := cache.Digest(abs); err == nil && d != nil && d.Size == st.Size() && d.ModTime.Equal(st.ModTime()) {
+			return d.SHA256, nil
+		}
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if cache != nil {
+		_ = cache.PutDigest(abs, state.FileDigest{Size: st.Size(), ModTime: st.ModTime(), SHA256: sum})
+	}
+	return sum, nil
+}

@@ -1,0 +1,38 @@
+package state
+
+import (
+	"time"
+
+	"encoding/json"
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// FileDigest caches a source file's content digest, valid while its size and
+// modification time are unchanged.
+type FileDigest struct {
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	SHA256  string    `json:"sha256"`
+}
+
+// Digest returns the cached digest of the file at the absolute path, if any.
+func (s *Store) Digest(path string) (*FileDigest, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var d FileDigest
+	found, err := s.getJSON(pDigest+path, &d)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// PutDigest caches a file's digest.
+func (s *Store) PutDigest(path string, d FileDigest) error {
+	if s == nil {
+		return nil
+	}
+	b, _ := json.Marshal(d)
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(pDigest+path), b) })
+}

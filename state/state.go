@@ -1,0 +1,173 @@
+// Package state is the record of what ran: one badger database per pipeline, in
+// .stratus/state beside it. It holds a record per stage (cache key, outputs, digests,
+// timings, cost), completed tasks of interrupted stages (for resume), the outputs of
+// the last apply, metric series, and a digest cache for source files. Every write
+// that changes what a plan would decide bumps a serial, so a saved plan can tell
+// that it has gone stale.
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Dir is the name of the working directory beside a pipeline.
+const Dir = ".stratus"
+
+// Store is an open state database. It is safe for concurrent use.
+type Store struct {
+	db  *badger.DB
+	dir string
+}
+
+// ErrInUse means another process has the state database open.
+var ErrInUse = errors.New("state in use by another stratus process")
+
+// Open opens (creating if needed) the state database in dir, which is normally
+// <pipeline>/.stratus/state. Writes are synced, so a record that Open's caller saw
+// committed survives kill -9.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	return open(dir, false)
+}
+
+// OpenExisting opens the state database in dir if there is one; it returns (nil,
+// nil) when the pipeline has never been applied, without creating anything.
+func OpenExisting(dir string) (*Store, error) {
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return open(dir, false)
+}
+
+func open(dir string, readOnly bool) (*Store, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithSyncWrites(true).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(4 << 20).
+		WithValueLogFileSize(16 << 20).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20).
+		WithNumCompactors(2).
+		WithReadOnly(readOnly)
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s is open in another process (an apply still running?); wait for it to finish", ErrInUse, dir)
+		}
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Key prefixes. Stage records by address, a cache-key index, task results of
+// unfinished stages, metric series, root outputs, the digest cache and the serial.
+const (
+	pStage  = "stage/"
+	pKey    = "key/"
+	pTask   = "task/"
+	pSeries = "series/"
+	pDigest = "digest/"
+	pTrial  = "trial/"
+	kSerial = "meta/serial"
+	kOutput = "meta/outputs"
+)
+
+// Serial is a counter bumped by every write that changes plan decisions.
+func (s *Store) Serial() (uint64, error) {
+	if s == nil {
+		return 0, nil
+	}
+	var n uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(kSerial))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			if len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+func bumpSerial(txn *badger.Txn) error {
+	var n uint64
+	it, err := txn.Get([]byte(kSerial))
+	switch {
+	case err == nil:
+		if err := it.Value(func(v []byte) error {
+			if len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n+1)
+	return txn.Set([]byte(kSerial), b[:])
+}
+
+// getJSON reads key into v; found is false when the key is absent.
+func (s *Store) getJSON(key string, v any) (found bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	})
+	if err != nil {
+		return false, fmt.Errorf("read state %s: %w", key, err)
+	}
+	return found, nil
+}
+
+// scan calls fn for every key with prefix, in key order.
+func (s *Store) scan(prefix string, fn func(key string, val []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return fn(string(item.Key()), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
