@@ -43,6 +43,10 @@ type Stage interface {
 	RunWave(ctx context.Context, w Wave) ([]*Result, error)
 	// TaskEnv is the environment every task of this run receives.
 	TaskEnv() TaskEnv
+	// Capacity is how many tasks the backend runs at once, across all stages. Tasks
+	// of a long-running wave hold their slots, so a coordinator that needs several
+	// long-running waves at once must fit them in.
+	Capacity() int
 	// Event reports a stage-level event (a metric, a note) to the progress output,
 	// the event stream and the state store.
 	Event(e Event)
@@ -65,6 +69,8 @@ type Wave struct {
 	// LongRunning marks tasks that run until their lifetime and yield; they are
 	// relaunched as new generations until they return without Yield.
 	LongRunning bool
+	// Lifetime overrides the backend's function lifetime for a long-running wave.
+	Lifetime time.Duration
 	// OnResult, when set, is called (from one goroutine at a time) as each task's
 	// final result arrives, so a coordinator can observe progress.
 	OnResult func(index int, r *Result)

@@ -54,7 +54,8 @@ func open(dir string, readOnly bool) (*Store, error) {
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(8 << 20).
+		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20).

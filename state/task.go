@@ -12,10 +12,12 @@ import (
 // TaskRecord is a completed task of a stage that has not completed yet. After an
 // interrupted apply, the next run of the same stage key skips these tasks.
 type TaskRecord struct {
-	Wave   string          `json:"wave"`
-	Index  int             `json:"index"`
-	Final  bool            `json:"final"` // false: a yielded generation, Result holds its position
-	Result json.RawMessage `json:"result"`
+	Wave  string `json:"wave"`
+	Index int    `json:"index"`
+	Final bool   `json:"final"` // false: a yielded generation, Result holds its position
+	// Generation is the generation that produced Result.
+	Generation int             `json:"generation"`
+	Result     json.RawMessage `json:"result"`
 }
 
 func taskKey(stageKey, wave string, index int) string {

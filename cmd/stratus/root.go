@@ -87,6 +87,8 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.validateCmd(),
 		c.fmtCmd(),
 		c.planCmd(),
+		c.applyCmd(),
+		c.stateCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
 		c.versionCmd(),

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/spf13/cobra"
+
+	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
+)
+
+type applyFlags struct {
+	vf          varFlags
+	autoApprove bool
+	parallelism int
+	backend     string
+	asJSON      bool
+}
+
+func (c *cli) applyCmd() *cobra.Command {
+	var f applyFlags
+	cmd := &cobra.Command{
+		Use:   "apply [DIR | PLANFILE]",
+		Short: "Run the stages a plan says need running",
+		Long: `Apply plans the pipeline (or takes a plan saved with plan -out), shows it, asks
+for confirmation on a terminal, and runs every stage that is not cached as waves of
+functions, independent stages concurrently. Each stage is recorded in the state when
+it completes; an interrupted apply resumes where it stopped.
+
+Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at once.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.apply(cmd.Context(), dirArg(args), f)
+		},
+	}
+	f.vf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "skip the confirmation prompt")
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "stages to run at once")
+	cmd.Flags().StringVar(&f.backend, "backend", "", "override the pipeline's backend: local or lambda")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print a machine-readable event stream (implies -auto-approve)")
+	return cmd
+}
+
+func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
+	if f.parallelism < 1 {
+		return fmt.Errorf("-parallelism must be at least 1")
+	}
+	var saved *planner.File
+	dir := target
+	if st, err := os.Stat(target); err == nil && st.Mode().IsRegular() {
+		pf, err := planner.ReadFile(target)
+		if err != nil {
+			return err
+		}
+		saved, dir = pf, pf.Dir
+	}
+	lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{
+		PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus apply",
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if lock.Previous != nil && !f.asJSON {
+		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
+	}
+	st, err := state.Open(stateDBDir(dir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, stopSignals := c.interruptible(parent)
+	defer stopSignals()
+
+	var p *planner.Plan
+	if saved != nil {
+		if p, err = c.planFromFile(ctx, saved, st); err != nil {
+			return err
+		}
+	} else {
+		cfg, ok := c.loadPipeline(dir, f.vf, false)
+		if !ok {
+			return exitError{1}
+		}
+		if p, ok = c.buildPlan(ctx, cfg, st); !ok {
+			return exitError{1}
+		}
+	}
+	if !f.asJSON {
+		c.writePlan(c.stdout, p)
+		fmt.Fprintln(c.stdout)
+	}
+	if p.HasChanges() && !f.autoApprove && !f.asJSON && saved == nil {
+		if !isTerminal(c.stdin) {
+			fmt.Fprintln(c.stderr, "Error: apply needs confirmation, and input is not a terminal. Run it with -auto-approve, or save a plan with plan -out and apply that.")
+			return exitError{1}
+		}
+		fmt.Fprint(c.stdout, "Do you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
+		line, _ := bufio.NewReader(c.stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			fmt.Fprintln(c.stdout, "\nApply cancelled.")
+			return exitError{1}
+		}
+		fmt.Fprintln(c.stdout)
+	}
+
+	rt, err := c.newRuntime(ctx, p.Config, dir, f.backend)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	obs, finish := c.observer(f.asJSON)
+	sum, applyErr := executor.Apply(ctx, executor.Options{
+		Plan:          p,
+		State:         st,
+		Backend:       rt.backend,
+		Registry:      registry,
+		Observer:      obs,
+		TaskEnv:       rt.env,
+		Parallelism:   f.parallelism,
+		Retries:       3,
+		TaskTimeout:   rt.taskTimeout,
+		Lifetime:      rt.lifetime,
+		PriceGBSecond: rt.price,
+	})
+	finish()
+	if f.asJSON {
+		if applyErr != nil {
+			return exitError{1}
+		}
+		return nil
+	}
+	if sum != nil {
+		c.writeSummary(c.stdout, sum)
+	}
+	if applyErr != nil {
+		c.writeFailures(sum)
+		fmt.Fprintf(c.stderr, "\n%s %s\n", c.paint(c.stderr, red, "Error:"), applyErr)
+		return exitError{1}
+	}
+	ran, cached := 0, 0
+	for _, s := range sum.Stages {
+		if s.Action == "ran" {
+			ran++
+		} else if s.Action == "cached" {
+			cached++
+		}
+	}
+	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
+	if len(sum.Outputs) > 0 {
+		fmt.Fprint(c.stdout, "\nOutputs:\n\n")
+		for _, k := range sortedNames(sum.Outputs) {
+			fmt.Fprintf(c.stdout, "%s = %s\n", k, hclwrite.TokensForValue(sum.Outputs[k]).Bytes())
+		}
+	}
+	return nil
+}
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM; a second
+// signal exits at once.
+func (c *cli) interruptible(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			fmt.Fprintln(c.stderr, "\nInterrupt received. Stopping in-flight tasks and saving completed work; press Ctrl-C again to exit at once.")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(c.stderr, "Second interrupt: exiting without waiting.")
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+// observer picks the progress output: JSON events, bars on a terminal, or lines.
+func (c *cli) observer(asJSON bool) (executor.Observer, func()) {
+	switch {
+	case asJSON:
+		return executor.NewJSONEvents(c.stdout), func() {}
+	case isTerminal(c.stdout) && c.color(c.stdout):
+		t := executor.NewTerminalProgress(c.stdout)
+		return t, t.Wait
+	default:
+		return executor.NewPlainProgress(c.stdout), func() {}
+	}
+}
+
+// writeSummary prints a table of the stages: tasks, retries, wall time, function
+// GB-seconds and what they would cost on Lambda.
+func (c *cli) writeSummary(w io.Writer, sum *executor.Summary) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STAGE\tRESULT\tTASKS\tRETRIES\tWALL\tGB-S\tLAMBDA COST\t")
+	for _, s := range sum.Stages {
+		if s.Action == "cached" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t\n", s.Address, s.Action)
+			continue
+		}
+		tasks := fmt.Sprint(s.Tasks)
+		if s.Resumed > 0 {
+			tasks = fmt.Sprintf("%d (+%d resumed)", s.Tasks, s.Resumed)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.1f\t$%.6f\t\n", s.Address, s.Action, tasks, s.Retries, s.Wall.Round(10*time.Millisecond), s.GBSeconds, s.CostUSD)
+	}
+	tasks, retries, gbs, cost := sum.Totals()
+	fmt.Fprintf(tw, "total\t\t%d\t%d\t%s\t%.1f\t$%.6f\t\n", tasks, retries, sum.Duration.Round(10*time.Millisecond), gbs, cost)
+	tw.Flush()
+}
+
+// writeFailures prints each failed stage's error in full.
+func (c *cli) writeFailures(sum *executor.Summary) {
+	if sum == nil {
+		return
+	}
+	for _, s := range sum.Stages {
+		if s.Action == "failed" {
+			fmt.Fprintf(c.stderr, "\n%s %s failed:\n%s\n", c.paint(c.stderr, red, "Error:"), s.Address, indent(s.Error, "  "))
+		}
+	}
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = pre + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}
+
+// absDir returns dir as an absolute path.
+func absDir(dir string) string {
+	a, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	return a
+}
+
+var errNoLambda = errors.New("the lambda backend is not available in this build")
+
+// pipelineBackend returns the backend type to use: the -backend flag or the block.
+func pipelineBackend(cfg *dsl.Config, override string) (string, error) {
+	switch override {
+	case "":
+		return cfg.Backend.Type, nil
+	case "local", "lambda":
+		return override, nil
+	}
+	return "", fmt.Errorf("-backend must be local or lambda, not %q", override)
+}

@@ -1,0 +1,375 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
+)
+
+// Options configure an apply.
+type Options struct {
+	Plan     *planner.Plan
+	State    *state.Store
+	Backend  Backend
+	Registry *operators.Registry
+	Observer Observer
+	// TaskEnv is what every task receives: blob store root, psstore shards, token.
+	TaskEnv operators.TaskEnv
+	// Parallelism bounds the stages running at once (default 10, as Terraform).
+	Parallelism int
+	// Retries is the default number of retries per task (default 3); a stage's
+	// `retries` overrides it.
+	Retries int
+	// TaskTimeout bounds one attempt of an ordinary task; a stage's task_timeout
+	// overrides it. Lifetime is the function lifetime of long-running tasks.
+	TaskTimeout time.Duration
+	Lifetime    time.Duration
+	// RetryBackoff is the first retry's delay (default 200ms).
+	RetryBackoff time.Duration
+	// PriceGBSecond prices GB-seconds for the summary (default: Lambda arm64).
+	PriceGBSecond float64
+}
+
+// StageSummary is how one stage went.
+type StageSummary struct {
+	Address   string             `json:"address"`
+	Operator  string             `json:"operator"`
+	Action    string             `json:"action"` // ran, cached, failed, skipped, interrupted
+	Tasks     int                `json:"tasks"`
+	Retries   int                `json:"retries"`
+	Resumed   int                `json:"resumed"`
+	Wall      time.Duration      `json:"wall_ns"`
+	GBSeconds float64            `json:"gb_seconds"`
+	CostUSD   float64            `json:"cost_usd"`
+	Error     string             `json:"error,omitempty"`
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+}
+
+// Summary is how an apply went.
+type Summary struct {
+	Stages   []*StageSummary
+	Outputs  map[string]cty.Value
+	Duration time.Duration
+}
+
+// Totals sums tasks, retries, GB-seconds and cost over the stages.
+func (s *Summary) Totals() (tasks, retries int, gbs, cost float64) {
+	for _, st := range s.Stages {
+		tasks += st.Tasks
+		retries += st.Retries
+		gbs += st.GBSeconds
+		cost += st.CostUSD
+	}
+	return
+}
+
+// ErrStagesFailed is returned (wrapped) when any stage failed.
+var ErrStagesFailed = errors.New("apply failed")
+
+// Apply runs the plan's stages in dependency order, at most Parallelism at once:
+// cached stages contribute their recorded outputs; the others run their coordinator
+// and are recorded in the state when they complete. After a failure no new stage
+// starts; stages already running finish. Cancelling ctx stops in-flight tasks and
+// leaves completed stages and tasks recorded, so the next apply resumes.
+func Apply(ctx context.Context, o Options) (*Summary, error) {
+	o.defaults()
+	began := time.Now()
+	p := o.Plan
+	ev := p.Config.NewEvaluator()
+	sum := &Summary{}
+	summaries := map[string]*StageSummary{}
+	for _, sp := range p.Stages {
+		ss := &StageSummary{Address: sp.Address, Operator: sp.Operator}
+		summaries[sp.Address] = ss
+		sum.Stages = append(sum.Stages, ss)
+	}
+	o.Observer.Event(Event{Time: began, Type: ApplyStarted, Tasks: len(p.Stages)})
+
+	// Cached stages first: their outputs feed downstream evaluation.
+	for _, sp := range p.Stages {
+		if sp.Action != planner.Cached {
+			continue
+		}
+		out, err := state.DecodeValue(sp.Prior.Output)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: recorded output unreadable (run `stratus state rm %s` to run it again): %w", sp.Address, sp.Address, err)
+		}
+		if sp.Prior.Address != sp.Address {
+			// Same configuration under another address: adopt the record.
+			rec := *sp.Prior
+			rec.Address = sp.Address
+			if err := o.State.PutStage(&rec); err != nil {
+				return nil, err
+			}
+		}
+		ev.SetStageOutput(sp.Address, out)
+		summaries[sp.Address].Action = "cached"
+		o.Observer.Event(Event{Time: time.Now(), Type: StageCached, Stage: sp.Address, Operator: sp.Operator})
+	}
+
+	var (
+		mu      sync.Mutex
+		done    = map[string]bool{}
+		failed  = map[string]bool{}
+		started = map[string]bool{}
+		running = 0
+		stop    = false
+		wake    = make(chan struct{}, len(p.Stages)+1)
+		wg      sync.WaitGroup
+	)
+	for _, sp := range p.Stages {
+		if sp.Action == planner.Cached {
+			done[sp.Address] = true
+		}
+	}
+	sl := make(slots, o.Backend.Slots())
+	// launch starts every stage whose upstream stages are done, up to Parallelism;
+	// a stage whose upstream failed is skipped. Called with mu held.
+	launch := func() {
+		for _, sp := range p.Stages {
+			a := sp.Address
+			if done[a] || failed[a] || started[a] {
+				continue
+			}
+			ready := true
+			for _, d := range sp.Deps {
+				if failed[d] {
+					failed[a] = true
+					summaries[a].Action, summaries[a].Error = "skipped", "upstream "+d+" did not complete"
+				}
+				ready = ready && done[d]
+			}
+			if failed[a] || !ready || stop || running >= o.Parallelism {
+				continue
+			}
+			started[a] = true
+			running++
+			wg.Add(1)
+			go func(sp *planner.StagePlan) {
+				defer wg.Done()
+				err := o.runStage(ctx, sp, ev, sl, summaries[sp.Address])
+				mu.Lock()
+				running--
+				if err != nil {
+					failed[sp.Address] = true
+					stop = true
+				} else {
+					done[sp.Address] = true
+				}
+				mu.Unlock()
+				wake <- struct{}{}
+			}(sp)
+		}
+	}
+	ctxDone := ctx.Done()
+	for {
+		mu.Lock()
+		launch()
+		n := running
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-wake:
+		case <-ctxDone:
+			mu.Lock()
+			stop = true
+			mu.Unlock()
+			ctxDone = nil // running stages see ctx too; wait for them to wake us
+		}
+	}
+	wg.Wait()
+
+	sum.Duration = time.Since(began)
+	var failures []string
+	for _, ss := range sum.Stages {
+		switch {
+		case ss.Action == "" && ctx.Err() != nil:
+			ss.Action = "interrupted"
+		case ss.Action == "":
+			ss.Action = "skipped"
+		}
+		if ss.Action == "failed" {
+			failures = append(failures, ss.Address)
+		}
+	}
+	defer o.Observer.Event(Event{Time: time.Now(), Type: ApplyFinished, Duration: sum.Duration})
+	if ctx.Err() != nil {
+		return sum, fmt.Errorf("apply interrupted; completed stages and tasks are recorded, so the next apply resumes: %w", ctx.Err())
+	}
+	if len(failures) > 0 {
+		return sum, fmt.Errorf("%w: %d stage(s) failed (%s)", ErrStagesFailed, len(failures), joinAddrs(failures))
+	}
+	outs, diags := ev.Outputs()
+	if diags.HasErrors() {
+		return sum, fmt.Errorf("evaluate outputs:\n%s", formatDiags(p, diags))
+	}
+	enc := map[string]json.RawMessage{}
+	for k, v := range outs {
+		b, err := state.EncodeValue(v)
+		if err != nil {
+			return sum, fmt.Errorf("output %q: %w", k, err)
+		}
+		enc[k] = b
+	}
+	if err := o.State.PutOutputs(enc); err != nil {
+		return sum, err
+	}
+	sum.Outputs = outs
+	return sum, nil
+}
+
+func (o *Options) defaults() {
+	if o.Parallelism <= 0 {
+		o.Parallelism = 10
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.TaskTimeout <= 0 {
+		o.TaskTimeout = 15 * time.Minute
+	}
+	if o.Lifetime <= 0 {
+		o.Lifetime = 15 * time.Minute
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 200 * time.Millisecond
+	}
+	if o.PriceGBSecond <= 0 {
+		o.PriceGBSecond = PriceGBSecondARM
+	}
+	if o.Observer == nil {
+		o.Observer = Observers(nil)
+	}
+}
+
+// runStage evaluates a stage's configuration with its upstream outputs, runs its
+// coordinator, checks the output against the schema, and records the stage.
+func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.Evaluator, sl slots, ss *StageSummary) (err error) {
+	began := time.Now()
+	o.Observer.Event(Event{Time: began, Type: StageStarted, Stage: sp.Address, Operator: sp.Operator})
+	var runner *waveRunner
+	defer func() {
+		ss.Wall = time.Since(began)
+		if runner != nil {
+			runner.mu.Lock()
+			ss.Tasks, ss.Retries, ss.Resumed, ss.GBSeconds = runner.tasks, runner.retried, runner.resumed, runner.gbSeconds
+			ss.CostUSD = runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest
+			runner.mu.Unlock()
+		}
+		switch {
+		case err == nil:
+			ss.Action = "ran"
+			o.Observer.Event(Event{Time: time.Now(), Type: StageFinished, Stage: sp.Address, Operator: sp.Operator, Duration: ss.Wall, Tasks: ss.Tasks, Summary: ss})
+		case ctx.Err() != nil:
+			ss.Action = "interrupted"
+			ss.Error = err.Error()
+		default:
+			ss.Action = "failed"
+			ss.Error = err.Error()
+			o.Observer.Event(Event{Time: time.Now(), Type: StageFailed, Stage: sp.Address, Operator: sp.Operator, Duration: ss.Wall, Error: err.Error(), Summary: ss})
+		}
+	}()
+
+	cfgVal, diags := ev.StageConfig(sp.Address)
+	if diags.HasErrors() {
+		return fmt.Errorf("configuration of %s:\n%s", sp.Address, formatDiags(o.Plan, diags))
+	}
+	if !cfgVal.IsWhollyKnown() {
+		return fmt.Errorf("configuration of %s is not known after its upstream stages ran; this is a bug in stratus", sp.Address)
+	}
+	meta, diags := ev.StageMeta(sp.Address)
+	if diags.HasErrors() {
+		return fmt.Errorf("configuration of %s:\n%s", sp.Address, formatDiags(o.Plan, diags))
+	}
+	op, ok := o.Registry.Lookup(sp.Operator)
+	if !ok || op.Coordinator == nil {
+		return fmt.Errorf("operator %q cannot run in this build of stratus (it can only be validated and planned)", sp.Operator)
+	}
+	up := map[string]operators.Upstream{}
+	for _, d := range sp.Deps {
+		dc, _ := ev.StageConfig(d)
+		dv, _ := ev.Value(d)
+		dp := o.Plan.Stage(d)
+		up[d] = operators.Upstream{Address: d, Operator: dp.Operator, Key: dp.Key, Config: dc, Output: dv}
+	}
+	retries := o.Retries
+	if meta.Retries >= 0 {
+		retries = meta.Retries
+	}
+	timeout := o.TaskTimeout
+	if meta.TaskTimeout > 0 {
+		timeout = meta.TaskTimeout
+	}
+	runner = &waveRunner{
+		backend: o.Backend, slots: sl, state: o.State, obs: o.Observer,
+		stage: sp.Address, operator: sp.Operator, key: sp.Key, env: o.TaskEnv,
+		retries: retries, taskTimeout: timeout, lifetime: o.Lifetime, backoff: o.RetryBackoff,
+	}
+	dir, _ := filepath.Abs(sp.Node.Module.Dir)
+	run := &stageRun{
+		addr: sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
+		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
+	}
+	out, err := op.Coordinator.Run(ctx, run)
+	if err != nil {
+		return err
+	}
+	out, err = convert.Convert(out, op.Schema.OutputType())
+	if err != nil || !out.IsWhollyKnown() {
+		return fmt.Errorf("operator %s produced an output that does not fit its schema (a bug in the operator): %v", sp.Operator, err)
+	}
+	enc, err := state.EncodeValue(out)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", sp.Address, err)
+	}
+	runner.mu.Lock()
+	rec := &state.StageRecord{
+		Address: sp.Address, Operator: sp.Operator, Version: sp.Version, Key: sp.Key,
+		Params: sp.Params, Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
+		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
+		GBSeconds: runner.gbSeconds, CostUSD: runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest,
+		Backend: o.Backend.Name(),
+	}
+	runner.mu.Unlock()
+	if err := o.State.PutStage(rec); err != nil {
+		return err
+	}
+	ev.SetStageOutput(sp.Address, out)
+	return nil
+}
+
+func formatDiags(p *planner.Plan, diags hcl.Diagnostics) string {
+	var b bytes.Buffer
+	w := hcl.NewDiagnosticTextWriter(&b, p.Config.Files, 78, false)
+	_ = w.WriteDiagnostics(diags)
+	return b.String()
+}
+
+func joinAddrs(a []string) string {
+	sort.Strings(a)
+	s := ""
+	for i, x := range a {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+// Package executor applies a plan: it walks the stage DAG, runs each stage's
+// coordinator, and runs the waves of tasks coordinators submit on a backend — local
+// goroutines or AWS Lambda — with retries, deadlines, relaunching of long-running
+// tasks, resume of interrupted stages, progress events and a state record per stage.
+package executor
+
+import (
+	"context"
+	"time"
+
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// Backend runs task attempts inside functions. Invoke blocks until the attempt ends;
+// cancelling ctx abandons it (on Lambda the function may still run to its timeout,
+// which is why outputs are written under attempt-specific keys).
+type Backend interface {
+	// Name is "local" or "lambda", for records and messages.
+	Name() string
+	// Invoke runs one attempt and returns its result and what it used.
+	Invoke(ctx context.Context, t *operators.Task) (*operators.Result, Usage, error)
+	// Slots is how many invocations the backend runs at once.
+	Slots() int
+	// Close releases the backend, waiting (boundedly) for abandoned attempts.
+	Close() error
+}
+
+// Usage is what one attempt consumed, for the cost summary.
+type Usage struct {
+	Duration time.Duration
+	MemoryMB int
+	// LogTail is the end of the function's log, when the backend returns one.
+	LogTail string
+}
+
+// GBSeconds is the attempt's billable memory-time.
+func (u Usage) GBSeconds() float64 {
+	return u.Duration.Seconds() * float64(u.MemoryMB) / 1024
+}
+
+// Lambda prices (us-east-1, per GB-second of duration and per request).
+const (
+	PriceGBSecondARM = 0.0000133334
+	PriceGBSecondX86 = 0.0000166667
+	PricePerRequest  = 0.20 / 1e6
+)

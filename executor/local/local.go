@@ -1,0 +1,129 @@
+// Package local is the embedded default backend: each task attempt runs in a
+// goroutine of this process, through the same handler registry and the same JSON
+// encoding of Task and Result that a Lambda function uses.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
+)
+
+// Options configure the backend.
+type Options struct {
+	// MaxConcurrency bounds attempts in flight; 0 means four per core.
+	MaxConcurrency int
+	// MemoryMB is the memory each function is billed for in the cost summary.
+	MemoryMB int
+	// CloseTimeout bounds how long Close waits for abandoned attempts.
+	CloseTimeout time.Duration
+}
+
+// Backend runs tasks on goroutines.
+type Backend struct {
+	reg  *operators.Registry
+	envs *taskenv.Factory
+	opts Options
+	wg   sync.WaitGroup // every attempt's goroutine, including abandoned ones
+}
+
+var _ executor.Backend = (*Backend)(nil)
+
+// New returns a local backend dispatching to reg with environments from envs.
+func New(reg *operators.Registry, envs *taskenv.Factory, opts Options) *Backend {
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = 4 * runtime.NumCPU()
+	}
+	if opts.MemoryMB <= 0 {
+		opts.MemoryMB = 1769
+	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 10 * time.Second
+	}
+	return &Backend{reg: reg, envs: envs, opts: opts}
+}
+
+// Name is "local".
+func (b *Backend) Name() string { return "local" }
+
+// Slots is MaxConcurrency.
+func (b *Backend) Slots() int { return b.opts.MaxConcurrency }
+
+// Invoke runs one attempt in a goroutine. It returns when the handler returns or when
+// ctx ends, whichever is first; a handler that ignores cancellation keeps running,
+// abandoned, and its late result is dropped — as a Lambda function past the client's
+// patience would be.
+func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Result, executor.Usage, error) {
+	usage := executor.Usage{MemoryMB: b.opts.MemoryMB}
+	payload, err := json.Marshal(t)
+	if err != nil {
+		return nil, usage, fmt.Errorf("encode task %s: %w", t.Name(), err)
+	}
+	if err := operators.CheckSize("task "+t.Name(), payload); err != nil {
+		return nil, usage, err
+	}
+	var task operators.Task
+	if err := json.Unmarshal(payload, &task); err != nil {
+		return nil, usage, fmt.Errorf("decode task %s: %w", t.Name(), err)
+	}
+	type outcome struct {
+		res []byte
+		err error
+	}
+	ch := make(chan outcome, 1)
+	start := time.Now()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		env, err := b.envs.Env(ctx, &task)
+		if err != nil {
+			ch <- outcome{err: fmt.Errorf("set up task environment: %w", err)}
+			return
+		}
+		res, err := b.reg.Dispatch(ctx, env, &task)
+		if err != nil {
+			ch <- outcome{err: err}
+			return
+		}
+		out, err := json.Marshal(res)
+		ch <- outcome{res: out, err: err}
+	}()
+	select {
+	case o := <-ch:
+		usage.Duration = time.Since(start)
+		if o.err != nil {
+			return nil, usage, o.err
+		}
+		var res operators.Result
+		if err := json.Unmarshal(o.res, &res); err != nil {
+			return nil, usage, fmt.Errorf("decode result of %s: %w", t.Name(), err)
+		}
+		return &res, usage, nil
+	case <-ctx.Done():
+		usage.Duration = time.Since(start)
+		return nil, usage, fmt.Errorf("task %s abandoned: %w", t.Name(), ctx.Err())
+	}
+}
+
+// Close waits up to CloseTimeout for attempts still running (abandoned ones
+// included), then reports how many it left behind.
+func (b *Backend) Close() error {
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return b.envs.Close()
+	case <-time.After(b.opts.CloseTimeout):
+		return fmt.Errorf("local backend: tasks still running %s after close (handlers that ignore cancellation)", b.opts.CloseTimeout)
+	}
+}

@@ -1,0 +1,221 @@
+package executor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// JSONEvents writes every event as one JSON object per line: the -json stream.
+type JSONEvents struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+// NewJSONEvents returns an Observer writing JSON lines to w.
+func NewJSONEvents(w io.Writer) *JSONEvents { return &JSONEvents{enc: json.NewEncoder(w)} }
+
+// Event writes e.
+func (j *JSONEvents) Event(e Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.enc.Encode(e)
+}
+
+// PlainProgress writes timestamped lines, for logs and pipes: stage and wave
+// boundaries, retries and failures as they happen, and each stage's metrics at most
+// once per interval.
+type PlainProgress struct {
+	w        io.Writer
+	interval time.Duration
+
+	mu        sync.Mutex
+	lastEvent map[string]time.Time
+}
+
+// NewPlainProgress returns an Observer writing lines to w.
+func NewPlainProgress(w io.Writer) *PlainProgress {
+	return &PlainProgress{w: w, interval: 2 * time.Second, lastEvent: map[string]time.Time{}}
+}
+
+// Event writes a line for e when it is worth one.
+func (p *PlainProgress) Event(e Event) {
+	line := ""
+	switch e.Type {
+	case StageCached:
+		line = fmt.Sprintf("%s: cached, outputs reused", e.Stage)
+	case StageStarted:
+		line = fmt.Sprintf("%s: started", e.Stage)
+	case WaveStarted:
+		line = fmt.Sprintf("%s: wave %s, %d task(s)", e.Stage, e.Wave, e.Tasks)
+		if e.Resumed > 0 {
+			line += fmt.Sprintf(", %d already done by an earlier run", e.Resumed)
+		}
+	case WaveFinished:
+		if e.Error == "" {
+			line = fmt.Sprintf("%s: wave %s done in %s", e.Stage, e.Wave, round(e.Duration))
+		}
+	case TaskRetried:
+		line = fmt.Sprintf("%s: task %s[%d] retrying (attempt %d): %s", e.Stage, e.Wave, e.Index, e.Attempt+1, firstLine(e.Reason))
+	case TaskRelaunch:
+		line = fmt.Sprintf("%s: task %s[%d] reached its lifetime; relaunched as generation %d", e.Stage, e.Wave, e.Index, e.Generation)
+	case TaskFailed:
+		line = fmt.Sprintf("%s: task %s[%d] failed", e.Stage, e.Wave, e.Index)
+	case StageEvent:
+		p.mu.Lock()
+		due := e.Note != "" || time.Since(p.lastEvent[e.Stage]) >= p.interval
+		if due {
+			p.lastEvent[e.Stage] = time.Now()
+		}
+		p.mu.Unlock()
+		if due {
+			line = fmt.Sprintf("%s: %s", e.Stage, describeOperatorEvent(e))
+		}
+	case StageFinished:
+		line = fmt.Sprintf("%s: done in %s (%d task(s))", e.Stage, round(e.Duration), e.Tasks)
+	case StageFailed:
+		line = fmt.Sprintf("%s: FAILED after %s", e.Stage, round(e.Duration))
+	}
+	if line == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s %s\n", e.Time.Format("15:04:05"), line)
+}
+
+// TerminalProgress draws a progress bar per wave with counts, rate and ETA, and a
+// status line per stage with its latest metrics.
+type TerminalProgress struct {
+	p *mpb.Progress
+
+	mu     sync.Mutex
+	bars   map[string]*mpb.Bar // stage/wave
+	status map[string]string   // stage → latest metrics
+}
+
+// NewTerminalProgress returns an Observer drawing bars on w, a terminal.
+func NewTerminalProgress(w io.Writer) *TerminalProgress {
+	return &TerminalProgress{
+		p:      mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120*time.Millisecond)),
+		bars:   map[string]*mpb.Bar{},
+		status: map[string]string{},
+	}
+}
+
+// Event updates the bars.
+func (t *TerminalProgress) Event(e Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := e.Stage + "/" + e.Wave
+	switch e.Type {
+	case StageCached:
+		b := t.p.AddBar(1, mpb.PrependDecorators(decor.Name(e.Stage, decor.WCSyncSpaceR), decor.Name("cached", decor.WCSyncSpaceR)))
+		b.SetTotal(1, true)
+	case WaveStarted:
+		stage := e.Stage
+		b := t.p.AddBar(int64(e.Tasks),
+			mpb.PrependDecorators(
+				decor.Name(stage, decor.WCSyncSpaceR),
+				decor.Name(e.Wave, decor.WCSyncSpaceR),
+				decor.CountersNoUnit("%d/%d", decor.WCSyncSpace),
+			),
+			mpb.AppendDecorators(
+				decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done"),
+				decor.Any(func(decor.Statistics) string {
+					t.mu.Lock()
+					defer t.mu.Unlock()
+					return t.status[stage]
+				}, decor.WCSyncSpaceR),
+			),
+		)
+		if e.Resumed > 0 {
+			b.SetCurrent(int64(e.Resumed))
+		}
+		t.bars[key] = b
+	case TaskFinished:
+		if b := t.bars[key]; b != nil {
+			b.EwmaIncrement(e.Duration)
+		}
+	case WaveFinished:
+		if b := t.bars[key]; b != nil {
+			if e.Error != "" {
+				b.Abort(false)
+			} else {
+				b.SetTotal(-1, true)
+			}
+		}
+	case StageEvent:
+		if s := describeOperatorEvent(e); s != "" {
+			t.status[e.Stage] = s
+		}
+	case TaskRetried:
+		t.status[e.Stage] = fmt.Sprintf("retrying %s[%d]: %s", e.Wave, e.Index, trim(firstLine(e.Reason), 50))
+	}
+}
+
+// Wait flushes the bars; call it once the apply has finished.
+func (t *TerminalProgress) Wait() {
+	t.mu.Lock()
+	for _, b := range t.bars {
+		if !b.Completed() && !b.Aborted() {
+			b.Abort(false)
+		}
+	}
+	t.mu.Unlock()
+	t.p.Wait()
+}
+
+// describeOperatorEvent renders an operator's note or metrics compactly.
+func describeOperatorEvent(e Event) string {
+	if e.Note != "" {
+		return e.Note
+	}
+	if len(e.Metrics) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(e.Metrics))
+	for k := range e.Metrics {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names)+1)
+	if l := e.Labels["trial"]; l != "" {
+		parts = append(parts, "trial "+l)
+	}
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %.4g", k, e.Metrics[k]))
+	}
+	return strings.Join(parts, "  ")
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > time.Minute:
+		return d.Round(time.Second)
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func trim(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
