@@ -68,6 +68,14 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		}
 		saved, dir = pf, pf.Dir
 	}
+	var cfg *dsl.Config
+	if saved == nil {
+		// Parse before touching .stratus, so a broken pipeline leaves nothing behind.
+		var ok bool
+		if cfg, ok = c.loadPipeline(dir, f.vf, false); !ok {
+			return exitError{1}
+		}
+	}
 	lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{
 		PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus apply",
 	})
@@ -93,10 +101,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 			return err
 		}
 	} else {
-		cfg, ok := c.loadPipeline(dir, f.vf, false)
-		if !ok {
-			return exitError{1}
-		}
+		var ok bool
 		if p, ok = c.buildPlan(ctx, cfg, st); !ok {
 			return exitError{1}
 		}
