@@ -101,7 +101,7 @@ func TestRoundTrip(t *testing.T) {
 		wantParts int
 	}{
 		{"binary, small indices", randomRows(1, 3000, 30, 123, true), 32 << 10, 2, true, 0},
-		{"real values, wide indices", randomRows(2, 3000, 40, 1 << 22, false), 64 << 10, 4, false, 0},
+		{"real values, wide indices", randomRows(2, 3000, 40, 1<<22, false), 64 << 10, 4, false, 0},
 		{"one partition", randomRows(3, 100, 10, 1000, false), partition.DefaultTarget, 2, false, 1},
 		{"index 65535 still narrow", []dataset.Row{{Label: 1, Indices: []uint32{65535}, Values: []float32{1}}}, 0, 2, true, 1},
 		{"index 65536 is wide", []dataset.Row{{Label: 1, Indices: []uint32{65536}, Values: []float32{2}}}, 0, 4, false, 1},
