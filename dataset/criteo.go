@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Criteo column layout: label, 13 integer columns, 26 categorical columns.
@@ -37,10 +38,9 @@ type CriteoOptions struct {
 // slot, their values add up (so the slot holds 2). Non-integer numbers are
 // accepted in the integer columns.
 type Criteo struct {
-	opts   CriteoOptions
-	mask   uint64
-	keys   [CriteoCatColumns]uint64
-	sorter pairSorter
+	opts CriteoOptions
+	mask uint64
+	keys [CriteoCatColumns]uint64
 }
 
 // NewCriteo returns a Criteo parser.
@@ -104,33 +104,68 @@ func (c *Criteo) ParseLine(line []byte, row *Row) (bool, error) {
 				return false, perr(line, start, end, ReasonNonFinite, fmt.Sprintf("column %d (I%d) must be finite", f+1, f))
 			}
 			if c.opts.Log1p {
-				x = float32(math.Log1p(math.Max(float64(x), 0)))
+				x = log1pClamped(x)
 			}
 			idx = append(idx, uint32(f-1))
 			val = append(val, x)
 		default:
 			idx = append(idx, c.Slot(f-1-CriteoIntColumns, field))
-			val = append(val, 1)
 			numCat++
 		}
 		start = end + 1
 	}
-	// Sort the categorical slots and merge collisions.
+	// The categorical slots follow the integer ones: sort them and give
+	// each distinct slot the number of columns that hit it.
 	cat := len(idx) - numCat
-	c.sorter.idx, c.sorter.val = idx[cat:], val[cat:]
-	c.sorter.sort()
-	c.sorter.idx, c.sorter.val = nil, nil
+	sortUint32(idx[cat:])
 	w := cat
 	for k := cat; k < len(idx); k++ {
 		if w > cat && idx[w-1] == idx[k] {
-			val[w-1] += val[k]
+			val[w-1]++
 			continue
 		}
-		idx[w], val[w] = idx[k], val[k]
+		idx[w] = idx[k]
+		val = append(val, 1)
 		w++
 	}
-	row.Indices, row.Values = idx[:w], val[:w]
+	row.Indices, row.Values = idx[:w], val
 	return true, nil
+}
+
+// log1pTable[i] = log1p(i) for small integers, the common Criteo values.
+var log1pTable = func() (t [4096]float32) {
+	for i := range t {
+		t[i] = float32(math.Log1p(float64(i)))
+	}
+	return t
+}()
+
+// log1pClamped returns log(1 + max(x, 0)) rounded to float32.
+func log1pClamped(x float32) float32 {
+	if x <= 0 {
+		return 0
+	}
+	if x < float32(len(log1pTable)) && x == float32(int(x)) {
+		return log1pTable[int(x)]
+	}
+	return float32(math.Log1p(float64(x)))
+}
+
+// sortUint32 sorts a short slice (a row's hashed slots) in place.
+func sortUint32(s []uint32) {
+	if len(s) > 48 {
+		slices.Sort(s)
+		return
+	}
+	for i := 1; i < len(s); i++ {
+		v := s[i]
+		j := i - 1
+		for j >= 0 && s[j] > v {
+			s[j+1] = s[j]
+			j--
+		}
+		s[j+1] = v
+	}
 }
 
 func (c *Criteo) columnError(line []byte, cols int) error {

@@ -3,7 +3,6 @@ package dataset
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -275,7 +274,7 @@ func (c *CSV) ParseLine(line []byte, row *Row) (bool, error) {
 	}
 	// Numeric slots come in order and before the hashed ones: append those
 	// sorted, collisions adding up.
-	slices.Sort(c.cat)
+	sortUint32(c.cat)
 	for k, slot := range c.cat {
 		if k > 0 && slot == c.cat[k-1] {
 			val[len(val)-1]++

@@ -65,12 +65,12 @@ type ScanOptions struct {
 //		if err == io.EOF {
 //			break
 //		}
-//		var pe *dataset.ParseError
-//		if errors.As(err, &pe) { // a bad line: fail, or count pe.Reason and go on
-//			continue
-//		}
-//		if err != nil { // reading failed
-//			return err
+//		if err != nil {
+//			var pe *dataset.ParseError
+//			if errors.As(err, &pe) { // a bad line: fail, or count pe.Reason and go on
+//				continue
+//			}
+//			return err // reading failed
 //		}
 //		use(row)
 //	}

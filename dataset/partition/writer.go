@@ -51,6 +51,15 @@ func NewWriter(flush FlushFunc, target int) *Writer {
 		target = DefaultTarget
 	}
 	w := &Writer{flush: flush, target: target}
+	if target <= 64<<20 {
+		// Size the buffers for a full partition up front: about 8 bytes
+		// per entry (index and value) and a guess of 16 entries per row.
+		nnz := target / 8
+		w.indices = make([]uint32, 0, nnz)
+		w.values = make([]float32, 0, nnz)
+		w.labels = make([]float32, 0, nnz/16)
+		w.offsets = make([]uint32, 0, nnz/16+1)
+	}
 	w.reset()
 	return w
 }
@@ -145,6 +154,9 @@ func (w *Writer) cut() error {
 	features := 0
 	if nnz > 0 {
 		features = int(w.maxIdx) + 1
+	}
+	if cap(w.buf) < w.target && w.target <= 64<<20 {
+		w.buf = make([]byte, 0, w.target) // partitions rarely exceed the target
 	}
 	w.buf = encode(w.buf, w.labels, w.offsets, w.indices, w.values, width, w.allOnes, features)
 	seq := len(w.parts)
