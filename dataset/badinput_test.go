@@ -112,4 +112,3 @@ func TestBadInputMissingObject(t *testing.T) {
 		t.Errorf("missing object: %v", err)
 	}
 }
-
