@@ -180,6 +180,16 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) <= s.partSize {
+		// In memory already (an encoded partition): send it as it is.
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &s.bucket, Key: &k, Body: br, ContentLength: aws.Int64(int64(br.Len())),
+		})
+		if err != nil {
+			return s.mapErr(ctx, "put", key, err)
+		}
+		return nil
+	}
 	buf := make([]byte, s.partSize)
 	n, err := io.ReadFull(r, buf)
 	switch {
