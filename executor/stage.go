@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -38,13 +39,25 @@ func (s *stageRun) Upstream(addr string) (operators.Upstream, bool) {
 	return u, ok
 }
 
+func (s *stageRun) Recorded(wave string) (int, error) {
+	recs, err := s.runner.state.Tasks(s.key, wave)
+	return len(recs), err
+}
+
 func (s *stageRun) RunWave(ctx context.Context, w operators.Wave) ([]*operators.Result, error) {
 	return s.runner.RunWave(ctx, w)
 }
 
+// Event forwards an operator's event to the observers, and records metric events in
+// the state's series for the stage (best effort: a full disk must not fail training).
 func (s *stageRun) Event(e operators.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if e.Kind == "metric" && s.runner.state != nil {
+		if b, err := json.Marshal(e); err == nil {
+			_ = s.runner.state.AppendSeries(s.addr, b)
+		}
 	}
 	s.obs.Event(fromOperatorEvent(s.addr, s.operator, e))
 }

@@ -41,6 +41,9 @@ type Stage interface {
 	// tasks, skips tasks completed by an interrupted earlier run of the same stage
 	// key, and fails with the reasons of the task that exhausted its retries.
 	RunWave(ctx context.Context, w Wave) ([]*Result, error)
+	// Recorded counts the tasks of a wave that an earlier, interrupted run of this
+	// stage key completed or yielded: more than zero means RunWave will resume it.
+	Recorded(wave string) (int, error)
 	// TaskEnv is the environment every task of this run receives.
 	TaskEnv() TaskEnv
 	// Capacity is how many tasks the backend runs at once, across all stages. Tasks

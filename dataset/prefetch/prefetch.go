@@ -16,6 +16,22 @@ import (
 	"github.com/stratus-ml/stratus/dataset/partition"
 )
 
+// Unit is a run of rows of one partition: rows [Lo, Hi) of the object at Key. Hi < 0
+// means to the end of the partition.
+type Unit struct {
+	Key    string `json:"key"`
+	Lo, Hi int
+}
+
+// Units returns one whole-partition unit per key.
+func Units(keys []string) []Unit {
+	us := make([]Unit, len(keys))
+	for i, k := range keys {
+		us[i] = Unit{Key: k, Hi: -1}
+	}
+	return us
+}
+
 // Options configure an Iterator.
 type Options struct {
 	// Minibatch is the number of rows per batch (the last batch of a partition may be
@@ -23,23 +39,24 @@ type Options struct {
 	Minibatch int
 	// Buffer is how many fetched partitions may wait decoded in memory (default 2).
 	Buffer int
-	// StartPartition and StartRow resume at a position returned by Position.
-	StartPartition int
-	StartRow       int
+	// StartUnit and StartRow resume at a position returned by Position.
+	StartUnit int
+	StartRow  int
 }
 
 // Iterator yields minibatches. Next is not safe for concurrent use; the background
 // fetcher is owned by the Iterator and stopped by Close.
 type Iterator struct {
 	opts   Options
-	keys   []string
+	units  []Unit
 	ch     chan fetched
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	cur  *partition.Partition
-	part int // index of cur in keys
+	unit int // index of cur's unit in units
 	row  int // next row of cur
+	hi   int // end of the current unit
 	wait time.Duration
 	err  error
 }
@@ -50,8 +67,9 @@ type fetched struct {
 	err error
 }
 
-// New starts fetching keys[opts.StartPartition:] from st.
-func New(ctx context.Context, st blob.Store, keys []string, opts Options) *Iterator {
+// New starts fetching units[opts.StartUnit:] from st. Consecutive units of the same
+// partition share one fetch.
+func New(ctx context.Context, st blob.Store, units []Unit, opts Options) *Iterator {
 	if opts.Minibatch <= 0 {
 		opts.Minibatch = 100
 	}
@@ -59,13 +77,21 @@ func New(ctx context.Context, st blob.Store, keys []string, opts Options) *Itera
 		opts.Buffer = 2
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	it := &Iterator{opts: opts, keys: keys, ch: make(chan fetched, opts.Buffer), cancel: cancel, part: opts.StartPartition - 1}
+	it := &Iterator{opts: opts, units: units, ch: make(chan fetched, opts.Buffer), cancel: cancel, unit: opts.StartUnit - 1}
 	it.wg.Add(1)
 	go func() {
 		defer it.wg.Done()
 		defer close(it.ch)
-		for i := opts.StartPartition; i < len(keys); i++ {
-			p, err := partition.Read(ctx, st, keys[i])
+		var last *partition.Partition
+		for i := opts.StartUnit; i < len(units); i++ {
+			var p *partition.Partition
+			var err error
+			if last != nil && i > opts.StartUnit && units[i-1].Key == units[i].Key {
+				p = last
+			} else {
+				p, err = partition.Read(ctx, st, units[i].Key)
+				last = p
+			}
 			select {
 			case it.ch <- fetched{idx: i, p: p, err: err}:
 			case <-ctx.Done():
@@ -85,7 +111,7 @@ func (it *Iterator) Next() (partition.Batch, error) {
 	if it.err != nil {
 		return partition.Batch{}, it.err
 	}
-	for it.cur == nil || it.row >= it.cur.Rows() {
+	for it.cur == nil || it.row >= it.hi {
 		start := time.Now()
 		f, ok := <-it.ch
 		it.wait += time.Since(start)
@@ -94,30 +120,35 @@ func (it *Iterator) Next() (partition.Batch, error) {
 			return partition.Batch{}, io.EOF
 		}
 		if f.err != nil {
-			it.err = fmt.Errorf("partition %d of %d: %w", f.idx+1, len(it.keys), f.err)
+			it.err = fmt.Errorf("unit %d of %d: %w", f.idx+1, len(it.units), f.err)
 			return partition.Batch{}, it.err
 		}
-		it.cur, it.part, it.row = f.p, f.idx, 0
-		if f.idx == it.opts.StartPartition {
-			it.row = min(it.opts.StartRow, f.p.Rows())
+		u := it.units[f.idx]
+		it.cur, it.unit = f.p, f.idx
+		it.row, it.hi = min(max(u.Lo, 0), f.p.Rows()), f.p.Rows()
+		if u.Hi >= 0 {
+			it.hi = min(u.Hi, f.p.Rows())
+		}
+		if f.idx == it.opts.StartUnit && it.opts.StartRow > it.row {
+			it.row = min(it.opts.StartRow, it.hi)
 		}
 	}
 	lo := it.row
-	hi := min(lo+it.opts.Minibatch, it.cur.Rows())
+	hi := min(lo+it.opts.Minibatch, it.hi)
 	it.row = hi
 	return it.cur.Batch(lo, hi), nil
 }
 
-// Position is where the next batch starts: a partition index and a row in it. An
-// iterator created with these as StartPartition and StartRow continues from there.
-func (it *Iterator) Position() (part, row int) {
+// Position is where the next batch starts: a unit index and a row of its partition.
+// An iterator created with these as StartUnit and StartRow continues from there.
+func (it *Iterator) Position() (unit, row int) {
 	if it.cur == nil {
-		return it.opts.StartPartition, it.opts.StartRow
+		return it.opts.StartUnit, it.opts.StartRow
 	}
-	if it.row >= it.cur.Rows() {
-		return it.part + 1, 0
+	if it.row >= it.hi {
+		return it.unit + 1, 0
 	}
-	return it.part, it.row
+	return it.unit, it.row
 }
 
 // Wait is the total time Next spent waiting for a partition to arrive: near zero

@@ -47,7 +47,7 @@ func TestIteratorOrderAndResume(t *testing.T) {
 	keys := writeParts(t, st, 5, 23)
 	var all []uint32
 	var positions [][2]int
-	it := New(context.Background(), st, keys, Options{Minibatch: 10})
+	it := New(context.Background(), st, Units(keys), Options{Minibatch: 10})
 	for {
 		p, r := it.Position()
 		b, err := it.Next()
@@ -74,7 +74,7 @@ func TestIteratorOrderAndResume(t *testing.T) {
 	}
 	// Resuming at any recorded position continues with exactly the rest.
 	for _, pos := range positions {
-		it := New(context.Background(), st, keys, Options{Minibatch: 10, StartPartition: pos[0], StartRow: pos[1]})
+		it := New(context.Background(), st, Units(keys), Options{Minibatch: 10, StartUnit: pos[0], StartRow: pos[1]})
 		b, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
@@ -93,7 +93,7 @@ func TestIteratorCorruptPartition(t *testing.T) {
 	if err := st.Put(context.Background(), keys[1], bytes.NewReader([]byte("STRP garbage"))); err != nil {
 		t.Fatal(err)
 	}
-	it := New(context.Background(), st, keys, Options{Minibatch: 100})
+	it := New(context.Background(), st, Units(keys), Options{Minibatch: 100})
 	defer it.Close()
 	if _, err := it.Next(); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestIteratorCorruptPartition(t *testing.T) {
 func TestIteratorCloseEarly(t *testing.T) {
 	st, _ := fileblob.New(t.TempDir())
 	keys := writeParts(t, st, 20, 5)
-	it := New(context.Background(), st, keys, Options{Minibatch: 5, Buffer: 1})
+	it := New(context.Background(), st, Units(keys), Options{Minibatch: 5, Buffer: 1})
 	if _, err := it.Next(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,5 +119,42 @@ func TestIteratorCloseEarly(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close hung")
+	}
+}
+
+// TestIteratorUnits reads row ranges of partitions, sharing a fetch between
+// consecutive units of one partition, and resumes inside a unit.
+func TestIteratorUnits(t *testing.T) {
+	st, _ := fileblob.New(t.TempDir())
+	keys := writeParts(t, st, 2, 30)
+	units := []Unit{{Key: keys[0], Lo: 0, Hi: 10}, {Key: keys[0], Lo: 20, Hi: 30}, {Key: keys[1], Lo: 5, Hi: -1}, {Key: keys[0], Lo: 10, Hi: 20}}
+	read := func(it *Iterator) []uint32 {
+		var got []uint32
+		for {
+			b, err := it.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b.Indices...)
+		}
+		it.Close()
+		return got
+	}
+	got := read(New(context.Background(), st, units, Options{Minibatch: 4}))
+	var want []uint32
+	for _, r := range [][2]int{{0, 10}, {20, 30}, {35, 60}, {10, 20}} {
+		for i := r[0]; i < r[1]; i++ {
+			want = append(want, uint32(i))
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("rows %v\nwant %v", got, want)
+	}
+	got = read(New(context.Background(), st, units, Options{Minibatch: 4, StartUnit: 2, StartRow: 12}))
+	if got[0] != 42 || len(got) != 18+10 {
+		t.Fatalf("resumed inside unit 2: %v", got)
 	}
 }

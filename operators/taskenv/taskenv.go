@@ -87,7 +87,9 @@ type services struct {
 	te operators.TaskEnv
 }
 
-func (s *services) Blob(ctx context.Context) (blob.Store, error) { return s.f.store(ctx, s.te, s.te.Blob) }
+func (s *services) Blob(ctx context.Context) (blob.Store, error) {
+	return s.f.store(ctx, s.te, s.te.Blob)
+}
 
 func (s *services) OpenStore(ctx context.Context, uri string) (blob.Store, error) {
 	return s.f.store(ctx, s.te, uri)
