@@ -16,6 +16,8 @@ import (
 // retries it.
 type FunctionError struct {
 	Function string
+	// Endpoint is the emulator that ran the function, or "" on AWS.
+	Endpoint string
 	Stage    string
 	Task     string // operators.Task.Name()
 	// Kind is Lambda's X-Amz-Function-Error: "Handled" or "Unhandled".
@@ -41,6 +43,9 @@ func (e *FunctionError) Error() string {
 		what = "crashed"
 	}
 	fmt.Fprintf(&b, "stage %s: task %s %s in function %s", e.Stage, e.Task, what, e.Function)
+	if e.Endpoint != "" {
+		fmt.Fprintf(&b, " (emulator %s)", e.Endpoint)
+	}
 	switch {
 	case e.Type != "" && e.Message != "":
 		fmt.Fprintf(&b, ": %s: %s", e.Type, e.Message)

@@ -257,7 +257,7 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 			return nil, usage, fmt.Errorf("task %s abandoned while the function runs: %w", t.Name(), ctx.Err())
 		}
 		if r.err == nil {
-			return b.decode(t, r, usage)
+			return b.decode(t, endpoint, r, usage)
 		}
 		if ctx.Err() != nil {
 			return nil, usage, fmt.Errorf("task %s abandoned: %w", t.Name(), ctx.Err())
@@ -268,7 +268,7 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 			status = re.HTTPStatusCode()
 		}
 		if status == http.StatusBadGateway {
-			return b.crashed(t, r, usage)
+			return b.crashed(t, endpoint, r, usage)
 		}
 		if !retryable(r.err, status) || try >= b.opts.MaxRetries {
 			return nil, usage, b.invokeError(t, endpoint, r.err, try)
@@ -355,7 +355,7 @@ func (b *Backend) do(ctx context.Context, endpoint string, payload []byte) reply
 }
 
 // decode turns a 2xx reply into a result or a function error.
-func (b *Backend) decode(t *operators.Task, r reply, usage executor.Usage) (*operators.Result, executor.Usage, error) {
+func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage executor.Usage) (*operators.Result, executor.Usage, error) {
 	out := r.out
 	if out.LogResult != nil {
 		if tail, err := base64.StdEncoding.DecodeString(*out.LogResult); err == nil {
@@ -368,7 +368,7 @@ func (b *Backend) decode(t *operators.Task, r reply, usage executor.Usage) (*ope
 	p, isErr := parseErrorPayload(out.Payload)
 	if out.FunctionError != nil || isErr {
 		fe := &FunctionError{
-			Function: b.function(), Stage: t.Stage, Task: t.Name(), Kind: "Handled",
+			Function: b.function(), Endpoint: endpoint, Stage: t.Stage, Task: t.Name(), Kind: "Handled",
 			Type: p.Type, Message: p.message(), Stack: p.frames(), LogTail: usage.LogTail,
 		}
 		if out.FunctionError != nil {
@@ -381,15 +381,19 @@ func (b *Backend) decode(t *operators.Task, r reply, usage executor.Usage) (*ope
 	}
 	var res operators.Result
 	if err := json.Unmarshal(out.Payload, &res); err != nil {
-		return nil, usage, fmt.Errorf("stage %s: task %s: function %s replied with something that is not a result (%v): %s", t.Stage, t.Name(), b.function(), err, snippet(out.Payload))
+		where := ""
+		if endpoint != "" {
+			where = " at " + endpoint
+		}
+		return nil, usage, fmt.Errorf("stage %s: task %s: function %s%s replied with something that is not a result (%v): %s", t.Stage, t.Name(), b.function(), where, err, snippet(out.Payload))
 	}
 	return &res, usage, nil
 }
 
 // crashed turns a 502 answer — the function died: the emulator's answer to a crash,
 // or Lambda's to a function it cannot run — into a function error.
-func (b *Backend) crashed(t *operators.Task, r reply, usage executor.Usage) (*operators.Result, executor.Usage, error) {
-	fe := &FunctionError{Function: b.function(), Stage: t.Stage, Task: t.Name(), Kind: "Unhandled"}
+func (b *Backend) crashed(t *operators.Task, endpoint string, r reply, usage executor.Usage) (*operators.Result, executor.Usage, error) {
+	fe := &FunctionError{Function: b.function(), Endpoint: endpoint, Stage: t.Stage, Task: t.Name(), Kind: "Unhandled"}
 	if p, ok := parseErrorPayload(r.errBody); ok {
 		fe.Type, fe.Message, fe.Stack = p.Type, p.message(), p.frames()
 	} else {
@@ -398,11 +402,12 @@ func (b *Backend) crashed(t *operators.Task, r reply, usage executor.Usage) (*op
 	return nil, usage, fe
 }
 
+// function names the function in messages.
 func (b *Backend) function() string {
-	if b.pool != nil {
-		return b.opts.EndpointFunction + " (emulated)"
+	if b.opts.Function != "" {
+		return b.opts.Function
 	}
-	return b.opts.Function
+	return b.opts.EndpointFunction
 }
 
 // invokeError explains a request that failed for good.
