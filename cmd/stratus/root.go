@@ -91,6 +91,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.stateCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
+		c.deployCmd(),
 		c.versionCmd(),
 	)
 	return root
