@@ -20,11 +20,7 @@ import (
 	"github.com/stratus-ml/stratus/state"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	lambdatest.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(lambdatest.Main(m)) }
 
 // emulators starts n emulators serving the test bootstrap and returns a backend
 // invoking them.

@@ -27,14 +27,35 @@ const TestBootstrap = "./executor/testops/bootstrap"
 
 var (
 	buildMu  sync.Mutex
-	builds   = map[string]string{} // package → binary
+	shared   bool                  // set by Main: keep builds for the whole test binary
+	builds   = map[string]string{} // package → binary, when shared
 	buildDir string
 )
 
+// Main runs a package's tests with builds shared among them: each bootstrap is
+// compiled once per test binary and deleted at the end. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(lambdatest.Main(m)) }
+//
+// Without it, Build compiles into each test's temporary directory.
+func Main(m *testing.M) int {
+	buildMu.Lock()
+	shared = true
+	buildMu.Unlock()
+	code := m.Run()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	buildDir, builds = "", map[string]string{}
+	return code
+}
+
 // Build compiles pkg (a path relative to the module root, e.g. TestBootstrap) as a
 // Lambda bootstrap for this machine (CGO_ENABLED=0, -tags lambda.norpc) and returns
-// the binary's path. It builds each package once per test binary; RemoveBuilds
-// deletes the binaries (call it from TestMain).
+// the binary's path: once per test binary under Main, else into t's temporary
+// directory. Cost: a `go build`, about a second with a warm build cache.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -46,14 +67,19 @@ func Build(t testing.TB, pkg string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if buildDir == "" {
-		if buildDir, err = os.MkdirTemp("", "stratus-bootstrap-"); err != nil {
+	var dir string
+	if shared {
+		if buildDir == "" {
+			if buildDir, err = os.MkdirTemp("", "stratus-bootstrap-"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir = filepath.Join(buildDir, fmt.Sprint(len(builds)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	dir := filepath.Join(buildDir, fmt.Sprint(len(builds)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	} else {
+		dir = t.TempDir()
 	}
 	out := filepath.Join(dir, "bootstrap")
 	cmd := exec.Command(goTool(), "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, pkg)
@@ -62,18 +88,10 @@ func Build(t testing.TB, pkg string) string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", pkg, err, b)
 	}
-	builds[pkg] = out
-	return out
-}
-
-// RemoveBuilds deletes what Build made.
-func RemoveBuilds() {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
+	if shared {
+		builds[pkg] = out
 	}
-	buildDir, builds = "", map[string]string{}
+	return out
 }
 
 func goTool() string {
