@@ -148,6 +148,13 @@ func (e *Emulator) Alive() bool {
 	}
 }
 
+// Stop kills the emulator and its function and waits for them; the test's
+// cleanup does it too.
+func (e *Emulator) Stop() {
+	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+	<-e.done
+}
+
 // Log returns what the emulator and the function printed so far.
 func (e *Emulator) Log() string { return e.log.String() }
 
@@ -192,9 +199,7 @@ func Start(t testing.TB, bootstrap string, n int, o Options) []*Emulator {
 			close(e.done)
 		}()
 		t.Cleanup(func() {
-			// The emulator runs the function as its child; kill both.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-e.done
+			e.Stop() // the emulator and the function, its child
 			if t.Failed() {
 				t.Logf("emulator %s output (tail):\n%s", e.URL, tail(e.Log(), 40))
 			}
