@@ -49,15 +49,25 @@ output "after"    { value = test_map.after.sum }
 func TestLambdaMatchesLocal(t *testing.T) {
 	lrec := &recorder{}
 	lb := local.New(testRegistry(t), taskenv.New(), local.Options{MaxConcurrency: 3})
-	want, _, err := applyOn(t, lb, pipeline, lrec)
+	want, lsum, err := applyOn(t, lb, pipeline, lrec)
 	lb.Close()
 	if err != nil {
+		for _, s := range lsum.Stages {
+			if s.Error != "" {
+				t.Logf("%s: %s", s.Address, s.Error)
+			}
+		}
 		t.Fatalf("local: %v", err)
 	}
 	be, ems := emulators(t, 3, lambdatest.Options{})
 	rec := &recorder{}
 	got, sum, err := applyOn(t, be, pipeline, rec)
 	if err != nil {
+		for _, s := range sum.Stages {
+			if s.Error != "" {
+				t.Logf("%s: %s", s.Address, s.Error)
+			}
+		}
 		t.Fatalf("lambda: %v", err)
 	}
 	if len(got) != 5 {

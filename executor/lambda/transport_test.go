@@ -3,6 +3,7 @@ package lambda_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -118,7 +119,8 @@ func TestInvokeResendsTransientFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeLambda(t, tc.script...)
 			be := fakeBackend(t, f, lambdabe.Options{})
-			res, usage, err := be.Invoke(context.Background(), task(t, 2, map[string]any{"i": 2}))
+			tk := task(t, 2, map[string]any{"i": 2})
+			res, usage, err := be.Invoke(context.Background(), tk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,8 +143,14 @@ func TestInvokeResendsTransientFailures(t *testing.T) {
 			if r.Header.Get("X-Amz-Log-Type") != "Tail" {
 				t.Errorf("log type %q", r.Header.Get("X-Amz-Log-Type"))
 			}
-			if !strings.Contains(f.bodies[0], `"kind":"test.square"`) {
-				t.Errorf("payload %s is not the task", f.bodies[0])
+			// The payload is the task itself: the attempt's output prefix and
+			// deadline travel with it.
+			var sent operators.Task
+			if err := json.Unmarshal([]byte(f.bodies[0]), &sent); err != nil {
+				t.Fatalf("payload %s: %v", f.bodies[0], err)
+			}
+			if sent.Kind != "test.square" || sent.Index != 2 || sent.OutputPrefix != tk.OutputPrefix || !sent.Deadline.Equal(tk.Deadline) || string(sent.Params) != string(tk.Params) {
+				t.Errorf("payload %s is not the task %+v", f.bodies[0], tk)
 			}
 		})
 	}
