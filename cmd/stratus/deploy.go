@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,6 +58,9 @@ func (c *cli) deploy(ctx context.Context, dir string, f deployFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C stops the build or the AWS calls and still removes the build directory.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cfg, ok := c.loadPipeline(dir, f.vf, false)
 	if !ok {
 		return exitError{1}
