@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -30,6 +31,8 @@ type Options struct {
 	Observer Observer
 	// TaskEnv is what every task receives: blob store root, psstore shards, token.
 	TaskEnv operators.TaskEnv
+	// Services are the run's stores as coordinators reach them (built from TaskEnv).
+	Services operators.Services
 	// Parallelism bounds the stages running at once (default 10, as Terraform).
 	Parallelism int
 	// Retries is the default number of retries per task (default 3); a stage's
@@ -257,6 +260,9 @@ func (o *Options) defaults() {
 	if o.Observer == nil {
 		o.Observer = Observers(nil)
 	}
+	if o.Services == nil {
+		o.Services = taskenv.New().Services(o.TaskEnv)
+	}
 }
 
 // runStage evaluates a stage's configuration with its upstream outputs, runs its
@@ -324,7 +330,8 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	}
 	dir, _ := filepath.Abs(sp.Node.Module.Dir)
 	run := &stageRun{
-		addr: sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
+		Services: o.Services,
+		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
 	}
 	out, err := op.Coordinator.Run(ctx, run)

@@ -12,6 +12,7 @@ import (
 // stageRun is the executor's side of one stage run, handed to its coordinator as an
 // operators.Stage.
 type stageRun struct {
+	operators.Services
 	addr     string
 	key      string
 	operator string

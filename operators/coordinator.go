@@ -47,6 +47,8 @@ type Stage interface {
 	// of a long-running wave hold their slots, so a coordinator that needs several
 	// long-running waves at once must fit them in.
 	Capacity() int
+	// Services reach the run's blob store (and psstore) from the coordinator.
+	Services
 	// Event reports a stage-level event (a metric, a note) to the progress output,
 	// the event stream and the state store.
 	Event(e Event)

@@ -138,6 +138,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		Registry:      registry,
 		Observer:      obs,
 		TaskEnv:       rt.env,
+		Services:      rt.services,
 		Parallelism:   f.parallelism,
 		Retries:       3,
 		TaskTimeout:   rt.taskTimeout,

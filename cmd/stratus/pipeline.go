@@ -57,7 +57,7 @@ func (c *cli) printDiags(cfg *dsl.Config, diags hcl.Diagnostics) {
 
 // buildPlan loads the state (read-only use) and plans cfg.
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
-	p, diags := planner.Build(ctx, cfg, planner.Options{State: st})
+	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: newRemoteSources(cfg)})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false

@@ -89,6 +89,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.planCmd(),
 		c.applyCmd(),
 		c.stateCmd(),
+		newGenCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
 		c.deployCmd(),

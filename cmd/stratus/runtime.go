@@ -16,6 +16,7 @@ import (
 type runtime struct {
 	backend     executor.Backend
 	env         operators.TaskEnv
+	services    operators.Services
 	taskTimeout time.Duration
 	lifetime    time.Duration
 	price       float64
@@ -47,9 +48,11 @@ func (c *cli) newRuntime(ctx context.Context, cfg *dsl.Config, dir, override str
 		}
 		envs := taskenv.New()
 		be := local.New(registry, envs, local.Options{MaxConcurrency: lb.MaxConcurrency, MemoryMB: lb.MemoryMB})
+		te := operators.TaskEnv{Blob: cfg.BlobURI(absDir(stateDir(dir)))}
 		rt := &runtime{
 			backend:     be,
-			env:         operators.TaskEnv{Blob: cfg.BlobURI(absDir(stateDir(dir)))},
+			env:         te,
+			services:    envs.Services(te),
 			taskTimeout: lb.TaskTimeoutD,
 			lifetime:    lb.LifetimeD,
 			price:       executor.PriceGBSecondARM,

@@ -1,24 +1,30 @@
 // Package taskenv builds the Env a task handler runs with from the task's TaskEnv
 // alone, caching connections across invocations of one process: the local backend
-// shares one Factory among its goroutines, and a Lambda function keeps one across
-// warm invocations.
+// shares one Factory among its goroutines, a Lambda function keeps one across warm
+// invocations, and the executor gives coordinators the same services.
 package taskenv
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/operators"
 )
 
-// Factory makes Envs. It is safe for concurrent use.
+// Factory makes Envs and the services behind them. It is safe for concurrent use.
 type Factory struct {
 	logger   *slog.Logger
 	progress func(t *operators.Task, done, total int64)
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	stores map[storeKey]blob.Store
 }
+
+type storeKey struct{ uri, region, endpoint string }
 
 // Option configures a Factory.
 type Option func(*Factory)
@@ -33,7 +39,7 @@ func WithProgress(fn func(t *operators.Task, done, total int64)) Option {
 
 // New returns a Factory.
 func New(opts ...Option) *Factory {
-	f := &Factory{logger: slog.New(slog.DiscardHandler)}
+	f := &Factory{logger: slog.New(slog.DiscardHandler), stores: map[storeKey]blob.Store{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -42,17 +48,53 @@ func New(opts ...Option) *Factory {
 
 // Env returns the environment for t.
 func (f *Factory) Env(ctx context.Context, t *operators.Task) (operators.Env, error) {
-	return &env{f: f, task: t, logger: f.logger.With("task", t.Name())}, nil
+	return &env{Services: f.Services(t.Env), f: f, task: t, logger: f.logger.With("task", t.Name())}, nil
+}
+
+// Services returns the services of a run with environment te.
+func (f *Factory) Services(te operators.TaskEnv) operators.Services {
+	return &services{f: f, te: te}
 }
 
 // Close releases cached connections.
 func (f *Factory) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stores = map[storeKey]blob.Store{}
 	return nil
 }
 
+func (f *Factory) store(ctx context.Context, te operators.TaskEnv, uri string) (blob.Store, error) {
+	if uri == "" {
+		return nil, fmt.Errorf("no blob store configured for this run")
+	}
+	k := storeKey{uri, te.BlobRegion, te.BlobEndpoint}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.stores[k]; ok {
+		return s, nil
+	}
+	s, err := blobs.Open(ctx, uri, blobs.Options{Region: te.BlobRegion, Endpoint: te.BlobEndpoint})
+	if err != nil {
+		return nil, fmt.Errorf("open blob store %s: %w", uri, err)
+	}
+	f.stores[k] = s
+	return s, nil
+}
+
+type services struct {
+	f  *Factory
+	te operators.TaskEnv
+}
+
+func (s *services) Blob(ctx context.Context) (blob.Store, error) { return s.f.store(ctx, s.te, s.te.Blob) }
+
+func (s *services) OpenStore(ctx context.Context, uri string) (blob.Store, error) {
+	return s.f.store(ctx, s.te, uri)
+}
+
 type env struct {
+	operators.Services
 	f      *Factory
 	task   *operators.Task
 	logger *slog.Logger

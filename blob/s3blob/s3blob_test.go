@@ -1,0 +1,171 @@
+package s3blob_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/blob/blobtest"
+	"github.com/stratus-ml/stratus/blob/s3blob"
+	"github.com/stratus-ml/stratus/blob/s3blob/miniotest"
+)
+
+func newStore(t *testing.T, srv *miniotest.Server, bucket, prefix string, mod func(*s3blob.Options)) *s3blob.Store {
+	t.Helper()
+	opts := s3blob.Options{
+		Bucket:          bucket,
+		Prefix:          prefix,
+		Region:          srv.Region,
+		Endpoint:        srv.Endpoint,
+		PathStyle:       true,
+		AccessKeyID:     srv.AccessKey,
+		SecretAccessKey: srv.SecretKey,
+		PartSize:        s3blob.MinPartSize,
+		Concurrency:     2,
+		MaxAttempts:     2,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	s, err := s3blob.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	srv := miniotest.Start(t)
+	blobtest.RunContract(t, func(t *testing.T) blob.Store {
+		return newStore(t, srv, srv.NewBucket(t), "", nil)
+	})
+}
+
+func TestContractWithPrefix(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	blobtest.RunContract(t, func(t *testing.T) blob.Store {
+		// Stores under different prefixes of one bucket must not see each other.
+		return newStore(t, srv, bucket, "runs/"+strings.ReplaceAll(t.Name(), "/", "_"), nil)
+	})
+}
+
+func TestErrorsSayWhatIsWrong(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+
+	t.Run("missing bucket", func(t *testing.T) {
+		s := newStore(t, srv, "no-such-bucket", "p", nil)
+		for op, err := range map[string]error{
+			"Get":  func() error { _, err := s.Get(ctx, "k"); return err }(),
+			"Stat": func() error { _, err := s.Stat(ctx, "k"); return err }(),
+			"List": func() error { _, err := s.List(ctx, ""); return err }(),
+			"Put":  s.Put(ctx, "k", strings.NewReader("x")),
+		} {
+			if !errors.Is(err, blob.ErrNoBucket) || errors.Is(err, blob.ErrNotFound) {
+				t.Errorf("%s: %v; want ErrNoBucket (and not ErrNotFound)", op, err)
+				continue
+			}
+			for _, want := range []string{"s3://no-such-bucket/p/", `bucket "no-such-bucket" not found`, "create it"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s error %q lacks %q", op, err, want)
+				}
+			}
+		}
+	})
+
+	t.Run("missing object", func(t *testing.T) {
+		s := newStore(t, srv, bucket, "", nil)
+		_, err := s.Get(ctx, "dir/missing")
+		if !errors.Is(err, blob.ErrNotFound) || !strings.Contains(err.Error(), "s3://"+bucket+"/dir/missing") {
+			t.Errorf("Get: %v", err)
+		}
+		_, err = s.Stat(ctx, "dir/missing")
+		if !errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("Stat: %v", err)
+		}
+	})
+
+	t.Run("wrong secret", func(t *testing.T) {
+		s := newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.SecretAccessKey = "wrong-secret-key" })
+		_, err := s.Get(ctx, "k")
+		if !errors.Is(err, blob.ErrAccessDenied) || !strings.Contains(err.Error(), "AWS_SECRET_ACCESS_KEY") {
+			t.Errorf("Get: %v; want ErrAccessDenied naming AWS_SECRET_ACCESS_KEY", err)
+		}
+		_, err = s.Stat(ctx, "k")
+		if !errors.Is(err, blob.ErrAccessDenied) || !strings.Contains(err.Error(), "credentials") {
+			t.Errorf("Stat: %v; want ErrAccessDenied mentioning credentials", err)
+		}
+	})
+
+	t.Run("unknown access key", func(t *testing.T) {
+		s := newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.AccessKeyID = "nobody" })
+		err := s.Put(ctx, "k", strings.NewReader("x"))
+		if !errors.Is(err, blob.ErrAccessDenied) || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+			t.Errorf("Put: %v; want ErrAccessDenied naming AWS_ACCESS_KEY_ID", err)
+		}
+		_, err = s.List(ctx, "")
+		if !errors.Is(err, blob.ErrAccessDenied) {
+			t.Errorf("List: %v; want ErrAccessDenied", err)
+		}
+	})
+}
+
+func TestPartSizeBelowMinimum(t *testing.T) {
+	_, err := s3blob.New(context.Background(), s3blob.Options{Bucket: "b", PartSize: 1 << 20, Region: "us-east-1"})
+	if err == nil || !strings.Contains(err.Error(), "minimum") {
+		t.Errorf("New with a 1 MiB part size = %v, want an error naming the minimum", err)
+	}
+}
+
+// failAfter yields n bytes of 'x' and then fails.
+type failAfter struct{ n int }
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, errors.New("source broke")
+	}
+	m := min(len(p), f.n)
+	for i := range p[:m] {
+		p[i] = 'x'
+	}
+	f.n -= m
+	return m, nil
+}
+
+func TestFailedMultipartIsAborted(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	s := newStore(t, srv, bucket, "", nil)
+	ctx := context.Background()
+	if err := s.Put(ctx, "big", &failAfter{n: 3 * s3blob.MinPartSize}); err == nil {
+		t.Fatal("Put from a failing reader succeeded")
+	}
+	out, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left open after a failed Put", len(out.Uploads))
+	}
+}
+
+func TestMessages(t *testing.T) {
+	// Shows the messages users meet (go test -v); asserted in TestErrorsSayWhatIsWrong.
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	_, err := newStore(t, srv, "no-such-bucket", "", nil).Get(ctx, "k")
+	t.Log(err)
+	_, err = newStore(t, srv, bucket, "", nil).Get(ctx, "k")
+	t.Log(err)
+	_, err = newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.SecretAccessKey = "bad-secret" }).Get(ctx, "k")
+	t.Log(err)
+	_, err = newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.SecretAccessKey = "bad-secret" }).Stat(ctx, "k")
+	t.Log(err)
+}
