@@ -9,6 +9,7 @@ import (
 	"github.com/stratus-ml/stratus/executor"
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
 )
 
 // lambdaRuntime sets up the lambda backend from the pipeline's backend "lambda"
@@ -55,14 +56,17 @@ func (c *cli) lambdaRuntime(ctx context.Context, cfg *dsl.Config, dir string) (*
 	if cfg.Backend.Type == "lambda" {
 		env.BlobRegion, env.BlobEndpoint, env.PSStore = lb.Region, lb.S3Endpoint, lb.PSStore
 	}
+	// Coordinators run here and reach the run's stores directly.
+	envs := taskenv.New()
 	rt := &runtime{
-		backend: be,
-		env:     env,
+		backend:  be,
+		env:      env,
+		services: envs.Services(env),
 		// An attempt may use the whole function timeout; the runner then gives up.
 		taskTimeout: lb.TimeoutD + 10*time.Second,
 		lifetime:    lb.LifetimeD,
 		price:       price,
 	}
-	rt.closers = append(rt.closers, be.Close)
+	rt.closers = append(rt.closers, envs.Close, be.Close)
 	return rt, nil
 }
