@@ -81,7 +81,7 @@ func (s *Store) PutStage(r *StageRecord) error {
 		return fmt.Errorf("encode stage record %s: %w", r.Address, err)
 	}
 	keyRef, _ := json.Marshal(r.Address)
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) error {
 		if err := txn.Set([]byte(pStage+r.Address), b); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (s *Store) DeleteStage(addr string) (bool, error) {
 	if err != nil || r == nil {
 		return false, err
 	}
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) error {
 		if err := txn.Delete([]byte(pStage + addr)); err != nil {
 			return err
 		}

@@ -116,6 +116,18 @@ func (s *Store) Serial() (uint64, error) {
 	return n, err
 }
 
+// update runs fn in a read-write transaction, running it again when a concurrent
+// transaction committed a write to a key fn read (badger.ErrConflict): stages that
+// complete at once all bump the serial, and all of them must be recorded.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	for try := 0; ; try++ {
+		err := s.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) || try == 100 {
+			return err
+		}
+	}
+}
+
 func bumpSerial(txn *badger.Txn) error {
 	var n uint64
 	it, err := txn.Get([]byte(kSerial))

@@ -92,6 +92,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		newGenCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
+		c.deployCmd(),
 		c.versionCmd(),
 	)
 	return root

@@ -59,6 +59,8 @@ func (c *cli) newRuntime(ctx context.Context, cfg *dsl.Config, dir, override str
 		}
 		rt.closers = append(rt.closers, be.Close)
 		return rt, nil
+	case "lambda":
+		return c.lambdaRuntime(ctx, cfg, dir)
 	default:
 		return nil, fmt.Errorf("%w yet", errNoLambda)
 	}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/executor"
+	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
+)
+
+// lambdaRuntime sets up the lambda backend from the pipeline's backend "lambda"
+// block. STRATUS_LAMBDA_ENDPOINTS (comma-separated base URLs) overrides the
+// block's endpoints, pointing the client at Lambda Runtime Interface Emulators;
+// with it, -backend lambda also runs a pipeline without a lambda block, with the
+// local blob store (the emulators run on this machine).
+func (c *cli) lambdaRuntime(ctx context.Context, cfg *dsl.Config, dir string) (*runtime, error) {
+	endpoints := lambdabe.EndpointsFromEnv()
+	var lb dsl.LambdaBackend
+	if cfg.Backend.Type == "lambda" {
+		lb = cfg.Backend.Lambda
+		if len(endpoints) == 0 {
+			endpoints = lb.Endpoints
+		}
+	} else if len(endpoints) == 0 {
+		return nil, errors.New("-backend lambda needs a backend \"lambda\" block (function, region, bucket), or emulator endpoints in " + lambdabe.EnvEndpoints)
+	}
+	if lb.MemoryMB == 0 {
+		lb.MemoryMB = dsl.DefaultMemoryMB
+	}
+	if lb.TimeoutD == 0 {
+		lb.TimeoutD = dsl.DefaultLambdaCap
+	}
+	if lb.LifetimeD == 0 {
+		lb.LifetimeD = lb.TimeoutD - lb.TimeoutD/20
+	}
+	be, err := lambdabe.New(ctx, lambdabe.Options{
+		Function:        lb.Function,
+		Region:          lb.Region,
+		MemoryMB:        lb.MemoryMB,
+		Endpoints:       endpoints,
+		MaxConcurrency:  lb.MaxConcurrency,
+		FunctionTimeout: lb.TimeoutD,
+	})
+	if err != nil {
+		return nil, err
+	}
+	price := executor.PriceGBSecondARM
+	if lb.Architecture == "x86_64" {
+		price = executor.PriceGBSecondX86
+	}
+	env := operators.TaskEnv{Blob: cfg.BlobURI(absDir(stateDir(dir)))}
+	if cfg.Backend.Type == "lambda" {
+		env.BlobRegion, env.BlobEndpoint, env.PSStore = lb.Region, lb.S3Endpoint, lb.PSStore
+	}
+	// Coordinators run here and reach the run's stores directly.
+	envs := taskenv.New()
+	rt := &runtime{
+		backend:  be,
+		env:      env,
+		services: envs.Services(env),
+		// An attempt may use the whole function timeout; the runner then gives up.
+		taskTimeout: lb.TimeoutD + 10*time.Second,
+		lifetime:    lb.LifetimeD,
+		price:       price,
+	}
+	rt.closers = append(rt.closers, envs.Close, be.Close)
+	return rt, nil
+}

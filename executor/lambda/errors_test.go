@@ -1,0 +1,65 @@
+package lambda
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseErrorPayload(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		isErr bool
+		msg   string
+	}{
+		{`{"errorMessage":"boom","errorType":"errorString"}`, true, "boom"},
+		{` {"errorType":"Runtime.ExitError"}`, true, ""},
+		{`{"errorMessage":""}`, true, ""},
+		{`{"output":{"errorMessage":"not me"}}`, false, ""},
+		{`{"output":1,"metrics":{"a":1}}`, false, ""},
+		{`Task timed out after 1.00 seconds`, false, ""},
+		{`{"errorMessage":`, false, ""},
+		{``, false, ""},
+	} {
+		p, ok := parseErrorPayload([]byte(tc.body))
+		if ok != tc.isErr || p.message() != tc.msg {
+			t.Errorf("%s: error %v %q, want %v %q", tc.body, ok, p.message(), tc.isErr, tc.msg)
+		}
+	}
+}
+
+func TestBilledDuration(t *testing.T) {
+	d, ok := billedDuration("REPORT RequestId: a\tBilled Duration: 3 ms\nREPORT RequestId: b\tDuration: 1.5 ms\tBilled Duration: 12 ms\t")
+	if !ok || d != 12*time.Millisecond {
+		t.Errorf("billed %v %v, want the last report's 12ms", d, ok)
+	}
+	if _, ok := billedDuration("no report"); ok {
+		t.Error("found a duration in a tail without a report")
+	}
+}
+
+func TestFunctionErrorMessage(t *testing.T) {
+	e := &FunctionError{Function: "fn", Endpoint: "http://127.0.0.1:1", Stage: "load.a", Task: "load.a/parse[3]", Kind: "Unhandled",
+		Type: "Runtime.ExitError", Message: "exit status 2", Stack: make([]string, 20)}
+	s := e.Error()
+	for _, want := range []string{"stage load.a", "task load.a/parse[3] crashed in function fn (emulator http://127.0.0.1:1)", "Runtime.ExitError: exit status 2", "… 8 more frames"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%q lacks %q", s, want)
+		}
+	}
+}
+
+// FuzzParseErrorPayload: any reply parses without panicking, and a reply that
+// decodes as an error has one of the error keys.
+func FuzzParseErrorPayload(f *testing.F) {
+	f.Add([]byte(`{"errorMessage":"x","errorType":"y","stackTrace":[{"path":"a","line":1,"label":"f"}]}`))
+	f.Add([]byte(`{"output":null}`))
+	f.Add([]byte(`{"stackTrace":"nope"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, ok := parseErrorPayload(b)
+		if ok && p.Message == nil && p.Type == "" {
+			t.Errorf("%q: an error without message or type", b)
+		}
+		_ = p.frames()
+	})
+}

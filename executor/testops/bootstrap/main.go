@@ -1,0 +1,21 @@
+// Command bootstrap is a Lambda function serving the built-in operators and the
+// executor's test operators (executor/testops). The lambda backend's tests build it
+// and run it under the AWS Lambda Runtime Interface Emulator.
+package main
+
+import (
+	"github.com/stratus-ml/stratus/executor/testops"
+	lambdaruntime "github.com/stratus-ml/stratus/lambda-runtime"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/builtin"
+)
+
+func main() {
+	ops := testops.Operators()
+	reg := builtin.Registry()
+	for _, n := range reg.Names() {
+		op, _ := reg.Lookup(n)
+		ops = append(ops, op)
+	}
+	lambdaruntime.Start(operators.MustRegistry(ops...))
+}
