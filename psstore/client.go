@@ -46,8 +46,8 @@ func WithTLS(cfg *tls.Config) Option { return func(o *clientOptions) { o.tls = c
 func WithPushWindow(n int) Option { return func(o *clientOptions) { o.pushWindow = n } }
 
 // WithFloat16 sends pushed gradients and receives pulled values as IEEE
-// binary16 (11 significant bits, range ±65504), halving value bytes. The
-// shard still computes in float32.
+// binary16 (11 significant bits, range ±65504: larger finite values are
+// clamped), halving value bytes. The shard still computes in float32.
 func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
 
 // WithMaxKeysPerRequest splits sparse pulls and pushes into requests of at

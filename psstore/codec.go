@@ -121,7 +121,8 @@ func valueWidth(f16 bool) int {
 	return 4
 }
 
-// appendValues appends vals as little-endian float32, or as binary16 when f16.
+// appendValues appends vals as little-endian float32, or as binary16 when
+// f16 (finite values saturate at ±65504).
 func appendValues(dst []byte, vals []float32, f16 bool) []byte {
 	w := valueWidth(f16)
 	off := len(dst)
@@ -135,7 +136,7 @@ func appendValues(dst []byte, vals []float32, f16 bool) []byte {
 	out := dst[off:]
 	if f16 {
 		for i, v := range vals {
-			binary.LittleEndian.PutUint16(out[2*i:], f32to16(v))
+			binary.LittleEndian.PutUint16(out[2*i:], f32to16(clampHalf(v)))
 		}
 		return dst
 	}
@@ -143,6 +144,18 @@ func appendValues(dst []byte, vals []float32, f16 bool) []byte {
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
 	}
 	return dst
+}
+
+// clampHalf saturates finite values to the binary16 range (±65504), so a
+// large finite gradient or weight stays finite on a 16-bit wire.
+func clampHalf(v float32) float32 {
+	switch {
+	case v > 65504:
+		return 65504
+	case v < -65504:
+		return -65504
+	}
+	return v
 }
 
 // decodeValues decodes len(dst) values from b, which must hold exactly that

@@ -113,22 +113,29 @@ func (p *sparsePlan) sort(keys []uint64) ([]uint64, []uint32) {
 	}
 	p.sk2 = grow(p.sk2, n)
 	p.ix2 = grow(p.ix2, n)
-	p.hist = [8][256]int32{}
 	var or, and uint64 = 0, ^uint64(0)
 	for _, k := range keys {
 		or |= k
 		and &= k
-		for b := 0; b < 8; b++ {
-			p.hist[b][byte(k>>(8*b))]++
-		}
 	}
 	varying := or ^ and // bits that differ between some keys
+	var digits [8]uint
+	nd := 0
+	for b := uint(0); b < 8; b++ {
+		if byte(varying>>(8*b)) != 0 {
+			p.hist[nd] = [256]int32{}
+			digits[nd] = b
+			nd++
+		}
+	}
+	for _, k := range keys {
+		for d := 0; d < nd; d++ {
+			p.hist[d][byte(k>>(8*digits[d]))]++
+		}
+	}
 	src, dst := p.sk, p.sk2
 	isrc, idst := p.ix, p.ix2
-	for b := 0; b < 8; b++ {
-		if byte(varying>>(8*b)) == 0 {
-			continue
-		}
+	for b := 0; b < nd; b++ {
 		h := &p.hist[b]
 		var sum int32
 		for i := range h {
@@ -136,7 +143,7 @@ func (p *sparsePlan) sort(keys []uint64) ([]uint64, []uint32) {
 			h[i] = sum
 			sum += c
 		}
-		shift := uint(8 * b)
+		shift := 8 * digits[b]
 		for i, k := range src {
 			d := byte(k >> shift)
 			pos := h[d]

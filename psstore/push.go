@@ -134,6 +134,11 @@ func (ps *pushStream) receive(g *pushGen) {
 			ps.fail(g, err, 0)
 			return
 		}
+		// Record a refusal before the push counts as resolved, so a Flush
+		// woken by it sees the error.
+		if ack.Code != 0 {
+			ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
+		}
 		ps.mu.Lock()
 		if g.failed {
 			ps.mu.Unlock()
@@ -147,9 +152,6 @@ func (ps *pushStream) receive(g *pushGen) {
 		ps.doneSeq = ack.Seq
 		ps.wake()
 		ps.mu.Unlock()
-		if ack.Code != 0 {
-			ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
-		}
 		<-ps.slots
 	}
 }
@@ -170,6 +172,18 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	lost := 0
 	if g.lastSeq > ps.doneSeq {
 		lost = int(g.lastSeq - ps.doneSeq)
+	}
+	others := lost
+	if own != 0 {
+		others--
+	}
+	// The error is recorded before the pushes count as resolved, so a
+	// Flush woken by them sees it.
+	if others > 0 && ps.c.ctx.Err() == nil {
+		ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh,
+			fmt.Errorf("%d unacknowledged pushes were lost when the push stream broke: %w", others, err)))
+	}
+	if lost > 0 {
 		ps.doneSeq = g.lastSeq
 	}
 	ps.wake()
@@ -177,14 +191,6 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	g.cancel()
 	for range lost {
 		<-ps.slots
-	}
-	others := lost
-	if own != 0 {
-		others--
-	}
-	if others > 0 && ps.c.ctx.Err() == nil {
-		ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh,
-			fmt.Errorf("%d unacknowledged pushes were lost when the push stream broke: %w", others, err)))
 	}
 }
 
