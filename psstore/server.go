@@ -267,22 +267,29 @@ func (s *Server) Close() error {
 func (s *Server) AuthFailures() uint64 { return s.auth.failures.Load() }
 
 // Serve runs one shard on lis until ctx is done, then closes it (see
-// Server.Close). It is what `stratus psstore serve` and the executor's
-// in-process shards run.
+// Server.Close). It is what the executor's in-process shards run;
+// `stratus psstore serve` does the same in two steps (NewServer, then
+// ServeContext) to report a bad configuration before it announces itself.
 func Serve(ctx context.Context, lis net.Listener, opts ServerOptions) error {
 	s, err := NewServer(opts)
 	if err != nil {
 		lis.Close()
 		return err
 	}
+	return s.ServeContext(ctx, lis)
+}
+
+// ServeContext answers requests on lis until ctx is done or serving fails,
+// then closes the server.
+func (s *Server) ServeContext(ctx context.Context, lis net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(lis) }()
 	select {
 	case <-ctx.Done():
-		err = s.Close()
+		err := s.Close()
 		<-errc
 		return err
-	case err = <-errc:
+	case err := <-errc:
 		cerr := s.Close()
 		if err == nil {
 			err = cerr
