@@ -66,6 +66,12 @@ type Client struct {
 
 	plans sync.Pool // *sparsePlan
 
+	// recent holds the plans of the last pulls, so a push of the same keys
+	// (the worker's usual pull, compute, push) skips sorting them again.
+	recentMu   sync.Mutex
+	recent     [8]*sparsePlan
+	recentNext int
+
 	errMu   sync.Mutex
 	pushErr error // first unreported push failure
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,33 @@ func (c *Client) Restore(ctx context.Context, model string) error {
 func (c *Client) getPlan() *sparsePlan  { return c.plans.Get().(*sparsePlan) }
 func (c *Client) putPlan(p *sparsePlan) { c.plans.Put(p) }
 
+// stashPlan keeps the plan of a finished pull for a following push of the
+// same keys, recycling the oldest stashed plan.
+func (c *Client) stashPlan(p *sparsePlan, keys []uint64) {
+	p.input = append(p.input[:0], keys...)
+	c.recentMu.Lock()
+	old := c.recent[c.recentNext]
+	c.recent[c.recentNext] = p
+	c.recentNext = (c.recentNext + 1) % len(c.recent)
+	c.recentMu.Unlock()
+	if old != nil {
+		c.putPlan(old)
+	}
+}
+
+// takePlan returns a stashed plan built from exactly keys, or nil.
+func (c *Client) takePlan(keys []uint64) *sparsePlan {
+	c.recentMu.Lock()
+	defer c.recentMu.Unlock()
+	for i, p := range c.recent {
+		if p != nil && len(p.input) == len(keys) && p.input[0] == keys[0] && slices.Equal(p.input, keys) {
+			c.recent[i] = nil
+			return p
+		}
+	}
+	return nil
+}
+
 // PullSparse sets dst[i] to the model's weight for keys[i], for every i.
 // keys may be in any order and repeat; every key must be < the model's dim.
 // len(dst) must be at least len(keys). The keys are split by shard and the
@@ -76,7 +104,6 @@ func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, ds
 		return nil
 	}
 	p := c.getPlan()
-	defer c.putPlan(p)
 	n := len(c.shards)
 	p.build(keys, n)
 	var err error
@@ -86,12 +113,14 @@ func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, ds
 		err = c.fanOut(ctx, p, func(s int) error { return c.pullShard(ctx, model, p, s) })
 	}
 	if err != nil {
+		c.putPlan(p)
 		return err
 	}
 	vals := p.vals
 	for i, s := range p.slot {
 		dst[i] = vals[s]
 	}
+	c.stashPlan(p, keys)
 	return nil
 }
 
@@ -175,10 +204,12 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 	if len(keys) == 0 {
 		return nil
 	}
-	p := c.getPlan()
+	p := c.takePlan(keys)
+	if p == nil {
+		p = c.getPlan()
+		p.build(keys, len(c.shards))
+	}
 	defer c.putPlan(p)
-	n := len(c.shards)
-	p.build(keys, n)
 	vals := p.vals
 	clear(vals)
 	for i, s := range p.slot {

@@ -34,8 +34,13 @@ type modelShard struct {
 
 	snapMu  sync.RWMutex
 	stripes [numStripes]paddedRWMutex
-	w       []float32 // weights, len localDim
-	st      []float32 // optimizer state, len localDim (nil for sgd)
+	// data holds the weights, interleaved with the optimizer state when
+	// the optimizer has one: w[k] = data[k*stride], state[k] =
+	// data[k*stride+1]. Interleaving puts a coordinate's weight and state
+	// in one cache line, so a push of random keys misses the cache once
+	// per key rather than twice.
+	data   []float32
+	stride uint64 // 1 (sgd) or 2
 
 	pushes, updates, pulls, pulledKeys atomic.Uint64
 
@@ -76,13 +81,14 @@ func newModelShard(spec ModelSpec, idx, n uint64) *modelShard {
 	if m.stripeLen == 0 {
 		m.stripeLen = 1
 	}
-	m.w = make([]float32, m.localDim)
+	m.stride = 1
 	if spec.hasState() {
-		m.st = make([]float32, m.localDim)
+		m.stride = 2
 	}
+	m.data = make([]float32, m.localDim*m.stride)
 	if spec.Init == InitNormal {
-		for i := range m.w {
-			m.w[i] = spec.initValue(uint64(i)*n + idx)
+		for i := uint64(0); i < m.localDim; i++ {
+			m.data[i*m.stride] = spec.initValue(i*n + idx)
 		}
 	}
 	return m
@@ -102,9 +108,9 @@ func (m *modelShard) pull(keys []uint64, out []float32) {
 		}
 		mu := &m.stripes[s]
 		mu.RLock()
-		w := m.w
+		data, stride := m.data, m.stride
 		for x := i; x < j; x++ {
-			out[x] = w[keys[x]]
+			out[x] = data[keys[x]*stride]
 		}
 		mu.RUnlock()
 		i = j
@@ -126,7 +132,7 @@ func (m *modelShard) push(keys []uint64, grads []float32, countPush bool) {
 		}
 		mu := &m.stripes[s]
 		mu.Lock()
-		m.spec.applyUpdate(m.w, m.st, keys[i:j], grads[i:j])
+		m.spec.applyUpdate(m.data, keys[i:j], grads[i:j])
 		mu.Unlock()
 		i = j
 	}
@@ -149,14 +155,19 @@ func (m *modelShard) snapshot() modelState {
 	m.snapMu.Lock()
 	defer m.snapMu.Unlock()
 	s := modelState{
-		w:          append([]float32(nil), m.w...),
+		w:          make([]float32, m.localDim),
 		pushes:     m.pushes.Load(),
 		updates:    m.updates.Load(),
 		pulls:      m.pulls.Load(),
 		pulledKeys: m.pulledKeys.Load(),
 	}
-	if m.st != nil {
-		s.st = append([]float32(nil), m.st...)
+	if m.stride == 1 {
+		copy(s.w, m.data)
+		return s
+	}
+	s.st = make([]float32, m.localDim)
+	for k := range s.w {
+		s.w[k], s.st[k] = m.data[2*k], m.data[2*k+1]
 	}
 	return s
 }
@@ -167,9 +178,12 @@ func (m *modelShard) restore(s modelState) {
 	for i := range m.stripes {
 		m.stripes[i].Lock()
 	}
-	copy(m.w, s.w)
-	if m.st != nil {
-		copy(m.st, s.st)
+	if m.stride == 1 {
+		copy(m.data, s.w)
+	} else {
+		for k := range s.w {
+			m.data[2*k], m.data[2*k+1] = s.w[k], s.st[k]
+		}
 	}
 	m.pushes.Store(s.pushes)
 	m.updates.Store(s.updates)
@@ -189,7 +203,13 @@ func (m *modelShard) dense(off uint64, out []float32) {
 		hi := min((s+1)*m.stripeLen, end)
 		mu := &m.stripes[s]
 		mu.RLock()
-		copy(out[lo-off:hi-off], m.w[lo:hi])
+		if m.stride == 1 {
+			copy(out[lo-off:hi-off], m.data[lo:hi])
+		} else {
+			for k := lo; k < hi; k++ {
+				out[k-off] = m.data[2*k]
+			}
+		}
 		mu.RUnlock()
 	}
 }

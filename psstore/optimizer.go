@@ -239,34 +239,37 @@ func (s ModelSpec) diff(o ModelSpec) string {
 }
 
 // applyUpdate applies one push's gradients to the coordinates keys (local,
-// sorted) of w and the optimizer state st, following the arithmetic in the
+// sorted) of a slice's data (weights, interleaved with the optimizer state
+// for momentum and adagrad: see modelShard), following the arithmetic in the
 // package documentation. The caller holds the locks covering keys.
-func (s *ModelSpec) applyUpdate(w, st []float32, keys []uint64, grads []float32) {
+func (s *ModelSpec) applyUpdate(data []float32, keys []uint64, grads []float32) {
 	lr, l2 := s.LearningRate, s.L2
 	switch s.Optimizer {
 	case OptimizerSGD:
 		for i, k := range keys {
-			wk := w[k]
+			wk := data[k]
 			g := grads[i] + l2*wk
-			w[k] = wk - lr*g
+			data[k] = wk - lr*g
 		}
 	case OptimizerMomentum:
 		mu := s.Momentum
 		for i, k := range keys {
-			wk := w[k]
+			c := data[2*k : 2*k+2 : 2*k+2]
+			wk := c[0]
 			g := grads[i] + l2*wk
-			v := mu*st[k] + g
-			st[k] = v
-			w[k] = wk - lr*v
+			v := mu*c[1] + g
+			c[1] = v
+			c[0] = wk - lr*v
 		}
 	case OptimizerAdagrad:
 		eps := s.Epsilon
 		for i, k := range keys {
-			wk := w[k]
+			c := data[2*k : 2*k+2 : 2*k+2]
+			wk := c[0]
 			g := grads[i] + l2*wk
-			h := st[k] + g*g
-			st[k] = h
-			w[k] = wk - lr*g/(float32(math.Sqrt(float64(h)))+eps)
+			h := c[1] + g*g
+			c[1] = h
+			c[0] = wk - lr*g/(float32(math.Sqrt(float64(h)))+eps)
 		}
 	}
 }

@@ -389,28 +389,30 @@ func TestMalformedAndOversized(t *testing.T) {
 	_, err = raw.Hello(rctx, &pb.HelloRequest{ShardIndex: 3, ShardCount: 2})
 	expect("impossible placement", err, codes.InvalidArgument, "impossible")
 
-	// In-flight budget: while one stream holds the whole budget, another
-	// value is refused; afterwards the shard accepts again.
-	hold, _ := raw.Put(rctx)
-	if err := hold.Send(&pb.PutChunk{Key: []byte("held"), Data: make([]byte, 1<<20)}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err = c.Put(ctx, "small", []byte("x"))
-		if status.Code(err) == codes.ResourceExhausted || time.Now().After(deadline) {
-			break
+	// In-flight budget (1 MiB): two streams each holding 600 KiB cannot
+	// both be accepted, whatever the order they arrive in; afterwards the
+	// shard accepts again.
+	a, _ := raw.Put(rctx)
+	b, _ := raw.Put(rctx)
+	for _, st := range []pb.PSStore_PutClient{a, b} {
+		if err := st.Send(&pb.PutChunk{Key: []byte("held"), Data: make([]byte, 600<<10)}); err != nil && err != io.EOF {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond) // until the shard has received the held chunk
 	}
-	expect("in-flight budget", err, codes.ResourceExhausted, "retry later")
-	if _, err := hold.CloseAndRecv(); err != nil {
-		t.Fatal(err)
+	_, errA := a.CloseAndRecv()
+	_, errB := b.CloseAndRecv()
+	if (errA == nil) == (errB == nil) {
+		t.Errorf("in-flight budget: both or neither of two 600 KiB values accepted: %v / %v", errA, errB)
+	}
+	for _, err := range []error{errA, errB} {
+		if err != nil {
+			expect("in-flight budget", err, codes.ResourceExhausted, "retry later")
+		}
 	}
 	if err := c.Put(ctx, "small", []byte("x")); err != nil {
 		t.Fatalf("after the budget is free: %v", err)
 	}
-	if v, err := c.Get(ctx, "held"); err != nil || len(v) != 1<<20 {
+	if v, err := c.Get(ctx, "held"); err != nil || len(v) != 600<<10 {
 		t.Fatalf("held value: %d bytes %v", len(v), err)
 	}
 }
