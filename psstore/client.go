@@ -89,6 +89,7 @@ type shardConn struct {
 	maxKeys       int
 	maxValueBytes int64
 	push          *pushStream
+	pulls         *pullPool
 }
 
 // Dial connects to the shards at addrs, whose order defines placement (see
@@ -140,6 +141,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		}
 		sh := &shardConn{index: i, addr: addr, conn: conn, rpc: pb.NewPSStoreClient(conn)}
 		sh.push = newPushStream(c, sh)
+		sh.pulls = &pullPool{c: c, sh: sh}
 		c.shards = append(c.shards, sh)
 	}
 	hctx := ctx
@@ -175,6 +177,9 @@ func (c *Client) Shards() int { return len(c.shards) }
 // Flush first to be sure they were applied.
 func (c *Client) Close() error {
 	c.cancel()
+	for _, sh := range c.shards {
+		sh.pulls.closeAll()
+	}
 	var first error
 	for _, sh := range c.shards {
 		if err := sh.conn.Close(); err != nil && first == nil {

@@ -172,15 +172,20 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 	for lo := 0; lo < len(keys); lo += sh.maxKeys {
 		hi := min(lo+sh.maxKeys, len(keys))
 		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
-		resp, err := sh.rpc.PullSparse(ctx, &pb.PullSparseRequest{Model: model, Keys: p.keyBuf[s], NumKeys: uint32(hi - lo), Encoding: enc})
+		req := &p.pullReqs[s]
+		req.Model, req.Keys, req.NumKeys, req.Encoding = model, p.keyBuf[s], uint32(hi-lo), enc
+		err := sh.pulls.pull(ctx, req, func(resp *pb.PullSparseResponse) error {
+			if resp.Encoding != enc {
+				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)
+			}
+			if err := decodeValues(vals[lo:hi], resp.Values, c.opts.f16, false); err != nil {
+				return fmt.Errorf("malformed answer: %w", err)
+			}
+			return nil
+		})
+		req.Keys = nil
 		if err != nil {
 			return c.wrap(ctx, "pull sparse "+model, sh, err)
-		}
-		if resp.Encoding != enc {
-			return c.wrap(ctx, "pull sparse "+model, sh, fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc))
-		}
-		if err := decodeValues(vals[lo:hi], resp.Values, c.opts.f16, false); err != nil {
-			return c.wrap(ctx, "pull sparse "+model, sh, fmt.Errorf("malformed answer: %w", err))
 		}
 	}
 	return nil

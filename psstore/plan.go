@@ -3,6 +3,8 @@ package psstore
 import (
 	"math"
 	"math/bits"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
 
 // sparsePlan turns a caller's key list (any order, duplicates allowed) into
@@ -28,6 +30,8 @@ type sparsePlan struct {
 	// per-shard encoding buffers
 	keyBuf [][]byte
 	valBuf [][]byte
+	// pullReqs are the reusable per-shard pull requests.
+	pullReqs []pb.PullSparseRequest
 	// input is a copy of the keys the plan was built from, while the plan
 	// waits in the Client's recent-pull cache.
 	input []uint64
@@ -112,6 +116,7 @@ func (p *sparsePlan) build(keys []uint64, n int) {
 	if len(p.keyBuf) < n {
 		p.keyBuf = make([][]byte, n)
 		p.valBuf = make([][]byte, n)
+		p.pullReqs = make([]pb.PullSparseRequest, n)
 	}
 }
 

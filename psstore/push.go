@@ -17,11 +17,15 @@ import (
 // pushStream carries one client's pushes to one shard over a long-lived
 // bidirectional stream, with at most the window size unacknowledged.
 //
-// Every push gets a sequence number. The shard applies and acknowledges a
-// stream's pushes in order; when a stream breaks, all its unacknowledged
-// pushes are resolved as failed at once, before a new stream is opened. So
-// pushes resolve in sequence order and "every push up to doneSeq is
-// resolved" is the invariant Flush waits on.
+// Every push gets a sequence number. The shard applies a stream's pushes in
+// order and acknowledges them cumulatively: a failed push at once (with its
+// error), and a push that asks with ack_now, which the client sets whenever
+// half the window is unacknowledged (so acks cost one message per half
+// window, not one per push) and on a flush marker. When a stream breaks, all
+// its unacknowledged pushes are resolved as failed at once, before a new
+// stream is opened (they may or may not have been applied). So pushes
+// resolve in sequence order and "every push up to doneSeq is resolved" is
+// the invariant Flush waits on.
 type pushStream struct {
 	c     *Client
 	sh    *shardConn
@@ -34,6 +38,7 @@ type pushStream struct {
 	cur     *pushGen // nil: open a new stream on the next push
 	nextSeq uint64   // last sequence number assigned
 	doneSeq uint64   // every push <= doneSeq is acknowledged or failed
+	askSeq  uint64   // last push sent with ack_now
 	notify  chan struct{}
 }
 
@@ -60,36 +65,51 @@ func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte
 	}
 	ps.sendMu.Lock()
 	defer ps.sendMu.Unlock()
-	g, err := ps.generation()
-	if err != nil {
-		<-ps.slots
-		return ps.c.wrap(ctx, "push", ps.sh, err)
-	}
-	ps.mu.Lock()
-	ps.nextSeq++
-	seq := ps.nextSeq
-	g.lastSeq = seq
-	ps.mu.Unlock()
-
 	r := &ps.req
-	r.Seq, r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = seq, model, keys, uint32(n), grads, countPush
+	r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = model, keys, uint32(n), grads, countPush
 	if ps.c.opts.f16 {
 		r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
 	} else {
 		r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 	}
-	// gRPC encodes the message before SendMsg returns (no stats handler
-	// holds it), so the caller may reuse keys and grads afterwards.
-	err = g.stream.Send(r)
+	err := ps.sendLocked(r, false)
 	r.Keys, r.Grads = nil, nil
 	if err != nil {
+		return ps.c.wrap(ctx, "push", ps.sh, err)
+	}
+	return nil
+}
+
+// sendLocked assigns r the next sequence number and sends it on the live
+// stream, asking for an ack when half the window (or, with forceAck,
+// everything) is unacknowledged. The caller holds sendMu and a window slot,
+// which is released here if the push cannot be sent.
+func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) error {
+	g, err := ps.generation()
+	if err != nil {
+		<-ps.slots
+		return err
+	}
+	ps.mu.Lock()
+	ps.nextSeq++
+	seq := ps.nextSeq
+	g.lastSeq = seq
+	r.Seq = seq
+	r.AckNow = forceAck || seq-ps.doneSeq >= uint64(max(1, cap(ps.slots)/2))
+	if r.AckNow {
+		ps.askSeq = seq
+	}
+	ps.mu.Unlock()
+	// gRPC encodes the message before SendMsg returns (no stats handler
+	// holds it), so the caller may reuse keys and grads afterwards.
+	if err := g.stream.Send(r); err != nil {
 		// The real cause arrives on Recv; the receiver records it for the
-		// other pushes in flight. This push is reported here.
+		// other pushes in flight. This push is reported by the caller.
 		if errors.Is(err, io.EOF) {
 			err = status.Error(codes.Unavailable, "push stream closed by the shard")
 		}
 		ps.fail(g, err, seq)
-		return ps.c.wrap(ctx, "push", ps.sh, err)
+		return err
 	}
 	return nil
 }
@@ -144,15 +164,18 @@ func (ps *pushStream) receive(g *pushGen) {
 			ps.mu.Unlock()
 			continue
 		}
-		if ack.Seq != ps.doneSeq+1 || ack.Seq > g.lastSeq {
+		if ack.Seq <= ps.doneSeq || ack.Seq > g.lastSeq {
 			ps.mu.Unlock()
-			ps.fail(g, status.Errorf(codes.Internal, "shard acknowledged push %d, expected %d", ack.Seq, ps.doneSeq+1), 0)
+			ps.fail(g, status.Errorf(codes.Internal, "shard acknowledged push %d, outside the unacknowledged range (%d, %d]", ack.Seq, ps.doneSeq, g.lastSeq), 0)
 			return
 		}
+		done := int(ack.Seq - ps.doneSeq)
 		ps.doneSeq = ack.Seq
 		ps.wake()
 		ps.mu.Unlock()
-		<-ps.slots
+		for range done {
+			<-ps.slots
+		}
 	}
 }
 
@@ -181,7 +204,7 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	// Flush woken by them sees it.
 	if others > 0 && ps.c.ctx.Err() == nil {
 		ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh,
-			fmt.Errorf("%d unacknowledged pushes were lost when the push stream broke: %w", others, err)))
+			fmt.Errorf("the push stream broke with %d pushes unacknowledged (they may or may not have been applied): %w", others, err)))
 	}
 	if lost > 0 {
 		ps.doneSeq = g.lastSeq
@@ -203,10 +226,37 @@ func (ps *pushStream) wake() {
 }
 
 // flush waits until every push assigned a sequence number before the call
-// is resolved.
+// is resolved. If the last of them did not ask for an ack, it first sends a
+// flush marker that does.
 func (ps *pushStream) flush(ctx context.Context) error {
 	ps.mu.Lock()
 	target := ps.nextSeq
+	needMarker := ps.doneSeq < target && ps.askSeq < target && ps.cur != nil
+	ps.mu.Unlock()
+	if needMarker {
+		select {
+		case ps.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ps.c.wrap(ctx, "flush", ps.sh, ctx.Err())
+		}
+		ps.sendMu.Lock()
+		ps.mu.Lock()
+		still := ps.doneSeq < target && ps.askSeq < target && ps.cur != nil
+		ps.mu.Unlock()
+		var err error
+		if still {
+			err = ps.sendLocked(&pb.PushRequest{}, true)
+		} else {
+			<-ps.slots
+		}
+		ps.sendMu.Unlock()
+		if err != nil {
+			// The stream broke: the pushes it carried are resolved as
+			// failed and their error recorded; nothing more to wait for.
+			return nil
+		}
+	}
+	ps.mu.Lock()
 	for ps.doneSeq < target {
 		if ps.notify == nil {
 			ps.notify = make(chan struct{})

@@ -318,22 +318,28 @@ func TestMalformedAndOversized(t *testing.T) {
 		{Model: "m", Keys: keys, NumKeys: 3, Grads: appendValues(nil, []float32{1, float32(nanValue()), 3}, false)},
 		{Model: "m", Keys: []byte{0xff}, NumKeys: 1, Grads: grads[:4]},
 		{Model: "nope", Keys: keys, NumKeys: 3, Grads: grads},
-		{Model: "m", Keys: keys, NumKeys: 3, Grads: grads, CountPush: true}, // good
+		{Model: "m", Keys: keys, NumKeys: 3, Grads: grads, CountPush: true},               // good: no ack asked
+		{Model: "m", Keys: keys, NumKeys: 3, Grads: grads, CountPush: true, AckNow: true}, // good, acked
 	}
-	wantCodes := []codes.Code{codes.InvalidArgument, codes.InvalidArgument, codes.InvalidArgument, codes.InvalidArgument, codes.NotFound, codes.OK}
+	// Failed pushes are acknowledged at once with their error; good ones
+	// only when asked (cumulatively).
+	wantAcks := []struct {
+		seq  uint64
+		code codes.Code
+	}{{1, codes.InvalidArgument}, {2, codes.InvalidArgument}, {3, codes.InvalidArgument}, {4, codes.InvalidArgument}, {5, codes.NotFound}, {7, codes.OK}}
 	for i, r := range bad {
 		r.Seq = uint64(i + 1)
 		if err := stream.Send(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range bad {
+	for _, want := range wantAcks {
 		ack, err := stream.Recv()
 		if err != nil {
-			t.Fatalf("ack %d: %v", i, err)
+			t.Fatalf("ack %d: %v", want.seq, err)
 		}
-		if ack.Seq != uint64(i+1) || codes.Code(ack.Code) != wantCodes[i] {
-			t.Errorf("push %d: ack %v %v %q, want %v", i, ack.Seq, codes.Code(ack.Code), ack.Message, wantCodes[i])
+		if ack.Seq != want.seq || codes.Code(ack.Code) != want.code {
+			t.Errorf("ack %v %v %q, want %d %v", ack.Seq, codes.Code(ack.Code), ack.Message, want.seq, want.code)
 		}
 	}
 	stream.CloseSend()
@@ -341,8 +347,8 @@ func TestMalformedAndOversized(t *testing.T) {
 		t.Errorf("stream end: %v", err)
 	}
 	w := make([]float32, 3)
-	if err := c.PullSparse(ctx, "m", []uint64{1, 2, 900}, w); err != nil || w[0] != -1 || w[2] != -3 {
-		t.Fatalf("only the good push should apply: %v %v", w, err)
+	if err := c.PullSparse(ctx, "m", []uint64{1, 2, 900}, w); err != nil || w[0] != -2 || w[2] != -6 {
+		t.Fatalf("only the two good pushes should apply: %v %v", w, err)
 	}
 
 	// Models: too big, too many.

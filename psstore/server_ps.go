@@ -113,7 +113,41 @@ func (s *Server) decodeSparse(m *modelShard, sc *sparseScratch, keys []byte, n u
 }
 
 func (r *rpcService) PullSparse(_ context.Context, req *pb.PullSparseRequest) (*pb.PullSparseResponse, error) {
-	s := r.s
+	out, err := r.s.pullSparse(req, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PullSparseResponse{Values: out, Encoding: req.Encoding}, nil
+}
+
+// PullStream answers pulls one by one; the response buffer is reused, since
+// gRPC has encoded a message by the time Send returns.
+func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseRequest, pb.PullSparseResponse]) error {
+	req := new(pb.PullSparseRequest)
+	resp := new(pb.PullSparseResponse)
+	var buf []byte
+	for {
+		req.Reset()
+		if err := stream.RecvMsg(req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		out, err := r.s.pullSparse(req, buf[:0])
+		if err != nil {
+			return err
+		}
+		buf = out
+		resp.Values, resp.Encoding = out, req.Encoding
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// pullSparse serves one pull, appending the encoded values to dst.
+func (s *Server) pullSparse(req *pb.PullSparseRequest, dst []byte) ([]byte, error) {
 	m, err := s.model(req.Model)
 	if err != nil {
 		return nil, err
@@ -125,13 +159,12 @@ func (r *rpcService) PullSparse(_ context.Context, req *pb.PullSparseRequest) (*
 	}
 	sc.vals = grow(sc.vals, len(sc.keys))
 	m.pull(sc.keys, sc.vals)
-	f16 := req.Encoding == pb.ValueEncoding_VALUE_ENCODING_FLOAT16
-	out := appendValues(make([]byte, 0, valueWidth(f16)*len(sc.vals)), sc.vals, f16)
-	return &pb.PullSparseResponse{Values: out, Encoding: req.Encoding}, nil
+	return appendValues(dst, sc.vals, req.Encoding == pb.ValueEncoding_VALUE_ENCODING_FLOAT16), nil
 }
 
-// Push applies the stream's pushes in order and acknowledges each one. A bad
-// push is refused in its ack (nothing of it applied) and the stream goes on.
+// Push applies the stream's pushes in order. It acknowledges (cumulatively)
+// a push that failed — refused whole, nothing of it applied; the stream goes
+// on — and a push that asks for an ack.
 func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.PushAck]) error {
 	s := r.s
 	req := new(pb.PushRequest)
@@ -145,9 +178,14 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 			return err
 		}
 		ack.Seq, ack.Code, ack.Message = req.Seq, 0, ""
-		if err := s.applyPush(req); err != nil {
-			st := status.Convert(err)
-			ack.Code, ack.Message = uint32(st.Code()), st.Message()
+		if req.Model != "" || req.NumKeys != 0 || len(req.Keys) != 0 { // else a flush marker
+			if err := s.applyPush(req); err != nil {
+				st := status.Convert(err)
+				ack.Code, ack.Message = uint32(st.Code()), st.Message()
+			}
+		}
+		if ack.Code == 0 && !req.AckNow {
+			continue
 		}
 		if err := stream.Send(ack); err != nil {
 			return err

@@ -1388,7 +1388,10 @@ type PushRequest struct {
 	Encoding ValueEncoding          `protobuf:"varint,6,opt,name=encoding,proto3,enum=stratus.psstore.v1.ValueEncoding" json:"encoding,omitempty"`
 	// count_push is set on exactly one part of a logical push, so that the
 	// pushes counter summed over shards counts logical pushes.
-	CountPush     bool `protobuf:"varint,7,opt,name=count_push,json=countPush,proto3" json:"count_push,omitempty"`
+	CountPush bool `protobuf:"varint,7,opt,name=count_push,json=countPush,proto3" json:"count_push,omitempty"`
+	// ack_now asks the shard to acknowledge this push (and so all before it)
+	// as soon as it is applied.
+	AckNow        bool `protobuf:"varint,8,opt,name=ack_now,json=ackNow,proto3" json:"ack_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1472,9 +1475,16 @@ func (x *PushRequest) GetCountPush() bool {
 	return false
 }
 
+func (x *PushRequest) GetAckNow() bool {
+	if x != nil {
+		return x.AckNow
+	}
+	return false
+}
+
 type PushAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`   // every push up to seq is resolved; code is about seq itself
 	Code          uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"` // google.rpc.Code; 0 = OK
 	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2032,7 +2042,7 @@ const file_psstore_proto_rawDesc = "" +
 	"\bencoding\x18\x04 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"k\n" +
 	"\x12PullSparseResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x01(\fR\x06values\x12=\n" +
-	"\bencoding\x18\x02 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"\xd8\x01\n" +
+	"\bencoding\x18\x02 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"\xf1\x01\n" +
 	"\vPushRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -2041,7 +2051,8 @@ const file_psstore_proto_rawDesc = "" +
 	"\x05grads\x18\x05 \x01(\fR\x05grads\x12=\n" +
 	"\bencoding\x18\x06 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\x12\x1d\n" +
 	"\n" +
-	"count_push\x18\a \x01(\bR\tcountPush\"I\n" +
+	"count_push\x18\a \x01(\bR\tcountPush\x12\x17\n" +
+	"\aack_now\x18\b \x01(\bR\x06ackNow\"I\n" +
 	"\aPushAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
@@ -2088,7 +2099,8 @@ const file_psstore_proto_rawDesc = "" +
 	"\vINIT_NORMAL\x10\x01*G\n" +
 	"\rValueEncoding\x12\x1a\n" +
 	"\x16VALUE_ENCODING_FLOAT32\x10\x00\x12\x1a\n" +
-	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xe6\t\n" +
+	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xc7\n" +
+	"\n" +
 	"\aPSStore\x12L\n" +
 	"\x05Hello\x12 .stratus.psstore.v1.HelloRequest\x1a!.stratus.psstore.v1.HelloResponse\x12L\n" +
 	"\x05Stats\x12 .stratus.psstore.v1.StatsRequest\x1a!.stratus.psstore.v1.StatsResponse\x12F\n" +
@@ -2100,7 +2112,9 @@ const file_psstore_proto_rawDesc = "" +
 	"\vCreateModel\x12&.stratus.psstore.v1.CreateModelRequest\x1a'.stratus.psstore.v1.CreateModelResponse\x12^\n" +
 	"\vDeleteModel\x12&.stratus.psstore.v1.DeleteModelRequest\x1a'.stratus.psstore.v1.DeleteModelResponse\x12[\n" +
 	"\n" +
-	"PullSparse\x12%.stratus.psstore.v1.PullSparseRequest\x1a&.stratus.psstore.v1.PullSparseResponse\x12H\n" +
+	"PullSparse\x12%.stratus.psstore.v1.PullSparseRequest\x1a&.stratus.psstore.v1.PullSparseResponse\x12_\n" +
+	"\n" +
+	"PullStream\x12%.stratus.psstore.v1.PullSparseRequest\x1a&.stratus.psstore.v1.PullSparseResponse(\x010\x01\x12H\n" +
 	"\x04Push\x12\x1f.stratus.psstore.v1.PushRequest\x1a\x1b.stratus.psstore.v1.PushAck(\x010\x01\x12S\n" +
 	"\tPullDense\x12$.stratus.psstore.v1.PullDenseRequest\x1a\x1e.stratus.psstore.v1.DenseChunk0\x01\x12[\n" +
 	"\n" +
@@ -2178,28 +2192,30 @@ var file_psstore_proto_depIdxs = []int32{
 	19, // 15: stratus.psstore.v1.PSStore.CreateModel:input_type -> stratus.psstore.v1.CreateModelRequest
 	21, // 16: stratus.psstore.v1.PSStore.DeleteModel:input_type -> stratus.psstore.v1.DeleteModelRequest
 	23, // 17: stratus.psstore.v1.PSStore.PullSparse:input_type -> stratus.psstore.v1.PullSparseRequest
-	25, // 18: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
-	27, // 19: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
-	29, // 20: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
-	31, // 21: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
-	33, // 22: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
-	5,  // 23: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
-	7,  // 24: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
-	9,  // 25: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
-	11, // 26: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
-	13, // 27: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
-	15, // 28: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
-	17, // 29: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
-	20, // 30: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
-	22, // 31: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
-	24, // 32: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
-	26, // 33: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
-	28, // 34: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
-	30, // 35: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
-	32, // 36: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
-	34, // 37: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
-	23, // [23:38] is the sub-list for method output_type
-	8,  // [8:23] is the sub-list for method input_type
+	23, // 18: stratus.psstore.v1.PSStore.PullStream:input_type -> stratus.psstore.v1.PullSparseRequest
+	25, // 19: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
+	27, // 20: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
+	29, // 21: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
+	31, // 22: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
+	33, // 23: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
+	5,  // 24: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
+	7,  // 25: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
+	9,  // 26: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
+	11, // 27: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
+	13, // 28: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
+	15, // 29: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
+	17, // 30: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
+	20, // 31: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
+	22, // 32: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
+	24, // 33: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
+	24, // 34: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
+	26, // 35: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
+	28, // 36: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
+	30, // 37: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
+	32, // 38: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
+	34, // 39: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
+	24, // [24:40] is the sub-list for method output_type
+	8,  // [8:24] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name

@@ -47,6 +47,7 @@ const (
 	PSStore_CreateModel_FullMethodName = "/stratus.psstore.v1.PSStore/CreateModel"
 	PSStore_DeleteModel_FullMethodName = "/stratus.psstore.v1.PSStore/DeleteModel"
 	PSStore_PullSparse_FullMethodName  = "/stratus.psstore.v1.PSStore/PullSparse"
+	PSStore_PullStream_FullMethodName  = "/stratus.psstore.v1.PSStore/PullStream"
 	PSStore_Push_FullMethodName        = "/stratus.psstore.v1.PSStore/Push"
 	PSStore_PullDense_FullMethodName   = "/stratus.psstore.v1.PSStore/PullDense"
 	PSStore_ModelStats_FullMethodName  = "/stratus.psstore.v1.PSStore/ModelStats"
@@ -76,9 +77,17 @@ type PSStoreClient interface {
 	CreateModel(ctx context.Context, in *CreateModelRequest, opts ...grpc.CallOption) (*CreateModelResponse, error)
 	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
 	PullSparse(ctx context.Context, in *PullSparseRequest, opts ...grpc.CallOption) (*PullSparseResponse, error)
+	// PullStream answers a stream of pulls in order, one response per
+	// request: the client keeps a few such streams open per shard and saves
+	// the per-call cost of a unary RPC on its hot path. A failed pull ends the
+	// stream with the error.
+	PullStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PullSparseRequest, PullSparseResponse], error)
 	// Push is a long-lived stream of gradient pushes; the shard applies them in
-	// order and acknowledges each by its sequence number. A failed push is
-	// reported in its ack and does not end the stream.
+	// order. Acknowledgements are cumulative: an ack for sequence number s
+	// covers every push up to s. The shard acks a push when it fails (with the
+	// error; the stream goes on) or when the push asks for it (ack_now); the
+	// client asks often enough to keep its window open, and sends an empty
+	// push with ack_now (no model, no keys: a no-op) to flush.
 	Push(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushRequest, PushAck], error)
 	// PullDense streams the shard's whole slice of a model in chunks.
 	PullDense(ctx context.Context, in *PullDenseRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DenseChunk], error)
@@ -222,9 +231,22 @@ func (c *pSStoreClient) PullSparse(ctx context.Context, in *PullSparseRequest, o
 	return out, nil
 }
 
+func (c *pSStoreClient) PullStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PullSparseRequest, PullSparseResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[4], PSStore_PullStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullSparseRequest, PullSparseResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_PullStreamClient = grpc.BidiStreamingClient[PullSparseRequest, PullSparseResponse]
+
 func (c *pSStoreClient) Push(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushRequest, PushAck], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[4], PSStore_Push_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[5], PSStore_Push_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +259,7 @@ type PSStore_PushClient = grpc.BidiStreamingClient[PushRequest, PushAck]
 
 func (c *pSStoreClient) PullDense(ctx context.Context, in *PullDenseRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DenseChunk], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[5], PSStore_PullDense_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[6], PSStore_PullDense_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -306,9 +328,17 @@ type PSStoreServer interface {
 	CreateModel(context.Context, *CreateModelRequest) (*CreateModelResponse, error)
 	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
 	PullSparse(context.Context, *PullSparseRequest) (*PullSparseResponse, error)
+	// PullStream answers a stream of pulls in order, one response per
+	// request: the client keeps a few such streams open per shard and saves
+	// the per-call cost of a unary RPC on its hot path. A failed pull ends the
+	// stream with the error.
+	PullStream(grpc.BidiStreamingServer[PullSparseRequest, PullSparseResponse]) error
 	// Push is a long-lived stream of gradient pushes; the shard applies them in
-	// order and acknowledges each by its sequence number. A failed push is
-	// reported in its ack and does not end the stream.
+	// order. Acknowledgements are cumulative: an ack for sequence number s
+	// covers every push up to s. The shard acks a push when it fails (with the
+	// error; the stream goes on) or when the push asks for it (ack_now); the
+	// client asks often enough to keep its window open, and sends an empty
+	// push with ack_now (no model, no keys: a no-op) to flush.
 	Push(grpc.BidiStreamingServer[PushRequest, PushAck]) error
 	// PullDense streams the shard's whole slice of a model in chunks.
 	PullDense(*PullDenseRequest, grpc.ServerStreamingServer[DenseChunk]) error
@@ -357,6 +387,9 @@ func (UnimplementedPSStoreServer) DeleteModel(context.Context, *DeleteModelReque
 }
 func (UnimplementedPSStoreServer) PullSparse(context.Context, *PullSparseRequest) (*PullSparseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PullSparse not implemented")
+}
+func (UnimplementedPSStoreServer) PullStream(grpc.BidiStreamingServer[PullSparseRequest, PullSparseResponse]) error {
+	return status.Error(codes.Unimplemented, "method PullStream not implemented")
 }
 func (UnimplementedPSStoreServer) Push(grpc.BidiStreamingServer[PushRequest, PushAck]) error {
 	return status.Error(codes.Unimplemented, "method Push not implemented")
@@ -538,6 +571,13 @@ func _PSStore_PullSparse_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PSStore_PullStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PSStoreServer).PullStream(&grpc.GenericServerStream[PullSparseRequest, PullSparseResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_PullStreamServer = grpc.BidiStreamingServer[PullSparseRequest, PullSparseResponse]
+
 func _PSStore_Push_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(PSStoreServer).Push(&grpc.GenericServerStream[PushRequest, PushAck]{ServerStream: stream})
 }
@@ -673,6 +713,12 @@ var PSStore_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Merge",
 			Handler:       _PSStore_Merge_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PullStream",
+			Handler:       _PSStore_PullStream_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{
