@@ -30,17 +30,38 @@ func codecErrorf(format string, args ...any) error {
 // strictly increasing, to dst. Cost: one pass, at most 10 bytes per key
 // (about 2 bytes for 2,000 keys out of 2^20).
 func appendKeys(dst []byte, keys []uint64) []byte {
+	off := len(dst)
+	if need := off + 10*len(keys); cap(dst) < need {
+		nb := make([]byte, off, need)
+		copy(nb, dst)
+		dst = nb
+	}
+	buf := dst[off : off+10*len(keys)]
+	p := 0
 	var prev uint64
 	for _, k := range keys {
 		d := k - prev
-		for d >= 0x80 {
-			dst = append(dst, byte(d)|0x80)
-			d >>= 7
-		}
-		dst = append(dst, byte(d))
 		prev = k
+		if d < 1<<7 {
+			buf[p] = byte(d)
+			p++
+			continue
+		}
+		if d < 1<<14 {
+			buf[p] = byte(d) | 0x80
+			buf[p+1] = byte(d >> 7)
+			p += 2
+			continue
+		}
+		for d >= 0x80 {
+			buf[p] = byte(d) | 0x80
+			d >>= 7
+			p++
+		}
+		buf[p] = byte(d)
+		p++
 	}
-	return dst
+	return dst[:off+p]
 }
 
 // decodeKeys decodes exactly n delta-varint keys from b into dst[:0] and
@@ -64,13 +85,20 @@ func decodeKeys(dst []uint64, b []byte, n int, limit uint64) ([]uint64, error) {
 		var d uint64
 		// Fast paths for 1- and 2-byte varints, the common case for sorted
 		// feature indices.
-		if p < len(b) && b[p] < 0x80 {
-			d = uint64(b[p])
-			p++
-		} else if p+1 < len(b) && b[p+1] < 0x80 {
-			d = uint64(b[p]&0x7f) | uint64(b[p+1])<<7
-			p += 2
-		} else {
+		if p+1 < len(b) {
+			c0, c1 := b[p], b[p+1]
+			if c0 < 0x80 {
+				d = uint64(c0)
+				p++
+				goto got
+			}
+			if c1 < 0x80 {
+				d = uint64(c0&0x7f) | uint64(c1)<<7
+				p += 2
+				goto got
+			}
+		}
+		{
 			var s uint
 			j := 0
 			for {
@@ -90,6 +118,7 @@ func decodeKeys(dst []uint64, b []byte, n int, limit uint64) ([]uint64, error) {
 				j++
 			}
 		}
+	got:
 		if i > 0 && d == 0 {
 			return dst[:0], codecErrorf("key %d: repeats key %d (keys must be strictly increasing)", i, prev)
 		}

@@ -213,3 +213,28 @@ func FuzzDecodeValues(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKeyCodec: encoding and decoding 2,000 sorted keys out of 2^20.
+func BenchmarkKeyCodec(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	keys := make([]uint64, 2000)
+	for i := range keys {
+		keys[i] = rng.Uint64N(1 << 20)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	buf := appendKeys(nil, keys)
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			buf = appendKeys(buf[:0], keys)
+		}
+	})
+	dst := make([]uint64, len(keys))
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			dst, _ = decodeKeys(dst, buf, len(keys), 1<<20)
+		}
+	})
+}
