@@ -57,38 +57,46 @@ func newPushStream(c *Client, sh *shardConn) *pushStream {
 
 // send queues one push part. It blocks only while the window is full (or
 // while gRPC flow control holds the write), never for an acknowledgement.
+// A push that could not be written because the stream had died (a shard
+// restart) never reached the shard; it is retried once on a new stream.
 func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte, n int, countPush bool) error {
-	select {
-	case ps.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ps.c.wrap(ctx, "push", ps.sh, ctx.Err())
-	}
-	ps.sendMu.Lock()
-	defer ps.sendMu.Unlock()
-	r := &ps.req
-	r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = model, keys, uint32(n), grads, countPush
-	if ps.c.opts.f16 {
-		r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
-	} else {
-		r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
-	}
-	err := ps.sendLocked(r, false)
-	r.Keys, r.Grads = nil, nil
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		select {
+		case ps.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ps.c.wrap(ctx, "push", ps.sh, ctx.Err())
+		}
+		ps.sendMu.Lock()
+		r := &ps.req
+		r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = model, keys, uint32(n), grads, countPush
+		if ps.c.opts.f16 {
+			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
+		} else {
+			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
+		}
+		written, err := ps.sendLocked(r, false)
+		r.Keys, r.Grads = nil, nil
+		ps.sendMu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 && !written && ctx.Err() == nil && transportFailure(err) {
+			continue
+		}
 		return ps.c.wrap(ctx, "push", ps.sh, err)
 	}
-	return nil
 }
 
 // sendLocked assigns r the next sequence number and sends it on the live
 // stream, asking for an ack when half the window (or, with forceAck,
 // everything) is unacknowledged. The caller holds sendMu and a window slot,
-// which is released here if the push cannot be sent.
-func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) error {
+// which is released here if the push cannot be sent. written is false when
+// the push certainly did not reach the shard.
+func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool, err error) {
 	g, err := ps.generation()
 	if err != nil {
 		<-ps.slots
-		return err
+		return true, err // not retried: opening the stream itself failed
 	}
 	ps.mu.Lock()
 	ps.nextSeq++
@@ -109,9 +117,9 @@ func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) error {
 			err = status.Error(codes.Unavailable, "push stream closed by the shard")
 		}
 		ps.fail(g, err, seq)
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // generation returns the live stream, opening one (and its receiver) if
@@ -245,7 +253,7 @@ func (ps *pushStream) flush(ctx context.Context) error {
 		ps.mu.Unlock()
 		var err error
 		if still {
-			err = ps.sendLocked(&pb.PushRequest{}, true)
+			_, err = ps.sendLocked(&pb.PushRequest{}, true)
 		} else {
 			<-ps.slots
 		}

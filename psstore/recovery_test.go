@@ -33,7 +33,11 @@ func childShard(dir string) int {
 		fmt.Fprintln(os.Stderr, "child: bad checkpoint interval:", err)
 		return 2
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := os.Getenv("PSSTORE_TEST_CHILD_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -58,8 +62,14 @@ type childProc struct {
 
 func startChild(t *testing.T, dir, token string, checkpoint time.Duration) *childProc {
 	t.Helper()
+	return startChildAt(t, "127.0.0.1:0", dir, token, checkpoint)
+}
+
+func startChildAt(t *testing.T, addr, dir, token string, checkpoint time.Duration) *childProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
+		"PSSTORE_TEST_CHILD_ADDR="+addr,
 		"PSSTORE_TEST_CHILD_DIR="+dir,
 		"PSSTORE_TEST_CHILD_TOKEN="+token,
 		"PSSTORE_TEST_CHILD_CHECKPOINT="+checkpoint.String())
@@ -299,5 +309,64 @@ func TestSnapshotSurvivesKill(t *testing.T) {
 	// after the snapshot: v=1, w=-0.5; now g=0: v=0.9, w=-0.5-0.45
 	if !closeTo(w[0], -0.95) {
 		t.Fatalf("w[0] = %v, want -0.95 (momentum state restored)", w[0])
+	}
+}
+
+// TestClientSurvivesShardRestart: a client keeps working, without a new
+// Dial, when a shard process is killed and restarted on the same address
+// and directory. Its pooled pull streams died with the connection; the
+// first pull retries on a fresh one. Pushes in flight at the kill are
+// reported, later ones work.
+func TestClientSurvivesShardRestart(t *testing.T) {
+	const token = "t"
+	dir := t.TempDir()
+	p := startChild(t, dir, token, -1)
+	ctx := testCtx(t)
+	c := dial(t, []string{p.addr}, token)
+	if err := c.CreateModel(ctx, ModelSpec{Name: "m", Dim: 100, LearningRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, 3)
+	keys := []uint64{1, 2, 3}
+	// Several concurrent pulls leave several idle streams in the pool.
+	done := make(chan error, 4)
+	for range 4 {
+		go func() { done <- c.PullSparse(ctx, "m", keys, make([]float32, 3)) }()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Snapshot(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	p.kill()
+	p = startChildAt(t, p.addr, dir, token, -1)
+	if err := c.PullSparse(ctx, "m", keys, dst); err != nil {
+		t.Fatalf("pull after the shard restarted: %v", err)
+	}
+	if dst[0] != -1 {
+		t.Fatalf("w[1] = %v after restart, want -1", dst[0])
+	}
+	for range 3 {
+		if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err != nil {
+			t.Fatalf("push after the shard restarted: %v", err)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("flush after the shard restarted: %v", err)
+	}
+	if err := c.PullSparse(ctx, "m", keys, dst); err != nil || dst[2] != -4 {
+		t.Fatalf("after restart and 3 pushes: %v %v", dst, err)
+	}
+	if err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("put after restart: %v", err)
 	}
 }
