@@ -5,22 +5,65 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
 
 // authMetadataKey is the gRPC metadata entry carrying "Bearer <token>".
 const authMetadataKey = "authorization"
 
-// authenticator checks every request's token and counts refusals.
+// authenticator checks every request's token and counts refusals. It also
+// tracks requests in flight so the server can let them finish when it
+// stops: all unary calls and the short streams, not the long-lived push and
+// pull streams, which have no natural end.
 type authenticator struct {
 	want     [32]byte // SHA-256 of the token: compared in constant time, whatever the lengths
 	failures atomic.Uint64
 	requests atomic.Uint64
+
+	mu       sync.Mutex
+	stopping bool
+	inflight sync.WaitGroup
+}
+
+// longLived names the streams that last as long as a client does.
+var longLived = map[string]bool{
+	pb.PSStore_Push_FullMethodName:       true,
+	pb.PSStore_PullStream_FullMethodName: true,
+}
+
+// enter registers a request in flight, or refuses it when stopping.
+func (a *authenticator) enter() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopping {
+		return status.Error(codes.Unavailable, "psstore: shard is shutting down")
+	}
+	a.inflight.Add(1)
+	return nil
+}
+
+// drain refuses new requests and waits up to d for those in flight.
+func (a *authenticator) drain(d time.Duration) {
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { a.inflight.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 func newAuthenticator(token string) *authenticator {
@@ -51,12 +94,22 @@ func (a *authenticator) unary(ctx context.Context, req any, _ *grpc.UnaryServerI
 	if err := a.check(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.enter(); err != nil {
+		return nil, err
+	}
+	defer a.inflight.Done()
 	return h(ctx, req)
 }
 
-func (a *authenticator) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if err := a.check(ss.Context()); err != nil {
 		return err
+	}
+	if !longLived[info.FullMethod] {
+		if err := a.enter(); err != nil {
+			return err
+		}
+		defer a.inflight.Done()
 	}
 	return h(srv, ss)
 }

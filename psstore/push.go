@@ -46,7 +46,6 @@ type pushStream struct {
 type pushGen struct {
 	stream   grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
 	cancel   context.CancelFunc
-	firstSeq uint64
 	lastSeq  uint64 // under pushStream.mu
 	failed   bool   // under pushStream.mu
 }
@@ -99,6 +98,12 @@ func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool
 		return true, err // not retried: opening the stream itself failed
 	}
 	ps.mu.Lock()
+	if g.failed {
+		// The receiver failed g after generation() returned it.
+		ps.mu.Unlock()
+		<-ps.slots
+		return false, status.Error(codes.Unavailable, "push stream broke")
+	}
 	ps.nextSeq++
 	seq := ps.nextSeq
 	g.lastSeq = seq
@@ -141,7 +146,7 @@ func (ps *pushStream) generation() (*pushGen, error) {
 		return nil, err
 	}
 	ps.mu.Lock()
-	g = &pushGen{stream: stream, cancel: cancel, firstSeq: ps.nextSeq + 1, lastSeq: ps.nextSeq}
+	g = &pushGen{stream: stream, cancel: cancel, lastSeq: ps.nextSeq}
 	ps.cur = g
 	ps.mu.Unlock()
 	ps.c.wg.Add(1)

@@ -234,9 +234,11 @@ func (s *Server) Serve(lis net.Listener) error {
 	return err
 }
 
-// Close stops the shard: it lets in-flight requests finish for up to two
-// seconds, checkpoints every model changed since its last checkpoint and
-// closes the database. It is safe to call more than once.
+// Close stops the shard: it refuses new requests, lets those in flight
+// finish (for up to two seconds), cuts the long-lived push and pull streams
+// (a push not yet acknowledged may or may not have been applied),
+// checkpoints every model changed since its last checkpoint and closes the
+// database. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
@@ -244,16 +246,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
-	t := time.NewTimer(2 * time.Second)
-	select {
-	case <-done:
-	case <-t.C:
-		s.grpc.Stop() // long-lived push streams; GracefulStop now returns too
-		<-done
-	}
-	t.Stop()
+	s.auth.drain(2 * time.Second)
+	s.grpc.Stop()
 	close(s.stop)
 	<-s.loopDone
 	err := s.checkpointDirty()
