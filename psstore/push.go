@@ -44,10 +44,10 @@ type pushStream struct {
 
 // pushGen is one stream (generation) of a pushStream.
 type pushGen struct {
-	stream   grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
-	cancel   context.CancelFunc
-	lastSeq  uint64 // under pushStream.mu
-	failed   bool   // under pushStream.mu
+	stream  grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
+	cancel  context.CancelFunc
+	lastSeq uint64 // under pushStream.mu
+	failed  bool   // under pushStream.mu
 }
 
 func newPushStream(c *Client, sh *shardConn) *pushStream {
