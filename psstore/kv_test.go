@@ -83,6 +83,17 @@ func TestKV(t *testing.T) {
 			if err := c.Put(ctx, "", []byte("x")); err == nil {
 				t.Fatal("empty key accepted")
 			}
+			// Keys are byte strings: not necessarily UTF-8, NULs allowed.
+			bin := "bin/\xff\x00\xfe"
+			if err := c.Put(ctx, bin, []byte{0, 1}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := c.Get(ctx, bin); err != nil || !bytes.Equal(got, []byte{0, 1}) {
+				t.Fatalf("binary key: %v %v", got, err)
+			}
+			if l, err := c.List(ctx, "bin/\xff"); err != nil || len(l) != 1 || l[0] != bin {
+				t.Fatalf("List of binary keys = %q, %v", l, err)
+			}
 		})
 	}
 }
