@@ -16,10 +16,11 @@ import (
 // MergeOp is an element-wise reduction for MergeFloats.
 type MergeOp int
 
+// The element-wise reductions of MergeFloats.
 const (
-	MergeSum MergeOp = iota + 1
-	MergeMin
-	MergeMax
+	MergeSum MergeOp = iota + 1 // stored[i] += vals[i]
+	MergeMin                    // stored[i] = min(stored[i], vals[i])
+	MergeMax                    // stored[i] = max(stored[i], vals[i])
 )
 
 func (op MergeOp) String() string {

@@ -87,6 +87,14 @@ type result struct {
 	keys     int
 	lat      []time.Duration
 	cpu      time.Duration // CPU used by the client and server processes
+	srvCPU   time.Duration // CPU used by the server processes alone
+}
+
+func (r result) srvCPUPerReq() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.srvCPU / time.Duration(r.requests)
 }
 
 func (r result) cpuPerReq() time.Duration {
@@ -137,10 +145,15 @@ func run(cfg config) error {
 		redisNote = "redis-server not found (apt-get install redis-server, or `make tools`): Redis side skipped"
 	}
 
-	fmt.Printf("%-44s %8s %12s %9s %9s %9s\n", "system / workload", "req/s", "keys/s", "p50", "p99", "CPU/req")
+	fmt.Printf("%-44s %8s %12s %9s %9s %9s %9s\n", "system / workload", "req/s", "keys/s", "p50", "p99", "CPU/req", "srv CPU")
 	for _, r := range results {
-		fmt.Printf("%-44s %8.0f %12.0f %9s %9s %9s\n", r.name, r.reqPerSec(), r.keysPerSec(), fmtDur(r.pct(0.5)), fmtDur(r.pct(0.99)), fmtDur(r.cpuPerReq()))
+		srv := fmtDur(r.srvCPUPerReq())
+		if cfg.inProcess && strings.HasPrefix(r.name, "psstore") {
+			srv = "-"
+		}
+		fmt.Printf("%-44s %8.0f %12.0f %9s %9s %9s %9s\n", r.name, r.reqPerSec(), r.keysPerSec(), fmtDur(r.pct(0.5)), fmtDur(r.pct(0.99)), fmtDur(r.cpuPerReq()), srv)
 	}
+	fmt.Println("(CPU/req: client and server processes together; srv CPU: the server processes alone)")
 	fmt.Println()
 	fmt.Println(redisNote)
 	find := func(name string) *result {
@@ -195,6 +208,7 @@ func makeKeySets(cfg config, space uint64) [][][]uint64 {
 // measure runs op on every client until the duration has passed and
 // collects per-request latencies.
 func measure(name string, cfg config, pids []int, op func(client, iter int) error) (result, error) {
+	srv0 := cpuOf(pids)
 	pids = append([]int{os.Getpid()}, pids...)
 	cpu0 := cpuOf(pids)
 	var stop atomic.Bool
@@ -223,6 +237,7 @@ func measure(name string, cfg config, pids []int, op func(client, iter int) erro
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuOf(pids) - cpu0
+	srvCPU := cpuOf(pids[1:]) - srv0
 	for _, err := range errs {
 		if err != nil {
 			return result{}, err
@@ -230,7 +245,7 @@ func measure(name string, cfg config, pids []int, op func(client, iter int) erro
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	return result{name: name, requests: len(all), elapsed: elapsed, keys: cfg.keys, lat: all, cpu: cpu}, nil
+	return result{name: name, requests: len(all), elapsed: elapsed, keys: cfg.keys, lat: all, cpu: cpu, srvCPU: srvCPU}, nil
 }
 
 func benchPSStore(ctx context.Context, cfg config, n int, space uint64, keySets [][][]uint64) ([]result, error) {

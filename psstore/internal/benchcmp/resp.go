@@ -63,10 +63,24 @@ func (r *respConn) line() ([]byte, error) {
 	return l[:len(l)-2], nil
 }
 
+// parseInt parses a RESP length (optionally negative) without allocating.
 func parseInt(b []byte) (int, error) {
-	n, err := strconv.Atoi(string(b))
-	if err != nil {
+	neg := false
+	if len(b) > 0 && b[0] == '-' {
+		neg, b = true, b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
 		return 0, fmt.Errorf("redis: bad length %q", b)
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("redis: bad length %q", b)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
 	}
 	return n, nil
 }
@@ -118,7 +132,8 @@ func (r *respConn) readBulk(dst []byte) ([]byte, bool, error) {
 }
 
 // readArray reads an array reply of bulk strings, calling f for each
-// element (v is valid only during the call; ok is false for a null).
+// element (v is valid only during the call; ok is false for a null). Short
+// elements are handed over straight from the read buffer.
 func (r *respConn) readArray(f func(i int, v []byte, ok bool)) (int, error) {
 	l, err := r.line()
 	if err != nil {
@@ -137,14 +152,37 @@ func (r *respConn) readArray(f func(i int, v []byte, ok bool)) (int, error) {
 	}
 	var buf []byte
 	for i := 0; i < n; i++ {
-		v, ok, err := r.readBulk(buf[:0])
+		h, err := r.line()
 		if err != nil {
 			return i, err
 		}
-		if ok {
-			buf = v[:cap(v)]
+		if h[0] != '$' {
+			return i, fmt.Errorf("redis: expected a bulk string, got %q", h)
 		}
-		f(i, v, ok)
+		size, err := parseInt(h[1:])
+		if err != nil {
+			return i, err
+		}
+		if size < 0 {
+			f(i, nil, false)
+			continue
+		}
+		if size+2 <= r.r.Size() {
+			v, err := r.r.Peek(size + 2)
+			if err != nil {
+				return i, err
+			}
+			f(i, v[:size], true)
+			r.r.Discard(size + 2)
+			continue
+		}
+		if cap(buf) < size+2 {
+			buf = make([]byte, size+2)
+		}
+		if _, err := io.ReadFull(r.r, buf[:size+2]); err != nil {
+			return i, err
+		}
+		f(i, buf[:size], true)
 	}
 	return n, nil
 }
