@@ -42,7 +42,9 @@ func (c *Client) DeleteModel(ctx context.Context, model string) error {
 
 // Snapshot checkpoints the model on every shard now (weights, optimizer
 // state, counters). Pushes not yet acknowledged may or may not be included:
-// call Flush first to include this client's pushes.
+// call Flush first to include this client's pushes. Cost per shard: a copy
+// of its slice in memory (pushes wait during the copy, about 1 ms per 4 M
+// coordinates) and one write of it to badger.
 func (c *Client) Snapshot(ctx context.Context, model string) error {
 	return c.each(ctx, "snapshot "+model, func(ctx context.Context, sh *shardConn) error {
 		_, err := sh.rpc.Snapshot(ctx, &pb.SnapshotRequest{Model: model})
