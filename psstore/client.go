@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +238,7 @@ func (e *ShardError) Error() string {
 	st, _ := status.FromError(e.Err)
 	msg := e.Err.Error()
 	if st != nil {
-		msg = st.Message()
+		msg = strings.TrimPrefix(st.Message(), "psstore: ")
 	}
 	base := fmt.Sprintf("psstore: %s on shard %d (%s): ", e.Op, e.Shard, e.Addr)
 	switch status.Code(e.Err) {

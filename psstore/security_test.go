@@ -220,12 +220,8 @@ func TestUnreachable(t *testing.T) {
 	}()
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err = Dial(short, []string{black.Addr().String()}, WithToken("t"))
-	if err == nil || time.Since(start) > 10*time.Second {
-		t.Fatalf("Dial to a silent peer: %v after %v", err, time.Since(start))
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), black.Addr().String()) {
 		t.Fatalf("Dial error does not match context.DeadlineExceeded: %v", err)
 	}
 }
