@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Prints psstore and Redis side by side on the same workload (see
+# psstore/internal/benchcmp): 4 clients, 2,000 random keys out of 2^20,
+# sparse pull + push vs MGET / MSET. Redis is Debian's redis-server, started
+# on a free loopback port when it is installed (else that side is skipped).
+# Extra arguments go to benchcmp, e.g. -duration 10s -shards 1,2,4.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bin="$(mktemp -d)/benchcmp"
+trap 'rm -rf "$(dirname "$bin")"' EXIT
+go build -o "$bin" ./psstore/internal/benchcmp
+exec "$bin" "$@"

@@ -1,0 +1,293 @@
+package psstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
+)
+
+// ErrNotFound is matched (errors.Is) by errors for a missing key or model.
+var ErrNotFound = errors.New("not found")
+
+var errClosed = errors.New("psstore: client is closed")
+
+// Option configures a Client.
+type Option func(*clientOptions)
+
+type clientOptions struct {
+	token       string
+	tls         *tls.Config
+	pushWindow  int
+	f16         bool
+	maxKeys     int
+	dialTimeout time.Duration
+}
+
+// WithToken sets the run's token, sent with every request (required).
+func WithToken(token string) Option { return func(o *clientOptions) { o.token = token } }
+
+// WithTLS connects with TLS using cfg (for a self-signed shard certificate,
+// put it in cfg.RootCAs). Without it the connection is plaintext.
+func WithTLS(cfg *tls.Config) Option { return func(o *clientOptions) { o.tls = cfg } }
+
+// WithPushWindow bounds the unacknowledged pushes per shard (default 32).
+// PushSparse blocks only when the window is full.
+func WithPushWindow(n int) Option { return func(o *clientOptions) { o.pushWindow = n } }
+
+// WithFloat16 sends pushed gradients and receives pulled values as IEEE
+// binary16 (11 significant bits, range ±65504: larger finite values are
+// clamped), halving value bytes. The shard still computes in float32.
+func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
+
+// WithMaxKeysPerRequest splits sparse pulls and pushes into requests of at
+// most n keys per shard (default 256 Ki, never more than a shard accepts).
+func WithMaxKeysPerRequest(n int) Option { return func(o *clientOptions) { o.maxKeys = n } }
+
+// WithDialTimeout bounds Dial's handshake with every shard when ctx has no
+// earlier deadline (default 10 s).
+func WithDialTimeout(d time.Duration) Option { return func(o *clientOptions) { o.dialTimeout = d } }
+
+// Client talks to a psstore cluster. It is safe for concurrent use by
+// several goroutines; create one per worker with Dial and Close it when done.
+type Client struct {
+	opts   clientOptions
+	shards []*shardConn
+
+	plans sync.Pool // *sparsePlan
+
+	// recent holds the plans of the last pulls, so a push of the same keys
+	// (the worker's usual pull, compute, push) skips sorting them again.
+	recentMu   sync.Mutex
+	recent     [8]*sparsePlan
+	recentNext int
+
+	errMu   sync.Mutex
+	pushErr error // first unreported push failure
+
+	ctx    context.Context // lives until Close; owns the push streams
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // push-stream receivers
+}
+
+// shardConn is the client's connection to one shard.
+type shardConn struct {
+	index         int
+	addr          string
+	conn          *grpc.ClientConn
+	rpc           pb.PSStoreClient
+	maxKeys       int
+	maxValueBytes int64
+	push          *pushStream
+	pulls         *pullPool
+}
+
+// Dial connects to the shards at addrs, whose order defines placement (see
+// the package documentation): every client of a cluster must list the same
+// addresses in the same order. It greets every shard, which records or
+// checks its place, and fails with an error naming the unreachable or
+// mismatched shard.
+func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
+	o := clientOptions{pushWindow: 32, maxKeys: 256 << 10, dialTimeout: 10 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("psstore: no shard addresses to dial")
+	}
+	if o.token == "" {
+		return nil, errors.New("psstore: no token: pass WithToken(the run's token); every shard refuses requests without it")
+	}
+	if o.pushWindow < 1 {
+		o.pushWindow = 1
+	}
+	if o.maxKeys < 1 {
+		o.maxKeys = 1
+	}
+	creds := insecure.NewCredentials()
+	if o.tls != nil {
+		creds = credentials.NewTLS(o.tls)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Client{opts: o, ctx: cctx, cancel: cancel}
+	c.plans.New = func() any { return new(sparsePlan) }
+	seen := map[string]int{}
+	for i, addr := range addrs {
+		if j, dup := seen[addr]; dup {
+			c.Close()
+			return nil, fmt.Errorf("psstore: shard address %s is listed twice (shards %d and %d)", addr, j, i)
+		}
+		seen[addr] = i
+		conn, err := grpc.NewClient(addr,
+			grpc.WithTransportCredentials(creds),
+			grpc.WithPerRPCCredentials(newTokenCreds(o.token, o.tls != nil)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
+			grpc.WithInitialWindowSize(1<<20),
+			grpc.WithInitialConnWindowSize(4<<20),
+		)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("psstore: shard %d address %q: %w", i, addr, err)
+		}
+		sh := &shardConn{index: i, addr: addr, conn: conn, rpc: pb.NewPSStoreClient(conn)}
+		sh.push = newPushStream(c, sh)
+		sh.pulls = &pullPool{c: c, sh: sh}
+		c.shards = append(c.shards, sh)
+	}
+	hctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var hcancel context.CancelFunc
+		hctx, hcancel = context.WithTimeout(ctx, o.dialTimeout)
+		defer hcancel()
+	}
+	err := c.each(hctx, "connect", func(ctx context.Context, sh *shardConn) error {
+		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
+			ShardIndex:    uint32(sh.index),
+			ShardCount:    uint32(len(c.shards)),
+			ClientVersion: Version,
+		})
+		if err != nil {
+			return err
+		}
+		sh.maxKeys = min(o.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
+		sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
+		return nil
+	})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Shards is the number of shards.
+func (c *Client) Shards() int { return len(c.shards) }
+
+// Close closes the connections. It does not wait for pushes in flight: call
+// Flush first to be sure they were applied.
+func (c *Client) Close() error {
+	c.cancel()
+	for _, sh := range c.shards {
+		sh.pulls.closeAll()
+	}
+	var first error
+	for _, sh := range c.shards {
+		if err := sh.conn.Close(); err != nil && first == nil {
+			first = fmt.Errorf("psstore: close connection to %s: %w", sh.addr, err)
+		}
+	}
+	c.wg.Wait()
+	return first
+}
+
+// each runs f for every shard in parallel and returns the first error,
+// wrapped with the shard and operation.
+func (c *Client) each(ctx context.Context, op string, f func(context.Context, *shardConn) error) error {
+	return c.some(ctx, op, c.shards, f)
+}
+
+func (c *Client) some(ctx context.Context, op string, shards []*shardConn, f func(context.Context, *shardConn) error) error {
+	if len(shards) == 1 {
+		if err := f(ctx, shards[0]); err != nil {
+			return c.wrap(ctx, op, shards[0], err)
+		}
+		return nil
+	}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, sh := range shards[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = f(ctx, sh)
+		}()
+	}
+	errs[0] = f(ctx, shards[0])
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return c.wrap(ctx, op, shards[i], err)
+		}
+	}
+	return nil
+}
+
+// ShardError is the error of an operation on one shard. It unwraps to the
+// gRPC status error (so status.Code works), to ErrNotFound for a missing key
+// or model, and to ctx.Err() when the caller's context ended.
+type ShardError struct {
+	Op    string // e.g. "pull sparse"
+	Shard int
+	Addr  string
+	Err   error
+	extra []error
+}
+
+func (e *ShardError) Error() string {
+	st, _ := status.FromError(e.Err)
+	msg := e.Err.Error()
+	if st != nil {
+		msg = strings.TrimPrefix(st.Message(), "psstore: ")
+	}
+	base := fmt.Sprintf("psstore: %s on shard %d (%s): ", e.Op, e.Shard, e.Addr)
+	switch status.Code(e.Err) {
+	case codes.Unavailable:
+		return base + "shard is unreachable: " + msg + "; check that `stratus psstore serve` is running at that address and reachable from here"
+	case codes.Unauthenticated:
+		return base + msg
+	case codes.DeadlineExceeded, codes.Canceled:
+		return base + "gave up: " + msg
+	}
+	return base + msg
+}
+
+func (e *ShardError) Unwrap() []error { return append([]error{e.Err}, e.extra...) }
+
+func (c *Client) wrap(ctx context.Context, op string, sh *shardConn, err error) error {
+	var se *ShardError
+	if errors.As(err, &se) {
+		return err
+	}
+	e := &ShardError{Op: op, Shard: sh.index, Addr: sh.addr, Err: err}
+	if status.Code(err) == codes.NotFound {
+		e.extra = append(e.extra, ErrNotFound)
+	}
+	if ctx != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		e.extra = append(e.extra, ctx.Err())
+	}
+	return e
+}
+
+// ServerStats are one shard's counters.
+type ServerStats struct {
+	Addr         string
+	AuthFailures uint64 // requests refused for a missing or wrong token
+	Requests     uint64 // authenticated requests
+	Models       int
+	ModelBytes   uint64
+}
+
+// ServerStats returns every shard's counters, in shard order.
+func (c *Client) ServerStats(ctx context.Context) ([]ServerStats, error) {
+	out := make([]ServerStats, len(c.shards))
+	err := c.each(ctx, "stats", func(ctx context.Context, sh *shardConn) error {
+		r, err := sh.rpc.Stats(ctx, &pb.StatsRequest{})
+		if err != nil {
+			return err
+		}
+		out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes}
+		return nil
+	})
+	return out, err
+}

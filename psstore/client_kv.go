@@ -1,0 +1,322 @@
+package psstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
+)
+
+// The key-value face of the Client. A key lives on shard
+// fnv1a64(key) mod N. Every acknowledged write is durable on its shard.
+
+// MergeOp is an element-wise reduction for MergeFloats.
+type MergeOp int
+
+// The element-wise reductions of MergeFloats.
+const (
+	MergeSum MergeOp = iota + 1 // stored[i] += vals[i]
+	MergeMin                    // stored[i] = min(stored[i], vals[i])
+	MergeMax                    // stored[i] = max(stored[i], vals[i])
+)
+
+func (op MergeOp) String() string {
+	switch op {
+	case MergeSum:
+		return "sum"
+	case MergeMin:
+		return "min"
+	case MergeMax:
+		return "max"
+	}
+	return fmt.Sprintf("MergeOp(%d)", int(op))
+}
+
+// fnv1a64 hashes a KV key for placement.
+func fnv1a64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (c *Client) shardFor(key string) *shardConn {
+	if len(c.shards) == 1 {
+		return c.shards[0]
+	}
+	return c.shards[fnv1a64(key)%uint64(len(c.shards))]
+}
+
+func (c *Client) checkKV(op, key string, size int, sh *shardConn) error {
+	if key == "" {
+		return fmt.Errorf("psstore: %s: empty key", op)
+	}
+	if sh != nil && int64(size) > sh.maxValueBytes {
+		return fmt.Errorf("psstore: %s %q: %d bytes exceed the value limit of %d", op, key, size, sh.maxValueBytes)
+	}
+	return nil
+}
+
+// Put stores val under key, replacing any value. Values above 4 MiB are
+// streamed in 4 MiB chunks; at most the shards' value limit (64 MiB by
+// default).
+func (c *Client) Put(ctx context.Context, key string, val []byte) error {
+	sh := c.shardFor(key)
+	if err := c.checkKV("put", key, len(val), sh); err != nil {
+		return err
+	}
+	err := func() error {
+		stream, err := sh.rpc.Put(ctx)
+		if err != nil {
+			return err
+		}
+		first := true
+		for off := 0; first || off < len(val); first = false {
+			end := min(off+valueChunkBytes, len(val))
+			ch := &pb.PutChunk{Data: val[off:end]}
+			if first {
+				ch.Key = []byte(key)
+			}
+			if err := stream.Send(ch); err != nil {
+				if errors.Is(err, io.EOF) {
+					break // the shard's answer explains
+				}
+				return err
+			}
+			off = end
+		}
+		_, err = stream.CloseAndRecv()
+		return err
+	}()
+	if err != nil {
+		return c.wrap(ctx, fmt.Sprintf("put %q", key), sh, err)
+	}
+	return nil
+}
+
+// Get returns key's value, or an error matching ErrNotFound.
+func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	sh := c.shardFor(key)
+	if err := c.checkKV("get", key, 0, nil); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, 1)
+	found := make([]bool, 1)
+	if err := c.getFrom(ctx, sh, []string{key}, []int{0}, out, found); err != nil {
+		return nil, err
+	}
+	if !found[0] {
+		return nil, c.wrap(ctx, fmt.Sprintf("get %q", key), sh, fmt.Errorf("key %q: %w", key, ErrNotFound))
+	}
+	return out[0], nil
+}
+
+// MultiGet returns the values of keys, in order, asking the shards in
+// parallel; a missing key's entry is nil (a stored empty value is non-nil).
+func (c *Client) MultiGet(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	byShard := make([][]int, len(c.shards))
+	for i, k := range keys {
+		if err := c.checkKV("multi-get", k, 0, nil); err != nil {
+			return nil, err
+		}
+		s := c.shardFor(k).index
+		byShard[s] = append(byShard[s], i)
+	}
+	var involved []*shardConn
+	for s, idx := range byShard {
+		if len(idx) > 0 {
+			involved = append(involved, c.shards[s])
+		}
+	}
+	if len(involved) == 0 {
+		return out, nil
+	}
+	err := c.some(ctx, "multi-get", involved, func(ctx context.Context, sh *shardConn) error {
+		idx := byShard[sh.index]
+		for lo := 0; lo < len(idx); lo += sh.maxKeys {
+			part := idx[lo:min(lo+sh.maxKeys, len(idx))]
+			ks := make([]string, len(part))
+			for j, i := range part {
+				ks[j] = keys[i]
+			}
+			if err := c.getFrom(ctx, sh, ks, part, out, found); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// getFrom streams the values of keys from sh into out[pos[j]].
+func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos []int, out [][]byte, found []bool) error {
+	req := &pb.GetRequest{Keys: make([][]byte, len(keys))}
+	for i, k := range keys {
+		req.Keys[i] = []byte(k)
+	}
+	stream, err := sh.rpc.Get(ctx, req)
+	if err != nil {
+		return c.wrap(ctx, "get", sh, err)
+	}
+	var cur []byte
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return c.wrap(ctx, "get", sh, err)
+		}
+		if int(ch.Index) >= len(keys) {
+			return c.wrap(ctx, "get", sh, fmt.Errorf("shard answered for key %d of %d", ch.Index, len(keys)))
+		}
+		i := pos[ch.Index]
+		if !ch.Found {
+			continue
+		}
+		if ch.Size > 0 && cur == nil {
+			if int64(ch.Size) > sh.maxValueBytes {
+				return c.wrap(ctx, "get", sh, fmt.Errorf("shard announced a value of %d bytes, above its limit", ch.Size))
+			}
+			cur = make([]byte, 0, ch.Size)
+		}
+		cur = append(cur, ch.Data...)
+		if ch.Last {
+			if cur == nil {
+				cur = []byte{}
+			}
+			out[i], found[i] = cur, true
+			cur = nil
+		}
+	}
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	if err := c.checkKV("delete", key, 0, nil); err != nil {
+		return err
+	}
+	sh := c.shardFor(key)
+	if _, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)}); err != nil {
+		return c.wrap(ctx, fmt.Sprintf("delete %q", key), sh, err)
+	}
+	return nil
+}
+
+// List returns every key with the prefix, sorted, from all shards.
+func (c *Client) List(ctx context.Context, prefix string) ([]string, error) {
+	parts := make([][]string, len(c.shards))
+	err := c.each(ctx, fmt.Sprintf("list %q", prefix), func(ctx context.Context, sh *shardConn) error {
+		stream, err := sh.rpc.List(ctx, &pb.ListRequest{Prefix: []byte(prefix)})
+		if err != nil {
+			return err
+		}
+		for {
+			r, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for _, k := range r.Keys {
+				parts[sh.index] = append(parts[sh.index], string(k))
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// MergeFloats folds vals into the float32 vector stored at key, atomically
+// on its shard: element-wise sum, min or max. A missing key takes vals as
+// is; a stored vector of another length is an error (codes.FailedPrecondition).
+// Read the result with GetFloats.
+func (c *Client) MergeFloats(ctx context.Context, key string, op MergeOp, vals []float32) error {
+	var pop pb.MergeOp
+	switch op {
+	case MergeSum:
+		pop = pb.MergeOp_MERGE_OP_SUM
+	case MergeMin:
+		pop = pb.MergeOp_MERGE_OP_MIN
+	case MergeMax:
+		pop = pb.MergeOp_MERGE_OP_MAX
+	default:
+		return fmt.Errorf("psstore: merge %q: unknown op %v", key, op)
+	}
+	return c.merge(ctx, key, pop, floatsToBytes(vals))
+}
+
+// Append appends b to the bytes stored at key (creating it), atomically on
+// its shard; for passing messages between workers. The result must stay
+// within the value limit.
+func (c *Client) Append(ctx context.Context, key string, b []byte) error {
+	return c.merge(ctx, key, pb.MergeOp_MERGE_OP_APPEND, b)
+}
+
+func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
+	sh := c.shardFor(key)
+	if err := c.checkKV("merge", key, len(data), sh); err != nil {
+		return err
+	}
+	err := func() error {
+		stream, err := sh.rpc.Merge(ctx)
+		if err != nil {
+			return err
+		}
+		first := true
+		for off := 0; first || off < len(data); first = false {
+			end := min(off+valueChunkBytes, len(data))
+			ch := &pb.MergeChunk{Data: data[off:end]}
+			if first {
+				ch.Key, ch.Op = []byte(key), op
+			}
+			if err := stream.Send(ch); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return err
+			}
+			off = end
+		}
+		_, err = stream.CloseAndRecv()
+		return err
+	}()
+	if err != nil {
+		return c.wrap(ctx, fmt.Sprintf("merge %q", key), sh, err)
+	}
+	return nil
+}
+
+// GetFloats returns the float32 vector stored at key (by MergeFloats or
+// PutFloats).
+func (c *Client) GetFloats(ctx context.Context, key string) ([]float32, error) {
+	b, err := c.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	v, err := bytesToFloats(b)
+	if err != nil {
+		return nil, fmt.Errorf("psstore: get floats %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// PutFloats stores vals as a little-endian float32 vector.
+func (c *Client) PutFloats(ctx context.Context, key string, vals []float32) error {
+	return c.Put(ctx, key, floatsToBytes(vals))
+}

@@ -1,0 +1,365 @@
+package psstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
+)
+
+// The parameter-server face of the Client.
+
+// CreateModel creates the model on every shard. It is idempotent: creating
+// a model that exists with the same (normalised) spec succeeds, so workers of
+// a relaunched generation may all call it; a different spec is an error
+// (codes.AlreadyExists).
+func (c *Client) CreateModel(ctx context.Context, spec ModelSpec) error {
+	ns, err := spec.normalize()
+	if err != nil {
+		return fmt.Errorf("psstore: create model: %w", err)
+	}
+	p := ns.toProto()
+	return c.each(ctx, "create model "+spec.Name, func(ctx context.Context, sh *shardConn) error {
+		_, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sh.index), ShardCount: uint32(len(c.shards))})
+		return err
+	})
+}
+
+// DeleteModel deletes the model and its checkpoints on every shard.
+// Deleting a model that does not exist is not an error.
+func (c *Client) DeleteModel(ctx context.Context, model string) error {
+	return c.each(ctx, "delete model "+model, func(ctx context.Context, sh *shardConn) error {
+		_, err := sh.rpc.DeleteModel(ctx, &pb.DeleteModelRequest{Model: model})
+		return err
+	})
+}
+
+// Snapshot checkpoints the model on every shard now (weights, optimizer
+// state, counters). Pushes not yet acknowledged may or may not be included:
+// call Flush first to include this client's pushes. Cost per shard: a copy
+// of its slice in memory (pushes wait during the copy, about 1 ms per 4 M
+// coordinates) and one write of it to badger.
+func (c *Client) Snapshot(ctx context.Context, model string) error {
+	return c.each(ctx, "snapshot "+model, func(ctx context.Context, sh *shardConn) error {
+		_, err := sh.rpc.Snapshot(ctx, &pb.SnapshotRequest{Model: model})
+		return err
+	})
+}
+
+// Restore replaces the model on every shard with its last checkpoint
+// (periodic, Snapshot or creation, whichever is latest on that shard).
+func (c *Client) Restore(ctx context.Context, model string) error {
+	return c.each(ctx, "restore "+model, func(ctx context.Context, sh *shardConn) error {
+		_, err := sh.rpc.Restore(ctx, &pb.RestoreRequest{Model: model})
+		return err
+	})
+}
+
+func (c *Client) getPlan() *sparsePlan  { return c.plans.Get().(*sparsePlan) }
+func (c *Client) putPlan(p *sparsePlan) { c.plans.Put(p) }
+
+// stashPlan keeps the plan of a finished pull for a following push of the
+// same keys, recycling the oldest stashed plan.
+func (c *Client) stashPlan(p *sparsePlan, keys []uint64) {
+	p.input = append(p.input[:0], keys...)
+	c.recentMu.Lock()
+	old := c.recent[c.recentNext]
+	c.recent[c.recentNext] = p
+	c.recentNext = (c.recentNext + 1) % len(c.recent)
+	c.recentMu.Unlock()
+	if old != nil {
+		c.putPlan(old)
+	}
+}
+
+// takePlan returns a stashed plan built from exactly keys, or nil.
+func (c *Client) takePlan(keys []uint64) *sparsePlan {
+	c.recentMu.Lock()
+	defer c.recentMu.Unlock()
+	for i, p := range c.recent {
+		if p != nil && len(p.input) == len(keys) && p.input[0] == keys[0] && slices.Equal(p.input, keys) {
+			c.recent[i] = nil
+			return p
+		}
+	}
+	return nil
+}
+
+// PullSparse sets dst[i] to the model's weight for keys[i], for every i.
+// keys may be in any order and repeat; every key must be < the model's dim.
+// len(dst) must be at least len(keys). The keys are split by shard and the
+// shards asked in parallel; a pull does not wait for this client's pushes
+// in flight (call Flush for read-your-writes). Cost: one round trip, about
+// 2 + 4 bytes per distinct key on the wire (2 + 2 with WithFloat16); no
+// allocations in the client beyond gRPC's own after warm-up.
+func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, dst []float32) error {
+	if len(dst) < len(keys) {
+		return fmt.Errorf("psstore: pull sparse %s: dst has %d slots for %d keys", model, len(dst), len(keys))
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	p := c.getPlan()
+	n := len(c.shards)
+	p.build(keys, n)
+	var err error
+	if n == 1 {
+		err = c.pullShard(ctx, model, p, 0)
+	} else {
+		err = c.fanOut(ctx, p, func(s int) error { return c.pullShard(ctx, model, p, s) })
+	}
+	if err != nil {
+		c.putPlan(p)
+		return err
+	}
+	vals := p.vals
+	for i, s := range p.slot {
+		dst[i] = vals[s]
+	}
+	c.stashPlan(p, keys)
+	return nil
+}
+
+// fanOut runs f for every shard that has keys in p, in parallel, and returns
+// the first error in shard order.
+func (c *Client) fanOut(ctx context.Context, p *sparsePlan, f func(s int) error) error {
+	var errs [16]error
+	errv := errs[:0]
+	if len(c.shards) > len(errs) {
+		errv = make([]error, 0, len(c.shards))
+	}
+	errv = errv[:len(c.shards)]
+	var wg sync.WaitGroup
+	first := -1
+	for s := range c.shards {
+		if p.start[s] == p.start[s+1] {
+			continue
+		}
+		if first < 0 {
+			first = s
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errv[s] = f(s)
+		}()
+	}
+	if first >= 0 {
+		errv[first] = f(first)
+	}
+	wg.Wait()
+	for _, err := range errv {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pullShard pulls shard s's part of p in requests of at most maxKeys keys.
+func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s int) error {
+	sh := c.shards[s]
+	keys, vals := p.shardKeys(s), p.shardVals(s)
+	enc := pb.ValueEncoding_VALUE_ENCODING_FLOAT32
+	if c.opts.f16 {
+		enc = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
+	}
+	for lo := 0; lo < len(keys); lo += sh.maxKeys {
+		hi := min(lo+sh.maxKeys, len(keys))
+		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
+		req := &p.pullReqs[s]
+		req.Model, req.Keys, req.NumKeys, req.Encoding = model, p.keyBuf[s], uint32(hi-lo), enc
+		err := sh.pulls.pull(ctx, req, func(resp *pb.PullSparseResponse) error {
+			if resp.Encoding != enc {
+				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)
+			}
+			if err := decodeValues(vals[lo:hi], resp.Values, c.opts.f16, false); err != nil {
+				return fmt.Errorf("malformed answer: %w", err)
+			}
+			return nil
+		})
+		req.Keys = nil
+		if err != nil {
+			return c.wrap(ctx, "pull sparse "+model, sh, err)
+		}
+	}
+	return nil
+}
+
+// PushSparse sends raw gradients for keys to be applied by the model's
+// optimizer on the shards (see the package documentation). keys may be in
+// any order; gradients of repeated keys are summed. It returns as soon as
+// the parts are queued on the shards' push streams — it waits only when a
+// shard already has the window's worth of pushes unacknowledged — so a
+// failure is reported later: if an earlier push failed, PushSparse returns
+// that error (once) and does not send this push; Flush returns it too.
+// A push to several shards is not atomic: each shard applies its part.
+func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, grads []float32) error {
+	if len(keys) != len(grads) {
+		return fmt.Errorf("psstore: push sparse %s: %d keys but %d gradients", model, len(keys), len(grads))
+	}
+	if err := c.takePushErr(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	p := c.takePlan(keys)
+	if p == nil {
+		p = c.getPlan()
+		p.build(keys, len(c.shards))
+	}
+	defer c.putPlan(p)
+	vals := p.vals
+	clear(vals)
+	for i, s := range p.slot {
+		g := grads[i]
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+			return fmt.Errorf("psstore: push sparse %s: gradient %d (key %d) is %v: gradients must be finite", model, i, keys[i], g)
+		}
+		vals[s] += g
+	}
+	counted := false
+	for s, sh := range c.shards {
+		ks, vs := p.shardKeys(s), p.shardVals(s)
+		for lo := 0; lo < len(ks); lo += sh.maxKeys {
+			hi := min(lo+sh.maxKeys, len(ks))
+			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
+			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
+			if err := sh.push.send(ctx, model, p.keyBuf[s], p.valBuf[s], hi-lo, !counted); err != nil {
+				return err
+			}
+			counted = true
+		}
+	}
+	return nil
+}
+
+// Flush waits until every push this client made before the call is
+// acknowledged (applied or refused) by its shard, and returns the first
+// push failure not yet reported, or ctx's error.
+func (c *Client) Flush(ctx context.Context) error {
+	for _, sh := range c.shards {
+		if err := sh.push.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return c.takePushErr()
+}
+
+// PullDense returns the whole model (dim coordinates), for evaluation and
+// export. Cost: 4 bytes per coordinate streamed from every shard in 2 MiB
+// chunks, plus one copy.
+func (c *Client) PullDense(ctx context.Context, model string) ([]float32, error) {
+	parts := make([][]float32, len(c.shards))
+	err := c.each(ctx, "pull dense "+model, func(ctx context.Context, sh *shardConn) error {
+		stream, err := sh.rpc.PullDense(ctx, &pb.PullDenseRequest{Model: model})
+		if err != nil {
+			return err
+		}
+		var part []float32
+		var got uint64
+		for {
+			ch, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if part == nil {
+				if ch.LocalDim > 1<<40 {
+					return fmt.Errorf("shard reports an implausible %d coordinates", ch.LocalDim)
+				}
+				part = make([]float32, ch.LocalDim)
+			}
+			nv := uint64(len(ch.Values) / 4)
+			if ch.Offset != got || ch.Offset+nv > uint64(len(part)) || len(ch.Values)%4 != 0 {
+				return fmt.Errorf("malformed dense chunk at offset %d (%d bytes) of %d coordinates", ch.Offset, len(ch.Values), len(part))
+			}
+			if err := decodeValues(part[ch.Offset:ch.Offset+nv], ch.Values, false, false); err != nil {
+				return err
+			}
+			got += nv
+		}
+		if got != uint64(len(part)) {
+			return fmt.Errorf("dense stream ended after %d of %d coordinates", got, len(part))
+		}
+		parts[sh.index] = part
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := len(parts)
+	dim := 0
+	for _, p := range parts {
+		dim += len(p)
+	}
+	out := make([]float32, dim)
+	for s, p := range parts {
+		for l, v := range p {
+			out[l*n+s] = v
+		}
+	}
+	return out, nil
+}
+
+// ModelStats are a model's counters summed over shards.
+type ModelStats struct {
+	Spec ModelSpec // normalised (defaults filled in)
+	// Pushes is the number of logical pushes (PushSparse calls) applied.
+	Pushes uint64
+	// Updates is the number of coordinate updates applied: the distinct keys
+	// of every push.
+	Updates uint64
+	// Pulls counts pull requests per shard (a pull touching k shards counts
+	// k); PulledKeys counts distinct keys pulled.
+	Pulls, PulledKeys uint64
+	// Checkpoints is the fewest checkpoints any shard has written (creation
+	// counts as one); CheckpointUpdates sums Updates as of each shard's last
+	// checkpoint; LastCheckpoint is the oldest shard's last checkpoint time.
+	Checkpoints       uint64
+	CheckpointUpdates uint64
+	LastCheckpoint    time.Time
+}
+
+// ModelStats returns the model's counters.
+func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, error) {
+	resps := make([]*pb.ModelStatsResponse, len(c.shards))
+	err := c.each(ctx, "model stats "+model, func(ctx context.Context, sh *shardConn) error {
+		r, err := sh.rpc.ModelStats(ctx, &pb.ModelStatsRequest{Model: model})
+		resps[sh.index] = r
+		return err
+	})
+	if err != nil {
+		return ModelStats{}, err
+	}
+	var st ModelStats
+	st.Spec, err = specFromProto(resps[0].Spec)
+	if err != nil {
+		return st, fmt.Errorf("psstore: model stats %s: %w", model, err)
+	}
+	for i, r := range resps {
+		st.Pushes += r.Pushes
+		st.Updates += r.Updates
+		st.Pulls += r.Pulls
+		st.PulledKeys += r.PulledKeys
+		st.CheckpointUpdates += r.CheckpointUpdates
+		t := time.Unix(0, r.CheckpointUnixNano)
+		if i == 0 || r.Checkpoints < st.Checkpoints {
+			st.Checkpoints = r.Checkpoints
+		}
+		if i == 0 || t.Before(st.LastCheckpoint) {
+			st.LastCheckpoint = t
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,56 @@
+// Package psstore is Stratus's shared store for stateless workers: a sharded
+// key-value store and parameter server spoken to over gRPC.
+//
+// # Two faces
+//
+// The key-value face (Put, Get, MultiGet, Delete, List, MergeFloats, Append)
+// carries intermediate data, messages and reductions between workers. Values
+// are byte strings of up to 64 MiB (streamed in 4 MiB chunks); every
+// acknowledged write is durable (badger with synced writes).
+//
+// The parameter-server face holds models: dense float32 vectors addressed by
+// uint64 feature indices (already hashed by the caller). Workers pull the
+// coordinates a minibatch touches (PullSparse), push raw gradients for them
+// (PushSparse), and the shard applies the model's optimizer per coordinate.
+// PullDense returns the whole vector for evaluation and export. Models are
+// checkpointed to badger periodically and on Snapshot; a restarted shard
+// resumes from its last checkpoint.
+//
+// # Sharding
+//
+// One server process is one shard and knows nothing about the others; the
+// Client decides placement. With N shards (the order of the address list
+// given to Dial), model coordinate k lives on shard k mod N at local index
+// k div N, so every shard holds a dense slice of about dim/N coordinates plus
+// optimizer state; a KV key lives on shard fnv1a64(key) mod N. Dial tells
+// every shard its index and N (Hello); the shard records them in its data
+// directory and refuses a client that disagrees, because changing N or the
+// address order would misplace every stored key.
+//
+// # Optimizers
+//
+// A push carries the raw gradient g of the minibatch loss for each key (the
+// client sums duplicate keys). For each pushed coordinate with weight w the
+// shard computes, in float32:
+//
+//	g  += l2 * w                      (L2 regularisation, when l2 > 0)
+//	sgd:      w -= lr * g
+//	momentum: v  = mu*v + g;  w -= lr * v           (mu defaults to 0.9)
+//	adagrad:  h += g*g;       w -= lr * g / (sqrt(h) + eps)   (eps defaults to 1e-8)
+//
+// Only pushed coordinates change; L2 is applied lazily, at push time.
+// Each coordinate's update is atomic with respect to concurrent pushes (the
+// coordinate's lock stripe is held while it is applied), but a push is not
+// atomic as a whole and pushes from different workers interleave
+// (Hogwild-style asynchronous SGD).
+//
+// # Security
+//
+// Every request carries the run's token in gRPC metadata
+// ("authorization: Bearer <token>"); the shard compares it in constant time,
+// answers codes.Unauthenticated to a wrong or missing token and counts the
+// refusal. TLS is optional. Request sizes, key counts, value sizes, model
+// count and model memory are limited per shard (ServerOptions) so a bad
+// client gets InvalidArgument or ResourceExhausted rather than exhausting
+// the shard.
+package psstore

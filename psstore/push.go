@@ -1,0 +1,305 @@
+package psstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
+)
+
+// pushStream carries one client's pushes to one shard over a long-lived
+// bidirectional stream, with at most the window size unacknowledged.
+//
+// Every push gets a sequence number. The shard applies a stream's pushes in
+// order and acknowledges them cumulatively: a failed push at once (with its
+// error), and a push that asks with ack_now, which the client sets whenever
+// half the window is unacknowledged (so acks cost one message per half
+// window, not one per push) and on a flush marker. When a stream breaks, all
+// its unacknowledged pushes are resolved as failed at once, before a new
+// stream is opened (they may or may not have been applied). So pushes
+// resolve in sequence order and "every push up to doneSeq is resolved" is
+// the invariant Flush waits on.
+type pushStream struct {
+	c     *Client
+	sh    *shardConn
+	slots chan struct{} // window: one token per unacknowledged push
+
+	sendMu sync.Mutex     // serialises Send and stream creation
+	req    pb.PushRequest // reused under sendMu
+
+	mu      sync.Mutex
+	cur     *pushGen // nil: open a new stream on the next push
+	nextSeq uint64   // last sequence number assigned
+	doneSeq uint64   // every push <= doneSeq is acknowledged or failed
+	askSeq  uint64   // last push sent with ack_now
+	notify  chan struct{}
+}
+
+// pushGen is one stream (generation) of a pushStream.
+type pushGen struct {
+	stream  grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
+	cancel  context.CancelFunc
+	lastSeq uint64 // under pushStream.mu
+	failed  bool   // under pushStream.mu
+}
+
+func newPushStream(c *Client, sh *shardConn) *pushStream {
+	return &pushStream{c: c, sh: sh, slots: make(chan struct{}, c.opts.pushWindow)}
+}
+
+// send queues one push part. It blocks only while the window is full (or
+// while gRPC flow control holds the write), never for an acknowledgement.
+// A push that could not be written because the stream had died (a shard
+// restart) never reached the shard; it is retried once on a new stream.
+func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte, n int, countPush bool) error {
+	for attempt := 0; ; attempt++ {
+		select {
+		case ps.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ps.c.wrap(ctx, "push", ps.sh, ctx.Err())
+		}
+		ps.sendMu.Lock()
+		r := &ps.req
+		r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = model, keys, uint32(n), grads, countPush
+		if ps.c.opts.f16 {
+			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
+		} else {
+			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
+		}
+		written, err := ps.sendLocked(r, false)
+		r.Keys, r.Grads = nil, nil
+		ps.sendMu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 && !written && ctx.Err() == nil && transportFailure(err) {
+			continue
+		}
+		return ps.c.wrap(ctx, "push", ps.sh, err)
+	}
+}
+
+// sendLocked assigns r the next sequence number and sends it on the live
+// stream, asking for an ack when half the window (or, with forceAck,
+// everything) is unacknowledged. The caller holds sendMu and a window slot,
+// which is released here if the push cannot be sent. written is false when
+// the push certainly did not reach the shard.
+func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool, err error) {
+	g, err := ps.generation()
+	if err != nil {
+		<-ps.slots
+		return true, err // not retried: opening the stream itself failed
+	}
+	ps.mu.Lock()
+	if g.failed {
+		// The receiver failed g after generation() returned it.
+		ps.mu.Unlock()
+		<-ps.slots
+		return false, status.Error(codes.Unavailable, "push stream broke")
+	}
+	ps.nextSeq++
+	seq := ps.nextSeq
+	g.lastSeq = seq
+	r.Seq = seq
+	r.AckNow = forceAck || seq-ps.doneSeq >= uint64(max(1, cap(ps.slots)/2))
+	if r.AckNow {
+		ps.askSeq = seq
+	}
+	ps.mu.Unlock()
+	// gRPC encodes the message before SendMsg returns (no stats handler
+	// holds it), so the caller may reuse keys and grads afterwards.
+	if err := g.stream.Send(r); err != nil {
+		// The real cause arrives on Recv; the receiver records it for the
+		// other pushes in flight. This push is reported by the caller.
+		if errors.Is(err, io.EOF) {
+			err = status.Error(codes.Unavailable, "push stream closed by the shard")
+		}
+		ps.fail(g, err, seq)
+		return false, err
+	}
+	return true, nil
+}
+
+// generation returns the live stream, opening one (and its receiver) if
+// needed. Called with sendMu held.
+func (ps *pushStream) generation() (*pushGen, error) {
+	ps.mu.Lock()
+	g := ps.cur
+	ps.mu.Unlock()
+	if g != nil {
+		return g, nil
+	}
+	if ps.c.ctx.Err() != nil {
+		return nil, errClosed
+	}
+	sctx, cancel := context.WithCancel(ps.c.ctx)
+	stream, err := ps.sh.rpc.Push(sctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ps.mu.Lock()
+	g = &pushGen{stream: stream, cancel: cancel, lastSeq: ps.nextSeq}
+	ps.cur = g
+	ps.mu.Unlock()
+	ps.c.wg.Add(1)
+	go ps.receive(g)
+	return g, nil
+}
+
+// receive reads g's acknowledgements until the stream ends.
+func (ps *pushStream) receive(g *pushGen) {
+	defer ps.c.wg.Done()
+	defer g.cancel()
+	ack := new(pb.PushAck)
+	for {
+		if err := g.stream.RecvMsg(ack); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = status.Error(codes.Unavailable, "push stream ended by the shard")
+			}
+			ps.fail(g, err, 0)
+			return
+		}
+		// Record a refusal before the push counts as resolved, so a Flush
+		// woken by it sees the error.
+		if ack.Code != 0 {
+			ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
+		}
+		ps.mu.Lock()
+		if g.failed {
+			ps.mu.Unlock()
+			continue
+		}
+		if ack.Seq <= ps.doneSeq || ack.Seq > g.lastSeq {
+			ps.mu.Unlock()
+			ps.fail(g, status.Errorf(codes.Internal, "shard acknowledged push %d, outside the unacknowledged range (%d, %d]", ack.Seq, ps.doneSeq, g.lastSeq), 0)
+			return
+		}
+		done := int(ack.Seq - ps.doneSeq)
+		ps.doneSeq = ack.Seq
+		ps.wake()
+		ps.mu.Unlock()
+		for range done {
+			<-ps.slots
+		}
+	}
+}
+
+// fail resolves every unacknowledged push of g as failed, releases their
+// window slots and records err for them (except own, which the caller
+// reports itself). The first call for g does the work.
+func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
+	ps.mu.Lock()
+	if g.failed {
+		ps.mu.Unlock()
+		return
+	}
+	g.failed = true
+	if ps.cur == g {
+		ps.cur = nil
+	}
+	lost := 0
+	if g.lastSeq > ps.doneSeq {
+		lost = int(g.lastSeq - ps.doneSeq)
+	}
+	others := lost
+	if own != 0 {
+		others--
+	}
+	// The error is recorded before the pushes count as resolved, so a
+	// Flush woken by them sees it.
+	if others > 0 && ps.c.ctx.Err() == nil {
+		ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh,
+			fmt.Errorf("the push stream broke with %d pushes unacknowledged (they may or may not have been applied): %w", others, err)))
+	}
+	if lost > 0 {
+		ps.doneSeq = g.lastSeq
+	}
+	ps.wake()
+	ps.mu.Unlock()
+	g.cancel()
+	for range lost {
+		<-ps.slots
+	}
+}
+
+// wake tells Flush waiters that doneSeq moved. Called with mu held.
+func (ps *pushStream) wake() {
+	if ps.notify != nil {
+		close(ps.notify)
+		ps.notify = nil
+	}
+}
+
+// flush waits until every push assigned a sequence number before the call
+// is resolved. If the last of them did not ask for an ack, it first sends a
+// flush marker that does.
+func (ps *pushStream) flush(ctx context.Context) error {
+	ps.mu.Lock()
+	target := ps.nextSeq
+	needMarker := ps.doneSeq < target && ps.askSeq < target && ps.cur != nil
+	ps.mu.Unlock()
+	if needMarker {
+		select {
+		case ps.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ps.c.wrap(ctx, "flush", ps.sh, ctx.Err())
+		}
+		ps.sendMu.Lock()
+		ps.mu.Lock()
+		still := ps.doneSeq < target && ps.askSeq < target && ps.cur != nil
+		ps.mu.Unlock()
+		var err error
+		if still {
+			_, err = ps.sendLocked(&pb.PushRequest{}, true)
+		} else {
+			<-ps.slots
+		}
+		ps.sendMu.Unlock()
+		if err != nil {
+			// The stream broke: the pushes it carried are resolved as
+			// failed and their error recorded; nothing more to wait for.
+			return nil
+		}
+	}
+	ps.mu.Lock()
+	for ps.doneSeq < target {
+		if ps.notify == nil {
+			ps.notify = make(chan struct{})
+		}
+		ch := ps.notify
+		ps.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ps.c.wrap(ctx, "flush", ps.sh, ctx.Err())
+		}
+		ps.mu.Lock()
+	}
+	ps.mu.Unlock()
+	return nil
+}
+
+func (c *Client) setPushErr(err error) {
+	c.errMu.Lock()
+	if c.pushErr == nil {
+		c.pushErr = err
+	}
+	c.errMu.Unlock()
+}
+
+// takePushErr returns and clears the first unreported push failure.
+func (c *Client) takePushErr() error {
+	c.errMu.Lock()
+	err := c.pushErr
+	c.pushErr = nil
+	c.errMu.Unlock()
+	return err
+}

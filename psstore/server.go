@@ -1,0 +1,443 @@
+package psstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
+)
+
+// Version is reported in Hello.
+const Version = "psstore/1"
+
+// valueChunkBytes is the largest value piece in one message; values above
+// it are streamed in several.
+const valueChunkBytes = 4 << 20
+
+// ServerOptions configures one shard. Zero fields take the defaults noted.
+type ServerOptions struct {
+	// DataDir holds the shard's badger database (required).
+	DataDir string
+	// Token every request must carry (required).
+	Token string
+	// TLSCertFile and TLSKeyFile (PEM) enable TLS; alternatively set TLS.
+	TLSCertFile, TLSKeyFile string
+	TLS                     *tls.Config
+	// CheckpointInterval is how often changed models are checkpointed:
+	// 0 means 30 s, negative disables periodic checkpoints (Snapshot,
+	// CreateModel and Close still checkpoint).
+	CheckpointInterval time.Duration
+	// MaxMessageBytes bounds one received gRPC message (default 16 MiB,
+	// at least 5 MiB so a 4 MiB value chunk fits).
+	MaxMessageBytes int
+	// MaxKeysPerRequest bounds the keys of one sparse pull or push part and
+	// of one Get (default 1 Mi).
+	MaxKeysPerRequest int
+	// MaxValueBytes bounds one KV value (default 64 MiB).
+	MaxValueBytes int64
+	// MaxKeyBytes bounds one KV key (default 4 KiB).
+	MaxKeyBytes int
+	// MaxModels bounds the models on the shard (default 64).
+	MaxModels int
+	// MaxModelBytes bounds the memory of all model slices on the shard,
+	// weights plus optimizer state (default 4 GiB).
+	MaxModelBytes int64
+	// MaxInflightBytes bounds the KV value bytes held for requests being
+	// received or merged at once (default 512 MiB); beyond it a request
+	// gets ResourceExhausted.
+	MaxInflightBytes int64
+	// Logf receives background errors (checkpoints, badger warnings);
+	// default log.Printf.
+	Logf func(format string, args ...any)
+}
+
+func (o ServerOptions) withDefaults() (ServerOptions, error) {
+	if o.DataDir == "" {
+		return o, errors.New("psstore: a data directory is required (--data-dir)")
+	}
+	if o.Token == "" {
+		return o, errors.New("psstore: a token is required (--token or STRATUS_PSSTORE_TOKEN): every request must carry it")
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 16 << 20
+	}
+	if o.MaxMessageBytes < valueChunkBytes+(1<<20) {
+		return o, fmt.Errorf("psstore: MaxMessageBytes %d is below the minimum %d (a 4 MiB value chunk must fit)", o.MaxMessageBytes, valueChunkBytes+(1<<20))
+	}
+	if o.MaxKeysPerRequest == 0 {
+		o.MaxKeysPerRequest = 1 << 20
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = 64 << 20
+	}
+	if o.MaxKeyBytes == 0 {
+		o.MaxKeyBytes = 4 << 10
+	}
+	if o.MaxModels == 0 {
+		o.MaxModels = 64
+	}
+	if o.MaxModelBytes == 0 {
+		o.MaxModelBytes = 4 << 30
+	}
+	if o.MaxInflightBytes == 0 {
+		o.MaxInflightBytes = 512 << 20
+	}
+	if o.MaxInflightBytes < o.MaxValueBytes {
+		o.MaxInflightBytes = o.MaxValueBytes
+	}
+	if o.Logf == nil {
+		o.Logf = log.Printf
+	}
+	if o.TLS == nil && (o.TLSCertFile != "" || o.TLSKeyFile != "") {
+		if o.TLSCertFile == "" || o.TLSKeyFile == "" {
+			return o, errors.New("psstore: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
+		}
+		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("psstore: load TLS certificate %s and key %s: %w", o.TLSCertFile, o.TLSKeyFile, err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return o, nil
+}
+
+// Server is one psstore shard: a gRPC service over a badger database in
+// DataDir. Create it with NewServer, run it with Serve, stop it with Close.
+type Server struct {
+	opts ServerOptions
+	db   *badger.DB
+	auth *authenticator
+	grpc *grpc.Server
+
+	placeMu sync.Mutex
+	place   placement
+	placed  bool
+
+	modelsMu   sync.RWMutex
+	models     map[string]*modelShard
+	modelBytes uint64
+
+	kvLocks  [256]sync.Mutex // per-key stripes serialising writes and merges
+	inflight *semaphore.Weighted
+
+	stop     chan struct{}
+	loopDone chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// NewServer opens the shard's data directory, restores every model from its
+// last checkpoint and starts the periodic checkpointer.
+func NewServer(opts ServerOptions) (*Server, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	db, err := openStore(opts.DataDir, opts.Logf)
+	if err != nil {
+		return nil, fmt.Errorf("psstore: %w", err)
+	}
+	s := &Server{
+		opts:     opts,
+		db:       db,
+		auth:     newAuthenticator(opts.Token),
+		models:   map[string]*modelShard{},
+		inflight: semaphore.NewWeighted(opts.MaxInflightBytes),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("psstore: data dir %s: %w", opts.DataDir, err)
+	}
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.MaxSendMsgSize(opts.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(1024),
+		grpc.ChainUnaryInterceptor(s.auth.unary),
+		grpc.ChainStreamInterceptor(s.auth.stream),
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(4 << 20),
+	}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	pb.RegisterPSStoreServer(s.grpc, &rpcService{s: s})
+	go s.checkpointLoop()
+	return s, nil
+}
+
+// load reads the placement record and every model's last checkpoint.
+func (s *Server) load() error {
+	p, ok, err := loadPlacement(s.db)
+	if err != nil {
+		return err
+	}
+	s.place, s.placed = p, ok
+	names, err := listModels(s.db)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		meta, ok, err := readMeta(s.db, name)
+		if err != nil || !ok {
+			return fmt.Errorf("model %q: %v", name, err)
+		}
+		st, err := readCheckpoint(s.db, meta)
+		if err != nil {
+			return err
+		}
+		// Drop chunks of other generations (an interrupted checkpoint).
+		if err := deletePrefixExcept(s.db, []byte(modelPrefix+name+"\x00c"), chunkKeyPrefix(name, meta.Gen)); err != nil {
+			return err
+		}
+		m := newModelShard(meta.Spec, meta.ShardIndex, meta.ShardCount)
+		if m.localDim != meta.LocalDim {
+			return fmt.Errorf("model %q: checkpoint holds %d coordinates, spec implies %d", name, meta.LocalDim, m.localDim)
+		}
+		m.restore(st)
+		m.ckGen = meta.Gen
+		m.checkpoints.Store(meta.Checkpoints)
+		m.checkpointUpdates.Store(meta.Updates)
+		m.checkpointPushes.Store(meta.Pushes)
+		m.checkpointNano.Store(meta.UnixNano)
+		s.models[name] = m
+		s.modelBytes += modelBytes(m.spec, m.localDim)
+	}
+	return nil
+}
+
+// Serve answers requests on lis until Close; it returns nil after Close.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the shard: it refuses new requests, lets those in flight
+// finish (for up to two seconds), cuts the long-lived push and pull streams
+// (a push not yet acknowledged may or may not have been applied),
+// checkpoints every model changed since its last checkpoint and closes the
+// database. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.auth.drain(2 * time.Second)
+	s.grpc.Stop()
+	close(s.stop)
+	<-s.loopDone
+	err := s.checkpointDirty()
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("psstore: close data dir %s: %w", s.opts.DataDir, cerr)
+	}
+	return err
+}
+
+// AuthFailures is the number of requests refused for a missing or wrong token.
+func (s *Server) AuthFailures() uint64 { return s.auth.failures.Load() }
+
+// Serve runs one shard on lis until ctx is done, then closes it (see
+// Server.Close). It is what the executor's in-process shards run;
+// `stratus psstore serve` does the same in two steps (NewServer, then
+// ServeContext) to report a bad configuration before it announces itself.
+func Serve(ctx context.Context, lis net.Listener, opts ServerOptions) error {
+	s, err := NewServer(opts)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	return s.ServeContext(ctx, lis)
+}
+
+// ServeContext answers requests on lis until ctx is done or serving fails,
+// then closes the server.
+func (s *Server) ServeContext(ctx context.Context, lis net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(lis) }()
+	select {
+	case <-ctx.Done():
+		err := s.Close()
+		<-errc
+		return err
+	case err := <-errc:
+		cerr := s.Close()
+		if err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("psstore: serve on %s: %w", lis.Addr(), err)
+		}
+		return nil
+	}
+}
+
+// checkpointLoop checkpoints changed models every CheckpointInterval and
+// lets badger reclaim value-log space the previous checkpoints used.
+func (s *Server) checkpointLoop() {
+	defer close(s.loopDone)
+	if s.opts.CheckpointInterval < 0 {
+		<-s.stop
+		return
+	}
+	t := time.NewTicker(s.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.checkpointDirty(); err != nil {
+				s.opts.Logf("psstore: periodic checkpoint: %v", err)
+			}
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// checkpointDirty checkpoints every model whose counters moved since its
+// last checkpoint, and returns the first error.
+func (s *Server) checkpointDirty() error {
+	s.modelsMu.RLock()
+	ms := make([]*modelShard, 0, len(s.models))
+	for _, m := range s.models {
+		ms = append(ms, m)
+	}
+	s.modelsMu.RUnlock()
+	var first error
+	for _, m := range ms {
+		if m.updates.Load() == m.checkpointUpdates.Load() && m.pushes.Load() == m.checkpointPushes.Load() {
+			continue
+		}
+		if err := s.checkpoint(m); err != nil && first == nil && !errors.Is(err, errModelDeleted) {
+			first = err
+		}
+	}
+	return first
+}
+
+var errModelDeleted = errors.New("model was deleted")
+
+// checkpoint writes m's current state as its last checkpoint.
+func (s *Server) checkpoint(m *modelShard) error {
+	m.ckMu.Lock()
+	defer m.ckMu.Unlock()
+	if m.deleted {
+		return errModelDeleted
+	}
+	st := m.snapshot()
+	meta, err := writeCheckpoint(s.db, m, st, m.ckGen, m.checkpoints.Load()+1)
+	if err != nil {
+		return err
+	}
+	m.ckGen = meta.Gen
+	m.checkpoints.Add(1)
+	m.checkpointUpdates.Store(st.updates)
+	m.checkpointPushes.Store(st.pushes)
+	m.checkpointNano.Store(meta.UnixNano)
+	return nil
+}
+
+// model finds a model slice or answers NotFound.
+func (s *Server) model(name string) (*modelShard, error) {
+	s.modelsMu.RLock()
+	m := s.models[name]
+	s.modelsMu.RUnlock()
+	if m == nil {
+		return nil, status.Errorf(codes.NotFound, "psstore: model %q does not exist on this shard: create it with CreateModel first", name)
+	}
+	return m, nil
+}
+
+// modelNames lists the shard's models, sorted.
+func (s *Server) modelNames() []string {
+	s.modelsMu.RLock()
+	defer s.modelsMu.RUnlock()
+	names := make([]string, 0, len(s.models))
+	for n := range s.models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// rpcService implements the gRPC service on a Server.
+type rpcService struct {
+	pb.UnimplementedPSStoreServer
+	s *Server
+}
+
+func (r *rpcService) Hello(_ context.Context, req *pb.HelloRequest) (*pb.HelloResponse, error) {
+	s := r.s
+	if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
+		return nil, err
+	}
+	return &pb.HelloResponse{
+		ShardIndex:        req.ShardIndex,
+		ShardCount:        req.ShardCount,
+		ServerVersion:     Version,
+		MaxKeysPerRequest: uint64(s.opts.MaxKeysPerRequest),
+		MaxValueBytes:     uint64(s.opts.MaxValueBytes),
+	}, nil
+}
+
+// checkPlacement records p on a fresh shard and refuses a different one later.
+func (s *Server) checkPlacement(p placement) error {
+	if p.count == 0 || p.index >= p.count {
+		return status.Errorf(codes.InvalidArgument, "psstore: shard index %d of %d is impossible", p.index, p.count)
+	}
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	if !s.placed {
+		if err := savePlacement(s.db, p); err != nil {
+			return status.Errorf(codes.Internal, "psstore: record shard placement: %v", err)
+		}
+		s.place, s.placed = p, true
+		return nil
+	}
+	if s.place != p {
+		return status.Errorf(codes.FailedPrecondition,
+			"psstore: data dir %s holds shard %d of %d, but the client addressed it as shard %d of %d: "+
+				"give the client the same shard addresses, in the same order, as when the data was written, "+
+				"or start this shard on an empty --data-dir",
+			s.opts.DataDir, s.place.index, s.place.count, p.index, p.count)
+	}
+	return nil
+}
+
+func (r *rpcService) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
+	s := r.s
+	s.modelsMu.RLock()
+	n, b := len(s.models), s.modelBytes
+	s.modelsMu.RUnlock()
+	return &pb.StatsResponse{
+		AuthFailures: s.auth.failures.Load(),
+		Requests:     s.auth.requests.Load(),
+		Models:       uint32(n),
+		ModelBytes:   b,
+	}, nil
+}
