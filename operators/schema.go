@@ -27,6 +27,9 @@ type Schema struct {
 	// Outputs lists the stage's output attributes and their types. A reference to the
 	// whole stage (load.adult) is an object of these; load.adult.train is one of them.
 	Outputs map[string]cty.Type
+	// UsesPSStore says the operator's tasks use psstore, so the executor must have
+	// shards running (on the local backend it starts them only when needed).
+	UsesPSStore bool
 	// Check validates the decoded configuration as a whole (cross-attribute rules). It
 	// must tolerate unknown values, which stand for values only known after upstream
 	// stages have run.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // Services are the run's shared stores, as a task handler or a coordinator sees
@@ -15,4 +16,7 @@ type Services interface {
 	// OpenStore opens another store by URI — a source's directory or bucket — with
 	// the run's S3 settings (region, endpoint).
 	OpenStore(ctx context.Context, uri string) (blob.Store, error)
+	// PSStore is a client of the run's psstore shards (TaskEnv.PSStore with its
+	// token). It is shared: do not Close it.
+	PSStore(ctx context.Context) (*psstore.Client, error)
 }

@@ -124,7 +124,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		fmt.Fprintln(c.stdout)
 	}
 
-	rt, err := c.newRuntime(ctx, p.Config, dir, f.backend)
+	rt, err := c.newRuntime(ctx, p, dir, f.backend)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/stratus-ml/stratus/dsl"
@@ -10,6 +11,8 @@ import (
 	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // runtime is what an apply runs on: a backend and the environment tasks receive.
@@ -34,7 +37,8 @@ func (r *runtime) Close() error {
 }
 
 // newRuntime sets up the backend the pipeline (or -backend) asks for.
-func (c *cli) newRuntime(ctx context.Context, cfg *dsl.Config, dir, override string) (*runtime, error) {
+func (c *cli) newRuntime(ctx context.Context, p *planner.Plan, dir, override string) (*runtime, error) {
+	cfg := p.Config
 	kind, err := pipelineBackend(cfg, override)
 	if err != nil {
 		return nil, err
@@ -57,13 +61,49 @@ func (c *cli) newRuntime(ctx context.Context, cfg *dsl.Config, dir, override str
 			lifetime:    lb.LifetimeD,
 			price:       executor.PriceGBSecondARM,
 		}
-		rt.closers = append(rt.closers, be.Close)
+		rt.closers = append(rt.closers, envs.Close, be.Close)
+		if needsPSStore(p) {
+			if err := rt.startPSStore(ctx, dir, lb.PSStoreShards); err != nil {
+				rt.Close()
+				return nil, err
+			}
+			rt.services = envs.Services(rt.env)
+		}
 		return rt, nil
 	case "lambda":
-		return c.lambdaRuntime(ctx, cfg, dir)
+		return c.lambdaRuntime(ctx, p, dir)
 	default:
 		return nil, fmt.Errorf("%w yet", errNoLambda)
 	}
+}
+
+// needsPSStore reports whether a stage that will run uses psstore.
+func needsPSStore(p *planner.Plan) bool {
+	for _, s := range p.Stages {
+		if s.Action != planner.Cached && s.Node.Stage.Schema.UsesPSStore {
+			return true
+		}
+	}
+	return false
+}
+
+// startPSStore starts n in-process psstore shards on 127.0.0.1 with a fresh token,
+// their data in .stratus/psstore (models are checkpointed there, so an interrupted
+// training run resumes from its last checkpoint), and hands their addresses to tasks.
+func (r *runtime) startPSStore(ctx context.Context, dir string, n int) error {
+	if n < 1 {
+		n = dsl.DefaultShards
+	}
+	data := filepath.Join(stateDir(dir), "psstore", fmt.Sprintf("%d-shards", n))
+	lc, err := psstore.StartLocal(context.WithoutCancel(ctx), n, data, "", func(o *psstore.ServerOptions) {
+		o.Logf = func(string, ...any) {}
+	})
+	if err != nil {
+		return fmt.Errorf("start psstore shards: %w", err)
+	}
+	r.env.PSStore, r.env.Token = lc.Addrs(), lc.Token()
+	r.closers = append(r.closers, lc.Close)
+	return nil
 }
 
 // defaultLocal fills a local backend's defaults, for -backend local on a pipeline

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 
 	"github.com/stratus-ml/stratus/dsl"
@@ -10,6 +11,7 @@ import (
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
+	"github.com/stratus-ml/stratus/planner"
 )
 
 // lambdaRuntime sets up the lambda backend from the pipeline's backend "lambda"
@@ -17,7 +19,8 @@ import (
 // block's endpoints, pointing the client at Lambda Runtime Interface Emulators;
 // with it, -backend lambda also runs a pipeline without a lambda block, with the
 // local blob store (the emulators run on this machine).
-func (c *cli) lambdaRuntime(ctx context.Context, cfg *dsl.Config, dir string) (*runtime, error) {
+func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*runtime, error) {
+	cfg := p.Config
 	endpoints := lambdabe.EndpointsFromEnv()
 	var lb dsl.LambdaBackend
 	if cfg.Backend.Type == "lambda" {
@@ -68,5 +71,24 @@ func (c *cli) lambdaRuntime(ctx context.Context, cfg *dsl.Config, dir string) (*
 		price:       price,
 	}
 	rt.closers = append(rt.closers, envs.Close, be.Close)
+	switch {
+	case len(env.PSStore) > 0:
+		env.Token = os.Getenv("STRATUS_PSSTORE_TOKEN")
+		if env.Token == "" {
+			rt.Close()
+			return nil, errors.New("the backend's psstore shards need their token in STRATUS_PSSTORE_TOKEN (the --token they were started with)")
+		}
+		rt.env = env
+	case needsPSStore(p) && len(lambdabe.EndpointsFromEnv()) > 0:
+		// Emulators run on this machine: serve them local shards.
+		if err := rt.startPSStore(ctx, dir, dsl.DefaultShards); err != nil {
+			rt.Close()
+			return nil, err
+		}
+	case needsPSStore(p):
+		rt.Close()
+		return nil, errors.New("training on Lambda needs psstore shards reachable from the functions: run `stratus psstore serve` on a host and list it in the backend block: psstore = [\"host:port\"]")
+	}
+	rt.services = envs.Services(rt.env)
 	return rt, nil
 }

@@ -12,9 +12,10 @@ import (
 
 // Schema is the `grid_search` block.
 var Schema = &operators.Schema{
-	Name:    "grid_search",
-	Version: 1,
-	Doc:     "Runs trials of a train stage over a grid and/or a random sample of its parameters.",
+	Name:        "grid_search",
+	Version:     1,
+	UsesPSStore: true,
+	Doc:         "Runs trials of a train stage over a grid and/or a random sample of its parameters.",
 	Attrs: []operators.Attr{
 		{Name: "train", Type: cty.DynamicPseudoType, Required: true, Stage: "train",
 			Doc: "The train stage whose configuration each trial starts from, such as train.lr."},

@@ -8,11 +8,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // Factory makes Envs and the services behind them. It is safe for concurrent use.
@@ -20,8 +22,9 @@ type Factory struct {
 	logger   *slog.Logger
 	progress func(t *operators.Task, done, total int64)
 
-	mu     sync.Mutex
-	stores map[storeKey]blob.Store
+	mu      sync.Mutex
+	stores  map[storeKey]blob.Store
+	clients map[string]*psstore.Client // by token and addresses
 }
 
 type storeKey struct{ uri, region, endpoint string }
@@ -39,7 +42,7 @@ func WithProgress(fn func(t *operators.Task, done, total int64)) Option {
 
 // New returns a Factory.
 func New(opts ...Option) *Factory {
-	f := &Factory{logger: slog.New(slog.DiscardHandler), stores: map[storeKey]blob.Store{}}
+	f := &Factory{logger: slog.New(slog.DiscardHandler), stores: map[storeKey]blob.Store{}, clients: map[string]*psstore.Client{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -61,7 +64,33 @@ func (f *Factory) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stores = map[storeKey]blob.Store{}
-	return nil
+	var first error
+	for k, c := range f.clients {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(f.clients, k)
+	}
+	return first
+}
+
+// psstore returns a client of the shards in te, dialled once per process.
+func (f *Factory) psstore(ctx context.Context, te operators.TaskEnv) (*psstore.Client, error) {
+	if len(te.PSStore) == 0 {
+		return nil, fmt.Errorf("no psstore shards configured for this run: the lambda backend needs psstore = [\"host:port\", …] in its backend block, with the token in STRATUS_PSSTORE_TOKEN")
+	}
+	k := te.Token + "\x00" + strings.Join(te.PSStore, ",")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.clients[k]; ok {
+		return c, nil
+	}
+	c, err := psstore.Dial(ctx, te.PSStore, psstore.WithToken(te.Token))
+	if err != nil {
+		return nil, fmt.Errorf("connect to psstore: %w", err)
+	}
+	f.clients[k] = c
+	return c, nil
 }
 
 func (f *Factory) store(ctx context.Context, te operators.TaskEnv, uri string) (blob.Store, error) {
@@ -89,6 +118,10 @@ type services struct {
 
 func (s *services) Blob(ctx context.Context) (blob.Store, error) {
 	return s.f.store(ctx, s.te, s.te.Blob)
+}
+
+func (s *services) PSStore(ctx context.Context) (*psstore.Client, error) {
+	return s.f.psstore(ctx, s.te)
 }
 
 func (s *services) OpenStore(ctx context.Context, uri string) (blob.Store, error) {

@@ -10,9 +10,10 @@ import (
 
 // Schema is the `train` block.
 var Schema = &operators.Schema{
-	Name:    "train",
-	Version: 1,
-	Doc:     "Trains a model with asynchronous minibatch SGD on a wave of worker functions and a parameter server.",
+	Name:        "train",
+	Version:     1,
+	UsesPSStore: true,
+	Doc:         "Trains a model with asynchronous minibatch SGD on a wave of worker functions and a parameter server.",
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
