@@ -81,14 +81,11 @@ func (s *Store) PutStage(r *StageRecord) error {
 		return fmt.Errorf("encode stage record %s: %w", r.Address, err)
 	}
 	keyRef, _ := json.Marshal(r.Address)
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.updateSerial(func(txn *badger.Txn) error {
 		if err := txn.Set([]byte(pStage+r.Address), b); err != nil {
 			return err
 		}
-		if err := txn.Set([]byte(pKey+r.Key), keyRef); err != nil {
-			return err
-		}
-		return bumpSerial(txn)
+		return txn.Set([]byte(pKey+r.Key), keyRef)
 	})
 	if err != nil {
 		return fmt.Errorf("record stage %s: %w", r.Address, err)
@@ -103,14 +100,14 @@ func (s *Store) DeleteStage(addr string) (bool, error) {
 	if err != nil || r == nil {
 		return false, err
 	}
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.updateSerial(func(txn *badger.Txn) error {
 		if err := txn.Delete([]byte(pStage + addr)); err != nil {
 			return err
 		}
 		if err := txn.Delete([]byte(pKey + r.Key)); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		return bumpSerial(txn)
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("remove stage %s: %w", addr, err)

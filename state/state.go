@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -25,6 +26,9 @@ const Dir = ".stratus"
 type Store struct {
 	db  *badger.DB
 	dir string
+	// serialMu serializes the transactions that bump the serial: they all read
+	// it, so concurrent ones would abort each other with ErrConflict.
+	serialMu sync.Mutex
 }
 
 // ErrInUse means another process has the state database open.
@@ -116,13 +120,22 @@ func (s *Store) Serial() (uint64, error) {
 	return n, err
 }
 
-// update runs fn in a read-write transaction, running it again when a concurrent
-// transaction committed a write to a key fn read (badger.ErrConflict): stages that
-// complete at once all bump the serial, and all of them must be recorded.
-func (s *Store) update(fn func(txn *badger.Txn) error) error {
-	for try := 0; ; try++ {
-		err := s.db.Update(fn)
-		if !errors.Is(err, badger.ErrConflict) || try == 100 {
+// updateSerial runs fn in a read-write transaction that bumps the serial. Such
+// transactions all read the serial, so two that overlap (stages finishing at the
+// same time) would make badger abort the later commit with ErrConflict: they take
+// turns, and a conflict with another writer is retried, as badger's documentation
+// says.
+func (s *Store) updateSerial(fn func(txn *badger.Txn) error) error {
+	s.serialMu.Lock()
+	defer s.serialMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			if err := fn(txn); err != nil {
+				return err
+			}
+			return bumpSerial(txn)
+		})
+		if !errors.Is(err, badger.ErrConflict) || attempt == 20 {
 			return err
 		}
 	}

@@ -13,8 +13,8 @@ import (
 // Registry returns a new registry of the built-in operators.
 func Registry() *operators.Registry {
 	return operators.MustRegistry(
-		&operators.Operator{Schema: load.Schema},
-		&operators.Operator{Schema: normalize.Schema},
+		load.Operator(),
+		normalize.Operator(),
 		&operators.Operator{Schema: train.Schema},
 		&operators.Operator{Schema: gridsearch.Schema},
 	)

@@ -1,5 +1,3 @@
-// Package load is the `load` operator: it parses a LIBSVM, Criteo TSV or CSV input
-// (a file, a glob or an s3:// URI) in parallel into partitions in the blob store.
 package load
 
 import (
@@ -40,12 +38,16 @@ var Schema = &operators.Schema{
 			Doc: "What a malformed line does: fail the stage, or skip it and count it."},
 		{Name: "label", Type: cty.String, Default: cty.StringVal("label"),
 			Doc: "CSV only: the name of the label column."},
+		{Name: "categorical", Type: cty.List(cty.String),
+			Doc: "CSV only: the string columns to hash; by default, the columns holding a non-numeric value in the first MiB of the first file."},
+		{Name: "ignore", Type: cty.List(cty.String),
+			Doc: "CSV only: columns to leave out (ids, free text)."},
 		{Name: "log1p", Type: cty.Bool, Default: cty.False,
 			Doc: "Criteo and CSV: transform numeric columns with log(1+x)."},
 		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
 			Doc: "Target size of one partition in bytes."},
 		{Name: "tasks", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(100000),
-			Doc: "Number of parse tasks per input; by default sized from the input size."},
+			Doc: "Number of parse tasks for each of source and test_source; by default one per 32 MiB or so, more on a large backend (see the package documentation)."},
 	},
 	Outputs: map[string]cty.Type{
 		"train":    operators.DatasetType,
@@ -58,6 +60,25 @@ var Schema = &operators.Schema{
 		if !cfg.GetAttr("test_source").IsNull() && !cfg.GetAttr("split").IsNull() {
 			ps = append(ps, operators.Problem{Attr: "split", Summary: "Conflicting test set",
 				Detail: "Set either test_source or split, not both."})
+		}
+		format := cfg.GetAttr("format")
+		if !format.IsKnown() || format.IsNull() {
+			return ps
+		}
+		f := format.AsString()
+		only := func(attr, formats, why string) {
+			if v := cfg.GetAttr(attr); v.IsKnown() && !v.IsNull() && !(v.Type() == cty.Bool && v.False()) {
+				ps = append(ps, operators.Problem{Attr: attr, Summary: "Argument does not apply to format " + f,
+					Detail: fmt.Sprintf("%s applies to format %s only: %s. Remove it, or change format.", attr, formats, why)})
+			}
+		}
+		if f == "libsvm" {
+			only("hash_bits", "criteo or csv", "LIBSVM features are numbered, not hashed")
+			only("log1p", "criteo or csv", "LIBSVM has no integer columns")
+		}
+		if f != "csv" {
+			only("categorical", "csv", "other formats have fixed columns")
+			only("ignore", "csv", "other formats have fixed columns")
 		}
 		return ps
 	},

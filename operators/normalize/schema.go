@@ -1,5 +1,3 @@
-// Package normalize is the `normalize` operator: min-max or z-score scaling of a
-// dataset's features from the statistics `load` computed, applied as a wave.
 package normalize
 
 import (

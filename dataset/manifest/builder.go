@@ -1,0 +1,169 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/partition"
+)
+
+// Builder writes one task's rows into partitions under a key prefix and
+// accumulates what a manifest records about them: counts, label balance,
+// per-feature statistics and each partition's checksum. Memory is about one
+// partition (twice while encoding) plus the statistics' pages. Not safe for
+// concurrent use.
+type Builder struct {
+	ctx       context.Context
+	st        blob.Store
+	prefix    string
+	w         *partition.Writer
+	stats     *Stats
+	crcs      []uint32
+	nnz       int64
+	positives int64
+}
+
+// NewBuilder returns a Builder that puts partition seq at
+// partition.KeyFor(prefix, seq) in st, cut at about target bytes (<= 0:
+// partition.DefaultTarget).
+func NewBuilder(ctx context.Context, st blob.Store, prefix string, target int) *Builder {
+	b := &Builder{ctx: ctx, st: st, prefix: prefix, stats: NewStats()}
+	b.w = partition.NewWriter(b.flush, target)
+	return b
+}
+
+func (b *Builder) flush(seq int, data []byte) (string, error) {
+	key := partition.KeyFor(b.prefix, seq)
+	if err := b.st.Put(b.ctx, key, bytes.NewReader(data)); err != nil {
+		return "", fmt.Errorf("write partition %s: %w", b.st.URI(key), err)
+	}
+	// The partition header holds the CRC-32C at offset 12 (see package
+	// partition).
+	b.crcs = append(b.crcs, binary.LittleEndian.Uint32(data[12:16]))
+	return key, nil
+}
+
+// Add appends a row (copied): its indices strictly increasing, its label 0
+// or 1, as the dataset parsers produce.
+func (b *Builder) Add(r *dataset.Row) error {
+	if err := b.w.Add(r); err != nil {
+		return err
+	}
+	b.stats.AddRow(r.Indices, r.Values)
+	b.nnz += int64(len(r.Indices))
+	if r.Label == 1 {
+		b.positives++
+	}
+	return nil
+}
+
+// Rows returns the rows added so far.
+func (b *Builder) Rows() int64 { return b.stats.Rows }
+
+// Close flushes the last partition and returns the piece.
+func (b *Builder) Close() (*Piece, error) {
+	parts, err := b.w.Close()
+	if err != nil {
+		return nil, err
+	}
+	p := &Piece{Rows: b.stats.Rows, NNZ: b.nnz, Positives: b.positives, Features: b.stats.Features(), Stats: b.stats}
+	for i, pt := range parts {
+		p.Partitions = append(p.Partitions, Partition{Key: pt.Key, Rows: pt.Rows, NNZ: pt.NNZ, Bytes: pt.Bytes, Features: pt.Features, CRC32C: b.crcs[i]})
+	}
+	return p, nil
+}
+
+// Piece is one task's share of a dataset: its partitions, in order, and
+// what the manifest records about them. A task Saves it (statistics, and a
+// long partition list, go to the blob store) and returns it in its result,
+// as JSON; the coordinator Loads every piece and Assembles them.
+type Piece struct {
+	Partitions []Partition `json:"partitions,omitempty"`
+	// PartitionsKey holds the partition list (JSON) when it is too long to
+	// travel in a task result.
+	PartitionsKey string `json:"partitions_key,omitempty"`
+	Rows          int64  `json:"rows"`
+	NNZ           int64  `json:"nnz"`
+	Positives     int64  `json:"positives"`
+	Features      int    `json:"features"` // 1 + the largest slot
+	// StatsKey is where Save put Stats ("" when Rows = 0).
+	StatsKey string `json:"stats,omitempty"`
+	Stats    *Stats `json:"-"`
+}
+
+// inlineLimit bounds the JSON of a partition list kept in a task result.
+const inlineLimit = 32 << 10
+
+// Save stores the statistics at prefix+"stats" and, when the partition list
+// is longer than about 32 KiB of JSON, the list at prefix+"partitions.json".
+func (p *Piece) Save(ctx context.Context, st blob.Store, prefix string) error {
+	if p.Rows > 0 && p.Stats != nil {
+		p.StatsKey = prefix + "stats"
+		if err := WriteStats(ctx, st, p.StatsKey, p.Stats); err != nil {
+			return err
+		}
+	}
+	list, err := json.Marshal(p.Partitions)
+	if err != nil {
+		return err
+	}
+	if len(list) > inlineLimit {
+		p.PartitionsKey = prefix + "partitions.json"
+		if err := putObject(ctx, st, p.PartitionsKey, list); err != nil {
+			return err
+		}
+		p.Partitions = nil
+	}
+	return nil
+}
+
+// Load reads what Save stored: the statistics and the partition list.
+func (p *Piece) Load(ctx context.Context, st blob.Store) error {
+	if p.StatsKey != "" {
+		s, err := ReadStats(ctx, st, p.StatsKey)
+		if err != nil {
+			return err
+		}
+		if s.Rows != p.Rows {
+			return fmt.Errorf("statistics %s: %w: over %d rows, the task wrote %d", st.URI(p.StatsKey), ErrCorrupt, s.Rows, p.Rows)
+		}
+		p.Stats = s
+	}
+	if p.PartitionsKey != "" {
+		data, err := getObject(ctx, st, p.PartitionsKey)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, &p.Partitions); err != nil {
+			return fmt.Errorf("partition list %s: %w: %v", st.URI(p.PartitionsKey), ErrCorrupt, err)
+		}
+	}
+	return nil
+}
+
+// Assemble concatenates loaded pieces, in order, into m: partitions, rows,
+// entries, label balance, and Features raised to the largest piece's. It
+// returns the merged statistics.
+func Assemble(m *Manifest, pieces []*Piece) *Stats {
+	stats := NewStats()
+	for _, p := range pieces {
+		if p == nil {
+			continue
+		}
+		m.Partitions = append(m.Partitions, p.Partitions...)
+		m.Rows += p.Rows
+		m.NNZ += p.NNZ
+		m.Positives += p.Positives
+		m.Features = max(m.Features, p.Features)
+		if p.Stats != nil {
+			stats.Merge(p.Stats)
+		}
+	}
+	m.Negatives = m.Rows - m.Positives
+	return stats
+}

@@ -1,0 +1,405 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/manifest"
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// Operator returns the load operator: its schema, coordinator and task
+// handler.
+func Operator() *operators.Operator {
+	return &operators.Operator{
+		Schema:      Schema,
+		Coordinator: operators.CoordinatorFunc(Run),
+		Handlers:    map[string]operators.Handler{KindParse: parse},
+	}
+}
+
+// Run is the load coordinator (see the package documentation).
+func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
+	cfg, err := decodeConfig(s.Config())
+	if err != nil {
+		return cty.NilVal, err
+	}
+	run, err := s.Blob(ctx)
+	if err != nil {
+		return cty.NilVal, err
+	}
+
+	// Resolve every input before anything runs: a missing source fails here.
+	inputs := []*input{{attr: "source", spec: cfg.Source, dataset: manifest.Train}}
+	if cfg.TestSource != "" {
+		inputs = append(inputs, &input{attr: "test_source", spec: cfg.TestSource, dataset: manifest.Test})
+	}
+	for _, in := range inputs {
+		if err := in.resolve(ctx, s); err != nil {
+			return cty.NilVal, err
+		}
+		if in.total == 0 {
+			return cty.NilVal, fmt.Errorf("%s %q holds no data: %s; check the path, or that the file was written completely", in.attr, in.spec, describeEmpty(in))
+		}
+	}
+	if strings.HasPrefix(s.TaskEnv().Blob, "s3://") {
+		if err := uploadLocal(ctx, s, run, inputs); err != nil {
+			return cty.NilVal, err
+		}
+	}
+	fs, pr, err := formatFor(ctx, s, cfg, inputs)
+	if err != nil {
+		return cty.NilVal, err
+	}
+
+	// One wave: each input cut into ranges, one task per range.
+	type taskRef struct {
+		input int
+		spans []span
+	}
+	var tasks []operators.Task
+	var refs []taskRef
+	for ii, in := range inputs {
+		for _, share := range cut(in.sizes(), taskCount(in.total, s.Capacity(), cfg.Tasks)) {
+			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
+			if in.dataset == manifest.Train {
+				p.Split = cfg.Split
+			}
+			for _, sp := range share {
+				o := in.objects[sp.obj]
+				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end})
+			}
+			t := operators.Task{Kind: KindParse}
+			if err := t.SetParams(p); err != nil {
+				return cty.NilVal, err
+			}
+			tasks = append(tasks, t)
+			refs = append(refs, taskRef{input: ii, spans: share})
+		}
+	}
+	results, err := s.RunWave(ctx, operators.Wave{Name: "parse", Tasks: tasks})
+	if err != nil {
+		return cty.NilVal, err
+	}
+	outs := make([]*parseOutput, len(results))
+	for i, r := range results {
+		outs[i] = &parseOutput{}
+		if err := json.Unmarshal(r.Output, outs[i]); err != nil {
+			return cty.NilVal, fmt.Errorf("parse task %d returned a malformed result: %w", i, err)
+		}
+	}
+
+	// Lines per input, the object line number of each bad line, skipped
+	// counts: a bad line's number is its number in its segment plus the
+	// lines of the earlier segments of the same object.
+	lines := make([]int64, len(inputs))
+	skipped := make([]map[string]int64, len(inputs))
+	examples := make([]map[string]*dataset.ParseError, len(inputs))
+	objLines := make([][]int64, len(inputs))
+	for ii, in := range inputs {
+		objLines[ii] = make([]int64, len(in.objects))
+		examples[ii] = map[string]*dataset.ParseError{}
+	}
+	for ti, o := range outs {
+		ii := refs[ti].input
+		in := inputs[ii]
+		base := make([]int64, len(refs[ti].spans))
+		for si, sp := range refs[ti].spans {
+			base[si] = objLines[ii][sp.obj]
+			if si < len(o.Lines) {
+				objLines[ii][sp.obj] += o.Lines[si]
+				lines[ii] += o.Lines[si]
+			}
+		}
+		for _, b := range o.Bad {
+			if b.Segment < 0 || b.Segment >= len(base) {
+				return cty.NilVal, fmt.Errorf("parse task %d reported a bad line in segment %d of %d", ti, b.Segment, len(base))
+			}
+			pe := &dataset.ParseError{Object: in.objects[refs[ti].spans[b.Segment].obj].name, Line: base[b.Segment] + b.Line,
+				Column: b.Column, Text: b.Text, Reason: b.Reason, Detail: b.Detail}
+			if o.Failed {
+				return cty.NilVal, fmt.Errorf("%s\nFix the line, or set on_error = \"skip\" to skip bad lines and count them", pe)
+			}
+			if examples[ii][b.Reason] == nil {
+				examples[ii][b.Reason] = pe
+			}
+		}
+		for reason, n := range o.Skipped {
+			if skipped[ii] == nil {
+				skipped[ii] = map[string]int64{}
+			}
+			skipped[ii][reason] += n
+		}
+	}
+	for ii, in := range inputs {
+		if len(skipped[ii]) > 0 {
+			note, total := skipNote(in, lines[ii], skipped[ii], examples[ii])
+			s.Event(operators.Event{Kind: "note", Note: note, Metrics: map[string]float64{"skipped_lines": float64(total)}})
+		}
+	}
+
+	// Assemble the datasets from the tasks' pieces.
+	pieces := map[string][]*manifest.Piece{}
+	for _, o := range outs {
+		for _, ds := range []string{manifest.Train, manifest.Test} {
+			if p := o.Pieces[ds]; p != nil {
+				pieces[ds] = append(pieces[ds], p)
+			}
+		}
+	}
+	if err := loadPieces(ctx, run, append(append([]*manifest.Piece(nil), pieces[manifest.Train]...), pieces[manifest.Test]...)); err != nil {
+		return cty.NilVal, err
+	}
+	base := manifest.Manifest{
+		Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
+		Format: fs.describe(pr), PartitionBytes: cfg.PartitionBytes,
+	}
+	ms := map[string]*manifest.Manifest{}
+	stats := map[string]*manifest.Stats{}
+	for _, ds := range []string{manifest.Train, manifest.Test} {
+		m := base
+		m.Dataset = ds
+		stats[ds] = manifest.Assemble(&m, pieces[ds])
+		ms[ds] = &m
+	}
+	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features)
+	for ii, in := range inputs {
+		src := in.describe()
+		src.Lines, src.Skipped = lines[ii], skipped[ii]
+		ms[in.dataset].Source = src
+		if in.dataset == manifest.Train && cfg.Split != nil {
+			ms[manifest.Test].Source = src
+			sp := &manifest.Split{Test: cfg.Split.Test, Seed: cfg.Split.Seed, Hash: SplitHash}
+			ms[manifest.Train].Split, ms[manifest.Test].Split = sp, sp
+		}
+	}
+	for _, in := range inputs {
+		if m := ms[in.dataset]; m.Rows == 0 {
+			return cty.NilVal, fmt.Errorf("%s %q holds no rows: %s", in.attr, in.spec, describeNoRows(m.Source))
+		}
+	}
+	if cfg.Split != nil && ms[manifest.Test].Rows == 0 {
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("split = { test = %g } left the test set empty (%d rows in all): use a larger fraction or more data", cfg.Split.Test, ms[manifest.Train].Rows)})
+	}
+
+	out := map[string]cty.Value{}
+	var rows int64
+	for _, ds := range []string{manifest.Train, manifest.Test} {
+		m := ms[ds]
+		m.Features = features
+		if m.Rows > 0 {
+			if err := m.PutStats(ctx, run, manifest.Key(s.Key(), ds+".stats"), stats[ds]); err != nil {
+				return cty.NilVal, err
+			}
+		}
+		uri, err := manifest.Write(ctx, run, manifest.Key(s.Key(), ds+".json"), m)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		out[ds] = DatasetValue(m, uri)
+		rows += m.Rows
+	}
+	out["rows"] = cty.NumberIntVal(rows)
+	out["features"] = cty.NumberIntVal(int64(features))
+	tr, te := ms[manifest.Train], ms[manifest.Test]
+	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("train %d rows (%.1f%% positive), test %d rows, %d features, %d+%d partitions",
+		tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), te.Rows, features, len(tr.Partitions), len(te.Partitions)),
+		Metrics: map[string]float64{"train_rows": float64(tr.Rows), "test_rows": float64(te.Rows), "features": float64(features)}})
+	return cty.ObjectVal(out), nil
+}
+
+// DatasetValue is the operators.DatasetType value of a manifest stored at
+// uri.
+func DatasetValue(m *manifest.Manifest, uri string) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{
+		"manifest":   cty.StringVal(uri),
+		"rows":       cty.NumberIntVal(m.Rows),
+		"features":   cty.NumberIntVal(int64(m.Features)),
+		"partitions": cty.NumberIntVal(int64(len(m.Partitions))),
+	})
+}
+
+// loadPieces reads the pieces' statistics and partition lists, a few at a
+// time.
+func loadPieces(ctx context.Context, st blob.Store, pieces []*manifest.Piece) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, p := range pieces {
+		g.Go(func() error { return p.Load(gctx, st) })
+	}
+	return g.Wait()
+}
+
+// uploadLocal copies local input files into the run's (remote) store, so
+// that tasks running elsewhere read them by URI.
+func uploadLocal(ctx context.Context, s operators.Stage, run blob.Store, inputs []*input) error {
+	var files int
+	var bytes int64
+	for _, in := range inputs {
+		for i := range in.objects {
+			o := &in.objects[i]
+			if !o.local {
+				continue
+			}
+			sent, err := o.upload(ctx, s, run)
+			if err != nil {
+				return err
+			}
+			if sent {
+				files++
+				bytes += o.size
+			}
+		}
+	}
+	if files > 0 {
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("uploaded %d local file(s), %s, to %s", files, humanBytes(bytes), run.URI(SourcesPrefix))})
+	}
+	return nil
+}
+
+// formatFor builds the tasks' format: for CSV, the header every object of
+// every input must share, and the categorical columns (inferred from the
+// first MiB of the first file when not given).
+func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*input) (*formatSpec, *parser, error) {
+	fs := &formatSpec{Name: cfg.Format, HashBits: cfg.HashBits, Log1p: cfg.Log1p}
+	if cfg.Format == "csv" {
+		fs.Label, fs.Categorical, fs.Ignore = cfg.Label, cfg.Categorical, cfg.Ignore
+		var first *object
+		for _, in := range inputs {
+			for i := range in.objects {
+				o := &in.objects[i]
+				if o.size == 0 {
+					continue
+				}
+				h, err := o.header(ctx, s)
+				if err != nil {
+					return nil, nil, err
+				}
+				if first == nil {
+					first, fs.Header = o, h
+				} else if h != fs.Header {
+					return nil, nil, fmt.Errorf("%s: its header differs from %s's:\n  %q\n  %q\nevery file of a CSV source (and test_source) must have the same columns in the same order", o.name, first.name, truncate(h), truncate(fs.Header))
+				}
+			}
+		}
+		if !cfg.CategoricalSet {
+			sample, err := first.head(ctx, s, maxHeader)
+			if err != nil {
+				return nil, nil, err
+			}
+			if fs.Categorical, err = dataset.InferCSVCategorical(sample, cfg.Label, 0); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", first.name, err)
+			}
+			fs.Categorical = without(fs.Categorical, cfg.Ignore)
+			if len(fs.Categorical) > 0 {
+				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("csv: hashing columns %s (non-numeric in the first MiB of %s; set categorical to choose)", strings.Join(fs.Categorical, ", "), first.name)})
+			}
+		}
+		pr, err := fs.build()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", first.name, err)
+		}
+		return fs, pr, nil
+	}
+	pr, err := fs.build()
+	if err != nil {
+		return nil, nil, err
+	}
+	return fs, pr, nil
+}
+
+func without(xs, drop []string) []string {
+	var out []string
+	for _, x := range xs {
+		keep := true
+		for _, d := range drop {
+			keep = keep && x != d
+		}
+		if keep {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+func describeEmpty(in *input) string {
+	if len(in.objects) == 1 {
+		return in.objects[0].name + " is empty"
+	}
+	return fmt.Sprintf("its %d objects are empty", len(in.objects))
+}
+
+func describeNoRows(src *manifest.Source) string {
+	var why string
+	switch n := src.SkippedLines(); {
+	case src.Lines == 0:
+		why = "no lines"
+	case n == src.Lines:
+		why = fmt.Sprintf("%d line(s), every one bad and skipped (%s)", src.Lines, reasons(src.Skipped))
+	case n > 0:
+		why = fmt.Sprintf("%d line(s): blank, comments or header, and %d bad ones skipped (%s)", src.Lines, n, reasons(src.Skipped))
+	default:
+		why = fmt.Sprintf("%d line(s), all blank, comments or a header", src.Lines)
+	}
+	return why + "; check the path and the format"
+}
+
+func reasons(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return m[keys[a]] > m[keys[b]] || m[keys[a]] == m[keys[b]] && keys[a] < keys[b] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// skipNote describes the bad lines skipped in an input, with the first of
+// each reason.
+func skipNote(in *input, lines int64, skipped map[string]int64, first map[string]*dataset.ParseError) (string, int64) {
+	var total int64
+	for _, n := range skipped {
+		total += n
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: skipped %d bad line(s) of %d: %s", in.attr, total, lines, reasons(skipped))
+	keys := make([]string, 0, len(first))
+	for k := range first {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  first: %s", first[k])
+	}
+	return b.String(), total
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,62 @@
+// Package load is the `load` operator: it parses a LIBSVM, Criteo TSV or CSV
+// input (a file, a directory, a glob or an s3:// URI) in parallel into
+// partitions in the run's blob store, with row counts, label balance and
+// per-feature statistics, and an account of any bad lines.
+//
+// # Coordinator
+//
+//  1. Resolves source and test_source relative to the pipeline directory
+//     (blobs.Resolve). A missing or empty input fails the stage here, before
+//     any task runs, naming the path.
+//  2. When the run's blob store is remote (s3://) and an input is a local
+//     file, uploads it to SourcesPrefix + its SHA-256 in the run's store
+//     (skipped when already there), so tasks on Lambda read it by URI. Tasks
+//     never read a path of the coordinator's machine unless the store is
+//     local too.
+//  3. For CSV, reads every object's header (they must agree) and, unless
+//     categorical is set, infers the hashed columns from the first MiB of
+//     the first object.
+//  4. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
+//     about max(32 MiB, size / (4 × backend slots)) each, or `tasks` of
+//     them) and runs one wave, "parse", of one task per range.
+//  5. Merges the tasks' results: bad lines (their object line numbers are the
+//     sum of the earlier ranges' line counts plus the line in the range),
+//     skipped counts, partitions in input order, statistics. Writes the
+//     statistics and manifests under stages/<stage key>/ (see package
+//     manifest) and returns the output.
+//
+// # Tasks (load.parse)
+//
+// A task reads its range with ranged GETs (dataset.OpenRange: a range that
+// starts mid-line skips to the next line; its last line is read past the
+// range's end), parses it, and writes partitions of partition_bytes under
+// its output prefix, train/ and test/, with a statistics object beside each.
+// Its result lists the partitions, counts, and the statistics' keys.
+//
+// # Semantics
+//
+//   - Output: train and test are operators.DatasetType values (manifest
+//     URI, rows, features, partitions); rows is train.rows + test.rows;
+//     features is the shared feature space (for libsvm 1 + the largest
+//     index seen in either set; for criteo 13 + 2^hash_bits; for csv the
+//     numeric columns + 2^hash_bits).
+//   - Without test_source or split, test is an empty dataset: a manifest with
+//     0 rows, no partitions and no source. Consumers check test.rows.
+//   - split = { test, seed } sends a row to test when RowHash(seed, row) is
+//     below test × 2^64: a hash of the parsed row's content, so the split
+//     does not depend on how the input is cut into tasks, and duplicate
+//     rows land on the same side. seed defaults to 0. A split that leaves
+//     test empty is reported in a note, not an error.
+//   - on_error = "fail" (default): the first bad line, in input order, fails
+//     the stage with "object:line:column: reason "text": detail". The task
+//     that finds it reports it as a result rather than an error, so it is
+//     not retried. on_error = "skip": bad lines are counted per reason
+//     (dataset.Reason*) in the manifest's source and reported in a note with
+//     the first line of each reason.
+//   - An input that yields no rows (empty, only comments, every line bad)
+//     fails the stage.
+//   - The statistics (count/min/max/sum/sumsq per slot) are over each
+//     dataset's own rows; normalize uses the train set's.
+//   - log1p: criteo applies log(1+max(x,0)) to its integer columns; csv
+//     applies sign(x)·log(1+|x|) to its numeric columns.
+package load

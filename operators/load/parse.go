@@ -1,0 +1,218 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/manifest"
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// KindParse is the task kind that parses one byte range of an input.
+const KindParse = "load.parse"
+
+// parseParams are a parse task's parameters.
+type parseParams struct {
+	// Dataset is where the rows go: "train" or "test"; with Split, each row
+	// goes to one of them by its hash.
+	Dataset        string     `json:"dataset"`
+	Split          *splitSpec `json:"split,omitempty"`
+	Segments       []segment  `json:"segments"`
+	Format         formatSpec `json:"format"`
+	Skip           bool       `json:"skip,omitempty"` // on_error = "skip"
+	PartitionBytes int        `json:"partition_bytes"`
+}
+
+// segment is a byte range [Start, End) of one object; its lines are those
+// whose first byte falls in it.
+type segment struct {
+	// Store is the root URI of the store holding Key, "" for the run's store.
+	Store string `json:"store,omitempty"`
+	Key   string `json:"key"`
+	// Name is the object as the user knows it, for messages.
+	Name  string `json:"name"`
+	Start int64  `json:"start"`
+	End   int64  `json:"end"`
+}
+
+// parseOutput is a parse task's result.
+type parseOutput struct {
+	// Lines consumed from each segment (all of them, whatever they held).
+	Lines []int64 `json:"lines"`
+	// Pieces by dataset name.
+	Pieces map[string]*manifest.Piece `json:"pieces,omitempty"`
+	// Skipped counts bad lines by reason (skip mode).
+	Skipped map[string]int64 `json:"skipped,omitempty"`
+	// Bad holds the first bad line of each reason (skip mode), or the bad
+	// line that stopped the task (fail mode, with Failed set).
+	Bad    []badLine `json:"bad,omitempty"`
+	Failed bool      `json:"failed,omitempty"`
+}
+
+// badLine is a ParseError located by segment; Line counts from the
+// segment's first line (1-based), the coordinator turns it into the
+// object's line number.
+type badLine struct {
+	Segment int    `json:"segment"`
+	Line    int64  `json:"line"`
+	Column  int    `json:"column"`
+	Text    string `json:"text"`
+	Reason  string `json:"reason"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// parse is the load.parse handler: it parses its segments in order and
+// writes the rows into partitions under the task's output prefix (train/
+// and test/), with their statistics.
+func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
+	var p parseParams
+	if err := t.DecodeParams(&p); err != nil {
+		return nil, err
+	}
+	pr, err := p.Format.build()
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+	}
+	run, err := env.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var split *splitter
+	if p.Split != nil {
+		split = newSplitter(p.Split)
+	}
+	builders := map[string]*manifest.Builder{}
+	builder := func(ds string) *manifest.Builder {
+		b := builders[ds]
+		if b == nil {
+			b = manifest.NewBuilder(ctx, run, t.OutputPrefix+ds+"/", p.PartitionBytes)
+			builders[ds] = b
+		}
+		return b
+	}
+	// Both sides get a piece, even an empty one.
+	builder(p.Dataset)
+	if split != nil {
+		builder(manifest.Test)
+	}
+
+	out := &parseOutput{Lines: make([]int64, len(p.Segments))}
+	var total, done int64
+	for _, s := range p.Segments {
+		total += s.End - s.Start
+	}
+	var row dataset.Row
+	for si, seg := range p.Segments {
+		st := run
+		if seg.Store != "" {
+			if st, err = env.OpenStore(ctx, seg.Store); err != nil {
+				return nil, err
+			}
+		}
+		lines, failed, err := parseSegment(ctx, st, seg, pr, func(r *dataset.Row) error {
+			pr.post(r)
+			ds := p.Dataset
+			if split != nil && split.test(r) {
+				ds = manifest.Test
+			}
+			return builder(ds).Add(r)
+		}, &row, func(pe *dataset.ParseError, line int64) bool {
+			if !p.Skip {
+				out.Bad = append(out.Bad, bad(si, line, pe))
+				return false
+			}
+			if out.Skipped == nil {
+				out.Skipped = map[string]int64{}
+			}
+			if out.Skipped[pe.Reason] == 0 {
+				out.Bad = append(out.Bad, bad(si, line, pe))
+			}
+			out.Skipped[pe.Reason]++
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+		}
+		out.Lines[si] = lines
+		if failed {
+			// Fail mode: report the line; the coordinator fails the stage
+			// with the object's line number. Retrying would not help.
+			out.Failed = true
+			return result(out)
+		}
+		done += seg.End - seg.Start
+		env.Progress(done, total)
+	}
+
+	out.Pieces = map[string]*manifest.Piece{}
+	for ds, b := range builders {
+		piece, err := b.Close()
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+		}
+		if err := piece.Save(ctx, run, t.OutputPrefix+ds+"/"); err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+		}
+		out.Pieces[ds] = piece
+	}
+	return result(out)
+}
+
+func result(out *parseOutput) (*operators.Result, error) {
+	r := &operators.Result{Metrics: map[string]float64{}}
+	var rows float64
+	for _, p := range out.Pieces {
+		rows += float64(p.Rows)
+	}
+	r.Metrics["rows"] = rows
+	var err error
+	if r.Output, err = json.Marshal(out); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func bad(seg int, line int64, pe *dataset.ParseError) badLine {
+	return badLine{Segment: seg, Line: line, Column: pe.Column, Text: pe.Text, Reason: pe.Reason, Detail: pe.Detail}
+}
+
+// parseSegment parses the lines of one segment, calling add for each row
+// and onBad for each bad line (with its line number counted from the
+// segment's first line); onBad returns false to stop. It returns the lines
+// consumed and whether onBad stopped it.
+func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
+	rc, opts, err := dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
+	if err != nil {
+		return 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
+	}
+	defer rc.Close()
+	opts.Object = seg.Name
+	sc := dataset.NewScanner(rc, pr, opts)
+	for n := 0; ; n++ {
+		if n&4095 == 0 && ctx.Err() != nil {
+			return sc.Lines(), false, ctx.Err()
+		}
+		err := sc.Next(row)
+		if err == io.EOF {
+			return sc.Lines(), false, nil
+		}
+		if err != nil {
+			var pe *dataset.ParseError
+			if errors.As(err, &pe) {
+				if !onBad(pe, pe.Line) {
+					return sc.Lines(), true, nil
+				}
+				continue
+			}
+			return sc.Lines(), false, err
+		}
+		if err := add(row); err != nil {
+			return sc.Lines(), false, err
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package load
+
+// Sizing of the parse wave. Each input (source, test_source) is cut into
+// byte ranges that tile the concatenation of its objects (in key order); a
+// task parses one range, which may span the end of one object and the start
+// of the next (as segments), and a line belongs to the range its first byte
+// falls in.
+//
+// By default a task gets about max(MinTaskBytes, total/(TasksPerSlot ×
+// capacity)) bytes: ranges of at least 32 MiB keep per-task costs (an
+// invocation, a partition flush, a statistics object to merge) small next to
+// a third of a second of parsing, and up to TasksPerSlot tasks per backend
+// slot let fast tasks make up for slow ones. `tasks` overrides the count.
+const (
+	MinTaskBytes = 32 << 20
+	TasksPerSlot = 4
+)
+
+// taskCount returns how many tasks parse total bytes.
+func taskCount(total int64, capacity, tasks int) int {
+	if total <= 0 {
+		return 0
+	}
+	n := int64(tasks)
+	if n <= 0 {
+		size := max(MinTaskBytes, ceilDiv(total, int64(TasksPerSlot*max(capacity, 1))))
+		n = ceilDiv(total, size)
+	}
+	return int(max(1, min(n, total)))
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+// span is a byte range [start, end) of object obj.
+type span struct {
+	obj        int
+	start, end int64
+}
+
+// cut splits the concatenation of objects of the given sizes into n shares
+// of about equal size (share k covers virtual bytes [k·T/n, (k+1)·T/n)) and
+// returns each share's spans, in order. Empty objects get no span.
+func cut(sizes []int64, n int) [][]span {
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	if n <= 0 || total == 0 {
+		return nil
+	}
+	shares := make([][]span, n)
+	var base int64 // virtual offset of object o
+	o := 0
+	for k := 0; k < n; k++ {
+		lo := total * int64(k) / int64(n)
+		hi := total * int64(k+1) / int64(n)
+		for lo < hi {
+			for base+sizes[o] <= lo { // skip objects that end before lo (and empty ones)
+				base += sizes[o]
+				o++
+			}
+			end := min(hi, base+sizes[o])
+			shares[k] = append(shares[k], span{obj: o, start: lo - base, end: end - base})
+			lo = end
+		}
+	}
+	return shares
+}

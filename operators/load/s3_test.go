@@ -1,0 +1,114 @@
+package load_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stratus-ml/stratus/blob/blobs"
+	"github.com/stratus-ml/stratus/blob/s3blob/miniotest"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/operators/load"
+)
+
+// TestLoadOnMinIO runs load against a real S3 server: an s3:// source read
+// by a local run, and a run whose blob store is S3 loading local files
+// (uploaded first, so that tasks read nothing of this machine). Both must
+// give the same datasets as a local run.
+func TestLoadOnMinIO(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data, err := blobs.Open(ctx, "s3://"+bucket+"/data", blobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a9a", "a9a.t"} {
+		b, err := os.ReadFile(testdata(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := data.Put(ctx, name, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipeline := func(train, test string) string {
+		return fmt.Sprintf(`
+load "adult" {
+  source      = %q
+  test_source = %q
+}
+normalize "adult" {
+  input  = load.adult
+  method = "standard"
+}
+`, train, test)
+	}
+	local, localTest := testdata(t, "a9a"), testdata(t, "a9a.t")
+
+	// The reference: local files, local store.
+	ref := applytest.New(t, pipeline(local, localTest))
+	ref.MustApply()
+	refTrain := ref.Dataset(ref.Output("load.adult").GetAttr("train"))
+	refNorm := ref.Dataset(ref.Output("normalize.adult").GetAttr("train"))
+
+	t.Run("s3 source", func(t *testing.T) {
+		h := applytest.New(t, pipeline("s3://"+bucket+"/data/a9a", "s3://"+bucket+"/data/a9a.t"))
+		h.MustApply()
+		tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
+		te := h.Dataset(h.Output("load.adult").GetAttr("test"))
+		if tr.Rows != 32561 || te.Rows != 16281 || tr.Features != 123 {
+			t.Errorf("rows %d/%d, features %d", tr.Rows, te.Rows, tr.Features)
+		}
+		if tr.Source.Objects[0].URI != "s3://"+bucket+"/data/a9a" || tr.Source.Objects[0].Name != tr.Source.Objects[0].URI {
+			t.Errorf("source objects: %+v", tr.Source.Objects)
+		}
+		if tr.Digest != refTrain.Digest {
+			t.Errorf("digest %s, the local run's %s", tr.Digest, refTrain.Digest)
+		}
+	})
+
+	t.Run("s3 run store with local source", func(t *testing.T) {
+		h := applytest.New(t, pipeline(local, localTest))
+		h.Env = operators.TaskEnv{Blob: "s3://" + bucket + "/run", BlobEndpoint: srv.Endpoint, BlobRegion: srv.Region}
+		_, rec := h.MustApply()
+		tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
+		if tr.Store != "s3://"+bucket+"/run" || !strings.HasPrefix(h.Output("load.adult").GetAttr("train").GetAttr("manifest").AsString(), "s3://"+bucket+"/run/stages/") {
+			t.Errorf("manifest store %s", tr.Store)
+		}
+		obj := tr.Source.Objects[0]
+		if !strings.HasPrefix(obj.URI, "s3://"+bucket+"/run/"+load.SourcesPrefix) || obj.Name != local {
+			t.Errorf("tasks should read the uploaded copy: %+v", obj)
+		}
+		if notes := strings.Join(rec.Notes("load.adult"), "\n"); !strings.Contains(notes, "uploaded 2 local file(s)") {
+			t.Errorf("notes: %s", notes)
+		}
+		if tr.Digest != refTrain.Digest {
+			t.Errorf("digest %s, the local run's %s", tr.Digest, refTrain.Digest)
+		}
+		norm := h.Dataset(h.Output("normalize.adult").GetAttr("train"))
+		if norm.Digest != refNorm.Digest || norm.Normalization == nil {
+			t.Errorf("normalized digest %s, the local run's %s", norm.Digest, refNorm.Digest)
+		}
+		applytest.CompareStats(t, "normalized on s3", h.Stats(norm), h.Rows(norm))
+
+		// Rerunning with another task count finds the files uploaded.
+		h.Write("main.hcl", strings.Replace(pipeline(local, localTest), "load \"adult\" {", "load \"adult\" {\n  tasks = 2", 1))
+		sum, rec := h.MustApply()
+		if got := applytest.Actions(sum); got != "load.adult=ran normalize.adult=ran" {
+			t.Errorf("second apply: %s", got)
+		}
+		if notes := strings.Join(rec.Notes("load.adult"), "\n"); strings.Contains(notes, "uploaded") {
+			t.Errorf("uploaded again: %s", notes)
+		}
+		m := h.Dataset(h.Output("load.adult").GetAttr("train"))
+		if m.Rows != 32561 || len(m.Partitions) != 2 || m.StatsDigest != refTrain.StatsDigest {
+			t.Errorf("2 tasks: %d rows in %d partitions, stats %s (want %s)", m.Rows, len(m.Partitions), m.StatsDigest, refTrain.StatsDigest)
+		}
+	})
+}

@@ -1,0 +1,61 @@
+package load
+
+import (
+	"math"
+
+	"github.com/stratus-ml/stratus/dataset"
+)
+
+// SplitHash names the hash split's function in manifests.
+const SplitHash = "stratus-row-v1"
+
+// splitter assigns parsed rows to train or test by a hash of their content
+// and the seed: test when RowHash(seed, row) / 2^64 < the test fraction.
+// Hashing the parsed row (not its line number or position) makes the split
+// independent of how the input is cut into tasks, of file names and of
+// formatting ("1" and "1.0" are the same value); identical rows always land
+// on the same side, so duplicates never leak from train into test.
+type splitter struct {
+	seed      uint64
+	threshold uint64 // test when hash>>11 < threshold (53-bit fraction)
+}
+
+func newSplitter(s *splitSpec) *splitter {
+	return &splitter{seed: uint64(s.Seed), threshold: uint64(s.Test * (1 << 53))}
+}
+
+// test reports whether r goes to the test set.
+func (s *splitter) test(r *dataset.Row) bool {
+	return RowHash(s.seed, r)>>11 < s.threshold
+}
+
+// RowHash is the split's hash of a row: its label, entry count, and each
+// slot and value's IEEE bits, as 32-bit words mixed into a 64-bit state
+// seeded with seed, finished with MurmurHash3's fmix64. It is defined on
+// those words with explicit constants, so it is the same on every platform;
+// changing it changes every split (bump SplitHash).
+func RowHash(seed uint64, r *dataset.Row) uint64 {
+	h := fmix64(seed ^ 0x5851F42D4C957F2D)
+	h = mix(h, math.Float32bits(r.Label))
+	h = mix(h, uint32(len(r.Indices)))
+	for k, i := range r.Indices {
+		h = mix(h, i)
+		h = mix(h, math.Float32bits(r.Values[k]))
+	}
+	return fmix64(h)
+}
+
+func mix(h uint64, w uint32) uint64 {
+	h ^= uint64(w)
+	h *= 0x9E3779B97F4A7C15
+	return h ^ h>>32
+}
+
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
