@@ -15,7 +15,7 @@ func Registry() *operators.Registry {
 	return operators.MustRegistry(
 		load.Operator(),
 		normalize.Operator(),
-		&operators.Operator{Schema: train.Schema},
+		train.Operator,
 		&operators.Operator{Schema: gridsearch.Schema},
 	)
 }

@@ -1,0 +1,176 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/stratus-ml/stratus/psstore"
+)
+
+// The coordinator, the workers and the evaluator of one training run talk through
+// psstore's key-value face under the prefix ctl/<model>/:
+//
+//	stop         set by the coordinator: a JSON stopSignal; workers and the evaluator stop
+//	worker/<i>   each worker's progress (workerStats), rewritten about twice a second
+//	eval         the evaluator's latest point (evalPoint)
+//	series       every evaluation point, appended as JSON lines
+//
+// Nothing else is shared: workers are stateless functions.
+type control struct {
+	ps     *psstore.Client
+	prefix string
+}
+
+func newControl(ps *psstore.Client, model string) control {
+	return control{ps: ps, prefix: "ctl/" + model + "/"}
+}
+
+// stopSignal says why training stops.
+type stopSignal struct {
+	Reason string `json:"reason"`
+}
+
+func (c control) stop(ctx context.Context, reason string) error {
+	b, _ := json.Marshal(stopSignal{Reason: reason})
+	return c.ps.Put(ctx, c.prefix+"stop", b)
+}
+
+// stopped reports whether the coordinator asked to stop.
+func (c control) stopped(ctx context.Context) (bool, error) {
+	_, err := c.ps.Get(ctx, c.prefix+"stop")
+	if errors.Is(err, psstore.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// reset clears the control keys of a run, before it starts.
+func (c control) reset(ctx context.Context) error {
+	keys, err := c.ps.List(ctx, c.prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := c.ps.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workerStats is a worker's progress as it publishes it.
+type workerStats struct {
+	Worker     int       `json:"worker"`
+	Generation int       `json:"generation"`
+	Position   position  `json:"position"`
+	Iterations int64     `json:"iterations"`
+	Examples   int64     `json:"examples"`
+	Loss       float64   `json:"loss"` // mean training loss of recent minibatches
+	Phases     phases    `json:"phases"`
+	Hist       histogram `json:"hist"`
+	Done       bool      `json:"done"`
+	Updated    time.Time `json:"updated"`
+}
+
+// phases is cumulative time per step of an iteration.
+type phases struct {
+	Get     time.Duration `json:"get_ns"`
+	Pull    time.Duration `json:"pull_ns"`
+	Compute time.Duration `json:"compute_ns"`
+	Push    time.Duration `json:"push_ns"`
+}
+
+func (p *phases) add(o phases) {
+	p.Get += o.Get
+	p.Pull += o.Pull
+	p.Compute += o.Compute
+	p.Push += o.Push
+}
+
+func (c control) putWorker(ctx context.Context, s workerStats) error {
+	b, _ := json.Marshal(s)
+	return c.ps.Put(ctx, c.prefix+"worker/"+itoa(s.Worker), b)
+}
+
+// workers returns every worker's latest published stats.
+func (c control) workers(ctx context.Context, n int) ([]workerStats, error) {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = c.prefix + "worker/" + itoa(i)
+	}
+	vals, err := c.ps.MultiGet(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]workerStats, 0, n)
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		var s workerStats
+		if json.Unmarshal(v, &s) == nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// evalPoint is one evaluation of the model on the test set.
+type evalPoint struct {
+	Seconds  float64 `json:"t"` // since training started
+	Logloss  float64 `json:"test_logloss"`
+	Accuracy float64 `json:"accuracy"`
+	AUC      float64 `json:"auc"`
+	Updates  uint64  `json:"updates"`
+	Rows     int     `json:"rows"`
+	// NonFinite holds "NaN", "+Inf" or "-Inf" when the log loss is not finite, which
+	// JSON cannot carry as a number.
+	NonFinite string `json:"non_finite,omitempty"`
+}
+
+func jsonSafe(p evalPoint) evalPoint {
+	if math.IsNaN(p.Logloss) || math.IsInf(p.Logloss, 0) {
+		p.NonFinite = strconv.FormatFloat(p.Logloss, 'g', -1, 64)
+		p.Logloss = 0
+	}
+	return p
+}
+
+func fromJSONSafe(p evalPoint) *evalPoint {
+	if p.NonFinite != "" {
+		p.Logloss, _ = strconv.ParseFloat(p.NonFinite, 64)
+	}
+	return &p
+}
+
+func (c control) putEval(ctx context.Context, p evalPoint) error {
+	b, err := json.Marshal(jsonSafe(p))
+	if err != nil {
+		return err
+	}
+	if err := c.ps.Put(ctx, c.prefix+"eval", b); err != nil {
+		return err
+	}
+	return c.ps.Append(ctx, c.prefix+"series", append(b, '\n'))
+}
+
+func (c control) latestEval(ctx context.Context) (*evalPoint, error) {
+	b, err := c.ps.Get(ctx, c.prefix+"eval")
+	if errors.Is(err, psstore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p evalPoint
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, err
+	}
+	return fromJSONSafe(p), nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

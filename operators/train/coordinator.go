@@ -1,0 +1,454 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/psstore"
+)
+
+// Operator is the train operator.
+var Operator = &operators.Operator{
+	Schema:      Schema,
+	Coordinator: operators.CoordinatorFunc(coordinate),
+	Handlers: map[string]operators.Handler{
+		"train.worker": runWorker,
+		"train.eval":   runEvaluator,
+	},
+}
+
+func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
+	cfg, err := ParseConfig(s.Config())
+	if err != nil {
+		return cty.NilVal, err
+	}
+	st, err := s.Blob(ctx)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	data, err := ReadInput(ctx, st, s.Config().GetAttr("input"))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	res, err := Run(ctx, s, RunOptions{Config: cfg, Data: data})
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return res.Value(), nil
+}
+
+// RunOptions describe one training run inside a stage: the stage's own, or a trial
+// of a grid search.
+type RunOptions struct {
+	// Trial names the run inside its stage ("" for the stage's own run); it keeps
+	// the model, the waves and the artifact of each trial apart.
+	Trial  string
+	Config Config
+	Data   *Data
+	// OnEval, when set, sees every evaluation point as it arrives.
+	OnEval func(EvalPoint)
+	// Stop, when it delivers a reason, ends the run early; the model so far is kept
+	// and evaluated, and Result.Stopped holds the reason.
+	Stop <-chan string
+	// Labels are added to the run's events.
+	Labels map[string]string
+}
+
+// EvalPoint is one evaluation of a run's model on its test set.
+type EvalPoint struct {
+	Seconds  float64 `json:"t"`
+	Logloss  float64 `json:"test_logloss"`
+	Accuracy float64 `json:"accuracy"`
+	AUC      float64 `json:"auc"`
+	Updates  uint64  `json:"updates"`
+}
+
+// Result is how a training run ended.
+type Result struct {
+	Metrics           Metrics
+	Iterations        int64
+	Examples          int64
+	ExamplesPerSecond float64
+	ModelURI          string
+	// Stopped says why training ended: "epochs", "target_logloss", "converged",
+	// "timeout", or a reason given on RunOptions.Stop.
+	Stopped  string
+	Series   []EvalPoint
+	Duration time.Duration
+	// Breakdown is the per-iteration time of the workers.
+	Breakdown Breakdown
+}
+
+// Breakdown is where a worker iteration's time goes, on average, with its p50 and
+// p99 from a histogram of all iterations.
+type Breakdown struct {
+	Get, Pull, Compute, Push time.Duration
+	P50, P99                 time.Duration
+}
+
+func (b Breakdown) String() string {
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
+	return fmt.Sprintf("per iteration p50 %s, p99 %s; mean get-minibatch %s, pull %s, compute %s, push %s",
+		us(b.P50), us(b.P99), us(b.Get), us(b.Pull), us(b.Compute), us(b.Push))
+}
+
+// Value is the stage output: the model artifact's URI and its metrics.
+func (r *Result) Value() cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{
+		"model":   cty.StringVal(r.ModelURI),
+		"metrics": r.MetricsValue(),
+	})
+}
+
+// MetricsValue is the metrics object of operators.MetricsType.
+func (r *Result) MetricsValue() cty.Value {
+	f := func(x float64) cty.Value {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return cty.NumberFloatVal(0)
+		}
+		return cty.NumberFloatVal(x)
+	}
+	return cty.ObjectVal(map[string]cty.Value{
+		"test_logloss":        f(r.Metrics.Logloss),
+		"accuracy":            f(r.Metrics.Accuracy),
+		"auc":                 f(r.Metrics.AUC),
+		"iterations":          cty.NumberIntVal(r.Iterations),
+		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
+	})
+}
+
+// DivergedError means training stopped because the test loss became NaN or Inf or
+// grew past a bound.
+type DivergedError struct {
+	Trial        string
+	Logloss      float64
+	Seconds      float64
+	LearningRate float64
+	Optimizer    string
+}
+
+func (e *DivergedError) Error() string {
+	what := fmt.Sprintf("grew to %.4g", e.Logloss)
+	if math.IsNaN(e.Logloss) || math.IsInf(e.Logloss, 0) {
+		what = fmt.Sprintf("became %v", e.Logloss)
+	}
+	return fmt.Sprintf("training diverged: the test log loss %s after %.1fs. The learning rate (%g) is probably too high for the %s optimizer: lower it",
+		what, e.Seconds, e.LearningRate, e.Optimizer)
+}
+
+// Divergence bound: a loss this many times that of the all-zero model (log 2) is
+// worse than predicting a constant by far.
+const divergenceFactor = 4
+
+// convergenceWindow is the number of evaluations epsilon compares over.
+const convergenceWindow = 5
+
+// Run trains one model: it creates the model in psstore, launches the workers as a
+// long-running wave and the evaluator beside them, watches the evaluations, stops
+// the run on epochs, target, convergence, timeout, divergence or request, exports the
+// model to the blob store and returns its figures.
+func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) {
+	cfg := o.Config
+	ps, err := s.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	suffix := ""
+	if o.Trial != "" {
+		suffix = "/" + o.Trial
+	}
+	key := s.Key()
+	model := "train/" + key[:min(16, len(key))] + suffix
+	workersWave, evalWave := "workers"+strings.ReplaceAll(suffix, "/", "-"), "eval"+strings.ReplaceAll(suffix, "/", "-")
+	dir := "stages/" + key + "/train" + suffix + "/"
+	dim := uint64(o.Data.Features) + 1
+
+	workers := cfg.Workers
+	if capacity := s.Capacity(); workers+1 > capacity {
+		if capacity < 2 {
+			return nil, fmt.Errorf("training needs at least 2 concurrent functions (workers and an evaluator); the backend allows %d", capacity)
+		}
+		workers = capacity - 1
+		s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("running %d workers, not %d: the backend runs %d functions at once and the evaluator needs one", workers, cfg.Workers, capacity)})
+	}
+
+	ctl := newControl(ps, model)
+	resumed, err := s.Recorded(workersWave)
+	if err != nil {
+		return nil, err
+	}
+	if resumed == 0 {
+		// A fresh run starts from a fresh model, whatever an earlier run left.
+		if err := ps.DeleteModel(ctx, model); err != nil {
+			return nil, fmt.Errorf("reset model: %w", err)
+		}
+	}
+	if err := ctl.reset(ctx); err != nil {
+		return nil, fmt.Errorf("reset training control: %w", err)
+	}
+	spec := psstore.ModelSpec{Name: model, Dim: dim, Optimizer: cfg.Optimizer, LearningRate: float32(cfg.LearningRate), L2: float32(cfg.L2)}
+	if cfg.Optimizer == "momentum" {
+		spec.Momentum = float32(cfg.Momentum)
+	}
+	if err := ps.CreateModel(ctx, spec); err != nil {
+		return nil, fmt.Errorf("create model: %w", err)
+	}
+
+	trainUnits := makeUnits(o.Data.Train, workers, cfg.Minibatch)
+	testParts := o.Data.Test
+	if len(testParts) == 0 {
+		// No test set: evaluate on the start of the training set, and say so.
+		testParts = headRows(o.Data.Train, 100_000)
+		s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: "no test set: reporting the loss on up to 100,000 training rows"})
+	}
+	if err := saveUnits(ctx, st, dir+"units.json", trainUnits); err != nil {
+		return nil, err
+	}
+	if err := saveUnits(ctx, st, dir+"eval-units.json", makeUnits(testParts, 1, 1<<30)); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	wtasks := make([]operators.Task, workers)
+	for i := range wtasks {
+		wtasks[i] = operators.Task{Kind: "train.worker"}
+		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
+			Minibatch: cfg.Minibatch, Epochs: cfg.Epochs, Seed: cfg.Seed, Prefetch: 2}); err != nil {
+			return nil, err
+		}
+	}
+	etask := operators.Task{Kind: "train.eval"}
+	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start}); err != nil {
+		return nil, err
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type waveOut struct {
+		res []*operators.Result
+		err error
+	}
+	workersDone, evalDone := make(chan waveOut, 1), make(chan waveOut, 1)
+	go func() {
+		r, err := s.RunWave(wctx, operators.Wave{Name: workersWave, Tasks: wtasks, LongRunning: true, Lifetime: cfg.Lifetime})
+		workersDone <- waveOut{r, err}
+	}()
+	go func() {
+		r, err := s.RunWave(wctx, operators.Wave{Name: evalWave, Tasks: []operators.Task{etask}, LongRunning: true, Lifetime: cfg.Lifetime})
+		evalDone <- waveOut{r, err}
+	}()
+
+	res := &Result{}
+	var (
+		stopping  string
+		diverged  *DivergedError
+		failure   error
+		workerOut *waveOut
+		evalOut   *waveOut
+		lastT     = -1.0
+		trainEnd  time.Time
+	)
+	stop := func(reason string) {
+		if stopping != "" {
+			return
+		}
+		stopping = reason
+		if err := ctl.stop(context.WithoutCancel(ctx), reason); err != nil && failure == nil {
+			failure = fmt.Errorf("signal stop: %w", err)
+			cancel()
+		}
+	}
+	var timeout <-chan time.Time
+	if cfg.Timeout > 0 {
+		timer := time.NewTimer(cfg.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	tick := time.NewTicker(min(max(cfg.EvalInterval/2, 20*time.Millisecond), 250*time.Millisecond))
+	defer tick.Stop()
+	lastUpdate, lastUpdates := start, uint64(0)
+	done := ctx.Done()
+	for evalOut == nil || workerOut == nil {
+		select {
+		case <-tick.C:
+		case w := <-workersDone:
+			workerOut = &w
+			trainEnd = time.Now()
+			if w.err != nil && failure == nil && ctx.Err() == nil {
+				failure = w.err
+				cancel()
+			}
+			stop("epochs")
+		case e := <-evalDone:
+			evalOut = &e
+			if e.err != nil && failure == nil && ctx.Err() == nil {
+				failure = e.err
+				cancel()
+			}
+			if stopping == "" { // the evaluator ended on its own: only an error does that
+				stop("evaluator ended")
+			}
+		case r := <-o.Stop:
+			stop(r)
+			o.Stop = nil
+		case <-timeout:
+			stop("timeout")
+		case <-done:
+			cancel()
+			done = nil
+		}
+		if evalOut != nil && evalOut.err == nil {
+			continue // the final evaluation is in; wait for the workers to see the stop
+		}
+		pt, err := ctl.latestEval(ctx)
+		if err != nil || pt == nil || pt.Seconds <= lastT {
+			continue
+		}
+		lastT = pt.Seconds
+		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates}
+		res.Series = append(res.Series, ep)
+		now := time.Now()
+		rate := 0.0
+		if dt := now.Sub(lastUpdate).Seconds(); dt > 0 {
+			rate = float64(pt.Updates-min(pt.Updates, lastUpdates)) / dt
+		}
+		lastUpdate, lastUpdates = now, pt.Updates
+		s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: map[string]float64{
+			"test_logloss": finite(pt.Logloss), "accuracy": pt.Accuracy, "auc": pt.AUC,
+			"updates": float64(pt.Updates), "updates_per_second": rate, "t": pt.Seconds,
+		}})
+		if o.OnEval != nil {
+			o.OnEval(ep)
+		}
+		if stopping != "" {
+			continue
+		}
+		switch {
+		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*math.Ln2 && len(res.Series) > 1:
+			diverged = &DivergedError{Trial: o.Trial, Logloss: pt.Logloss, Seconds: pt.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
+			stop("diverged")
+		case cfg.TargetLogloss > 0 && pt.Logloss <= cfg.TargetLogloss:
+			stop("target_logloss")
+		case cfg.Epsilon > 0 && converged(res.Series, cfg.Epsilon):
+			stop("converged")
+		}
+	}
+	if failure != nil {
+		return nil, failure
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if trainEnd.IsZero() {
+		trainEnd = time.Now()
+	}
+	res.Stopped = stopping
+	res.Duration = trainEnd.Sub(start)
+
+	var final evalPoint
+	if len(evalOut.res) == 1 {
+		if err := json.Unmarshal(evalOut.res[0].Output, &final); err != nil {
+			return nil, fmt.Errorf("bad evaluator result: %w", err)
+		}
+	}
+	fp := fromJSONSafe(final)
+	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
+	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates})
+	if diverged == nil && (math.IsNaN(fp.Logloss) || math.IsInf(fp.Logloss, 0)) {
+		diverged = &DivergedError{Trial: o.Trial, Logloss: fp.Logloss, Seconds: fp.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
+	}
+	var ph phases
+	hist := newHistogram()
+	for _, r := range workerOut.res {
+		var wr workerResult
+		if err := json.Unmarshal(r.Output, &wr); err != nil {
+			return nil, fmt.Errorf("bad worker result: %w", err)
+		}
+		res.Iterations += wr.Iterations
+		res.Examples += wr.Examples
+		ph.add(wr.Phases)
+		hist.merge(wr.Hist)
+	}
+	if res.Iterations > 0 {
+		n := time.Duration(res.Iterations)
+		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99)}
+	}
+	if res.Duration > 0 {
+		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
+	}
+	if diverged != nil {
+		return res, diverged
+	}
+	w, err := ps.PullDense(ctx, model)
+	if err != nil {
+		return nil, fmt.Errorf("export model: %w", err)
+	}
+	res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", &Artifact{
+		Model: cfg.Model, Features: o.Data.Features, Intercept: dim - 1, Input: o.Data.info(), Metrics: res.Metrics,
+		Iterations: res.Iterations, ExamplesPerSecond: res.ExamplesPerSecond, Stage: s.Address(), CacheKey: key,
+		Trial: o.Trial, Config: cfg, Stopped: res.Stopped, Created: time.Now().UTC(),
+	}, w)
+	if err != nil {
+		return nil, err
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("stopped (%s) after %s: %d iterations, %.0f examples/s; %s",
+		res.Stopped, res.Duration.Round(10*time.Millisecond), res.Iterations, res.ExamplesPerSecond, res.Breakdown)})
+	s.Event(operators.Event{Kind: "summary", Labels: o.Labels, Metrics: map[string]float64{
+		"test_logloss": finite(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
+		"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond,
+		"iteration_p50_us": us(res.Breakdown.P50), "iteration_p99_us": us(res.Breakdown.P99),
+		"get_us": us(res.Breakdown.Get), "pull_us": us(res.Breakdown.Pull), "compute_us": us(res.Breakdown.Compute), "push_us": us(res.Breakdown.Push),
+	}})
+	return res, nil
+}
+
+// converged reports whether the best loss of the last window improved on the best
+// before it by less than a fraction eps.
+func converged(series []EvalPoint, eps float64) bool {
+	if len(series) < 2*convergenceWindow {
+		return false
+	}
+	best := func(ps []EvalPoint) float64 {
+		b := math.Inf(1)
+		for _, p := range ps {
+			b = math.Min(b, p.Logloss)
+		}
+		return b
+	}
+	n := len(series)
+	before, recent := best(series[:n-convergenceWindow]), best(series[n-convergenceWindow:])
+	return before-recent < eps*before
+}
+
+// headRows returns partitions from the start of parts holding about n rows.
+func headRows(parts []PartRef, n int) []PartRef {
+	var out []PartRef
+	rows := 0
+	for _, p := range parts {
+		if rows >= n {
+			break
+		}
+		out = append(out, p)
+		rows += p.Rows
+	}
+	return out
+}
+
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return -1
+	}
+	return x
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -1,0 +1,166 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset/partition"
+	"github.com/stratus-ml/stratus/dataset/prefetch"
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// evalParams are the evaluator task's parameters.
+type evalParams struct {
+	Model    string        `json:"model"`
+	Dim      uint64        `json:"dim"`
+	UnitsKey string        `json:"units"` // blob key of the evaluation units (JSON)
+	Interval time.Duration `json:"interval"`
+	Start    time.Time     `json:"start"` // when training started, for the series' time axis
+}
+
+// evalResume carries nothing but the count of evaluations across generations.
+type evalResume struct {
+	Evaluations int `json:"evaluations"`
+}
+
+// runEvaluator is the "train.eval" task: it loads the test set once, then every
+// interval pulls the dense model and publishes test log loss, accuracy and AUC; when
+// the coordinator says stop it makes a final evaluation and returns it.
+func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
+	var p evalParams
+	if err := t.DecodeParams(&p); err != nil {
+		return nil, err
+	}
+	var rs evalResume
+	if len(t.Resume) > 0 {
+		_ = json.Unmarshal(t.Resume, &rs)
+	}
+	store, err := env.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := env.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	units, err := loadUnits(ctx, store, p.UnitsKey)
+	if err != nil {
+		return nil, err
+	}
+	set, err := loadEvalSet(ctx, store, units)
+	if err != nil {
+		return nil, err
+	}
+	ctl := newControl(ps, p.Model)
+	margin := max(300*time.Millisecond, time.Until(t.Deadline)/50)
+	evalOnce := func() (evalPoint, error) {
+		w, err := ps.PullDense(ctx, p.Model)
+		if err != nil {
+			return evalPoint{}, fmt.Errorf("pull model: %w", err)
+		}
+		m := set.evaluate(w)
+		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
+		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
+			pt.Updates = st.Updates
+		}
+		rs.Evaluations++
+		if err := ctl.putEval(ctx, pt); err != nil {
+			return pt, fmt.Errorf("publish evaluation: %w", err)
+		}
+		return pt, nil
+	}
+	for {
+		stop, err := ctl.stopped(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read stop signal: %w", err)
+		}
+		if stop {
+			pt, err := evalOnce()
+			if err != nil {
+				return nil, err
+			}
+			out, _ := json.Marshal(jsonSafe(pt))
+			return &operators.Result{Output: out}, nil
+		}
+		if time.Until(t.Deadline) < margin+p.Interval {
+			b, _ := json.Marshal(rs)
+			return &operators.Result{Yield: true, Resume: b}, nil
+		}
+		if _, err := evalOnce(); err != nil {
+			return nil, err
+		}
+		// Wait for the next evaluation, watching for the stop signal meanwhile so the
+		// final evaluation follows it promptly.
+		for next := time.Now().Add(p.Interval); time.Now().Before(next); {
+			select {
+			case <-time.After(min(stopPoll, time.Until(next))):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if stop, err := ctl.stopped(ctx); err == nil && stop {
+				break
+			}
+		}
+	}
+}
+
+// stopPoll is how often a waiting evaluator looks for the stop signal.
+const stopPoll = 50 * time.Millisecond
+
+// evalSet is a test set held in memory.
+type evalSet struct {
+	parts []partition.Batch
+	probs []float64
+	ys    []float32
+}
+
+// loadEvalSet reads every unit of the test set.
+func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit) (*evalSet, error) {
+	it := prefetch.New(ctx, store, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2})
+	defer it.Close()
+	s := &evalSet{}
+	for {
+		b, err := it.Next()
+		if err != nil {
+			if isEOF(err) {
+				break
+			}
+			return nil, fmt.Errorf("read test data: %w", err)
+		}
+		s.parts = append(s.parts, b)
+		s.ys = append(s.ys, b.Labels...)
+	}
+	s.probs = make([]float64, len(s.ys))
+	return s, nil
+}
+
+// evaluate scores the set with weights w (intercept last) and returns its metrics.
+func (s *evalSet) evaluate(w []float32) Metrics {
+	dim := uint32(len(w))
+	bias := float64(w[dim-1])
+	i := 0
+	for _, b := range s.parts {
+		base := b.Offsets[0]
+		for r := 0; r < b.Len(); r++ {
+			lo, hi := b.Offsets[r]-base, b.Offsets[r+1]-base
+			z := bias
+			for e := lo; e < hi; e++ {
+				f := b.Indices[e]
+				if f >= dim-1 {
+					f %= dim - 1
+				}
+				if b.Values == nil {
+					z += float64(w[f])
+				} else {
+					z += float64(w[f]) * float64(b.Values[e])
+				}
+			}
+			s.probs[i] = sigmoid(z)
+			i++
+		}
+	}
+	return evaluate(s.probs, s.ys)
+}

@@ -1,0 +1,210 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/stratus-ml/stratus/dataset/prefetch"
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// workerParams are a worker task's parameters.
+type workerParams struct {
+	Model     string `json:"model"`
+	Dim       uint64 `json:"dim"`
+	UnitsKey  string `json:"units"` // blob key of the training units (JSON)
+	Worker    int    `json:"worker"`
+	Workers   int    `json:"workers"`
+	Minibatch int    `json:"minibatch"`
+	Epochs    int    `json:"epochs"`
+	Seed      int64  `json:"seed"`
+	Prefetch  int    `json:"prefetch"`
+}
+
+// position is where a worker is: the epoch, the unit of its share of that epoch, and
+// the row in that unit's partition. It is handed to the next generation (and
+// published, so a worker relaunched after a crash resumes near where it died).
+type position struct {
+	Epoch int `json:"epoch"`
+	Unit  int `json:"unit"`
+	Row   int `json:"row"`
+}
+
+func (p position) before(q position) bool {
+	if p.Epoch != q.Epoch {
+		return p.Epoch < q.Epoch
+	}
+	if p.Unit != q.Unit {
+		return p.Unit < q.Unit
+	}
+	return p.Row < q.Row
+}
+
+// workerResume is what a worker hands to its next generation.
+type workerResume struct {
+	Position   position `json:"position"`
+	Iterations int64    `json:"iterations"`
+	Examples   int64    `json:"examples"`
+	Phases     phases   `json:"phases"`
+}
+
+// workerResult is a worker's final output.
+type workerResult struct {
+	Iterations int64     `json:"iterations"`
+	Examples   int64     `json:"examples"`
+	Phases     phases    `json:"phases"`
+	Hist       histogram `json:"hist"`
+	Stopped    bool      `json:"stopped"` // told to stop before its epochs were done
+}
+
+// Intervals of a worker's side traffic.
+const (
+	stopCheckEvery = 100 * time.Millisecond
+	publishEvery   = 500 * time.Millisecond
+)
+
+// runWorker is the "train.worker" task: it runs asynchronous SGD over its share of
+// each epoch — next minibatch from the prefetching iterator, pull the minibatch's
+// weights, compute the logistic-loss gradient, push it without waiting — until its
+// epochs are done, the coordinator says stop, or its lifetime nears its end, when it
+// yields its position to the next generation. A crash loses at most the push in
+// flight and the progress since its last publication (half a second).
+func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
+	var p workerParams
+	if err := t.DecodeParams(&p); err != nil {
+		return nil, err
+	}
+	store, err := env.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := env.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	units, err := loadUnits(ctx, store, p.UnitsKey)
+	if err != nil {
+		return nil, err
+	}
+	ctl := newControl(ps, p.Model)
+
+	var rs workerResume
+	if len(t.Resume) > 0 {
+		if err := json.Unmarshal(t.Resume, &rs); err != nil {
+			return nil, fmt.Errorf("task %s: bad resume position: %w", t.Name(), err)
+		}
+	}
+	// A relaunch after a crash starts from the generation's position; the worker's
+	// own last publication may be further along.
+	if pub, err := ctl.workers(ctx, p.Workers); err == nil {
+		for _, s := range pub {
+			if s.Worker == p.Worker && rs.Position.before(s.Position) && !s.Done {
+				rs.Position, rs.Iterations, rs.Examples, rs.Phases = s.Position, s.Iterations, s.Examples, s.Phases
+			}
+		}
+	}
+
+	mb := newMinibatch(p.Dim)
+	hist := newHistogram()
+	pos := rs.Position
+	var lossSum float64
+	var lossN int
+	lastStopCheck, lastPublish := time.Now(), time.Now()
+	publish := func(done bool) {
+		s := workerStats{Worker: p.Worker, Generation: t.Generation, Position: pos, Iterations: rs.Iterations,
+			Examples: rs.Examples, Phases: rs.Phases, Hist: hist, Done: done, Updated: time.Now()}
+		if lossN > 0 {
+			s.Loss = lossSum / float64(lossN)
+		}
+		_ = ctl.putWorker(ctx, s) // progress reports are best effort
+		lossSum, lossN = 0, 0
+	}
+	// margin is how long before the deadline the worker hands over: enough to flush
+	// its pushes and return.
+	margin := max(200*time.Millisecond, time.Until(t.Deadline)/50)
+	finish := func(stopped bool) (*operators.Result, error) {
+		if err := ps.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("push gradients: %w", err)
+		}
+		publish(true)
+		out, _ := json.Marshal(workerResult{Iterations: rs.Iterations, Examples: rs.Examples, Phases: rs.Phases, Hist: hist, Stopped: stopped})
+		return &operators.Result{Output: out}, nil
+	}
+
+	for ; pos.Epoch < p.Epochs; pos.Epoch, pos.Unit, pos.Row = pos.Epoch+1, 0, 0 {
+		rs.Position = pos
+		mine := deal(units, p.Seed, pos.Epoch, p.Worker, p.Workers)
+		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row})
+		for {
+			now := time.Now()
+			if now.Sub(lastStopCheck) >= stopCheckEvery {
+				lastStopCheck = now
+				if stop, err := ctl.stopped(ctx); err == nil && stop {
+					it.Close()
+					return finish(true)
+				}
+			}
+			if time.Until(t.Deadline) < margin {
+				it.Close()
+				if err := ps.Flush(ctx); err != nil {
+					return nil, fmt.Errorf("push gradients: %w", err)
+				}
+				publish(false)
+				b, _ := json.Marshal(rs)
+				return &operators.Result{Yield: true, Resume: b}, nil
+			}
+			if now.Sub(lastPublish) >= publishEvery {
+				lastPublish = now
+				publish(false)
+			}
+
+			t0 := time.Now()
+			b, err := it.Next()
+			t1 := time.Now()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				it.Close()
+				return nil, fmt.Errorf("read training data: %w", err)
+			}
+			mb.build(b)
+			if p.Workers == 1 {
+				// A lone worker reads its own writes, so a run with a fixed seed
+				// reproduces exactly; with more workers, asynchrony is the point.
+				if err := ps.Flush(ctx); err != nil {
+					it.Close()
+					return nil, fmt.Errorf("push gradients: %w", err)
+				}
+			}
+			if err := ps.PullSparse(ctx, p.Model, mb.keys, mb.w); err != nil {
+				it.Close()
+				return nil, fmt.Errorf("pull weights: %w", err)
+			}
+			t2 := time.Now()
+			loss := mb.gradient(b)
+			t3 := time.Now()
+			if err := ps.PushSparse(ctx, p.Model, mb.keys, mb.g); err != nil {
+				it.Close()
+				return nil, fmt.Errorf("push gradients: %w", err)
+			}
+			t4 := time.Now()
+			rs.Phases.add(phases{Get: t1.Sub(t0), Pull: t2.Sub(t1), Compute: t3.Sub(t2), Push: t4.Sub(t3)})
+			hist.add(t4.Sub(t0))
+			rs.Iterations++
+			rs.Examples += int64(b.Len())
+			lossSum += loss
+			lossN++
+			pos.Unit, pos.Row = it.Position()
+			rs.Position = pos
+		}
+		if err := it.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return finish(false)
+}
