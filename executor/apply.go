@@ -33,6 +33,8 @@ type Options struct {
 	TaskEnv operators.TaskEnv
 	// Services are the run's stores as coordinators reach them (built from TaskEnv).
 	Services operators.Services
+	// Router delivers commands (kill a trial) to running stages; nil makes one.
+	Router *Router
 	// Parallelism bounds the stages running at once (default 10, as Terraform).
 	Parallelism int
 	// Retries is the default number of retries per task (default 3); a stage's
@@ -260,6 +262,9 @@ func (o *Options) defaults() {
 	if o.Observer == nil {
 		o.Observer = Observers(nil)
 	}
+	if o.Router == nil {
+		o.Router = NewRouter()
+	}
 	if o.Services == nil {
 		o.Services = taskenv.New().Services(o.TaskEnv)
 	}
@@ -333,7 +338,9 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Services: o.Services,
 		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
+		commands: o.Router.open(sp.Address),
 	}
+	defer o.Router.close(sp.Address)
 	out, err := op.Coordinator.Run(ctx, run)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ type stageRun struct {
 	env      operators.TaskEnv
 	obs      Observer
 	capacity int
+	commands chan operators.Command
 }
 
 var _ operators.Stage = (*stageRun)(nil)
@@ -38,6 +39,8 @@ func (s *stageRun) Upstream(addr string) (operators.Upstream, bool) {
 	u, ok := s.upstream[addr]
 	return u, ok
 }
+
+func (s *stageRun) Commands() <-chan operators.Command { return s.commands }
 
 func (s *stageRun) Recorded(wave string) (int, error) {
 	recs, err := s.runner.state.Tasks(s.key, wave)

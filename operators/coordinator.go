@@ -50,6 +50,9 @@ type Stage interface {
 	// of a long-running wave hold their slots, so a coordinator that needs several
 	// long-running waves at once must fit them in.
 	Capacity() int
+	// Commands delivers requests sent to this stage while it runs. A coordinator
+	// that accepts none may ignore it; senders then time out with a message.
+	Commands() <-chan Command
 	// Services reach the run's blob store (and psstore) from the coordinator.
 	Services
 	// Event reports a stage-level event (a metric, a note) to the progress output,
@@ -89,4 +92,13 @@ type Event struct {
 	Note    string             `json:"note,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	Labels  map[string]string  `json:"labels,omitempty"`
+}
+
+// Command is a request to a running stage from outside the apply — `stratus trials
+// kill`, or the dashboard's kill button. The coordinator answers on Reply (buffered)
+// with nil or an error saying why it cannot.
+type Command struct {
+	Op     string       `json:"op"`               // "kill" or "kill-all"
+	Target string       `json:"target,omitempty"` // e.g. a trial ID
+	Reply  chan<- error `json:"-"`
 }

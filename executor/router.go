@@ -1,0 +1,78 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// Router delivers commands to running stages: the control endpoint and the dashboard
+// send through it, coordinators receive on Stage.Commands. It is safe for concurrent
+// use.
+type Router struct {
+	mu    sync.Mutex
+	chans map[string]chan operators.Command
+}
+
+// NewRouter returns an empty router.
+func NewRouter() *Router { return &Router{chans: map[string]chan operators.Command{}} }
+
+// open registers a running stage and returns its command channel.
+func (r *Router) open(stage string) chan operators.Command {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan operators.Command, 16)
+	r.chans[stage] = ch
+	return ch
+}
+
+// close unregisters a stage that finished.
+func (r *Router) close(stage string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.chans, stage)
+}
+
+// Running lists the stages that can receive commands now.
+func (r *Router) Running() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.chans))
+	for s := range r.chans {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CommandTimeout bounds how long Send waits for a coordinator's answer.
+const CommandTimeout = 10 * time.Second
+
+// Send delivers cmd to stage and waits for the coordinator's answer.
+func (r *Router) Send(ctx context.Context, stage string, cmd operators.Command) error {
+	r.mu.Lock()
+	ch, ok := r.chans[stage]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("stage %s is not running", stage)
+	}
+	reply := make(chan error, 1)
+	cmd.Reply = reply
+	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
+	defer cancel()
+	select {
+	case ch <- cmd:
+	case <-ctx.Done():
+		return fmt.Errorf("stage %s did not take the command: %w", stage, ctx.Err())
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("stage %s did not answer: %w", stage, ctx.Err())
+	}
+}
