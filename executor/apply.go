@@ -48,6 +48,8 @@ type Options struct {
 	RetryBackoff time.Duration
 	// PriceGBSecond prices GB-seconds for the summary (default: Lambda arm64).
 	PriceGBSecond float64
+	// MemoryMB is each function's memory, for cost estimates (default 1769).
+	MemoryMB int
 }
 
 // StageSummary is how one stage went.
@@ -262,6 +264,9 @@ func (o *Options) defaults() {
 	if o.Observer == nil {
 		o.Observer = Observers(nil)
 	}
+	if o.MemoryMB <= 0 {
+		o.MemoryMB = 1769
+	}
 	if o.Router == nil {
 		o.Router = NewRouter()
 	}
@@ -339,6 +344,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
 		commands: o.Router.open(sp.Address),
+		gbPrice:  float64(o.MemoryMB) / 1024 * o.PriceGBSecond,
 	}
 	defer o.Router.close(sp.Address)
 	out, err := op.Coordinator.Run(ctx, run)

@@ -25,7 +25,10 @@ type stageRun struct {
 	obs      Observer
 	capacity int
 	commands chan operators.Command
+	gbPrice  float64 // USD per second of one function (memory GB × price per GB-second)
 }
+
+func (s *stageRun) FunctionCost(d time.Duration) float64 { return d.Seconds() * s.gbPrice }
 
 var _ operators.Stage = (*stageRun)(nil)
 

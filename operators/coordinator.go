@@ -50,6 +50,9 @@ type Stage interface {
 	// of a long-running wave hold their slots, so a coordinator that needs several
 	// long-running waves at once must fit them in.
 	Capacity() int
+	// FunctionCost is what one function running for d costs on Lambda (memory ×
+	// duration × price), for cost estimates such as a trial's.
+	FunctionCost(d time.Duration) float64
 	// Commands delivers requests sent to this stage while it runs. A coordinator
 	// that accepts none may ignore it; senders then time out with a message.
 	Commands() <-chan Command

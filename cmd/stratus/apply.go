@@ -144,6 +144,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		TaskTimeout:   rt.taskTimeout,
 		Lifetime:      rt.lifetime,
 		PriceGBSecond: rt.price,
+		MemoryMB:      rt.memoryMB,
 	})
 	finish()
 	if f.asJSON {

@@ -23,6 +23,7 @@ type runtime struct {
 	taskTimeout time.Duration
 	lifetime    time.Duration
 	price       float64
+	memoryMB    int
 	closers     []func() error
 }
 
@@ -60,6 +61,7 @@ func (c *cli) newRuntime(ctx context.Context, p *planner.Plan, dir, override str
 			taskTimeout: lb.TaskTimeoutD,
 			lifetime:    lb.LifetimeD,
 			price:       executor.PriceGBSecondARM,
+			memoryMB:    lb.MemoryMB,
 		}
 		rt.closers = append(rt.closers, envs.Close, be.Close)
 		if needsPSStore(p) {

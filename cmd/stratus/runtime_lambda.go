@@ -69,6 +69,7 @@ func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*
 		taskTimeout: lb.TimeoutD + 10*time.Second,
 		lifetime:    lb.LifetimeD,
 		price:       price,
+		memoryMB:    lb.MemoryMB,
 	}
 	rt.closers = append(rt.closers, envs.Close, be.Close)
 	switch {
