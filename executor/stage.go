@@ -54,13 +54,13 @@ func (s *stageRun) RunWave(ctx context.Context, w operators.Wave) ([]*operators.
 	return s.runner.RunWave(ctx, w)
 }
 
-// Event forwards an operator's event to the observers, and records metric events in
-// the state's series for the stage (best effort: a full disk must not fail training).
+// Event forwards an operator's event to the observers, and records metric and trial
+// events in the state's series for the stage (best effort: a full disk must not fail training).
 func (s *stageRun) Event(e operators.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Kind == "metric" && s.runner.state != nil {
+	if (e.Kind == "metric" || e.Kind == "trial") && s.runner.state != nil {
 		if b, err := json.Marshal(e); err == nil {
 			_ = s.runner.state.AppendSeries(s.addr, b)
 		}
