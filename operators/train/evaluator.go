@@ -55,7 +55,8 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		return nil, err
 	}
 	ctl := newControl(ps, p.Model)
-	margin := max(300*time.Millisecond, time.Until(t.Deadline)/50)
+	margin := handover(time.Until(t.Deadline))
+	evaluated := false // at least one evaluation per generation, however short
 	evalOnce := func() (evalPoint, error) {
 		w, err := ps.PullDense(ctx, p.Model)
 		if err != nil {
@@ -85,13 +86,14 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
-		if time.Until(t.Deadline) < margin+p.Interval {
+		if evaluated && time.Until(t.Deadline) < margin+p.Interval {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
 		if _, err := evalOnce(); err != nil {
 			return nil, err
 		}
+		evaluated = true
 		// Wait for the next evaluation, watching for the stop signal meanwhile so the
 		// final evaluation follows it promptly.
 		for next := time.Now().Add(p.Interval); time.Now().Before(next); {

@@ -67,6 +67,13 @@ const (
 	publishEvery   = 500 * time.Millisecond
 )
 
+// handover is how long before its deadline a function of the given lifetime hands
+// over to the next generation: enough to flush its pushes and return, and never so
+// much that a short lifetime leaves no time to work.
+func handover(lifetime time.Duration) time.Duration {
+	return min(max(lifetime/20, 20*time.Millisecond), 2*time.Second)
+}
+
 // runWorker is the "train.worker" task: it runs asynchronous SGD over its share of
 // each epoch — next minibatch from the prefetching iterator, pull the minibatch's
 // weights, compute the logistic-loss gradient, push it without waiting — until its
@@ -123,9 +130,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		_ = ctl.putWorker(ctx, s) // progress reports are best effort
 		lossSum, lossN = 0, 0
 	}
-	// margin is how long before the deadline the worker hands over: enough to flush
-	// its pushes and return.
-	margin := max(200*time.Millisecond, time.Until(t.Deadline)/50)
+	margin := handover(time.Until(t.Deadline))
 	finish := func(stopped bool) (*operators.Result, error) {
 		if err := ps.Flush(ctx); err != nil {
 			return nil, fmt.Errorf("push gradients: %w", err)
