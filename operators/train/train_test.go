@@ -245,4 +245,3 @@ func TestTrainChurn(t *testing.T) {
 		t.Errorf("under churn: test logloss %.4f (want ≤ 0.330), accuracy %.4f (want ≥ 0.845)", ll, acc)
 	}
 }
-
