@@ -90,6 +90,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.applyCmd(),
 		c.stateCmd(),
 		newGenCmd(),
+		c.predictCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
 		c.deployCmd(),
