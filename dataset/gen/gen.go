@@ -52,8 +52,8 @@ type Config struct {
 	Seed uint64
 	// ModelSeed draws the ground truth (the weight of every value); 0 means 1.
 	ModelSeed uint64
-	Format   string // FormatCriteo (default) or FormatLIBSVM
-	HashBits int    // default dataset.DefaultHashBits
+	Format    string // FormatCriteo (default) or FormatLIBSVM
+	HashBits  int    // default dataset.DefaultHashBits
 	// ChunkRows is the number of rows per independently seeded chunk
 	// (default 8192). It is part of the output's identity: changing it
 	// changes the data.
