@@ -55,6 +55,10 @@ func open(dir string, readOnly bool) (*Store, error) {
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(4 << 20).
+		// Badger requires the value threshold below its largest batch, 15% of the
+		// memtable (614 KiB here); its 1 MiB default would make every Open fail.
+		// Values above it (large stage outputs) go to the value log.
+		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20).
