@@ -28,14 +28,16 @@ type Backend struct {
 // LocalBackend configures the embedded default: goroutines, a file blob store and
 // in-process psstore shards.
 type LocalBackend struct {
-	MaxConcurrency int           `hcl:"max_concurrency,optional"` // 0: a small multiple of the cores
-	TaskTimeout    string        `hcl:"task_timeout,optional"`
-	Lifetime       string        `hcl:"lifetime,optional"` // function lifetime, emulating Lambda's cap
-	PSStoreShards  int           `hcl:"psstore_shards,optional"`
-	Blob           string        `hcl:"blob,optional"` // blob store URI; default .stratus/blobs
-	MemoryMB       int           `hcl:"memory_mb,optional"`
-	TaskTimeoutD   time.Duration `hcl:"-"`
-	LifetimeD      time.Duration `hcl:"-"`
+	MaxConcurrency int    `hcl:"max_concurrency,optional"` // 0: a small multiple of the cores
+	TaskTimeout    string `hcl:"task_timeout,optional"`
+	Lifetime       string `hcl:"lifetime,optional"` // function lifetime, emulating Lambda's cap
+	PSStoreShards  int    `hcl:"psstore_shards,optional"`
+	Blob           string `hcl:"blob,optional"` // blob store URI; default .stratus/blobs
+	MemoryMB       int    `hcl:"memory_mb,optional"`
+	// Parsed durations; untagged, so gohcl does not decode them (it has no "-" tag
+	// and would treat one as a required attribute named "-").
+	TaskTimeoutD time.Duration
+	LifetimeD    time.Duration
 }
 
 // LambdaBackend configures AWS Lambda with S3 and remote psstore shards.
@@ -53,8 +55,9 @@ type LambdaBackend struct {
 	MaxConcurrency int      `hcl:"max_concurrency,optional"`
 	S3Endpoint     string   `hcl:"s3_endpoint,optional"`
 
-	TimeoutD  time.Duration `hcl:"-"`
-	LifetimeD time.Duration `hcl:"-"`
+	// Parsed durations; untagged so gohcl leaves them alone.
+	TimeoutD  time.Duration
+	LifetimeD time.Duration
 }
 
 // Defaults of the backends.
