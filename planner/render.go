@@ -24,7 +24,9 @@ func WriteDOT(w io.Writer, cfg *dsl.Config, p *Plan) {
 			indent = "    "
 		}
 		for _, n := range byModule[mod] {
-			label := fmt.Sprintf("%s\\n(%s)", strings.TrimPrefix(n.Addr, mod+"."), n.Stage.Schema.Name)
+			// A real newline: %q renders it as DOT's \n line break (a literal
+			// backslash-n would be escaped again and drawn as text).
+			label := fmt.Sprintf("%s\n(%s)", strings.TrimPrefix(n.Addr, mod+"."), n.Stage.Schema.Name)
 			attrs := fmt.Sprintf("label = %q", label)
 			if s := p.Stage(n.Addr); s != nil {
 				label = fmt.Sprintf("%s %s", s.Action.Symbol(), label)
