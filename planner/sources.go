@@ -52,14 +52,14 @@ func ResolveLocal(dir, source string) ([]string, error) {
 			}
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("no files match %q (looked for %s); check the path, which is relative to %s", source, p, dir)
+			return nil, fmt.Errorf("no files match %q%s", source, relativeHint(dir, source, p))
 		}
 		sort.Strings(files)
 		return files, nil
 	}
 	st, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%q does not exist (looked for %s); check the path, which is relative to %s", source, p, dir)
+		return nil, fmt.Errorf("%q does not exist%s", source, relativeHint(dir, source, p))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %q: %w", source, err)
@@ -82,10 +82,24 @@ func ResolveLocal(dir, source string) ([]string, error) {
 	return []string{p}, nil
 }
 
+// relativeHint explains where a relative source was looked for; an absolute one
+// needs no explanation.
+func relativeHint(dir, source, p string) string {
+	if filepath.IsAbs(source) {
+		return ""
+	}
+	return fmt.Sprintf(" (looked for %s); check the path, which is relative to %s", p, dir)
+}
+
 // digestLocal digests the files of a local source: each file's SHA-256 (from the
 // cache when size and mtime match), combined with its path relative to dir so that
 // renaming a file changes the digest but moving the whole pipeline does not.
 func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (string, error) {
+	// Absolute, so that relative names do not depend on how the pipeline directory
+	// was given (filepath.Rel cannot relate a relative dir to an absolute source).
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	files, err := ResolveLocal(dir, source)
 	if err != nil {
 		return "", err
