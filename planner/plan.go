@@ -361,7 +361,7 @@ func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
 		case !ok:
 			rs = append(rs, fmt.Sprintf("%s added (%s)", a, now.Display))
 		case was.Canon != now.Canon:
-			if strings.Contains(now.Canon, "?") && !strings.Contains(was.Canon, "?") {
+			if canonHasUnknown(now.Canon) && !canonHasUnknown(was.Canon) {
 				continue // an upstream value not known until apply; the upstream reason covers it
 			}
 			rs = append(rs, fmt.Sprintf("%s changed (%s → %s)", a, was.Display, now.Display))
