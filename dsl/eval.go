@@ -460,7 +460,7 @@ func decodeAttr(ctx *hcl.EvalContext, a *operators.Attr, ha *hcl.Attribute, bloc
 		return cv, rng, hcl.Diagnostics{{
 			Severity:    hcl.DiagError,
 			Summary:     fmt.Sprintf("Invalid value for %s", a.Name),
-			Detail:      err.Error(),
+			Detail:      sentence(err.Error()),
 			Subject:     rng.Ptr(),
 			Expression:  ha.Expr,
 			EvalContext: ctx,
@@ -557,6 +557,15 @@ func (e *Evaluator) stageMeta(n *Node) (StageMeta, hcl.Diagnostics) {
 		}
 	}
 	return meta, diags
+}
+
+// sentence ends s with a full stop unless it already ends a sentence: operator
+// checks return error strings, which by Go convention have none.
+func sentence(s string) string {
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
+		return s
+	}
+	return s + "."
 }
 
 func typeName(t cty.Type) string {

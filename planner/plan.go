@@ -418,7 +418,17 @@ func cycleDiag(cfg *dsl.Config, c dag.Cycle) *hcl.Diagnostic {
 	first := cfg.Nodes[c.Path[0]]
 	detail := "The pipeline's references form a cycle: " + c.String() + "."
 	if len(c.Members) > len(c.Path) {
-		detail += " Also on it: " + strings.Join(c.Members, ", ") + "."
+		onPath := map[string]bool{}
+		for _, p := range c.Path {
+			onPath[p] = true
+		}
+		var also []string
+		for _, m := range c.Members {
+			if !onPath[m] {
+				also = append(also, m)
+			}
+		}
+		detail += " Also on it: " + strings.Join(also, ", ") + "."
 	}
 	var where []string
 	for _, m := range c.Members {

@@ -88,19 +88,29 @@ func relativeHint(dir, source, p string) string {
 	if filepath.IsAbs(source) {
 		return ""
 	}
-	return fmt.Sprintf(" (looked for %s); check the path, which is relative to %s", p, dir)
+	where := dir
+	if filepath.Clean(dir) == "." {
+		where = "the current directory"
+	}
+	hint := "; check the path, which is relative to " + where
+	if p != source {
+		hint = " (looked for " + p + ")" + hint
+	}
+	return hint
 }
 
 // digestLocal digests the files of a local source: each file's SHA-256 (from the
 // cache when size and mtime match), combined with its path relative to dir so that
 // renaming a file changes the digest but moving the whole pipeline does not.
 func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (string, error) {
-	// Absolute, so that relative names do not depend on how the pipeline directory
-	// was given (filepath.Rel cannot relate a relative dir to an absolute source).
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
 	files, err := ResolveLocal(dir, source)
+	if err != nil {
+		return "", err
+	}
+	// Relate absolute paths, so that the names do not depend on how the pipeline
+	// directory was given (filepath.Rel cannot relate a relative dir to an
+	// absolute source such as "${path.module}/data").
+	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
@@ -113,9 +123,13 @@ func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (st
 		if err != nil {
 			return "", err
 		}
-		rel, err := filepath.Rel(dir, f)
+		abs, err := filepath.Abs(f)
 		if err != nil {
-			rel = f
+			return "", err
+		}
+		rel, err := filepath.Rel(absDir, abs)
+		if err != nil {
+			rel = abs
 		}
 		fmt.Fprintf(h, "%d:%s%s\n", len(rel), filepath.ToSlash(rel), d)
 	}
