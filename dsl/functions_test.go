@@ -111,6 +111,7 @@ locals {
   e = uniform(2, 1)
   f = choice([])
   g = nosuch(1)
+  h = file("/dev/zero")
 }
 `,
 		"big.txt": big,
@@ -123,12 +124,13 @@ locals {
 		[2]string{"Invalid function argument", "main.hcl"},
 		[2]string{"Invalid function argument", "main.hcl"},
 		[2]string{"Invalid function argument", "main.hcl"},
-		[2]string{"Call to unknown function", "main.hcl"})
+		[2]string{"Call to unknown function", "main.hcl"},
+		[2]string{"Error in function call", "main.hcl"})
 	var all string
 	for _, d := range errs {
 		all += d.Detail + "\n"
 	}
-	for _, want := range []string{"no such file", "file() reads at most", "is not UTF-8 text", "loguniform needs low > 0", "needs low < high", "choice needs at least one value"} {
+	for _, want := range []string{"no such file", "file() reads at most", "is not UTF-8 text", "loguniform needs low > 0", "needs low < high", "choice needs at least one value", "/dev/zero is not a regular file"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no %q in:\n%s", want, all)
 		}

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -514,6 +515,25 @@ func TestDirectorySource(t *testing.T) {
 	}
 	if k := keys(plan(t, load(t, dir), nil))["load.d"]; k == k1 {
 		t.Error("renaming a file kept the key")
+	}
+}
+
+// Sources that are not regular files are refused rather than read: /dev/zero never
+// ends. Symbolic links to files are followed.
+func TestSourceKinds(t *testing.T) {
+	dir := pipelineDir(t, map[string]string{
+		"main.hcl":    "load \"dev\" {\n  source = \"/dev/zero\"\n}\nload \"links\" {\n  source = \"parts\"\n}\n",
+		"real/p1.svm": data,
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "real", "p1.svm"), filepath.Join(dir, "parts", "p1.svm")); err != nil {
+		t.Skip("no symbolic links:", err)
+	}
+	_, diags := Build(context.Background(), load(t, dir), Options{})
+	if len(diags) != 1 || diags[0].Summary != "Source not found" || !strings.Contains(diags[0].Detail, "not a regular file") {
+		t.Errorf("diagnostics: %s", diags.Error())
 	}
 }
 

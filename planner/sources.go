@@ -70,14 +70,24 @@ func ResolveLocal(dir, source string) ([]string, error) {
 			return nil, fmt.Errorf("cannot list %q: %w", source, err)
 		}
 		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(p, e.Name()))
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			// Stat follows symbolic links, so a directory of links to data files
+			// is read like one of files (as a glob already was).
+			fp := filepath.Join(p, e.Name())
+			if st, err := os.Stat(fp); err == nil && st.Mode().IsRegular() {
+				files = append(files, fp)
 			}
 		}
 		if len(files) == 0 {
 			return nil, fmt.Errorf("directory %q is empty (%s)", source, p)
 		}
 		return files, nil
+	}
+	if !st.Mode().IsRegular() {
+		// A device or pipe (/dev/zero, /dev/stdin) would never end or block.
+		return nil, fmt.Errorf("%q is not a regular file or a directory", source)
 	}
 	return []string{p}, nil
 }
