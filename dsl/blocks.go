@@ -236,7 +236,9 @@ func decodeLiteralString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 		}}
 	}
 	v, err := convert.Convert(v, cty.String)
-	if err != nil || v.IsNull() {
+	// An expression that failed to parse evaluates to an unknown value, already
+	// reported with the syntax error.
+	if err != nil || v.IsNull() || !v.IsKnown() {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Invalid %s", a.Name),
