@@ -139,7 +139,11 @@ type StageMeta struct {
 func (e *Evaluator) StageMeta(addr string) (StageMeta, hcl.Diagnostics) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stageMeta(e.cfg.Nodes[addr])
+	n, ok := e.cfg.Nodes[addr]
+	if !ok || n.Kind != KindStage {
+		return StageMeta{Retries: -1}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No such stage", Detail: fmt.Sprintf("There is no stage %s.", addr)}}
+	}
+	return e.stageMeta(n)
 }
 
 // Outputs evaluates the root module's outputs.

@@ -105,6 +105,9 @@ func TestStageConfig(t *testing.T) {
 	if _, diags := ev.StageConfig("train.nope"); !diags.HasErrors() {
 		t.Error("StageConfig of an unknown stage succeeded")
 	}
+	if _, diags := ev.StageMeta("var.lr"); !diags.HasErrors() {
+		t.Error("StageMeta of a variable succeeded")
+	}
 }
 
 // Setting a stage's output makes every value that reads it known, and re-setting
