@@ -302,6 +302,20 @@ func TestKeysSurviveMove(t *testing.T) {
 	if got := keys(plan(t, load(t, moved), nil)); !reflect.DeepEqual(got, a) {
 		t.Errorf("keys changed when the pipeline moved:\n%v\n%v", got, a)
 	}
+	// Sources written as absolute paths from path.module, here through a module
+	// as pipelines/criteo does, are keyed by their path from the module too.
+	modFiles := map[string]string{
+		"main.hcl":      "module \"prep\" {\n  source = \"./prep\"\n  data   = \"${path.module}/data/a.svm\"\n}\ntrain \"t\" {\n  input = module.prep.out\n}\n",
+		"prep/main.hcl": "variable \"data\" {}\nload \"d\" {\n  source = var.data\n}\noutput \"out\" {\n  value = load.d\n}\n",
+		"data/a.svm":    data,
+	}
+	m1 := keys(plan(t, load(t, pipelineDir(t, modFiles)), nil))
+	m2dir := filepath.Join(t.TempDir(), "elsewhere")
+	writeFiles(t, m2dir, modFiles)
+	if got := keys(plan(t, load(t, m2dir), nil)); !reflect.DeepEqual(got, m1) {
+		t.Errorf("keys of a pipeline with absolute sources changed when it moved:\n%v\n%v", got, m1)
+	}
+
 	// Given as a relative directory, from elsewhere.
 	wd, _ := os.Getwd()
 	rel, err := filepath.Rel(wd, moved)

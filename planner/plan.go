@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/planner/dag"
@@ -262,6 +264,12 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			continue
 		}
 		src := v.AsString()
+		if !IsRemote(src) && filepath.IsAbs(src) {
+			// Key an absolute local path (such as "${path.module}/data") by its
+			// path from the module, as the digest names its files, so moving the
+			// pipeline with its data keeps the key.
+			sp.Params[a.Name] = state.Param{Canon: Canonical(cty.StringVal(relToModule(n.Module.Dir, src))), Display: Display(v)}
+		}
 		var digest string
 		var err error
 		if IsRemote(src) {
@@ -313,6 +321,20 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		}
 	}
 	return sp, diags
+}
+
+// relToModule returns the absolute path p relative to the module directory dir, in
+// slash form, or p itself when they cannot be related.
+func relToModule(dir, p string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return p
+	}
+	rel, err := filepath.Rel(abs, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(rel)
 }
 
 // cacheKey is the SHA-256 of a delimited, canonical encoding of the operator name and
