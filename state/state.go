@@ -59,6 +59,9 @@ func open(dir string, readOnly bool) (*Store, error) {
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(8 << 20).
+		// Badger requires the value threshold below its largest batch, 15% of the
+		// memtable (1.2 MiB here); its 1 MiB default would make every Open fail.
+		// Values above it (large stage outputs) go to the value log.
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithBlockCacheSize(4 << 20).

@@ -27,8 +27,12 @@ var Schema = &operators.Schema{
 				if v.LengthInt() != 2 {
 					return fmt.Errorf("range must have two numbers, [lo, hi]; got %d", v.LengthInt())
 				}
-				lo, _ := v.Index(cty.NumberIntVal(0)).AsBigFloat().Float64()
-				hi, _ := v.Index(cty.NumberIntVal(1)).AsBigFloat().Float64()
+				loV, hiV := v.Index(cty.NumberIntVal(0)), v.Index(cty.NumberIntVal(1))
+				if loV.IsNull() || hiV.IsNull() {
+					return fmt.Errorf("range must have two numbers, [lo, hi]; it holds null")
+				}
+				lo, _ := loV.AsBigFloat().Float64()
+				hi, _ := hiV.AsBigFloat().Float64()
 				if !(lo < hi) {
 					return fmt.Errorf("range must have lo < hi; got [%g, %g]", lo, hi)
 				}
