@@ -88,6 +88,7 @@ variable "bits" {
 
 load "raw" {
   source    = var.data
+  format    = "criteo"
   hash_bits = var.bits
 }
 

@@ -33,7 +33,7 @@ locals {
 
 load "adult" {
   source    = "data/a.svm"
-  format    = "libsvm"
+  format    = "criteo"
   hash_bits = local.bits
   split     = { test = 0.1, seed = 1 }
 }
@@ -120,7 +120,7 @@ normalize "adult" {
 load "adult" {
   split     = { seed = 1, test = 0.1 }
   hash_bits = local.bits
-  format    = "libsvm"
+  format    = "criteo"
   source    = "data/a.svm"
 }
 
@@ -142,7 +142,7 @@ locals { bits = 12 }
 /* block comment */
 load "adult" {
   source = "data/a.svm"
-  format = "libsvm"
+  format = "criteo"
   hash_bits = local.bits
   split = {
     test = 0.1
@@ -200,6 +200,7 @@ locals {
 
 load "adult" {
   source    = "data/${"a"}.svm"
+  format    = lower("CRITEO")
   hash_bits = local.bits
   split     = { test = 0.10, seed = 1.0 }
   on_error  = "fail"

@@ -40,9 +40,53 @@ func criteoTSV(t *testing.T, rows int) string {
 	return fn
 }
 
+// exampleTree copies the repository's pipelines into a temporary directory beside a
+// testdata directory with the files they read, so tests never see (or leave) the
+// state of a local apply. Without criteo, testdata lacks criteo-synth.tsv.
+func exampleTree(t *testing.T, criteo bool) string {
+	t.Helper()
+	root := t.TempDir()
+	err := filepath.WalkDir(filepath.Join("..", "..", "pipelines"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Join("..", "..", "pipelines"), p)
+		if d.IsDir() {
+			if d.Name() == ".stratus" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(root, "pipelines", rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, "pipelines", rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := filepath.Join(root, "testdata")
+	if err := os.MkdirAll(td, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a9a", "a9a.t"}
+	if criteo {
+		names = append(names, "criteo-synth.tsv")
+	}
+	for _, n := range names {
+		abs, _ := filepath.Abs(filepath.Join("..", "..", "testdata", n))
+		if err := os.Symlink(abs, filepath.Join(td, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(root, "pipelines")
+}
+
 // TestExamplePipelines validates, plans and graphs every example pipeline through
 // the CLI.
 func TestExamplePipelines(t *testing.T) {
+	pipelines := exampleTree(t, true)
 	tests := []struct {
 		dir    string
 		vars   []string
@@ -50,14 +94,14 @@ func TestExamplePipelines(t *testing.T) {
 	}{
 		{"a9a", nil, []string{"load.adult", "normalize.adult", "train.lr"}},
 		{"a9a-tune", nil, []string{"load.adult", "normalize.adult", "train.base", "grid_search.tune", "train.final"}},
-		// pipelines/criteo prefixes var.data with its directory unless it is an s3://
-		// URI, so an absolute path does not work; give the file relative to it.
-		{"criteo", []string{"-var", "data=" + relTo(t, filepath.Join("..", "..", "pipelines", "criteo"), criteoTSV(t, 20))},
+		{"criteo", nil, []string{"module.prep.load.clicks", "module.prep.normalize.clicks", "train.ctr"}},
+		// Another data file, by absolute path.
+		{"criteo", []string{"-var", "data=" + criteoTSV(t, 20)},
 			[]string{"module.prep.load.clicks", "module.prep.normalize.clicks", "train.ctr"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
-			dir := filepath.Join("..", "..", "pipelines", tt.dir)
+			dir := filepath.Join(pipelines, tt.dir)
 			var stdout, stderr bytes.Buffer
 			if code := run([]string{"validate", dir}, nil, &stdout, &stderr); code != 0 {
 				t.Fatalf("validate: exit %d\n%s", code, stderr.String())
@@ -96,13 +140,10 @@ func TestExamplePipelines(t *testing.T) {
 	}
 }
 
-// The criteo pipeline's default data file is generated elsewhere; without it (and
-// without -var data) plan says which file is missing, at the module's argument.
+// Without the criteo pipeline's data file, plan says which file is missing, at the
+// module's argument.
 func TestCriteoWithoutData(t *testing.T) {
-	dir := filepath.Join("..", "..", "pipelines", "criteo")
-	if _, err := os.Stat(filepath.Join(dir, "..", "..", "testdata", "criteo-synth.tsv")); err == nil {
-		t.Skip("testdata/criteo-synth.tsv exists")
-	}
+	dir := filepath.Join(exampleTree(t, false), "criteo")
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"plan", dir}, nil, &stdout, &stderr); code != 1 {
 		t.Fatalf("plan: exit %d, want 1", code)
@@ -110,18 +151,4 @@ func TestCriteoWithoutData(t *testing.T) {
 	if !strings.Contains(stderr.String(), "Error: Source not found") || !strings.Contains(stderr.String(), "/testdata/criteo-synth.tsv\"") {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
-}
-
-// relTo returns target relative to dir, both made absolute.
-func relTo(t *testing.T, dir, target string) string {
-	t.Helper()
-	ad, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := filepath.Rel(ad, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rel
 }
