@@ -84,6 +84,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		return exitError{1}
 	})
 	root.AddCommand(
+		c.initCmd(),
 		c.validateCmd(),
 		c.fmtCmd(),
 		c.planCmd(),
