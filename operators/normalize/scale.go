@@ -51,6 +51,7 @@ func scale(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 	tr := manifest.NewTransformer(params)
 	prefix := t.OutputPrefix + p.Dataset + "/"
 	b := manifest.NewBuilder(ctx, run, prefix, m.PartitionBytes)
+	defer b.Abort()
 	var row dataset.Row
 	for k := p.From; k < p.To; k++ {
 		pt, err := partition.Read(ctx, run, m.Partitions[k].Key)
