@@ -34,8 +34,8 @@ type LocalBackend struct {
 	PSStoreShards  int           `hcl:"psstore_shards,optional"`
 	Blob           string        `hcl:"blob,optional"` // blob store URI; default .stratus/blobs
 	MemoryMB       int           `hcl:"memory_mb,optional"`
-	TaskTimeoutD   time.Duration `hcl:"-"`
-	LifetimeD      time.Duration `hcl:"-"`
+	TaskTimeoutD   time.Duration // parsed task_timeout (gohcl skips fields without an hcl tag; "-" would name an attribute)
+	LifetimeD      time.Duration // parsed lifetime
 }
 
 // LambdaBackend configures AWS Lambda with S3 and remote psstore shards.
@@ -53,8 +53,8 @@ type LambdaBackend struct {
 	MaxConcurrency int      `hcl:"max_concurrency,optional"`
 	S3Endpoint     string   `hcl:"s3_endpoint,optional"`
 
-	TimeoutD  time.Duration `hcl:"-"`
-	LifetimeD time.Duration `hcl:"-"`
+	TimeoutD  time.Duration // parsed timeout (no hcl tag: gohcl skips it)
+	LifetimeD time.Duration // parsed lifetime
 }
 
 // Defaults of the backends.
