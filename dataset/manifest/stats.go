@@ -115,7 +115,8 @@ func (s *Stats) fullPage(p uint32) []Feature {
 	return pg
 }
 
-// countOne counts an entry equal to 1 in slot ix.
+// countOne counts an entry equal to 1 in slot ix: the slow path of AddRow,
+// which increments counters that exist and have room inline.
 func (s *Stats) countOne(ix uint32) {
 	p := ix >> pageBits
 	var pg []uint16
@@ -158,17 +159,28 @@ func (f *Feature) addOnes(n uint16) {
 // nanoseconds per entry, one memory access into the slot's page.
 func (s *Stats) AddRow(indices []uint32, values []float32) {
 	s.Rows++
-	if values == nil {
-		for _, ix := range indices {
-			s.countOne(ix)
-		}
-		return
+	if values != nil {
+		values = values[:len(indices)]
 	}
-	values = values[:len(indices)]
+	ones := s.ones
 	for k, ix := range indices {
-		v := values[k]
+		v := float32(1)
+		if values != nil {
+			v = values[k]
+		}
 		if v == 1 {
+			// The common case, kept small so that the CPU overlaps the
+			// cache misses of consecutive entries.
+			if p := ix >> pageBits; int(p) < len(ones) {
+				if pg := ones[p]; pg != nil {
+					if c := &pg[ix&pageMask]; *c < math.MaxUint16-1 {
+						*c++
+						continue
+					}
+				}
+			}
 			s.countOne(ix)
+			ones = s.ones
 			continue
 		}
 		p := ix >> pageBits
@@ -281,6 +293,9 @@ func (s *Stats) Len() int {
 // none).
 func (s *Stats) Features() int {
 	for p := s.pagesLen() - 1; p >= 0; p-- {
+		if (p >= len(s.ones) || s.ones[p] == nil) && (p >= len(s.full) || s.full[p] == nil) {
+			continue
+		}
 		for k := pageSize - 1; k >= 0; k-- {
 			if s.at(p, k).Count > 0 {
 				return p<<pageBits + k + 1
