@@ -8,7 +8,8 @@
 #
 # DIR keeps the binary, the data and the pipeline between runs (default: a
 # new temporary directory). Environment: STRATUS=path of a stratus binary
-# (default: build one), ROWS (default 2000000), RUNS (default 3).
+# (default: build one), ROWS (default 2000000), RUNS (default 3),
+# MAX_CONCURRENCY (the local backend's slots; default: its own, 4 per core).
 #
 # Each timed apply starts from a stage that is not cached and an empty blob
 # store; a warm-up apply first fills the page cache with the input and the
@@ -37,7 +38,12 @@ if [ ! -s "$data" ]; then
 fi
 pipe=$dir/pipeline
 mkdir -p "$pipe"
+backend=""
+if [ -n "${MAX_CONCURRENCY:-}" ]; then
+	backend=$(printf 'backend "local" {\n  max_concurrency = %d\n}\n' "$MAX_CONCURRENCY")
+fi
 cat >"$pipe/main.hcl" <<EOF
+$backend
 load "bench" {
   source = "$data"
 }
@@ -46,7 +52,7 @@ EOF
 bytes=$(stat -c %s "$data")
 cores=$(nproc)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
-echo "input: $data, $mb MB, $rows rows; $cores cores; $("$bin" version 2>/dev/null || echo stratus)"
+echo "input: $data, $mb MB, $rows rows; $cores cores; max_concurrency ${MAX_CONCURRENCY:-default}; $("$bin" version 2>/dev/null || echo stratus)"
 
 cat "$data" >/dev/null
 rm -rf "$pipe/.stratus"
