@@ -41,6 +41,14 @@ var Schema = &operators.Schema{
 		{Name: "center", Type: cty.Bool, Default: cty.False,
 			Doc: "standard only: subtract the mean, which turns sparse zeros into non-zeros."},
 	},
+	Check: func(cfg cty.Value) []operators.Problem {
+		m, c := cfg.GetAttr("method"), cfg.GetAttr("center")
+		if m.IsKnown() && !m.IsNull() && m.AsString() == "min_max" && c.IsKnown() && !c.IsNull() && c.True() {
+			return []operators.Problem{{Attr: "center", Summary: "Argument does not apply to min_max",
+				Detail: "center applies to method = \"standard\" only; min_max always maps the minimum to the low end of range."}}
+		}
+		return nil
+	},
 	Outputs: map[string]cty.Type{
 		"train":    operators.DatasetType,
 		"test":     operators.DatasetType,
