@@ -84,10 +84,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	norm := &manifest.Normalization{Method: method, Input: uris[manifest.Train], StatsFrom: uris[manifest.Train]}
 	switch method {
 	case "min_max":
-		step = MinMax(stats, lo, hi)
+		step = MinMax(stats, lo, hi, NumericSlots(train.Format))
 		norm.Range = []float64{lo, hi}
 	case "standard":
-		step = Standard(stats, center)
+		step = Standard(stats, center, NumericSlots(train.Format))
 		norm.Center = center
 	default:
 		return cty.NilVal, fmt.Errorf("unknown method %q (want min_max or standard)", method)

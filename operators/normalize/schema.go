@@ -11,13 +11,13 @@ import (
 // Schema is the `normalize` block.
 var Schema = &operators.Schema{
 	Name:    "normalize",
-	Version: 1,
+	Version: 2, // 2: hashed categorical slots are left unscaled
 	Doc:     "Scales features with statistics of the training set; the test set is scaled with the same statistics.",
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as load.adult."},
 		{Name: "method", Type: cty.String, Required: true, Enum: []string{"min_max", "standard"},
-			Doc: "min_max scales to range; standard scales to zero mean and unit variance."},
+			Doc: "min_max scales to range; standard scales to unit variance (and zero mean with center). Numeric features only: hashed categorical slots (criteo, csv) stay 0/1 indicators."},
 		{Name: "range", Type: cty.List(cty.Number), Default: cty.ListVal([]cty.Value{cty.NumberIntVal(0), cty.NumberIntVal(1)}),
 			Doc: "min_max only: the target interval [lo, hi].",
 			Check: func(v cty.Value) error {

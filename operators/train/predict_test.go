@@ -100,7 +100,7 @@ load "clicks" {
 
 normalize "clicks" {
   input  = load.clicks
-  method = "min_max"
+  method = "standard"
 }
 
 train "ctr" {
@@ -120,8 +120,9 @@ output "model"   { value = train.ctr.model }
 	if math.Abs(got-want) > 1e-4 {
 		t.Errorf("predict's log loss %.6f differs from the evaluator's %.6f: the input is not read as in training", got, want)
 	}
-	if want > 0.56 {
-		t.Errorf("test logloss %.4f: no better than the base rate", want)
+	// The generator's Bayes logloss is about 0.40, its base rate about 0.565.
+	if want > 0.5 {
+		t.Errorf("test logloss %.4f: barely better than the base rate", want)
 	}
 }
 
