@@ -30,7 +30,7 @@ func TestHashedSlotsUnscaled(t *testing.T) {
 	}
 	// For LIBSVM every slot is numeric.
 	a := Standard(s, false, NumericSlots(manifest.Format{Name: "libsvm"}))
-	sd := math.Sqrt(0.25*(1-0.25)) // slot 20: one 1 in four rows
+	sd := math.Sqrt(0.25 * (1 - 0.25)) // slot 20: one 1 in four rows
 	if sc, _ := a.Lookup(20); math.Abs(sc-1/sd) > 1e-9 {
 		t.Errorf("libsvm slot 20 scale %g, want %g", sc, 1/sd)
 	}
