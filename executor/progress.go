@@ -70,7 +70,7 @@ func (p *PlainProgress) Event(e Event) {
 		line = fmt.Sprintf("%s: task %s[%d] failed", e.Stage, e.Wave, e.Index)
 	case StageEvent:
 		p.mu.Lock()
-		due := e.Note != "" || time.Since(p.lastEvent[e.Stage]) >= p.interval
+		due := e.Note != "" || e.Kind == "summary" || time.Since(p.lastEvent[e.Stage]) >= p.interval
 		if due {
 			p.lastEvent[e.Stage] = time.Now()
 		}
