@@ -200,3 +200,22 @@ func (s *Store) scan(prefix string, fn func(key string, val []byte) error) error
 		return nil
 	})
 }
+
+// deletePrefix deletes every key with prefix, in one write batch.
+func (s *Store) deletePrefix(prefix string) error {
+	var keys [][]byte
+	if err := s.scan(prefix, func(k string, _ []byte) error {
+		keys = append(keys, []byte(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}

@@ -85,3 +85,23 @@ func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (
 	}
 	return p, true
 }
+
+// planDir loads the pipeline in dir and plans it against its state (read, never
+// created), printing every problem. It returns nil after printing when there are
+// errors.
+func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissingVars bool) (*planner.Plan, error) {
+	cfg, ok := c.loadPipeline(dir, vf, allowMissingVars)
+	if !ok {
+		return nil, exitError{1}
+	}
+	st, err := state.OpenExisting(stateDBDir(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	p, ok := c.buildPlan(ctx, cfg, st)
+	if !ok {
+		return nil, exitError{1}
+	}
+	return p, nil
+}

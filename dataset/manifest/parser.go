@@ -29,6 +29,9 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 		}
 		return &Parser{Format: c}, nil
 	case "csv":
+		if f.Label == "" {
+			f.Label = "label"
+		}
 		c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: f.Label, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits})
 		if err != nil {
 			return nil, err
@@ -40,6 +43,9 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 	}
 	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo or csv)", f.Name)
 }
+
+// NumericSlots is the number of leading numeric slots of a CSV format (0 otherwise).
+func (p *Parser) NumericSlots() int { return p.numeric }
 
 // Post applies what the format leaves to the caller: CSV's log1p, as
 // sign(x)·log(1+|x|) on the numeric slots (Criteo's parser applies its own).

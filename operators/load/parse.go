@@ -120,7 +120,7 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			}
 		}
 		lines, failed, err := parseSegment(ctx, st, seg, pr, func(r *dataset.Row) error {
-			pr.post(r)
+			pr.Post(r)
 			ds := p.Dataset
 			if split != nil && split.test(r) {
 				ds = manifest.Test

@@ -38,23 +38,15 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	if len(t.Resume) > 0 {
 		_ = json.Unmarshal(t.Resume, &rs)
 	}
-	store, err := env.Blob(ctx)
+	sh, err := setupTask(ctx, env, p.Model, p.UnitsKey)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
+	ps, ctl := sh.ps, sh.ctl
+	set, err := loadEvalSet(ctx, sh.store, sh.units)
 	if err != nil {
 		return nil, err
 	}
-	units, err := loadUnits(ctx, store, p.UnitsKey)
-	if err != nil {
-		return nil, err
-	}
-	set, err := loadEvalSet(ctx, store, units)
-	if err != nil {
-		return nil, err
-	}
-	ctl := newControl(ps, p.Model)
 	margin := handover(time.Until(t.Deadline))
 	evaluated := false // at least one evaluation per generation, however short
 	evalOnce := func() (evalPoint, error) {

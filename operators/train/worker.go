@@ -85,19 +85,11 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	if err := t.DecodeParams(&p); err != nil {
 		return nil, err
 	}
-	store, err := env.Blob(ctx)
+	sh, err := setupTask(ctx, env, p.Model, p.UnitsKey)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	units, err := loadUnits(ctx, store, p.UnitsKey)
-	if err != nil {
-		return nil, err
-	}
-	ctl := newControl(ps, p.Model)
+	store, ps, ctl, units := sh.store, sh.ps, sh.ctl, sh.units
 
 	var rs workerResume
 	if len(t.Resume) > 0 {
