@@ -65,21 +65,29 @@ func ResolveLocal(dir, source string) ([]string, error) {
 		return nil, fmt.Errorf("cannot read %q: %w", source, err)
 	}
 	if st.IsDir() {
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("cannot list %q: %w", source, err)
-		}
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".") {
-				continue
+		// As load reads a directory (blobs.Resolve): every file below it, except
+		// names starting with "." or "_" (such as _SUCCESS) and what is under them.
+		err := filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if fp != p && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_")) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
 			// Stat follows symbolic links, so a directory of links to data files
 			// is read like one of files (as a glob already was).
-			fp := filepath.Join(p, e.Name())
 			if st, err := os.Stat(fp); err == nil && st.Mode().IsRegular() {
 				files = append(files, fp)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cannot list %q: %w", source, err)
 		}
+		sort.Strings(files)
 		if len(files) == 0 {
 			return nil, fmt.Errorf("directory %q is empty (%s)", source, p)
 		}
