@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -590,7 +591,7 @@ func TestOperatorVersionChange(t *testing.T) {
 		&operators.Operator{Schema: gridsearch.Schema},
 	)
 	got := actions(plan(t, loadWith(t, reg, dir), st))
-	if want := "rerun: operator normalize version changed (1 → 2)"; got["normalize.adult"] != want {
+	if want := fmt.Sprintf("rerun: operator normalize version changed (%d → %d)", norm.Version-1, norm.Version); got["normalize.adult"] != want {
 		t.Errorf("normalize.adult: %s, want %s", got["normalize.adult"], want)
 	}
 	if want := "rerun: upstream normalize.adult changed"; got["train.base"] != want {
