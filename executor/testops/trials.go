@@ -31,6 +31,7 @@ var trialsSchema = &operators.Schema{
 		{Name: "parallel", Type: cty.Number, Default: cty.NumberIntVal(4), Doc: "trials running at once; the others wait QUEUED"},
 		{Name: "points", Type: cty.Number, Default: cty.NumberIntVal(20), Doc: "evaluations per trial"},
 		{Name: "interval", Type: cty.String, Default: cty.StringVal("100ms"), Duration: true},
+		{Name: "after", Type: cty.DynamicPseudoType, Doc: "ignored: a reference to an upstream stage, to put this one after it in the DAG"},
 	},
 	Outputs: map[string]cty.Type{"done": cty.Number, "killed": cty.Number, "best": cty.String},
 }
