@@ -18,6 +18,7 @@ const state = {
   curves: new Map(), // key → {stage, trial, points: []}
   colours: new Map(), // key → colour
   totals: null,
+  totalsAt: 0,
   log: [],
   selected: null, // key
   ended: false,
@@ -54,6 +55,13 @@ function fmtDuration(s) {
   s = Math.round(s);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+// Axis labels: uPlot passes null for ticks it leaves unlabelled.
+function axisNum(v) { return v === null || v === undefined ? '' : fmtNum(v, 3); }
+function axisCost(v) {
+  if (v === null || v === undefined) return '';
+  if (v === 0) return '$0';
+  return '$' + (Math.abs(v) < 0.001 ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
 }
 function paramsText(p) {
   if (p === null || p === undefined) return '';
@@ -93,6 +101,7 @@ function applySnapshot(snap) {
   }
   for (const k of state.trials.keys()) colourOf(k);
   state.totals = s.totals;
+  state.totalsAt = performance.now();
   state.log = s.log || [];
   renderAll(true);
 }
@@ -133,7 +142,7 @@ function connect() {
   es.addEventListener('trial', (e) => onTrial(JSON.parse(e.data)));
   es.addEventListener('point', (e) => onPoint(JSON.parse(e.data)));
   es.addEventListener('log', (e) => { state.log.push(JSON.parse(e.data)); if (state.log.length > 200) state.log.shift(); renderLog(); });
-  es.addEventListener('totals', (e) => { state.totals = JSON.parse(e.data); renderTotals(); });
+  es.addEventListener('totals', (e) => { state.totals = JSON.parse(e.data); state.totalsAt = performance.now(); renderTotals(); });
   es.addEventListener('end', () => {
     es.close();
     state.ended = true;
@@ -205,11 +214,20 @@ function renderTotals() {
   $('t-ups').textContent = fmtNum(t.updates_per_second, 4);
   $('t-fn').textContent = String(t.active_functions);
   $('t-cost').textContent = fmtCost(t.cost_usd);
-  $('t-elapsed').textContent = fmtDuration(t.elapsed_seconds);
-  const parts = Object.entries(t.trials || {}).filter(([s]) => s).sort().map(([s, n]) => `${n} ${s.toLowerCase()}`);
-  $('t-trials').textContent = parts.length ? parts.join(', ') : '–';
+  // Elapsed time ticks here between the server's totals.
+  const live = state.run && state.run.state === 'running' && !state.ended;
+  $('t-elapsed').textContent = fmtDuration(t.elapsed_seconds + (live ? (performance.now() - state.totalsAt) / 1000 : 0));
+  renderTrialCounts();
   renderRun();
 }
+
+function renderTrialCounts() {
+  const counts = {};
+  for (const t of state.trials.values()) if (t.status) counts[t.status] = (counts[t.status] || 0) + 1;
+  const parts = Object.keys(counts).sort().map((s) => `${counts[s]} ${s.toLowerCase()}`);
+  $('t-trials').textContent = parts.length ? parts.join(', ') : '–';
+}
+setInterval(() => { if (state.totals) renderTotals(); }, 1000);
 
 // ---------- the DAG ----------
 
@@ -324,8 +342,8 @@ function chartOpts(which, el) {
     focus: { alpha: 0.35 },
     scales: { x: { time: false }, y: { distr: logY ? 3 : 1 } },
     axes: [
-      { label: which === 'time' ? 'seconds' : 'USD', values: (u, vals) => vals.map((v) => (which === 'time' ? fmtNum(v, 3) : fmtCost(v))) },
-      { label: 'test logloss', values: (u, vals) => vals.map((v) => fmtNum(v, 3)) },
+      { label: which === 'time' ? 'seconds' : 'USD', values: (u, vals) => vals.map((v) => (which === 'time' ? axisNum(v) : axisCost(v))) },
+      { label: 'test logloss', size: 56, values: (u, vals) => vals.map(axisNum) },
     ],
     series: [{}, ...chartKeys.map((k) => ({
       label: curveLabel(k),
@@ -361,16 +379,16 @@ function renderCharts(rebuild) {
   }
 }
 
-let resizeTimer = null;
-window.addEventListener('resize', () => {
-  clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => {
-    for (const which of ['time', 'cost']) {
-      const c = charts[which];
-      if (c) c.setSize({ width: Math.max(300, $('chart-' + which).clientWidth), height: 300 });
-    }
-  }, 150);
+// Charts follow their boxes' width.
+const resizer = new ResizeObserver(() => {
+  for (const which of ['time', 'cost']) {
+    const c = charts[which];
+    const w = Math.max(300, Math.floor($('chart-' + which).clientWidth));
+    if (c && c.width !== w) c.setSize({ width: w, height: 300 });
+  }
 });
+resizer.observe($('chart-time'));
+resizer.observe($('chart-cost'));
 
 // ---------- the trials table ----------
 
@@ -411,6 +429,7 @@ function renderTable() {
     return tr;
   });
   body.replaceChildren(...rows);
+  renderTrialCounts();
   renderRun();
 }
 
