@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dashboard"
 	"github.com/stratus-ml/stratus/internal/testtools"
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // browser starts headless Chromium with a fresh profile and returns a context for
@@ -221,18 +223,7 @@ test_trials "search" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := os.Getenv("STRATUS_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, "dashboard.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	saveArtifact(t, "dashboard.png", png)
 
 	// Kill all: the stage completes with what finished, the apply ends, and the page
 	// keeps its final state and says the server stopped.
@@ -254,4 +245,98 @@ test_trials "search" {
 		func(s string) bool { return strings.Contains(s, "has finished") })
 	poll(t, ctx, 5*time.Second, "the final DAG", `document.querySelector('#dag g.stage[data-stage="test_trials.search"]').dataset.status`,
 		func(s string) bool { return s == "done" })
+}
+
+// TestFinishedDashboardInBrowser serves a finished apply from its state, as
+// `stratus ui` does: every stage done, a curve per trial and one for a plain
+// training stage, and no kill buttons.
+func TestFinishedDashboardInBrowser(t *testing.T) {
+	ctx := browser(t)
+	r := startRun(t, `
+test_map "prep" {
+  tasks = 2
+  sleep = "300ms"
+}
+test_trials "search" {
+  trials   = 3
+  points   = 8
+  interval = "20ms"
+  after    = test_map.prep.sum
+}
+`, "")
+	r.wait()
+	// A training stage's curve has no trial label: record one for prep, within its run.
+	prep, err := r.st.Stage("test_map.prep")
+	if err != nil || prep == nil {
+		t.Fatalf("prep record: %v", err)
+	}
+	for i := range 5 {
+		b, _ := json.Marshal(operators.Event{Time: prep.Started.Add(time.Duration(i*50) * time.Millisecond), Kind: "metric",
+			Metrics: map[string]float64{"test_logloss": 0.6 - 0.05*float64(i), "t": float64(i) / 20, "updates": float64(100 * i)}})
+		if err := r.st.AppendSeries("test_map.prep", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub, err := dashboard.LoadState(r.st, dashboard.RunInfo{Dir: r.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dashboard.Start(dashboard.Options{Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Close(cctx)
+	})
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL())); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, 10*time.Second, "the DAG", `[...document.querySelectorAll('#dag g.stage')].map(g => g.dataset.stage + '=' + g.dataset.status).sort().join(',')`,
+		func(s string) bool { return s == "test_map.prep=done,test_trials.search=done" })
+	series := poll(t, ctx, 10*time.Second, "four curves", `window.stratusDashboard.chartSeries()`, func(ss []chartSeries) bool { return len(ss) == 4 })
+	for _, s := range series {
+		want := 8
+		if s.Trial == "" {
+			want = 5
+		}
+		if s.Points != want {
+			t.Errorf("curve %+v: want %d points", s, want)
+		}
+	}
+	state := poll(t, ctx, 5*time.Second, "the run state", `document.getElementById('run-state').textContent`, func(s string) bool { return s != "connecting…" })
+	if state != "finished apply (done)" {
+		t.Errorf("run state %q", state)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#trials tbody tr[data-trial=""]`)), chromedp.WaitVisible(chromedp.CSS(`#details`))); err != nil {
+		t.Fatal(err)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[[]bool](`[document.getElementById('kill-all').hidden, document.getElementById('d-kill').hidden]`))
+	if err != nil || !hidden[0] || !hidden[1] {
+		t.Errorf("kill buttons of a finished apply hidden: %v (%v)", hidden, err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveArtifact(t, "dashboard-finished.png", png)
+}
+
+// saveArtifact writes b to $STRATUS_ARTIFACTS/name, or into a temporary directory,
+// and logs the path.
+func saveArtifact(t *testing.T, name string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("STRATUS_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", path, len(b))
 }

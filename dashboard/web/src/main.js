@@ -52,6 +52,7 @@ function fmtCost(v) {
 }
 function fmtDuration(s) {
   if (!s && s !== 0) return '–';
+  if (s < 10) return s.toFixed(1) + 's';
   s = Math.round(s);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
@@ -102,6 +103,8 @@ function applySnapshot(snap) {
   for (const k of state.trials.keys()) colourOf(k);
   state.totals = s.totals;
   state.totalsAt = performance.now();
+  for (const r of rowCache.values()) r.tr.remove();
+  rowCache.clear();
   state.log = s.log || [];
   renderAll(true);
 }
@@ -399,12 +402,38 @@ function rowKeys() {
   return keys;
 }
 
+// Rows are kept per key and updated in place, so a row under the pointer is never
+// replaced while events stream in.
+const rowCache = new Map(); // key → {tr, cells}
+const COLUMNS = 11;
+
+function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+
 function renderTable() {
   const body = $('trials').tBodies[0];
   const keys = rowKeys();
   $('no-trials').hidden = keys.length > 0;
-  const rows = keys.map((k) => {
+  const live = new Set(keys);
+  for (const [k, r] of rowCache) {
+    if (!live.has(k)) { r.tr.remove(); rowCache.delete(k); }
+  }
+  keys.forEach((k, i) => {
     const { stage, trial } = splitKey(k);
+    let r = rowCache.get(k);
+    if (!r) {
+      const cells = [];
+      for (let c = 0; c < COLUMNS; c++) cells.push(el('td'));
+      cells[0].append(el('span', { class: 'swatch' }));
+      cells[3].append(el('span', { class: 'badge' }));
+      cells[1].className = cells[2].className = 'mono';
+      cells[4].className = 'mono params';
+      for (const c of [5, 6, 7, 8, 9]) cells[c].className = 'num';
+      cells[10].className = 'reason';
+      const tr = el('tr', { 'data-key': k, 'data-trial': trial, 'data-stage': stage }, ...cells);
+      tr.addEventListener('click', () => select(k));
+      r = { tr, cells };
+      rowCache.set(k, r);
+    }
     const t = state.trials.get(k);
     const m = (t && t.metrics) || {};
     const c = state.curves.get(k);
@@ -413,22 +442,24 @@ function renderTable() {
     const loss = m.test_logloss !== undefined ? m.test_logloss : last ? last.loss : null;
     const iterations = m.iterations !== undefined ? m.iterations : last ? last.updates : null;
     const cost = m.cost_usd !== undefined ? m.cost_usd : last ? last.cost_usd : null;
-    const tr = el('tr', { class: state.selected === k ? 'selected' : '', 'data-key': k, 'data-trial': trial, 'data-stage': stage, 'data-status': status },
-      el('td', {}, el('span', { class: 'swatch', style: `background:${colourOf(k)}` })),
-      el('td', { class: 'mono' }, trial || '(stage)'),
-      el('td', { class: 'mono' }, stage),
-      el('td', {}, el('span', { class: 'badge s-' + status }, status || '–')),
-      el('td', { class: 'mono params' }, t ? paramsText(t.params) : ''),
-      el('td', { class: 'num' }, fmtNum(iterations, 6)),
-      el('td', { class: 'num' }, fmtLoss(loss)),
-      el('td', { class: 'num' }, fmtLoss(m.best_logloss)),
-      el('td', { class: 'num' }, fmtNum(m.updates_per_second, 4)),
-      el('td', { class: 'num' }, fmtCost(cost)),
-      el('td', { class: 'reason' }, (t && t.reason) || ''));
-    tr.addEventListener('click', () => select(k));
-    return tr;
+    const { tr, cells } = r;
+    tr.className = state.selected === k ? 'selected' : '';
+    tr.dataset.status = status;
+    cells[0].firstChild.style.background = colourOf(k);
+    setText(cells[1], trial || '(stage)');
+    setText(cells[2], stage);
+    const badge = cells[3].firstChild;
+    badge.className = 'badge s-' + status;
+    setText(badge, status || '–');
+    setText(cells[4], t ? paramsText(t.params) : '');
+    setText(cells[5], fmtNum(iterations, 6));
+    setText(cells[6], fmtLoss(loss));
+    setText(cells[7], fmtLoss(m.best_logloss));
+    setText(cells[8], fmtNum(m.updates_per_second, 4));
+    setText(cells[9], fmtCost(cost));
+    setText(cells[10], (t && t.reason) || '');
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
-  body.replaceChildren(...rows);
   renderTrialCounts();
   renderRun();
 }
