@@ -185,7 +185,7 @@ func (h *Hub) Event(e executor.Event) {
 			msgs = append(msgs, h.addLog(LogLine{Time: e.Time, Stage: e.Stage, Level: "error", Text: "failed: " + firstLine(e.Error)}))
 		}
 		if e.Summary != nil {
-			st.Tasks, st.CostUSD, st.final = e.Summary.Tasks, e.Summary.CostUSD, true
+			st.Tasks, st.CostUSD, st.final = e.Summary.Tasks, fin(e.Summary.CostUSD), true
 		}
 		emitStage(st)
 	case executor.ApplyFinished:
@@ -364,6 +364,8 @@ func (h *Hub) addPoint(key CurveKey, e executor.Event) Point {
 		}
 		p.CostUSD = h.price * workers * p.T
 	}
+	// JSON has no NaN or infinity: a point must always encode.
+	p.T, p.CostUSD, p.Updates = fin(p.T), fin(p.CostUSD), fin(p.Updates)
 	c.Points = append(c.Points, p)
 	if len(c.Points) > MaxPoints {
 		c.Points = decimate(c.Points)
@@ -512,6 +514,14 @@ func (h *Hub) StageStatus(addr string) string {
 		return st.Status
 	}
 	return ""
+}
+
+// fin returns x, or 0 when x is NaN or infinite.
+func fin(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }
 
 func clone(m Metrics) Metrics {

@@ -73,6 +73,17 @@ func TestHubTotals(t *testing.T) {
 	if _, err := json.Marshal(s); err != nil {
 		t.Errorf("status with infinite metrics does not encode: %v", err)
 	}
+
+	// Points of a trial whose reported cost is infinite, or whose metrics are NaN,
+	// still encode (a snapshot that did not would lock every browser out).
+	trial("t-4", "RUNNING", 1)
+	ev(executor.Event{Time: at(4), Type: executor.StageEvent, Stage: "g.s", Kind: "trial",
+		Labels: map[string]string{"trial": "t-4"}, Metrics: map[string]float64{"cost_usd": math.Inf(1), "seconds": 1}})
+	ev(executor.Event{Time: at(5), Type: executor.StageEvent, Stage: "g.s", Kind: "metric",
+		Labels: map[string]string{"trial": "t-4"}, Metrics: map[string]float64{"test_logloss": math.NaN(), "t": 2, "updates": math.NaN()}})
+	if b, err := json.Marshal(h.Curves()); err != nil || !strings.Contains(string(b), `"loss":null`) {
+		t.Errorf("curves with non-finite values: %v %s", err, b)
+	}
 }
 
 func TestHubApplyOutcome(t *testing.T) {
