@@ -179,4 +179,53 @@ test_trials "search" {
 	if _, stderr, err := stratus("trials", "kill-all"); err == nil || !strings.Contains(stderr, "no apply is running") {
 		t.Errorf("kill-all after the apply: %v %q", err, stderr)
 	}
+
+	// ui serves the finished apply from the state until interrupted.
+	ui := exec.Command(bin, "ui", "-addr", "127.0.0.1:0")
+	ui.Dir = dir
+	var uiOut syncBuffer
+	ui.Stdout, ui.Stderr = &uiOut, &uiOut
+	if err := ui.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uiDone := make(chan error, 1)
+	go func() { uiDone <- ui.Wait() }()
+	defer func() {
+		_ = ui.Process.Kill()
+		<-uiDone
+	}()
+	var uiURL []string
+	for deadline := time.Now().Add(10 * time.Second); uiURL == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ui printed no URL:\n%s", uiOut.String())
+		}
+		uiURL = regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]{64})`).FindStringSubmatch(uiOut.String())
+	}
+	req, _ := http.NewRequest("GET", uiURL[1]+"/api/status", nil)
+	req.Header.Set("Authorization", "Bearer "+uiURL[2])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Run    struct{ Mode string }
+		Trials []struct{ Status string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if err != nil || status.Run.Mode != "finished" || len(status.Trials) != 4 {
+		t.Errorf("ui status: %v %+v", err, status)
+	}
+	if err := ui.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-uiDone:
+		uiDone <- err
+		if err != nil {
+			t.Errorf("ui after Ctrl-C: %v\n%s", err, uiOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("ui did not stop on Ctrl-C")
+	}
 }
