@@ -335,6 +335,20 @@ function chartData(which) {
   return uPlot.join(t);
 }
 
+// lossRange keeps the interesting part in view: from the lowest loss to the 97th
+// percentile of all losses, so the first evaluations of every trial (near 0.69 for
+// logistic regression) and diverging trials do not squash the converged curves.
+function lossRange(u, min, max) {
+  const ys = [];
+  for (let i = 1; i < u.data.length; i++) for (const y of u.data[i]) if (y !== null && y !== undefined) ys.push(y);
+  if (ys.length < 2 || !Number.isFinite(min)) return [min, max];
+  ys.sort((a, b) => a - b);
+  const hi = Math.min(max, ys[Math.floor(0.97 * (ys.length - 1))]);
+  const lo = ys[0];
+  const pad = Math.max((hi - lo) * 0.05, 1e-4);
+  return [lo - pad, hi + pad];
+}
+
 function chartOpts(which, el) {
   const logY = $('log-y').checked;
   return {
@@ -343,7 +357,7 @@ function chartOpts(which, el) {
     legend: { show: false },
     cursor: { focus: { prox: 24 }, drag: { x: true, y: false } },
     focus: { alpha: 0.35 },
-    scales: { x: { time: false }, y: { distr: logY ? 3 : 1 } },
+    scales: { x: { time: false }, y: logY ? { distr: 3 } : { range: lossRange } },
     axes: [
       { label: which === 'time' ? 'seconds' : 'USD', values: (u, vals) => vals.map((v) => (which === 'time' ? axisNum(v) : axisCost(v))) },
       { label: 'test logloss', size: 56, values: (u, vals) => vals.map(axisNum) },
