@@ -29,6 +29,12 @@ import (
 // kernel picks.
 const DefaultAddr = "127.0.0.1:0"
 
+// readTimeout bounds reading a request, body included. It does not cut event
+// streams, which stay open as long as the apply runs: net/http lifts the read
+// deadline once a request has been read (TestStreamOutlivesReadTimeout holds it to
+// that).
+var readTimeout = 10 * time.Second
+
 // Options configure a Server.
 type Options struct {
 	// Addr is host:port to listen on; "" means DefaultAddr.
@@ -99,7 +105,7 @@ func Start(o Options) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
