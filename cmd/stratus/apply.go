@@ -29,6 +29,8 @@ type applyFlags struct {
 	parallelism int
 	backend     string
 	asJSON      bool
+	ui          string
+	uiRemote    bool
 }
 
 func (c *cli) applyCmd() *cobra.Command {
@@ -52,6 +54,8 @@ Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at 
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "stages to run at once")
 	cmd.Flags().StringVar(&f.backend, "backend", "", "override the pipeline's backend: local or lambda")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print a machine-readable event stream (implies -auto-approve)")
+	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on this address (such as 127.0.0.1:8080) and print its URL")
+	cmd.Flags().BoolVar(&f.uiRemote, "ui-allow-remote", false, "allow a non-loopback -ui address")
 	return cmd
 }
 
@@ -130,13 +134,26 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	}
 	defer rt.Close()
 
+	// The control endpoint (and dashboard) of this apply: stratus trials, ui, -ui.
+	router := executor.NewRouter()
+	uiOut := c.stdout
+	if f.asJSON {
+		uiOut = c.stderr
+	}
+	ctl, err := c.startControl(uiOut, dir, p, st, router, rt, f.ui, f.uiRemote)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+
 	obs, finish := c.observer(f.asJSON)
 	sum, applyErr := executor.Apply(ctx, executor.Options{
 		Plan:          p,
 		State:         st,
 		Backend:       rt.backend,
 		Registry:      registry,
-		Observer:      obs,
+		Observer:      executor.Observers{obs, ctl.Observer()},
+		Router:        router,
 		TaskEnv:       rt.env,
 		Services:      rt.services,
 		Parallelism:   f.parallelism,
@@ -146,6 +163,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		PriceGBSecond: rt.price,
 		MemoryMB:      rt.memoryMB,
 	})
+	ctl.Close()
 	finish()
 	if f.asJSON {
 		if applyErr != nil {

@@ -96,6 +96,8 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.outputCmd(),
 		c.deployCmd(),
 		c.versionCmd(),
+		c.trialsCmd(),
+		c.uiCmd(),
 	)
 	return root
 }

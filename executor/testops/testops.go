@@ -21,6 +21,7 @@ func Operators() []*operators.Operator {
 		{Schema: mapSchema, Coordinator: operators.CoordinatorFunc(runMap), Handlers: map[string]operators.Handler{"test.square": square}},
 		{Schema: mapReduceSchema, Coordinator: operators.CoordinatorFunc(runMapReduce), Handlers: map[string]operators.Handler{"test.emit": emit, "test.sum": sum}},
 		{Schema: longRunSchema, Coordinator: operators.CoordinatorFunc(runLong), Handlers: map[string]operators.Handler{"test.count": count}},
+		{Schema: trialsSchema, Coordinator: operators.CoordinatorFunc(runTrials), Handlers: map[string]operators.Handler{"test.trial": trialSleep}},
 	}
 }
 
