@@ -15,26 +15,45 @@ import (
 // use.
 type Router struct {
 	mu    sync.Mutex
-	chans map[string]chan operators.Command
+	chans map[string]*route
+}
+
+// route is a running stage's inbox; done closes when the stage finishes.
+type route struct {
+	ch   chan operators.Command
+	done chan struct{}
 }
 
 // NewRouter returns an empty router.
-func NewRouter() *Router { return &Router{chans: map[string]chan operators.Command{}} }
+func NewRouter() *Router { return &Router{chans: map[string]*route{}} }
 
 // open registers a running stage and returns its command channel.
 func (r *Router) open(stage string) chan operators.Command {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ch := make(chan operators.Command, 16)
-	r.chans[stage] = ch
-	return ch
+	rt := &route{ch: make(chan operators.Command, 16), done: make(chan struct{})}
+	r.chans[stage] = rt
+	return rt.ch
 }
 
-// close unregisters a stage that finished.
+// close unregisters a stage that finished and answers the commands it did not take.
 func (r *Router) close(stage string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	rt, ok := r.chans[stage]
 	delete(r.chans, stage)
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	close(rt.done)
+	for {
+		select {
+		case cmd := <-rt.ch:
+			cmd.Reply <- fmt.Errorf("stage %s finished before it took the command", stage)
+		default:
+			return
+		}
+	}
 }
 
 // Running lists the stages that can receive commands now.
@@ -55,7 +74,7 @@ const CommandTimeout = 10 * time.Second
 // Send delivers cmd to stage and waits for the coordinator's answer.
 func (r *Router) Send(ctx context.Context, stage string, cmd operators.Command) error {
 	r.mu.Lock()
-	ch, ok := r.chans[stage]
+	rt, ok := r.chans[stage]
 	r.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("stage %s is not running", stage)
@@ -65,13 +84,23 @@ func (r *Router) Send(ctx context.Context, stage string, cmd operators.Command) 
 	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
 	defer cancel()
 	select {
-	case ch <- cmd:
+	case rt.ch <- cmd:
+	case <-rt.done:
+		return fmt.Errorf("stage %s finished before it took the command", stage)
 	case <-ctx.Done():
 		return fmt.Errorf("stage %s did not take the command: %w", stage, ctx.Err())
 	}
 	select {
 	case err := <-reply:
 		return err
+	case <-rt.done:
+		// The stage may have answered just before finishing.
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return fmt.Errorf("stage %s finished before it answered", stage)
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("stage %s did not answer: %w", stage, ctx.Err())
 	}
