@@ -17,7 +17,7 @@ RIE_VERSION                := v0.0.0-20261030222936-bef5c4ba774d
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build test test-short race lint demo tools proto proto-tools clean \
+.PHONY: all build test test-short race lint demo tools proto proto-tools web clean \
 	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-train
 
 all: lint build test
@@ -84,6 +84,12 @@ $(TOOLS)/.rie-$(RIE_VERSION):
 	@mkdir -p $(TOOLS)
 	$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 	@touch $@
+
+# Rebuild the dashboard's front-end bundle from npm packages pinned in
+# dashboard/web/package-lock.json (needs Node.js and npm). The bundle is committed,
+# so building stratus never needs Node.
+web:
+	cd dashboard/web && npm ci && npm run build
 
 # Regenerate psstore's gRPC code (needs Debian's protobuf-compiler).
 proto: proto-tools
