@@ -69,7 +69,9 @@ func TestMedianRule(t *testing.T) {
 	}
 	// Maximised objectives: the lowest accuracy is the one stopped.
 	acc := medianRule{Obj: newObjective("accuracy"), Grace: 1, MinTrials: 2}
-	up := func(top float64) func(float64) float64 { return func(t float64) float64 { return top - 0.3*math.Exp(-t) } }
+	up := func(top float64) func(float64) float64 {
+		return func(t float64) float64 { return top - 0.3*math.Exp(-t) }
+	}
 	hi := []curve{synthetic("a", 5, 0.5, up(0.85)), synthetic("b", 5, 0.5, up(0.84))}
 	if reason, _ := acc.check(synthetic("low", 5, 0.5, up(0.70)), hi); reason != reasonMedian {
 		t.Errorf("low accuracy not stopped: %q", reason)
