@@ -36,7 +36,6 @@ train "base" {
   input         = normalize.adult
   workers       = 2
   minibatch     = 100
-  optimizer     = "adagrad"
   learning_rate = 0.1
 %s
 }
