@@ -113,10 +113,10 @@ func (p *PlainProgress) trial(e Event) string {
 		p.trials[key] = r
 	}
 	changed := r.update(e)
-	if !changed && (r.status != "RUNNING" || time.Since(p.lastEvent[key]) < p.interval) {
+	if !changed && (r.status != "RUNNING" || e.Time.Sub(p.lastEvent[key]) < p.interval) {
 		return ""
 	}
-	p.lastEvent[key] = time.Now()
+	p.lastEvent[key] = e.Time
 	return fmt.Sprintf("%s: %s", e.Stage, r.line())
 }
 
@@ -142,9 +142,14 @@ type TerminalProgress struct {
 }
 
 // NewTerminalProgress returns an Observer drawing bars on w, a terminal.
-func NewTerminalProgress(w io.Writer) *TerminalProgress {
+func NewTerminalProgress(w io.Writer) *TerminalProgress { return newTerminalProgress(w) }
+
+// newTerminalProgress takes extra mpb options (tests render to a buffer with
+// mpb.WithAutoRefresh).
+func newTerminalProgress(w io.Writer, opts ...mpb.ContainerOption) *TerminalProgress {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120 * time.Millisecond)}, opts...)
 	return &TerminalProgress{
-		p:          mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120*time.Millisecond)),
+		p:          mpb.New(opts...),
 		bars:       map[string]*mpb.Bar{},
 		trialBars:  map[string]*mpb.Bar{},
 		headerBars: map[string]*mpb.Bar{},

@@ -61,14 +61,14 @@ func (r *trialRow) metric(name, format string) string {
 }
 
 // trialHeader and row are the live table's lines.
-const trialRowFormat = "  %-10s  %-30s  %-22s  %10s  %8s  %8s  %9s"
+const trialRowFormat = "%-10s  %-32s  %-20s  %10s  %7s  %7s  %9s"
 
 func trialHeader() string {
 	return fmt.Sprintf(trialRowFormat, "TRIAL", "PARAMETERS", "STATUS", "ITERATIONS", "LOSS", "BEST", "UPDATES/S")
 }
 
 func (r *trialRow) row() string {
-	return fmt.Sprintf(trialRowFormat, r.id, trim(r.params, 30), trim(r.statusText(), 22),
+	return fmt.Sprintf(trialRowFormat, r.id, trim(r.params, 32), trim(r.statusText(), 20),
 		r.metric("iterations", "%.0f"), r.metric("test_logloss", "%.4f"), r.metric("best_logloss", "%.4f"), r.metric("updates_per_second", "%.0f"))
 }
 
