@@ -1,6 +1,3 @@
-// Package gridsearch is the `grid_search` operator: trials of a train stage over a
-// grid or random sample of hyperparameters, with early stopping, live trial events
-// and a kill switch.
 package gridsearch
 
 import (

@@ -2,6 +2,7 @@ package gridsearch_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -379,5 +380,53 @@ func TestBadGridSearch(t *testing.T) {
 				t.Errorf("diagnostics %v, want %q", diags, c.want)
 			}
 		})
+	}
+}
+
+// TestInterruptedSearchResumes cancels an apply while the second of two trials
+// runs, then applies again: the finished trial is reused, the interrupted one
+// trains to the end, and the stage completes.
+func TestInterruptedSearchResumes(t *testing.T) {
+	h := applytest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
+grid_search "tune" {
+  train        = train.base
+  grid         = { epochs = [2, 40] }
+  max_parallel = 1
+}
+`))
+	first := id(map[string]cty.Value{"epochs": cty.NumberIntVal(2)})
+	second := id(map[string]cty.Value{"epochs": cty.NumberIntVal(40)})
+	watch := newTrialWatch()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	applied := make(chan error, 1)
+	go func() {
+		_, _, err := apply(ctx, h, runOpts{observer: watch})
+		applied <- err
+	}()
+	watch.wait(t, applied, "the second trial ran", running(second))
+	cancel()
+	if err := <-applied; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted apply: %v", err)
+	}
+	if rec, _ := h.State.Stage("grid_search.tune"); rec != nil {
+		t.Fatal("interrupted stage recorded")
+	}
+
+	sum, rec, err := apply(context.Background(), h, runOpts{})
+	if err != nil {
+		t.Fatalf("second apply: %v\n%s", err, stageErrors(sum))
+	}
+	if got := trainRuns(rec); len(got) != 1 || got[0] != second {
+		t.Errorf("second apply trained %v, want only %s", got, second)
+	}
+	ts := trials(t, h.Output("grid_search.tune"))
+	for _, k := range []string{first, second} {
+		if s := ts[k].GetAttr("status").AsString(); s != "DONE" {
+			t.Errorf("trial %s: %s", k, s)
+		}
+	}
+	if it := num(ts[second].GetAttr("metrics").GetAttr("iterations")); it < 40*32561/100*0.95 {
+		t.Errorf("resumed trial ran %g iterations, want 40 epochs' worth", it)
 	}
 }
