@@ -178,6 +178,10 @@ func findBase(ctx context.Context, s operators.Stage, st blob.Store) (operators.
 func (r *search) makeTrials(ctx context.Context) error {
 	combos, dropped := r.sp.combos()
 	baseAttrs := r.base.Config.AsValueMap()
+	killed, err := killedBefore(ctx, r.st, r.s.Key())
+	if err != nil {
+		return err
+	}
 	for _, p := range combos {
 		attrs := make(map[string]cty.Value, len(baseAttrs))
 		for k, v := range baseAttrs {
@@ -203,9 +207,7 @@ func (r *search) makeTrials(ctx context.Context) error {
 		t.config = cty.ObjectVal(attrs)
 		t.key = trialKey(t.config)
 		t.run = t.id
-		if n, err := killedBefore(ctx, r.st, r.s.Key(), t.id); err != nil {
-			return err
-		} else if n > 0 {
+		if n := killed[t.id]; n > 0 {
 			// An earlier run of this stage key killed it; its recorded waves would
 			// make train resume the killed run. Train under a fresh name.
 			t.run = fmt.Sprintf("%s-%d", t.id, n)
@@ -707,24 +709,30 @@ func bestLogloss(ps []train.EvalPoint) (float64, bool) {
 	return best, ok
 }
 
-// killedBefore returns how many times an earlier run of this stage key killed the
-// trial (see markKilled).
-func killedBefore(ctx context.Context, st blob.Store, stageKey, id string) (int, error) {
-	infos, err := st.List(ctx, killedPrefix(stageKey, id))
+// killedBefore returns, per trial ID, how many times earlier runs of this stage key
+// killed it (see markKilled): one List of the stage's markers.
+func killedBefore(ctx context.Context, st blob.Store, stageKey string) (map[string]int, error) {
+	prefix := killedPrefix(stageKey)
+	infos, err := st.List(ctx, prefix)
 	if err != nil {
-		return 0, fmt.Errorf("list killed trials: %w", err)
+		return nil, fmt.Errorf("list killed trials: %w", err)
 	}
-	return len(infos), nil
+	out := map[string]int{}
+	for _, in := range infos {
+		id, _, _ := strings.Cut(strings.TrimPrefix(in.Key, prefix), "/")
+		out[id]++
+	}
+	return out, nil
 }
 
-func killedPrefix(stageKey, id string) string {
-	return "stages/" + stageKey + "/grid_search/killed/" + id + "/"
+func killedPrefix(stageKey string) string {
+	return "stages/" + stageKey + "/grid_search/killed/"
 }
 
 // markKilled notes that this run killed t, so a rerun of the same stage key (after
 // the stage failed) trains it afresh instead of resuming its recorded waves.
 func (r *search) markKilled(ctx context.Context, t *trial) {
-	k := killedPrefix(r.s.Key(), t.id) + t.run
+	k := killedPrefix(r.s.Key()) + t.id + "/" + t.run
 	_ = r.st.Put(context.WithoutCancel(ctx), k, strings.NewReader(time.Now().UTC().Format(time.RFC3339)))
 }
 

@@ -430,3 +430,61 @@ grid_search "tune" {
 		t.Errorf("resumed trial ran %g iterations, want 40 epochs' worth", it)
 	}
 }
+
+// TestKillAllThenRerun kills every trial: with nothing to choose from the stage
+// fails, saying why. The next apply (same stage key) trains the killed trials
+// afresh rather than resuming the killed runs' recorded waves.
+func TestKillAllThenRerun(t *testing.T) {
+	h := applytest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
+grid_search "tune" {
+  train        = train.base
+  grid         = { epochs = [30, 31] }
+  max_parallel = 2
+}
+`))
+	a := id(map[string]cty.Value{"epochs": cty.NumberIntVal(30)})
+	b := id(map[string]cty.Value{"epochs": cty.NumberIntVal(31)})
+	router := executor.NewRouter()
+	watch := newTrialWatch()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	applied := make(chan error, 1)
+	var sum *executor.Summary
+	go func() {
+		var err error
+		sum, _, err = apply(ctx, h, runOpts{router: router, observer: watch})
+		applied <- err
+	}()
+	watch.wait(t, applied, "trial a ran", running(a))
+	if err := router.Send(ctx, "grid_search.tune", operators.Command{Op: "kill-all"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-applied; !errors.Is(err, executor.ErrStagesFailed) {
+		t.Fatalf("apply after kill-all: %v, want the stage to fail", err)
+	}
+	if msg := stageErrors(sum); !strings.Contains(msg, "no trial of 2 left a model to choose from (2 KILLED)") {
+		t.Errorf("stage error: %s", msg)
+	}
+
+	sum, rec, err := apply(context.Background(), h, runOpts{})
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, stageErrors(sum))
+	}
+	runs := trainRuns(rec)
+	if len(runs) != 2 {
+		t.Fatalf("rerun trained %v, want both trials", runs)
+	}
+	ts := trials(t, h.Output("grid_search.tune"))
+	for _, c := range []struct {
+		id     string
+		epochs float64
+	}{{a, 30}, {b, 31}} {
+		tr := ts[c.id]
+		if s := tr.GetAttr("status").AsString(); s != "DONE" {
+			t.Errorf("trial %s: %s", c.id, s)
+		}
+		if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it < c.epochs*32561/100*0.95 {
+			t.Errorf("trial %s: %g iterations, want %g epochs' worth (a resumed killed run stops early)", c.id, it, c.epochs)
+		}
+	}
+}
