@@ -7,17 +7,22 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dataset/manifest"
+	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/operators/gridsearch"
 	"github.com/stratus-ml/stratus/operators/internal/applytest"
 	"github.com/stratus-ml/stratus/operators/train"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
 )
 
 // a9aPipeline is load → normalize → a base train stage on a9a (with base's extra
@@ -335,4 +340,31 @@ func readCSV(t *testing.T, st interface {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// TestA9ATunePipelinePlans plans the example pipeline pipelines/a9a-tune: it is
+// valid, and the final stage's parameters wait for the search.
+func TestA9ATunePipelinePlans(t *testing.T) {
+	reg := builtin.Registry()
+	cfg, diags := dsl.Load(filepath.Join("..", "..", "pipelines", "a9a-tune"), dsl.LoadOptions{Registry: reg})
+	if diags.HasErrors() {
+		t.Fatalf("load: %s", diags.Error())
+	}
+	st, err := state.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, diags := planner.Build(context.Background(), cfg, planner.Options{State: st})
+	if diags.HasErrors() {
+		t.Fatalf("plan: %s", diags.Error())
+	}
+	if len(p.Stages) != 5 || p.Stage("grid_search.tune") == nil {
+		t.Fatalf("%d stages", len(p.Stages))
+	}
+	for _, a := range []string{"learning_rate", "minibatch"} {
+		if d := p.Stage("train.final").Params[a].Display; d != "(known after apply)" {
+			t.Errorf("train.final %s = %s at plan time", a, d)
+		}
+	}
 }
