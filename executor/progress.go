@@ -178,8 +178,12 @@ func (t *TerminalProgress) trial(e Event) {
 	ended := r.terminal()
 	t.view.Unlock()
 	if t.headerBars[e.Stage] == nil {
-		title := e.Stage + " trials:"
-		t.headerBars[e.Stage+"/title"] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Name(title)))
+		stage := e.Stage
+		t.headerBars[stage+"/title"] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			t.view.Lock()
+			defer t.view.Unlock()
+			return stage + " trials:  " + t.status[stage]
+		})))
 		t.headerBars[e.Stage] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Name(trialHeader())))
 	}
 	b := t.trialBars[key]
@@ -211,6 +215,9 @@ func (t *TerminalProgress) Event(e Event) {
 		b := t.p.AddBar(1, mpb.PrependDecorators(decor.Name(e.Stage, decor.WCSyncSpaceR), decor.Name("cached", decor.WCSyncSpaceR)))
 		b.SetTotal(1, true)
 	case WaveStarted:
+		if t.headerBars[e.Stage] != nil {
+			break // a grid search's trial waves: its trial table shows them
+		}
 		stage := e.Stage
 		b := t.p.AddBar(int64(e.Tasks),
 			mpb.PrependDecorators(
