@@ -61,7 +61,14 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"results_csv": csvURI, "results_json": jsonURI},
 		Note: r.tableText(sorted, best) + fmt.Sprintf("\nresults: %s\n         %s", csvURI, jsonURI)})
 	if best == nil {
-		return cty.NilVal, fmt.Errorf("no trial of %d left a model to choose from (%s): see the trials' reasons above", len(r.trials), r.statusCounts())
+		why := "see the trials' reasons above"
+		for _, t := range r.trials {
+			if t.status == statusFailed {
+				why = fmt.Sprintf("trial %s (%s) failed: %s", t.id, paramsText(t.params), t.detail)
+				break
+			}
+		}
+		return cty.NilVal, fmt.Errorf("no trial of %d left a model to choose from (%s); %s", len(r.trials), r.statusCounts(), why)
 	}
 	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": best.id, "best": "true"},
 		Note: fmt.Sprintf("best trial %s (%s): %s %.4g; model %s", best.id, paramsText(best.params), r.sp.obj.Metric, bestV, best.model)})

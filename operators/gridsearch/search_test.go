@@ -462,7 +462,7 @@ grid_search "tune" {
 	if err := <-applied; !errors.Is(err, executor.ErrStagesFailed) {
 		t.Fatalf("apply after kill-all: %v, want the stage to fail", err)
 	}
-	if msg := stageErrors(sum); !strings.Contains(msg, "no trial of 2 left a model to choose from (2 KILLED)") {
+	if msg := stageErrors(sum); !strings.Contains(msg, "no trial of 2 left a model to choose from (2 KILLED); see the trials' reasons above") {
 		t.Errorf("stage error: %s", msg)
 	}
 
