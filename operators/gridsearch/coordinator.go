@@ -244,6 +244,15 @@ func (r *search) run(ctx context.Context) error {
 		}
 		r.emit(t)
 	}
+	if r.asha != nil {
+		// Reused trials fill the rungs first, as if they had run earlier in this
+		// search; the median rule sees their curves as it sees finished trials'.
+		for _, t := range r.trials {
+			if t.cached && r.reference(t) {
+				r.asha.check(r.curve(t))
+			}
+		}
+	}
 	what := fmt.Sprintf("%d trial(s) of %s", len(r.trials), r.base.Address)
 	if cached > 0 {
 		what += fmt.Sprintf(", %d reused from earlier runs", cached)
