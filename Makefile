@@ -15,9 +15,10 @@ export GOBIN := $(TOOLS)
 MINIO_VERSION              := v0.0.0-20260212201848-7aac2a2c5b7c
 RIE_VERSION                := v0.0.0-20261030222936-bef5c4ba774d
 PROTOC_GEN_GO_VERSION      := v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build test test-short race lint bench demo tools proto clean
+.PHONY: all build test test-short race lint demo tools proto proto-tools clean \
+	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-train
 
 all: lint build test
 
@@ -25,9 +26,11 @@ build:
 	$(GO) build -o bin/stratus ./cmd/stratus
 
 # The test command README.md gives and .ci/run calls. STRATUS_REQUIRE_TOOLS makes a
-# missing test server a failure rather than a skip.
+# missing test server a failure rather than a skip. The parameter server and the
+# wave runner are also run under the race detector.
 test: tools
 	STRATUS_REQUIRE_TOOLS=1 $(GO) test -timeout 20m ./...
+	STRATUS_REQUIRE_TOOLS=1 $(GO) test -race -timeout 20m ./psstore/ ./executor/ ./state/
 
 test-short:
 	$(GO) test -short ./...
@@ -43,8 +46,29 @@ lint:
 demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./planner/
+# Benchmarks print their figures beside a reference measured in the same run.
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-train
+
+bench-plan:
+	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
+
+bench-data:
+	GOMAXPROCS=1 $(GO) test -run '^$$' -bench 'ParseLIBSVM|ParseCriteo' -benchtime 2s ./dataset/
+	$(GO) test -run '^$$' -bench . ./dataset/partition/
+
+bench-load: build
+	STRATUS=bin/stratus operators/load/bench.sh
+
+bench-psstore:
+	$(GO) test -run '^$$' -bench PullPush -benchtime 5000x ./psstore/
+	psstore/bench.sh
+
+bench-executor: tools
+	executor/lambda/bench.sh
+
+bench-train: build
+	$(GO) test -run '^$$' -bench Iteration -benchtime 20000x ./operators/train/
+	STRATUS=bin/stratus operators/train/bench.sh
 
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).
@@ -60,6 +84,14 @@ $(TOOLS)/.rie-$(RIE_VERSION):
 	@mkdir -p $(TOOLS)
 	$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 	@touch $@
+
+# Regenerate psstore's gRPC code (needs Debian's protobuf-compiler).
+proto: proto-tools
+	psstore/proto/gen.sh
+
+proto-tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 clean:
 	rm -rf bin

@@ -61,6 +61,7 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 			continue
 		}
 		val := &Validation{Condition: vc.Attributes["condition"].Expr, ErrorMessage: vc.Attributes["error_message"].Expr, DeclRange: vb.DefRange}
+		badRef := false
 		for _, tr := range val.Condition.Variables() {
 			if tr.RootName() != "var" || len(tr) < 2 || traverseName(tr[1]) != v.Name {
 				diags = append(diags, &hcl.Diagnostic{
@@ -69,7 +70,11 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 					Detail:   fmt.Sprintf("A validation condition may refer only to the variable it validates, var.%s.", v.Name),
 					Subject:  tr.SourceRange().Ptr(),
 				})
+				badRef = true
 			}
+		}
+		if badRef {
+			continue // reported; evaluating it would only report it again
 		}
 		v.Validations = append(v.Validations, val)
 	}
@@ -231,7 +236,9 @@ func decodeLiteralString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 		}}
 	}
 	v, err := convert.Convert(v, cty.String)
-	if err != nil || v.IsNull() {
+	// An expression that failed to parse evaluates to an unknown value, already
+	// reported with the syntax error.
+	if err != nil || v.IsNull() || !v.IsKnown() {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Invalid %s", a.Name),

@@ -139,7 +139,11 @@ type StageMeta struct {
 func (e *Evaluator) StageMeta(addr string) (StageMeta, hcl.Diagnostics) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stageMeta(e.cfg.Nodes[addr])
+	n, ok := e.cfg.Nodes[addr]
+	if !ok || n.Kind != KindStage {
+		return StageMeta{Retries: -1}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No such stage", Detail: fmt.Sprintf("There is no stage %s.", addr)}}
+	}
+	return e.stageMeta(n)
 }
 
 // Outputs evaluates the root module's outputs.
@@ -460,7 +464,7 @@ func decodeAttr(ctx *hcl.EvalContext, a *operators.Attr, ha *hcl.Attribute, bloc
 		return cv, rng, hcl.Diagnostics{{
 			Severity:    hcl.DiagError,
 			Summary:     fmt.Sprintf("Invalid value for %s", a.Name),
-			Detail:      err.Error(),
+			Detail:      sentence(err.Error()),
 			Subject:     rng.Ptr(),
 			Expression:  ha.Expr,
 			EvalContext: ctx,
@@ -557,6 +561,15 @@ func (e *Evaluator) stageMeta(n *Node) (StageMeta, hcl.Diagnostics) {
 		}
 	}
 	return meta, diags
+}
+
+// sentence ends s with a full stop unless it already ends a sentence: operator
+// checks return error strings, which by Go convention have none.
+func sentence(s string) string {
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
+		return s
+	}
+	return s + "."
 }
 
 func typeName(t cty.Type) string {

@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,12 +123,16 @@ func fileFunc(dir string) function.Function {
 			if err != nil {
 				return cty.NilVal, fmt.Errorf("cannot read %s: %w", p, underlyingErr(err))
 			}
+			if !st.Mode().IsRegular() {
+				// A device or pipe (/dev/zero, /dev/stdin) would never end or block.
+				return cty.NilVal, fmt.Errorf("%s is not a regular file", p)
+			}
 			if st.Size() > maxFileFunc {
 				return cty.NilVal, fmt.Errorf("%s is %d bytes; file() reads at most %d — point a load stage at large data instead", p, st.Size(), maxFileFunc)
 			}
-			b, err := os.ReadFile(p)
+			b, err := readAtMost(p, maxFileFunc)
 			if err != nil {
-				return cty.NilVal, fmt.Errorf("cannot read %s: %w", p, underlyingErr(err))
+				return cty.NilVal, err
 			}
 			if !utf8.Valid(b) {
 				return cty.NilVal, fmt.Errorf("%s is not UTF-8 text", p)
@@ -135,6 +140,24 @@ func fileFunc(dir string) function.Function {
 			return cty.StringVal(string(b)), nil
 		},
 	})
+}
+
+// readAtMost reads the file at p, failing if it holds more than limit bytes (it may
+// have grown since it was checked).
+func readAtMost(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", p, underlyingErr(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", p, underlyingErr(err))
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is over %d bytes; file() reads at most %d", p, limit, limit)
+	}
+	return b, nil
 }
 
 func underlyingErr(err error) error {

@@ -292,9 +292,17 @@ func duplicate(what, name string, at, prev hcl.Range) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  fmt.Sprintf("Duplicate %s %q", what, name),
-		Detail:   fmt.Sprintf("A %s named %q was already declared at %s. Names must be unique within a module.", what, name, prev),
+		Detail:   fmt.Sprintf("%s %s named %q was already declared at %s. Names must be unique within a module.", article(what), what, name, prev),
 		Subject:  at.Ptr(),
 	}
+}
+
+// article is "An" before a vowel, else "A".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "An"
+	}
+	return "A"
 }
 
 // sortedAttrs returns attrs in source order, so diagnostics come out stable.

@@ -99,7 +99,7 @@ func (c *Config) resolveAll() hcl.Diagnostics {
 			refs, ds := c.resolve(n.Scope, tr)
 			diags = append(diags, ds...)
 			n.Refs = append(n.Refs, refs...)
-			if ds.HasErrors() {
+			if ds.HasErrors() || failedModule(n.Scope, tr) {
 				n.broken = append(n.broken, tr.SourceRange())
 			}
 		}
@@ -122,6 +122,17 @@ func (c *Config) resolveAll() hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// failedModule reports whether tr reads a module whose loading failed (and was
+// reported); such a reference resolves to nothing and must not be evaluated, or
+// it would be reported again as a missing attribute.
+func failedModule(m *Module, tr hcl.Traversal) bool {
+	if tr.RootName() != "module" || len(tr) < 2 {
+		return false
+	}
+	call, ok := m.Calls[traverseName(tr[1])]
+	return ok && call.Child == nil
 }
 
 // isBroken reports whether expression x holds a reference that failed to resolve;
@@ -351,16 +362,22 @@ func undeclared(what, ref string, m *Module, rng hcl.Range, names []string, fix 
 	return hcl.Diagnostics{{
 		Severity: hcl.DiagError,
 		Summary:  "Reference to undeclared " + what,
-		Detail:   fmt.Sprintf("%s is not declared in %s.%s %s", ref, where, suggest(lastPart(ref), names), fix),
+		Detail:   fmt.Sprintf("%s is not declared in %s.%s %s", ref, where, suggestRef(ref, names), fix),
 		Subject:  rng.Ptr(),
 	}}
 }
 
-func lastPart(ref string) string {
+// suggestRef suggests the closest of names for the last part of ref, written as a
+// whole reference ("normalize.adult", not "adult").
+func suggestRef(ref string, names []string) string {
+	prefix, last := "", ref
 	if i := strings.LastIndexByte(ref, '.'); i >= 0 {
-		return ref[i+1:]
+		prefix, last = ref[:i+1], ref[i+1:]
 	}
-	return ref
+	if s := nameSuggestion(last, names); s != "" {
+		return fmt.Sprintf(" Did you mean %q?", prefix+s)
+	}
+	return ""
 }
 
 // suggest returns " Did you mean "x"?" for the closest name, or "".

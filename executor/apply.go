@@ -348,6 +348,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	}
 	defer o.Router.close(sp.Address)
 	out, err := op.Coordinator.Run(ctx, run)
+	ss.Metrics = run.summaryMetrics()
 	if err != nil {
 		return err
 	}
@@ -365,7 +366,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Params: sp.Params, Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest,
-		Backend: o.Backend.Name(),
+		Backend: o.Backend.Name(), Metrics: ss.Metrics,
 	}
 	runner.mu.Unlock()
 	if err := o.State.PutStage(rec); err != nil {

@@ -80,7 +80,7 @@ func (p *PlainProgress) Event(e Event) {
 			line = fmt.Sprintf("%s: %s", e.Stage, indentLines(trialNote(e), "           "))
 		default:
 			p.mu.Lock()
-			due := time.Since(p.lastEvent[e.Stage]) >= p.interval
+			due := e.Kind == "summary" || time.Since(p.lastEvent[e.Stage]) >= p.interval
 			if due {
 				p.lastEvent[e.Stage] = time.Now()
 			}

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -26,6 +27,23 @@ type stageRun struct {
 	capacity int
 	commands chan operators.Command
 	gbPrice  float64 // USD per second of one function (memory GB × price per GB-second)
+
+	mu      sync.Mutex
+	metrics map[string]float64 // from "summary" events: the stage's headline figures
+}
+
+// summaryMetrics returns a copy of the metrics the stage reported as its summary.
+func (s *stageRun) summaryMetrics() map[string]float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.metrics) == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(s.metrics))
+	for k, v := range s.metrics {
+		out[k] = v
+	}
+	return out
 }
 
 func (s *stageRun) FunctionCost(d time.Duration) float64 { return d.Seconds() * s.gbPrice }
@@ -59,6 +77,16 @@ func (s *stageRun) RunWave(ctx context.Context, w operators.Wave) ([]*operators.
 func (s *stageRun) Event(e operators.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if e.Kind == "summary" {
+		s.mu.Lock()
+		if s.metrics == nil {
+			s.metrics = map[string]float64{}
+		}
+		for k, v := range e.Metrics {
+			s.metrics[k] = v
+		}
+		s.mu.Unlock()
 	}
 	if (e.Kind == "metric" || e.Kind == "trial") && s.runner.state != nil {
 		if b, err := json.Marshal(e); err == nil {

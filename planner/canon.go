@@ -11,7 +11,7 @@ import (
 )
 
 // Canonical encodes a value so that equal configurations encode equally however they
-// were written: numbers by exact value (0.1 and 0.10 agree), lists, tuples and sets
+// were written: numbers by value (0.1 and 0.10 agree; see numberText), lists, tuples and sets
 // alike as sequences (sets sorted), objects and maps alike as key-sorted pairs, every
 // string length-prefixed so no two structures can share an encoding. Unknown values —
 // what a stage reads from upstream stages at plan time — encode as "?", since the
@@ -95,13 +95,59 @@ func canon(b *strings.Builder, v cty.Value) {
 	}
 }
 
-// numberText renders a number exactly, with no trailing zeros.
+// numberText renders a number without trailing zeros: integers exactly, other
+// numbers as the shortest text of their nearest float64. Operators compute in
+// float64, so numbers that agree as float64 configure the same work; and cty holds
+// a literal 0.1 at 512-bit precision but a schema default NumberFloatVal(0.1) as the
+// float64 nearest 0.1 — exact text would give those two different keys.
 func numberText(f *big.Float) string {
 	if f.IsInt() {
 		i, _ := f.Int(nil)
 		return i.String()
 	}
-	return f.Text('g', -1)
+	if f.IsInf() {
+		return f.Text('g', -1)
+	}
+	f64, _ := f.Float64()
+	return strconv.FormatFloat(f64, 'g', -1, 64)
+}
+
+// canonHasUnknown reports whether a Canonical encoding holds an unknown value. It
+// walks the encoding's tokens, so a "?" inside a string does not count.
+func canonHasUnknown(c string) bool {
+	for i := 0; i < len(c); {
+		switch c[i] {
+		case '?':
+			return true
+		case 's', 'x':
+			j := strings.IndexByte(c[i:], ':')
+			if j < 0 {
+				return false
+			}
+			n, err := strconv.Atoi(c[i+1 : i+j])
+			if err != nil {
+				return false
+			}
+			i += j + 1 + n
+		case 'n':
+			j := strings.IndexByte(c[i:], ';')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case 'l', 'm':
+			j := strings.IndexByte(c[i:], ':')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case 'b':
+			i += 2
+		default: // 'z'
+			i++
+		}
+	}
+	return false
 }
 
 // Display renders a value briefly for plan reasons, such as "min_max", 0.1, [20, 100].

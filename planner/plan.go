@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/planner/dag"
@@ -262,6 +264,12 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			continue
 		}
 		src := v.AsString()
+		if !IsRemote(src) && filepath.IsAbs(src) {
+			// Key an absolute local path (such as "${path.module}/data") by its
+			// path from the module, as the digest names its files, so moving the
+			// pipeline with its data keeps the key.
+			sp.Params[a.Name] = state.Param{Canon: Canonical(cty.StringVal(relToModule(n.Module.Dir, src))), Display: Display(v)}
+		}
 		var digest string
 		var err error
 		if IsRemote(src) {
@@ -315,6 +323,20 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 	return sp, diags
 }
 
+// relToModule returns the absolute path p relative to the module directory dir, in
+// slash form, or p itself when they cannot be related.
+func relToModule(dir, p string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return p
+	}
+	rel, err := filepath.Rel(abs, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(rel)
+}
+
 // cacheKey is the SHA-256 of a delimited, canonical encoding of the operator name and
 // version, the evaluated parameters, the upstream stages' keys and the sources'
 // content digests. Every field is length-prefixed so no two inputs can collide by
@@ -361,7 +383,7 @@ func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
 		case !ok:
 			rs = append(rs, fmt.Sprintf("%s added (%s)", a, now.Display))
 		case was.Canon != now.Canon:
-			if strings.Contains(now.Canon, "?") && !strings.Contains(was.Canon, "?") {
+			if canonHasUnknown(now.Canon) && !canonHasUnknown(was.Canon) {
 				continue // an upstream value not known until apply; the upstream reason covers it
 			}
 			rs = append(rs, fmt.Sprintf("%s changed (%s → %s)", a, was.Display, now.Display))
@@ -418,7 +440,17 @@ func cycleDiag(cfg *dsl.Config, c dag.Cycle) *hcl.Diagnostic {
 	first := cfg.Nodes[c.Path[0]]
 	detail := "The pipeline's references form a cycle: " + c.String() + "."
 	if len(c.Members) > len(c.Path) {
-		detail += " Also on it: " + strings.Join(c.Members, ", ") + "."
+		onPath := map[string]bool{}
+		for _, p := range c.Path {
+			onPath[p] = true
+		}
+		var also []string
+		for _, m := range c.Members {
+			if !onPath[m] {
+				also = append(also, m)
+			}
+		}
+		detail += " Also on it: " + strings.Join(also, ", ") + "."
 	}
 	var where []string
 	for _, m := range c.Members {

@@ -52,34 +52,69 @@ func ResolveLocal(dir, source string) ([]string, error) {
 			}
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("no files match %q (looked for %s); check the path, which is relative to %s", source, p, dir)
+			return nil, fmt.Errorf("no files match %q%s", source, relativeHint(dir, source, p))
 		}
 		sort.Strings(files)
 		return files, nil
 	}
 	st, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%q does not exist (looked for %s); check the path, which is relative to %s", source, p, dir)
+		return nil, fmt.Errorf("%q does not exist%s", source, relativeHint(dir, source, p))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %q: %w", source, err)
 	}
 	if st.IsDir() {
-		entries, err := os.ReadDir(p)
+		// As load reads a directory (blobs.Resolve): every file below it, except
+		// names starting with "." or "_" (such as _SUCCESS) and what is under them.
+		err := filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if fp != p && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_")) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			// Stat follows symbolic links, so a directory of links to data files
+			// is read like one of files (as a glob already was).
+			if st, err := os.Stat(fp); err == nil && st.Mode().IsRegular() {
+				files = append(files, fp)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cannot list %q: %w", source, err)
 		}
-		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(p, e.Name()))
-			}
-		}
+		sort.Strings(files)
 		if len(files) == 0 {
 			return nil, fmt.Errorf("directory %q is empty (%s)", source, p)
 		}
 		return files, nil
 	}
+	if !st.Mode().IsRegular() {
+		// A device or pipe (/dev/zero, /dev/stdin) would never end or block.
+		return nil, fmt.Errorf("%q is not a regular file or a directory", source)
+	}
 	return []string{p}, nil
+}
+
+// relativeHint explains where a relative source was looked for; an absolute one
+// needs no explanation.
+func relativeHint(dir, source, p string) string {
+	if filepath.IsAbs(source) {
+		return ""
+	}
+	where := dir
+	if filepath.Clean(dir) == "." {
+		where = "the current directory"
+	}
+	hint := "; check the path, which is relative to " + where
+	if p != source {
+		hint = " (looked for " + p + ")" + hint
+	}
+	return hint
 }
 
 // digestLocal digests the files of a local source: each file's SHA-256 (from the
@@ -87,6 +122,13 @@ func ResolveLocal(dir, source string) ([]string, error) {
 // renaming a file changes the digest but moving the whole pipeline does not.
 func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (string, error) {
 	files, err := ResolveLocal(dir, source)
+	if err != nil {
+		return "", err
+	}
+	// Relate absolute paths, so that the names do not depend on how the pipeline
+	// directory was given (filepath.Rel cannot relate a relative dir to an
+	// absolute source such as "${path.module}/data").
+	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
@@ -99,9 +141,13 @@ func digestLocal(ctx context.Context, dir, source string, cache DigestCache) (st
 		if err != nil {
 			return "", err
 		}
-		rel, err := filepath.Rel(dir, f)
+		abs, err := filepath.Abs(f)
 		if err != nil {
-			rel = f
+			return "", err
+		}
+		rel, err := filepath.Rel(absDir, abs)
+		if err != nil {
+			rel = abs
 		}
 		fmt.Fprintf(h, "%d:%s%s\n", len(rel), filepath.ToSlash(rel), d)
 	}

@@ -40,20 +40,4 @@ func (s *Store) Series(stage string) ([]json.RawMessage, error) {
 }
 
 // DeleteSeries drops a stage's recorded points (before a rerun records new ones).
-func (s *Store) DeleteSeries(stage string) error {
-	var keys [][]byte
-	if err := s.scan(pSeries+stage+"/", func(k string, _ []byte) error {
-		keys = append(keys, []byte(k))
-		return nil
-	}); err != nil {
-		return err
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
-}
+func (s *Store) DeleteSeries(stage string) error { return s.deletePrefix(pSeries + stage + "/") }

@@ -59,6 +59,9 @@ func open(dir string, readOnly bool) (*Store, error) {
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(8 << 20).
+		// Badger requires the value threshold below its largest batch, 15% of the
+		// memtable (1.2 MiB here); its 1 MiB default would make every Open fail.
+		// Values above it (large stage outputs) go to the value log.
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(16 << 20).
 		WithBlockCacheSize(4 << 20).
@@ -196,4 +199,23 @@ func (s *Store) scan(prefix string, fn func(key string, val []byte) error) error
 		}
 		return nil
 	})
+}
+
+// deletePrefix deletes every key with prefix, in one write batch.
+func (s *Store) deletePrefix(prefix string) error {
+	var keys [][]byte
+	if err := s.scan(prefix, func(k string, _ []byte) error {
+		keys = append(keys, []byte(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }

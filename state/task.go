@@ -61,20 +61,4 @@ func (s *Store) Tasks(stageKey, wave string) (map[int]TaskRecord, error) {
 }
 
 // DeleteTasks drops every task record of a stage run.
-func (s *Store) DeleteTasks(stageKey string) error {
-	var keys [][]byte
-	if err := s.scan(pTask+stageKey+"/", func(k string, _ []byte) error {
-		keys = append(keys, []byte(k))
-		return nil
-	}); err != nil {
-		return err
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
-}
+func (s *Store) DeleteTasks(stageKey string) error { return s.deletePrefix(pTask + stageKey + "/") }

@@ -35,12 +35,12 @@ func writeDiff(w io.Writer, a, b []byte) {
 		switch {
 		case i < n && j < m && bytes.Equal(al[i], bl[j]):
 			i, j = i+1, j+1
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+			line("-", al[i]) // removals before additions, as diff(1) prints them
+			i++
+		default:
 			line("+", bl[j])
 			j++
-		default:
-			line("-", al[i])
-			i++
 		}
 	}
 }

@@ -37,8 +37,7 @@ when any file needs formatting; files with syntax errors are reported and left a
 				// hclwrite formats whatever it is given; refuse files that do not parse,
 				// so a syntax error is reported rather than reshaped.
 				if _, diags := hclsyntax.ParseConfig(src, fn, hcl.Pos{Line: 1, Column: 1}); diags.HasErrors() {
-					wr := hcl.NewDiagnosticTextWriter(c.stderr, map[string]*hcl.File{fn: {Bytes: src}}, 78, c.color(c.stderr))
-					_ = wr.WriteDiagnostics(diags)
+					writeDiagnostics(c.stderr, map[string]*hcl.File{fn: {Bytes: src}}, diags, c.color(c.stderr))
 					failed = true
 					continue
 				}

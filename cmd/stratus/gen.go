@@ -39,7 +39,9 @@ same features, with Zipf-distributed categorical values and labels drawn from a
 known logistic model. The expected logloss of that true model on the generated
 rows (the Bayes logloss, the best any model can do) is printed on stderr.
 
-The output is the same for the same --rows, --seed, --format and --hash-bits.
+The output is the same for the same --rows, --seed, --model-seed, --format and
+--hash-bits. --seed draws the rows and --model-seed the ground truth, so files with
+different seeds and the same model seed are train and test sets of one problem.
 Load the TSV output with format = "criteo", log1p = true and the same
 hash_bits to see exactly the features of the LIBSVM output.`,
 		Example: `  stratus gen criteo --rows 2000000 --seed 1 --format libsvm -o criteo.svm`,
@@ -63,7 +65,8 @@ hash_bits to see exactly the features of the LIBSVM output.`,
 	}
 	f := cmd.Flags()
 	f.Int64Var(&cfg.Rows, "rows", 100000, "number of rows")
-	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed; the same seed gives the same data")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed of the rows; the same seed gives the same data")
+	f.Uint64Var(&cfg.ModelSeed, "model-seed", 1, "random seed of the ground truth; files with the same model seed share it")
 	f.StringVar(&cfg.Format, "format", gen.FormatCriteo, `output format: "criteo" (TSV) or "libsvm"`)
 	f.IntVar(&cfg.HashBits, "hash-bits", dataset.DefaultHashBits, "size of the hashed categorical space: 2^B slots")
 	f.StringVarP(&output, "output", "o", "", `output file ("-" for standard output)`)

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratus-ml/stratus/planner"
-	"github.com/stratus-ml/stratus/state"
 )
 
 func (c *cli) graphCmd() *cobra.Command {
@@ -27,24 +26,14 @@ action the plan would take. Render DOT with Graphviz:
 				fmt.Fprintf(c.stderr, "Error: -format must be dot or mermaid, not %q.\n", format)
 				return exitError{1}
 			}
-			dir := dirArg(args)
-			cfg, ok := c.loadPipeline(dir, vf, true)
-			if !ok {
-				return exitError{1}
-			}
-			st, err := state.OpenExisting(stateDBDir(dir))
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p, ok := c.buildPlan(cmd.Context(), cfg, st)
-			if !ok {
-				return exitError{1}
-			}
 			if format == "mermaid" {
-				planner.WriteMermaid(c.stdout, cfg, p)
+				planner.WriteMermaid(c.stdout, p.Config, p)
 			} else {
-				planner.WriteDOT(c.stdout, cfg, p)
+				planner.WriteDOT(c.stdout, p.Config, p)
 			}
 			return nil
 		},

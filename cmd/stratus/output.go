@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -16,12 +17,12 @@ func (c *cli) outputCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "output [DIR] [NAME]",
 		Short: "Show the outputs recorded by the last apply",
-		Args:  cobra.MaximumNArgs(2),
+		Long: `Output prints the root outputs recorded by the last apply of the pipeline in
+DIR (default "."), or only the output NAME. With a single argument, an existing
+directory is DIR and anything else is NAME.`,
+		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, name := dirArg(args), ""
-			if len(args) == 2 {
-				name = args[1]
-			}
+			dir, name := outputArgs(args)
 			st, err := state.OpenExisting(stateDBDir(dir))
 			if err != nil {
 				return err
@@ -70,6 +71,21 @@ func (c *cli) outputCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// outputArgs splits output's arguments into the pipeline directory and the output
+// name: `output NAME` in a pipeline directory must not mistake NAME for a directory.
+func outputArgs(args []string) (dir, name string) {
+	switch len(args) {
+	case 0:
+		return ".", ""
+	case 1:
+		if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+			return args[0], ""
+		}
+		return ".", args[0]
+	}
+	return args[0], args[1]
 }
 
 func (c *cli) printOutput(raw json.RawMessage, asJSON bool, prefix string) error {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -51,8 +54,26 @@ func (c *cli) printDiags(cfg *dsl.Config, diags hcl.Diagnostics) {
 	if cfg != nil {
 		files = cfg.Files
 	}
-	w := hcl.NewDiagnosticTextWriter(c.stderr, files, 78, c.color(c.stderr))
-	_ = w.WriteDiagnostics(diags)
+	writeDiagnostics(c.stderr, files, diags, c.color(c.stderr))
+}
+
+// writeDiagnostics renders diags with hcl's text writer (summary, source snippet,
+// detail), giving each source position as FILE:LINE:COLUMN — the writer says only
+// "FILE line LINE", and without colour nothing marks the column.
+func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, colour bool) {
+	var buf bytes.Buffer
+	tw := hcl.NewDiagnosticTextWriter(&buf, files, 78, colour)
+	for _, d := range diags {
+		buf.Reset()
+		_ = tw.WriteDiagnostic(d)
+		out := buf.Bytes()
+		if s := d.Subject; s != nil {
+			at := fmt.Sprintf("  on %s line %d", s.Filename, s.Start.Line)
+			col := fmt.Sprintf("  on %s:%d:%d", s.Filename, s.Start.Line, s.Start.Column)
+			out = bytes.Replace(out, []byte(at), []byte(col), 1)
+		}
+		_, _ = w.Write(out)
+	}
 }
 
 // buildPlan loads the state (read-only use) and plans cfg.
@@ -63,4 +84,24 @@ func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (
 		return nil, false
 	}
 	return p, true
+}
+
+// planDir loads the pipeline in dir and plans it against its state (read, never
+// created), printing every problem. It returns nil after printing when there are
+// errors.
+func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissingVars bool) (*planner.Plan, error) {
+	cfg, ok := c.loadPipeline(dir, vf, allowMissingVars)
+	if !ok {
+		return nil, exitError{1}
+	}
+	st, err := state.OpenExisting(stateDBDir(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	p, ok := c.buildPlan(ctx, cfg, st)
+	if !ok {
+		return nil, exitError{1}
+	}
+	return p, nil
 }

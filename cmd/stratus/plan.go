@@ -34,19 +34,9 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 2 changes to apply.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := dirArg(args)
-			cfg, ok := c.loadPipeline(dir, vf, false)
-			if !ok {
-				return exitError{1}
-			}
-			st, err := state.OpenExisting(stateDBDir(dir))
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, false)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			p, ok := c.buildPlan(cmd.Context(), cfg, st)
-			if !ok {
-				return exitError{1}
 			}
 			if asJSON {
 				if err := writePlanJSON(c.stdout, p); err != nil {

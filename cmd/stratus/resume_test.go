@@ -152,3 +152,71 @@ output "sum" {
 		t.Errorf("resumed apply did not mention the killed apply:\n%s", out)
 	}
 }
+
+// TestInterruptLeavesStateConsistent sends SIGINT (Ctrl-C) to an apply in the middle
+// of a wave: it stops its in-flight tasks, waits for them, releases its lock and
+// exits with an error saying the next apply resumes; the next apply does.
+func TestInterruptLeavesStateConsistent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := buildTestBinary(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "marker")
+	src := `
+test_map "slow" {
+  tasks  = 16
+  sleep  = "200ms"
+  marker = "` + marker + `"
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "apply", "-auto-approve", "-no-color", dir)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(markerLines(t, marker)) < 4 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress:\n%s", log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("interrupted apply exited 0:\n%s", log.String())
+	}
+	out := log.String()
+	if !strings.Contains(out, "Interrupt received") || !strings.Contains(out, "next apply resumes") {
+		t.Errorf("interrupted apply's output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".stratus", "apply.lock")); !os.IsNotExist(err) {
+		t.Errorf("the lock file is still there after a clean interrupt (%v)", err)
+	}
+	done := len(markerLines(t, marker))
+	res, err := exec.Command(bin, "apply", "-auto-approve", "-no-color", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("apply after interrupt: %v\n%s", err, res)
+	}
+	if strings.Contains(string(res), "did not finish") {
+		t.Errorf("a cleanly interrupted apply was reported as killed:\n%s", res)
+	}
+	counts := map[string]int{}
+	for _, m := range markerLines(t, marker) {
+		counts[m]++
+	}
+	if len(counts) != 16 {
+		t.Errorf("%d distinct tasks ran, want 16", len(counts))
+	}
+	if total := len(markerLines(t, marker)); total != 16 {
+		t.Errorf("%d task runs for 16 tasks (%d before the interrupt): completed tasks ran again", total, done)
+	}
+}

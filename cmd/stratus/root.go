@@ -84,12 +84,14 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		return exitError{1}
 	})
 	root.AddCommand(
+		c.initCmd(),
 		c.validateCmd(),
 		c.fmtCmd(),
 		c.planCmd(),
 		c.applyCmd(),
 		c.stateCmd(),
 		newGenCmd(),
+		c.predictCmd(),
 		c.graphCmd(),
 		c.outputCmd(),
 		c.deployCmd(),

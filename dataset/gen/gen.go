@@ -46,10 +46,14 @@ const (
 
 // Config configures Generate.
 type Config struct {
-	Rows     int64
-	Seed     uint64
-	Format   string // FormatCriteo (default) or FormatLIBSVM
-	HashBits int    // default dataset.DefaultHashBits
+	Rows int64
+	// Seed draws the rows. Files made with different seeds and the same ModelSeed
+	// share a ground truth, so one can be the test set of another.
+	Seed uint64
+	// ModelSeed draws the ground truth (the weight of every value); 0 means 1.
+	ModelSeed uint64
+	Format    string // FormatCriteo (default) or FormatLIBSVM
+	HashBits  int    // default dataset.DefaultHashBits
 	// ChunkRows is the number of rows per independently seeded chunk
 	// (default 8192). It is part of the output's identity: changing it
 	// changes the data.
@@ -243,7 +247,10 @@ func Generate(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	m, err := newModel(cfg.Seed, cfg.HashBits)
+	if cfg.ModelSeed == 0 {
+		cfg.ModelSeed = 1
+	}
+	m, err := newModel(cfg.ModelSeed, cfg.HashBits)
 	if err != nil {
 		return Stats{}, fmt.Errorf("gen: %w", err)
 	}

@@ -90,7 +90,7 @@ func TestFormatsAgree(t *testing.T) {
 // the labels must follow the probabilities.
 func TestGroundTruth(t *testing.T) {
 	const bits = 16
-	data, st := generate(t, Config{Rows: 40000, Seed: 11, HashBits: bits})
+	data, st := generate(t, Config{Rows: 40000, Seed: 11, ModelSeed: 11, HashBits: bits})
 	m, err := newModel(11, bits)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset"
@@ -14,8 +15,13 @@ import (
 
 // Builder writes one task's rows into partitions under a key prefix and
 // accumulates what a manifest records about them: counts, label balance,
-// per-feature statistics and each partition's checksum. Memory is about one
-// partition (twice while encoding) plus the statistics' pages. Not safe for
+// per-feature statistics and each partition's checksum.
+//
+// Partitions are stored by a goroutine the Builder owns, so parsing goes on
+// while a partition is being written (an S3 PUT, or a file write and
+// fsync). Memory is about four partitions: the one being filled, its
+// encoding, one waiting and one being written; plus the statistics' pages.
+// Close or Abort must be called to stop the goroutine. Not safe for
 // concurrent use.
 type Builder struct {
 	ctx       context.Context
@@ -26,6 +32,18 @@ type Builder struct {
 	crcs      []uint32
 	nnz       int64
 	positives int64
+
+	jobs    chan putJob // to the writer goroutine; nil until the first partition
+	free    chan []byte // buffers the writer is done with
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error // the first failed Put
+	stopped bool
+}
+
+type putJob struct {
+	key  string
+	data []byte
 }
 
 // NewBuilder returns a Builder that puts partition seq at
@@ -37,19 +55,72 @@ func NewBuilder(ctx context.Context, st blob.Store, prefix string, target int) *
 	return b
 }
 
+// flush hands a copy of an encoded partition to the writer goroutine.
 func (b *Builder) flush(seq int, data []byte) (string, error) {
-	key := partition.KeyFor(b.prefix, seq)
-	if err := b.st.Put(b.ctx, key, bytes.NewReader(data)); err != nil {
-		return "", fmt.Errorf("write partition %s: %w", b.st.URI(key), err)
+	if err := b.putErr(); err != nil {
+		return "", err
 	}
+	if b.jobs == nil {
+		b.jobs, b.free, b.done = make(chan putJob, 1), make(chan []byte, 2), make(chan struct{})
+		go b.writer()
+	}
+	var buf []byte
+	select {
+	case buf = <-b.free:
+	default:
+	}
+	buf = append(buf[:0], data...)
+	key := partition.KeyFor(b.prefix, seq)
 	// The partition header holds the CRC-32C at offset 12 (see package
 	// partition).
 	b.crcs = append(b.crcs, binary.LittleEndian.Uint32(data[12:16]))
+	select {
+	case b.jobs <- putJob{key: key, data: buf}:
+	case <-b.ctx.Done():
+		return "", b.ctx.Err()
+	}
 	return key, nil
 }
 
+// writer stores partitions in order until jobs is closed, then closes done.
+func (b *Builder) writer() {
+	defer close(b.done)
+	for j := range b.jobs {
+		if b.putErr() == nil {
+			if err := b.st.Put(b.ctx, j.key, bytes.NewReader(j.data)); err != nil {
+				b.mu.Lock()
+				b.err = fmt.Errorf("write partition %s: %w", b.st.URI(j.key), err)
+				b.mu.Unlock()
+			}
+		}
+		select {
+		case b.free <- j.data:
+		default:
+		}
+	}
+}
+
+func (b *Builder) putErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// stop closes jobs and waits for the writer to finish.
+func (b *Builder) stop() {
+	if b.stopped {
+		return
+	}
+	b.stopped = true
+	if b.jobs != nil {
+		close(b.jobs)
+		<-b.done
+	}
+}
+
 // Add appends a row (copied): its indices strictly increasing, its label 0
-// or 1, as the dataset parsers produce.
+// or 1, as the dataset parsers produce. It fails if storing an earlier
+// partition failed.
 func (b *Builder) Add(r *dataset.Row) error {
 	if err := b.w.Add(r); err != nil {
 		return err
@@ -65,10 +136,19 @@ func (b *Builder) Add(r *dataset.Row) error {
 // Rows returns the rows added so far.
 func (b *Builder) Rows() int64 { return b.stats.Rows }
 
-// Close flushes the last partition and returns the piece.
+// Abort stops the writer goroutine without flushing the partition being
+// filled; partitions already stored stay. Call it (or Close) on every path.
+func (b *Builder) Abort() { b.stop() }
+
+// Close flushes the last partition, waits until every partition is stored
+// and returns the piece.
 func (b *Builder) Close() (*Piece, error) {
 	parts, err := b.w.Close()
+	b.stop()
 	if err != nil {
+		return nil, err
+	}
+	if err := b.putErr(); err != nil {
 		return nil, err
 	}
 	p := &Piece{Rows: b.stats.Rows, NNZ: b.nnz, Positives: b.positives, Features: b.stats.Features(), Stats: b.stats}

@@ -238,3 +238,37 @@ load "x" {
 		t.Errorf("diagnostics: %s", text)
 	}
 }
+
+// TestLoadLongLine: a 10 MB line (one row of a million features) in the
+// middle of a file cut into ranges loads as one row; a line of non-UTF-8
+// bytes is a bad line like any other.
+func TestLoadLongLine(t *testing.T) {
+	var long strings.Builder
+	long.WriteString("+1")
+	for i := 1; i <= 1_000_000; i++ {
+		fmt.Fprintf(&long, " %d:1", i)
+	}
+	long.WriteString("\n")
+	if long.Len() < 8<<20 {
+		t.Fatalf("long line is only %d bytes", long.Len())
+	}
+	lines := a9aLines(t, 2000)
+	content := strings.Join(lines[:1000], "") + long.String() + "-1 3:\xff\xfe\n" + strings.Join(lines[1000:], "")
+	h := applytest.New(t, `
+load "long" {
+  source   = "data.svm"
+  tasks    = 6
+  on_error = "skip"
+}
+`)
+	h.Write("data.svm", content)
+	h.MustApply()
+	m := h.Dataset(h.Output("load.long").GetAttr("train"))
+	if m.Rows != 2001 || m.Features != 1_000_000 || m.Source.Skipped[dataset.ReasonValue] != 1 {
+		t.Errorf("%d rows, %d features, skipped %v; want 2001 rows, 1e6 features, 1 invalid value", m.Rows, m.Features, m.Source.Skipped)
+	}
+	rows := h.Rows(m)
+	if len(rows[1000].Indices) != 1_000_000 || len(rows[999].Indices) > 20 {
+		t.Errorf("row 1000 has %d entries", len(rows[1000].Indices))
+	}
+}

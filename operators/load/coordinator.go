@@ -303,6 +303,9 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("csv: hashing columns %s (non-numeric in the first MiB of %s; set categorical to choose)", strings.Join(fs.Categorical, ", "), first.name)})
 			}
 		}
+		if n := len(fs.Header) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
+			return nil, nil, fmt.Errorf("%s: the header and column lists take %d bytes, more than the %d a task's parameters hold; drop unused columns from the file", first.name, n, maxCSVSpec)
+		}
 		pr, err := fs.build()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", first.name, err)
@@ -315,6 +318,10 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 	}
 	return fs, pr, nil
 }
+
+// maxCSVSpec bounds the CSV header and column lists every task receives, so
+// that a task stays well under operators.MaxPayload.
+const maxCSVSpec = 128 << 10
 
 func without(xs, drop []string) []string {
 	var out []string

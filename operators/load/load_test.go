@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,6 +254,16 @@ load "people" {
   hash_bits = 8
   tasks     = 5
 }
+load "logged" {
+  source      = "data/part-1.csv"
+  test_source = "data/part-2.csv"
+  format      = "csv"
+  label       = "clicked"
+  ignore      = ["id"]
+  categorical = ["city"]
+  hash_bits   = 8
+  log1p       = true
+}
 `)
 	h.Write("data/part-1.csv", files[0].String())
 	h.Write("data/part-2.csv", files[1].String())
@@ -271,6 +282,24 @@ load "people" {
 	}
 	if notes := strings.Join(rec.Notes("load.people"), "\n"); !strings.Contains(notes, "hashing columns city") {
 		t.Errorf("no note about the inferred categorical column: %s", notes)
+	}
+	// log1p applies sign(x)·log(1+|x|) to the numeric columns only.
+	logged := h.Output("load.logged")
+	lrows := append(h.Rows(h.Dataset(logged.GetAttr("train"))), h.Rows(h.Dataset(logged.GetAttr("test")))...)
+	if len(lrows) != len(want) {
+		t.Fatalf("log1p: %d rows, want %d", len(lrows), len(want))
+	}
+	for n, r := range lrows {
+		w := want[n]
+		for k, i := range w.Indices {
+			x := float64(w.Values[k])
+			if i < 2 {
+				x = math.Log1p(x)
+			}
+			if r.Indices[k] != i || math.Abs(float64(r.Values[k])-x) > 1e-6*math.Max(1, x) {
+				t.Fatalf("log1p row %d: %v %v, want slots %v from %v", n, r.Indices, r.Values, w.Indices, w.Values)
+			}
+		}
 	}
 	empty := h.Dataset(h.Output("load.people").GetAttr("test"))
 	if empty.Rows != 0 || len(empty.Partitions) != 0 || empty.Source != nil || empty.Features != m.Features {

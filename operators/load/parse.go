@@ -95,6 +95,11 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		}
 		return b
 	}
+	defer func() { // stop the builders' writers on every path (after Close, a no-op)
+		for _, b := range builders {
+			b.Abort()
+		}
+	}()
 	// Both sides get a piece, even an empty one.
 	builder(p.Dataset)
 	if split != nil {
@@ -115,7 +120,7 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			}
 		}
 		lines, failed, err := parseSegment(ctx, st, seg, pr, func(r *dataset.Row) error {
-			pr.post(r)
+			pr.Post(r)
 			ds := p.Dataset
 			if split != nil && split.test(r) {
 				ds = manifest.Test

@@ -30,8 +30,13 @@ func Operator() *operators.Operator {
 const MaxDensified = 1 << 28
 
 // TasksPerSlot is how many scale tasks the coordinator aims for per backend
-// slot; each task rescales a run of consecutive partitions of one dataset.
-const TasksPerSlot = 4
+// slot; each task rescales a run of consecutive partitions of one dataset,
+// at least MinTaskBytes of them (a task's fixed cost is the statistics of
+// its output, up to 32 bytes per slot of the feature space).
+const (
+	TasksPerSlot = 4
+	MinTaskBytes = 32 << 20
+)
 
 // Run is the normalize coordinator: it computes the parameters from the
 // input's train statistics, rescales every partition of train and test in
@@ -79,10 +84,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	norm := &manifest.Normalization{Method: method, Input: uris[manifest.Train], StatsFrom: uris[manifest.Train]}
 	switch method {
 	case "min_max":
-		step = MinMax(stats, lo, hi)
+		step = MinMax(stats, lo, hi, NumericSlots(train.Format))
 		norm.Range = []float64{lo, hi}
 	case "standard":
-		step = Standard(stats, center)
+		step = Standard(stats, center, NumericSlots(train.Format))
 		norm.Center = center
 	default:
 		return cty.NilVal, fmt.Errorf("unknown method %q (want min_max or standard)", method)
@@ -115,7 +120,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	var refs []taskRef
 	nparts := len(train.Partitions) + len(test.Partitions)
 	slots := TasksPerSlot * max(1, s.Capacity())
-	per := max(1, (nparts+slots-1)/slots)
+	per := max(1, (nparts+slots-1)/slots, MinTaskBytes/max(1, train.PartitionBytes))
 	for _, ds := range []string{manifest.Train, manifest.Test} {
 		m := in[ds]
 		key, _ := manifest.KeyOf(run, uris[ds])

@@ -394,3 +394,20 @@ normalize "adult" {
 		t.Errorf("error: %s", msg)
 	}
 }
+
+func TestNormalizeSchemaCheck(t *testing.T) {
+	h := applytest.New(t, fmt.Sprintf(`
+load "adult" {
+  source = %q
+}
+normalize "adult" {
+  input  = load.adult
+  method = "min_max"
+  center = true
+}
+`, testdata(t, "a9a")))
+	_, diags := h.Plan()
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "center applies to method = \"standard\" only") {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}

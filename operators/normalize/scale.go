@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+
+	"github.com/stratus-ml/stratus/blob"
 
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/manifest"
@@ -44,13 +47,13 @@ func scale(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 	if p.From < 0 || p.To > len(m.Partitions) || p.From > p.To {
 		return nil, fmt.Errorf("task %s: partitions [%d, %d) of %d", t.Name(), p.From, p.To, len(m.Partitions))
 	}
-	params, err := manifest.ReadAffine(ctx, run, p.Params)
+	tr, err := transformers.get(ctx, run, p.Params)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.Name(), err)
 	}
-	tr := manifest.NewTransformer(params)
 	prefix := t.OutputPrefix + p.Dataset + "/"
 	b := manifest.NewBuilder(ctx, run, prefix, m.PartitionBytes)
+	defer b.Abort()
 	var row dataset.Row
 	for k := p.From; k < p.To; k++ {
 		pt, err := partition.Read(ctx, run, m.Partitions[k].Key)
@@ -87,4 +90,50 @@ func scale(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		return nil, err
 	}
 	return &operators.Result{Output: out, Metrics: map[string]float64{"rows": float64(piece.Rows)}}, nil
+}
+
+// transformers caches the Transformer of the parameters the last tasks used:
+// the tasks of one wave (goroutines of the local backend, or warm
+// invocations of a Lambda function) share it instead of each reading and
+// expanding the parameters (about 16 MiB for a 2^20-slot hashed space). A
+// Transformer is read-only once built, so sharing it is safe; the cache
+// holds one entry and is safe to lose.
+var transformers transformerCache
+
+type transformerCache struct {
+	mu    sync.Mutex
+	uri   string
+	entry *transformerEntry
+}
+
+type transformerEntry struct {
+	once sync.Once
+	tr   *manifest.Transformer
+	err  error
+}
+
+func (c *transformerCache) get(ctx context.Context, st blob.Store, key string) (*manifest.Transformer, error) {
+	uri := st.URI(key)
+	c.mu.Lock()
+	if c.uri != uri || c.entry == nil {
+		c.uri, c.entry = uri, &transformerEntry{}
+	}
+	e := c.entry
+	c.mu.Unlock()
+	e.once.Do(func() {
+		a, err := manifest.ReadAffine(ctx, st, key)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.tr = manifest.NewTransformer(a)
+	})
+	if e.err != nil {
+		c.mu.Lock()
+		if c.entry == e { // do not keep a failure (a cancelled read, say)
+			c.entry = nil
+		}
+		c.mu.Unlock()
+	}
+	return e.tr, e.err
 }

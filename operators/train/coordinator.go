@@ -366,6 +366,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	fp := fromJSONSafe(final)
 	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
 	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates, Iterations: fp.Pushes})
+	s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: map[string]float64{
+		"test_logloss": finite(fp.Logloss), "accuracy": fp.Accuracy, "auc": fp.AUC,
+		"updates": float64(fp.Updates), "t": fp.Seconds,
+	}})
+	if o.OnEval != nil {
+		o.OnEval(res.Series[len(res.Series)-1])
+	}
 	if diverged == nil && (math.IsNaN(fp.Logloss) || math.IsInf(fp.Logloss, 0)) {
 		diverged = &DivergedError{Trial: o.Trial, Logloss: fp.Logloss, Seconds: fp.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 	}

@@ -38,24 +38,17 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	if len(t.Resume) > 0 {
 		_ = json.Unmarshal(t.Resume, &rs)
 	}
-	store, err := env.Blob(ctx)
+	sh, err := setupTask(ctx, env, p.Model, p.UnitsKey)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
+	ps, ctl := sh.ps, sh.ctl
+	set, err := loadEvalSet(ctx, sh.store, sh.units)
 	if err != nil {
 		return nil, err
 	}
-	units, err := loadUnits(ctx, store, p.UnitsKey)
-	if err != nil {
-		return nil, err
-	}
-	set, err := loadEvalSet(ctx, store, units)
-	if err != nil {
-		return nil, err
-	}
-	ctl := newControl(ps, p.Model)
-	margin := max(300*time.Millisecond, time.Until(t.Deadline)/50)
+	margin := handover(time.Until(t.Deadline))
+	evaluated := false // at least one evaluation per generation, however short
 	evalOnce := func() (evalPoint, error) {
 		w, err := ps.PullDense(ctx, p.Model)
 		if err != nil {
@@ -85,13 +78,14 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
-		if time.Until(t.Deadline) < margin+p.Interval {
+		if evaluated && time.Until(t.Deadline) < margin+p.Interval {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
 		if _, err := evalOnce(); err != nil {
 			return nil, err
 		}
+		evaluated = true
 		// Wait for the next evaluation, watching for the stop signal meanwhile so the
 		// final evaluation follows it promptly.
 		for next := time.Now().Add(p.Interval); time.Now().Before(next); {

@@ -67,6 +67,13 @@ const (
 	publishEvery   = 500 * time.Millisecond
 )
 
+// handover is how long before its deadline a function of the given lifetime hands
+// over to the next generation: enough to flush its pushes and return, and never so
+// much that a short lifetime leaves no time to work.
+func handover(lifetime time.Duration) time.Duration {
+	return min(max(lifetime/20, 20*time.Millisecond), 2*time.Second)
+}
+
 // runWorker is the "train.worker" task: it runs asynchronous SGD over its share of
 // each epoch — next minibatch from the prefetching iterator, pull the minibatch's
 // weights, compute the logistic-loss gradient, push it without waiting — until its
@@ -78,19 +85,11 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	if err := t.DecodeParams(&p); err != nil {
 		return nil, err
 	}
-	store, err := env.Blob(ctx)
+	sh, err := setupTask(ctx, env, p.Model, p.UnitsKey)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	units, err := loadUnits(ctx, store, p.UnitsKey)
-	if err != nil {
-		return nil, err
-	}
-	ctl := newControl(ps, p.Model)
+	store, ps, ctl, units := sh.store, sh.ps, sh.ctl, sh.units
 
 	var rs workerResume
 	if len(t.Resume) > 0 {
@@ -123,9 +122,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		_ = ctl.putWorker(ctx, s) // progress reports are best effort
 		lossSum, lossN = 0, 0
 	}
-	// margin is how long before the deadline the worker hands over: enough to flush
-	// its pushes and return.
-	margin := max(200*time.Millisecond, time.Until(t.Deadline)/50)
+	margin := handover(time.Until(t.Deadline))
 	finish := func(stopped bool) (*operators.Result, error) {
 		if err := ps.Flush(ctx); err != nil {
 			return nil, fmt.Errorf("push gradients: %w", err)

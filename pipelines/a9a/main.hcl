@@ -40,6 +40,7 @@ train "lr" {
   learning_rate = var.learning_rate
   l2            = 0.0001
   epochs        = 5
+  eval_interval = "50ms"
 }
 
 output "test_logloss" {

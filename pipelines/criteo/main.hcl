@@ -11,7 +11,7 @@ variable "data" {
 locals {
   # Module arguments are evaluated here but used in the module, so make paths
   # absolute; s3:// URIs pass through.
-  data = startswith(var.data, "s3://") ? var.data : "${path.module}/${var.data}"
+  data = startswith(var.data, "s3://") || startswith(var.data, "/") ? var.data : "${path.module}/${var.data}"
 }
 
 module "prep" {

@@ -33,6 +33,7 @@ import (
 	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/psstore"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -48,6 +49,19 @@ type Harness struct {
 	Slots int
 	// Remote digests s3:// sources (with Env's S3 settings) for the plan.
 	Remote planner.SourceDigester
+	// Shards is the number of in-process psstore shards started for an apply that
+	// runs a stage using psstore (default 2).
+	Shards int
+	// Lifetime is the function lifetime of long-running tasks (default 1 minute).
+	Lifetime time.Duration
+	// Wrap, when set, wraps the local backend (to inject faults).
+	Wrap func(executor.Backend) executor.Backend
+	// Router, when set, is passed to Apply (to send commands to running stages).
+	Router *executor.Router
+	// Observer, when set, also receives the apply's events.
+	Observer executor.Observer
+	// Retries per task (default 1).
+	Retries int
 }
 
 // New returns a harness for a new pipeline directory holding main.hcl = src.
@@ -105,16 +119,62 @@ func (h *Harness) Apply() (*executor.Summary, *Recorder, error) {
 
 // ApplyPlan applies p.
 func (h *Harness) ApplyPlan(p *planner.Plan) (*executor.Summary, *Recorder, error) {
+	return h.ApplyPlanContext(context.Background(), p)
+}
+
+// ApplyPlanContext applies p under ctx, starting psstore shards when a stage that
+// will run uses them.
+func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*executor.Summary, *Recorder, error) {
 	envs := taskenv.New()
-	be := local.New(h.Registry, envs, local.Options{MaxConcurrency: h.Slots})
+	defer envs.Close()
+	env := h.Env
+	if needsPSStore(p) {
+		n := h.Shards
+		if n <= 0 {
+			n = 2
+		}
+		lc, err := psstore.StartLocal(ctx, n, filepath.Join(h.Dir, ".stratus", "psstore", fmt.Sprint(n)), "", func(o *psstore.ServerOptions) {
+			o.Logf = func(string, ...any) {}
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		defer lc.Close()
+		env.PSStore, env.Token = lc.Addrs(), lc.Token()
+	}
+	var be executor.Backend = local.New(h.Registry, envs, local.Options{MaxConcurrency: h.Slots})
+	if h.Wrap != nil {
+		be = h.Wrap(be)
+	}
 	defer be.Close()
+	lifetime := h.Lifetime
+	if lifetime <= 0 {
+		lifetime = time.Minute
+	}
+	retries := h.Retries
+	if retries <= 0 {
+		retries = 1
+	}
 	rec := &Recorder{}
-	sum, err := executor.Apply(context.Background(), executor.Options{
-		Plan: p, State: h.State, Backend: be, Registry: h.Registry, Observer: rec,
-		TaskEnv: h.Env, Services: envs.Services(h.Env),
-		Retries: 1, TaskTimeout: 5 * time.Minute, Lifetime: time.Minute, RetryBackoff: time.Millisecond,
+	var obs executor.Observer = rec
+	if h.Observer != nil {
+		obs = executor.Observers{rec, h.Observer}
+	}
+	sum, err := executor.Apply(ctx, executor.Options{
+		Plan: p, State: h.State, Backend: be, Registry: h.Registry, Observer: obs,
+		TaskEnv: env, Services: envs.Services(env), Router: h.Router,
+		Retries: retries, TaskTimeout: 5 * time.Minute, Lifetime: lifetime, RetryBackoff: time.Millisecond,
 	})
 	return sum, rec, err
+}
+
+func needsPSStore(p *planner.Plan) bool {
+	for _, s := range p.Stages {
+		if s.Action != planner.Cached && s.Node.Stage.Schema.UsesPSStore {
+			return true
+		}
+	}
+	return false
 }
 
 // MustApply applies the pipeline or fails the test.

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/blob/blobs"
+	"github.com/stratus-ml/stratus/operators/train"
+	"github.com/stratus-ml/stratus/state"
+)
+
+func (c *cli) predictCmd() *cobra.Command {
+	var model, input, format, out, dir string
+	cmd := &cobra.Command{
+		Use:   "predict -model STAGE|URI -input FILE [-o FILE]",
+		Short: "Score data with a trained model",
+		Long: `Predict writes, for each row of the input, the model's probability of the
+positive class, one per line. The input is read exactly as the model's training data
+was: the same format and feature hashing, then the same normalization.
+
+-model is a stage address recorded in the state of the pipeline in -dir (a train
+stage, or a grid_search stage for its best model), or the URI or path of a model.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if model == "" || input == "" {
+				return fmt.Errorf("predict needs -model STAGE|URI and -input FILE")
+			}
+			ctx := cmd.Context()
+			uri, err := resolveModel(model, dir)
+			if err != nil {
+				return err
+			}
+			st, key, err := openObject(ctx, uri)
+			if err != nil {
+				return err
+			}
+			art, w, err := train.ReadArtifact(ctx, st, key)
+			if err != nil {
+				return err
+			}
+			if format != "" && format != art.Input.Format.Name {
+				return fmt.Errorf("the model was trained on %s data; -format %s does not match", art.Input.Format.Name, format)
+			}
+			p, err := train.NewPredictor(ctx, art, w, func(ctx context.Context, uri string) (storeHandle, error) {
+				return blobs.Open(ctx, uri, blobs.Options{})
+			})
+			if err != nil {
+				return err
+			}
+			var r io.Reader = c.stdin
+			name := "stdin"
+			if input != "-" {
+				f, err := os.Open(input)
+				if err != nil {
+					return fmt.Errorf("open input: %w", err)
+				}
+				defer f.Close()
+				r, name = f, input
+			}
+			var wr io.Writer = c.stdout
+			var f *os.File
+			if out != "" && out != "-" {
+				if f, err = os.Create(out); err != nil {
+					return fmt.Errorf("create output: %w", err)
+				}
+				wr = f
+			}
+			n, err := p.Predict(ctx, r, wr, name)
+			if f != nil {
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				fmt.Fprintf(c.stderr, "Wrote %d probabilities to %s (model %s, %s input).\n", n, out, uri, art.Input.Format.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&model, "model", "", "a stage address (train or grid_search) or a model.json URI")
+	cmd.Flags().StringVar(&input, "input", "", "the data to score (- for stdin)")
+	cmd.Flags().StringVar(&format, "format", "", "the input's format; must be the model's (libsvm, criteo or csv)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "write probabilities to FILE (default stdout)")
+	cmd.Flags().StringVar(&dir, "dir", ".", "the pipeline directory whose state holds STAGE")
+	return cmd
+}
+
+// resolveModel turns -model into a model.json URI: a recorded stage's model output,
+// or the argument itself.
+func resolveModel(model, dir string) (string, error) {
+	if strings.Contains(model, "://") || strings.HasSuffix(model, ".json") {
+		return model, nil
+	}
+	st, err := state.OpenExisting(stateDBDir(dir))
+	if err != nil {
+		return "", err
+	}
+	if st == nil {
+		return "", fmt.Errorf("-model %s: no state in %s; give -dir the pipeline directory, or a model.json URI", model, dir)
+	}
+	defer st.Close()
+	rec, err := st.Stage(model)
+	if err != nil {
+		return "", err
+	}
+	if rec == nil {
+		return "", fmt.Errorf("-model %s: the stage has not completed in %s (see stratus state list)", model, dir)
+	}
+	v, err := state.DecodeValue(rec.Output)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case v.Type().IsObjectType() && v.Type().HasAttribute("model"):
+		return v.GetAttr("model").AsString(), nil
+	case v.Type().IsObjectType() && v.Type().HasAttribute("best"):
+		b := v.GetAttr("best")
+		if b.Type().IsObjectType() && b.Type().HasAttribute("model") {
+			return b.GetAttr("model").AsString(), nil
+		}
+	}
+	return "", fmt.Errorf("-model %s: the stage has no model output (it is a %s stage)", model, rec.Operator)
+}
+
+// openObject opens the store holding the object at uri (file://, s3:// or a path)
+// and returns the object's key in it.
+func openObject(ctx context.Context, uri string) (storeHandle, string, error) {
+	dirURI, key := path.Split(uri)
+	if dirURI == "" {
+		dirURI = "."
+	}
+	st, err := blobs.Open(ctx, dirURI, blobs.Options{})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, key, nil
+}
+
+// storeHandle is the blob store type predict works with.
+type storeHandle = blob.Store

@@ -1,0 +1,121 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/manifest"
+)
+
+// Predictor scores raw data with a trained model, reading it exactly as the model's
+// training data was read: the same format and hashing, then the same normalization.
+type Predictor struct {
+	art    *Artifact
+	w      []float32
+	format manifest.Format
+	tr     *manifest.Transformer
+}
+
+// NewPredictor prepares a model for scoring. openStore opens the store that holds
+// the model's normalization parameters (Artifact.Input.Store).
+func NewPredictor(ctx context.Context, art *Artifact, w []float32, openStore func(ctx context.Context, uri string) (blob.Store, error)) (*Predictor, error) {
+	p := &Predictor{art: art, w: w, format: art.Input.Format}
+	if n := art.Input.Normalization; n != nil {
+		st, err := openStore(ctx, art.Input.Store)
+		if err != nil {
+			return nil, fmt.Errorf("open the store with the model's normalization: %w", err)
+		}
+		m := &manifest.Manifest{Normalization: n}
+		params, err := m.ReadParams(ctx, st)
+		if err != nil {
+			return nil, fmt.Errorf("read the model's normalization parameters: %w", err)
+		}
+		p.tr = manifest.NewTransformer(params)
+	}
+	return p, nil
+}
+
+// Format is the input format the model expects.
+func (p *Predictor) Format() manifest.Format { return p.format }
+
+// Predict reads rows from r (named object in errors) and writes one probability of
+// the positive class per row to w, in order. Lines that carry no row (comments,
+// blanks, a CSV header) produce no output. It returns the number of rows scored. A
+// malformed line stops it with an error naming the line.
+func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var header []byte
+	if p.format.Name == "csv" {
+		h, err := br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("read %s: %w", object, err)
+		}
+		header = h
+	}
+	parser, err := p.format.NewParser(trimEOL(header))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", object, err)
+	}
+	firstLine := int64(1)
+	if header != nil {
+		firstLine = 2
+	}
+	sc := dataset.NewScanner(br, parser, dataset.ScanOptions{Object: object, FirstLine: firstLine})
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var row, scaled dataset.Row
+	var n int64
+	dim := uint32(len(p.w))
+	bias := float64(p.w[dim-1])
+	buf := make([]byte, 0, 32)
+	for {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		err := sc.Next(&row)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		parser.Post(&row)
+		idx, vals := row.Indices, row.Values
+		if p.tr != nil {
+			if err := p.tr.Transform(&scaled, row.Label, row.Indices, row.Values); err != nil {
+				return n, fmt.Errorf("%s row %d: %w", object, n+1, err)
+			}
+			idx, vals = scaled.Indices, scaled.Values
+		}
+		z := bias
+		for k, f := range idx {
+			if f >= dim-1 {
+				f %= dim - 1
+			}
+			v := 1.0
+			if vals != nil {
+				v = float64(vals[k])
+			}
+			z += float64(p.w[f]) * v
+		}
+		buf = strconv.AppendFloat(buf[:0], sigmoid(z), 'g', 6, 64)
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, bw.Flush()
+}
+
+func trimEOL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
