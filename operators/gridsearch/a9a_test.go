@@ -215,6 +215,11 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 	if art.Trial != best.GetAttr("id").AsString() || art.Config.LearningRate != num(best.GetAttr("params").GetAttr("learning_rate")) || len(w) != 124 {
 		t.Errorf("best model: trial %s, learning rate %g, %d weights", art.Trial, art.Config.LearningRate, len(w))
 	}
+	// The stage's headline figures are the best trial's, with how the trials ended.
+	srec, _ := h.State.Stage("grid_search.tune")
+	if m := srec.Metrics; m["test_logloss"] != bestLL || m["trials"] != 8 || m["trials_done"] != 6 || m["trials_stopped"] != 2 {
+		t.Errorf("stage metrics %v", m)
+	}
 	// Downstream: train.final used the best parameters.
 	if got := num(sum.Outputs["best_lr"]); got != art.Config.LearningRate {
 		t.Errorf("output best_lr = %g", got)

@@ -2,18 +2,12 @@ package gridsearch_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stratus-ml/stratus/executor"
-	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/operators/internal/applytest"
-	"github.com/stratus-ml/stratus/operators/taskenv"
-	"github.com/stratus-ml/stratus/planner"
-	"github.com/stratus-ml/stratus/psstore"
 )
 
 // testdata returns the absolute path of a file in the repository's testdata.
@@ -33,42 +27,18 @@ func testdata(t testing.TB, name string) string {
 type runOpts struct {
 	router   *executor.Router
 	observer executor.Observer
-	slots    int
+	slots    int // default 16: room for several trials' workers and evaluators
 }
 
 // apply plans and applies h's pipeline on the local backend with in-process
 // psstore shards (real gRPC servers on 127.0.0.1), as `stratus apply` does.
 func apply(ctx context.Context, h *applytest.Harness, o runOpts) (*executor.Summary, *applytest.Recorder, error) {
 	h.T.Helper()
-	p := h.MustPlan()
-	envs := taskenv.New()
-	defer envs.Close()
-	env := h.Env
-	lc, err := psstore.StartLocal(ctx, 2, filepath.Join(h.Dir, ".stratus", "psstore"), "", func(so *psstore.ServerOptions) {
-		so.Logf = func(string, ...any) {}
-	})
-	if err != nil {
-		return nil, nil, err
+	h.Router, h.Observer, h.Slots = o.router, o.observer, o.slots
+	if h.Slots == 0 {
+		h.Slots = 16
 	}
-	defer lc.Close()
-	env.PSStore, env.Token = lc.Addrs(), lc.Token()
-	slots := o.slots
-	if slots == 0 {
-		slots = 16
-	}
-	be := local.New(h.Registry, envs, local.Options{MaxConcurrency: slots})
-	defer be.Close()
-	rec := &applytest.Recorder{}
-	var obs executor.Observer = rec
-	if o.observer != nil {
-		obs = executor.Observers{rec, o.observer}
-	}
-	sum, err := executor.Apply(ctx, executor.Options{
-		Plan: p, State: h.State, Backend: be, Registry: h.Registry, Observer: obs,
-		TaskEnv: env, Services: envs.Services(env), Router: o.router,
-		Retries: 1, TaskTimeout: 5 * time.Minute, Lifetime: time.Minute, RetryBackoff: time.Millisecond,
-	})
-	return sum, rec, err
+	return h.ApplyPlanContext(ctx, h.MustPlan())
 }
 
 // mustApply applies or fails the test with every stage's error.
@@ -76,18 +46,7 @@ func mustApply(t *testing.T, h *applytest.Harness, o runOpts) (*executor.Summary
 	t.Helper()
 	sum, rec, err := apply(context.Background(), h, o)
 	if err != nil {
-		msg := err.Error()
-		if sum != nil {
-			for _, s := range sum.Stages {
-				if s.Error != "" {
-					msg += "\n" + s.Address + ": " + s.Error
-				}
-			}
-		}
-		t.Fatalf("apply: %s", msg)
+		t.Fatalf("apply: %v\n%s", err, stageErrors(sum))
 	}
 	return sum, rec
 }
-
-var _ = planner.Canonical
-var _ = fmt.Sprint

@@ -72,6 +72,7 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 	}
 	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": best.id, "best": "true"},
 		Note: fmt.Sprintf("best trial %s (%s): %s %.4g; model %s", best.id, paramsText(best.params), r.sp.obj.Metric, bestV, best.model)})
+	r.s.Event(operators.Event{Kind: "summary", Metrics: r.summary(best)})
 
 	trials := make([]cty.Value, len(r.trials))
 	for i, t := range r.trials {
@@ -294,4 +295,23 @@ func fmtNum(t *trial, x float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(x, 'f', 4, 64)
+}
+
+// summary is the stage's headline figures: the best trial's metrics (under the
+// names a train stage uses) and how the trials ended.
+func (r *search) summary(best *trial) map[string]float64 {
+	m := map[string]float64{"trials": float64(len(r.trials)), "iterations": float64(best.iters)}
+	for k, x := range map[string]float64{"test_logloss": best.metrics.Logloss, "accuracy": best.metrics.Accuracy,
+		"auc": best.metrics.AUC, "examples_per_second": best.eps} {
+		if finiteValue(x) {
+			m[k] = x
+		}
+	}
+	for _, t := range r.trials {
+		m["trials_"+strings.ToLower(t.status)]++
+		if t.cached {
+			m["trials_cached"]++
+		}
+	}
+	return m
 }
