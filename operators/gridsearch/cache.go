@@ -17,7 +17,6 @@ import (
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/operators/train"
-	"github.com/stratus-ml/stratus/planner"
 )
 
 // The trial cache.
@@ -116,7 +115,7 @@ func (x *jnum) UnmarshalJSON(b []byte) error {
 // trialKey is the cache key of a trial whose complete train configuration is cfg.
 func trialKey(cfg cty.Value) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "stratus grid_search trial\x00train v%d\x00%s", train.Schema.Version, planner.Canonical(cfg))
+	fmt.Fprintf(h, "stratus grid_search trial\x00train v%d\x00%s", train.Schema.Version, canonical(cfg))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/train"
-	"github.com/stratus-ml/stratus/planner"
 )
 
 // The search space: which train arguments a trial overrides, and with what.
@@ -321,10 +320,10 @@ func sample(dists []distribution, n int, seed int64) []map[string]cty.Value {
 }
 
 // TrialID is a trial's identity: "t-" and the first 8 hex digits of the SHA-256 of
-// the canonical encoding of its parameters (planner.Canonical), so it is the same
+// the canonical encoding of its parameters (as planner.Canonical encodes them), so it is the same
 // whatever order the grid was written in, and across runs.
 func TrialID(params cty.Value) string {
-	sum := sha256.Sum256([]byte(planner.Canonical(params)))
+	sum := sha256.Sum256([]byte(canonical(params)))
 	return "t-" + hex.EncodeToString(sum[:4])
 }
 
@@ -356,7 +355,7 @@ func valueText(v cty.Value) string {
 	case v.Type() == cty.Number:
 		return numberText(v.AsBigFloat())
 	}
-	return planner.Display(v)
+	return string(ctyJSON(v))
 }
 
 func numberText(f *big.Float) string {
@@ -417,4 +416,13 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// ctyJSON is v as JSON, for values a table shows whole.
+func ctyJSON(v cty.Value) []byte {
+	b, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return []byte(v.GoString())
+	}
+	return b
 }

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
-
-	"github.com/stratus-ml/stratus/planner"
 )
 
 // spec is a grid_search stage's evaluated configuration.
@@ -79,7 +77,7 @@ func parseSpec(cfg cty.Value) (*spec, error) {
 		if es.factor < 2 {
 			es.factor = 3
 		}
-		es.policy = planner.Canonical(cty.ObjectVal(map[string]cty.Value{"early_stop": e, "metric": cfg.GetAttr("metric")}))
+		es.policy = canonical(cty.ObjectVal(map[string]cty.Value{"early_stop": e, "metric": cfg.GetAttr("metric")}))
 		sp.early = es
 	}
 	return sp, nil
@@ -112,7 +110,7 @@ func (sp *spec) combos() (out []cty.Value, dropped int) {
 	seen := map[string]bool{}
 	for _, p := range all {
 		v := cty.ObjectVal(p)
-		id := planner.Canonical(v)
+		id := canonical(v)
 		if seen[id] {
 			dropped++
 			continue
