@@ -25,7 +25,7 @@ func TestCanonicalMatchesPlanner(t *testing.T) {
 		cty.MapVal(map[string]cty.Value{"z": cty.NumberIntVal(1), "a": cty.NumberIntVal(2)}),
 		cty.ObjectVal(map[string]cty.Value{
 			"learning_rate": cty.NumberFloatVal(0.05), "minibatch": cty.NumberIntVal(20),
-			"input": cty.ObjectVal(map[string]cty.Value{"train": cty.ObjectVal(map[string]cty.Value{"manifest": cty.StringVal("file:///m")})}),
+			"input":   cty.ObjectVal(map[string]cty.Value{"train": cty.ObjectVal(map[string]cty.Value{"manifest": cty.StringVal("file:///m")})}),
 			"timeout": cty.StringVal("30m"), "l2": cty.NullVal(cty.Number),
 		}),
 	} {
