@@ -220,6 +220,9 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 	if m := srec.Metrics; m["test_logloss"] != bestLL || m["trials"] != 8 || m["trials_done"] != 6 || m["trials_stopped"] != 2 {
 		t.Errorf("stage metrics %v", m)
 	}
+	if _, ok := srec.Metrics["iteration_p50_us"]; ok {
+		t.Errorf("a trial's own summary leaked into the stage's metrics: %v", srec.Metrics)
+	}
 	// Downstream: train.final used the best parameters.
 	if got := num(sum.Outputs["best_lr"]); got != art.Config.LearningRate {
 		t.Errorf("output best_lr = %g", got)
