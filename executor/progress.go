@@ -31,18 +31,20 @@ func (j *JSONEvents) Event(e Event) {
 
 // PlainProgress writes timestamped lines, for logs and pipes: stage and wave
 // boundaries, retries and failures as they happen, and each stage's metrics at most
-// once per interval.
+// once per interval. A grid search's trials get a line on every status change and,
+// while running, at most one per interval each.
 type PlainProgress struct {
 	w        io.Writer
 	interval time.Duration
 
 	mu        sync.Mutex
 	lastEvent map[string]time.Time
+	trials    map[string]*trialRow // stage/trial
 }
 
 // NewPlainProgress returns an Observer writing lines to w.
 func NewPlainProgress(w io.Writer) *PlainProgress {
-	return &PlainProgress{w: w, interval: 2 * time.Second, lastEvent: map[string]time.Time{}}
+	return &PlainProgress{w: w, interval: 2 * time.Second, lastEvent: map[string]time.Time{}, trials: map[string]*trialRow{}}
 }
 
 // Event writes a line for e when it is worth one.
@@ -69,14 +71,23 @@ func (p *PlainProgress) Event(e Event) {
 	case TaskFailed:
 		line = fmt.Sprintf("%s: task %s[%d] failed", e.Stage, e.Wave, e.Index)
 	case StageEvent:
-		p.mu.Lock()
-		due := e.Note != "" || e.Kind == "summary" || time.Since(p.lastEvent[e.Stage]) >= p.interval
-		if due {
-			p.lastEvent[e.Stage] = time.Now()
-		}
-		p.mu.Unlock()
-		if due {
-			line = fmt.Sprintf("%s: %s", e.Stage, describeOperatorEvent(e))
+		switch {
+		case e.Kind == "trial":
+			line = p.trial(e)
+		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels["trial"] != "":
+			// A trial's evaluation points and figures: its trial events summarise them.
+		case e.Note != "":
+			line = fmt.Sprintf("%s: %s", e.Stage, indentLines(trialNote(e), "           "))
+		default:
+			p.mu.Lock()
+			due := e.Kind == "summary" || time.Since(p.lastEvent[e.Stage]) >= p.interval
+			if due {
+				p.lastEvent[e.Stage] = time.Now()
+			}
+			p.mu.Unlock()
+			if due {
+				line = fmt.Sprintf("%s: %s", e.Stage, describeOperatorEvent(e))
+			}
 		}
 	case StageFinished:
 		line = fmt.Sprintf("%s: done in %s (%d task(s))", e.Stage, round(e.Duration), e.Tasks)
@@ -91,27 +102,111 @@ func (p *PlainProgress) Event(e Event) {
 	fmt.Fprintf(p.w, "%s %s\n", e.Time.Format("15:04:05"), line)
 }
 
-// TerminalProgress draws a progress bar per wave with counts, rate and ETA, and a
-// status line per stage with its latest metrics.
+// trial returns the line for a trial event, or "" when it is not due.
+func (p *PlainProgress) trial(e Event) string {
+	key := e.Stage + "/" + e.Labels["trial"]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.trials[key]
+	if r == nil {
+		r = &trialRow{}
+		p.trials[key] = r
+	}
+	changed := r.update(e)
+	if !changed && (r.status != "RUNNING" || e.Time.Sub(p.lastEvent[key]) < p.interval) {
+		return ""
+	}
+	p.lastEvent[key] = e.Time
+	return fmt.Sprintf("%s: %s", e.Stage, r.line())
+}
+
+// TerminalProgress draws a progress bar per wave with counts, rate and ETA, a
+// status line per stage with its latest metrics, and a live table of a grid
+// search's trials: one row per trial with its parameters, status, iterations,
+// current and best test loss and updates per second.
+//
+// Decorators run on mpb's goroutines and read only what view guards; mu guards the
+// bars and is held while calling mpb, never by a decorator, so the two cannot
+// deadlock.
 type TerminalProgress struct {
 	p *mpb.Progress
 
-	mu     sync.Mutex
-	bars   map[string]*mpb.Bar // stage/wave
-	status map[string]string   // stage → latest metrics
+	mu         sync.Mutex
+	bars       map[string]*mpb.Bar // stage/wave
+	trialBars  map[string]*mpb.Bar // stage/trial
+	headerBars map[string]*mpb.Bar // stage (and stage/title) → the trial table's heading
+
+	view   sync.Mutex
+	status map[string]string    // stage → latest metrics
+	trials map[string]*trialRow // stage/trial
 }
 
 // NewTerminalProgress returns an Observer drawing bars on w, a terminal.
-func NewTerminalProgress(w io.Writer) *TerminalProgress {
+func NewTerminalProgress(w io.Writer) *TerminalProgress { return newTerminalProgress(w) }
+
+// newTerminalProgress takes extra mpb options (tests render to a buffer with
+// mpb.WithAutoRefresh).
+func newTerminalProgress(w io.Writer, opts ...mpb.ContainerOption) *TerminalProgress {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120 * time.Millisecond)}, opts...)
 	return &TerminalProgress{
-		p:      mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120*time.Millisecond)),
-		bars:   map[string]*mpb.Bar{},
-		status: map[string]string{},
+		p:          mpb.New(opts...),
+		bars:       map[string]*mpb.Bar{},
+		trialBars:  map[string]*mpb.Bar{},
+		headerBars: map[string]*mpb.Bar{},
+		status:     map[string]string{},
+		trials:     map[string]*trialRow{},
+	}
+}
+
+func (t *TerminalProgress) setStatus(stage, s string) {
+	t.view.Lock()
+	t.status[stage] = s
+	t.view.Unlock()
+}
+
+// trial updates the trial table: a header on the stage's first trial event, a row
+// per trial, completed when the trial ends. mu held.
+func (t *TerminalProgress) trial(e Event) {
+	key := e.Stage + "/" + e.Labels["trial"]
+	t.view.Lock()
+	r := t.trials[key]
+	if r == nil {
+		r = &trialRow{}
+		t.trials[key] = r
+	}
+	r.update(e)
+	ended := r.terminal()
+	t.view.Unlock()
+	if t.headerBars[e.Stage] == nil {
+		stage := e.Stage
+		t.headerBars[stage+"/title"] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			t.view.Lock()
+			defer t.view.Unlock()
+			return stage + " trials:  " + t.status[stage]
+		})))
+		t.headerBars[e.Stage] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Name(trialHeader())))
+	}
+	b := t.trialBars[key]
+	if b == nil {
+		b = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			t.view.Lock()
+			defer t.view.Unlock()
+			return r.row()
+		})))
+		t.trialBars[key] = b
+	}
+	if ended && !b.Completed() {
+		b.SetTotal(-1, true)
 	}
 }
 
 // Event updates the bars.
 func (t *TerminalProgress) Event(e Event) {
+	if e.Type == StageEvent && e.Note != "" && strings.Contains(e.Note, "\n") {
+		// A table (a grid search's results): print it above the bars.
+		fmt.Fprintf(t.p, "%s: %s\n", e.Stage, indentLines(trialNote(e), "  "))
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	key := e.Stage + "/" + e.Wave
@@ -120,6 +215,9 @@ func (t *TerminalProgress) Event(e Event) {
 		b := t.p.AddBar(1, mpb.PrependDecorators(decor.Name(e.Stage, decor.WCSyncSpaceR), decor.Name("cached", decor.WCSyncSpaceR)))
 		b.SetTotal(1, true)
 	case WaveStarted:
+		if t.headerBars[e.Stage] != nil {
+			break // a grid search's trial waves: its trial table shows them
+		}
 		stage := e.Stage
 		b := t.p.AddBar(int64(e.Tasks),
 			mpb.PrependDecorators(
@@ -130,8 +228,8 @@ func (t *TerminalProgress) Event(e Event) {
 			mpb.AppendDecorators(
 				decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done"),
 				decor.Any(func(decor.Statistics) string {
-					t.mu.Lock()
-					defer t.mu.Unlock()
+					t.view.Lock()
+					defer t.view.Unlock()
 					return t.status[stage]
 				}, decor.WCSyncSpaceR),
 			),
@@ -153,20 +251,38 @@ func (t *TerminalProgress) Event(e Event) {
 			}
 		}
 	case StageEvent:
-		if s := describeOperatorEvent(e); s != "" {
-			t.status[e.Stage] = s
+		switch {
+		case e.Kind == "trial":
+			t.trial(e)
+		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels["trial"] != "":
+			// Shown in the trial table.
+		default:
+			if s := describeOperatorEvent(e); s != "" {
+				if e.Note != "" {
+					s = trialNote(e)
+				}
+				t.setStatus(e.Stage, s)
+			}
+		}
+	case StageFinished, StageFailed:
+		for _, k := range []string{e.Stage + "/title", e.Stage} {
+			if b := t.headerBars[k]; b != nil && !b.Completed() {
+				b.SetTotal(-1, true)
+			}
 		}
 	case TaskRetried:
-		t.status[e.Stage] = fmt.Sprintf("retrying %s[%d]: %s", e.Wave, e.Index, trim(firstLine(e.Reason), 50))
+		t.setStatus(e.Stage, fmt.Sprintf("retrying %s[%d]: %s", e.Wave, e.Index, trim(firstLine(e.Reason), 50)))
 	}
 }
 
 // Wait flushes the bars; call it once the apply has finished.
 func (t *TerminalProgress) Wait() {
 	t.mu.Lock()
-	for _, b := range t.bars {
-		if !b.Completed() && !b.Aborted() {
-			b.Abort(false)
+	for _, m := range []map[string]*mpb.Bar{t.bars, t.headerBars, t.trialBars} {
+		for _, b := range m {
+			if !b.Completed() && !b.Aborted() {
+				b.Abort(false)
+			}
 		}
 	}
 	t.mu.Unlock()

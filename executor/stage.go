@@ -78,7 +78,8 @@ func (s *stageRun) Event(e operators.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Kind == "summary" {
+	// A trial's summary (a grid search's train runs) is that trial's, not the stage's.
+	if e.Kind == "summary" && e.Labels["trial"] == "" {
 		s.mu.Lock()
 		if s.metrics == nil {
 			s.metrics = map[string]float64{}

@@ -437,8 +437,8 @@ func TestNestedBlockReason(t *testing.T) {
 	recordApply(t, st, plan(t, load(t, dir), st))
 	writeFiles(t, dir, map[string]string{"main.hcl": strings.Replace(basePipeline, "max_logloss = 2", "max_logloss = 3", 1)})
 	got := actions(plan(t, load(t, dir), st))
-	want := `rerun: early_stop changed ({ grace = "10s", interval = "1s", max_logloss = 2, reduct... → ` +
-		`{ grace = "10s", interval = "1s", max_logloss = 3, reduct...)`
+	want := `rerun: early_stop changed ({ grace = "10s", interval = "1s", max_logloss = 2, min_tr... → ` +
+		`{ grace = "10s", interval = "1s", max_logloss = 3, min_tr...)`
 	if got["grid_search.tune"] != want {
 		t.Errorf("grid_search.tune:\n got  %s\n want %s", got["grid_search.tune"], want)
 	}

@@ -16,6 +16,6 @@ func Registry() *operators.Registry {
 		load.Operator(),
 		normalize.Operator(),
 		train.Operator,
-		&operators.Operator{Schema: gridsearch.Schema},
+		gridsearch.Operator,
 	)
 }

@@ -1,5 +1,3 @@
-// Package gridsearch is the `grid_search` operator: trials of a train stage over a
-// grid or random sample of hyperparameters, with early stopping.
 package gridsearch
 
 import (
@@ -13,7 +11,7 @@ import (
 // Schema is the `grid_search` block.
 var Schema = &operators.Schema{
 	Name:        "grid_search",
-	Version:     1,
+	Version:     2,
 	UsesPSStore: true,
 	Doc:         "Runs trials of a train stage over a grid and/or a random sample of its parameters.",
 	Attrs: []operators.Attr{
@@ -32,9 +30,11 @@ var Schema = &operators.Schema{
 	Blocks: []operators.Block{
 		{Name: "random", Doc: "Random search: samples trials from distributions.", Attrs: []operators.Attr{
 			{Name: "samples", Type: cty.Number, Required: true, Min: operators.Float(1), Max: operators.Float(100000)},
-			{Name: "seed", Type: cty.Number, Default: cty.NumberIntVal(1)},
+			{Name: "seed", Type: cty.Number, Default: cty.NumberIntVal(1),
+				Doc: "The same seed draws the same trials."},
 			{Name: "params", Type: cty.DynamicPseudoType, Required: true,
-				Doc: "Distributions per train argument: loguniform(a, b), uniform(a, b), choice([...])."},
+				Doc:   "Distributions per train argument: loguniform(a, b), uniform(a, b), choice([...]).",
+				Check: checkRandomParams},
 		}},
 		{Name: "early_stop", Doc: "Stops poor trials early and frees their workers.", Attrs: []operators.Attr{
 			{Name: "rule", Type: cty.String, Required: true, Enum: []string{"threshold", "median", "asha"}},
@@ -45,43 +45,67 @@ var Schema = &operators.Schema{
 			{Name: "reduction_factor", Type: cty.Number, Default: cty.NumberIntVal(3), Min: operators.Float(2),
 				Doc: "asha: keep the best 1/reduction_factor of trials at each rung."},
 			{Name: "interval", Type: cty.String, Default: cty.StringVal("1s"), Duration: true,
-				Doc: "How often the rule is applied."},
+				Doc: "How often the median and asha rules are applied (threshold acts on every evaluation)."},
+			{Name: "min_trials", Type: cty.Number, Default: cty.NumberIntVal(2), Min: operators.Float(1), Max: operators.Float(1000),
+				Doc: "median: how many other trials must have reached the same time before the rule acts."},
 		}},
 	},
+	// best is { id, params, metrics, model }; trials is a list of { id, params,
+	// status, reason, metrics, model }; results holds the URIs of the results table.
+	// Their shapes depend on the searched arguments, hence dynamic types.
 	Outputs: map[string]cty.Type{
-		"best":   cty.DynamicPseudoType,
-		"trials": cty.DynamicPseudoType,
+		"best":    cty.DynamicPseudoType,
+		"trials":  cty.DynamicPseudoType,
+		"results": cty.Object(map[string]cty.Type{"csv": cty.String, "json": cty.String}),
 	},
-	Check: func(cfg cty.Value) []operators.Problem {
-		if cfg.GetAttr("grid").IsNull() && cfg.GetAttr("random").IsNull() {
-			return []operators.Problem{{Attr: "grid", Summary: "Nothing to search",
-				Detail: "Give a grid = { argument = [values…] } and/or a random { … } block."}}
-		}
-		return nil
-	},
+	Check: checkConfig,
 }
 
-// checkGrid requires an object or map whose values are non-empty lists.
+// checkConfig is the cross-argument validation: something to search, and no
+// argument both in the grid and in the random block.
+func checkConfig(cfg cty.Value) []operators.Problem {
+	grid, random := cfg.GetAttr("grid"), cfg.GetAttr("random")
+	if grid.IsKnown() && grid.IsNull() && random.IsKnown() && random.IsNull() {
+		return []operators.Problem{{Attr: "grid", Summary: "Nothing to search",
+			Detail: "Give a grid = { argument = [values…] } and/or a random { … } block."}}
+	}
+	if !grid.IsWhollyKnown() || grid.IsNull() || !random.IsWhollyKnown() || random.IsNull() {
+		return nil
+	}
+	gd, err := gridDims(grid)
+	if err != nil {
+		return nil // reported on the argument
+	}
+	rd, err := randomDims(random.GetAttr("params"))
+	if err != nil {
+		return nil
+	}
+	for _, g := range gd {
+		for _, r := range rd {
+			if g.name == r.name {
+				return []operators.Problem{{Attr: "grid", Summary: "Argument searched twice",
+					Detail: fmt.Sprintf("%s is in the grid and in random.params; search it in one of them.", g.name)}}
+			}
+		}
+	}
+	return nil
+}
+
+// checkRandomParams checks random.params at plan time.
+func checkRandomParams(v cty.Value) error {
+	if !v.IsKnown() || v.IsNull() {
+		return nil
+	}
+	_, err := randomDims(v)
+	return err
+}
+
+// checkGrid requires an object or map of non-empty lists, keyed by train
+// arguments, whose values fit the arguments' types and bounds.
 func checkGrid(v cty.Value) error {
 	if !v.IsKnown() || v.IsNull() {
 		return nil
 	}
-	t := v.Type()
-	if !t.IsObjectType() && !t.IsMapType() {
-		return fmt.Errorf("grid must be an object of lists, such as { learning_rate = [0.01, 0.1] }")
-	}
-	for it := v.ElementIterator(); it.Next(); {
-		k, l := it.Element()
-		if !l.IsKnown() {
-			continue
-		}
-		lt := l.Type()
-		if !lt.IsListType() && !lt.IsTupleType() && !lt.IsSetType() {
-			return fmt.Errorf("grid.%s must be a list of values, such as [0.01, 0.1]", k.AsString())
-		}
-		if l.LengthInt() == 0 {
-			return fmt.Errorf("grid.%s is empty: give at least one value", k.AsString())
-		}
-	}
-	return nil
+	_, err := gridDims(v)
+	return err
 }

@@ -126,6 +126,7 @@ type evalPoint struct {
 	Accuracy float64 `json:"accuracy"`
 	AUC      float64 `json:"auc"`
 	Updates  uint64  `json:"updates"`
+	Pushes   uint64  `json:"pushes,omitempty"` // gradient pushes applied: iterations
 	Rows     int     `json:"rows"`
 	// NonFinite holds "NaN", "+Inf" or "-Inf" when the log loss is not finite, which
 	// JSON cannot carry as a number.

@@ -68,6 +68,8 @@ type EvalPoint struct {
 	Accuracy float64 `json:"accuracy"`
 	AUC      float64 `json:"auc"`
 	Updates  uint64  `json:"updates"`
+	// Iterations is the number of gradient pushes the model has applied.
+	Iterations uint64 `json:"iterations,omitempty"`
 }
 
 // Result is how a training run ended.
@@ -315,7 +317,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			continue
 		}
 		lastT = pt.Seconds
-		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates}
+		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates, Iterations: pt.Pushes}
 		res.Series = append(res.Series, ep)
 		now := time.Now()
 		rate := 0.0
@@ -363,7 +365,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	fp := fromJSONSafe(final)
 	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
-	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates})
+	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates, Iterations: fp.Pushes})
 	s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: map[string]float64{
 		"test_logloss": finite(fp.Logloss), "accuracy": fp.Accuracy, "auc": fp.AUC,
 		"updates": float64(fp.Updates), "t": fp.Seconds,

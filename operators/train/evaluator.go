@@ -57,7 +57,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		m := set.evaluate(w)
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
-			pt.Updates = st.Updates
+			pt.Updates, pt.Pushes = st.Updates, st.Pushes
 		}
 		rs.Evaluations++
 		if err := ctl.putEval(ctx, pt); err != nil {

@@ -1,6 +1,13 @@
 # Hyperparameter search on a9a: a grid over learning rate and minibatch size around a
 # base train stage, stopping trials that diverge, then a final model trained with the
 # best parameters found.
+#
+#   stratus apply pipelines/a9a-tune             # a live table of the trials
+#   stratus plot grid_search.tune -o tune.png -dir pipelines/a9a-tune
+#
+# Trials last a few seconds each (50 epochs, evaluated every 200ms), long enough to
+# watch them and to kill one. The learning rate of 50 diverges: the threshold rule
+# stops it as soon as its test loss passes 1.
 
 load "adult" {
   source      = "../../testdata/a9a"
@@ -20,7 +27,8 @@ train "base" {
   optimizer     = "adagrad"
   learning_rate = 0.1
   l2            = 0.0001
-  epochs        = 3
+  epochs        = 50
+  eval_interval = "200ms"
 }
 
 grid_search "tune" {
@@ -34,7 +42,7 @@ grid_search "tune" {
 
   early_stop {
     rule        = "threshold"
-    max_logloss = 2
+    max_logloss = 1
   }
 }
 
@@ -45,11 +53,15 @@ train "final" {
   optimizer     = "adagrad"
   learning_rate = grid_search.tune.best.params.learning_rate
   l2            = 0.0001
-  epochs        = 5
+  epochs        = 10
 }
 
 output "best_params" {
   value = grid_search.tune.best.params
+}
+
+output "best_logloss" {
+  value = grid_search.tune.best.metrics.test_logloss
 }
 
 output "final_logloss" {
