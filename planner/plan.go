@@ -17,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/planner/canon"
 	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -246,7 +247,7 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 	}
 	sort.Strings(sp.Deps)
 	for name, v := range cfgVal.AsValueMap() {
-		sp.Params[name] = state.Param{Canon: Canonical(v), Display: Display(v)}
+		sp.Params[name] = state.Param{Canon: canon.Encode(v), Display: canon.Display(v)}
 	}
 	for _, d := range sp.Deps {
 		if up := p.by[d]; up != nil {
@@ -268,7 +269,7 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			// Key an absolute local path (such as "${path.module}/data") by its
 			// path from the module, as the digest names its files, so moving the
 			// pipeline with its data keeps the key.
-			sp.Params[a.Name] = state.Param{Canon: Canonical(cty.StringVal(relToModule(n.Module.Dir, src))), Display: Display(v)}
+			sp.Params[a.Name] = state.Param{Canon: canon.Encode(cty.StringVal(relToModule(n.Module.Dir, src))), Display: canon.Display(v)}
 		}
 		var digest string
 		var err error
@@ -383,7 +384,7 @@ func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
 		case !ok:
 			rs = append(rs, fmt.Sprintf("%s added (%s)", a, now.Display))
 		case was.Canon != now.Canon:
-			if canonHasUnknown(now.Canon) && !canonHasUnknown(was.Canon) {
+			if canon.HasUnknown(now.Canon) && !canon.HasUnknown(was.Canon) {
 				continue // an upstream value not known until apply; the upstream reason covers it
 			}
 			rs = append(rs, fmt.Sprintf("%s changed (%s → %s)", a, was.Display, now.Display))

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/planner/canon"
 )
 
 // trialsSchema is `test_trials`: a stand-in for grid_search that needs no data. It
@@ -62,21 +62,15 @@ type testTrial struct {
 	cancel  context.CancelFunc
 }
 
-// trialID is "t-" and the first 8 hex digits of the SHA-256 of the parameters in
-// key order, so the same parameters give the same ID in every run. (grid_search
-// hashes planner.Canonical; this operator avoids importing the planner, which would
-// pull the state store into the Lambda test function.)
+// trialID is "t-" and the first 8 hex digits of the SHA-256 of the parameters
+// canonical encoding, as grid_search makes its trial IDs.
 func trialID(params map[string]float64) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
+	obj := map[string]cty.Value{}
+	for k, v := range params {
+		obj[k] = cty.NumberFloatVal(v)
 	}
-	sort.Strings(keys)
-	h := sha256.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%d:%s=%s;", len(k), k, strconv.FormatFloat(params[k], 'g', -1, 64))
-	}
-	return "t-" + hex.EncodeToString(h.Sum(nil)[:4])
+	sum := sha256.Sum256([]byte(canon.Encode(cty.ObjectVal(obj))))
+	return "t-" + hex.EncodeToString(sum[:4])
 }
 
 // event emits the trial's current state; call with t.mu held.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/operators/train"
+	"github.com/stratus-ml/stratus/planner/canon"
 )
 
 // The trial cache.
@@ -115,7 +116,7 @@ func (x *jnum) UnmarshalJSON(b []byte) error {
 // trialKey is the cache key of a trial whose complete train configuration is cfg.
 func trialKey(cfg cty.Value) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "stratus grid_search trial\x00train v%d\x00%s", train.Schema.Version, canonical(cfg))
+	fmt.Fprintf(h, "stratus grid_search trial\x00train v%d\x00%s", train.Schema.Version, canon.Encode(cfg))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/planner/canon"
 )
 
 // spec is a grid_search stage's evaluated configuration.
@@ -77,7 +79,7 @@ func parseSpec(cfg cty.Value) (*spec, error) {
 		if es.factor < 2 {
 			es.factor = 3
 		}
-		es.policy = canonical(cty.ObjectVal(map[string]cty.Value{"early_stop": e, "metric": cfg.GetAttr("metric")}))
+		es.policy = canon.Encode(cty.ObjectVal(map[string]cty.Value{"early_stop": e, "metric": cfg.GetAttr("metric")}))
 		sp.early = es
 	}
 	return sp, nil
@@ -110,7 +112,7 @@ func (sp *spec) combos() (out []cty.Value, dropped int) {
 	seen := map[string]bool{}
 	for _, p := range all {
 		v := cty.ObjectVal(p)
-		id := canonical(v)
+		id := canon.Encode(v)
 		if seen[id] {
 			dropped++
 			continue

@@ -1,4 +1,4 @@
-package planner
+package canon
 
 import (
 	"fmt"
@@ -10,13 +10,13 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// Canonical encodes a value so that equal configurations encode equally however they
+// Encode encodes a value so that equal configurations encode equally however they
 // were written: numbers by value (0.1 and 0.10 agree; see numberText), lists, tuples and sets
 // alike as sequences (sets sorted), objects and maps alike as key-sorted pairs, every
 // string length-prefixed so no two structures can share an encoding. Unknown values —
 // what a stage reads from upstream stages at plan time — encode as "?", since the
 // upstream keys already stand for them.
-func Canonical(v cty.Value) string {
+func Encode(v cty.Value) string {
 	var b strings.Builder
 	canon(&b, v)
 	return b.String()
@@ -62,7 +62,7 @@ func canon(b *strings.Builder, v cty.Value) {
 		var elems []string
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
-			elems = append(elems, Canonical(e))
+			elems = append(elems, Encode(e))
 		}
 		sort.Strings(elems)
 		b.WriteByte('l')
@@ -112,9 +112,9 @@ func numberText(f *big.Float) string {
 	return strconv.FormatFloat(f64, 'g', -1, 64)
 }
 
-// canonHasUnknown reports whether a Canonical encoding holds an unknown value. It
+// HasUnknown reports whether an Encode encoding holds an unknown value. It
 // walks the encoding's tokens, so a "?" inside a string does not count.
-func canonHasUnknown(c string) bool {
+func HasUnknown(c string) bool {
 	for i := 0; i < len(c); {
 		switch c[i] {
 		case '?':
