@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -61,6 +62,19 @@ func (c *cli) printDiags(cfg *dsl.Config, diags hcl.Diagnostics) {
 // detail), giving each source position as FILE:LINE:COLUMN — the writer says only
 // "FILE line LINE", and without colour nothing marks the column.
 func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, colour bool) {
+	// In source order, so the output is the same every run (hcl reports some
+	// problems in map order); problems without a location come last.
+	diags = append(hcl.Diagnostics(nil), diags...)
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
 	var buf bytes.Buffer
 	tw := hcl.NewDiagnosticTextWriter(&buf, files, 78, colour)
 	for _, d := range diags {

@@ -1,7 +1,6 @@
 package load
 
 import (
-
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 )
