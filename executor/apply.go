@@ -19,6 +19,7 @@ import (
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/planner/canon"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -363,7 +364,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	runner.mu.Lock()
 	rec := &state.StageRecord{
 		Address: sp.Address, Operator: sp.Operator, Version: sp.Version, Key: sp.Key,
-		Params: sp.Params, Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
+		Params: recordedParams(sp.Params, cfgVal), Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest,
 		Backend: o.Backend.Name(), Metrics: ss.Metrics,
@@ -374,6 +375,20 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	}
 	ev.SetStageOutput(sp.Address, out)
 	return nil
+}
+
+// recordedParams keeps each parameter's plan-time encoding — the next plan compares
+// against it — but shows the value the stage actually ran with where the plan could
+// only say "(known after apply)".
+func recordedParams(planned map[string]state.Param, cfg cty.Value) map[string]state.Param {
+	out := make(map[string]state.Param, len(planned))
+	for name, p := range planned {
+		if canon.HasUnknown(p.Canon) && cfg.Type().IsObjectType() && cfg.Type().HasAttribute(name) {
+			p.Display = canon.Display(cfg.GetAttr(name))
+		}
+		out[name] = p
+	}
+	return out
 }
 
 func formatDiags(p *planner.Plan, diags hcl.Diagnostics) string {

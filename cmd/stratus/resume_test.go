@@ -48,9 +48,9 @@ test_map "first" {
 }
 
 test_map "slow" {
-  tasks  = 24
+  tasks  = 40
   offset = test_map.first.count
-  sleep  = "150ms"
+  sleep  = "250ms"
   marker = "` + marker + `"
 }
 
@@ -89,9 +89,9 @@ output "sum" {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it once a third of the slow stage's tasks are done.
+	// Kill it once 12 of the 40 of the slow stage's tasks are done.
 	deadline := time.Now().Add(30 * time.Second)
-	for len(markerLines(t, marker)) < 8 {
+	for len(markerLines(t, marker)) < 12 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("apply made no progress:\n%s", log.String())
@@ -103,7 +103,7 @@ output "sum" {
 	}
 	_ = cmd.Wait()
 	before := markerLines(t, marker)
-	if len(before) >= 24 {
+	if len(before) >= 40 {
 		t.Fatalf("the stage finished before the kill; nothing to resume")
 	}
 
@@ -123,13 +123,13 @@ output "sum" {
 	for _, m := range after {
 		counts[m]++
 	}
-	if len(counts) != 24 {
-		t.Errorf("%d distinct tasks ran, want 24", len(counts))
+	if len(counts) != 40 {
+		t.Errorf("%d distinct tasks ran, want 40", len(counts))
 	}
 	// A task that finished but had not been recorded when the process died may run
 	// again; at most the tasks in flight at the kill can. Everything recorded before
 	// the kill must not.
-	redone := len(after) - 24
+	redone := len(after) - 40
 	if redone > len(before)/2 {
 		t.Errorf("%d of %d tasks completed before the kill ran again:\n%s", redone, len(before), strings.Join(after, " "))
 	}
