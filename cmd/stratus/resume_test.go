@@ -89,7 +89,7 @@ output "sum" {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it once 12 of the 40 of the slow stage's tasks are done.
+	// Kill it once 12 of the slow stage's 40 tasks are done.
 	deadline := time.Now().Add(30 * time.Second)
 	for len(markerLines(t, marker)) < 12 {
 		if time.Now().After(deadline) {
