@@ -53,7 +53,7 @@ train "final" {
   optimizer     = "adagrad"
   learning_rate = grid_search.tune.best.params.learning_rate
   l2            = 0.0001
-  epochs        = 10
+  epochs        = 30
 }
 
 output "best_params" {
