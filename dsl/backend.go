@@ -34,10 +34,14 @@ type LocalBackend struct {
 	PSStoreShards  int    `hcl:"psstore_shards,optional"`
 	Blob           string `hcl:"blob,optional"` // blob store URI; default .stratus/blobs
 	MemoryMB       int    `hcl:"memory_mb,optional"`
+	// KillEvery rehearses worker churn: functions are killed at random, on average
+	// after this long (see local.Options.KillEvery). Off when empty.
+	KillEvery string `hcl:"kill_every,optional"`
 	// Parsed durations; untagged, so gohcl does not decode them (it has no "-" tag
 	// and would treat one as a required attribute named "-").
 	TaskTimeoutD time.Duration
 	LifetimeD    time.Duration
+	KillEveryD   time.Duration
 }
 
 // LambdaBackend configures AWS Lambda with S3 and remote psstore shards.
@@ -153,6 +157,7 @@ func (l *LocalBackend) validate(bk *Backend) hcl.Diagnostics {
 	diags = append(diags, positive(bk, "memory_mb", l.MemoryMB, 0)...)
 	diags = append(diags, duration(bk, "task_timeout", l.TaskTimeout, &l.TaskTimeoutD)...)
 	diags = append(diags, duration(bk, "lifetime", l.Lifetime, &l.LifetimeD)...)
+	diags = append(diags, duration(bk, "kill_every", l.KillEvery, &l.KillEveryD)...)
 	if l.Blob != "" && !strings.HasPrefix(l.Blob, "file://") && !strings.HasPrefix(l.Blob, "s3://") && !strings.HasPrefix(l.Blob, "/") {
 		diags = append(diags, backendDiag(bk, "blob", "Invalid blob store",
 			fmt.Sprintf("blob = %q must be a file:// or s3:// URI, or an absolute directory.", l.Blob)))

@@ -52,7 +52,7 @@ func (c *cli) newRuntime(ctx context.Context, p *planner.Plan, dir, override str
 			lb = defaultLocal(lb)
 		}
 		envs := taskenv.New()
-		be := local.New(registry, envs, local.Options{MaxConcurrency: lb.MaxConcurrency, MemoryMB: lb.MemoryMB})
+		be := local.New(registry, envs, local.Options{MaxConcurrency: lb.MaxConcurrency, MemoryMB: lb.MemoryMB, KillEvery: lb.KillEveryD})
 		te := operators.TaskEnv{Blob: cfg.BlobURI(absDir(stateDir(dir)))}
 		rt := &runtime{
 			backend:     be,

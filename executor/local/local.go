@@ -6,7 +6,9 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
@@ -24,6 +26,10 @@ type Options struct {
 	MemoryMB int
 	// CloseTimeout bounds how long Close waits for abandoned attempts.
 	CloseTimeout time.Duration
+	// KillEvery, when positive, rehearses churn: each attempt is killed (its context
+	// cancelled, its result lost) after a random, exponentially distributed time with
+	// this mean, as a provider reclaiming functions would. The runner retries it.
+	KillEvery time.Duration
 }
 
 // Backend runs tasks on goroutines.
@@ -49,6 +55,9 @@ func New(reg *operators.Registry, envs *taskenv.Factory, opts Options) *Backend 
 	}
 	return &Backend{reg: reg, envs: envs, opts: opts}
 }
+
+// errKilled is the cause of an attempt killed by KillEvery.
+var errKilled = errors.New("function killed (kill_every churn rehearsal)")
 
 // Name is "local".
 func (b *Backend) Name() string { return "local" }
@@ -76,6 +85,14 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 	type outcome struct {
 		res []byte
 		err error
+	}
+	if b.opts.KillEvery > 0 {
+		after := time.Duration(rand.ExpFloat64() * float64(b.opts.KillEvery))
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		kill := time.AfterFunc(after, func() { cancel(errKilled) })
+		defer kill.Stop()
+		defer cancel(nil)
 	}
 	ch := make(chan outcome, 1)
 	start := time.Now()
@@ -108,6 +125,9 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 		return &res, usage, nil
 	case <-ctx.Done():
 		usage.Duration = time.Since(start)
+		if errors.Is(context.Cause(ctx), errKilled) {
+			return nil, usage, fmt.Errorf("task %s: %w after %s", t.Name(), errKilled, usage.Duration.Round(time.Millisecond))
+		}
 		return nil, usage, fmt.Errorf("task %s abandoned: %w", t.Name(), ctx.Err())
 	}
 }

@@ -5,8 +5,10 @@
 # held-out file of ROWS/10 rows from the same ground truth, runs
 #   liblinear-train -s 0 -c 0.1 (parse + train) and liblinear-predict -b 1,
 # takes liblinear's test log loss, and runs `stratus apply` (load + train on the
-# embedded default) until its test log loss is within 1% of liblinear's. Prints wall
-# time, peak memory and test log loss of both, and the ratios.
+# embedded default) until its test log loss is within 1% of liblinear's — once
+# undisturbed and once with churn: functions killed at random and workers relaunched
+# at a 3 s lifetime. Prints wall time, peak memory and test log loss of each, and the
+# ratios to liblinear.
 #
 # Needs liblinear-tools (apt-get install liblinear-tools) and GNU time (/usr/bin/time).
 # Environment: ROWS, BENCH_DIR (kept if set), STRATUS (default bin/stratus),
@@ -53,8 +55,14 @@ ll_loss=$(logloss pred.ll test.svm)
 read -r ll_wall ll_kb < ll.time
 target=$(awk -v l="$ll_loss" 'BEGIN { printf "%.5f", l * 1.01 }')
 
-mkdir -p pipeline
-cat > pipeline/main.hcl <<HCL
+# run_stratus NAME BACKEND TRAIN_EXTRA: apply load + train in DIR/NAME; sets
+# st_wall, st_kb, st_loss, st_log.
+run_stratus() {
+  local name=$1 backend=$2 extra=$3
+  mkdir -p "$name"
+  cat > "$name/main.hcl" <<HCL
+$backend
+
 load "clicks" {
   source      = "../train.svm"
   test_source = "../test.svm"
@@ -70,20 +78,39 @@ train "ctr" {
   epochs         = 5
   target_logloss = $target
   eval_interval  = "1s"
+$extra
 }
 
 output "test_logloss" { value = train.ctr.metrics.test_logloss }
 HCL
-rm -rf pipeline/.stratus
-echo "stratus apply (load + train to test logloss $target) ..." >&2
-/usr/bin/time -f "%e %M" -o st.time "$stratus" apply -auto-approve -no-color pipeline > apply.log 2>&1 || { cat apply.log >&2; exit 1; }
-st_loss=$("$stratus" output -json pipeline test_logloss)
-read -r st_wall st_kb < st.time
-breakdown=$(grep -o 'per iteration p50 .*' apply.log | head -1)
+  rm -rf "$name/.stratus"
+  echo "stratus apply $name (load + train to test logloss $target) ..." >&2
+  /usr/bin/time -f "%e %M" -o "$name.time" "$stratus" apply -auto-approve -no-color "$name" > "$name.log" 2>&1 || { cat "$name.log" >&2; exit 1; }
+  st_loss=$("$stratus" output -json "$name" test_logloss)
+  read -r st_wall st_kb < "$name.time"
+  st_log="$name.log"
+}
+
+run_stratus plain "" ""
+p_wall=$st_wall p_kb=$st_kb p_loss=$st_loss
+breakdown=$(grep -o 'per iteration p50 .*' "$st_log" | head -1)
+
+# The same with churn: every function killed at random (on average after 10 s) and
+# workers handing over to a new generation every 3 s.
+run_stratus churn 'backend "local" {
+  kill_every = "10s"
+}' '  lifetime       = "3s"
+  retries        = 20'
+c_wall=$st_wall c_kb=$st_kb c_loss=$st_loss
+killed=$(grep -c 'function killed' churn.log || true)
+relaunched=$(grep -c 'reached its lifetime' churn.log || true)
 
 printf '\n%d training rows (%s MB), %d test rows; Bayes logloss %s\n\n' "$rows" "$(du -m train.svm | cut -f1)" $((rows / 10)) "$bayes"
-printf '%-34s %10s %12s %14s\n' "" "wall (s)" "peak (MB)" "test logloss"
-printf '%-34s %10.2f %12d %14.5f\n' "liblinear -s 0 -c 0.1 (parse+train)" "$ll_wall" $((ll_kb / 1024)) "$ll_loss"
-printf '%-34s %10.2f %12d %14.5f\n' "stratus apply (load+train)" "$st_wall" $((st_kb / 1024)) "$st_loss"
-printf '%-34s %10.2f %12.2f %14s\n' "stratus / liblinear" "$(awk -v a="$st_wall" -v b="$ll_wall" 'BEGIN{print a/b}')" "$(awk -v a="$st_kb" -v b="$ll_kb" 'BEGIN{print a/b}')" "target $target"
-printf '\nstratus workers: %s\n' "$breakdown"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+printf '%-40s %10s %12s %14s %18s\n' "" "wall (s)" "peak (MB)" "test logloss" "vs liblinear"
+printf '%-40s %10.2f %12d %14.5f\n' "liblinear -s 0 -c 0.1 (parse+train)" "$ll_wall" $((ll_kb / 1024)) "$ll_loss"
+printf '%-40s %10.2f %12d %14.5f %8s× %5s× mem\n' "stratus apply (load+train)" "$p_wall" $((p_kb / 1024)) "$p_loss" "$(ratio "$p_wall" "$ll_wall")" "$(ratio "$p_kb" "$ll_kb")"
+printf '%-40s %10.2f %12d %14.5f %8s× %5s× mem\n' "stratus apply with churn" "$c_wall" $((c_kb / 1024)) "$c_loss" "$(ratio "$c_wall" "$ll_wall")" "$(ratio "$c_kb" "$ll_kb")"
+printf '\ntarget: test logloss within 1%% of liblinear (%s)\n' "$target"
+printf 'churn: %s functions killed and retried, %s workers relaunched at their 3 s lifetime\n' "$killed" "$relaunched"
+printf 'stratus workers: %s\n' "$breakdown"
