@@ -18,7 +18,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 .PHONY: all build test test-short race lint demo tools proto proto-tools web clean \
-	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-train
+	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-train bench-tune
 
 all: lint build test
 
@@ -47,7 +47,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-train
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-train bench-tune
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -57,7 +57,7 @@ bench-data:
 	$(GO) test -run '^$$' -bench . ./dataset/partition/
 
 bench-load: build
-	STRATUS=bin/stratus operators/load/bench.sh
+	STRATUS=$(CURDIR)/bin/stratus operators/load/bench.sh
 
 bench-psstore:
 	$(GO) test -run '^$$' -bench PullPush -benchtime 5000x ./psstore/
@@ -68,7 +68,7 @@ bench-executor: tools
 
 bench-train: build
 	$(GO) test -run '^$$' -bench Iteration -benchtime 20000x ./operators/train/
-	STRATUS=bin/stratus operators/train/bench.sh
+	STRATUS=$(CURDIR)/bin/stratus operators/train/bench.sh
 
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).
@@ -90,6 +90,10 @@ $(TOOLS)/.rie-$(RIE_VERSION):
 # so building stratus never needs Node.
 web:
 	cd dashboard/web && npm ci && npm run build
+
+# Trials per minute on the a9a grid under each early-stopping rule, side by side.
+bench-tune:
+	$(GO) test -run '^$$' -bench GridSearchA9A -benchtime 3x ./operators/gridsearch/
 
 # Regenerate psstore's gRPC code (needs Debian's protobuf-compiler).
 proto: proto-tools

@@ -23,6 +23,7 @@ func generatedPipeline(groups int) map[string]string {
 	for g := 0; g < groups; g++ {
 		fmt.Fprintf(&b, `load "g%[1]d" {
   source    = "data/d.svm"
+  format    = "criteo"
   hash_bits = local.bits + %[2]d
 }
 
