@@ -1,11 +1,11 @@
 package executor
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // How the progress outputs render a grid search's trials: the "trial" events of a
@@ -25,7 +25,7 @@ func (r *trialRow) update(e Event) bool {
 	r.status, r.reason = e.Labels["status"], e.Labels["reason"]
 	r.cached = e.Labels["cached"] == "true"
 	if p := e.Labels["params"]; p != "" {
-		r.params = paramsLabel(p)
+		r.params = operators.ParamsText([]byte(p))
 	}
 	r.metrics = e.Metrics
 	return changed
@@ -99,29 +99,6 @@ func (r *trialRow) line() string {
 		line += ": " + strings.Join(figs, ", ")
 	}
 	return line
-}
-
-// paramsLabel renders the "params" label (a JSON object) as k=v pairs in key order.
-func paramsLabel(js string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal([]byte(js), &m) != nil {
-		return js
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		v := string(m[k])
-		var s string
-		if json.Unmarshal(m[k], &s) == nil {
-			v = s
-		}
-		parts[i] = k + "=" + v
-	}
-	return strings.Join(parts, " ")
 }
 
 // trialNote prefixes a trial's note with its ID when the note does not name it.

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratus-ml/stratus/dashboard"
+	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -181,7 +180,7 @@ func writeTrials(w io.Writer, trials []*dashboard.Trial) error {
 		m := t.Metrics
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Stage, t.ID, t.Status,
 			metric(m, "iterations", "%.0f"), loss(m, "test_logloss"), loss(m, "best_logloss"),
-			metric(m, "updates_per_second", "%.0f"), metric(m, "cost_usd", "$%.6f"), paramsText(t.Params), t.Reason)
+			metric(m, "updates_per_second", "%.0f"), metric(m, "cost_usd", "$%.6f"), operators.ParamsText(t.Params), t.Reason)
 	}
 	return tw.Flush()
 }
@@ -204,27 +203,4 @@ func loss(m dashboard.Metrics, name string) string {
 		return "NaN"
 	}
 	return fmt.Sprintf("%.4f", v)
-}
-
-// paramsText renders a trial's parameters as k=v pairs in key order.
-func paramsText(raw json.RawMessage) string {
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-		return string(raw)
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		v, _ := json.Marshal(m[k])
-		parts[i] = k + "=" + string(v)
-	}
-	return strings.Join(parts, " ")
 }

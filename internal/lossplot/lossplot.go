@@ -104,7 +104,7 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 			c := get(e.Labels["trial"])
 			c.Status, c.Reason = e.Labels["status"], e.Labels["reason"]
 			if p := e.Labels["params"]; p != "" {
-				c.Params = paramsText(p)
+				c.Params = operators.ParamsText([]byte(p))
 			}
 		}
 	}
@@ -132,28 +132,6 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 	return out, nil
 }
 
-// paramsText renders a JSON object of parameters as k=v pairs in key order.
-func paramsText(js string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal([]byte(js), &m) != nil {
-		return js
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		v := string(m[k])
-		var s string
-		if json.Unmarshal(m[k], &s) == nil {
-			v = s
-		}
-		parts[i] = k + "=" + v
-	}
-	return strings.Join(parts, " ")
-}
 
 // Formats are the file extensions Save writes.
 var Formats = []string{".png", ".svg", ".pdf"}
