@@ -230,7 +230,10 @@ func (t *TerminalProgress) Event(e Event) {
 				decor.Any(func(decor.Statistics) string {
 					t.view.Lock()
 					defer t.view.Unlock()
-					return t.status[stage]
+					if s := t.status[stage]; s != "" {
+						return "  " + s
+					}
+					return ""
 				}, decor.WCSyncSpaceR),
 			),
 		)
