@@ -17,7 +17,6 @@ import (
 	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/executor/testops"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
@@ -38,20 +37,6 @@ type run struct {
 	err  error
 }
 
-func registry(t testing.TB) *operators.Registry {
-	t.Helper()
-	ops := testops.Operators()
-	for _, n := range builtin.Registry().Names() {
-		op, _ := builtin.Registry().Lookup(n)
-		ops = append(ops, op)
-	}
-	r, err := operators.NewRegistry(ops...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // startRun writes src as a pipeline, plans it, starts its control server on addr
 // and applies it in a goroutine. Cleanup waits for the apply and closes everything.
 func startRun(t *testing.T, src, addr string) *run {
@@ -64,7 +49,7 @@ func startRun(t *testing.T, src, addr string) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry(t)
+	reg := testops.Registry()
 	cfg, diags := dsl.Load(dir, dsl.LoadOptions{Registry: reg})
 	if diags.HasErrors() {
 		t.Fatalf("load: %s", diags.Error())

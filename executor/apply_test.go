@@ -17,26 +17,10 @@ import (
 	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/executor/testops"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
-
-// testRegistry is the built-in operators plus the test operators.
-func testRegistry(t testing.TB) *operators.Registry {
-	t.Helper()
-	ops := testops.Operators()
-	for _, n := range builtin.Registry().Names() {
-		op, _ := builtin.Registry().Lookup(n)
-		ops = append(ops, op)
-	}
-	r, err := operators.NewRegistry(ops...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
 
 // recorder collects events.
 type recorder struct {
@@ -82,7 +66,7 @@ func newHarness(t *testing.T, src string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &harness{t: t, dir: dir, reg: testRegistry(t), st: st}
+	h := &harness{t: t, dir: dir, reg: testops.Registry(), st: st}
 	h.backend = func() executor.Backend {
 		return local.New(h.reg, taskenv.New(), local.Options{MaxConcurrency: 8})
 	}

@@ -13,6 +13,7 @@ import (
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/executor/lambda/lambdatest"
 	"github.com/stratus-ml/stratus/executor/local"
+	"github.com/stratus-ml/stratus/executor/testops"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 )
 
@@ -48,7 +49,7 @@ output "after"    { value = test_map.after.sum }
 
 func TestLambdaMatchesLocal(t *testing.T) {
 	lrec := &recorder{}
-	lb := local.New(testRegistry(t), taskenv.New(), local.Options{MaxConcurrency: 3})
+	lb := local.New(testops.Registry(), taskenv.New(), local.Options{MaxConcurrency: 3})
 	want, lsum, err := applyOn(t, lb, pipeline, lrec)
 	lb.Close()
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/stratus-ml/stratus/executor/lambda/lambdatest"
 	"github.com/stratus-ml/stratus/executor/testops"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -38,22 +37,6 @@ func emulators(t testing.TB, n int, o lambdatest.Options) (*lambdabe.Backend, []
 		}
 	})
 	return be, ems
-}
-
-// testRegistry is the built-in operators plus the test operators, as the test
-// bootstrap has them.
-func testRegistry(t testing.TB) *operators.Registry {
-	t.Helper()
-	ops := testops.Operators()
-	for _, n := range builtin.Registry().Names() {
-		op, _ := builtin.Registry().Lookup(n)
-		ops = append(ops, op)
-	}
-	r, err := operators.NewRegistry(ops...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // task is a test.square task with params p.
@@ -104,7 +87,7 @@ func applyOn(t *testing.T, be executor.Backend, src string, obs executor.Observe
 		t.Fatal(err)
 	}
 	defer st.Close()
-	reg := testRegistry(t)
+	reg := testops.Registry()
 	cfg, diags := dsl.Load(dir, dsl.LoadOptions{Registry: reg})
 	if diags.HasErrors() {
 		t.Fatalf("load: %s", diags.Error())

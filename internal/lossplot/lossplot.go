@@ -132,7 +132,6 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 	return out, nil
 }
 
-
 // Formats are the file extensions Save writes.
 var Formats = []string{".png", ".svg", ".pdf"}
 

@@ -6,16 +6,8 @@ package main
 import (
 	"github.com/stratus-ml/stratus/executor/testops"
 	lambdaruntime "github.com/stratus-ml/stratus/lambda-runtime"
-	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/builtin"
 )
 
 func main() {
-	ops := testops.Operators()
-	reg := builtin.Registry()
-	for _, n := range reg.Names() {
-		op, _ := reg.Lookup(n)
-		ops = append(ops, op)
-	}
-	lambdaruntime.Start(operators.MustRegistry(ops...))
+	lambdaruntime.Start(testops.Registry())
 }
