@@ -66,10 +66,10 @@ type LambdaBackend struct {
 
 // Defaults of the backends.
 const (
-	DefaultMemoryMB   = 1769 // one full vCPU on Lambda
-	DefaultLambdaCap  = 15 * time.Minute
-	DefaultShards     = 2
-	DefaultArchitectu = "arm64"
+	DefaultMemoryMB     = 1769 // one full vCPU on Lambda
+	DefaultLambdaCap    = 15 * time.Minute
+	DefaultShards       = 2
+	DefaultArchitecture = "arm64"
 )
 
 func newBackend(b *hcl.Block) (*Backend, hcl.Diagnostics) {
@@ -93,7 +93,7 @@ func (c *Config) decodeBackend() hcl.Diagnostics {
 	bk := c.Root.Backend
 	if bk == nil {
 		bk = &Backend{Type: "local"}
-		bk.Local.applyDefaults()
+		bk.Local.ApplyDefaults()
 		c.Backend = bk
 		return nil
 	}
@@ -120,7 +120,7 @@ func (c *Config) decodeBackend() hcl.Diagnostics {
 	case "local":
 		diags = append(diags, gohcl.DecodeBody(bk.body, ctx, &bk.Local)...)
 		diags = append(diags, bk.Local.validate(bk)...)
-		bk.Local.applyDefaults()
+		bk.Local.ApplyDefaults()
 	case "lambda":
 		diags = append(diags, gohcl.DecodeBody(bk.body, ctx, &bk.Lambda)...)
 		diags = append(diags, bk.Lambda.validate(bk)...)
@@ -135,7 +135,8 @@ func (c *Config) rootVarsOrEmpty() map[string]cty.Value {
 	return c.rootVars
 }
 
-func (l *LocalBackend) applyDefaults() {
+// ApplyDefaults fills the unset settings of a local backend with their defaults.
+func (l *LocalBackend) ApplyDefaults() {
 	if l.PSStoreShards == 0 {
 		l.PSStoreShards = DefaultShards
 	}
@@ -175,7 +176,7 @@ func (l *LambdaBackend) validate(bk *Backend) hcl.Diagnostics {
 			fmt.Sprintf("Lambda functions take 128 to 10240 MB; got %d.", l.MemoryMB)))
 	}
 	if l.Architecture == "" {
-		l.Architecture = DefaultArchitectu
+		l.Architecture = DefaultArchitecture
 	}
 	if l.Architecture != "arm64" && l.Architecture != "x86_64" {
 		diags = append(diags, backendDiag(bk, "architecture", "Invalid architecture",

@@ -82,8 +82,9 @@ func (r *Registry) Names() []string {
 
 // Dispatch runs task on the handler registered for its kind. It is the one code path
 // every backend uses, inside a goroutine or inside a Lambda function. A panic in the
-// handler becomes an error carrying the panic value and stack, and a result over
-// MaxPayload is refused.
+// handler becomes an error carrying the panic value and stack. Result sizes are
+// checked where results cross a boundary: by the runner, and by the Lambda function
+// before it replies.
 func (r *Registry) Dispatch(ctx context.Context, env Env, task *Task) (res *Result, err error) {
 	h, ok := r.handlers[task.Kind]
 	if !ok {

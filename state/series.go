@@ -38,6 +38,3 @@ func (s *Store) Series(stage string) ([]json.RawMessage, error) {
 	}
 	return out, nil
 }
-
-// DeleteSeries drops a stage's recorded points (before a rerun records new ones).
-func (s *Store) DeleteSeries(stage string) error { return s.deletePrefix(pSeries + stage + "/") }

@@ -41,7 +41,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	return open(dir, false)
+	return open(dir)
 }
 
 // OpenExisting opens the state database in dir if there is one; it returns (nil,
@@ -50,10 +50,10 @@ func OpenExisting(dir string) (*Store, error) {
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return open(dir, false)
+	return open(dir)
 }
 
-func open(dir string, readOnly bool) (*Store, error) {
+func open(dir string) (*Store, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(true).
@@ -66,8 +66,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		WithValueLogFileSize(16 << 20).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20).
-		WithNumCompactors(2).
-		WithReadOnly(readOnly)
+		WithNumCompactors(2)
 	db, err := badger.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -297,8 +296,6 @@ func absDir(dir string) string {
 	}
 	return a
 }
-
-var errNoLambda = errors.New("the lambda backend is not available in this build")
 
 // pipelineBackend returns the backend type to use: the -backend flag or the block.
 func pipelineBackend(cfg *dsl.Config, override string) (string, error) {

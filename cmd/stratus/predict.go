@@ -48,7 +48,7 @@ stage, or a grid_search stage for its best model), or the URI or path of a model
 			if format != "" && format != art.Input.Format.Name {
 				return fmt.Errorf("the model was trained on %s data; -format %s does not match", art.Input.Format.Name, format)
 			}
-			p, err := train.NewPredictor(ctx, art, w, func(ctx context.Context, uri string) (storeHandle, error) {
+			p, err := train.NewPredictor(ctx, art, w, func(ctx context.Context, uri string) (blob.Store, error) {
 				return blobs.Open(ctx, uri, blobs.Options{})
 			})
 			if err != nil {
@@ -134,7 +134,7 @@ func resolveModel(model, dir string) (string, error) {
 
 // openObject opens the store holding the object at uri (file://, s3:// or a path)
 // and returns the object's key in it.
-func openObject(ctx context.Context, uri string) (storeHandle, string, error) {
+func openObject(ctx context.Context, uri string) (blob.Store, string, error) {
 	dirURI, key := path.Split(uri)
 	if dirURI == "" {
 		dirURI = "."
@@ -145,6 +145,3 @@ func openObject(ctx context.Context, uri string) (storeHandle, string, error) {
 	}
 	return st, key, nil
 }
-
-// storeHandle is the blob store type predict works with.
-type storeHandle = blob.Store

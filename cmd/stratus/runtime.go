@@ -49,7 +49,7 @@ func (c *cli) newRuntime(ctx context.Context, p *planner.Plan, dir, override str
 		lb := cfg.Backend.Local
 		if cfg.Backend.Type != "local" {
 			lb = dsl.LocalBackend{}
-			lb = defaultLocal(lb)
+			lb.ApplyDefaults()
 		}
 		envs := taskenv.New()
 		be := local.New(registry, envs, local.Options{MaxConcurrency: lb.MaxConcurrency, MemoryMB: lb.MemoryMB, KillEvery: lb.KillEveryD})
@@ -72,10 +72,8 @@ func (c *cli) newRuntime(ctx context.Context, p *planner.Plan, dir, override str
 			rt.services = envs.Services(rt.env)
 		}
 		return rt, nil
-	case "lambda":
+	default: // "lambda": pipelineBackend allows nothing else
 		return c.lambdaRuntime(ctx, p, dir)
-	default:
-		return nil, fmt.Errorf("%w yet", errNoLambda)
 	}
 }
 
@@ -106,19 +104,4 @@ func (r *runtime) startPSStore(ctx context.Context, dir string, n int) error {
 	r.env.PSStore, r.env.Token = lc.Addrs(), lc.Token()
 	r.closers = append(r.closers, lc.Close)
 	return nil
-}
-
-// defaultLocal fills a local backend's defaults, for -backend local on a pipeline
-// that declares another backend.
-func defaultLocal(l dsl.LocalBackend) dsl.LocalBackend {
-	if l.MemoryMB == 0 {
-		l.MemoryMB = dsl.DefaultMemoryMB
-	}
-	if l.LifetimeD == 0 {
-		l.LifetimeD = dsl.DefaultLambdaCap
-	}
-	if l.TaskTimeoutD == 0 {
-		l.TaskTimeoutD = l.LifetimeD + time.Minute
-	}
-	return l
 }

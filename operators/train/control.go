@@ -93,14 +93,14 @@ func (p *phases) add(o phases) {
 
 func (c control) putWorker(ctx context.Context, s workerStats) error {
 	b, _ := json.Marshal(s)
-	return c.ps.Put(ctx, c.prefix+"worker/"+itoa(s.Worker), b)
+	return c.ps.Put(ctx, c.prefix+"worker/"+strconv.Itoa(s.Worker), b)
 }
 
 // workers returns every worker's latest published stats.
 func (c control) workers(ctx context.Context, n int) ([]workerStats, error) {
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = c.prefix + "worker/" + itoa(i)
+		keys[i] = c.prefix + "worker/" + strconv.Itoa(i)
 	}
 	vals, err := c.ps.MultiGet(ctx, keys)
 	if err != nil {
@@ -173,5 +173,3 @@ func (c control) latestEval(ctx context.Context) (*evalPoint, error) {
 	}
 	return fromJSONSafe(p), nil
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

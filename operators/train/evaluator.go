@@ -3,7 +3,9 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -119,7 +121,7 @@ func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit) (
 	for {
 		b, err := it.Next()
 		if err != nil {
-			if isEOF(err) {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			return nil, fmt.Errorf("read test data: %w", err)

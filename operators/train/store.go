@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
@@ -61,5 +59,3 @@ func setupTask(ctx context.Context, env operators.Env, model, unitsKey string) (
 	}
 	return &taskShared{store: store, ps: ps, ctl: newControl(ps, model), units: units}, nil
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }
