@@ -70,7 +70,7 @@ type HubOptions struct {
 
 // DefaultFunctionPrice is the executor's default function: 1769 MB at the Lambda
 // arm64 price.
-const DefaultFunctionPrice = 1769.0 / 1024 * executor.PriceGBSecondARM
+const DefaultFunctionPrice = executor.DefaultMemoryMB / 1024.0 * executor.PriceGBSecondARM
 
 // NewHub returns a Hub for an apply of o.Plan.
 func NewHub(o HubOptions) *Hub {

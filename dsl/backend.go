@@ -166,33 +166,40 @@ func (l *LocalBackend) validate(bk *Backend) hcl.Diagnostics {
 	return diags
 }
 
-func (l *LambdaBackend) validate(bk *Backend) hcl.Diagnostics {
-	var diags hcl.Diagnostics
+// ApplyDefaults fills the unset settings of a Lambda backend with their defaults:
+// 1769 MB (one vCPU), arm64, Lambda's 15-minute cap, and a lifetime that leaves a
+// twentieth of the timeout to hand over.
+func (l *LambdaBackend) ApplyDefaults() {
 	if l.MemoryMB == 0 {
 		l.MemoryMB = DefaultMemoryMB
 	}
+	if l.Architecture == "" {
+		l.Architecture = DefaultArchitecture
+	}
+	if l.TimeoutD == 0 {
+		l.TimeoutD = DefaultLambdaCap
+	}
+	if l.LifetimeD == 0 || l.LifetimeD > l.TimeoutD {
+		l.LifetimeD = l.TimeoutD - l.TimeoutD/20
+	}
+}
+
+func (l *LambdaBackend) validate(bk *Backend) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	diags = append(diags, duration(bk, "timeout", l.Timeout, &l.TimeoutD)...)
+	diags = append(diags, duration(bk, "lifetime", l.Lifetime, &l.LifetimeD)...)
+	l.ApplyDefaults()
 	if l.MemoryMB < 128 || l.MemoryMB > 10240 {
 		diags = append(diags, backendDiag(bk, "memory_mb", "Invalid memory size",
 			fmt.Sprintf("Lambda functions take 128 to 10240 MB; got %d.", l.MemoryMB)))
-	}
-	if l.Architecture == "" {
-		l.Architecture = DefaultArchitecture
 	}
 	if l.Architecture != "arm64" && l.Architecture != "x86_64" {
 		diags = append(diags, backendDiag(bk, "architecture", "Invalid architecture",
 			fmt.Sprintf("architecture must be \"arm64\" or \"x86_64\"; got %q.", l.Architecture)))
 	}
-	diags = append(diags, duration(bk, "timeout", l.Timeout, &l.TimeoutD)...)
-	if l.TimeoutD == 0 {
-		l.TimeoutD = DefaultLambdaCap
-	}
 	if l.TimeoutD > DefaultLambdaCap {
 		diags = append(diags, backendDiag(bk, "timeout", "Timeout over Lambda's limit",
 			fmt.Sprintf("Lambda functions run at most 15m; got %s.", l.TimeoutD)))
-	}
-	diags = append(diags, duration(bk, "lifetime", l.Lifetime, &l.LifetimeD)...)
-	if l.LifetimeD == 0 || l.LifetimeD > l.TimeoutD {
-		l.LifetimeD = l.TimeoutD - l.TimeoutD/20 // leave time to hand over
 	}
 	diags = append(diags, positive(bk, "max_concurrency", l.MaxConcurrency, 0)...)
 	b := strings.TrimPrefix(l.Bucket, "s3://")

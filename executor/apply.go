@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -266,7 +267,7 @@ func (o *Options) defaults() {
 		o.Observer = Observers(nil)
 	}
 	if o.MemoryMB <= 0 {
-		o.MemoryMB = 1769
+		o.MemoryMB = DefaultMemoryMB
 	}
 	if o.Router == nil {
 		o.Router = NewRouter()
@@ -287,7 +288,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		if runner != nil {
 			runner.mu.Lock()
 			ss.Tasks, ss.Retries, ss.Resumed, ss.GBSeconds = runner.tasks, runner.retried, runner.resumed, runner.gbSeconds
-			ss.CostUSD = runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest
+			ss.CostUSD = runner.cost(o.PriceGBSecond)
 			runner.mu.Unlock()
 		}
 		switch {
@@ -366,7 +367,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Address: sp.Address, Operator: sp.Operator, Version: sp.Version, Key: sp.Key,
 		Params: recordedParams(sp.Params, cfgVal), Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
-		GBSeconds: runner.gbSeconds, CostUSD: runner.gbSeconds*o.PriceGBSecond + float64(runner.requests)*PricePerRequest,
+		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.PriceGBSecond),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics,
 	}
 	runner.mu.Unlock()
@@ -400,12 +401,5 @@ func formatDiags(p *planner.Plan, diags hcl.Diagnostics) string {
 
 func joinAddrs(a []string) string {
 	sort.Strings(a)
-	s := ""
-	for i, x := range a {
-		if i > 0 {
-			s += ", "
-		}
-		s += x
-	}
-	return s
+	return strings.Join(a, ", ")
 }

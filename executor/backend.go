@@ -6,8 +6,10 @@ package executor
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/operators"
 )
 
@@ -38,9 +40,30 @@ func (u Usage) GBSeconds() float64 {
 	return u.Duration.Seconds() * float64(u.MemoryMB) / 1024
 }
 
+// DefaultMemoryMB is a function's memory when none is configured: 1769 MB, the size
+// at which Lambda gives a function one full vCPU.
+const DefaultMemoryMB = dsl.DefaultMemoryMB
+
 // Lambda prices (us-east-1, per GB-second of duration and per request).
 const (
 	PriceGBSecondARM = 0.0000133334
 	PriceGBSecondX86 = 0.0000166667
 	PricePerRequest  = 0.20 / 1e6
 )
+
+// WaitTimeout waits for wg up to d and reports whether it finished. When it times
+// out, the goroutine watching wg stays until wg is done: it exists to wait for
+// attempts whose handlers ignore cancellation, which nothing else can stop.
+func WaitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

@@ -180,13 +180,14 @@ func (r *waveRunner) runTask(ctx context.Context, w *operators.Wave, i, gen int,
 		res, usage, err := r.invoke(ctx, &t, w.LongRunning)
 		r.slots.release()
 		r.account(usage)
+		var doc []byte // the result's JSON, checked and then recorded
 		if err == nil {
-			err = r.check(w, &t, res)
+			doc, err = r.check(w, &t, res)
 		}
 		if err == nil && res.Yield {
 			// The function reached its lifetime: relaunch as the next generation from
 			// the position it handed over. This is not a failure.
-			if perr := r.record(w.Name, i, gen, false, res); perr != nil {
+			if perr := r.record(w.Name, i, gen, false, doc); perr != nil {
 				return nil, perr
 			}
 			r.obs.Event(Event{Time: time.Now(), Type: TaskRelaunch, Stage: r.stage, Wave: w.Name, Index: i, Generation: gen + 1, Duration: usage.Duration})
@@ -194,7 +195,7 @@ func (r *waveRunner) runTask(ctx context.Context, w *operators.Wave, i, gen int,
 			continue
 		}
 		if err == nil {
-			if perr := r.record(w.Name, i, gen, true, res); perr != nil {
+			if perr := r.record(w.Name, i, gen, true, doc); perr != nil {
 				return nil, perr
 			}
 			r.obs.Event(Event{Time: time.Now(), Type: TaskFinished, Stage: r.stage, Wave: w.Name, Index: i, Attempt: attempt, Generation: gen, Duration: usage.Duration, Metrics: res.Metrics})
@@ -247,7 +248,7 @@ func (r *waveRunner) task(w *operators.Wave, spec operators.Task, i, attempt, ge
 func (r *waveRunner) invoke(ctx context.Context, t *operators.Task, longRunning bool) (*operators.Result, Usage, error) {
 	deadline := t.Deadline
 	if longRunning {
-		deadline = deadline.Add(grace(time.Until(t.Deadline)))
+		deadline = deadline.Add(operators.HandOverGrace(time.Until(t.Deadline)))
 	}
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -262,36 +263,34 @@ func (r *waveRunner) invoke(ctx context.Context, t *operators.Task, longRunning 
 	return res, usage, err
 }
 
-// grace is how long past its deadline a long-running attempt may take to hand over.
-func grace(lifetime time.Duration) time.Duration {
-	g := lifetime / 10
-	return min(max(g, 100*time.Millisecond), 30*time.Second)
-}
-
-// check validates a result: present, small, and yielding only in long-running waves.
-func (r *waveRunner) check(w *operators.Wave, t *operators.Task, res *operators.Result) error {
+// check validates a result — present, small, and yielding only in long-running
+// waves — and returns its JSON encoding.
+func (r *waveRunner) check(w *operators.Wave, t *operators.Task, res *operators.Result) ([]byte, error) {
 	if res == nil {
-		return fmt.Errorf("task %s returned no result", t.Name())
+		return nil, fmt.Errorf("task %s returned no result", t.Name())
 	}
 	if res.Yield && !w.LongRunning {
-		return fmt.Errorf("task %s yielded, but wave %q is not long-running", t.Name(), w.Name)
+		return nil, fmt.Errorf("task %s yielded, but wave %q is not long-running", t.Name(), w.Name)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("task %s: result does not encode: %w", t.Name(), err)
+		return nil, fmt.Errorf("task %s: result does not encode: %w", t.Name(), err)
 	}
-	return operators.CheckSize("result of task "+t.Name(), b)
+	return b, operators.CheckSize("result of task "+t.Name(), b)
 }
 
-func (r *waveRunner) record(wave string, i, gen int, final bool, res *operators.Result) error {
-	b, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
+// record saves a task's result (its JSON) under the stage key, for resume.
+func (r *waveRunner) record(wave string, i, gen int, final bool, b []byte) error {
 	if err := r.state.PutTask(r.key, state.TaskRecord{Wave: wave, Index: i, Final: final, Generation: gen, Result: b}); err != nil {
 		return fmt.Errorf("record task %s/%s[%d]: %w", r.stage, wave, i, err)
 	}
 	return nil
+}
+
+// cost is what the stage's attempts so far would cost on Lambda: GB-seconds at
+// price, plus the per-request charge. Call with r.mu held.
+func (r *waveRunner) cost(price float64) float64 {
+	return r.gbSeconds*price + float64(r.requests)*PricePerRequest
 }
 
 func (r *waveRunner) account(u Usage) {

@@ -116,7 +116,7 @@ func taskContext(ctx context.Context, taskDeadline, now time.Time) (context.Cont
 	var end time.Time
 	which := "no deadline"
 	if !taskDeadline.IsZero() {
-		end = taskDeadline.Add(grace(taskDeadline.Sub(now)))
+		end = taskDeadline.Add(operators.HandOverGrace(taskDeadline.Sub(now)))
 		which = "task deadline " + taskDeadline.Format(time.TimeOnly)
 	}
 	if ld, ok := ctx.Deadline(); ok {
@@ -134,12 +134,6 @@ func taskContext(ctx context.Context, taskDeadline, now time.Time) (context.Cont
 	return c, cancel, which
 }
 
-// grace mirrors the executor runner's grace period past a task's deadline (a tenth
-// of the lifetime, between 100 ms and 30 s): the runner keeps waiting that long for
-// a long-running task's hand-over, so the handler may use it.
-func grace(left time.Duration) time.Duration {
-	return min(max(left/10, 100*time.Millisecond), 30*time.Second)
-}
 
 // reserve is the time kept back before the Lambda deadline to send the reply.
 func reserve(left time.Duration) time.Duration {

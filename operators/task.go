@@ -116,3 +116,10 @@ func CheckSize(what string, doc []byte) error {
 	}
 	return nil
 }
+
+// HandOverGrace is how long past its deadline a long-running task with left time to
+// run may take to hand over to its next generation: a tenth of it, between 100 ms and
+// 30 s. The runner waits that long, and the Lambda function lets its handler use it.
+func HandOverGrace(left time.Duration) time.Duration {
+	return min(max(left/10, 100*time.Millisecond), 30*time.Second)
+}

@@ -22,6 +22,7 @@ import (
 func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*runtime, error) {
 	cfg := p.Config
 	endpoints := lambdabe.EndpointsFromEnv()
+	emulated := len(endpoints) > 0
 	var lb dsl.LambdaBackend
 	if cfg.Backend.Type == "lambda" {
 		lb = cfg.Backend.Lambda
@@ -31,15 +32,7 @@ func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*
 	} else if len(endpoints) == 0 {
 		return nil, errors.New("-backend lambda needs a backend \"lambda\" block (function, region, bucket), or emulator endpoints in " + lambdabe.EnvEndpoints)
 	}
-	if lb.MemoryMB == 0 {
-		lb.MemoryMB = dsl.DefaultMemoryMB
-	}
-	if lb.TimeoutD == 0 {
-		lb.TimeoutD = dsl.DefaultLambdaCap
-	}
-	if lb.LifetimeD == 0 {
-		lb.LifetimeD = lb.TimeoutD - lb.TimeoutD/20
-	}
+	lb.ApplyDefaults() // a no-op for a decoded block; the defaults for emulators without one
 	be, err := lambdabe.New(ctx, lambdabe.Options{
 		Function:        lb.Function,
 		Region:          lb.Region,
@@ -62,9 +55,8 @@ func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*
 	// Coordinators run here and reach the run's stores directly.
 	envs := taskenv.New()
 	rt := &runtime{
-		backend:  be,
-		env:      env,
-		services: envs.Services(env),
+		backend: be,
+		env:     env,
 		// An attempt may use the whole function timeout; the runner then gives up.
 		taskTimeout: lb.TimeoutD + 10*time.Second,
 		lifetime:    lb.LifetimeD,
@@ -80,7 +72,7 @@ func (c *cli) lambdaRuntime(ctx context.Context, p *planner.Plan, dir string) (*
 			return nil, errors.New("the backend's psstore shards need their token in STRATUS_PSSTORE_TOKEN (the --token they were started with)")
 		}
 		rt.env = env
-	case needsPSStore(p) && len(lambdabe.EndpointsFromEnv()) > 0:
+	case needsPSStore(p) && emulated:
 		// Emulators run on this machine: serve them local shards.
 		if err := rt.startPSStore(ctx, dir, dsl.DefaultShards); err != nil {
 			rt.Close()

@@ -111,7 +111,7 @@ var _ executor.Backend = (*Backend)(nil)
 // credentials) but makes no request.
 func New(ctx context.Context, opts Options) (*Backend, error) {
 	if opts.MemoryMB <= 0 {
-		opts.MemoryMB = 1769
+		opts.MemoryMB = executor.DefaultMemoryMB
 	}
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = 100
@@ -179,7 +179,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := cfg.Credentials.Retrieve(rctx)
 		cancel()
-		if err != nil || cfg.Credentials == nil {
+		if err != nil {
 			cfg.Credentials = credentials.NewStaticCredentialsProvider("stratus-emulator", "stratus-emulator", "")
 		}
 	}
@@ -207,17 +207,10 @@ func (b *Backend) Slots() int {
 // Close waits up to CloseTimeout for abandoned invocations still holding an
 // endpoint.
 func (b *Backend) Close() error {
-	done := make(chan struct{})
-	go func() {
-		b.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-time.After(b.opts.CloseTimeout):
+	if !executor.WaitTimeout(&b.wg, b.opts.CloseTimeout) {
 		return fmt.Errorf("lambda backend: invocations still running %s after close", b.opts.CloseTimeout)
 	}
+	return nil
 }
 
 // Invoke runs one attempt: it sends t as the payload of a synchronous invocation

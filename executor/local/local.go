@@ -48,7 +48,7 @@ func New(reg *operators.Registry, envs *taskenv.Factory, opts Options) *Backend 
 		opts.MaxConcurrency = 4 * runtime.NumCPU()
 	}
 	if opts.MemoryMB <= 0 {
-		opts.MemoryMB = 1769
+		opts.MemoryMB = executor.DefaultMemoryMB
 	}
 	if opts.CloseTimeout <= 0 {
 		opts.CloseTimeout = 10 * time.Second
@@ -135,15 +135,8 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 // Close waits up to CloseTimeout for attempts still running (abandoned ones
 // included), then reports how many it left behind.
 func (b *Backend) Close() error {
-	done := make(chan struct{})
-	go func() {
-		b.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return b.envs.Close()
-	case <-time.After(b.opts.CloseTimeout):
+	if !executor.WaitTimeout(&b.wg, b.opts.CloseTimeout) {
 		return fmt.Errorf("local backend: tasks still running %s after close (handlers that ignore cancellation)", b.opts.CloseTimeout)
 	}
+	return b.envs.Close()
 }

@@ -2,19 +2,16 @@ package testops
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/planner/canon"
+	"github.com/stratus-ml/stratus/operators/gridsearch"
 )
 
 // trialsSchema is `test_trials`: a stand-in for grid_search that needs no data. It
@@ -46,11 +43,9 @@ const (
 )
 
 type testTrial struct {
-	id     string
-	index  int
-	params map[string]float64
-	pjson  string
-	rate   float64 // how fast the loss falls
+	id    string
+	pjson string
+	rate  float64 // how fast the loss falls
 
 	mu      sync.Mutex // orders this trial's events: no RUNNING after KILLED
 	status  string
@@ -62,15 +57,13 @@ type testTrial struct {
 	cancel  context.CancelFunc
 }
 
-// trialID is "t-" and the first 8 hex digits of the SHA-256 of the parameters
-// canonical encoding, as grid_search makes its trial IDs.
+// trialID is the ID grid_search gives trials with these parameters.
 func trialID(params map[string]float64) string {
 	obj := map[string]cty.Value{}
 	for k, v := range params {
 		obj[k] = cty.NumberFloatVal(v)
 	}
-	sum := sha256.Sum256([]byte(canon.Encode(cty.ObjectVal(obj))))
-	return "t-" + hex.EncodeToString(sum[:4])
+	return gridsearch.TrialID(cty.ObjectVal(obj))
 }
 
 // event emits the trial's current state; call with t.mu held.
@@ -101,7 +94,7 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for i := range trials {
 		p := map[string]float64{"learning_rate": math.Pow(10, -float64(i%4)-1), "seed": float64(i)}
 		b, _ := json.Marshal(p)
-		t := &testTrial{index: i, params: p, pjson: string(b), id: trialID(p), rate: 0.05 + 0.04*float64(i%5), status: trialQueued}
+		t := &testTrial{pjson: string(b), id: trialID(p), rate: 0.05 + 0.04*float64(i%5), status: trialQueued}
 		trials[i], byID[t.id] = t, t
 		t.mu.Lock()
 		t.event(s)
@@ -182,7 +175,6 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 
 	done, killed, best, bestLoss := 0, 0, "", math.Inf(1)
-	sort.Slice(trials, func(i, j int) bool { return trials[i].index < trials[j].index })
 	for _, t := range trials {
 		switch t.status {
 		case trialDone:

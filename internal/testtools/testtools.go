@@ -18,7 +18,7 @@ func Binary(t testing.TB, name string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	if root, ok := repoRoot(); ok {
+	if root, ok := RepoRoot(); ok {
 		p := filepath.Join(root, ".tools", "bin", name)
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
 			return p
@@ -32,9 +32,9 @@ func Binary(t testing.TB, name string) string {
 	return ""
 }
 
-// repoRoot walks up from the working directory (a test's package directory)
+// RepoRoot walks up from the working directory (a test's package directory)
 // to the directory holding go.mod.
-func repoRoot() (string, bool) {
+func RepoRoot() (string, bool) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", false

@@ -42,14 +42,12 @@ const reasonKilled = "killed by user"
 // trial is one configuration of the search and what became of it. Fields below mu
 // are guarded by search.mu.
 type trial struct {
-	id      string
-	params  cty.Value // object of train arguments
-	pjson   string    // params as compact JSON
-	config  cty.Value // the complete train configuration
-	cfg     train.Config
-	key     string // trial cache key
-	workers int
-	run     string // train.RunOptions.Trial: id, or a fresh name after a kill
+	id     string
+	params cty.Value // object of train arguments
+	pjson  string    // params as compact JSON
+	cfg    train.Config
+	key    string // trial cache key: of the complete train configuration
+	run    string // train.RunOptions.Trial: id, or a fresh name after a kill
 
 	status   string
 	reason   string
@@ -203,9 +201,8 @@ func (r *search) makeTrials(ctx context.Context) error {
 			cfg.Workers = w
 			attrs["workers"] = cty.NumberIntVal(int64(w))
 		}
-		t.cfg, t.workers = cfg, cfg.Workers
-		t.config = cty.ObjectVal(attrs)
-		t.key = trialKey(t.config)
+		t.cfg = cfg
+		t.key = trialKey(cty.ObjectVal(attrs))
 		t.run = t.id
 		if n := killed[t.id]; n > 0 {
 			// An earlier run of this stage key killed it; its recorded waves would
@@ -350,11 +347,11 @@ func (r *search) schedule(ctx context.Context, wg *sync.WaitGroup, done chan<- f
 		if r.running >= r.sp.maxParallel {
 			break
 		}
-		if r.used+t.workers > r.budget || r.used+t.workers+r.running+1 > r.capacity {
+		if r.used+t.cfg.Workers > r.budget || r.used+t.cfg.Workers+r.running+1 > r.capacity {
 			continue
 		}
 		r.running++
-		r.used += t.workers
+		r.used += t.cfg.Workers
 		t.status, t.started = statusRunning, time.Now()
 		t.stop = make(chan string, 1)
 		start = append(start, t)
@@ -490,13 +487,18 @@ func (r *search) curve(t *trial) curve {
 
 // value is the objective of an evaluation.
 func (o objective) value(p train.EvalPoint) float64 {
+	return o.of(train.Metrics{Logloss: p.Logloss, Accuracy: p.Accuracy, AUC: p.AUC})
+}
+
+// of picks the objective out of a trial's metrics.
+func (o objective) of(m train.Metrics) float64 {
 	switch o.Metric {
 	case "accuracy":
-		return p.Accuracy
+		return m.Accuracy
 	case "auc":
-		return p.AUC
+		return m.AUC
 	}
-	return p.Logloss
+	return m.Logloss
 }
 
 // ended records a trial's train.Run returning: its status, its workers freed, its
@@ -506,7 +508,7 @@ func (r *search) ended(ctx context.Context, f finished) {
 	var div *train.DivergedError
 	r.mu.Lock()
 	r.running--
-	r.used -= t.workers
+	r.used -= t.cfg.Workers
 	t.ended = time.Now()
 	res := f.res
 	switch {
@@ -566,7 +568,7 @@ func (r *search) ended(ctx context.Context, f finished) {
 func (r *search) record(t *trial) *record {
 	rec := &record{Trial: t.id, Params: json.RawMessage(t.pjson), Status: t.status, Reason: t.reason, Detail: t.detail,
 		Metrics:    metricsJSON{Logloss: jnum(t.metrics.Logloss), Accuracy: jnum(t.metrics.Accuracy), AUC: jnum(t.metrics.AUC)},
-		Iterations: t.iters, Examples: jnum(t.eps), Model: t.model, Seconds: t.ended.Sub(t.started).Seconds(), Workers: t.workers,
+		Iterations: t.iters, Examples: jnum(t.eps), Model: t.model, Seconds: t.ended.Sub(t.started).Seconds(), Workers: t.cfg.Workers,
 		Series: toPoints(t.points), Stage: r.s.Address(), StageKey: r.s.Key(), Finished: t.ended.UTC()}
 	if t.byRule {
 		rec.Policy = r.policy()
@@ -674,13 +676,13 @@ func (r *search) trialEvent(t *trial) operators.Event {
 	if t.cached {
 		labels["cached"] = "true"
 	}
-	m := map[string]float64{"workers": float64(t.workers)}
+	m := map[string]float64{"workers": float64(t.cfg.Workers)}
 	put := func(k string, x float64) {
 		if finiteValue(x) {
 			m[k] = x
 		}
 	}
-	if len(t.points) > 0 || t.final {
+	if t.hasMetrics() {
 		put("test_logloss", t.metrics.Logloss)
 		put("accuracy", t.metrics.Accuracy)
 		put("auc", t.metrics.AUC)
@@ -702,7 +704,7 @@ func (r *search) trialEvent(t *trial) operators.Event {
 	}
 	put("seconds", secs)
 	if secs > 0 && !t.cached {
-		put("cost_usd", r.s.FunctionCost(time.Duration(secs*float64(time.Second)))*float64(t.workers+1))
+		put("cost_usd", r.s.FunctionCost(time.Duration(secs*float64(time.Second)))*float64(t.cfg.Workers+1))
 	}
 	return operators.Event{Kind: "trial", Labels: labels, Metrics: m}
 }
@@ -752,7 +754,7 @@ func firstLine(s string) string {
 	return s
 }
 
-// sortTrials orders trials by the objective, best first; trials without a finite
+// sorted orders trials by the objective, best first; trials without a finite
 // value come last, in their original order.
 func (r *search) sorted() []*trial {
 	out := append([]*trial(nil), r.trials...)
@@ -769,17 +771,12 @@ func (r *search) sorted() []*trial {
 
 // objectiveOf is t's final (or latest) objective, if finite.
 func (r *search) objectiveOf(t *trial) (float64, bool) {
-	if len(t.points) == 0 && !t.final {
+	if !t.hasMetrics() {
 		return 0, false
 	}
-	var v float64
-	switch r.sp.obj.Metric {
-	case "accuracy":
-		v = t.metrics.Accuracy
-	case "auc":
-		v = t.metrics.AUC
-	default:
-		v = t.metrics.Logloss
-	}
+	v := r.sp.obj.of(t.metrics)
 	return v, finiteValue(v)
 }
+
+// hasMetrics reports whether t has been evaluated at least once.
+func (t *trial) hasMetrics() bool { return len(t.points) > 0 || t.final }

@@ -115,7 +115,7 @@ func (r *search) statusCounts() string {
 // metricsValue is t's metrics as operators.MetricsType, or null when it has none.
 // Non-finite figures (a diverged loss) are null.
 func (r *search) metricsValue(t *trial) cty.Value {
-	if len(t.points) == 0 && !t.final {
+	if !t.hasMetrics() {
 		return cty.NullVal(operators.MetricsType)
 	}
 	return cty.ObjectVal(map[string]cty.Value{
@@ -208,12 +208,12 @@ func (r *search) writeTable(ctx context.Context, sorted []*trial, best *trial) (
 		secs := r.seconds(t)
 		rec = append(rec, t.status, t.reason, strconv.FormatBool(t.cached), strconv.FormatBool(isBest),
 			csvNum(t, t.metrics.Logloss), csvNum(t, t.metrics.Accuracy), csvNum(t, t.metrics.AUC),
-			strconv.FormatInt(t.iters, 10), strconv.FormatFloat(secs, 'f', 2, 64), strconv.Itoa(t.workers), t.model)
+			strconv.FormatInt(t.iters, 10), strconv.FormatFloat(secs, 'f', 2, 64), strconv.Itoa(t.cfg.Workers), t.model)
 		_ = w.Write(rec)
 		row := resultRow{Rank: i + 1, Trial: t.id, Best: isBest, Params: json.RawMessage(t.pjson), Status: t.status, Reason: t.reason,
-			Detail: t.detail, Cached: t.cached, Iterations: t.iters, Seconds: math.Round(secs*100) / 100, Workers: t.workers, Model: t.model,
+			Detail: t.detail, Cached: t.cached, Iterations: t.iters, Seconds: math.Round(secs*100) / 100, Workers: t.cfg.Workers, Model: t.model,
 			Metrics: map[string]*float64{}}
-		if len(t.points) > 0 || t.final {
+		if t.hasMetrics() {
 			row.Metrics["test_logloss"] = ptr(t.metrics.Logloss)
 			row.Metrics["accuracy"] = ptr(t.metrics.Accuracy)
 			row.Metrics["auc"] = ptr(t.metrics.AUC)
@@ -250,7 +250,7 @@ func ptr(x float64) *float64 {
 }
 
 func csvNum(t *trial, x float64) string {
-	if len(t.points) == 0 && !t.final {
+	if !t.hasMetrics() {
 		return ""
 	}
 	return strconv.FormatFloat(x, 'g', 6, 64)
@@ -291,7 +291,7 @@ func (r *search) tableText(sorted []*trial, best *trial) string {
 }
 
 func fmtNum(t *trial, x float64) string {
-	if len(t.points) == 0 && !t.final {
+	if !t.hasMetrics() {
 		return "-"
 	}
 	return strconv.FormatFloat(x, 'f', 4, 64)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/internal/testtools"
 )
 
@@ -63,10 +64,11 @@ func Build(t testing.TB, pkg string) string {
 	if p, ok := builds[pkg]; ok {
 		return p
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
+	root, ok := testtools.RepoRoot()
+	if !ok {
+		t.Fatal("no go.mod above the test's directory")
 	}
+	var err error
 	var dir string
 	if shared {
 		if buildDir == "" {
@@ -99,23 +101,6 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // Options configure emulators.
@@ -170,7 +155,7 @@ func Start(t testing.TB, bootstrap string, n int, o Options) []*Emulator {
 		o.Timeout = 30 * time.Second
 	}
 	if o.MemoryMB <= 0 {
-		o.MemoryMB = 1769
+		o.MemoryMB = executor.DefaultMemoryMB
 	}
 	var ems []*Emulator
 	for i := 0; i < n; i++ {
