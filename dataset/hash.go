@@ -22,7 +22,7 @@ const MaxHashBits = 30
 
 // ColumnKey returns the hash key of a column given by position (Criteo).
 func ColumnKey(column int) uint64 {
-	return fmix64(fnvOffset ^ (uint64(column)+1)*golden)
+	return Fmix64(fnvOffset ^ (uint64(column)+1)*golden)
 }
 
 // NamedColumnKey returns the hash key of a column given by name (CSV).
@@ -32,7 +32,7 @@ func NamedColumnKey(name string) uint64 {
 		h ^= uint64(name[i])
 		h *= fnvPrime
 	}
-	return fmix64(h ^ golden)
+	return Fmix64(h ^ golden)
 }
 
 // Hash returns the 64-bit hash of value in the column with the given key.
@@ -42,11 +42,12 @@ func Hash(key uint64, value []byte) uint64 {
 		h ^= uint64(c)
 		h *= fnvPrime
 	}
-	return fmix64(h)
+	return Fmix64(h)
 }
 
-// fmix64 is MurmurHash3's 64-bit finaliser.
-func fmix64(h uint64) uint64 {
+// Fmix64 is MurmurHash3's 64-bit finaliser. Hashes built on it are frozen:
+// changing it changes every hashed feature and every split.
+func Fmix64(h uint64) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

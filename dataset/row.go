@@ -33,13 +33,6 @@ type Row struct {
 	Values  []float32 // Values[k] belongs to Indices[k]; finite
 }
 
-// Reset empties the row, keeping its capacity.
-func (r *Row) Reset() {
-	r.Label = 0
-	r.Indices = r.Indices[:0]
-	r.Values = r.Values[:0]
-}
-
 // Clone returns a deep copy of the row.
 func (r *Row) Clone() Row {
 	return Row{

@@ -134,7 +134,6 @@ func taskContext(ctx context.Context, taskDeadline, now time.Time) (context.Cont
 	return c, cancel, which
 }
 
-
 // reserve is the time kept back before the Lambda deadline to send the reply.
 func reserve(left time.Duration) time.Duration {
 	return min(max(left/20, 0), time.Second)

@@ -117,12 +117,11 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // tokenCreds attaches the token to every RPC. The metadata map is built
 // once and shared: gRPC only reads it.
 type tokenCreds struct {
-	md     map[string]string
-	secure bool
+	md map[string]string
 }
 
-func newTokenCreds(token string, secure bool) *tokenCreds {
-	return &tokenCreds{md: map[string]string{authMetadataKey: "Bearer " + token}, secure: secure}
+func newTokenCreds(token string) *tokenCreds {
+	return &tokenCreds{md: map[string]string{authMetadataKey: "Bearer " + token}}
 }
 
 func (c *tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

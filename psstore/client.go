@@ -51,14 +51,6 @@ func WithPushWindow(n int) Option { return func(o *clientOptions) { o.pushWindow
 // clamped), halving value bytes. The shard still computes in float32.
 func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
 
-// WithMaxKeysPerRequest splits sparse pulls and pushes into requests of at
-// most n keys per shard (default 256 Ki, never more than a shard accepts).
-func WithMaxKeysPerRequest(n int) Option { return func(o *clientOptions) { o.maxKeys = n } }
-
-// WithDialTimeout bounds Dial's handshake with every shard when ctx has no
-// earlier deadline (default 10 s).
-func WithDialTimeout(d time.Duration) Option { return func(o *clientOptions) { o.dialTimeout = d } }
-
 // Client talks to a psstore cluster. It is safe for concurrent use by
 // several goroutines; create one per worker with Dial and Close it when done.
 type Client struct {
@@ -131,7 +123,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		seen[addr] = i
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(creds),
-			grpc.WithPerRPCCredentials(newTokenCreds(o.token, o.tls != nil)),
+			grpc.WithPerRPCCredentials(newTokenCreds(o.token)),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
 			grpc.WithInitialWindowSize(1<<20),
 			grpc.WithInitialConnWindowSize(4<<20),
@@ -170,9 +162,6 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	}
 	return c, nil
 }
-
-// Shards is the number of shards.
-func (c *Client) Shards() int { return len(c.shards) }
 
 // Close closes the connections. It does not wait for pushes in flight: call
 // Flush first to be sure they were applied.

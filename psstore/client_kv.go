@@ -302,8 +302,7 @@ func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []by
 	return nil
 }
 
-// GetFloats returns the float32 vector stored at key (by MergeFloats or
-// PutFloats).
+// GetFloats returns the float32 vector stored at key (by MergeFloats).
 func (c *Client) GetFloats(ctx context.Context, key string) ([]float32, error) {
 	b, err := c.Get(ctx, key)
 	if err != nil {
@@ -314,9 +313,4 @@ func (c *Client) GetFloats(ctx context.Context, key string) ([]float32, error) {
 		return nil, fmt.Errorf("psstore: get floats %q: %w", key, err)
 	}
 	return v, nil
-}
-
-// PutFloats stores vals as a little-endian float32 vector.
-func (c *Client) PutFloats(ctx context.Context, key string, vals []float32) error {
-	return c.Put(ctx, key, floatsToBytes(vals))
 }

@@ -226,8 +226,5 @@ func bytesToFloats(b []byte) ([]float32, error) {
 		return nil, fmt.Errorf("value of %d bytes is not a float32 vector (length must be a multiple of 4)", len(b))
 	}
 	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, nil
+	return out, decodeValues(out, b, false, false)
 }

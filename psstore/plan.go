@@ -37,9 +37,9 @@ type sparsePlan struct {
 	input []uint64
 }
 
-// build prepares the plan for keys over n shards. Cost: O(len(keys)) with a
-// radix sort of the keys (one pass per non-constant key byte: three for
-// keys below 2^20).
+// build prepares the plan for keys over n shards. Cost: O(len(keys)) with an
+// LSD radix sort of the keys in passes of at most 11 bits (two for keys below
+// 2^22; see sort).
 func (p *sparsePlan) build(keys []uint64, n int) {
 	sorted := p.sort(keys)
 	if cap(p.start) < n+1 {

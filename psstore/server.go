@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -206,7 +205,7 @@ func (s *Server) load() error {
 			return err
 		}
 		// Drop chunks of other generations (an interrupted checkpoint).
-		if err := deletePrefixExcept(s.db, []byte(modelPrefix+name+"\x00c"), chunkKeyPrefix(name, meta.Gen)); err != nil {
+		if err := deletePrefixExcept(s.db, chunksPrefix(name), chunkKeyPrefix(name, meta.Gen)); err != nil {
 			return err
 		}
 		m := newModelShard(meta.Spec, meta.ShardIndex, meta.ShardCount)
@@ -260,21 +259,10 @@ func (s *Server) Close() error {
 // AuthFailures is the number of requests refused for a missing or wrong token.
 func (s *Server) AuthFailures() uint64 { return s.auth.failures.Load() }
 
-// Serve runs one shard on lis until ctx is done, then closes it (see
-// Server.Close). It is what the executor's in-process shards run;
-// `stratus psstore serve` does the same in two steps (NewServer, then
-// ServeContext) to report a bad configuration before it announces itself.
-func Serve(ctx context.Context, lis net.Listener, opts ServerOptions) error {
-	s, err := NewServer(opts)
-	if err != nil {
-		lis.Close()
-		return err
-	}
-	return s.ServeContext(ctx, lis)
-}
-
 // ServeContext answers requests on lis until ctx is done or serving fails,
-// then closes the server.
+// then closes the server. `stratus psstore serve` starts a shard in two steps
+// (NewServer, then ServeContext) to report a bad configuration before it announces
+// itself; StartLocal runs in-process shards.
 func (s *Server) ServeContext(ctx context.Context, lis net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(lis) }()
@@ -371,18 +359,6 @@ func (s *Server) model(name string) (*modelShard, error) {
 		return nil, status.Errorf(codes.NotFound, "psstore: model %q does not exist on this shard: create it with CreateModel first", name)
 	}
 	return m, nil
-}
-
-// modelNames lists the shard's models, sorted.
-func (s *Server) modelNames() []string {
-	s.modelsMu.RLock()
-	defer s.modelsMu.RUnlock()
-	names := make([]string, 0, len(s.models))
-	for n := range s.models {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // rpcService implements the gRPC service on a Server.

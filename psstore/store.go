@@ -45,9 +45,12 @@ func kvKey(key []byte) []byte {
 func modelKeyPrefix(name string) []byte { return []byte(modelPrefix + name + "\x00") }
 func modelMetaKey(name string) []byte   { return []byte(modelPrefix + name + "\x00meta") }
 
+// chunksPrefix is the prefix of every checkpoint chunk of a model, of any
+// generation.
+func chunksPrefix(name string) []byte { return []byte(modelPrefix + name + "\x00c") }
+
 func chunkKeyPrefix(name string, gen uint64) []byte {
-	b := []byte(modelPrefix + name + "\x00c")
-	return binary.BigEndian.AppendUint64(b, gen)
+	return binary.BigEndian.AppendUint64(chunksPrefix(name), gen)
 }
 
 func chunkKey(name string, gen uint64, kind byte, i int) []byte {
@@ -232,7 +235,7 @@ func writeCheckpoint(db *badger.DB, m *modelShard, st modelState, prevGen uint64
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(modelMetaKey(name), mb) }); err != nil {
 		return meta, fmt.Errorf("checkpoint model %q: write metadata: %w", name, err)
 	}
-	if err := deletePrefixExcept(db, []byte(modelPrefix+name+"\x00c"), chunkKeyPrefix(name, meta.Gen)); err != nil {
+	if err := deletePrefixExcept(db, chunksPrefix(name), chunkKeyPrefix(name, meta.Gen)); err != nil {
 		return meta, fmt.Errorf("checkpoint model %q: drop previous generation: %w", name, err)
 	}
 	return meta, nil

@@ -50,9 +50,6 @@ func New(dir string) (*Store, error) {
 	return &Store{root: abs}, nil
 }
 
-// Root returns the store's absolute root directory.
-func (s *Store) Root() string { return s.root }
-
 // URI returns "file://" followed by the object's absolute path.
 func (s *Store) URI(key string) string {
 	return "file://" + filepath.ToSlash(filepath.Join(s.root, filepath.FromSlash(key)))

@@ -158,12 +158,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 // Client returns the underlying S3 client.
 func (s *Store) Client() *s3.Client { return s.client }
 
-// Bucket returns the store's bucket.
-func (s *Store) Bucket() string { return s.bucket }
-
-// Prefix returns the store's key prefix ("" or ending in "/").
-func (s *Store) Prefix() string { return s.prefix }
-
 // URI returns "s3://bucket/prefix/key".
 func (s *Store) URI(key string) string { return "s3://" + s.bucket + "/" + s.prefix + key }
 

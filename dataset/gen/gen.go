@@ -322,9 +322,7 @@ func Generate(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 		total.BayesLogloss /= n
 		total.TrueModelLogloss /= n
 		p := float64(total.Positives) / n
-		if p > 0 && p < 1 {
-			total.BaseRateLogloss = -(p*math.Log(p) + (1-p)*math.Log(1-p))
-		}
+		total.BaseRateLogloss = entropy(p)
 	}
 	total.Intercept = m.bias
 	return total, nil
@@ -352,6 +350,15 @@ func genChunk(m *model, cfg Config, k int64, rows int) chunk {
 		} else {
 			st.TrueModelLogloss += -math.Log(max(1-p, 1e-300))
 		}
+		// The row's categorical slots, sorted: the LIBSVM form writes them, and
+		// both forms count their distinct ones.
+		slots = slots[:0]
+		for c := range g.cats {
+			if g.cats[c] != nil {
+				slots = append(slots, g.slot[c])
+			}
+		}
+		sortSlots(slots)
 		start := len(out)
 		out = strconv.AppendInt(out, int64(y), 10)
 		if cfg.Format == FormatCriteo {
@@ -374,13 +381,6 @@ func genChunk(m *model, cfg Config, k int64, rows int) chunk {
 					out = strconv.AppendFloat(out, float64(intFeature(g.ints[j])), 'g', -1, 32)
 				}
 			}
-			slots = slots[:0]
-			for c := range g.cats {
-				if g.cats[c] != nil {
-					slots = append(slots, g.slot[c])
-				}
-			}
-			sortSlots(slots)
 			for a := 0; a < len(slots); {
 				b := a + 1
 				for b < len(slots) && slots[b] == slots[a] {
@@ -400,28 +400,13 @@ func genChunk(m *model, cfg Config, k int64, rows int) chunk {
 				st.NNZ++
 			}
 		}
-		st.NNZ += int64(distinctCats(g, &slots))
+		for k := range slots {
+			if k == 0 || slots[k] != slots[k-1] {
+				st.NNZ++
+			}
+		}
 	}
 	return chunk{data: out, stats: st}
-}
-
-// distinctCats counts the row's distinct categorical slots.
-func distinctCats(g *rowGen, scratch *[]uint32) int {
-	s := (*scratch)[:0]
-	for c := range g.cats {
-		if g.cats[c] != nil {
-			s = append(s, g.slot[c])
-		}
-	}
-	sortSlots(s)
-	n := 0
-	for i := range s {
-		if i == 0 || s[i] != s[i-1] {
-			n++
-		}
-	}
-	*scratch = s
-	return n
 }
 
 func sortSlots(s []uint32) {

@@ -136,15 +136,6 @@ func DecodeAffine(b []byte) (*Affine, error) {
 	return a, nil
 }
 
-// WriteAffine encodes a and stores it at key.
-func WriteAffine(ctx context.Context, st blob.Store, key string, a *Affine) error {
-	data, err := a.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	return putObject(ctx, st, key, data)
-}
-
 // ReadAffine reads and decodes the parameters at key; errors name the object.
 func ReadAffine(ctx context.Context, st blob.Store, key string) (*Affine, error) {
 	data, err := getObject(ctx, st, key)
@@ -195,9 +186,6 @@ func NewTransformer(a *Affine) *Transformer {
 	}
 	return t
 }
-
-// Densified returns how many slots get an entry in every row.
-func (t *Transformer) Densified() int { return len(t.dense) }
 
 func (t *Transformer) apply(i uint32, x float32) float32 {
 	p := int(i >> pageBits)

@@ -3,10 +3,11 @@ package manifest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset"
@@ -29,7 +30,6 @@ type Builder struct {
 	prefix    string
 	w         *partition.Writer
 	stats     *Stats
-	crcs      []uint32
 	nnz       int64
 	positives int64
 
@@ -71,9 +71,6 @@ func (b *Builder) flush(seq int, data []byte) (string, error) {
 	}
 	buf = append(buf[:0], data...)
 	key := partition.KeyFor(b.prefix, seq)
-	// The partition header holds the CRC-32C at offset 12 (see package
-	// partition).
-	b.crcs = append(b.crcs, binary.LittleEndian.Uint32(data[12:16]))
 	select {
 	case b.jobs <- putJob{key: key, data: buf}:
 	case <-b.ctx.Done():
@@ -133,9 +130,6 @@ func (b *Builder) Add(r *dataset.Row) error {
 	return nil
 }
 
-// Rows returns the rows added so far.
-func (b *Builder) Rows() int64 { return b.stats.Rows }
-
 // Abort stops the writer goroutine without flushing the partition being
 // filled; partitions already stored stay. Call it (or Close) on every path.
 func (b *Builder) Abort() { b.stop() }
@@ -152,8 +146,8 @@ func (b *Builder) Close() (*Piece, error) {
 		return nil, err
 	}
 	p := &Piece{Rows: b.stats.Rows, NNZ: b.nnz, Positives: b.positives, Features: b.stats.Features(), Stats: b.stats}
-	for i, pt := range parts {
-		p.Partitions = append(p.Partitions, Partition{Key: pt.Key, Rows: pt.Rows, NNZ: pt.NNZ, Bytes: pt.Bytes, Features: pt.Features, CRC32C: b.crcs[i]})
+	for _, pt := range parts {
+		p.Partitions = append(p.Partitions, Partition{Key: pt.Key, Rows: pt.Rows, NNZ: pt.NNZ, Bytes: pt.Bytes, Features: pt.Features, CRC32C: pt.CRC32C})
 	}
 	return p, nil
 }
@@ -246,4 +240,14 @@ func Assemble(m *Manifest, pieces []*Piece) *Stats {
 	}
 	m.Negatives = m.Rows - m.Positives
 	return stats
+}
+
+// LoadPieces loads the statistics of many pieces (Piece.Load), eight at a time.
+func LoadPieces(ctx context.Context, st blob.Store, pieces []*Piece) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, p := range pieces {
+		g.Go(func() error { return p.Load(gctx, st) })
+	}
+	return g.Wait()
 }

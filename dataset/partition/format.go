@@ -35,6 +35,7 @@ const (
 	magic      = "STRP"
 	version    = 1
 	headerSize = 40
+	crcOffset  = 12 // the CRC-32C field (see the layout above)
 
 	flagAllOnes = 1 << 0
 	knownFlags  = flagAllOnes
@@ -69,6 +70,6 @@ func encodedSize(rows, nnz, width int, allOnes bool) int {
 
 // checksum computes the CRC over data except the CRC field.
 func checksum(data []byte) uint32 {
-	c := crc32.Update(0, castagnoli, data[:12])
-	return crc32.Update(c, castagnoli, data[16:])
+	c := crc32.Update(0, castagnoli, data[:crcOffset])
+	return crc32.Update(c, castagnoli, data[crcOffset+4:])
 }

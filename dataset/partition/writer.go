@@ -20,6 +20,7 @@ type Part struct {
 	NNZ      int    `json:"nnz"`      // stored entries
 	Bytes    int    `json:"bytes"`    // encoded size
 	Features int    `json:"features"` // 1 + the largest slot
+	CRC32C   uint32 `json:"crc32c"`   // the checksum in its header
 }
 
 // FlushFunc stores one encoded partition and returns its key (or any name
@@ -141,9 +142,6 @@ func (w *Writer) Add(r *dataset.Row) error {
 	return nil
 }
 
-// Rows returns the number of rows in the partition being filled.
-func (w *Writer) Rows() int { return len(w.labels) }
-
 // cut encodes and flushes the current partition.
 func (w *Writer) cut() error {
 	nnz := len(w.indices)
@@ -164,7 +162,8 @@ func (w *Writer) cut() error {
 	if err != nil {
 		return fmt.Errorf("partition %d: %w", seq, err)
 	}
-	w.parts = append(w.parts, Part{Seq: seq, Key: key, Rows: len(w.labels), NNZ: nnz, Bytes: len(w.buf), Features: features})
+	w.parts = append(w.parts, Part{Seq: seq, Key: key, Rows: len(w.labels), NNZ: nnz, Bytes: len(w.buf), Features: features,
+		CRC32C: binary.LittleEndian.Uint32(w.buf[crcOffset:])})
 	w.reset()
 	return nil
 }
@@ -183,9 +182,6 @@ func (w *Writer) Close() ([]Part, error) {
 	}
 	return w.parts, nil
 }
-
-// Parts returns the partitions written so far.
-func (w *Writer) Parts() []Part { return w.parts }
 
 // Encode encodes rows into one partition (for tests and small outputs).
 func Encode(rows []dataset.Row) ([]byte, error) {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/partition"
@@ -57,7 +56,6 @@ type Iterator struct {
 	unit int // index of cur's unit in units
 	row  int // next row of cur
 	hi   int // end of the current unit
-	wait time.Duration
 	err  error
 }
 
@@ -112,9 +110,7 @@ func (it *Iterator) Next() (partition.Batch, error) {
 		return partition.Batch{}, it.err
 	}
 	for it.cur == nil || it.row >= it.hi {
-		start := time.Now()
 		f, ok := <-it.ch
-		it.wait += time.Since(start)
 		if !ok {
 			it.err = io.EOF
 			return partition.Batch{}, io.EOF
@@ -150,10 +146,6 @@ func (it *Iterator) Position() (unit, row int) {
 	}
 	return it.unit, it.row
 }
-
-// Wait is the total time Next spent waiting for a partition to arrive: near zero
-// when prefetching keeps ahead of computation.
-func (it *Iterator) Wait() time.Duration { return it.wait }
 
 // Close stops the fetcher and waits for it.
 func (it *Iterator) Close() error {

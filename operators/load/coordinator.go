@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset"
@@ -155,7 +154,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 		}
 	}
-	if err := loadPieces(ctx, run, append(append([]*manifest.Piece(nil), pieces[manifest.Train]...), pieces[manifest.Test]...)); err != nil {
+	if err := manifest.LoadPieces(ctx, run, append(append([]*manifest.Piece(nil), pieces[manifest.Train]...), pieces[manifest.Test]...)); err != nil {
 		return cty.NilVal, err
 	}
 	base := manifest.Manifest{
@@ -195,16 +194,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range []string{manifest.Train, manifest.Test} {
 		m := ms[ds]
 		m.Features = features
-		if m.Rows > 0 {
-			if err := m.PutStats(ctx, run, manifest.Key(s.Key(), ds+".stats"), stats[ds]); err != nil {
-				return cty.NilVal, err
-			}
-		}
-		uri, err := manifest.Write(ctx, run, manifest.Key(s.Key(), ds+".json"), m)
-		if err != nil {
+		if out[ds], err = WriteDataset(ctx, run, s.Key(), m, stats[ds]); err != nil {
 			return cty.NilVal, err
 		}
-		out[ds] = DatasetValue(m, uri)
 		rows += m.Rows
 	}
 	out["rows"] = cty.NumberIntVal(rows)
@@ -227,15 +219,19 @@ func DatasetValue(m *manifest.Manifest, uri string) cty.Value {
 	})
 }
 
-// loadPieces reads the pieces' statistics and partition lists, a few at a
-// time.
-func loadPieces(ctx context.Context, st blob.Store, pieces []*manifest.Piece) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, p := range pieces {
-		g.Go(func() error { return p.Load(gctx, st) })
+// WriteDataset stores a stage's dataset — its statistics (when it has rows), then
+// its manifest, under stages/<stageKey>/ — and returns its output value.
+func WriteDataset(ctx context.Context, run blob.Store, stageKey string, m *manifest.Manifest, st *manifest.Stats) (cty.Value, error) {
+	if m.Rows > 0 {
+		if err := m.PutStats(ctx, run, manifest.Key(stageKey, m.Dataset+".stats"), st); err != nil {
+			return cty.NilVal, err
+		}
 	}
-	return g.Wait()
+	uri, err := manifest.Write(ctx, run, manifest.Key(stageKey, m.Dataset+".json"), m)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return DatasetValue(m, uri), nil
 }
 
 // uploadLocal copies local input files into the run's (remote) store, so

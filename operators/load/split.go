@@ -35,27 +35,18 @@ func (s *splitter) test(r *dataset.Row) bool {
 // those words with explicit constants, so it is the same on every platform;
 // changing it changes every split (bump SplitHash).
 func RowHash(seed uint64, r *dataset.Row) uint64 {
-	h := fmix64(seed ^ 0x5851F42D4C957F2D)
+	h := dataset.Fmix64(seed ^ 0x5851F42D4C957F2D)
 	h = mix(h, math.Float32bits(r.Label))
 	h = mix(h, uint32(len(r.Indices)))
 	for k, i := range r.Indices {
 		h = mix(h, i)
 		h = mix(h, math.Float32bits(r.Values[k]))
 	}
-	return fmix64(h)
+	return dataset.Fmix64(h)
 }
 
 func mix(h uint64, w uint32) uint64 {
 	h ^= uint64(w)
 	h *= 0x9E3779B97F4A7C15
 	return h ^ h>>32
-}
-
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/operators"
@@ -145,14 +144,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		}
 		pieces[refs[i].ds] = append(pieces[refs[i].ds], &p)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, ps := range pieces {
-		for _, p := range ps {
-			g.Go(func() error { return p.Load(gctx, run) })
-		}
-	}
-	if err := g.Wait(); err != nil {
+	if err := manifest.LoadPieces(ctx, run, append(pieces[manifest.Train], pieces[manifest.Test]...)); err != nil {
 		return cty.NilVal, err
 	}
 
@@ -172,16 +164,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			return cty.NilVal, fmt.Errorf("%s: rescaled %d rows of %d (a bug in normalize)", ds, m.Rows, src.Rows)
 		}
 		m.Features = train.Features
-		if m.Rows > 0 {
-			if err := m.PutStats(ctx, run, manifest.Key(s.Key(), ds+".stats"), st); err != nil {
-				return cty.NilVal, err
-			}
-		}
-		uri, err := manifest.Write(ctx, run, manifest.Key(s.Key(), ds+".json"), m)
-		if err != nil {
+		if out[ds], err = load.WriteDataset(ctx, run, s.Key(), m, st); err != nil {
 			return cty.NilVal, err
 		}
-		out[ds] = load.DatasetValue(m, uri)
 		rows += m.Rows
 	}
 	out["rows"] = cty.NumberIntVal(rows)
