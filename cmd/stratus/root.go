@@ -95,6 +95,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.graphCmd(),
 		c.outputCmd(),
 		c.deployCmd(),
+		newPSStoreCmd(),
 		c.plotCmd(),
 		c.versionCmd(),
 		c.trialsCmd(),
