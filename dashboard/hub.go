@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
 )
 
@@ -32,7 +33,8 @@ const (
 // blocks on a subscriber: one that falls subscriberBuffer messages behind is
 // dropped. A Hub is safe for concurrent use.
 type Hub struct {
-	price float64 // USD per function-second
+	pricing  pricing.Pricing
+	memoryMB int
 
 	mu     sync.Mutex
 	run    RunInfo
@@ -60,31 +62,31 @@ type HubOptions struct {
 	// Plan gives the DAG and each stage's action; nil starts with no stages (they
 	// appear as events name them).
 	Plan *planner.Plan
-	// FunctionPrice is what one function costs per second of run time, in USD (memory
-	// in GB × price per GB-second); zero means the executor's default (1769 MB on
-	// Lambda arm64).
-	FunctionPrice float64
+	// Pricing prices functions' run time (zero: pricing.Default()), each function
+	// having MemoryMB (zero: pricing.DefaultMemoryMB).
+	Pricing  pricing.Pricing
+	MemoryMB int
 	// Run describes the apply.
 	Run RunInfo
 }
 
-// DefaultFunctionPrice is the executor's default function: 1769 MB at the Lambda
-// arm64 price.
-const DefaultFunctionPrice = executor.DefaultMemoryMB / 1024.0 * executor.PriceGBSecondARM
-
 // NewHub returns a Hub for an apply of o.Plan.
 func NewHub(o HubOptions) *Hub {
 	h := &Hub{
-		price:  o.FunctionPrice,
-		run:    o.Run,
-		stages: map[string]*stageState{},
-		trials: map[CurveKey]*Trial{},
-		curves: map[CurveKey]*Curve{},
-		rates:  map[CurveKey]float64{},
-		subs:   map[*subscriber]struct{}{},
+		pricing:  o.Pricing,
+		memoryMB: o.MemoryMB,
+		run:      o.Run,
+		stages:   map[string]*stageState{},
+		trials:   map[CurveKey]*Trial{},
+		curves:   map[CurveKey]*Curve{},
+		rates:    map[CurveKey]float64{},
+		subs:     map[*subscriber]struct{}{},
 	}
-	if h.price <= 0 {
-		h.price = DefaultFunctionPrice
+	if h.pricing.PerGBSecond <= 0 {
+		h.pricing = pricing.Default()
+	}
+	if h.memoryMB <= 0 {
+		h.memoryMB = pricing.DefaultMemoryMB
 	}
 	if h.run.Mode == "" {
 		h.run.Mode = "live"
@@ -242,7 +244,12 @@ func (h *Hub) stageCost(st *stageState, now time.Time) float64 {
 	for _, began := range st.active {
 		secs += now.Sub(began).Seconds()
 	}
-	return secs * h.price
+	return h.fnCost(secs)
+}
+
+// fnCost is what one function costs for secs seconds.
+func (h *Hub) fnCost(secs float64) float64 {
+	return h.pricing.Function(time.Duration(secs*float64(time.Second)), h.memoryMB)
 }
 
 // operatorEvent handles an operator's event: trial state, evaluation points, notes.
@@ -362,7 +369,7 @@ func (h *Hub) addPoint(key CurveKey, e executor.Event) Point {
 		if t != nil && t.Metrics["workers"] > 0 {
 			workers = t.Metrics["workers"]
 		}
-		p.CostUSD = h.price * workers * p.T
+		p.CostUSD = h.fnCost(workers * p.T)
 	}
 	// JSON has no NaN or infinity: a point must always encode.
 	p.T, p.CostUSD, p.Updates = fin(p.T), fin(p.CostUSD), fin(p.Updates)

@@ -14,13 +14,15 @@ import (
 
 	"github.com/stratus-ml/stratus/dashboard"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/state"
 )
 
 func TestHubTotals(t *testing.T) {
 	const price = 0.001 // USD per function-second
-	h := dashboard.NewHub(dashboard.HubOptions{FunctionPrice: price})
+	// 1024 MB at price per GB-second: price per function-second.
+	h := dashboard.NewHub(dashboard.HubOptions{Pricing: pricing.Pricing{PerGBSecond: price}, MemoryMB: 1024})
 	t0 := time.Now().Add(-time.Minute)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	ev := func(e executor.Event) { h.Event(e) }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 )
 
@@ -37,19 +37,12 @@ type Usage struct {
 
 // GBSeconds is the attempt's billable memory-time.
 func (u Usage) GBSeconds() float64 {
-	return u.Duration.Seconds() * float64(u.MemoryMB) / 1024
+	return pricing.GBSeconds(u.Duration, u.MemoryMB)
 }
 
 // DefaultMemoryMB is a function's memory when none is configured: 1769 MB, the size
 // at which Lambda gives a function one full vCPU.
-const DefaultMemoryMB = dsl.DefaultMemoryMB
-
-// Lambda prices (us-east-1, per GB-second of duration and per request).
-const (
-	PriceGBSecondARM = 0.0000133334
-	PriceGBSecondX86 = 0.0000166667
-	PricePerRequest  = 0.20 / 1e6
-)
+const DefaultMemoryMB = pricing.DefaultMemoryMB
 
 // WaitTimeout waits for wg up to d and reports whether it finished. When it times
 // out, the goroutine watching wg stays until wg is done: it exists to wait for

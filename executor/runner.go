@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -289,8 +290,8 @@ func (r *waveRunner) record(wave string, i, gen int, final bool, b []byte) error
 
 // cost is what the stage's attempts so far would cost on Lambda: GB-seconds at
 // price, plus the per-request charge. Call with r.mu held.
-func (r *waveRunner) cost(price float64) float64 {
-	return r.gbSeconds*price + float64(r.requests)*PricePerRequest
+func (r *waveRunner) cost(p pricing.Pricing) float64 {
+	return p.Duration(r.gbSeconds) + p.Requests(r.requests)
 }
 
 func (r *waveRunner) account(u Usage) {

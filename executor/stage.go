@@ -8,6 +8,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 )
 
@@ -26,7 +27,8 @@ type stageRun struct {
 	obs      Observer
 	capacity int
 	commands chan operators.Command
-	gbPrice  float64 // USD per second of one function (memory GB × price per GB-second)
+	pricing  pricing.Pricing
+	memoryMB int // each function's memory
 
 	mu      sync.Mutex
 	metrics map[string]float64 // from "summary" events: the stage's headline figures
@@ -46,7 +48,7 @@ func (s *stageRun) summaryMetrics() map[string]float64 {
 	return out
 }
 
-func (s *stageRun) FunctionCost(d time.Duration) float64 { return d.Seconds() * s.gbPrice }
+func (s *stageRun) FunctionCost(d time.Duration) float64 { return s.pricing.Function(d, s.memoryMB) }
 
 var _ operators.Stage = (*stageRun)(nil)
 
