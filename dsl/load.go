@@ -34,6 +34,9 @@ type LoadOptions struct {
 	// AllowMissingVars leaves root variables without a value unknown instead of
 	// reporting them (for `validate`, which checks a pipeline without its inputs).
 	AllowMissingVars bool
+	// Backends decodes the backend block (executor/runtime.Decoder); without it the
+	// block's references are checked but its arguments are left to the runtime.
+	Backends BackendDecoder
 }
 
 // Load parses the pipeline in dir with every module it calls, resolves references
@@ -58,7 +61,7 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	diags = append(diags, cfg.buildNodes(root)...)
 	diags = append(diags, cfg.resolveAll()...)
 	diags = append(diags, cfg.setRootVars(l.parser, opts)...)
-	diags = append(diags, cfg.decodeBackend()...)
+	diags = append(diags, cfg.decodeBackend(opts.Backends)...)
 	cfg.Files = l.parser.Files()
 	return cfg, diags
 }
@@ -260,9 +263,7 @@ func (l *loader) decodeBlock(m *Module, b *hcl.Block) hcl.Diagnostics {
 			m.Calls[c.Name] = c
 		}
 	case "backend":
-		bk, ds := newBackend(b)
-		diags = append(diags, ds...)
-		if bk != nil {
+		if bk := newBackend(b); bk != nil {
 			if m.Backend != nil {
 				return append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,

@@ -13,3 +13,7 @@ func nameSuggestion(given string, candidates []string) string {
 	}
 	return best
 }
+
+// Suggest returns ` Did you mean "x"?` for the candidate closest to name (within
+// an edit distance of three), or "": the hint every "no such name" error ends with.
+func Suggest(name string, candidates []string) string { return suggest(name, candidates) }

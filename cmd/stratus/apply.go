@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -127,7 +128,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		fmt.Fprintln(c.stdout)
 	}
 
-	rt, err := c.newRuntime(ctx, p, dir, f.backend)
+	rt, err := runtime.Open(ctx, p, runtime.Options{Registry: registry, StateDir: absDir(stateDir(dir)), Backend: f.backend})
 	if err != nil {
 		return err
 	}
@@ -146,22 +147,11 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	defer ctl.Close()
 
 	obs, finish := c.observer(f.asJSON)
-	sum, applyErr := executor.Apply(ctx, executor.Options{
-		Plan:          p,
-		State:         st,
-		Backend:       rt.backend,
-		Registry:      registry,
-		Observer:      executor.Observers{obs, ctl.Observer()},
-		Router:        router,
-		TaskEnv:       rt.env,
-		Services:      rt.services,
-		Parallelism:   f.parallelism,
-		Retries:       3,
-		TaskTimeout:   rt.taskTimeout,
-		Lifetime:      rt.lifetime,
-		PriceGBSecond: rt.price,
-		MemoryMB:      rt.memoryMB,
-	})
+	opts := rt.ApplyOptions()
+	opts.Plan, opts.State, opts.Registry = p, st, registry
+	opts.Observer = executor.Observers{obs, ctl.Observer()}
+	opts.Router, opts.Parallelism, opts.Retries = router, f.parallelism, 3
+	sum, applyErr := executor.Apply(ctx, opts)
 	ctl.Close()
 	finish()
 	if f.asJSON {
@@ -295,15 +285,4 @@ func absDir(dir string) string {
 		return dir
 	}
 	return a
-}
-
-// pipelineBackend returns the backend type to use: the -backend flag or the block.
-func pipelineBackend(cfg *dsl.Config, override string) (string, error) {
-	switch override {
-	case "":
-		return cfg.Backend.Type, nil
-	case "local", "lambda":
-		return override, nil
-	}
-	return "", fmt.Errorf("-backend must be local or lambda, not %q", override)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
+	"github.com/stratus-ml/stratus/executor/runtime"
 )
 
 type deployFlags struct {
@@ -65,10 +66,14 @@ func (c *cli) deploy(ctx context.Context, dir string, f deployFlags) error {
 	if !ok {
 		return exitError{1}
 	}
-	if cfg.Backend.Type != "lambda" {
-		return fmt.Errorf("%s: the pipeline's backend is %q; deploy needs a backend \"lambda\" block with function, region, bucket and role", dir, cfg.Backend.Type)
+	settings, diags := runtime.SettingsOf(cfg)
+	if diags.HasErrors() {
+		return diags
 	}
-	lb := cfg.Backend.Lambda
+	if settings.Type != "lambda" {
+		return fmt.Errorf("%s: the pipeline's backend is %q; deploy needs a backend \"lambda\" block with function, region, bucket and role", dir, settings.Type)
+	}
+	lb := settings.Lambda
 	where := cfg.Backend.DeclRange.String()
 	root, err := lambdabe.ModuleRoot(ctx, f.source)
 	if err != nil {

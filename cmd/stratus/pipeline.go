@@ -11,7 +11,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
@@ -35,6 +37,7 @@ func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Con
 		VarFiles:         vf.varFiles,
 		Environ:          os.Environ(),
 		AllowMissingVars: allowMissing,
+		Backends:         runtime.Decoder{},
 	})
 	if diags.HasErrors() {
 		// Report what the graph and evaluation would find too: every problem at once.
@@ -92,7 +95,7 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 
 // buildPlan loads the state (read-only use) and plans cfg.
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
-	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: newRemoteSources(cfg)})
+	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: remoteSources(cfg)})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false
@@ -118,4 +121,14 @@ func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissing
 		return nil, exitError{1}
 	}
 	return p, nil
+}
+
+// remoteSources digests the pipeline's s3:// sources with its backend's S3
+// settings (the local default's when the backend block does not decode).
+func remoteSources(cfg *dsl.Config) planner.SourceDigester {
+	s, diags := runtime.SettingsOf(cfg)
+	if diags.HasErrors() {
+		return runtime.Sources(blobs.Options{})
+	}
+	return runtime.Sources(s.BlobOptions())
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dashboard"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -104,12 +105,13 @@ type controlPlane struct {
 // startControl starts the apply's control server before executor.Apply. With an
 // explicit address (-ui) a failure is an error and the dashboard's URL is printed
 // to w; without one, a failure is a warning and the apply runs without it.
-func (c *cli) startControl(w io.Writer, dir string, p *planner.Plan, st *state.Store, router *executor.Router, rt *runtime, addr string, allowRemote bool) (*controlPlane, error) {
+func (c *cli) startControl(w io.Writer, dir string, p *planner.Plan, st *state.Store, router *executor.Router, rt *runtime.Runtime, addr string, allowRemote bool) (*controlPlane, error) {
 	started := time.Now()
 	hub := dashboard.NewHub(dashboard.HubOptions{
-		Plan:          p,
-		FunctionPrice: float64(rt.memoryMB) / 1024 * rt.price,
-		Run:           dashboard.RunInfo{Mode: "live", Dir: absDir(dir), PID: os.Getpid(), Started: started, CanKill: true},
+		Plan:     p,
+		Pricing:  rt.Pricing,
+		MemoryMB: rt.MemoryMB,
+		Run:      dashboard.RunInfo{Mode: "live", Dir: absDir(dir), PID: os.Getpid(), Started: started, CanKill: true},
 	})
 	// Cached stages show the trials and curves of the run that produced them.
 	for _, sp := range p.Stages {

@@ -16,10 +16,10 @@ import (
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/operators/gridsearch"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
 	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
@@ -79,7 +79,7 @@ func id(params map[string]cty.Value) string { return gridsearch.TrialID(cty.Obje
 func lr(x float64) cty.Value { return cty.NumberFloatVal(x) }
 
 // seriesEvents returns the stage's recorded events of kind ("" for all).
-func seriesEvents(t *testing.T, h *applytest.Harness, stage, kind string) []operators.Event {
+func seriesEvents(t *testing.T, h *runtimetest.Harness, stage, kind string) []operators.Event {
 	t.Helper()
 	raw, err := h.State.Series(stage)
 	if err != nil {
@@ -119,7 +119,7 @@ func statuses(events []operators.Event) map[string][]string {
 // a9a target, the outputs and results table have their shape, the trials' events
 // are in the state, and a downstream train stage trains with the best parameters.
 func TestGridSearchA9A(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(t, "  epochs = 10\n  eval_interval = \"100ms\"", `
+	h := runtimetest.New(t, a9aPipeline(t, "  epochs = 10\n  eval_interval = \"100ms\"", `
 grid_search "tune" {
   train = train.base
   grid = {
@@ -150,7 +150,7 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 		t.Errorf("plan of train.final: learning_rate %+v, want known after apply", fin.Params["learning_rate"])
 	}
 	sum, rec := mustApply(t, h, runOpts{})
-	if got := applytest.Actions(sum); !strings.Contains(got, "grid_search.tune=ran") || !strings.Contains(got, "train.final=ran") {
+	if got := runtimetest.Actions(sum); !strings.Contains(got, "grid_search.tune=ran") || !strings.Contains(got, "train.final=ran") {
 		t.Fatalf("actions: %s", got)
 	}
 	out := h.Output("grid_search.tune")

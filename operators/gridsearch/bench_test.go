@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // BenchmarkGridSearchA9A runs the a9a-tune grid (learning rate 0.01, 0.1, 0.5, 50 ×
@@ -43,7 +43,7 @@ func BenchmarkGridSearchA9A(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for k, pol := range policies {
 			b.StopTimer()
-			h := applytest.New(b, a9aPipeline(b, "  epochs = 20\n  eval_interval = \"200ms\"\n  l2 = 0.0001", fmt.Sprintf(`
+			h := runtimetest.New(b, a9aPipeline(b, "  epochs = 20\n  eval_interval = \"200ms\"\n  l2 = 0.0001", fmt.Sprintf(`
 grid_search "tune" {
   train = train.base
   grid = {

@@ -10,8 +10,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
 )
 
 // trialWatch forwards an apply's trial events to a test goroutine.
@@ -53,7 +53,7 @@ func running(tid string) func(executor.Event) bool {
 // with kill-all: the killed trials are KILLED in the outputs and the state, and the
 // stage completes with the trial that finished.
 func TestKillTrials(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"\n  timeout = \"2m\"", `
+	h := runtimetest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"\n  timeout = \"2m\"", `
 grid_search "tune" {
   train        = train.base
   grid         = { epochs = [2, 1000, 999, 998] }
@@ -140,7 +140,7 @@ func stageErrors(sum *executor.Summary) string {
 }
 
 // trainRuns counts the trials an apply trained: train.Run's workers waves.
-func trainRuns(rec *applytest.Recorder) []string {
+func trainRuns(rec *runtimetest.Recorder) []string {
 	var out []string // the apply has ended: no lock needed
 	for _, e := range rec.Events {
 		if e.Type == executor.WaveStarted && e.Stage == "grid_search.tune" && strings.HasPrefix(e.Wave, "workers-") {
@@ -165,7 +165,7 @@ grid_search "tune" {
 }
 `)
 	}
-	h := applytest.New(t, search(`{ learning_rate = [0.1, 0.5], minibatch = [100] }`, 2))
+	h := runtimetest.New(t, search(`{ learning_rate = [0.1, 0.5], minibatch = [100] }`, 2))
 	_, rec := mustApply(t, h, runOpts{})
 	if got := trainRuns(rec); len(got) != 2 {
 		t.Fatalf("first apply trained %v, want 2 trials", got)
@@ -270,7 +270,7 @@ grid_search "tune" {
 		slots  int
 		most   int
 	}{{"worker_budget = 2", 16, 1}, {"", 7, 2}} {
-		h := applytest.New(t, src(c.budget))
+		h := runtimetest.New(t, src(c.budget))
 		mustApply(t, h, runOpts{slots: c.slots})
 		ts := trials(t, h.Output("grid_search.tune"))
 		var got []string
@@ -308,7 +308,7 @@ func TestEarlyStoppingRulesEndToEnd(t *testing.T) {
     reduction_factor = 2`} {
 		name := strings.Trim(strings.Fields(rule)[2], `"`)
 		t.Run(name, func(t *testing.T) {
-			h := applytest.New(t, a9aPipeline(t, "  epochs = 12\n  eval_interval = \"100ms\"\n  optimizer = \"sgd\"", `
+			h := runtimetest.New(t, a9aPipeline(t, "  epochs = 12\n  eval_interval = \"100ms\"\n  optimizer = \"sgd\"", `
 grid_search "tune" {
   train        = train.base
   grid         = { learning_rate = [0.5, 0.2, 0.0005, 0.0002], minibatch = [20] }
@@ -374,7 +374,7 @@ func TestBadGridSearch(t *testing.T) {
   early_stop { rule = "hyperband" }`, `"hyperband" is not one of`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := applytest.New(t, a9aPipeline(t, "", "grid_search \"tune\" {\n  "+c.block+"\n}\n"))
+			h := runtimetest.New(t, a9aPipeline(t, "", "grid_search \"tune\" {\n  "+c.block+"\n}\n"))
 			_, diags := h.Plan()
 			if !diags.HasErrors() || !strings.Contains(diags.Error(), c.want) {
 				t.Errorf("diagnostics %v, want %q", diags, c.want)
@@ -387,7 +387,7 @@ func TestBadGridSearch(t *testing.T) {
 // runs, then applies again: the finished trial is reused, the interrupted one
 // trains to the end, and the stage completes.
 func TestInterruptedSearchResumes(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
+	h := runtimetest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
 grid_search "tune" {
   train        = train.base
   grid         = { epochs = [2, 40] }
@@ -435,7 +435,7 @@ grid_search "tune" {
 // fails, saying why. The next apply (same stage key) trains the killed trials
 // afresh rather than resuming the killed runs' recorded waves.
 func TestKillAllThenRerun(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
+	h := runtimetest.New(t, a9aPipeline(t, "  epochs = 1\n  eval_interval = \"100ms\"", `
 grid_search "tune" {
   train        = train.base
   grid         = { epochs = [30, 31] }

@@ -9,12 +9,12 @@ import (
 
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/executor"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // stageError applies, expects the apply to fail, and returns the stage's
 // error.
-func stageError(t *testing.T, h *applytest.Harness, stage string) (string, *applytest.Recorder) {
+func stageError(t *testing.T, h *runtimetest.Harness, stage string) (string, *runtimetest.Recorder) {
 	t.Helper()
 	sum, rec, err := h.Apply()
 	if err == nil {
@@ -47,7 +47,7 @@ func a9aLines(t *testing.T, n int) []string {
 func TestLoadFailNamesLine(t *testing.T) {
 	lines := a9aLines(t, 5000)
 	lines[4320] = "+1 3:1 x:2 9:1\n" // line 4321
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "bad" {
   source = "data/bad.svm"
   tasks  = 8
@@ -65,7 +65,7 @@ load "bad" {
 	}
 
 	// Criteo: a row with the wrong number of columns.
-	h = applytest.New(t, `
+	h = runtimetest.New(t, `
 load "bad" {
   source = "clicks.tsv"
   format = "criteo"
@@ -94,7 +94,7 @@ func TestLoadSkipCounts(t *testing.T) {
 		lines[i] = l
 	}
 	lines = append(lines, "# a comment\n", "\n")
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "skip" {
   source   = "data.svm"
   on_error = "skip"
@@ -131,7 +131,7 @@ load "skip" {
 // TestLoadMissingAndEmpty checks inputs that hold nothing to load.
 func TestLoadMissingAndEmpty(t *testing.T) {
 	t.Run("missing at plan", func(t *testing.T) {
-		h := applytest.New(t, `
+		h := runtimetest.New(t, `
 load "x" {
   source = "data/nope.svm"
 }
@@ -144,7 +144,7 @@ load "x" {
 	t.Run("missing at apply", func(t *testing.T) {
 		// The file disappears between plan and apply: the coordinator
 		// reports it before any wave starts.
-		h := applytest.New(t, `
+		h := runtimetest.New(t, `
 load "x" {
   source      = "data/a.svm"
   test_source = "data/b.svm"
@@ -173,7 +173,7 @@ load "x" {
 		{"comments", "# nothing\n\n   \n# here\n", `source "data.svm" holds no rows: 4 line(s), all blank, comments or a header`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := applytest.New(t, `
+			h := runtimetest.New(t, `
 load "x" {
   source = "data.svm"
 }
@@ -186,7 +186,7 @@ load "x" {
 		})
 	}
 	t.Run("all skipped", func(t *testing.T) {
-		h := applytest.New(t, `
+		h := runtimetest.New(t, `
 load "x" {
   source   = "data.svm"
   on_error = "skip"
@@ -199,7 +199,7 @@ load "x" {
 		}
 	})
 	t.Run("csv without label column", func(t *testing.T) {
-		h := applytest.New(t, `
+		h := runtimetest.New(t, `
 load "x" {
   source = "data.csv"
   format = "csv"
@@ -220,7 +220,7 @@ load "x" {
 // TestLoadSchemaChecks: arguments that do not apply to the format are
 // reported at plan time.
 func TestLoadSchemaChecks(t *testing.T) {
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "x" {
   source    = "data.svm"
   hash_bits = 18
@@ -254,7 +254,7 @@ func TestLoadLongLine(t *testing.T) {
 	}
 	lines := a9aLines(t, 2000)
 	content := strings.Join(lines[:1000], "") + long.String() + "-1 3:\xff\xfe\n" + strings.Join(lines[1000:], "")
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "long" {
   source   = "data.svm"
   tasks    = 6

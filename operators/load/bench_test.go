@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/dataset/gen"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // benchRows sets the generated input's size: STRATUS_BENCH_ROWS rows
@@ -80,7 +80,7 @@ func BenchmarkLoadStage(b *testing.B) {
 	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		h := applytest.New(b, fmt.Sprintf("load \"bench\" {\n  source = %q\n}\n", file))
+		h := runtimetest.New(b, fmt.Sprintf("load \"bench\" {\n  source = %q\n}\n", file))
 		p := h.MustPlan()
 		c0 := cpuTime()
 		b.StartTimer()

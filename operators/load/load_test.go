@@ -14,7 +14,7 @@ import (
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/gen"
 	"github.com/stratus-ml/stratus/dataset/manifest"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // testdata returns the absolute path of a file in the repository's testdata.
@@ -55,7 +55,7 @@ func libsvmCounts(t testing.TB, path string) (rows, positives int64) {
 
 func TestLoadA9A(t *testing.T) {
 	train, test := testdata(t, "a9a"), testdata(t, "a9a.t")
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "adult" {
   source      = %q
   test_source = %q
@@ -64,10 +64,10 @@ output "rows"     { value = load.adult.rows }
 output "features" { value = load.adult.features }
 `, train, test))
 	sum, rec := h.MustApply()
-	if got := applytest.Int(sum.Outputs["rows"]); got != 32561+16281 {
+	if got := runtimetest.Int(sum.Outputs["rows"]); got != 32561+16281 {
 		t.Errorf("rows = %d, want 48842", got)
 	}
-	if got := applytest.Int(sum.Outputs["features"]); got != 123 {
+	if got := runtimetest.Int(sum.Outputs["features"]); got != 123 {
 		t.Errorf("features = %d, want 123", got)
 	}
 	val := h.Output("load.adult")
@@ -97,11 +97,11 @@ output "features" { value = load.adult.features }
 		if nnz != m.NNZ {
 			t.Errorf("%s: partitions hold %d entries, manifest says %d", c.ds, nnz, m.NNZ)
 		}
-		applytest.CompareStats(t, c.ds, h.Stats(m), rows)
+		runtimetest.CompareStats(t, c.ds, h.Stats(m), rows)
 		// The rows are the file's, in order: check the first one.
 		first := firstLine(t, c.path)
 		want := parseOne(t, first)
-		if applytest.RowDigests(rows[:1])[0] != applytest.RowDigests([]dataset.Row{want})[0] {
+		if runtimetest.RowDigests(rows[:1])[0] != runtimetest.RowDigests([]dataset.Row{want})[0] {
 			t.Errorf("%s: first row %+v, want %+v (from %q)", c.ds, rows[0], want, first)
 		}
 	}
@@ -139,7 +139,7 @@ func TestLoadCriteoSplit(t *testing.T) {
 	if _, err := gen.Generate(context.Background(), &buf, gen.Config{Rows: rows, Seed: 5, HashBits: 16}); err != nil {
 		t.Fatal(err)
 	}
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "one" {
   source    = "clicks.tsv"
   format    = "criteo"
@@ -174,8 +174,8 @@ load "seed2" {
 		if tr.Rows+te.Rows != rows {
 			t.Errorf("%s: %d + %d rows, want %d in all", stage, tr.Rows, te.Rows, rows)
 		}
-		if applytest.Int(v.GetAttr("rows")) != rows {
-			t.Errorf("%s: rows output %d", stage, applytest.Int(v.GetAttr("rows")))
+		if runtimetest.Int(v.GetAttr("rows")) != rows {
+			t.Errorf("%s: rows output %d", stage, runtimetest.Int(v.GetAttr("rows")))
 		}
 		// A binomial(20000, 0.1) is within 2000 ± 200 with overwhelming probability.
 		if te.Rows < 1800 || te.Rows > 2200 {
@@ -195,9 +195,9 @@ load "seed2" {
 				}
 			}
 		}
-		applytest.CompareStats(t, stage+" train", h.Stats(tr), trRows)
-		applytest.CompareStats(t, stage+" test", h.Stats(te), teRows)
-		return sides{applytest.RowDigests(trRows), applytest.RowDigests(teRows)}, tr, te
+		runtimetest.CompareStats(t, stage+" train", h.Stats(tr), trRows)
+		runtimetest.CompareStats(t, stage+" test", h.Stats(te), teRows)
+		return sides{runtimetest.RowDigests(trRows), runtimetest.RowDigests(teRows)}, tr, te
 	}
 	one, oneTrain, _ := get("load.one")
 	many, manyTrain, _ := get("load.many")
@@ -245,7 +245,7 @@ func TestLoadCSV(t *testing.T) {
 			fmt.Fprintf(&files[f], "%d,%s,%s,%s,%d\r\n", n, age, quoted, income, label)
 		}
 	}
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "people" {
   source    = "data/part-*.csv"
   format    = "csv"
@@ -274,7 +274,7 @@ load "logged" {
 		t.Errorf("manifest: features %d, format %+v, source %+v", m.Features, m.Format, m.Source)
 	}
 	got := h.Rows(m)
-	if g, w := strings.Join(applytest.RowDigests(got), ","), strings.Join(applytest.RowDigests(want), ","); g != w {
+	if g, w := strings.Join(runtimetest.RowDigests(got), ","), strings.Join(runtimetest.RowDigests(want), ","); g != w {
 		t.Errorf("rows differ from the files': got %d rows, first %+v; want %d, first %+v", len(got), got[0], len(want), want[0])
 	}
 	if m.Source.Lines != 302 {
@@ -316,7 +316,7 @@ func TestLoadRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(string(data), "\n")
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "whole" {
   source = "a9a"
   tasks  = 1
@@ -349,10 +349,10 @@ load "tiny1" {
 	h.Write("head.svm", strings.Join(lines[:100], ""))
 	h.MustApply()
 	ref := h.Dataset(h.Output("load.whole").GetAttr("train"))
-	refRows := strings.Join(applytest.RowDigests(h.Rows(ref)), ",")
+	refRows := strings.Join(runtimetest.RowDigests(h.Rows(ref)), ",")
 	for _, stage := range []string{"load.glob", "load.many", "load.dir"} {
 		m := h.Dataset(h.Output(stage).GetAttr("train"))
-		if got := strings.Join(applytest.RowDigests(h.Rows(m)), ","); got != refRows {
+		if got := strings.Join(runtimetest.RowDigests(h.Rows(m)), ","); got != refRows {
 			t.Errorf("%s: rows differ from one range over the whole file (%d rows, want %d)", stage, m.Rows, ref.Rows)
 		}
 		// a9a's values are all 1, so the sums are exact whatever the merge order.
@@ -364,7 +364,7 @@ load "tiny1" {
 		t.Errorf("37 tasks wrote %d partitions of %d objects", len(m.Partitions), len(m.Source.Objects))
 	}
 	tiny, tiny1 := h.Dataset(h.Output("load.tiny").GetAttr("train")), h.Dataset(h.Output("load.tiny1").GetAttr("train"))
-	if tiny.Rows != 100 || strings.Join(applytest.RowDigests(h.Rows(tiny)), ",") != strings.Join(applytest.RowDigests(h.Rows(tiny1)), ",") {
+	if tiny.Rows != 100 || strings.Join(runtimetest.RowDigests(h.Rows(tiny)), ",") != strings.Join(runtimetest.RowDigests(h.Rows(tiny1)), ",") {
 		t.Errorf("400 ranges over 100 lines: %d rows, or rows differ from one range", tiny.Rows)
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/blob/s3blob/miniotest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
 	"github.com/stratus-ml/stratus/operators/load"
 )
 
@@ -52,13 +52,13 @@ normalize "adult" {
 	local, localTest := testdata(t, "a9a"), testdata(t, "a9a.t")
 
 	// The reference: local files, local store.
-	ref := applytest.New(t, pipeline(local, localTest))
+	ref := runtimetest.New(t, pipeline(local, localTest))
 	ref.MustApply()
 	refTrain := ref.Dataset(ref.Output("load.adult").GetAttr("train"))
 	refNorm := ref.Dataset(ref.Output("normalize.adult").GetAttr("train"))
 
 	t.Run("s3 source", func(t *testing.T) {
-		h := applytest.New(t, pipeline("s3://"+bucket+"/data/a9a", "s3://"+bucket+"/data/a9a.t"))
+		h := runtimetest.New(t, pipeline("s3://"+bucket+"/data/a9a", "s3://"+bucket+"/data/a9a.t"))
 		h.MustApply()
 		tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
 		te := h.Dataset(h.Output("load.adult").GetAttr("test"))
@@ -74,7 +74,7 @@ normalize "adult" {
 	})
 
 	t.Run("s3 run store with local source", func(t *testing.T) {
-		h := applytest.New(t, pipeline(local, localTest))
+		h := runtimetest.New(t, pipeline(local, localTest))
 		h.Env = operators.TaskEnv{Blob: "s3://" + bucket + "/run", BlobEndpoint: srv.Endpoint, BlobRegion: srv.Region}
 		_, rec := h.MustApply()
 		tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
@@ -95,12 +95,12 @@ normalize "adult" {
 		if norm.Digest != refNorm.Digest || norm.Normalization == nil {
 			t.Errorf("normalized digest %s, the local run's %s", norm.Digest, refNorm.Digest)
 		}
-		applytest.CompareStats(t, "normalized on s3", h.Stats(norm), h.Rows(norm))
+		runtimetest.CompareStats(t, "normalized on s3", h.Stats(norm), h.Rows(norm))
 
 		// Rerunning with another task count finds the files uploaded.
 		h.Write("main.hcl", strings.Replace(pipeline(local, localTest), "load \"adult\" {", "load \"adult\" {\n  tasks = 2", 1))
 		sum, rec := h.MustApply()
-		if got := applytest.Actions(sum); got != "load.adult=ran normalize.adult=ran" {
+		if got := runtimetest.Actions(sum); got != "load.adult=ran normalize.adult=ran" {
 			t.Errorf("second apply: %s", got)
 		}
 		if notes := strings.Join(rec.Notes("load.adult"), "\n"); strings.Contains(notes, "uploaded") {

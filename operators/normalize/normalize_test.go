@@ -12,7 +12,7 @@ import (
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/executor"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 func testdata(t testing.TB, name string) string {
@@ -30,7 +30,7 @@ type transform map[uint32][2]float64 // slot → scale, offset
 
 func expected(rows []dataset.Row, method string, lo, hi float64, center bool) transform {
 	out := transform{}
-	for i, f := range applytest.Reference(rows) {
+	for i, f := range runtimetest.Reference(rows) {
 		switch method {
 		case "min_max":
 			if f.AllMax > f.AllMin {
@@ -83,7 +83,7 @@ func checkRows(t *testing.T, what string, in, out []dataset.Row, tr transform) {
 		ok := got.Label == in[n].Label && len(got.Indices) == len(want)
 		for k, i := range got.Indices {
 			w, present := want[i]
-			if !present || !applytest.Close(float64(got.Values[k]), w, 2e-6) {
+			if !present || !runtimetest.Close(float64(got.Values[k]), w, 2e-6) {
 				ok = false
 			}
 		}
@@ -102,7 +102,7 @@ type normCase struct {
 }
 
 // checkNormalize checks one normalize stage against its input load stage.
-func checkNormalize(t *testing.T, h *applytest.Harness, input string, c normCase) {
+func checkNormalize(t *testing.T, h *runtimetest.Harness, input string, c normCase) {
 	t.Helper()
 	inTrain := h.Dataset(h.Output(input).GetAttr("train"))
 	inTest := h.Dataset(h.Output(input).GetAttr("test"))
@@ -114,20 +114,20 @@ func checkNormalize(t *testing.T, h *applytest.Harness, input string, c normCase
 	checkRows(t, c.stage+" train", trainRows, gotTrain, tr)
 	// The test set is scaled with the train statistics.
 	checkRows(t, c.stage+" test", testRows, gotTest, tr)
-	applytest.CompareStats(t, c.stage+" train", h.Stats(outTrain), gotTrain)
-	applytest.CompareStats(t, c.stage+" test", h.Stats(outTest), gotTest)
+	runtimetest.CompareStats(t, c.stage+" train", h.Stats(outTrain), gotTrain)
+	runtimetest.CompareStats(t, c.stage+" test", h.Stats(outTest), gotTest)
 
 	// What the scaling is for, measured on the output train rows.
-	ref := applytest.Reference(gotTrain)
+	ref := runtimetest.Reference(gotTrain)
 	for i, p := range tr {
 		f := ref[i]
 		switch c.method {
 		case "min_max":
-			if !applytest.Close(f.AllMin, c.lo, 1e-5) || !applytest.Close(f.AllMax, c.hi, 1e-5) {
+			if !runtimetest.Close(f.AllMin, c.lo, 1e-5) || !runtimetest.Close(f.AllMax, c.hi, 1e-5) {
 				t.Errorf("%s: feature %d spans [%g, %g] after scaling to [%g, %g] (params %v)", c.stage, i, f.AllMin, f.AllMax, c.lo, c.hi, p)
 			}
 		case "standard":
-			if !applytest.Close(f.Variance, 1, 1e-4) || c.center && math.Abs(f.Mean) > 1e-5 {
+			if !runtimetest.Close(f.Variance, 1, 1e-4) || c.center && math.Abs(f.Mean) > 1e-5 {
 				t.Errorf("%s: feature %d has mean %g variance %g after standard scaling", c.stage, i, f.Mean, f.Variance)
 			}
 		}
@@ -154,7 +154,7 @@ func checkNormalize(t *testing.T, h *applytest.Harness, input string, c normCase
 			continue
 		}
 		s, o := params.Lookup(i)
-		if !applytest.Close(s, p[0], 1e-9) || !applytest.Close(o, p[1], 1e-9) {
+		if !runtimetest.Close(s, p[0], 1e-9) || !runtimetest.Close(o, p[1], 1e-9) {
 			t.Errorf("%s: slot %d parameters %g, %g; want %g, %g", c.stage, i, s, o, p[0], p[1])
 		}
 	}
@@ -164,7 +164,7 @@ func checkNormalize(t *testing.T, h *applytest.Harness, input string, c normCase
 }
 
 func TestNormalizeA9A(t *testing.T) {
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "adult" {
   source      = %q
   test_source = %q
@@ -190,7 +190,7 @@ normalize "zc" {
 output "rows" { value = normalize.z.rows }
 `, testdata(t, "a9a"), testdata(t, "a9a.t")))
 	sum, rec := h.MustApply()
-	if got := applytest.Int(sum.Outputs["rows"]); got != 32561+16281 {
+	if got := runtimetest.Int(sum.Outputs["rows"]); got != 32561+16281 {
 		t.Errorf("rows %d", got)
 	}
 	for _, c := range []normCase{
@@ -221,7 +221,7 @@ output "rows" { value = normalize.z.rows }
 // some features negative) split into train and test, and a normalized
 // dataset again (the recorded parameters compose).
 func TestNormalizeRealValues(t *testing.T) {
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "heart" {
   source = %q
   split  = { test = 0.3, seed = 4 }
@@ -273,7 +273,7 @@ normalize "again" {
 			t.Fatalf("row %d: composed parameters give slots %v, the dataset has %v", n, y.Indices, got[n].Indices)
 		}
 		for k := range y.Values {
-			if !applytest.Close(float64(y.Values[k]), float64(got[n].Values[k]), 1e-5) {
+			if !runtimetest.Close(float64(y.Values[k]), float64(got[n].Values[k]), 1e-5) {
 				t.Fatalf("row %d: composed parameters give %v, the dataset has %v", n, y.Values, got[n].Values)
 			}
 		}
@@ -295,15 +295,15 @@ normalize "adult" {
 output "m" { value = normalize.adult.train.manifest }
 `
 	a, at := testdata(t, "a9a"), testdata(t, "a9a.t")
-	h := applytest.New(t, fmt.Sprintf(src, a, at, "min_max"))
+	h := runtimetest.New(t, fmt.Sprintf(src, a, at, "min_max"))
 	sum, _ := h.MustApply()
-	if got := applytest.Actions(sum); got != "load.adult=ran normalize.adult=ran" {
+	if got := runtimetest.Actions(sum); got != "load.adult=ran normalize.adult=ran" {
 		t.Errorf("first apply: %s", got)
 	}
 	first := sum.Outputs["m"].AsString()
 
 	sum, rec := h.MustApply()
-	if got := applytest.Actions(sum); got != "load.adult=cached normalize.adult=cached" {
+	if got := runtimetest.Actions(sum); got != "load.adult=cached normalize.adult=cached" {
 		t.Errorf("second apply: %s", got)
 	}
 	if n := rec.Count(executor.TaskStarted, ""); n != 0 {
@@ -315,7 +315,7 @@ output "m" { value = normalize.adult.train.manifest }
 
 	h.Write("main.hcl", fmt.Sprintf(src, a, at, "standard"))
 	sum, rec = h.MustApply()
-	if got := applytest.Actions(sum); got != "load.adult=cached normalize.adult=ran" {
+	if got := runtimetest.Actions(sum); got != "load.adult=cached normalize.adult=ran" {
 		t.Errorf("after changing method: %s", got)
 	}
 	if n := rec.Count(executor.TaskStarted, "load.adult"); n != 0 {
@@ -335,7 +335,7 @@ load "adult" {
   source = %q
 }
 `, testdata(t, "a9a"))
-	h := applytest.New(t, src)
+	h := runtimetest.New(t, src)
 	h.MustApply()
 	m := h.Dataset(h.Output("load.adult").GetAttr("train"))
 	uri := h.Store().URI(m.Partitions[0].Key)
@@ -371,7 +371,7 @@ normalize "adult" {
 
 // TestNormalizeInput: input must be a stage with datasets.
 func TestNormalizeInput(t *testing.T) {
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "adult" {
   source = %q
 }
@@ -396,7 +396,7 @@ normalize "adult" {
 }
 
 func TestNormalizeSchemaCheck(t *testing.T) {
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "adult" {
   source = %q
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/dataset/gen"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators/train"
 )
 
@@ -41,7 +41,7 @@ func logloss(t *testing.T, probs []byte, labels []float64) float64 {
 }
 
 // predict scores the file at path with the model an apply produced.
-func predict(t *testing.T, h *applytest.Harness, modelURI, path string) []byte {
+func predict(t *testing.T, h *runtimetest.Harness, modelURI, path string) []byte {
 	t.Helper()
 	st := h.Store()
 	key := strings.TrimPrefix(modelURI, strings.TrimSuffix(st.URI(""), "/")+"/")
@@ -89,7 +89,7 @@ func TestPredictCriteo(t *testing.T) {
 	}
 	trainFile, _ := write("train.tsv", 20000, 1)
 	testFile, labels := write("test.tsv", 3000, 2)
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "clicks" {
   source      = "`+trainFile+`"
   test_source = "`+testFile+`"
@@ -128,7 +128,7 @@ output "model"   { value = train.ctr.model }
 
 // TestPredictA9A scores a9a.t with the a9a model: the evaluator's figures again.
 func TestPredictA9A(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(`
+	h := runtimetest.New(t, a9aPipeline(`
   workers = 2
   epochs  = 3
 `))

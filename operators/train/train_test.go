@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
 	"github.com/stratus-ml/stratus/operators/train"
 )
 
@@ -53,7 +53,7 @@ func metric(t *testing.T, sum *executor.Summary, name string) float64 {
 }
 
 // readModel reads the model artifact an apply produced.
-func readModel(t *testing.T, h *applytest.Harness, sum *executor.Summary) (*train.Artifact, []float32) {
+func readModel(t *testing.T, h *runtimetest.Harness, sum *executor.Summary) (*train.Artifact, []float32) {
 	t.Helper()
 	uri := sum.Outputs["model"].AsString()
 	st := h.Store()
@@ -68,7 +68,7 @@ func readModel(t *testing.T, h *applytest.Harness, sum *executor.Summary) (*trai
 // TestTrainA9A trains on a9a with four asynchronous workers and reaches liblinear's
 // accuracy (liblinear -s 0 -c 0.1: test logloss 0.3237, accuracy 0.8504).
 func TestTrainA9A(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(`
+	h := runtimetest.New(t, a9aPipeline(`
   workers       = 4
   minibatch     = 100
   optimizer     = "adagrad"
@@ -122,7 +122,7 @@ func TestTrainOneWorkerReproduces(t *testing.T) {
 	var models [][]float32
 	var losses []float64
 	for i := 0; i < 2; i++ {
-		h := applytest.New(t, src)
+		h := runtimetest.New(t, src)
 		sum, _ := h.MustApply()
 		_, w := readModel(t, h, sum)
 		models = append(models, w)
@@ -141,7 +141,7 @@ func TestTrainOneWorkerReproduces(t *testing.T) {
 // TestTrainDiverges gives SGD a learning rate far too high: the stage stops with the
 // divergence message instead of producing a useless model.
 func TestTrainDiverges(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(`
+	h := runtimetest.New(t, a9aPipeline(`
   workers       = 2
   optimizer     = "sgd"
   learning_rate = 500
@@ -165,7 +165,7 @@ func TestTrainDiverges(t *testing.T) {
 
 // TestTrainStopsAtTarget stops as soon as the test loss reaches target_logloss.
 func TestTrainStopsAtTarget(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(`
+	h := runtimetest.New(t, a9aPipeline(`
   workers        = 2
   epochs         = 1000
   target_logloss = 0.36
@@ -220,7 +220,7 @@ func (c *churn) Invoke(ctx context.Context, t *operators.Task) (*operators.Resul
 // of a second, so they are relaunched many times; training still reaches the a9a
 // target.
 func TestTrainChurn(t *testing.T) {
-	h := applytest.New(t, a9aPipeline(`
+	h := runtimetest.New(t, a9aPipeline(`
   workers       = 4
   minibatch     = 100
   optimizer     = "adagrad"

@@ -1,8 +1,8 @@
-// Package applytest runs pipelines through executor.Apply on the local
-// backend with a real state store and blob store, for operator tests: write
-// the HCL, plan it as `stratus plan` would, apply it, and read the datasets
-// the stages wrote.
-package applytest
+// Package runtimetest runs pipelines through executor.Apply with a real state
+// store, blob store and psstore, assembled by runtime.Open exactly as the CLI
+// assembles them, for operator tests: write the HCL, plan it as `stratus plan`
+// would, apply it, and read the datasets the stages wrote.
+package runtimetest
 
 import (
 	"context"
@@ -28,12 +28,10 @@ import (
 	"github.com/stratus-ml/stratus/dataset/partition"
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
-	"github.com/stratus-ml/stratus/executor/local"
+	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/builtin"
-	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
-	"github.com/stratus-ml/stratus/psstore"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -47,7 +45,8 @@ type Harness struct {
 	Env operators.TaskEnv
 	// Slots is the local backend's concurrency (default 4).
 	Slots int
-	// Remote digests s3:// sources (with Env's S3 settings) for the plan.
+	// Remote digests s3:// sources for the plan; nil digests them as the CLI does,
+	// with Env's S3 settings.
 	Remote planner.SourceDigester
 	// Shards is the number of in-process psstore shards started for an apply that
 	// runs a stage using psstore (default 2).
@@ -75,7 +74,6 @@ func New(t testing.TB, src string) *Harness {
 	t.Cleanup(func() { st.Close() })
 	h := &Harness{T: t, Dir: dir, Registry: builtin.Registry(), State: st, Slots: 4,
 		Env: operators.TaskEnv{Blob: "file://" + filepath.ToSlash(filepath.Join(dir, ".stratus", "blobs"))}}
-	h.Remote = remoteSources{h}
 	h.Write("main.hcl", src)
 	return h
 }
@@ -94,11 +92,15 @@ func (h *Harness) Write(name, content string) {
 
 // Plan plans the pipeline, returning its diagnostics.
 func (h *Harness) Plan() (*planner.Plan, hcl.Diagnostics) {
-	cfg, diags := dsl.Load(h.Dir, dsl.LoadOptions{Registry: h.Registry})
+	cfg, diags := dsl.Load(h.Dir, dsl.LoadOptions{Registry: h.Registry, Backends: runtime.Decoder{}})
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	return planner.Build(context.Background(), cfg, planner.Options{State: h.State, Remote: h.Remote})
+	remote := h.Remote
+	if remote == nil {
+		remote = runtime.Sources(blobs.Options{Region: h.Env.BlobRegion, Endpoint: h.Env.BlobEndpoint})
+	}
+	return planner.Build(context.Background(), cfg, planner.Options{State: h.State, Remote: remote})
 }
 
 // MustPlan plans the pipeline or fails the test.
@@ -122,35 +124,35 @@ func (h *Harness) ApplyPlan(p *planner.Plan) (*executor.Summary, *Recorder, erro
 	return h.ApplyPlanContext(context.Background(), p)
 }
 
-// ApplyPlanContext applies p under ctx, starting psstore shards when a stage that
-// will run uses them.
+// ApplyPlanContext applies p under ctx on the runtime runtime.Open assembles for
+// it (the pipeline's local backend, sized by the harness; psstore shards started
+// when a stage that will run uses them).
 func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*executor.Summary, *Recorder, error) {
-	envs := taskenv.New()
-	defer envs.Close()
-	env := h.Env
-	if needsPSStore(p) {
-		n := h.Shards
-		if n <= 0 {
-			n = 2
-		}
-		lc, err := psstore.StartLocal(ctx, n, filepath.Join(h.Dir, ".stratus", "psstore", fmt.Sprint(n)), "", func(o *psstore.ServerOptions) {
-			o.Logf = func(string, ...any) {}
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		defer lc.Close()
-		env.PSStore, env.Token = lc.Addrs(), lc.Token()
+	rt, err := runtime.Open(ctx, p, runtime.Options{
+		Registry:     h.Registry,
+		StateDir:     filepath.Join(h.Dir, ".stratus"),
+		BlobRegion:   h.Env.BlobRegion,
+		BlobEndpoint: h.Env.BlobEndpoint,
+		WrapBackend:  h.Wrap,
+		Configure: func(s *runtime.Settings) {
+			l := &s.Local
+			l.MaxConcurrency = h.Slots
+			if h.Shards > 0 {
+				l.PSStoreShards = h.Shards
+			}
+			if h.Env.Blob != "" {
+				l.Blob = h.Env.Blob
+			}
+			l.LifetimeD, l.TaskTimeoutD = h.Lifetime, 5*time.Minute
+			if l.LifetimeD <= 0 {
+				l.LifetimeD = time.Minute
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	var be executor.Backend = local.New(h.Registry, envs, local.Options{MaxConcurrency: h.Slots})
-	if h.Wrap != nil {
-		be = h.Wrap(be)
-	}
-	defer be.Close()
-	lifetime := h.Lifetime
-	if lifetime <= 0 {
-		lifetime = time.Minute
-	}
+	defer rt.Close()
 	retries := h.Retries
 	if retries <= 0 {
 		retries = 1
@@ -160,21 +162,11 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 	if h.Observer != nil {
 		obs = executor.Observers{rec, h.Observer}
 	}
-	sum, err := executor.Apply(ctx, executor.Options{
-		Plan: p, State: h.State, Backend: be, Registry: h.Registry, Observer: obs,
-		TaskEnv: env, Services: envs.Services(env), Router: h.Router,
-		Retries: retries, TaskTimeout: 5 * time.Minute, Lifetime: lifetime, RetryBackoff: time.Millisecond,
-	})
+	o := rt.ApplyOptions()
+	o.Plan, o.State, o.Registry, o.Observer, o.Router = p, h.State, h.Registry, obs, h.Router
+	o.Retries, o.RetryBackoff = retries, time.Millisecond
+	sum, err := executor.Apply(ctx, o)
 	return sum, rec, err
-}
-
-func needsPSStore(p *planner.Plan) bool {
-	for _, s := range p.Stages {
-		if s.Action != planner.Cached && s.Node.Stage.Schema.UsesPSStore {
-			return true
-		}
-	}
-	return false
 }
 
 // MustApply applies the pipeline or fails the test.
@@ -430,19 +422,4 @@ func Actions(sum *executor.Summary) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
-}
-
-// remoteSources digests s3:// sources by listing, as the CLI does.
-type remoteSources struct{ h *Harness }
-
-func (r remoteSources) DigestSource(ctx context.Context, uri string) (string, error) {
-	src, err := blobs.Resolve(ctx, uri, blobs.Options{Region: r.h.Env.BlobRegion, Endpoint: r.h.Env.BlobEndpoint})
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	for _, o := range src.Objects {
-		fmt.Fprintf(h, "%d:%s %d %s\n", len(o.Key), o.Key, o.Size, o.ETag)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
