@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -17,10 +16,12 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/planner/canon"
+	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -48,8 +49,9 @@ type Options struct {
 	Lifetime    time.Duration
 	// RetryBackoff is the first retry's delay (default 200ms).
 	RetryBackoff time.Duration
-	// PriceGBSecond prices GB-seconds for the summary (default: Lambda arm64).
-	PriceGBSecond float64
+	// Pricing prices the summary, trials and the dashboard (default:
+	// pricing.Default(), us-east-1 arm64, estimated).
+	Pricing pricing.Pricing
 	// MemoryMB is each function's memory, for cost estimates (default 1769).
 	MemoryMB int
 }
@@ -131,79 +133,28 @@ func Apply(ctx context.Context, o Options) (*Summary, error) {
 		o.Observer.Event(Event{Time: time.Now(), Type: StageCached, Stage: sp.Address, Operator: sp.Operator})
 	}
 
-	var (
-		mu      sync.Mutex
-		done    = map[string]bool{}
-		failed  = map[string]bool{}
-		started = map[string]bool{}
-		running = 0
-		stop    = false
-		wake    = make(chan struct{}, len(p.Stages)+1)
-		wg      sync.WaitGroup
-	)
-	for _, sp := range p.Stages {
-		if sp.Action == planner.Cached {
-			done[sp.Address] = true
+	// The planner's DAG decides the order: a stage starts when its upstream stages
+	// are done (cached ones are done already), up to Parallelism at once; after a
+	// failure nothing new starts, and a stage whose upstream failed is skipped.
+	done := map[string]bool{}
+	for _, v := range p.Graph.Vertices() {
+		if sp := p.Stage(v); sp == nil || sp.Action == planner.Cached {
+			done[v] = true // cached, or not part of this plan
 		}
 	}
 	sl := make(slots, o.Backend.Slots())
-	// launch starts every stage whose upstream stages are done, up to Parallelism;
-	// a stage whose upstream failed is skipped. Called with mu held.
-	launch := func() {
-		for _, sp := range p.Stages {
-			a := sp.Address
-			if done[a] || failed[a] || started[a] {
-				continue
-			}
-			ready := true
-			for _, d := range sp.Deps {
-				if failed[d] {
-					failed[a] = true
-					summaries[a].Action, summaries[a].Error = "skipped", "upstream "+d+" did not complete"
-				}
-				ready = ready && done[d]
-			}
-			if failed[a] || !ready || stop || running >= o.Parallelism {
-				continue
-			}
-			started[a] = true
-			running++
-			wg.Add(1)
-			go func(sp *planner.StagePlan) {
-				defer wg.Done()
-				err := o.runStage(ctx, sp, ev, sl, summaries[sp.Address])
-				mu.Lock()
-				running--
-				if err != nil {
-					failed[sp.Address] = true
-					stop = true
-				} else {
-					done[sp.Address] = true
-				}
-				mu.Unlock()
-				wake <- struct{}{}
-			}(sp)
+	results, err := p.Graph.Walk(ctx, dag.WalkOptions{Parallelism: o.Parallelism, Done: done, StopOnError: true},
+		func(ctx context.Context, a string) error {
+			return o.runStage(ctx, p.Stage(a), ev, sl, summaries[a])
+		})
+	if err != nil {
+		return sum, err
+	}
+	for a, r := range results {
+		if ss := summaries[a]; ss != nil && r.Outcome == dag.Skipped {
+			ss.Action, ss.Error = "skipped", "upstream "+r.Upstream+" did not complete"
 		}
 	}
-	ctxDone := ctx.Done()
-	for {
-		mu.Lock()
-		launch()
-		n := running
-		mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-wake:
-		case <-ctxDone:
-			mu.Lock()
-			stop = true
-			mu.Unlock()
-			ctxDone = nil // running stages see ctx too; wait for them to wake us
-		}
-	}
-	wg.Wait()
 
 	sum.Duration = time.Since(began)
 	var failures []string
@@ -260,8 +211,8 @@ func (o *Options) defaults() {
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = 200 * time.Millisecond
 	}
-	if o.PriceGBSecond <= 0 {
-		o.PriceGBSecond = PriceGBSecondARM
+	if o.Pricing.PerGBSecond <= 0 {
+		o.Pricing = pricing.Default()
 	}
 	if o.Observer == nil {
 		o.Observer = Observers(nil)
@@ -288,7 +239,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		if runner != nil {
 			runner.mu.Lock()
 			ss.Tasks, ss.Retries, ss.Resumed, ss.GBSeconds = runner.tasks, runner.retried, runner.resumed, runner.gbSeconds
-			ss.CostUSD = runner.cost(o.PriceGBSecond)
+			ss.CostUSD = runner.cost(o.Pricing)
 			runner.mu.Unlock()
 		}
 		switch {
@@ -346,7 +297,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
 		commands: o.Router.open(sp.Address),
-		gbPrice:  float64(o.MemoryMB) / 1024 * o.PriceGBSecond,
+		pricing:  o.Pricing, memoryMB: o.MemoryMB,
 	}
 	defer o.Router.close(sp.Address)
 	out, err := op.Coordinator.Run(ctx, run)
@@ -367,7 +318,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Address: sp.Address, Operator: sp.Operator, Version: sp.Version, Key: sp.Key,
 		Params: recordedParams(sp.Params, cfgVal), Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
-		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.PriceGBSecond),
+		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics,
 	}
 	runner.mu.Unlock()
