@@ -253,12 +253,9 @@ func TestReferenceLIBSVMFiles(t *testing.T) {
 func TestFloatParserMatchesStrconv(t *testing.T) {
 	// Every value must be the correctly rounded float32, whether it takes
 	// the fast path or not.
-	var cases []string
-	for _, m := range []string{"0", "1", "7", "12", "0.1", "0.3", "1.5", "3.14159", "16777216", "16777217", "16777219",
+	cases := []string{"0", "1", "7", "12", "0.1", "0.3", "1.5", "3.14159", "16777216", "16777217", "16777219",
 		"0.708333", "-0.320755", "123456789", "0.000001", "1e-7", "9.999999e9", "1.17549435e-38", "1e-45", "3.4028235e38",
-		"0.30000001192092896", "2.5e-3", "100", "1e10", "1e11", "+5", "-0", "0.0000000000001", "8388609.5", "33554431"} {
-		cases = append(cases, m)
-	}
+		"0.30000001192092896", "2.5e-3", "100", "1e10", "1e11", "+5", "-0", "0.0000000000001", "8388609.5", "33554431"}
 	for i := 0; i < 20000; i++ {
 		// Pseudo-random decimals with up to 9 digits and small exponents.
 		x := uint64(i)*2654435761 + 12345

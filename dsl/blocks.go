@@ -137,15 +137,6 @@ func decodeModuleCall(b *hcl.Block) (*ModuleCall, hcl.Diagnostics) {
 // Meta-arguments accepted by every operator block.
 var stageMeta = []hcl.AttributeSchema{{Name: "depends_on"}, {Name: "retries"}, {Name: "task_timeout"}}
 
-func isStageMeta(name string) bool {
-	for _, m := range stageMeta {
-		if m.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 func stageSchema(s *operators.Schema) *hcl.BodySchema {
 	bs := &hcl.BodySchema{}
 	for _, a := range s.Attrs {

@@ -170,7 +170,7 @@ func (ps *pushStream) receive(g *pushGen) {
 		// Record a refusal before the push counts as resolved, so a Flush
 		// woken by it sees the error.
 		if ack.Code != 0 {
-			ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
+			ps.c.setPushErr(ps.c.wrap(context.Background(), "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
 		}
 		ps.mu.Lock()
 		if g.failed {
@@ -216,7 +216,7 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	// The error is recorded before the pushes count as resolved, so a
 	// Flush woken by them sees it.
 	if others > 0 && ps.c.ctx.Err() == nil {
-		ps.c.setPushErr(ps.c.wrap(nil, "push", ps.sh,
+		ps.c.setPushErr(ps.c.wrap(context.Background(), "push", ps.sh,
 			fmt.Errorf("the push stream broke with %d pushes unacknowledged (they may or may not have been applied): %w", others, err)))
 	}
 	if lost > 0 {

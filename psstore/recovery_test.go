@@ -348,7 +348,7 @@ func TestClientSurvivesShardRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.kill()
-	p = startChildAt(t, p.addr, dir, token, -1)
+	_ = startChildAt(t, p.addr, dir, token, -1)
 	if err := c.PullSparse(ctx, "m", keys, dst); err != nil {
 		t.Fatalf("pull after the shard restarted: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -34,8 +35,16 @@ func TestMain(m *testing.M) {
 // to rewrite their golden files from the actual output (then review the diff).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir:           "testdata/script",
-		UpdateScripts: os.Getenv("STRATUS_UPDATE_SCRIPTS") != "",
+		Dir:                 "testdata/script",
+		UpdateScripts:       os.Getenv("STRATUS_UPDATE_SCRIPTS") != "",
+		RequireExplicitExec: true, // `exec stratus …`: the script says a program runs
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			// $TESTDATA is the repository's data sets, for scripts that apply for real.
+			abs, err := filepath.Abs("../../testdata")
+			env.Setenv("TESTDATA", abs)
+			return err
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"status":         cmdStatus,
 			"record-apply":   cmdRecordApply,
