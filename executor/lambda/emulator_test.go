@@ -83,13 +83,21 @@ func TestLambdaMatchesLocal(t *testing.T) {
 	if got["sum"] != "204" || got["mr"] != "126" || got["steps"] != "24" || got["after"] != fmt.Sprint(204*204+205*205+206*206) {
 		t.Errorf("outputs %v", got)
 	}
-	if n := len(rec.of(executor.TaskRetried)); n != 2 {
-		t.Errorf("lambda: %d retries, want 2 (task 4 fails twice)", n)
+	// The injected failures, exactly; a loaded machine may add retries of the
+	// 40ms-lifetime workers, which this test does not count.
+	var injected []executor.Event
+	for _, r := range rec.of(executor.TaskRetried) {
+		if r.Stage == "test_map.sq" {
+			injected = append(injected, r)
+		}
+	}
+	if n := len(injected); n != 2 {
+		t.Errorf("lambda: %d retries of test_map.sq, want 2 (task 4 fails twice)", n)
 	}
 	if n := len(rec.of(executor.TaskRelaunch)); n == 0 {
 		t.Error("lambda: long-running workers were never relaunched")
 	}
-	for _, r := range rec.of(executor.TaskRetried) {
+	for _, r := range injected {
 		if !strings.Contains(r.Reason, "injected failure") || !strings.Contains(r.Reason, "test_map.sq") {
 			t.Errorf("retry reason %q lacks the handler's message or the stage", r.Reason)
 		}

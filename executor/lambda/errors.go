@@ -107,7 +107,20 @@ func (p errorPayload) message() string {
 	return *p.Message
 }
 
-var billedRE = regexp.MustCompile(`Billed Duration: (\d+) ms`)
+var (
+	billedRE = regexp.MustCompile(`Billed Duration: (\d+) ms`)
+	memoryRE = regexp.MustCompile(`Memory Size: (\d+) MB`)
+)
+
+// billedMemory finds the memory size a log tail's last REPORT line bills.
+func billedMemory(tail string) (int, bool) {
+	m := memoryRE.FindAllStringSubmatch(tail, -1)
+	if len(m) == 0 {
+		return 0, false
+	}
+	mb, err := strconv.Atoi(m[len(m)-1][1])
+	return mb, err == nil && mb > 0
+}
 
 // billedDuration finds the billed duration in a log tail's REPORT line.
 func billedDuration(tail string) (time.Duration, bool) {

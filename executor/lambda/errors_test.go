@@ -74,3 +74,13 @@ func FuzzParseErrorPayload(f *testing.F) {
 		_ = p.frames()
 	})
 }
+
+func TestBilledMemory(t *testing.T) {
+	mb, ok := billedMemory("REPORT RequestId: a\tDuration: 1.5 ms\tBilled Duration: 2 ms\tMemory Size: 1769 MB\tMax Memory Used: 40 MB\n")
+	if !ok || mb != 1769 {
+		t.Fatalf("billedMemory = %d, %v; want 1769", mb, ok)
+	}
+	if _, ok := billedMemory("no report"); ok {
+		t.Fatal("billedMemory found a size in a tail without REPORT")
+	}
+}

@@ -353,8 +353,12 @@ func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage exec
 	if out.LogResult != nil {
 		if tail, err := base64.StdEncoding.DecodeString(*out.LogResult); err == nil {
 			usage.LogTail = string(tail)
+			// The bill, not a guess: Lambda's own REPORT line.
 			if d, ok := billedDuration(usage.LogTail); ok {
 				usage.Duration = d
+			}
+			if mb, ok := billedMemory(usage.LogTail); ok {
+				usage.MemoryMB = mb
 			}
 		}
 	}
