@@ -19,6 +19,7 @@ import (
 type deployFlags struct {
 	vf     varFlags
 	source string
+	dryRun bool
 	out    string
 }
 
@@ -52,6 +53,7 @@ directory, or -source DIR. With -out FILE it only writes the zip.
 	f.vf.register(cmd.Flags())
 	cmd.Flags().StringVar(&f.source, "source", "", "the Stratus source tree to build the function from (default: the module of the current directory)")
 	cmd.Flags().StringVar(&f.out, "out", "", "write the deployment zip to this file and stop (no AWS call)")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what deploy would change on the function, and change nothing")
 	return cmd
 }
 
@@ -111,20 +113,27 @@ func (c *cli) deploy(ctx context.Context, dir string, f deployFlags) error {
 		return nil
 	}
 	res, err := lambdabe.Deploy(ctx, lambdabe.DeployOptions{
-		Function:     lb.Function,
-		Region:       lb.Region,
-		Role:         lb.Role,
-		Architecture: lb.Architecture,
-		MemoryMB:     lb.MemoryMB,
-		Timeout:      lb.TimeoutD,
-		Env:          map[string]string{"STRATUS_VERSION": version},
-		Description:  "Stratus pipeline function " + version,
+		Function:         lb.Function,
+		Region:           lb.Region,
+		Role:             lb.Role,
+		Architecture:     lb.Architecture,
+		MemoryMB:         lb.MemoryMB,
+		Timeout:          lb.TimeoutD,
+		Env:              map[string]string{"STRATUS_VERSION": version},
+		Description:      "Stratus pipeline function " + version,
+		SubnetIDs:        lb.SubnetIDs,
+		SecurityGroupIDs: lb.SecurityGroupIDs,
+		DryRun:           f.dryRun,
 	}, build)
 	if errors.Is(err, lambdabe.ErrNoRole) {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	if err != nil {
 		return err
+	}
+	if f.dryRun {
+		c.writeDeployPlan(lb.Function, res)
+		return nil
 	}
 	switch {
 	case res.Created:
@@ -135,4 +144,32 @@ func (c *cli) deploy(ctx context.Context, dir string, f deployFlags) error {
 		fmt.Fprintf(c.stdout, "%s function %s: code unchanged; configuration set to %d MB, timeout %s.\n", c.paint(c.stdout, green+bold, "Deployed:"), res.FunctionArn, lb.MemoryMB, lb.TimeoutD)
 	}
 	return nil
+}
+
+// writeDeployPlan prints what a deploy would change, as Terraform prints a plan.
+func (c *cli) writeDeployPlan(function string, res *lambdabe.DeployResult) {
+	w := c.stdout
+	sym, verb := "~", "updated in place"
+	if res.Created {
+		sym, verb = "+", "created"
+	}
+	if len(res.Changes) == 0 {
+		fmt.Fprintf(w, "No changes. Function %s matches the pipeline's backend block.\n", function)
+		return
+	}
+	fmt.Fprintf(w, "Function %s will be %s:\n\n", function, verb)
+	fmt.Fprintf(w, "  %s function %q {\n", sym, function)
+	width := 0
+	for _, ch := range res.Changes {
+		width = max(width, len(ch.Field))
+	}
+	for _, ch := range res.Changes {
+		if res.Created || ch.Old == "" {
+			fmt.Fprintf(w, "      + %-*s = %q\n", width, ch.Field, ch.New)
+			continue
+		}
+		fmt.Fprintf(w, "      ~ %-*s = %q -> %q\n", width, ch.Field, ch.Old, ch.New)
+	}
+	fmt.Fprintln(w, "    }")
+	fmt.Fprintf(w, "\nDry run: nothing was changed. Run `stratus deploy` without -dry-run to apply it.\n")
 }

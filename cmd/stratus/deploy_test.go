@@ -145,3 +145,84 @@ func TestDeployWritesZip(t *testing.T) {
 		t.Errorf("bootstrap built for %v, want x86_64", f.Machine)
 	}
 }
+
+// existingFunction is a deployed function's configuration as GetFunction returns it.
+func existingFunction() map[string]any {
+	return map[string]any{
+		"FunctionName": "stratus-test", "FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:stratus-test",
+		"State": "Active", "LastUpdateStatus": "Successful", "Architectures": []any{"x86_64"},
+		"CodeSha256": "b2xk", "MemorySize": 1024.0, "Timeout": 600.0,
+		"Environment": map[string]any{"Variables": map[string]any{"TEAM_SETTING": "keep-me"}},
+	}
+}
+
+// TestDeployDryRun prints what would change, Terraform-style, and changes nothing.
+func TestDeployDryRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the function")
+	}
+	r := lambdatest.NewRecordingLambda(t, existingFunction())
+	awsAt(t, r.URL)
+	dir := deployPipeline(t, "  architecture = \"x86_64\"\n  subnet_ids = [\"subnet-1\", \"subnet-2\"]\n  security_group_ids = [\"sg-1\"]\n")
+	code, stdout, stderr := runCLI("deploy", dir, "-dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		`Function stratus-test will be updated in place:`,
+		`~ memory_mb `, `"1024" -> "2048"`,
+		`+ environment.STRATUS_VERSION`,
+		`+ subnet_ids `, `"subnet-1,subnet-2"`,
+		`Dry run: nothing was changed.`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "TEAM_SETTING") {
+		t.Errorf("an unchanged variable is listed as a change:\n%s", stdout)
+	}
+	if names := strings.Join(r.Names(), " "); names != "GetFunction" {
+		t.Errorf("a dry run made calls %s, want only GetFunction", names)
+	}
+}
+
+// TestDeployKeepsEnvironmentAndSetsVPC updates a function that has variables of its
+// own: they are kept, Stratus's are added, and the VPC comes from the block.
+func TestDeployKeepsEnvironmentAndSetsVPC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the function")
+	}
+	r := lambdatest.NewRecordingLambda(t, existingFunction())
+	awsAt(t, r.URL)
+	dir := deployPipeline(t, "  architecture = \"x86_64\"\n  subnet_ids = [\"subnet-1\"]\n  security_group_ids = [\"sg-1\"]\n")
+	if code, stdout, stderr := runCLI("deploy", dir); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var cfg map[string]any
+	for _, op := range r.Ops() {
+		if op.Name == "UpdateFunctionConfiguration" {
+			cfg = op.Input
+		}
+	}
+	if cfg == nil {
+		t.Fatalf("no configuration update: %v", r.Names())
+	}
+	vars, _ := cfg["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if vars["TEAM_SETTING"] != "keep-me" || vars["STRATUS_VERSION"] == nil {
+		t.Errorf("environment after deploy = %v, want TEAM_SETTING kept and STRATUS_VERSION set", vars)
+	}
+	vpc, _ := cfg["VpcConfig"].(map[string]any)
+	if s, _ := vpc["SubnetIds"].([]any); len(s) != 1 || s[0] != "subnet-1" {
+		t.Errorf("VpcConfig = %v", vpc)
+	}
+}
+
+// TestDeployVPCNeedsBoth refuses half a VPC configuration at validate time.
+func TestDeployVPCNeedsBoth(t *testing.T) {
+	dir := deployPipeline(t, "  subnet_ids = [\"subnet-1\"]\n")
+	code, _, stderr := runCLI("validate", dir)
+	if code != 1 || !strings.Contains(stderr, "Incomplete VPC configuration") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

@@ -3,6 +3,8 @@ package lambda
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +39,13 @@ type Config struct {
 	Role           string   `hcl:"role,optional"`
 	MaxConcurrency int      `hcl:"max_concurrency,optional"`
 	S3Endpoint     string   `hcl:"s3_endpoint,optional"`
+	// PSStoreCA is the CA of TLS shards (started with --tls-cert): a PEM file's
+	// path, relative to the pipeline, or the PEM itself (file("ca.pem")).
+	PSStoreCA string `hcl:"psstore_ca,optional"`
+	// SubnetIDs and SecurityGroupIDs put the function in a VPC (deploy sets them),
+	// so it reaches shards on private addresses.
+	SubnetIDs        []string `hcl:"subnet_ids,optional"`
+	SecurityGroupIDs []string `hcl:"security_group_ids,optional"`
 
 	// Parsed durations; untagged so gohcl leaves them alone.
 	TimeoutD  time.Duration
@@ -84,6 +93,14 @@ func DecodeConfig(body hcl.Body, decl hcl.Range, ctx *hcl.EvalContext) (Config, 
 			}
 		}
 	}
+	if (len(c.SubnetIDs) > 0) != (len(c.SecurityGroupIDs) > 0) {
+		attr := "subnet_ids"
+		if len(c.SubnetIDs) > 0 {
+			attr = "security_group_ids"
+		}
+		diags = append(diags, dsl.AttrDiag(body, decl, attr, "Incomplete VPC configuration",
+			"A function in a VPC needs both subnet_ids and security_group_ids (the security groups must allow the psstore port to the shards)."))
+	}
 	for _, a := range c.PSStore {
 		if !strings.Contains(a, ":") {
 			diags = append(diags, dsl.AttrDiag(body, decl, "psstore", "Invalid psstore address",
@@ -117,4 +134,22 @@ func (c Config) BlobURI() string {
 		return c.Bucket
 	}
 	return "s3://" + c.Bucket
+}
+
+// CAPEM returns the psstore CA as PEM: PSStoreCA itself when it holds a PEM block,
+// else the file it names, relative to dir (the pipeline's directory).
+func (c Config) CAPEM(dir string) (string, error) {
+	ca := strings.TrimSpace(c.PSStoreCA)
+	if ca == "" || strings.HasPrefix(ca, "-----BEGIN") {
+		return ca, nil
+	}
+	p := ca
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("backend \"lambda\": psstore_ca: %w", err)
+	}
+	return string(b), nil
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,8 +147,15 @@ type DeployOptions struct {
 	Architecture string // "arm64" or "x86_64"
 	MemoryMB     int
 	Timeout      time.Duration
-	Env          map[string]string
-	Description  string
+	// Env is merged into the function's existing environment: these keys are set,
+	// every other variable already there is kept.
+	Env         map[string]string
+	Description string
+	// SubnetIDs and SecurityGroupIDs put the function in a VPC (both or neither),
+	// so it reaches psstore shards on private addresses.
+	SubnetIDs, SecurityGroupIDs []string
+	// DryRun computes the changes and makes none (no create, no update).
+	DryRun bool
 	// Credentials and HTTPClient override the SDK's defaults (tests).
 	Credentials aws.CredentialsProvider
 	HTTPClient  awslambda.HTTPClient
@@ -156,12 +164,21 @@ type DeployOptions struct {
 	WaitTimeout time.Duration
 }
 
-// DeployResult says what Deploy did.
+// DeployResult says what Deploy did (or, with DryRun, would do).
 type DeployResult struct {
 	Created     bool
 	CodeChanged bool
 	FunctionArn string
 	CodeSha256  string
+	// Changes lists each setting that differs from the deployed function, in a
+	// fixed order; for a new function, every setting.
+	Changes []Change
+}
+
+// Change is one setting of the function that deploy sets: its value before ("" for
+// a new function) and after.
+type Change struct {
+	Field, Old, New string
 }
 
 // ErrNoRole is returned when the function does not exist and no role was given.
@@ -224,6 +241,22 @@ func Deploy(ctx context.Context, o DeployOptions, code func(context.Context) ([]
 	}
 	sum := sha256.Sum256(zipped)
 	sha := base64.StdEncoding.EncodeToString(sum[:])
+	if exists && got.Configuration != nil && got.Configuration.Environment != nil {
+		env.Variables = mergeEnv(got.Configuration.Environment.Variables, o.Env)
+	}
+	var vpc *types.VpcConfig
+	if len(o.SubnetIDs) > 0 || len(o.SecurityGroupIDs) > 0 {
+		vpc = &types.VpcConfig{SubnetIds: o.SubnetIDs, SecurityGroupIds: o.SecurityGroupIDs}
+	}
+	changes := diffConfig(got, exists, o, env.Variables, sha)
+	if o.DryRun {
+		res := &DeployResult{Created: !exists, CodeChanged: !exists, CodeSha256: sha, Changes: changes}
+		if exists && got.Configuration != nil {
+			res.FunctionArn = aws.ToString(got.Configuration.FunctionArn)
+			res.CodeChanged = aws.ToString(got.Configuration.CodeSha256) != sha
+		}
+		return res, nil
+	}
 	if !exists {
 		out, err := client.CreateFunction(ctx, &awslambda.CreateFunctionInput{
 			FunctionName:  name,
@@ -236,6 +269,7 @@ func Deploy(ctx context.Context, o DeployOptions, code func(context.Context) ([]
 			Environment:   env,
 			Description:   aws.String(o.Description),
 			Code:          &types.FunctionCode{ZipFile: zipped},
+			VpcConfig:     vpc,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create function %s: %w", o.Function, err)
@@ -243,10 +277,10 @@ func Deploy(ctx context.Context, o DeployOptions, code func(context.Context) ([]
 		if err := awslambda.NewFunctionActiveV2Waiter(client).Wait(ctx, &awslambda.GetFunctionInput{FunctionName: name}, o.WaitTimeout); err != nil {
 			return nil, fmt.Errorf("function %s created, but did not become active: %w", o.Function, err)
 		}
-		return &DeployResult{Created: true, CodeChanged: true, FunctionArn: aws.ToString(out.FunctionArn), CodeSha256: aws.ToString(out.CodeSha256)}, nil
+		return &DeployResult{Created: true, CodeChanged: true, FunctionArn: aws.ToString(out.FunctionArn), CodeSha256: aws.ToString(out.CodeSha256), Changes: changes}, nil
 	}
 
-	res := &DeployResult{CodeChanged: true}
+	res := &DeployResult{CodeChanged: true, Changes: changes}
 	if c := got.Configuration; c != nil {
 		res.FunctionArn, res.CodeSha256 = aws.ToString(c.FunctionArn), aws.ToString(c.CodeSha256)
 		res.CodeChanged = res.CodeSha256 != sha || len(c.Architectures) != 1 || c.Architectures[0] != arch
@@ -279,6 +313,7 @@ func Deploy(ctx context.Context, o DeployOptions, code func(context.Context) ([]
 		Timeout:      timeout,
 		Environment:  env,
 		Description:  aws.String(o.Description),
+		VpcConfig:    vpc,
 	}
 	if o.Role != "" {
 		in.Role = aws.String(o.Role)
@@ -290,4 +325,70 @@ func Deploy(ctx context.Context, o DeployOptions, code func(context.Context) ([]
 		return nil, err
 	}
 	return res, nil
+}
+
+// mergeEnv is the function's environment after a deploy: the existing variables,
+// with set's keys set.
+func mergeEnv(existing, set map[string]string) map[string]string {
+	out := make(map[string]string, len(existing)+len(set))
+	for k, v := range existing {
+		out[k] = v
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	return out
+}
+
+// diffConfig lists the settings deploy changes on the function got (exists false:
+// a new function, every setting is a change).
+func diffConfig(got *awslambda.GetFunctionOutput, exists bool, o DeployOptions, env map[string]string, sha string) []Change {
+	var old types.FunctionConfiguration
+	if exists && got != nil && got.Configuration != nil {
+		old = *got.Configuration
+	}
+	var ch []Change
+	add := func(field, before, after string) {
+		if !exists {
+			before = ""
+		}
+		if before != after || !exists {
+			ch = append(ch, Change{Field: field, Old: before, New: after})
+		}
+	}
+	arch := ""
+	if len(old.Architectures) == 1 {
+		arch = string(old.Architectures[0])
+	}
+	add("code_sha256", aws.ToString(old.CodeSha256), sha)
+	add("architecture", arch, o.Architecture)
+	add("memory_mb", fmt.Sprint(aws.ToInt32(old.MemorySize)), fmt.Sprint(o.MemoryMB))
+	add("timeout", (time.Duration(aws.ToInt32(old.Timeout)) * time.Second).String(), (o.Timeout / time.Second * time.Second).String())
+	if o.Role != "" {
+		add("role", aws.ToString(old.Role), o.Role)
+	}
+	var oldEnv map[string]string
+	if old.Environment != nil {
+		oldEnv = old.Environment.Variables
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		prev, had := oldEnv[k]
+		if !had || prev != env[k] || !exists {
+			add("environment."+k, prev, env[k])
+		}
+	}
+	var subnets, groups []string
+	if old.VpcConfig != nil {
+		subnets, groups = old.VpcConfig.SubnetIds, old.VpcConfig.SecurityGroupIds
+	}
+	if len(o.SubnetIDs) > 0 || len(o.SecurityGroupIDs) > 0 { // unset keeps the function's VPC
+		add("subnet_ids", strings.Join(subnets, ","), strings.Join(o.SubnetIDs, ","))
+		add("security_group_ids", strings.Join(groups, ","), strings.Join(o.SecurityGroupIDs, ","))
+	}
+	return ch
 }

@@ -98,7 +98,8 @@ func (r *RecordingLambda) serve(w http.ResponseWriter, req *http.Request) {
 	case "CreateFunction":
 		r.config = map[string]any{"FunctionName": in["FunctionName"], "FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:" + in["FunctionName"].(string),
 			"State": "Active", "LastUpdateStatus": "Successful", "Architectures": in["Architectures"],
-			"CodeSha256": codeSha(in["Code"].(map[string]any), "ZipFile"), "MemorySize": in["MemorySize"], "Timeout": in["Timeout"]}
+			"CodeSha256": codeSha(in["Code"].(map[string]any), "ZipFile"), "MemorySize": in["MemorySize"], "Timeout": in["Timeout"],
+			"Environment": in["Environment"], "VpcConfig": in["VpcConfig"]}
 		reply(201, r.config)
 	case "UpdateFunctionCode":
 		r.config["CodeSha256"] = codeSha(in, "ZipFile")
@@ -106,6 +107,11 @@ func (r *RecordingLambda) serve(w http.ResponseWriter, req *http.Request) {
 		reply(200, r.config)
 	case "UpdateFunctionConfiguration":
 		r.config["MemorySize"], r.config["Timeout"] = in["MemorySize"], in["Timeout"]
+		for _, k := range []string{"Environment", "VpcConfig"} {
+			if v, ok := in[k]; ok {
+				r.config[k] = v
+			}
+		}
 		reply(200, r.config)
 	}
 }
