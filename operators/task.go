@@ -50,6 +50,9 @@ type TaskEnv struct {
 	// PSStore lists the psstore shard addresses; Token authenticates to them.
 	PSStore []string `json:"psstore,omitempty"`
 	Token   string   `json:"token,omitempty"`
+	// PSStoreCA is the PEM certificate authority of TLS shards (the backend's
+	// psstore_ca, read by the client); empty dials plaintext.
+	PSStoreCA string `json:"psstore_ca,omitempty"`
 }
 
 // Result is what a handler returns for a Task.

@@ -113,6 +113,11 @@ type Options struct {
 	State StateReader
 	// Remote digests s3:// sources; nil makes them an error.
 	Remote SourceDigester
+	// BlobRoot is the blob store the run will use (file:///…/blobs,
+	// s3://bucket/prefix): a cached stage whose recorded outputs lie elsewhere is
+	// planned to rerun. Empty skips the check. Backend names the backend in the
+	// reason.
+	BlobRoot, Backend string
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -140,6 +145,11 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	for _, addr := range order {
 		n := cfg.Nodes[addr]
 		sp, ds := p.planStage(ctx, ev, n, st, opts.Remote)
+		if sp != nil && sp.Action == Cached && opts.BlobRoot != "" {
+			if uri := outsideStore(sp.Prior.Output, opts.BlobRoot); uri != "" {
+				sp.Action, sp.Reason = Rerun, locationReason(uri, opts.Backend)
+			}
+		}
 		diags = append(diags, ds...)
 		if sp != nil {
 			p.Stages = append(p.Stages, sp)

@@ -19,6 +19,7 @@ import (
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/executor/runtime"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -63,6 +64,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	if f.parallelism < 1 {
 		return fmt.Errorf("-parallelism must be at least 1")
 	}
+	c.backend = f.backend
 	var saved *planner.File
 	dir := target
 	if st, err := os.Stat(target); err == nil && st.Mode().IsRegular() {
@@ -109,6 +111,9 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		if p, ok = c.buildPlan(ctx, cfg, st); !ok {
 			return exitError{1}
 		}
+	}
+	if err := runtime.Preflight(ctx, p, f.backend, nil); err != nil {
+		return err
 	}
 	if !f.asJSON {
 		c.writePlan(c.stdout, p)
@@ -161,7 +166,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		return nil
 	}
 	if sum != nil {
-		c.writeSummary(c.stdout, sum)
+		c.writeSummary(c.stdout, sum, rt.Pricing, rt.MemoryMB)
 	}
 	if applyErr != nil {
 		c.writeFailures(sum)
@@ -229,11 +234,12 @@ func (c *cli) observer(asJSON bool) (executor.Observer, func()) {
 }
 
 // writeSummary prints a table of the stages: tasks, retries, wall time, function
-// GB-seconds and what they would cost on Lambda.
-func (c *cli) writeSummary(w io.Writer, sum *executor.Summary) {
+// GB-seconds and their cost — billed (Lambda's billed duration and memory, at the
+// region's prices) or, on the local backend, labelled as an estimate.
+func (c *cli) writeSummary(w io.Writer, sum *executor.Summary, pr pricing.Pricing, memoryMB int) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "STAGE\tRESULT\tTASKS\tRETRIES\tWALL\tGB-S\tLAMBDA COST\t")
+	fmt.Fprintf(tw, "STAGE\tRESULT\tTASKS\tRETRIES\tWALL\tGB-S\t%s\t\n", strings.ToUpper(pr.Label()))
 	for _, s := range sum.Stages {
 		if s.Action == "cached" {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t\n", s.Address, s.Action)
@@ -248,7 +254,14 @@ func (c *cli) writeSummary(w io.Writer, sum *executor.Summary) {
 	tasks, retries, gbs, cost := sum.Totals()
 	fmt.Fprintf(tw, "total\t\t%d\t%d\t%s\t%.1f\t$%.6f\t\n", tasks, retries, sum.Duration.Round(10*time.Millisecond), gbs, cost)
 	tw.Flush()
+	switch {
+	case pr.Estimated:
+		fmt.Fprintf(w, "(%s: what these functions would cost on Lambda, %s %s, %d MB; not a bill)\n", pr.Label(), pr.Region, pr.Arch, memoryMB)
+	case pr.Assumed:
+		fmt.Fprintf(w, "(region %s has no prices in this build; priced as %s)\n", pr.Region, pricing.DefaultRegion)
+	}
 }
+
 
 // writeFailures prints each failed stage's error in full.
 func (c *cli) writeFailures(sum *executor.Summary) {

@@ -95,7 +95,8 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 
 // buildPlan loads the state (read-only use) and plans cfg.
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
-	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: remoteSources(cfg)})
+	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
+	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: remoteSources(cfg), BlobRoot: root, Backend: backend})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -36,6 +37,11 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := c.planDir(cmd.Context(), dirArg(args), vf, false)
 			if err != nil {
+				return err
+			}
+			// A backend whose bucket or shards cannot be reached fails here, not
+			// halfway through an apply.
+			if err := runtime.Preflight(cmd.Context(), p, "", nil); err != nil {
 				return err
 			}
 			if asJSON {

@@ -25,6 +25,8 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	noColor        bool
+	// backend is apply's -backend override, which plans take into account.
+	backend string
 }
 
 // color reports whether w is a terminal that wants colour.

@@ -80,12 +80,12 @@ type Runtime struct {
 //
 //   - shards named by the backend block are dialled, with their token from
 //     STRATUS_PSSTORE_TOKEN;
-//   - otherwise, when a stage that will run uses psstore, shards are started in
-//     this process (the local backend, or Lambda emulators on this machine) with
-//     their data under StateDir/psstore, so an interrupted training resumes from its
-//     last checkpoint;
-//   - otherwise a real Lambda backend has nowhere to keep models, which is an error
-//     that says what to run.
+//   - otherwise, on the local backend, when a stage that will run uses psstore,
+//     shards are started in this process with their data under StateDir/psstore,
+//     so an interrupted training resumes from its last checkpoint;
+//   - otherwise a Lambda backend (real or emulated: the functions share nothing
+//     with this process but the bucket and the shards) has nowhere to keep models,
+//     which is an error that says what to run.
 func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 	if o.Registry == nil || o.StateDir == "" {
 		return nil, errors.New("runtime.Open: Registry and StateDir are required")
@@ -118,15 +118,16 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		r.Pricing = pricing.Default()
 		startLocal = lc.PSStoreShards
 	case "lambda":
-		lc := s.Lambda
-		endpoints := lambdabe.EndpointsFromEnv()
-		emulated := len(endpoints) > 0
-		if !emulated {
-			endpoints = lc.Endpoints
-		}
-		if !s.Declared && !emulated {
+		// Emulators are the real mode with other endpoints: the same bucket and
+		// shards of the backend block, only the invoke URLs differ.
+		if !s.Declared {
 			r.Close()
-			return nil, errors.New("-backend lambda needs a backend \"lambda\" block (function, region, bucket), or emulator endpoints in " + lambdabe.EnvEndpoints)
+			return nil, errors.New("-backend lambda needs a backend \"lambda\" block in the pipeline (function, bucket, psstore); see README.md, On AWS Lambda")
+		}
+		lc := s.Lambda
+		endpoints := lc.Endpoints
+		if env := lambdabe.EndpointsFromEnv(); len(env) > 0 {
+			endpoints = env
 		}
 		be, err := lambdabe.New(ctx, lambdabe.Options{
 			Function:        lc.Function,
@@ -147,14 +148,10 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 			r.Close()
 			return nil, err
 		}
-		if s.Declared {
-			r.TaskEnv = operators.TaskEnv{Blob: lc.BlobURI(), BlobRegion: lc.Region, BlobEndpoint: lc.S3Endpoint, PSStore: lc.PSStore}
-		} else {
-			// Emulators on this machine without a lambda block: the local blob store.
-			r.TaskEnv = operators.TaskEnv{Blob: local.DefaultConfig().BlobURI(o.StateDir)}
-		}
-		if emulated {
-			startLocal = local.DefaultShards
+		r.TaskEnv = operators.TaskEnv{Blob: lc.BlobURI(), BlobRegion: lc.Region, BlobEndpoint: lc.S3Endpoint, PSStore: lc.PSStore}
+		if r.TaskEnv.PSStoreCA, err = lc.CAPEM(p.Config.Dir); err != nil {
+			r.Close()
+			return nil, err
 		}
 	}
 	switch {

@@ -121,3 +121,25 @@ func (r remoteSources) DigestSource(ctx context.Context, uri string) (string, er
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// Location is where a run of cfg keeps its stage outputs: the backend type (after
+// the -backend override) and its blob store root, for the planner's check that
+// cached outputs are readable from here. stateDir is the pipeline's .stratus
+// directory. A backend block that does not decode gives "", "" (no check).
+func Location(cfg *dsl.Config, override, stateDir string) (backend, root string) {
+	s, diags := SettingsOf(cfg)
+	if diags.HasErrors() {
+		return "", ""
+	}
+	s, err := s.override(override)
+	if err != nil {
+		return "", ""
+	}
+	if s.Type == "lambda" {
+		if !s.Declared {
+			return "", ""
+		}
+		return s.Type, s.Lambda.BlobURI()
+	}
+	return s.Type, s.Local.BlobURI(stateDir)
+}

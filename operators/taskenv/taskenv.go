@@ -79,15 +79,19 @@ func (f *Factory) psstore(ctx context.Context, te operators.TaskEnv) (*psstore.C
 	if len(te.PSStore) == 0 {
 		return nil, fmt.Errorf("no psstore shards configured for this run: the lambda backend needs psstore = [\"host:port\", …] in its backend block, with the token in STRATUS_PSSTORE_TOKEN")
 	}
-	k := te.Token + "\x00" + strings.Join(te.PSStore, ",")
+	k := te.Token + "\x00" + strings.Join(te.PSStore, ",") + "\x00" + te.PSStoreCA
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.clients[k]; ok {
 		return c, nil
 	}
-	c, err := psstore.Dial(ctx, te.PSStore, psstore.WithToken(te.Token))
+	opts, err := PSStoreOptions(te)
 	if err != nil {
-		return nil, fmt.Errorf("connect to psstore: %w", err)
+		return nil, err
+	}
+	c, err := psstore.Dial(ctx, te.PSStore, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to psstore: %w%s", err, TLSHint(te))
 	}
 	f.clients[k] = c
 	return c, nil

@@ -22,12 +22,12 @@ module "prep" {
 
 train "ctr" {
   input         = module.prep.dataset
-  workers       = 4
-  minibatch     = 200
+  workers       = 1 # 1,800 rows: one worker is the right size, and its runs repeat exactly
+  minibatch     = 50
   optimizer     = "adagrad"
   learning_rate = 0.05
   l2            = 0.00001
-  epochs        = 2
+  epochs        = 10
 }
 
 output "rows" {

@@ -111,6 +111,11 @@ type Options struct {
 	MemoryMB int
 	// Env adds KEY=VALUE pairs to the function's environment.
 	Env []string
+	// Isolated starts the function as Lambda would: with only Env and the
+	// AWS_LAMBDA_* variables (no environment of this process), in a directory
+	// holding only its own copy of the bootstrap (as /var/task), so it shares
+	// nothing with the client but what Env names (credentials, endpoints).
+	Isolated bool
 }
 
 // Emulator is one running aws-lambda-rie serving a bootstrap.
@@ -164,7 +169,15 @@ func Start(t testing.TB, bootstrap string, n int, o Options) []*Emulator {
 			"--runtime-api-address", api,
 			bootstrap)
 		cmd.Dir = filepath.Dir(bootstrap)
-		cmd.Env = append(os.Environ(),
+		base := os.Environ()
+		if o.Isolated {
+			task := t.TempDir()
+			copyFile(t, bootstrap, filepath.Join(task, "bootstrap"))
+			cmd.Args[len(cmd.Args)-1] = filepath.Join(task, "bootstrap")
+			cmd.Dir = task
+			base = []string{"PATH=/usr/bin:/bin", "LAMBDA_TASK_ROOT=" + task, "TZ=:UTC", "HOME=" + task}
+		}
+		cmd.Env = append(base,
 			"AWS_LAMBDA_FUNCTION_NAME=stratus",
 			fmt.Sprintf("AWS_LAMBDA_FUNCTION_TIMEOUT=%d", max(1, int(o.Timeout.Round(time.Second)/time.Second))),
 			fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", o.MemoryMB),
@@ -259,4 +272,15 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

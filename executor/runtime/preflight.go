@@ -1,0 +1,76 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/stratus-ml/stratus/blob/blobs"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/psstore"
+)
+
+// PreflightTimeout bounds each reachability check.
+const PreflightTimeout = 10 * time.Second
+
+// Preflight checks, before anything runs, that what a lambda backend block names is
+// reachable from here: the bucket (a one-prefix listing with the client's
+// credentials) and, when a stage that will run uses psstore, every shard (a
+// greeting with the token). Each failure says which address and what to do. The
+// local backend needs nothing and passes. `stratus plan` and `stratus apply` call it.
+func Preflight(ctx context.Context, p *planner.Plan, backend string, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	s, diags := SettingsOf(p.Config)
+	if diags.HasErrors() {
+		return diags
+	}
+	s, err := s.override(backend)
+	if err != nil || s.Type != "lambda" {
+		return err
+	}
+	if !s.Declared {
+		return nil // Open reports the missing block
+	}
+	return checkLambda(ctx, s, p.Config.Dir, NeedsPSStore(p), getenv)
+}
+
+func checkLambda(ctx context.Context, s *Settings, dir string, psNeeded bool, getenv func(string) string) error {
+	lc := s.Lambda
+	cctx, cancel := context.WithTimeout(ctx, PreflightTimeout)
+	defer cancel()
+	st, err := blobs.Open(cctx, lc.BlobURI(), s.BlobOptions())
+	if err == nil {
+		_, err = st.List(cctx, ".stratus-preflight/")
+	}
+	if err != nil {
+		return fmt.Errorf("backend \"lambda\": the bucket %s is not usable from here: %w\n\nCheck the backend's bucket and region, the AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID), and, for an S3-compatible server, AWS_ENDPOINT_URL_S3 or s3_endpoint", lc.BlobURI(), err)
+	}
+	if !psNeeded {
+		return nil
+	}
+	if len(lc.PSStore) == 0 {
+		return fmt.Errorf("backend \"lambda\": training needs psstore shards reachable from the functions: run `stratus psstore serve` on a host and list it in the backend block: psstore = [\"host:port\"]")
+	}
+	token := getenv(EnvToken)
+	if token == "" {
+		return fmt.Errorf("backend \"lambda\": the psstore shards %v need their token in %s (the --token they were started with)", lc.PSStore, EnvToken)
+	}
+	te := operators.TaskEnv{PSStore: lc.PSStore, Token: token}
+	if te.PSStoreCA, err = lc.CAPEM(dir); err != nil {
+		return err
+	}
+	opts, err := taskenv.PSStoreOptions(te)
+	if err != nil {
+		return err
+	}
+	c, err := psstore.Dial(cctx, lc.PSStore, opts...)
+	if err != nil {
+		return fmt.Errorf("backend \"lambda\": %w%s\n\nStart the shard with `stratus psstore serve --addr HOST:PORT --data-dir DIR --token TOKEN` on a host the functions can reach, or fix the backend's psstore list", err, taskenv.TLSHint(te))
+	}
+	return c.Close()
+}
