@@ -262,7 +262,6 @@ func (c *cli) writeSummary(w io.Writer, sum *executor.Summary, pr pricing.Pricin
 	}
 }
 
-
 // writeFailures prints each failed stage's error in full.
 func (c *cli) writeFailures(sum *executor.Summary) {
 	if sum == nil {
