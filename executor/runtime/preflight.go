@@ -3,10 +3,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/stratus-ml/stratus/blob/blobs"
+	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
@@ -43,6 +46,15 @@ func checkLambda(ctx context.Context, s *Settings, dir string, psNeeded bool, ge
 	lc := s.Lambda
 	cctx, cancel := context.WithTimeout(ctx, PreflightTimeout)
 	defer cancel()
+	endpoints, from := lc.Endpoints, "the backend's endpoints"
+	if env := lambdabe.EndpointsFromEnv(); len(env) > 0 {
+		endpoints, from = env, lambdabe.EnvEndpoints
+	}
+	for _, e := range endpoints {
+		if err := reachable(cctx, e); err != nil {
+			return fmt.Errorf("backend \"lambda\": the function endpoint %s (from %s) is not reachable: %w\n\nStart the emulator there, or fix %s", e, from, err, from)
+		}
+	}
 	st, err := blobs.Open(cctx, lc.BlobURI(), s.BlobOptions())
 	if err == nil {
 		_, err = st.List(cctx, ".stratus-preflight/")
@@ -71,6 +83,24 @@ func checkLambda(ctx context.Context, s *Settings, dir string, psNeeded bool, ge
 	c, err := psstore.Dial(cctx, lc.PSStore, opts...)
 	if err != nil {
 		return fmt.Errorf("backend \"lambda\": %w%s\n\nStart the shard with `stratus psstore serve --addr HOST:PORT --data-dir DIR --token TOKEN` on a host the functions can reach, or fix the backend's psstore list", err, taskenv.TLSHint(te))
+	}
+	return c.Close()
+}
+
+// reachable reports whether a TCP connection to the host of the URL u opens.
+func reachable(ctx context.Context, u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return fmt.Errorf("%q is not a URL", u)
+	}
+	host := pu.Host
+	if pu.Port() == "" {
+		host = net.JoinHostPort(pu.Hostname(), map[string]string{"https": "443"}[pu.Scheme]+map[string]string{"http": "80"}[pu.Scheme])
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
 	}
 	return c.Close()
 }
