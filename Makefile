@@ -19,7 +19,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: all build test test-short race lint demo tools proto proto-tools web clean \
-	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-train bench-tune
+	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune
 
 all: lint build test
 
@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-train bench-tune
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -70,6 +70,11 @@ bench-psstore:
 
 bench-executor: tools
 	executor/lambda/bench.sh
+
+# The a9a train stage on the serverless stack (MinIO, psstore serve, emulators
+# running the deployed function) beside the local backend, in one run.
+bench-lambda: tools
+	STRATUS_BENCH=1 STRATUS_REQUIRE_TOOLS=1 $(GO) test -count=1 -run '^TestBenchServerlessTrain$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
 
 bench-train: build
 	$(GO) test -run '^$$' -bench Iteration -benchtime 20000x ./operators/train/
