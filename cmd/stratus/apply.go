@@ -167,6 +167,10 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	}
 	if sum != nil {
 		c.writeSummary(c.stdout, sum, rt.Pricing, rt.MemoryMB)
+		if hosts := len(rt.TaskEnv.PSStore); rt.Pricing.HostPerHour > 0 && hosts > 0 && rt.Settings.Type == "lambda" {
+			fmt.Fprintf(c.stdout, "psstore hosts: %d × %s at $%.4f/h = $%.6f\n", hosts, sum.Duration.Round(time.Second),
+				rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
+		}
 	}
 	if applyErr != nil {
 		c.writeFailures(sum)

@@ -210,7 +210,7 @@ func TestServerless(t *testing.T) {
 			local := filepath.Join(localRoot, "pipelines", tc.pipeline)
 			remote := filepath.Join(s.root, "pipelines", tc.pipeline)
 			// Workers live 1s: every training hands over to new generations.
-			s.writeBackend(remote, tc.pipeline, "  timeout  = \"20s\"\n  lifetime = \"1s\"\n")
+			s.writeBackend(remote, tc.pipeline, "  timeout  = \"20s\"\n  lifetime = \"1s\"\n  psstore_hourly_usd = 0.05\n")
 
 			s.run(local, "apply", "-auto-approve")
 			want := s.outputs(local)
@@ -218,6 +218,10 @@ func TestServerless(t *testing.T) {
 			log := s.run(remote, "apply", "-auto-approve")
 			if !strings.Contains(log, "Apply complete!") {
 				t.Fatalf("apply on lambda:\n%s", log)
+			}
+			// The cost is the bill's (REPORT lines), labelled so, with the shard hosts.
+			if !strings.Contains(log, "  LAMBDA COST") || strings.Contains(log, "ESTIMATED") || !strings.Contains(log, "psstore hosts: 2 × ") {
+				t.Errorf("the summary lacks the billed Lambda cost or the psstore hosts:\n%s", log)
 			}
 			if tc.handover && !strings.Contains(log, "relaunched as generation") {
 				t.Errorf("no worker reached its 1s lifetime and handed over:\n%s", log)

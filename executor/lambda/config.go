@@ -45,6 +45,9 @@ type Config struct {
 	// SubnetIDs and SecurityGroupIDs put the function in a VPC (deploy sets them),
 	// so it reaches shards on private addresses.
 	SubnetIDs        []string `hcl:"subnet_ids,optional"`
+	// PSStoreHourlyUSD prices each psstore host per hour in the cost summary (the
+	// instance the shard runs on); 0 leaves hosts out.
+	PSStoreHourlyUSD float64 `hcl:"psstore_hourly_usd,optional"`
 	SecurityGroupIDs []string `hcl:"security_group_ids,optional"`
 
 	// Parsed durations; untagged so gohcl leaves them alone.
@@ -73,6 +76,10 @@ func DecodeConfig(body hcl.Body, decl hcl.Range, ctx *hcl.EvalContext) (Config, 
 			fmt.Sprintf("Lambda functions run at most 15m; got %s.", c.TimeoutD)))
 	}
 	diags = append(diags, dsl.AtLeast(body, decl, "max_concurrency", c.MaxConcurrency, 0)...)
+	if c.PSStoreHourlyUSD < 0 {
+		diags = append(diags, dsl.AttrDiag(body, decl, "psstore_hourly_usd", "Invalid price",
+			fmt.Sprintf("psstore_hourly_usd is a price per host-hour in USD and cannot be negative; got %g.", c.PSStoreHourlyUSD)))
+	}
 	b := strings.TrimPrefix(c.Bucket, "s3://")
 	if b == "" || strings.ContainsAny(strings.SplitN(b, "/", 2)[0], " _:") {
 		diags = append(diags, dsl.AttrDiag(body, decl, "bucket", "Invalid bucket",

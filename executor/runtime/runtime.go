@@ -148,6 +148,7 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 			r.Close()
 			return nil, err
 		}
+		r.Pricing.HostPerHour = lc.PSStoreHourlyUSD
 		r.TaskEnv = operators.TaskEnv{Blob: lc.BlobURI(), BlobRegion: lc.Region, BlobEndpoint: lc.S3Endpoint, PSStore: lc.PSStore}
 		if r.TaskEnv.PSStoreCA, err = lc.CAPEM(p.Config.Dir); err != nil {
 			r.Close()
