@@ -44,10 +44,10 @@ type Config struct {
 	PSStoreCA string `hcl:"psstore_ca,optional"`
 	// SubnetIDs and SecurityGroupIDs put the function in a VPC (deploy sets them),
 	// so it reaches shards on private addresses.
-	SubnetIDs        []string `hcl:"subnet_ids,optional"`
+	SubnetIDs []string `hcl:"subnet_ids,optional"`
 	// PSStoreHourlyUSD prices each psstore host per hour in the cost summary (the
 	// instance the shard runs on); 0 leaves hosts out.
-	PSStoreHourlyUSD float64 `hcl:"psstore_hourly_usd,optional"`
+	PSStoreHourlyUSD float64  `hcl:"psstore_hourly_usd,optional"`
 	SecurityGroupIDs []string `hcl:"security_group_ids,optional"`
 
 	// Parsed durations; untagged so gohcl leaves them alone.
