@@ -20,7 +20,7 @@ type trialWatch struct{ ch chan executor.Event }
 func newTrialWatch() *trialWatch { return &trialWatch{ch: make(chan executor.Event, 1<<16)} }
 
 func (w *trialWatch) Event(e executor.Event) {
-	if e.Type == executor.StageEvent && e.Kind == "trial" {
+	if e.Type == executor.StageEvent && e.Kind == operators.KindTrial {
 		select {
 		case w.ch <- e:
 		default: // the test stopped reading
@@ -45,7 +45,8 @@ func (w *trialWatch) wait(t *testing.T, applied <-chan error, what string, ok fu
 
 func running(tid string) func(executor.Event) bool {
 	return func(e executor.Event) bool {
-		return e.Labels["trial"] == tid && e.Labels["status"] == "RUNNING" && e.Metrics["iterations"] > 0
+		te, ok := e.Trial()
+		return ok && te.ID == tid && te.Status == operators.TrialRunning && te.Metrics.Iterations > 0
 	}
 }
 
@@ -102,12 +103,12 @@ output "best" { value = grid_search.tune.best.id }
 
 	out := h.Output("grid_search.tune")
 	ts := trials(t, out)
-	if s := ts[short].GetAttr("status").AsString(); s != "DONE" {
+	if s := ts[short].GetAttr("status").AsString(); s != string(operators.TrialDone) {
 		t.Errorf("short trial %s: %s", short, s)
 	}
 	for _, k := range []string{long, next1, next2} {
 		tr := ts[k]
-		if s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString(); s != "KILLED" || r != "killed by user" {
+		if s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString(); s != string(operators.TrialKilled) || r != operators.ReasonKilled {
 			t.Errorf("trial %s: %s (%s), want KILLED (killed by user)", k, s, r)
 		}
 		if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 999*32561/100 {
@@ -198,8 +199,8 @@ grid_search "tune" {
 	}
 	cached := map[string]bool{}
 	for _, e := range rec.Events {
-		if e.Type == executor.StageEvent && e.Kind == "trial" && e.Labels["cached"] == "true" && e.Labels["status"] == "DONE" {
-			cached[e.Labels["trial"]] = true
+		if te, ok := e.Trial(); ok && te.Cached && te.Status == operators.TrialDone {
+			cached[te.ID] = true
 		}
 	}
 	if len(cached) != 2 || cached[newID] {
@@ -224,16 +225,20 @@ grid_search "tune" {
 // maxRunning replays a stage's trial events and returns the most trials RUNNING at
 // once.
 func maxRunning(events []operators.Event) int {
-	status := map[string]string{}
+	status := map[string]operators.TrialStatus{}
 	n, most := 0, 0
 	for _, e := range events {
-		id, s := e.Labels["trial"], e.Labels["status"]
+		te, ok := operators.DecodeTrial(e)
+		if !ok {
+			continue
+		}
+		id, s := te.ID, te.Status
 		if status[id] == s {
 			continue
 		}
-		if s == "RUNNING" {
+		if s == operators.TrialRunning {
 			n++
-		} else if status[id] == "RUNNING" {
+		} else if status[id] == operators.TrialRunning {
 			n--
 		}
 		status[id] = s
@@ -279,7 +284,7 @@ grid_search "tune" {
 			got = append(got, tr.GetAttr("id").AsString())
 			lrv := num(tr.GetAttr("params").GetAttr("learning_rate"))
 			mb := num(tr.GetAttr("params").GetAttr("minibatch"))
-			if lrv < 0.01 || lrv > 1 || (mb != 50 && mb != 100 && mb != 200) || tr.GetAttr("status").AsString() != "DONE" {
+			if lrv < 0.01 || lrv > 1 || (mb != 50 && mb != 100 && mb != 200) || tr.GetAttr("status").AsString() != string(operators.TrialDone) {
 				t.Errorf("trial %s", tr.GoString())
 			}
 		}
@@ -328,7 +333,7 @@ grid_search "tune" {
 			for _, rate := range []float64{0.0005, 0.0002} {
 				tr := ts[id(map[string]cty.Value{"learning_rate": lr(rate), "minibatch": cty.NumberIntVal(20)})]
 				s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString()
-				if s != "STOPPED" || !strings.HasPrefix(r, map[string]string{"median": "median rule", "asha": "asha rung"}[name]) {
+				if s != string(operators.TrialStopped) || !strings.HasPrefix(r, map[string]string{"median": "median rule", "asha": "asha rung"}[name]) {
 					t.Errorf("learning_rate %g: %s (%s), want stopped by the %s rule", rate, s, r, name)
 				}
 				if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 0.8*12*32561/20 {
@@ -422,7 +427,7 @@ grid_search "tune" {
 	}
 	ts := trials(t, h.Output("grid_search.tune"))
 	for _, k := range []string{first, second} {
-		if s := ts[k].GetAttr("status").AsString(); s != "DONE" {
+		if s := ts[k].GetAttr("status").AsString(); s != string(operators.TrialDone) {
 			t.Errorf("trial %s: %s", k, s)
 		}
 	}
@@ -480,7 +485,7 @@ grid_search "tune" {
 		epochs float64
 	}{{a, 30}, {b, 31}} {
 		tr := ts[c.id]
-		if s := tr.GetAttr("status").AsString(); s != "DONE" {
+		if s := tr.GetAttr("status").AsString(); s != string(operators.TrialDone) {
 			t.Errorf("trial %s: %s", c.id, s)
 		}
 		if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it < c.epochs*32561/100*0.95 {
