@@ -284,7 +284,7 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 
 	// The results table: CSV and JSON sorted by the metric, linked from a note.
 	var csvURI string
-	for _, e := range rec.Events {
+	for _, e := range rec.Events() {
 		if e.Type == executor.StageEvent && e.Labels["results_csv"] != "" {
 			csvURI = e.Labels["results_csv"]
 			if !strings.Contains(e.Note, "TEST_LOGLOSS") || strings.Count(e.Note, "\n") < 9 {

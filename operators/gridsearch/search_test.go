@@ -10,39 +10,12 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/internal/applytest"
 )
 
-// trialWatch forwards an apply's trial events to a test goroutine.
-type trialWatch struct{ ch chan executor.Event }
-
-func newTrialWatch() *trialWatch { return &trialWatch{ch: make(chan executor.Event, 1<<16)} }
-
-func (w *trialWatch) Event(e executor.Event) {
-	if e.Type == executor.StageEvent && e.Kind == operators.KindTrial {
-		select {
-		case w.ch <- e:
-		default: // the test stopped reading
-		}
-	}
-}
-
-// wait consumes trial events until one satisfies ok, or the apply ends.
-func (w *trialWatch) wait(t *testing.T, applied <-chan error, what string, ok func(executor.Event) bool) {
-	t.Helper()
-	for {
-		select {
-		case e := <-w.ch:
-			if ok(e) {
-				return
-			}
-		case err := <-applied:
-			t.Fatalf("apply ended (%v) before %s", err, what)
-		}
-	}
-}
-
+// running matches the event of trial tid RUNNING after its first evaluation.
 func running(tid string) func(executor.Event) bool {
 	return func(e executor.Event) bool {
 		te, ok := e.Trial()
@@ -65,7 +38,7 @@ output "best" { value = grid_search.tune.best.id }
 	trial := func(epochs int64) string { return id(map[string]cty.Value{"epochs": cty.NumberIntVal(epochs)}) }
 	short, long, next1, next2 := trial(2), trial(1000), trial(999), trial(998)
 	router := executor.NewRouter()
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	applied := make(chan error, 1)
@@ -79,7 +52,7 @@ output "best" { value = grid_search.tune.best.id }
 		return router.Send(ctx, "grid_search.tune", operators.Command{Op: op, Target: target})
 	}
 
-	watch.wait(t, applied, "the long trial ran", running(long))
+	at := watch.Wait(t, 0, applied, "the long trial ran", running(long))
 	if err := send("kill", long); err != nil {
 		t.Fatalf("kill %s: %v", long, err)
 	}
@@ -93,7 +66,7 @@ output "best" { value = grid_search.tune.best.id }
 		t.Errorf("unknown command: %v", err)
 	}
 	// The short trial finishes and the long one's workers go to the queued trials.
-	watch.wait(t, applied, "the killed trial's slot was reused", running(next2))
+	watch.Wait(t, at, applied, "the killed trial's slot was reused", running(next2))
 	if err := send("kill-all", ""); err != nil {
 		t.Fatalf("kill-all: %v", err)
 	}
@@ -141,9 +114,9 @@ func stageErrors(sum *executor.Summary) string {
 }
 
 // trainRuns counts the trials an apply trained: train.Run's workers waves.
-func trainRuns(rec *applytest.Recorder) []string {
-	var out []string // the apply has ended: no lock needed
-	for _, e := range rec.Events {
+func trainRuns(rec *executortest.Recorder) []string {
+	var out []string
+	for _, e := range rec.Events() {
 		if e.Type == executor.WaveStarted && e.Stage == "grid_search.tune" && strings.HasPrefix(e.Wave, "workers-") {
 			out = append(out, strings.TrimPrefix(e.Wave, "workers-"))
 		}
@@ -198,7 +171,7 @@ grid_search "tune" {
 		}
 	}
 	cached := map[string]bool{}
-	for _, e := range rec.Events {
+	for _, e := range rec.Events() {
 		if te, ok := e.Trial(); ok && te.Cached && te.Status == operators.TrialDone {
 			cached[te.ID] = true
 		}
@@ -401,7 +374,7 @@ grid_search "tune" {
 `))
 	first := id(map[string]cty.Value{"epochs": cty.NumberIntVal(2)})
 	second := id(map[string]cty.Value{"epochs": cty.NumberIntVal(40)})
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	applied := make(chan error, 1)
@@ -409,7 +382,7 @@ grid_search "tune" {
 		_, _, err := apply(ctx, h, runOpts{observer: watch})
 		applied <- err
 	}()
-	watch.wait(t, applied, "the second trial ran", running(second))
+	watch.Wait(t, 0, applied, "the second trial ran", running(second))
 	cancel()
 	if err := <-applied; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted apply: %v", err)
@@ -450,7 +423,7 @@ grid_search "tune" {
 	a := id(map[string]cty.Value{"epochs": cty.NumberIntVal(30)})
 	b := id(map[string]cty.Value{"epochs": cty.NumberIntVal(31)})
 	router := executor.NewRouter()
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	applied := make(chan error, 1)
@@ -460,7 +433,7 @@ grid_search "tune" {
 		sum, _, err = apply(ctx, h, runOpts{router: router, observer: watch})
 		applied <- err
 	}()
-	watch.wait(t, applied, "trial a ran", running(a))
+	watch.Wait(t, 0, applied, "trial a ran", running(a))
 	if err := router.Send(ctx, "grid_search.tune", operators.Command{Op: "kill-all"}); err != nil {
 		t.Fatal(err)
 	}
