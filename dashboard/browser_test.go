@@ -125,7 +125,7 @@ test_trials "search" {
 	eventually(t, 30*time.Second, "4 running trials with 3 points each", func() bool {
 		running = running[:0]
 		for _, c := range r.hub.Curves() {
-			if tr := trialsOf(r.hub.Status())[c.Trial]; tr != nil && tr.Status == dashboard.TrialRunning && len(c.Points) >= 3 {
+			if tr := trialsOf(r.hub.Status())[c.Trial]; tr != nil && tr.Status == operators.TrialRunning && len(c.Points) >= 3 {
 				running = append(running, tr)
 			}
 		}
@@ -192,7 +192,7 @@ test_trials "search" {
 	if !strings.Contains(armed, victim) {
 		t.Errorf("first click should ask to confirm the kill of %s; button says %q", victim, armed)
 	}
-	if st := trialsOf(r.hub.Status())[victim].Status; st != dashboard.TrialRunning {
+	if st := trialsOf(r.hub.Status())[victim].Status; st != operators.TrialRunning {
 		t.Fatalf("one click killed the trial (%s)", st)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#d-kill`))); err != nil {
@@ -204,19 +204,19 @@ test_trials "search" {
 		var s dashboard.Status
 		r.api("GET", "/api/status", "", &s)
 		tr := trialsOf(s)[victim]
-		return tr != nil && tr.Status == dashboard.TrialKilled && tr.Reason == "killed by user"
+		return tr != nil && tr.Status == operators.TrialKilled && tr.Reason == operators.ReasonKilled
 	})
 	rec := recordedStatus(t, r.st, "test_trials.search")
-	if rec[victim] != dashboard.TrialKilled {
+	if rec[victim] != operators.TrialKilled {
 		t.Errorf("state series records %s for %s, want KILLED", rec[victim], victim)
 	}
 	for _, tr := range running {
-		if tr.ID != victim && rec[tr.ID] != dashboard.TrialRunning {
+		if tr.ID != victim && rec[tr.ID] != operators.TrialRunning {
 			t.Errorf("trial %s recorded %s after killing only %s", tr.ID, rec[tr.ID], victim)
 		}
 	}
 	poll(t, ctx, 10*time.Second, "the row KILLED", fmt.Sprintf(`document.querySelector('#trials tbody tr[data-trial=%q]').dataset.status`, victim),
-		func(s string) bool { return s == dashboard.TrialKilled })
+		func(s string) bool { return s == string(operators.TrialKilled) })
 	poll(t, ctx, 5*time.Second, "the kill button gone", `document.getElementById('d-kill').hidden`, func(h bool) bool { return h })
 
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -232,7 +232,7 @@ test_trials "search" {
 	}
 	r.wait()
 	for id, s := range recordedStatus(t, r.st, "test_trials.search") {
-		if s != dashboard.TrialKilled {
+		if s != operators.TrialKilled {
 			t.Errorf("after kill-all, %s is recorded %s", id, s)
 		}
 	}

@@ -158,20 +158,20 @@ func trialsOf(s dashboard.Status) map[string]*dashboard.Trial {
 
 // recordedStatus returns the last status each trial of stage has in the state's
 // series.
-func recordedStatus(t *testing.T, st *state.Store, stage string) map[string]string {
+func recordedStatus(t *testing.T, st *state.Store, stage string) map[string]operators.TrialStatus {
 	t.Helper()
 	pts, err := st.Series(stage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	out := map[string]operators.TrialStatus{}
 	for _, p := range pts {
 		var e operators.Event
 		if err := json.Unmarshal(p, &e); err != nil {
 			t.Fatal(err)
 		}
-		if e.Kind == "trial" {
-			out[e.Labels["trial"]] = e.Labels["status"]
+		if te, ok := operators.DecodeTrial(e); ok {
+			out[te.ID] = te.Status
 		}
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/internal/pricing"
+	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/planner"
 )
 
@@ -256,41 +257,43 @@ func (h *Hub) fnCost(secs float64) float64 {
 // Call with h.mu held.
 func (h *Hub) operatorEvent(e executor.Event) []message {
 	var msgs []message
-	id := e.Labels["trial"]
+	id := e.Labels[operators.TrialLabel]
 	key := CurveKey{Stage: e.Stage, Trial: id}
 	switch e.Kind {
-	case "trial":
-		if id == "" {
+	case operators.KindTrial:
+		te, ok := e.Trial()
+		if !ok {
 			return nil
 		}
 		t := h.trial(key)
-		if s := e.Labels["status"]; s != "" && !(terminal(t.Status) && !terminal(s)) {
-			if s != t.Status && terminal(s) {
-				text := t.ID + " " + s
-				if r := e.Labels["reason"]; r != "" {
-					text += ": " + r
+		// A status left out keeps the trial's; an ended trial does not run again.
+		if s := te.Status; s != "" && !(t.Status.Terminal() && !s.Terminal()) {
+			if s != t.Status && s.Terminal() {
+				text := t.ID + " " + string(s)
+				if te.Reason != "" {
+					text += ": " + te.Reason
 				}
 				level := "info"
-				if s == TrialFailed {
+				if s == operators.TrialFailed {
 					level = "warn"
 				}
 				msgs = append(msgs, h.addLog(LogLine{Time: e.Time, Stage: e.Stage, Trial: id, Level: level, Text: text}))
 			}
 			t.Status = s
 		}
-		if p := e.Labels["params"]; p != "" {
-			t.Params = rawParams(p)
+		if te.Params != "" {
+			t.Params = rawParams(te.Params)
 		}
-		if r, ok := e.Labels["reason"]; ok {
-			t.Reason = r
+		if te.Reason != "" {
+			t.Reason = te.Reason
 		}
-		if m := e.Labels["model"]; m != "" {
-			t.Model = m
+		if te.Model != "" {
+			t.Model = te.Model
 		}
-		for k, v := range e.Metrics {
+		for k, v := range te.Metrics.Map() {
 			t.Metrics[k] = v
 		}
-		if v, ok := e.Metrics["updates_per_second"]; ok {
+		if v := te.Metrics.UpdatesPerSecond; !math.IsNaN(v) {
 			h.rates[key] = v
 		}
 		t.Updated = e.Time
@@ -314,7 +317,7 @@ func (h *Hub) operatorEvent(e executor.Event) []message {
 				}
 			}
 			if t.Status == "" {
-				t.Status = TrialRunning
+				t.Status = operators.TrialRunning
 			}
 			t.Updated = e.Time
 			c := *t
@@ -434,7 +437,7 @@ func (h *Hub) Totals() Totals {
 }
 
 func (h *Hub) totals(now time.Time) Totals {
-	t := Totals{Trials: map[string]int{}}
+	t := Totals{Trials: map[operators.TrialStatus]int{}}
 	for _, a := range h.order {
 		st := h.stages[a]
 		t.ActiveFunctions += len(st.active)
@@ -446,7 +449,7 @@ func (h *Hub) totals(now time.Time) Totals {
 			continue
 		}
 		if k.Trial != "" {
-			if tr := h.trials[k]; tr != nil && tr.Status != TrialRunning {
+			if tr := h.trials[k]; tr != nil && tr.Status != operators.TrialRunning {
 				continue
 			}
 		}

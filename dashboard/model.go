@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // Stage statuses as the dashboard shows them.
@@ -18,25 +20,6 @@ const (
 	StageSkipped     = "skipped"     // never started: an upstream stage failed or the apply stopped
 	StageInterrupted = "interrupted" // running when the apply was interrupted
 )
-
-// Trial statuses (the grid_search conventions).
-const (
-	TrialQueued  = "QUEUED"
-	TrialRunning = "RUNNING"
-	TrialStopped = "STOPPED"
-	TrialKilled  = "KILLED"
-	TrialDone    = "DONE"
-	TrialFailed  = "FAILED"
-)
-
-// terminal reports whether a trial status is final.
-func terminal(status string) bool {
-	switch status {
-	case TrialStopped, TrialKilled, TrialDone, TrialFailed:
-		return true
-	}
-	return false
-}
 
 // Status is the whole state of an apply as GET /api/status returns it.
 type Status struct {
@@ -78,12 +61,12 @@ type StageStatus struct {
 	Note     string    `json:"note,omitempty"` // the latest note
 }
 
-// Trial is the latest state of one trial, from the stage's "trial" events, with its
-// loss also followed from its "metric" events.
+// Trial is the latest state of one trial, from the stage's trial events
+// (operators.TrialEvent), with its loss also followed from its "metric" events.
 type Trial struct {
-	Stage  string `json:"stage"`
-	ID     string `json:"trial"`
-	Status string `json:"status"`
+	Stage  string                `json:"stage"`
+	ID     string                `json:"trial"`
+	Status operators.TrialStatus `json:"status"`
 	// Params is the trial's parameters as the operator reported them: a JSON object
 	// (or a JSON string when the operator's label was not JSON).
 	Params  json.RawMessage `json:"params,omitempty"`
@@ -95,11 +78,11 @@ type Trial struct {
 
 // Totals sum the apply so far.
 type Totals struct {
-	UpdatesPerSecond float64        `json:"updates_per_second"` // over running trials and train stages
-	ActiveFunctions  int            `json:"active_functions"`
-	CostUSD          float64        `json:"cost_usd"` // finished stages' recorded cost plus running stages' estimate
-	Elapsed          float64        `json:"elapsed_seconds"`
-	Trials           map[string]int `json:"trials"` // by status
+	UpdatesPerSecond float64                       `json:"updates_per_second"` // over running trials and train stages
+	ActiveFunctions  int                           `json:"active_functions"`
+	CostUSD          float64                       `json:"cost_usd"` // finished stages' recorded cost plus running stages' estimate
+	Elapsed          float64                       `json:"elapsed_seconds"`
+	Trials           map[operators.TrialStatus]int `json:"trials"` // by status
 }
 
 // LogLine is a note or a failure worth showing.

@@ -299,7 +299,7 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, fmt.Sprintf("no trial %q in %s", req.Trial, stage))
 		return
 	}
-	if terminal(t.Status) {
+	if t.Status.Terminal() {
 		httpError(w, http.StatusConflict, fmt.Sprintf("trial %s of %s is already %s", t.ID, stage, t.Status))
 		return
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dashboard"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // feed sends a stage with two trials and a few evaluation points to h.
@@ -368,7 +369,7 @@ test_trials "search" {
 		r.api("GET", "/api/status", "", &st)
 		n := 0
 		for _, tr := range st.Trials {
-			if tr.Status == dashboard.TrialRunning {
+			if tr.Status == operators.TrialRunning {
 				n++
 			}
 		}
@@ -401,7 +402,7 @@ test_trials "search" {
 			t.Errorf("%s: results %+v", tc.name, resp.Results)
 		}
 	}
-	if got := trialsOf(r.hub.Status())[victim].Status; got != dashboard.TrialKilled {
+	if got := trialsOf(r.hub.Status())[victim].Status; got != operators.TrialKilled {
 		t.Errorf("killed trial is %s in the status", got)
 	}
 	var resp dashboard.KillResponse
@@ -413,7 +414,7 @@ test_trials "search" {
 	}
 	r.wait()
 	for id, s := range recordedStatus(t, r.st, "test_trials.search") {
-		if s != dashboard.TrialKilled {
+		if s != operators.TrialKilled {
 			t.Errorf("trial %s recorded %s, want KILLED", id, s)
 		}
 	}

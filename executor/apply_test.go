@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/executor/testops"
 	"github.com/stratus-ml/stratus/operators"
@@ -21,30 +21,6 @@ import (
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
 )
-
-// recorder collects events.
-type recorder struct {
-	mu     sync.Mutex
-	events []executor.Event
-}
-
-func (r *recorder) Event(e executor.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) count(t executor.EventType) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.events {
-		if e.Type == t {
-			n++
-		}
-	}
-	return n
-}
 
 // harness applies pipelines from a directory against one state store.
 type harness struct {
@@ -128,7 +104,7 @@ output "steps" { value = test_longrun.lr.steps }
 output "gens"  { value = test_longrun.lr.generations }
 output "after" { value = test_map.after.sum }
 `)
-	rec := &recorder{}
+	rec := &executortest.Recorder{}
 	sum, err := h.apply(context.Background(), rec)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +122,7 @@ output "after" { value = test_map.after.sum }
 	if got := num(t, sum.Outputs["gens"]); got < 2 {
 		t.Errorf("long-running workers ran %d generation(s); lifetime 30ms for 60ms of work needs at least 2", got)
 	}
-	if rec.count(executor.TaskRelaunch) == 0 {
+	if rec.Count(executor.TaskRelaunch, "") == 0 {
 		t.Error("no relaunch events")
 	}
 	// after reads sq's output: tasks 55 and 56 → 55² + 56² = 6161.
@@ -155,7 +131,7 @@ output "after" { value = test_map.after.sum }
 	}
 
 	// A second apply reuses everything.
-	rec2 := &recorder{}
+	rec2 := &executortest.Recorder{}
 	sum2, err := h.apply(context.Background(), rec2)
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +141,8 @@ output "after" { value = test_map.after.sum }
 			t.Errorf("second apply: %s %s, want cached", s.Address, s.Action)
 		}
 	}
-	if rec2.count(executor.TaskStarted) != 0 {
-		t.Errorf("second apply started %d tasks", rec2.count(executor.TaskStarted))
+	if rec2.Count(executor.TaskStarted, "") != 0 {
+		t.Errorf("second apply started %d tasks", rec2.Count(executor.TaskStarted, ""))
 	}
 	if got := num(t, sum2.Outputs["after"]); got != 55*55+56*56 {
 		t.Errorf("cached outputs: after = %d", got)
@@ -190,7 +166,7 @@ func TestApplyRetriesAndFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, "test_map \"m\" {\n  tasks = 4\n  "+tc.cfg+"\n  task_timeout = \"300ms\"\n}\n")
-			rec := &recorder{}
+			rec := &executortest.Recorder{}
 			sum, err := h.apply(context.Background(), rec)
 			if tc.wantFailed {
 				if !errors.Is(err, executor.ErrStagesFailed) {
@@ -210,7 +186,7 @@ func TestApplyRetriesAndFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := rec.count(executor.TaskRetried); got != tc.wantRetry {
+			if got := rec.Count(executor.TaskRetried, ""); got != tc.wantRetry {
 				t.Errorf("retries = %d, want %d", got, tc.wantRetry)
 			}
 			if sum.Stages[0].Retries != tc.wantRetry {

@@ -74,6 +74,20 @@ func (os Observers) Event(e Event) {
 	}
 }
 
+// OperatorEvent is the operator's event a StageEvent carries.
+func (e Event) OperatorEvent() operators.Event {
+	return operators.Event{Time: e.Time, Kind: e.Kind, Note: e.Note, Metrics: e.Metrics, Labels: e.Labels}
+}
+
+// Trial decodes the trial event a StageEvent carries (operators.DecodeTrial); it
+// reports false for any other event.
+func (e Event) Trial() (operators.TrialEvent, bool) {
+	if e.Type != StageEvent {
+		return operators.TrialEvent{}, false
+	}
+	return operators.DecodeTrial(e.OperatorEvent())
+}
+
 func fromOperatorEvent(stage, op string, e operators.Event) Event {
 	t := e.Time
 	if t.IsZero() {

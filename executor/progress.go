@@ -11,6 +11,8 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // JSONEvents writes every event as one JSON object per line: the -json stream.
@@ -71,10 +73,13 @@ func (p *PlainProgress) Event(e Event) {
 	case TaskFailed:
 		line = fmt.Sprintf("%s: task %s[%d] failed", e.Stage, e.Wave, e.Index)
 	case StageEvent:
+		te, isTrial := e.Trial()
 		switch {
-		case e.Kind == "trial":
-			line = p.trial(e)
-		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels["trial"] != "":
+		case isTrial:
+			line = p.trial(e.Stage, te)
+		case e.Kind == operators.KindTrial:
+			// A trial event naming no trial: nothing to show.
+		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// A trial's evaluation points and figures: its trial events summarise them.
 		case e.Note != "":
 			line = fmt.Sprintf("%s: %s", e.Stage, indentLines(trialNote(e), "           "))
@@ -102,9 +107,9 @@ func (p *PlainProgress) Event(e Event) {
 	fmt.Fprintf(p.w, "%s %s\n", e.Time.Format("15:04:05"), line)
 }
 
-// trial returns the line for a trial event, or "" when it is not due.
-func (p *PlainProgress) trial(e Event) string {
-	key := e.Stage + "/" + e.Labels["trial"]
+// trial returns the line for a trial event of stage, or "" when it is not due.
+func (p *PlainProgress) trial(stage string, e operators.TrialEvent) string {
+	key := stage + "/" + e.ID
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.trials[key]
@@ -113,11 +118,11 @@ func (p *PlainProgress) trial(e Event) string {
 		p.trials[key] = r
 	}
 	changed := r.update(e)
-	if !changed && (r.status != "RUNNING" || e.Time.Sub(p.lastEvent[key]) < p.interval) {
+	if !changed && (r.status != operators.TrialRunning || e.Time.Sub(p.lastEvent[key]) < p.interval) {
 		return ""
 	}
 	p.lastEvent[key] = e.Time
-	return fmt.Sprintf("%s: %s", e.Stage, r.line())
+	return fmt.Sprintf("%s: %s", stage, r.line())
 }
 
 // TerminalProgress draws a progress bar per wave with counts, rate and ETA, a
@@ -166,8 +171,8 @@ func (t *TerminalProgress) setStatus(stage, s string) {
 
 // trial updates the trial table: a header on the stage's first trial event, a row
 // per trial, completed when the trial ends. mu held.
-func (t *TerminalProgress) trial(e Event) {
-	key := e.Stage + "/" + e.Labels["trial"]
+func (t *TerminalProgress) trial(stage string, e operators.TrialEvent) {
+	key := stage + "/" + e.ID
 	t.view.Lock()
 	r := t.trials[key]
 	if r == nil {
@@ -177,14 +182,13 @@ func (t *TerminalProgress) trial(e Event) {
 	r.update(e)
 	ended := r.terminal()
 	t.view.Unlock()
-	if t.headerBars[e.Stage] == nil {
-		stage := e.Stage
+	if t.headerBars[stage] == nil {
 		t.headerBars[stage+"/title"] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			t.view.Lock()
 			defer t.view.Unlock()
 			return stage + " trials:  " + t.status[stage]
 		})))
-		t.headerBars[e.Stage] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Name(trialHeader())))
+		t.headerBars[stage] = t.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Name(trialHeader())))
 	}
 	b := t.trialBars[key]
 	if b == nil {
@@ -254,10 +258,13 @@ func (t *TerminalProgress) Event(e Event) {
 			}
 		}
 	case StageEvent:
+		te, isTrial := e.Trial()
 		switch {
-		case e.Kind == "trial":
-			t.trial(e)
-		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels["trial"] != "":
+		case isTrial:
+			t.trial(e.Stage, te)
+		case e.Kind == operators.KindTrial:
+			// A trial event naming no trial: nothing to show.
+		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// Shown in the trial table.
 		default:
 			if s := describeOperatorEvent(e); s != "" {
@@ -306,7 +313,7 @@ func describeOperatorEvent(e Event) string {
 	}
 	sort.Strings(names)
 	parts := make([]string, 0, len(names)+1)
-	if l := e.Labels["trial"]; l != "" {
+	if l := e.Labels[operators.TrialLabel]; l != "" {
 		parts = append(parts, "trial "+l)
 	}
 	for _, k := range names {

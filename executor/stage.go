@@ -81,7 +81,7 @@ func (s *stageRun) Event(e operators.Event) {
 		e.Time = time.Now()
 	}
 	// A trial's summary (a grid search's train runs) is that trial's, not the stage's.
-	if e.Kind == "summary" && e.Labels["trial"] == "" {
+	if e.Kind == "summary" && e.Labels[operators.TrialLabel] == "" {
 		s.mu.Lock()
 		if s.metrics == nil {
 			s.metrics = map[string]float64{}
@@ -91,7 +91,7 @@ func (s *stageRun) Event(e operators.Event) {
 		}
 		s.mu.Unlock()
 	}
-	if (e.Kind == "metric" || e.Kind == "trial") && s.runner.state != nil {
+	if (e.Kind == "metric" || e.Kind == operators.KindTrial) && s.runner.state != nil {
 		if b, err := json.Marshal(e); err == nil {
 			_ = s.runner.state.AppendSeries(s.addr, b)
 		}

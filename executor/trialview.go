@@ -11,50 +11,45 @@ import (
 // How the progress outputs render a grid search's trials: the "trial" events of a
 // stage (see the grid_search operator) as a live table on a terminal, or as lines.
 
-// trialRow is the latest state of one trial, from its "trial" events.
+// trialRow is the latest state of one trial, from its trial events.
 type trialRow struct {
-	id, params, status, reason string
-	cached                     bool
-	metrics                    map[string]float64
+	id, params, reason string
+	status             operators.TrialStatus
+	cached             bool
+	metrics            operators.TrialMetrics
 }
 
 // update folds a trial event into the row; it reports whether the status changed.
-func (r *trialRow) update(e Event) bool {
-	changed := r.status != e.Labels["status"]
-	r.id = e.Labels["trial"]
-	r.status, r.reason = e.Labels["status"], e.Labels["reason"]
-	r.cached = e.Labels["cached"] == "true"
-	if p := e.Labels["params"]; p != "" {
-		r.params = operators.ParamsText([]byte(p))
+func (r *trialRow) update(e operators.TrialEvent) bool {
+	changed := r.status != e.Status
+	r.id = e.ID
+	r.status, r.reason = e.Status, e.Reason
+	r.cached = e.Cached
+	if p := e.ParamsText(); p != "" {
+		r.params = p
 	}
 	r.metrics = e.Metrics
 	return changed
 }
 
 // terminal reports whether the trial has ended.
-func (r *trialRow) terminal() bool {
-	switch r.status {
-	case "DONE", "STOPPED", "KILLED", "FAILED":
-		return true
-	}
-	return false
-}
+func (r *trialRow) terminal() bool { return r.status.Terminal() }
 
 // statusText is the status with its reason, such as "STOPPED (diverged)".
 func (r *trialRow) statusText() string {
-	s := r.status
+	s := string(r.status)
 	switch {
 	case r.cached:
 		s += " (cached)"
-	case r.reason != "" && r.status != "DONE":
+	case r.reason != "" && r.status != operators.TrialDone:
 		s += " (" + r.reason + ")"
 	}
 	return s
 }
 
-func (r *trialRow) metric(name, format string) string {
-	v, ok := r.metrics[name]
-	if !ok || math.IsNaN(v) {
+// figure formats a figure of the trial, "-" when it was not reported.
+func figure(v float64, format string) string {
+	if math.IsNaN(v) {
 		return "-"
 	}
 	return fmt.Sprintf(format, v)
@@ -68,8 +63,9 @@ func trialHeader() string {
 }
 
 func (r *trialRow) row() string {
+	m := r.metrics
 	return fmt.Sprintf(trialRowFormat, r.id, trim(r.params, 32), trim(r.statusText(), 20),
-		r.metric("iterations", "%.0f"), r.metric("test_logloss", "%.4f"), r.metric("best_logloss", "%.4f"), r.metric("updates_per_second", "%.0f"))
+		figure(m.Iterations, "%.0f"), figure(m.TestLogloss, "%.4f"), figure(m.BestLogloss, "%.4f"), figure(m.UpdatesPerSecond, "%.0f"))
 }
 
 // line is the plain-output line for the trial.
@@ -78,20 +74,21 @@ func (r *trialRow) line() string {
 	if r.params != "" {
 		parts = append(parts, r.params)
 	}
+	m := r.metrics
 	var figs []string
-	if _, ok := r.metrics["test_logloss"]; ok {
-		figs = append(figs, "loss "+r.metric("test_logloss", "%.4f"))
+	if !math.IsNaN(m.TestLogloss) {
+		figs = append(figs, "loss "+figure(m.TestLogloss, "%.4f"))
 	}
-	if _, ok := r.metrics["best_logloss"]; ok {
-		figs = append(figs, "best "+r.metric("best_logloss", "%.4f"))
+	if !math.IsNaN(m.BestLogloss) {
+		figs = append(figs, "best "+figure(m.BestLogloss, "%.4f"))
 	}
-	if _, ok := r.metrics["iterations"]; ok {
-		figs = append(figs, r.metric("iterations", "%.0f")+" iterations")
+	if !math.IsNaN(m.Iterations) {
+		figs = append(figs, figure(m.Iterations, "%.0f")+" iterations")
 	}
-	if _, ok := r.metrics["updates_per_second"]; ok && r.status == "RUNNING" {
-		figs = append(figs, r.metric("updates_per_second", "%.0f")+" updates/s")
+	if !math.IsNaN(m.UpdatesPerSecond) && r.status == operators.TrialRunning {
+		figs = append(figs, figure(m.UpdatesPerSecond, "%.0f")+" updates/s")
 	}
-	if s, ok := r.metrics["seconds"]; ok && s > 0 {
+	if s := m.Seconds; s > 0 {
 		figs = append(figs, fmt.Sprintf("%.1fs", s))
 	}
 	line := strings.Join(parts, "  ")
@@ -103,7 +100,7 @@ func (r *trialRow) line() string {
 
 // trialNote prefixes a trial's note with its ID when the note does not name it.
 func trialNote(e Event) string {
-	if id := e.Labels["trial"]; id != "" && !strings.Contains(e.Note, id) {
+	if id := e.Labels[operators.TrialLabel]; id != "" && !strings.Contains(e.Note, id) {
 		return "trial " + id + ": " + e.Note
 	}
 	return e.Note

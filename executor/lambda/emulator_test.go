@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/executor/lambda/lambdatest"
 	"github.com/stratus-ml/stratus/executor/local"
@@ -48,7 +49,7 @@ output "after"    { value = test_map.after.sum }
 `
 
 func TestLambdaMatchesLocal(t *testing.T) {
-	lrec := &recorder{}
+	lrec := &executortest.Recorder{}
 	lb := local.New(testops.Registry(), taskenv.New(), local.Options{MaxConcurrency: 3})
 	want, lsum, err := applyOn(t, lb, pipeline, lrec)
 	lb.Close()
@@ -61,7 +62,7 @@ func TestLambdaMatchesLocal(t *testing.T) {
 		t.Fatalf("local: %v", err)
 	}
 	be, ems := emulators(t, 3, lambdatest.Options{})
-	rec := &recorder{}
+	rec := &executortest.Recorder{}
 	got, sum, err := applyOn(t, be, pipeline, rec)
 	if err != nil {
 		for _, s := range sum.Stages {
@@ -85,16 +86,11 @@ func TestLambdaMatchesLocal(t *testing.T) {
 	}
 	// The injected failures, exactly; a loaded machine may add retries of the
 	// 40ms-lifetime workers, which this test does not count.
-	var injected []executor.Event
-	for _, r := range rec.of(executor.TaskRetried) {
-		if r.Stage == "test_map.sq" {
-			injected = append(injected, r)
-		}
-	}
+	injected := rec.Of(executor.TaskRetried, "test_map.sq")
 	if n := len(injected); n != 2 {
 		t.Errorf("lambda: %d retries of test_map.sq, want 2 (task 4 fails twice)", n)
 	}
-	if n := len(rec.of(executor.TaskRelaunch)); n == 0 {
+	if n := len(rec.Of(executor.TaskRelaunch, "")); n == 0 {
 		t.Error("lambda: long-running workers were never relaunched")
 	}
 	for _, r := range injected {
@@ -182,7 +178,7 @@ func TestLambdaPanicAndCrash(t *testing.T) {
 		{"crash", "exit_index = 1", "Runtime.ExitError"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &executortest.Recorder{}
 			outs, _, err := applyOn(t, be, "test_map \"m\" {\n  tasks = 5\n  "+tc.cfg+"\n}\noutput \"sum\" { value = test_map.m.sum }\n", rec)
 			if err != nil {
 				t.Fatal(err)
@@ -190,11 +186,11 @@ func TestLambdaPanicAndCrash(t *testing.T) {
 			if outs["sum"] != "30" {
 				t.Errorf("sum = %s, want 0+1+4+9+16 = 30", outs["sum"])
 			}
-			retries := rec.of(executor.TaskRetried)
+			retries := rec.Of(executor.TaskRetried, "")
 			if len(retries) != 1 || !strings.Contains(retries[0].Reason, tc.reason) {
 				t.Fatalf("retries %+v, want one with %q", retries, tc.reason)
 			}
-			fin := rec.of(executor.StageFinished)
+			fin := rec.Of(executor.StageFinished, "")
 			if len(fin) != 1 || fin[0].Summary.Tasks != 6 {
 				t.Errorf("stage finished %+v, want 6 attempts", fin)
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,30 +47,6 @@ func task(t testing.TB, index int, p map[string]any) *operators.Task {
 		t.Fatal(err)
 	}
 	return tk
-}
-
-// recorder collects events.
-type recorder struct {
-	mu     sync.Mutex
-	events []executor.Event
-}
-
-func (r *recorder) Event(e executor.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) of(t executor.EventType) []executor.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []executor.Event
-	for _, e := range r.events {
-		if e.Type == t {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // applyOn applies the pipeline src in a fresh directory on backend be and returns

@@ -11,7 +11,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/gridsearch"
 )
 
 // trialsSchema is `test_trials`: a stand-in for grid_search that needs no data. It
@@ -33,22 +32,13 @@ var trialsSchema = &operators.Schema{
 	Outputs: map[string]cty.Type{"done": cty.Number, "killed": cty.Number, "best": cty.String},
 }
 
-// Trial statuses, as the grid_search conventions name them.
-const (
-	trialQueued  = "QUEUED"
-	trialRunning = "RUNNING"
-	trialKilled  = "KILLED"
-	trialDone    = "DONE"
-	trialFailed  = "FAILED"
-)
-
 type testTrial struct {
 	id    string
 	pjson string
 	rate  float64 // how fast the loss falls
 
 	mu      sync.Mutex // orders this trial's events: no RUNNING after KILLED
-	status  string
+	status  operators.TrialStatus
 	reason  string
 	started time.Time
 	loss    float64
@@ -63,26 +53,25 @@ func trialID(params map[string]float64) string {
 	for k, v := range params {
 		obj[k] = cty.NumberFloatVal(v)
 	}
-	return gridsearch.TrialID(cty.ObjectVal(obj))
+	return operators.TrialID(cty.ObjectVal(obj))
 }
 
 // event emits the trial's current state; call with t.mu held.
 func (t *testTrial) event(s operators.Stage) {
-	labels := map[string]string{"trial": t.id, "status": t.status, "params": t.pjson}
-	if t.reason != "" {
-		labels["reason"] = t.reason
-	}
-	metrics := map[string]float64{"iterations": float64(t.step * 10), "workers": 1}
+	e := operators.NewTrialEvent(t.id, t.status)
+	e.Params, e.Reason = t.pjson, t.reason
+	m := &e.Metrics
+	m.Iterations, m.Workers = float64(t.step*10), 1
 	if !t.started.IsZero() {
 		secs := time.Since(t.started).Seconds()
-		metrics["seconds"] = secs
-		metrics["cost_usd"] = s.FunctionCost(time.Since(t.started))
+		m.Seconds = secs
+		m.CostUSD = s.FunctionCost(time.Since(t.started))
 		if t.step > 0 {
-			metrics["test_logloss"], metrics["best_logloss"] = t.loss, t.best
-			metrics["updates_per_second"] = float64(t.step*10) / math.Max(secs, 1e-3)
+			m.TestLogloss, m.BestLogloss = t.loss, t.best
+			m.UpdatesPerSecond = float64(t.step*10) / math.Max(secs, 1e-3)
 		}
 	}
-	s.Event(operators.Event{Kind: "trial", Labels: labels, Metrics: metrics})
+	s.Event(e.Event())
 }
 
 func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
@@ -94,7 +83,7 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for i := range trials {
 		p := map[string]float64{"learning_rate": math.Pow(10, -float64(i%4)-1), "seed": float64(i)}
 		b, _ := json.Marshal(p)
-		t := &testTrial{pjson: string(b), id: trialID(p), rate: 0.05 + 0.04*float64(i%5), status: trialQueued}
+		t := &testTrial{pjson: string(b), id: trialID(p), rate: 0.05 + 0.04*float64(i%5), status: operators.TrialQueued}
 		trials[i], byID[t.id] = t, t
 		t.mu.Lock()
 		t.event(s)
@@ -110,12 +99,12 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			t := trials[next]
 			next++
 			t.mu.Lock()
-			if t.status != trialQueued { // killed while queued
+			if t.status != operators.TrialQueued { // killed while queued
 				t.mu.Unlock()
 				continue
 			}
 			tctx, cancel := context.WithCancel(ctx)
-			t.status, t.started, t.cancel = trialRunning, time.Now(), cancel
+			t.status, t.started, t.cancel = operators.TrialRunning, time.Now(), cancel
 			t.event(s)
 			t.mu.Unlock()
 			running++
@@ -131,10 +120,10 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	kill := func(t *testTrial, reason string) bool {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if t.status != trialQueued && t.status != trialRunning {
+		if t.status != operators.TrialQueued && t.status != operators.TrialRunning {
 			return false
 		}
-		t.status, t.reason = trialKilled, reason
+		t.status, t.reason = operators.TrialKilled, reason
 		t.event(s)
 		if t.cancel != nil {
 			t.cancel()
@@ -157,14 +146,14 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				switch {
 				case !ok:
 					err = fmt.Errorf("no trial %q in %s", cmd.Target, s.Address())
-				case !kill(t, "killed by user"):
+				case !kill(t, operators.ReasonKilled):
 					t.mu.Lock()
 					err = fmt.Errorf("trial %s is %s; only a queued or running trial can be killed", t.id, t.status)
 					t.mu.Unlock()
 				}
 			case "kill-all":
 				for _, t := range trials {
-					kill(t, "killed by user")
+					kill(t, operators.ReasonKilled)
 				}
 			default:
 				err = fmt.Errorf("%s does not understand %q", s.Address(), cmd.Op)
@@ -177,12 +166,12 @@ func runTrials(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	done, killed, best, bestLoss := 0, 0, "", math.Inf(1)
 	for _, t := range trials {
 		switch t.status {
-		case trialDone:
+		case operators.TrialDone:
 			done++
 			if t.best < bestLoss {
 				best, bestLoss = t.id, t.best
 			}
-		case trialKilled:
+		case operators.TrialKilled:
 			killed++
 		}
 	}
@@ -211,7 +200,7 @@ func runTestTrial(ctx context.Context, s operators.Stage, t *testTrial, points i
 		case <-tick.C:
 		}
 		t.mu.Lock()
-		if t.status != trialRunning {
+		if t.status != operators.TrialRunning {
 			t.mu.Unlock()
 			<-wave
 			return
@@ -222,7 +211,7 @@ func runTestTrial(ctx context.Context, s operators.Stage, t *testTrial, points i
 		if step == 1 || t.loss < t.best {
 			t.best = t.loss
 		}
-		s.Event(operators.Event{Kind: "metric", Labels: map[string]string{"trial": t.id}, Metrics: map[string]float64{
+		s.Event(operators.Event{Kind: "metric", Labels: map[string]string{operators.TrialLabel: t.id}, Metrics: map[string]float64{
 			"test_logloss": t.loss, "accuracy": 1 - t.loss/2, "updates": float64(step * 10),
 			"updates_per_second": float64(step*10) / math.Max(secs, 1e-3), "t": secs,
 		}})
@@ -232,13 +221,13 @@ func runTestTrial(ctx context.Context, s operators.Stage, t *testTrial, points i
 	err := <-wave
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.status != trialRunning {
+	if t.status != operators.TrialRunning {
 		return
 	}
 	if err != nil {
-		t.status, t.reason = trialFailed, err.Error()
+		t.status, t.reason = operators.TrialFailed, err.Error()
 	} else {
-		t.status = trialDone
+		t.status = operators.TrialDone
 	}
 	t.event(s)
 }

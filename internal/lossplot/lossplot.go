@@ -26,9 +26,9 @@ type Point struct{ T, Loss float64 }
 
 // Curve is one training run's test loss over time.
 type Curve struct {
-	Trial  string // "" for a train stage's own run
-	Params string // the trial's parameters, k=v k=v
-	Status string // the trial's last status, if known
+	Trial  string                // "" for a train stage's own run
+	Params string                // the trial's parameters, k=v k=v
+	Status operators.TrialStatus // the trial's last status, if known
 	Reason string
 	Points []Point
 	Best   bool
@@ -48,8 +48,8 @@ func (c *Curve) Label() string {
 	switch {
 	case c.Best:
 		parts = append(parts, "(best)")
-	case c.Status != "" && c.Status != "DONE":
-		s := c.Status
+	case c.Status != "" && c.Status != operators.TrialDone:
+		s := string(c.Status)
 		if c.Reason != "" {
 			s += ": " + c.Reason
 		}
@@ -95,16 +95,20 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 			if !ok || !tok || loss < 0 || math.IsNaN(loss) || math.IsInf(loss, 0) {
 				continue
 			}
-			c := get(e.Labels["trial"])
+			c := get(e.Labels[operators.TrialLabel])
 			if n := len(c.Points); n > 0 && t < c.Points[n-1].T {
 				c.Points = c.Points[:0] // a new run of the same trial
 			}
 			c.Points = append(c.Points, Point{T: t, Loss: loss})
-		case "trial":
-			c := get(e.Labels["trial"])
-			c.Status, c.Reason = e.Labels["status"], e.Labels["reason"]
-			if p := e.Labels["params"]; p != "" {
-				c.Params = operators.ParamsText([]byte(p))
+		case operators.KindTrial:
+			te, ok := operators.DecodeTrial(e)
+			if !ok {
+				continue // names no trial
+			}
+			c := get(te.ID)
+			c.Status, c.Reason = te.Status, te.Reason
+			if p := te.ParamsText(); p != "" {
+				c.Params = p
 			}
 		}
 	}
@@ -121,7 +125,7 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 		case best != "" && c.Trial == best:
 			pick = c
 		case best != "":
-		case c.Status == "KILLED" || c.Status == "FAILED" || c.Reason == "diverged":
+		case c.Status == operators.TrialKilled || c.Status == operators.TrialFailed || c.Reason == operators.ReasonDiverged:
 		case pick == nil || c.final() < pick.final():
 			pick = c
 		}
@@ -160,7 +164,7 @@ func Save(curves []*Curve, title, path string) error {
 
 	lo, hi, xmax := math.Inf(1), math.Inf(-1), 0.0
 	for _, c := range curves {
-		diverged := c.Reason == "diverged"
+		diverged := c.Reason == operators.ReasonDiverged
 		for _, pt := range c.Points {
 			xmax = math.Max(xmax, pt.T)
 			lo = math.Min(lo, pt.Loss)
@@ -198,7 +202,7 @@ func Save(curves []*Curve, title, path string) error {
 		case c.Best:
 			l.Width = vg.Points(3)
 			l.Color = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
-		case c.Status == "KILLED" || c.Status == "STOPPED" || c.Status == "FAILED":
+		case c.Status == operators.TrialKilled || c.Status == operators.TrialStopped || c.Status == operators.TrialFailed:
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		}
 		p.Add(l)

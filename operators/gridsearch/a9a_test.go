@@ -19,7 +19,6 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/builtin"
-	"github.com/stratus-ml/stratus/operators/gridsearch"
 	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
@@ -74,7 +73,7 @@ func trials(t *testing.T, out cty.Value) map[string]cty.Value {
 }
 
 // id is the trial ID of params.
-func id(params map[string]cty.Value) string { return gridsearch.TrialID(cty.ObjectVal(params)) }
+func id(params map[string]cty.Value) string { return operators.TrialID(cty.ObjectVal(params)) }
 
 func lr(x float64) cty.Value { return cty.NumberFloatVal(x) }
 
@@ -103,10 +102,11 @@ func seriesEvents(t *testing.T, h *runtimetest.Harness, stage, kind string) []op
 func statuses(events []operators.Event) map[string][]string {
 	out := map[string][]string{}
 	for _, e := range events {
-		if e.Kind != "trial" {
+		te, ok := operators.DecodeTrial(e)
+		if !ok {
 			continue
 		}
-		id, s := e.Labels["trial"], e.Labels["status"]
+		id, s := te.ID, string(te.Status)
 		if seq := out[id]; len(seq) == 0 || seq[len(seq)-1] != s {
 			out[id] = append(seq, s)
 		}
@@ -167,12 +167,12 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 			}
 			status, reason := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString()
 			if rate == 50 {
-				if status != "STOPPED" || reason != "diverged" {
+				if status != string(operators.TrialStopped) || reason != operators.ReasonDiverged {
 					t.Errorf("learning_rate 50 minibatch %d: %s (%s), want STOPPED (diverged)", mb, status, reason)
 				}
 				continue
 			}
-			if status != "DONE" || reason != "epochs" {
+			if status != string(operators.TrialDone) || reason != "epochs" {
 				t.Errorf("learning_rate %g minibatch %d: %s (%s), want DONE (epochs)", rate, mb, status, reason)
 			}
 			m := tr.GetAttr("metrics")
@@ -194,7 +194,7 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 		t.Errorf("best test logloss %.4f, want ≤ 0.330", bestLL)
 	}
 	for tid, tr := range ts {
-		if tr.GetAttr("status").AsString() == "DONE" && num(tr.GetAttr("metrics").GetAttr("test_logloss")) < bestLL {
+		if tr.GetAttr("status").AsString() == string(operators.TrialDone) && num(tr.GetAttr("metrics").GetAttr("test_logloss")) < bestLL {
 			t.Errorf("trial %s has a lower loss than the best", tid)
 		}
 	}
@@ -263,7 +263,8 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 			if _, ok := e.Metrics["t"]; !ok {
 				t.Fatalf("metric point without t: %+v", e)
 			}
-		case e.Kind == "trial" && e.Labels["status"] == "RUNNING" && e.Metrics["iterations"] > 0:
+		case e.Kind == operators.KindTrial && e.Labels["status"] == string(operators.TrialRunning) && e.Metrics["iterations"] > 0:
+			// The wire form, as the state records it.
 			running[e.Labels["trial"]]++
 			for _, k := range []string{"test_logloss", "best_logloss", "accuracy", "auc", "updates_per_second", "seconds", "cost_usd", "workers"} {
 				if _, ok := e.Metrics[k]; !ok {
@@ -276,14 +277,14 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 		}
 	}
 	for tid, tr := range ts {
-		if tr.GetAttr("status").AsString() == "DONE" && (points[tid] < 2 || running[tid] < 1) {
+		if tr.GetAttr("status").AsString() == string(operators.TrialDone) && (points[tid] < 2 || running[tid] < 1) {
 			t.Errorf("trial %s: %d metric points, %d live updates recorded", tid, points[tid], running[tid])
 		}
 	}
 
 	// The results table: CSV and JSON sorted by the metric, linked from a note.
 	var csvURI string
-	for _, e := range rec.Events {
+	for _, e := range rec.Events() {
 		if e.Type == executor.StageEvent && e.Labels["results_csv"] != "" {
 			csvURI = e.Labels["results_csv"]
 			if !strings.Contains(e.Note, "TEST_LOGLOSS") || strings.Count(e.Note, "\n") < 9 {

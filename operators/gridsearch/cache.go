@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/planner/canon"
 )
@@ -52,23 +53,23 @@ const recordFormat = "stratus-trial/1"
 
 // record is a finished trial as stored in the trial cache.
 type record struct {
-	Format     string          `json:"format"`
-	Trial      string          `json:"trial"`
-	Params     json.RawMessage `json:"params"`
-	Status     string          `json:"status"`
-	Reason     string          `json:"reason"`
-	Detail     string          `json:"detail,omitempty"`
-	Policy     string          `json:"policy,omitempty"` // early_stop policy when a rule stopped it
-	Metrics    metricsJSON     `json:"metrics"`
-	Iterations int64           `json:"iterations"`
-	Examples   jnum            `json:"examples_per_second"`
-	Model      string          `json:"model,omitempty"`
-	Seconds    float64         `json:"seconds"` // wall time of the trial
-	Workers    int             `json:"workers"`
-	Series     []pointJSON     `json:"series"`
-	Stage      string          `json:"stage"`
-	StageKey   string          `json:"stage_key"`
-	Finished   time.Time       `json:"finished"`
+	Format     string                `json:"format"`
+	Trial      string                `json:"trial"`
+	Params     json.RawMessage       `json:"params"`
+	Status     operators.TrialStatus `json:"status"`
+	Reason     string                `json:"reason"`
+	Detail     string                `json:"detail,omitempty"`
+	Policy     string                `json:"policy,omitempty"` // early_stop policy when a rule stopped it
+	Metrics    metricsJSON           `json:"metrics"`
+	Iterations int64                 `json:"iterations"`
+	Examples   jnum                  `json:"examples_per_second"`
+	Model      string                `json:"model,omitempty"`
+	Seconds    float64               `json:"seconds"` // wall time of the trial
+	Workers    int                   `json:"workers"`
+	Series     []pointJSON           `json:"series"`
+	Stage      string                `json:"stage"`
+	StageKey   string                `json:"stage_key"`
+	Finished   time.Time             `json:"finished"`
 }
 
 type metricsJSON struct {
@@ -138,9 +139,9 @@ func lookup(ctx context.Context, st blob.Store, key, policy string) (*record, er
 		return nil, nil // unreadable or older: train again, and overwrite it
 	}
 	switch {
-	case r.Status == statusDone:
-	case r.Status == statusStopped && r.Policy == "":
-	case r.Status == statusStopped && r.Policy == policy:
+	case r.Status == operators.TrialDone:
+	case r.Status == operators.TrialStopped && r.Policy == "":
+	case r.Status == operators.TrialStopped && r.Policy == policy:
 	default:
 		return nil, nil
 	}

@@ -26,19 +26,6 @@ var Operator = &operators.Operator{
 	Coordinator: operators.CoordinatorFunc(coordinate),
 }
 
-// Trial statuses, as the trial events and outputs report them.
-const (
-	statusQueued  = "QUEUED"
-	statusRunning = "RUNNING"
-	statusStopped = "STOPPED"
-	statusKilled  = "KILLED"
-	statusDone    = "DONE"
-	statusFailed  = "FAILED"
-)
-
-// reasonKilled is the reason of a trial killed by a command.
-const reasonKilled = "killed by user"
-
 // trial is one configuration of the search and what became of it. Fields below mu
 // are guarded by search.mu.
 type trial struct {
@@ -49,7 +36,7 @@ type trial struct {
 	key    string // trial cache key: of the complete train configuration
 	run    string // train.RunOptions.Trial: id, or a fresh name after a kill
 
-	status   string
+	status   operators.TrialStatus
 	reason   string
 	detail   string
 	byRule   bool   // a rule (not train itself) stopped it
@@ -188,7 +175,7 @@ func (r *search) makeTrials(ctx context.Context) error {
 		for k, v := range p.AsValueMap() {
 			attrs[k] = v
 		}
-		t := &trial{id: TrialID(p), params: p, pjson: paramsJSON(p), status: statusQueued}
+		t := &trial{id: operators.TrialID(p), params: p, pjson: paramsJSON(p), status: operators.TrialQueued}
 		cfg, err := train.ParseConfig(cty.ObjectVal(attrs))
 		if err != nil {
 			return fmt.Errorf("trial %s %s: %w", t.id, paramsText(p), err)
@@ -196,7 +183,7 @@ func (r *search) makeTrials(ctx context.Context) error {
 		// A trial never holds more workers than the budget, nor than the backend
 		// runs beside its evaluator.
 		if w := min(cfg.Workers, r.budget, r.capacity-1); w < cfg.Workers {
-			r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": t.id},
+			r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: t.id},
 				Note: fmt.Sprintf("trial %s runs %d workers, not %d: the worker budget is %d and the backend runs %d functions at once", t.id, w, cfg.Workers, r.budget, r.capacity)})
 			cfg.Workers = w
 			attrs["workers"] = cty.NumberIntVal(int64(w))
@@ -276,7 +263,7 @@ func (r *search) run(ctx context.Context) error {
 			r.schedule(ctx, &wg, done)
 		}
 		r.mu.Lock()
-		running, queued := r.running, r.count(statusQueued)
+		running, queued := r.running, r.count(operators.TrialQueued)
 		r.mu.Unlock()
 		if running == 0 && (queued == 0 || ctx.Err() != nil) {
 			break
@@ -319,12 +306,12 @@ func (r *search) adopt(t *trial, rec *record) {
 		if finiteValue(p.Logloss) {
 			m["test_logloss"] = p.Logloss
 		}
-		r.s.Event(operators.Event{Kind: "metric", Labels: map[string]string{"trial": t.id, "cached": "true"}, Metrics: m})
+		r.s.Event(operators.Event{Kind: "metric", Labels: map[string]string{operators.TrialLabel: t.id, "cached": "true"}, Metrics: m})
 	}
 }
 
 // count returns how many trials have status; mu held.
-func (r *search) count(status string) int {
+func (r *search) count(status operators.TrialStatus) int {
 	n := 0
 	for _, t := range r.trials {
 		if t.status == status {
@@ -341,7 +328,7 @@ func (r *search) schedule(ctx context.Context, wg *sync.WaitGroup, done chan<- f
 	r.mu.Lock()
 	var start []*trial
 	for _, t := range r.trials {
-		if t.status != statusQueued {
+		if t.status != operators.TrialQueued {
 			continue
 		}
 		if r.running >= r.sp.maxParallel {
@@ -352,7 +339,7 @@ func (r *search) schedule(ctx context.Context, wg *sync.WaitGroup, done chan<- f
 		}
 		r.running++
 		r.used += t.cfg.Workers
-		t.status, t.started = statusRunning, time.Now()
+		t.status, t.started = operators.TrialRunning, time.Now()
 		t.stop = make(chan string, 1)
 		start = append(start, t)
 	}
@@ -365,7 +352,7 @@ func (r *search) schedule(ctx context.Context, wg *sync.WaitGroup, done chan<- f
 			res, err := train.Run(ctx, r.s, train.RunOptions{
 				Trial: t.run, Config: t.cfg, Data: r.data, Stop: t.stop,
 				OnEval: func(p train.EvalPoint) { r.onEval(t, p) },
-				Labels: map[string]string{"trial": t.id},
+				Labels: map[string]string{operators.TrialLabel: t.id},
 			})
 			done <- finished{t, res, err}
 		}(t)
@@ -404,7 +391,7 @@ func (r *search) onEval(t *trial, p train.EvalPoint) {
 
 // requestStop asks a running trial to stop; mu held. The first request wins.
 func (r *search) requestStop(t *trial, reason, detail string, byRule bool) {
-	if t.stopping != "" || t.status != statusRunning {
+	if t.stopping != "" || t.status != operators.TrialRunning {
 		return
 	}
 	t.stopping, t.detail, t.byRule = reason, detail, byRule
@@ -413,10 +400,10 @@ func (r *search) requestStop(t *trial, reason, detail string, byRule bool) {
 	default:
 	}
 	what := "stopping"
-	if reason == reasonKilled {
+	if reason == operators.ReasonKilled {
 		what = "killing"
 	}
-	r.pending = append(r.pending, operators.Event{Kind: "note", Labels: map[string]string{"trial": t.id},
+	r.pending = append(r.pending, operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: t.id},
 		Note: fmt.Sprintf("%s trial %s (%s): %s", what, t.id, paramsText(t.params), strings.TrimSuffix(reason+": "+detail, ": "))})
 }
 
@@ -442,7 +429,7 @@ func (r *search) applyRules() {
 		curves[i] = r.curve(t)
 	}
 	for i, t := range r.trials {
-		if t.status != statusRunning || t.stopping != "" {
+		if t.status != operators.TrialRunning || t.stopping != "" {
 			continue
 		}
 		var reason, detail string
@@ -468,17 +455,17 @@ func (r *search) applyRules() {
 // rule: running or ended with results, and neither diverged, killed nor failed.
 func (r *search) reference(t *trial) bool {
 	switch t.status {
-	case statusRunning, statusDone:
+	case operators.TrialRunning, operators.TrialDone:
 		return true
-	case statusStopped:
-		return t.reason != reasonDiverged
+	case operators.TrialStopped:
+		return t.reason != operators.ReasonDiverged
 	}
 	return false
 }
 
 // curve is t's objective over time; mu held.
 func (r *search) curve(t *trial) curve {
-	c := curve{ID: t.id, Done: t.status != statusRunning && t.status != statusQueued}
+	c := curve{ID: t.id, Done: t.status != operators.TrialRunning && t.status != operators.TrialQueued}
 	for _, p := range t.points {
 		c.Points = append(c.Points, point{T: p.Seconds, V: r.sp.obj.value(p)})
 	}
@@ -513,23 +500,23 @@ func (r *search) ended(ctx context.Context, f finished) {
 	res := f.res
 	switch {
 	case f.err != nil && errors.As(f.err, &div):
-		t.status, t.reason = statusStopped, reasonDiverged
-		if !t.byRule || t.stopping != reasonDiverged {
+		t.status, t.reason = operators.TrialStopped, operators.ReasonDiverged
+		if !t.byRule || t.stopping != operators.ReasonDiverged {
 			t.detail, t.byRule = div.Error(), false
 		}
 	case f.err != nil && ctx.Err() != nil:
-		t.status, t.reason = statusQueued, "" // interrupted: the next run resumes it
+		t.status, t.reason = operators.TrialQueued, "" // interrupted: the next run resumes it
 		r.mu.Unlock()
 		return
 	case f.err != nil:
-		t.status, t.reason, t.detail = statusFailed, firstLine(f.err.Error()), f.err.Error()
+		t.status, t.reason, t.detail = operators.TrialFailed, firstLine(f.err.Error()), f.err.Error()
 		res = nil
-	case res.Stopped == reasonKilled:
-		t.status, t.reason = statusKilled, reasonKilled
+	case res.Stopped == operators.ReasonKilled:
+		t.status, t.reason = operators.TrialKilled, operators.ReasonKilled
 	case t.stopping != "" && res.Stopped == t.stopping:
-		t.status, t.reason = statusStopped, t.stopping
+		t.status, t.reason = operators.TrialStopped, t.stopping
 	default:
-		t.status, t.reason, t.detail, t.byRule = statusDone, res.Stopped, "", false
+		t.status, t.reason, t.detail, t.byRule = operators.TrialDone, res.Stopped, "", false
 	}
 	if res != nil {
 		t.metrics, t.iters, t.eps, t.model, t.final = res.Metrics, res.Iterations, res.ExamplesPerSecond, res.ModelURI, true
@@ -539,26 +526,26 @@ func (r *search) ended(ctx context.Context, f finished) {
 	}
 	// A trial that ended on its own between two evaluations, past the threshold,
 	// diverged all the same.
-	if e := r.sp.early; t.status == statusDone && e != nil && e.rule == "threshold" {
+	if e := r.sp.early; t.status == operators.TrialDone && e != nil && e.rule == "threshold" {
 		if reason := (thresholdRule{MaxLogloss: e.maxLogloss}).check(t.metrics.Logloss); reason != "" {
-			t.status, t.reason, t.byRule = statusStopped, reason, true
+			t.status, t.reason, t.byRule = operators.TrialStopped, reason, true
 			t.detail = fmt.Sprintf("final test logloss %.4g exceeds max_logloss %g", t.metrics.Logloss, e.maxLogloss)
 		}
 	}
 	var rec *record
-	if t.status == statusDone || t.status == statusStopped {
+	if t.status == operators.TrialDone || t.status == operators.TrialStopped {
 		rec = r.record(t)
 	}
 	r.mu.Unlock()
 	switch t.status {
-	case statusFailed:
-		r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": t.id}, Note: fmt.Sprintf("trial %s (%s) failed: %s", t.id, paramsText(t.params), f.err)})
-	case statusKilled:
+	case operators.TrialFailed:
+		r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: t.id}, Note: fmt.Sprintf("trial %s (%s) failed: %s", t.id, paramsText(t.params), f.err)})
+	case operators.TrialKilled:
 		r.markKilled(ctx, t)
 	}
 	if rec != nil {
 		if err := save(ctx, r.st, t.key, rec); err != nil {
-			r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": t.id}, Note: fmt.Sprintf("trial %s is not cached for later runs: %v", t.id, err)})
+			r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: t.id}, Note: fmt.Sprintf("trial %s is not cached for later runs: %v", t.id, err)})
 		}
 	}
 	r.emit(t)
@@ -601,12 +588,12 @@ func (r *search) command(ctx context.Context, cmd operators.Command) {
 		switch {
 		case t == nil:
 			err = fmt.Errorf("no trial %q in %s; its trials are %s", cmd.Target, r.s.Address(), r.ids())
-		case t.status == statusQueued:
+		case t.status == operators.TrialQueued:
 			r.killQueued(t)
 			queued = true
-		case t.status == statusRunning && t.stopping == "":
-			r.requestStop(t, reasonKilled, "", false)
-		case t.status == statusRunning:
+		case t.status == operators.TrialRunning && t.stopping == "":
+			r.requestStop(t, operators.ReasonKilled, "", false)
+		case t.status == operators.TrialRunning:
 			err = fmt.Errorf("trial %s is already stopping (%s)", t.id, t.stopping)
 		default:
 			err = fmt.Errorf("trial %s is not running: it is %s", t.id, t.status)
@@ -622,11 +609,11 @@ func (r *search) command(ctx context.Context, cmd operators.Command) {
 		var killed []*trial
 		for _, t := range r.trials {
 			switch {
-			case t.status == statusQueued:
+			case t.status == operators.TrialQueued:
 				r.killQueued(t)
 				killed = append(killed, t)
-			case t.status == statusRunning && t.stopping == "":
-				r.requestStop(t, reasonKilled, "", false)
+			case t.status == operators.TrialRunning && t.stopping == "":
+				r.requestStop(t, operators.ReasonKilled, "", false)
 			}
 		}
 		r.mu.Unlock()
@@ -642,7 +629,7 @@ func (r *search) command(ctx context.Context, cmd operators.Command) {
 
 // killQueued ends a queued trial as killed; mu held.
 func (r *search) killQueued(t *trial) {
-	t.status, t.reason = statusKilled, reasonKilled
+	t.status, t.reason = operators.TrialKilled, operators.ReasonKilled
 	t.started, t.ended = time.Now(), time.Now()
 }
 
@@ -655,7 +642,7 @@ func (r *search) ids() string {
 	return strings.Join(ids, ", ")
 }
 
-// emit reports t as a "trial" event (TUNE.md).
+// emit reports t as a trial event (see Events in doc.go).
 func (r *search) emit(t *trial) {
 	r.mu.Lock()
 	e := r.trialEvent(t)
@@ -663,36 +650,25 @@ func (r *search) emit(t *trial) {
 	r.s.Event(e)
 }
 
-// trialEvent builds t's event; mu held. Non-finite figures are left out (JSON has
-// no NaN).
+// trialEvent builds t's event; mu held. Figures it leaves unreported, and
+// non-finite ones, are left out of the event.
 func (r *search) trialEvent(t *trial) operators.Event {
-	labels := map[string]string{"trial": t.id, "status": t.status, "params": t.pjson}
-	if t.reason != "" {
-		labels["reason"] = t.reason
+	e := operators.NewTrialEvent(t.id, t.status)
+	e.Params, e.Reason, e.Cached = t.pjson, t.reason, t.cached
+	if t.status == operators.TrialDone || t.status == operators.TrialStopped || t.status == operators.TrialKilled {
+		e.Model = t.model
 	}
-	if t.model != "" && (t.status == statusDone || t.status == statusStopped || t.status == statusKilled) {
-		labels["model"] = t.model
-	}
-	if t.cached {
-		labels["cached"] = "true"
-	}
-	m := map[string]float64{"workers": float64(t.cfg.Workers)}
-	put := func(k string, x float64) {
-		if finiteValue(x) {
-			m[k] = x
-		}
-	}
+	m := &e.Metrics
+	m.Workers = float64(t.cfg.Workers)
 	if t.hasMetrics() {
-		put("test_logloss", t.metrics.Logloss)
-		put("accuracy", t.metrics.Accuracy)
-		put("auc", t.metrics.AUC)
-		put("iterations", float64(t.iters))
+		m.TestLogloss, m.Accuracy, m.AUC = t.metrics.Logloss, t.metrics.Accuracy, t.metrics.AUC
+		m.Iterations = float64(t.iters)
 		if b, ok := bestLogloss(t.points); ok {
-			put("best_logloss", b)
+			m.BestLogloss = b
 		}
 	}
-	if t.status == statusRunning && t.hasRate {
-		put("updates_per_second", t.rate)
+	if t.status == operators.TrialRunning && t.hasRate {
+		m.UpdatesPerSecond = t.rate
 	}
 	var secs float64
 	switch {
@@ -702,11 +678,11 @@ func (r *search) trialEvent(t *trial) operators.Event {
 	default:
 		secs = t.ended.Sub(t.started).Seconds()
 	}
-	put("seconds", secs)
+	m.Seconds = secs
 	if secs > 0 && !t.cached {
-		put("cost_usd", r.s.FunctionCost(time.Duration(secs*float64(time.Second)))*float64(t.cfg.Workers+1))
+		m.CostUSD = r.s.FunctionCost(time.Duration(secs*float64(time.Second))) * float64(t.cfg.Workers+1)
 	}
-	return operators.Event{Kind: "trial", Labels: labels, Metrics: m}
+	return e.Event()
 }
 
 // bestLogloss is the lowest finite test loss of a series.

@@ -26,9 +26,9 @@
 // against the train schema at plan time. The grid is a Cartesian product; with a
 // random block too, each grid point is combined with `samples` draws. A trial's ID
 // is "t-" and 8 hex digits of the SHA-256 of the canonical encoding of its
-// parameters (TrialID), so it does not depend on how the grid is written. Each trial
-// is one train.Run inside this stage, named by its ID: its own model in psstore, its
-// own waves, its own artifact under the stage's prefix.
+// parameters (operators.TrialID), so it does not depend on how the grid is
+// written. Each trial is one train.Run inside this stage, named by its ID: its own
+// model in psstore, its own waves, its own artifact under the stage's prefix.
 //
 // Trials run at most max_parallel at once, and only while their workers fit the
 // worker budget and, with one evaluator each, the backend's capacity. A trial that
@@ -36,7 +36,7 @@
 //
 // # Statuses
 //
-// QUEUED, RUNNING, then DONE (training ended by itself: reason epochs,
+// A trial's status is an operators.TrialStatus: QUEUED, RUNNING, then DONE (training ended by itself: reason epochs,
 // target_logloss, converged or timeout), STOPPED (by a rule; reason "diverged",
 // "median rule" or "asha rung K"), KILLED (reason "killed by user") or FAILED (the
 // error). A trial that diverges is STOPPED "diverged" whether the threshold rule or
@@ -69,12 +69,13 @@
 //
 // # Events
 //
-// The stage emits the events of the shared conventions: Kind "trial" on every
-// status change and evaluation (labels trial, status, params, reason, model, cached;
-// metrics test_logloss, best_logloss, accuracy, auc, iterations,
-// updates_per_second, seconds, cost_usd, workers; non-finite values are left out),
-// train's Kind "metric" points labelled with the trial, and notes. Commands: "kill"
-// TRIAL and "kill-all".
+// The stage emits the events of the shared conventions: a trial event
+// (operators.TrialEvent, Kind "trial") on every status change and evaluation, with
+// the trial's ID, status, parameters, reason, model once it ended with one, whether
+// it was reused, and its figures (test_logloss, best_logloss, accuracy, auc,
+// iterations, updates_per_second while running, seconds, cost_usd, workers;
+// non-finite values are left out); train's Kind "metric" points labelled with the
+// trial (operators.TrialLabel); and notes. Commands: "kill" TRIAL and "kill-all".
 //
 // # Reuse across runs
 //

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
@@ -32,7 +33,7 @@ type runOpts struct {
 
 // apply plans and applies h's pipeline on the local backend with in-process
 // psstore shards (real gRPC servers on 127.0.0.1), as `stratus apply` does.
-func apply(ctx context.Context, h *runtimetest.Harness, o runOpts) (*executor.Summary, *runtimetest.Recorder, error) {
+func apply(ctx context.Context, h *runtimetest.Harness, o runOpts) (*executor.Summary, *executortest.Recorder, error) {
 	h.T.Helper()
 	h.Router, h.Observer, h.Slots = o.router, o.observer, o.slots
 	if h.Slots == 0 {
@@ -42,7 +43,7 @@ func apply(ctx context.Context, h *runtimetest.Harness, o runOpts) (*executor.Su
 }
 
 // mustApply applies or fails the test with every stage's error.
-func mustApply(t *testing.T, h *runtimetest.Harness, o runOpts) (*executor.Summary, *runtimetest.Recorder) {
+func mustApply(t *testing.T, h *runtimetest.Harness, o runOpts) (*executor.Summary, *executortest.Recorder) {
 	t.Helper()
 	sum, rec, err := apply(context.Background(), h, o)
 	if err != nil {

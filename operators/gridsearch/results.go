@@ -33,10 +33,10 @@ func (r *search) candidate(t *trial) bool {
 		return false
 	}
 	switch t.status {
-	case statusDone:
+	case operators.TrialDone:
 		return true
-	case statusStopped:
-		return t.reason != reasonDiverged
+	case operators.TrialStopped:
+		return t.reason != operators.ReasonDiverged
 	}
 	return false
 }
@@ -63,14 +63,14 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 	if best == nil {
 		why := "see the trials' reasons above"
 		for _, t := range r.trials {
-			if t.status == statusFailed {
+			if t.status == operators.TrialFailed {
 				why = fmt.Sprintf("trial %s (%s) failed: %s", t.id, paramsText(t.params), t.detail)
 				break
 			}
 		}
 		return cty.NilVal, fmt.Errorf("no trial of %d left a model to choose from (%s); %s", len(r.trials), r.statusCounts(), why)
 	}
-	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{"trial": best.id, "best": "true"},
+	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: best.id, "best": "true"},
 		Note: fmt.Sprintf("best trial %s (%s): %s %.4g; model %s", best.id, paramsText(best.params), r.sp.obj.Metric, bestV, best.model)})
 	r.s.Event(operators.Event{Kind: "summary", Metrics: r.summary(best)})
 
@@ -79,7 +79,7 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 		trials[i] = cty.ObjectVal(map[string]cty.Value{
 			"id":      cty.StringVal(t.id),
 			"params":  t.params,
-			"status":  cty.StringVal(t.status),
+			"status":  cty.StringVal(string(t.status)),
 			"reason":  cty.StringVal(t.reason),
 			"metrics": r.metricsValue(t),
 			"model":   optString(t.model),
@@ -99,12 +99,12 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 
 // statusCounts says how the trials ended, such as "3 DONE, 1 STOPPED".
 func (r *search) statusCounts() string {
-	n := map[string]int{}
+	n := map[operators.TrialStatus]int{}
 	for _, t := range r.trials {
 		n[t.status]++
 	}
 	var parts []string
-	for _, s := range []string{statusDone, statusStopped, statusKilled, statusFailed, statusQueued, statusRunning} {
+	for _, s := range []operators.TrialStatus{operators.TrialDone, operators.TrialStopped, operators.TrialKilled, operators.TrialFailed, operators.TrialQueued, operators.TrialRunning} {
 		if n[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[s], s))
 		}
@@ -173,19 +173,19 @@ func (r *search) paramNames() []string {
 
 // resultRow is one line of the JSON results table.
 type resultRow struct {
-	Rank       int                 `json:"rank"`
-	Trial      string              `json:"trial"`
-	Best       bool                `json:"best,omitempty"`
-	Params     json.RawMessage     `json:"params"`
-	Status     string              `json:"status"`
-	Reason     string              `json:"reason,omitempty"`
-	Detail     string              `json:"detail,omitempty"`
-	Cached     bool                `json:"cached,omitempty"`
-	Metrics    map[string]*float64 `json:"metrics"`
-	Iterations int64               `json:"iterations"`
-	Seconds    float64             `json:"seconds"`
-	Workers    int                 `json:"workers"`
-	Model      string              `json:"model,omitempty"`
+	Rank       int                   `json:"rank"`
+	Trial      string                `json:"trial"`
+	Best       bool                  `json:"best,omitempty"`
+	Params     json.RawMessage       `json:"params"`
+	Status     operators.TrialStatus `json:"status"`
+	Reason     string                `json:"reason,omitempty"`
+	Detail     string                `json:"detail,omitempty"`
+	Cached     bool                  `json:"cached,omitempty"`
+	Metrics    map[string]*float64   `json:"metrics"`
+	Iterations int64                 `json:"iterations"`
+	Seconds    float64               `json:"seconds"`
+	Workers    int                   `json:"workers"`
+	Model      string                `json:"model,omitempty"`
 }
 
 // writeTable writes the results, sorted by the objective, as CSV and JSON under the
@@ -206,7 +206,7 @@ func (r *search) writeTable(ctx context.Context, sorted []*trial, best *trial) (
 		}
 		isBest := best != nil && t == best
 		secs := r.seconds(t)
-		rec = append(rec, t.status, t.reason, strconv.FormatBool(t.cached), strconv.FormatBool(isBest),
+		rec = append(rec, string(t.status), t.reason, strconv.FormatBool(t.cached), strconv.FormatBool(isBest),
 			csvNum(t, t.metrics.Logloss), csvNum(t, t.metrics.Accuracy), csvNum(t, t.metrics.AUC),
 			strconv.FormatInt(t.iters, 10), strconv.FormatFloat(secs, 'f', 2, 64), strconv.Itoa(t.cfg.Workers), t.model)
 		_ = w.Write(rec)
@@ -278,7 +278,7 @@ func (r *search) tableText(sorted []*trial, best *trial) string {
 		for _, n := range names {
 			row = append(row, valueText(pm[n]))
 		}
-		status := t.status
+		status := string(t.status)
 		if t.cached {
 			status += " (cached)"
 		}
@@ -308,7 +308,7 @@ func (r *search) summary(best *trial) map[string]float64 {
 		}
 	}
 	for _, t := range r.trials {
-		m["trials_"+strings.ToLower(t.status)]++
+		m["trials_"+strings.ToLower(string(t.status))]++
 		if t.cached {
 			m["trials_cached"]++
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // Early stopping. The rules see each trial as a curve of its objective over the
@@ -86,14 +88,10 @@ type thresholdRule struct {
 // check returns the reason to stop a trial whose latest test loss is logloss, or "".
 func (r thresholdRule) check(logloss float64) string {
 	if !finiteValue(logloss) || r.MaxLogloss > 0 && logloss > r.MaxLogloss {
-		return reasonDiverged
+		return operators.ReasonDiverged
 	}
 	return ""
 }
-
-// reasonDiverged is the reason of every trial stopped for diverging, by the
-// threshold rule or by train itself.
-const reasonDiverged = "diverged"
 
 // medianRule stops a running trial, once it has run Grace seconds, when its best
 // objective so far is worse than the median of the other trials' best objectives

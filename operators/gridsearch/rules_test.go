@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // synthetic returns a curve sampled every step seconds up to end from f(t).
@@ -30,7 +32,7 @@ func TestThresholdRule(t *testing.T) {
 			t.Errorf("loss %g: stop %v, want %v", c.loss, got, c.stop)
 		}
 	}
-	if (thresholdRule{}).check(50) != "" || (thresholdRule{}).check(math.NaN()) != reasonDiverged {
+	if (thresholdRule{}).check(50) != "" || (thresholdRule{}).check(math.NaN()) != operators.ReasonDiverged {
 		t.Error("without max_logloss only NaN and Inf stop a trial")
 	}
 }

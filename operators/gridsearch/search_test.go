@@ -10,42 +10,16 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/operators"
 )
 
-// trialWatch forwards an apply's trial events to a test goroutine.
-type trialWatch struct{ ch chan executor.Event }
-
-func newTrialWatch() *trialWatch { return &trialWatch{ch: make(chan executor.Event, 1<<16)} }
-
-func (w *trialWatch) Event(e executor.Event) {
-	if e.Type == executor.StageEvent && e.Kind == "trial" {
-		select {
-		case w.ch <- e:
-		default: // the test stopped reading
-		}
-	}
-}
-
-// wait consumes trial events until one satisfies ok, or the apply ends.
-func (w *trialWatch) wait(t *testing.T, applied <-chan error, what string, ok func(executor.Event) bool) {
-	t.Helper()
-	for {
-		select {
-		case e := <-w.ch:
-			if ok(e) {
-				return
-			}
-		case err := <-applied:
-			t.Fatalf("apply ended (%v) before %s", err, what)
-		}
-	}
-}
-
+// running matches the event of trial tid RUNNING after its first evaluation.
 func running(tid string) func(executor.Event) bool {
 	return func(e executor.Event) bool {
-		return e.Labels["trial"] == tid && e.Labels["status"] == "RUNNING" && e.Metrics["iterations"] > 0
+		te, ok := e.Trial()
+		return ok && te.ID == tid && te.Status == operators.TrialRunning && te.Metrics.Iterations > 0
 	}
 }
 
@@ -64,7 +38,7 @@ output "best" { value = grid_search.tune.best.id }
 	trial := func(epochs int64) string { return id(map[string]cty.Value{"epochs": cty.NumberIntVal(epochs)}) }
 	short, long, next1, next2 := trial(2), trial(1000), trial(999), trial(998)
 	router := executor.NewRouter()
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	applied := make(chan error, 1)
@@ -78,7 +52,7 @@ output "best" { value = grid_search.tune.best.id }
 		return router.Send(ctx, "grid_search.tune", operators.Command{Op: op, Target: target})
 	}
 
-	watch.wait(t, applied, "the long trial ran", running(long))
+	at := watch.Wait(t, 0, applied, "the long trial ran", running(long))
 	if err := send("kill", long); err != nil {
 		t.Fatalf("kill %s: %v", long, err)
 	}
@@ -92,7 +66,7 @@ output "best" { value = grid_search.tune.best.id }
 		t.Errorf("unknown command: %v", err)
 	}
 	// The short trial finishes and the long one's workers go to the queued trials.
-	watch.wait(t, applied, "the killed trial's slot was reused", running(next2))
+	watch.Wait(t, at, applied, "the killed trial's slot was reused", running(next2))
 	if err := send("kill-all", ""); err != nil {
 		t.Fatalf("kill-all: %v", err)
 	}
@@ -102,12 +76,12 @@ output "best" { value = grid_search.tune.best.id }
 
 	out := h.Output("grid_search.tune")
 	ts := trials(t, out)
-	if s := ts[short].GetAttr("status").AsString(); s != "DONE" {
+	if s := ts[short].GetAttr("status").AsString(); s != string(operators.TrialDone) {
 		t.Errorf("short trial %s: %s", short, s)
 	}
 	for _, k := range []string{long, next1, next2} {
 		tr := ts[k]
-		if s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString(); s != "KILLED" || r != "killed by user" {
+		if s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString(); s != string(operators.TrialKilled) || r != operators.ReasonKilled {
 			t.Errorf("trial %s: %s (%s), want KILLED (killed by user)", k, s, r)
 		}
 		if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 999*32561/100 {
@@ -140,9 +114,9 @@ func stageErrors(sum *executor.Summary) string {
 }
 
 // trainRuns counts the trials an apply trained: train.Run's workers waves.
-func trainRuns(rec *runtimetest.Recorder) []string {
-	var out []string // the apply has ended: no lock needed
-	for _, e := range rec.Events {
+func trainRuns(rec *executortest.Recorder) []string {
+	var out []string
+	for _, e := range rec.Events() {
 		if e.Type == executor.WaveStarted && e.Stage == "grid_search.tune" && strings.HasPrefix(e.Wave, "workers-") {
 			out = append(out, strings.TrimPrefix(e.Wave, "workers-"))
 		}
@@ -197,9 +171,9 @@ grid_search "tune" {
 		}
 	}
 	cached := map[string]bool{}
-	for _, e := range rec.Events {
-		if e.Type == executor.StageEvent && e.Kind == "trial" && e.Labels["cached"] == "true" && e.Labels["status"] == "DONE" {
-			cached[e.Labels["trial"]] = true
+	for _, e := range rec.Events() {
+		if te, ok := e.Trial(); ok && te.Cached && te.Status == operators.TrialDone {
+			cached[te.ID] = true
 		}
 	}
 	if len(cached) != 2 || cached[newID] {
@@ -224,16 +198,20 @@ grid_search "tune" {
 // maxRunning replays a stage's trial events and returns the most trials RUNNING at
 // once.
 func maxRunning(events []operators.Event) int {
-	status := map[string]string{}
+	status := map[string]operators.TrialStatus{}
 	n, most := 0, 0
 	for _, e := range events {
-		id, s := e.Labels["trial"], e.Labels["status"]
+		te, ok := operators.DecodeTrial(e)
+		if !ok {
+			continue
+		}
+		id, s := te.ID, te.Status
 		if status[id] == s {
 			continue
 		}
-		if s == "RUNNING" {
+		if s == operators.TrialRunning {
 			n++
-		} else if status[id] == "RUNNING" {
+		} else if status[id] == operators.TrialRunning {
 			n--
 		}
 		status[id] = s
@@ -279,7 +257,7 @@ grid_search "tune" {
 			got = append(got, tr.GetAttr("id").AsString())
 			lrv := num(tr.GetAttr("params").GetAttr("learning_rate"))
 			mb := num(tr.GetAttr("params").GetAttr("minibatch"))
-			if lrv < 0.01 || lrv > 1 || (mb != 50 && mb != 100 && mb != 200) || tr.GetAttr("status").AsString() != "DONE" {
+			if lrv < 0.01 || lrv > 1 || (mb != 50 && mb != 100 && mb != 200) || tr.GetAttr("status").AsString() != string(operators.TrialDone) {
 				t.Errorf("trial %s", tr.GoString())
 			}
 		}
@@ -328,7 +306,7 @@ grid_search "tune" {
 			for _, rate := range []float64{0.0005, 0.0002} {
 				tr := ts[id(map[string]cty.Value{"learning_rate": lr(rate), "minibatch": cty.NumberIntVal(20)})]
 				s, r := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString()
-				if s != "STOPPED" || !strings.HasPrefix(r, map[string]string{"median": "median rule", "asha": "asha rung"}[name]) {
+				if s != string(operators.TrialStopped) || !strings.HasPrefix(r, map[string]string{"median": "median rule", "asha": "asha rung"}[name]) {
 					t.Errorf("learning_rate %g: %s (%s), want stopped by the %s rule", rate, s, r, name)
 				}
 				if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 0.8*12*32561/20 {
@@ -396,7 +374,7 @@ grid_search "tune" {
 `))
 	first := id(map[string]cty.Value{"epochs": cty.NumberIntVal(2)})
 	second := id(map[string]cty.Value{"epochs": cty.NumberIntVal(40)})
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	applied := make(chan error, 1)
@@ -404,7 +382,7 @@ grid_search "tune" {
 		_, _, err := apply(ctx, h, runOpts{observer: watch})
 		applied <- err
 	}()
-	watch.wait(t, applied, "the second trial ran", running(second))
+	watch.Wait(t, 0, applied, "the second trial ran", running(second))
 	cancel()
 	if err := <-applied; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted apply: %v", err)
@@ -422,7 +400,7 @@ grid_search "tune" {
 	}
 	ts := trials(t, h.Output("grid_search.tune"))
 	for _, k := range []string{first, second} {
-		if s := ts[k].GetAttr("status").AsString(); s != "DONE" {
+		if s := ts[k].GetAttr("status").AsString(); s != string(operators.TrialDone) {
 			t.Errorf("trial %s: %s", k, s)
 		}
 	}
@@ -445,7 +423,7 @@ grid_search "tune" {
 	a := id(map[string]cty.Value{"epochs": cty.NumberIntVal(30)})
 	b := id(map[string]cty.Value{"epochs": cty.NumberIntVal(31)})
 	router := executor.NewRouter()
-	watch := newTrialWatch()
+	watch := &executortest.Recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	applied := make(chan error, 1)
@@ -455,7 +433,7 @@ grid_search "tune" {
 		sum, _, err = apply(ctx, h, runOpts{router: router, observer: watch})
 		applied <- err
 	}()
-	watch.wait(t, applied, "trial a ran", running(a))
+	watch.Wait(t, 0, applied, "trial a ran", running(a))
 	if err := router.Send(ctx, "grid_search.tune", operators.Command{Op: "kill-all"}); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +458,7 @@ grid_search "tune" {
 		epochs float64
 	}{{a, 30}, {b, 31}} {
 		tr := ts[c.id]
-		if s := tr.GetAttr("status").AsString(); s != "DONE" {
+		if s := tr.GetAttr("status").AsString(); s != string(operators.TrialDone) {
 			t.Errorf("trial %s: %s", c.id, s)
 		}
 		if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it < c.epochs*32561/100*0.95 {

@@ -1,8 +1,6 @@
 package gridsearch
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"math/big"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/train"
-	"github.com/stratus-ml/stratus/planner/canon"
 )
 
 // The search space: which train arguments a trial overrides, and with what.
@@ -318,14 +315,6 @@ func sample(dists []distribution, n int, seed int64) []map[string]cty.Value {
 		out[i] = p
 	}
 	return out
-}
-
-// TrialID is a trial's identity: "t-" and the first 8 hex digits of the SHA-256 of
-// the canonical encoding of its parameters (canon.Encode), so it is the same
-// whatever order the grid was written in, and across runs.
-func TrialID(params cty.Value) string {
-	sum := sha256.Sum256([]byte(canon.Encode(params)))
-	return "t-" + hex.EncodeToString(sum[:4])
 }
 
 // paramsJSON renders parameters as a compact JSON object, keys sorted.

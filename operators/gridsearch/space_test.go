@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 func nums(xs ...float64) cty.Value {
@@ -25,7 +27,7 @@ func ids(t *testing.T, grid cty.Value) map[string]string {
 	out := map[string]string{}
 	for _, p := range product(dims) {
 		v := cty.ObjectVal(p)
-		out[TrialID(v)] = paramsJSON(v)
+		out[operators.TrialID(v)] = paramsJSON(v)
 	}
 	return out
 }

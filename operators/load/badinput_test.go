@@ -9,12 +9,13 @@ import (
 
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // stageError applies, expects the apply to fail, and returns the stage's
 // error.
-func stageError(t *testing.T, h *runtimetest.Harness, stage string) (string, *runtimetest.Recorder) {
+func stageError(t *testing.T, h *runtimetest.Harness, stage string) (string, *executortest.Recorder) {
 	t.Helper()
 	sum, rec, err := h.Apply()
 	if err == nil {
@@ -118,7 +119,7 @@ load "skip" {
 		}
 	}
 	var metric float64
-	for _, e := range rec.Events {
+	for _, e := range rec.Events() {
 		if e.Type == executor.StageEvent && e.Metrics["skipped_lines"] > 0 {
 			metric = e.Metrics["skipped_lines"]
 		}

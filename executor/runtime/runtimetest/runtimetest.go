@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/stratus-ml/stratus/dataset/partition"
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/executortest"
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/builtin"
@@ -114,20 +114,20 @@ func (h *Harness) MustPlan() *planner.Plan {
 }
 
 // Apply plans and applies the pipeline.
-func (h *Harness) Apply() (*executor.Summary, *Recorder, error) {
+func (h *Harness) Apply() (*executor.Summary, *executortest.Recorder, error) {
 	h.T.Helper()
 	return h.ApplyPlan(h.MustPlan())
 }
 
 // ApplyPlan applies p.
-func (h *Harness) ApplyPlan(p *planner.Plan) (*executor.Summary, *Recorder, error) {
+func (h *Harness) ApplyPlan(p *planner.Plan) (*executor.Summary, *executortest.Recorder, error) {
 	return h.ApplyPlanContext(context.Background(), p)
 }
 
 // ApplyPlanContext applies p under ctx on the runtime runtime.Open assembles for
 // it (the pipeline's local backend, sized by the harness; psstore shards started
 // when a stage that will run uses them).
-func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*executor.Summary, *Recorder, error) {
+func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*executor.Summary, *executortest.Recorder, error) {
 	rt, err := runtime.Open(ctx, p, runtime.Options{
 		Registry:     h.Registry,
 		StateDir:     filepath.Join(h.Dir, ".stratus"),
@@ -157,7 +157,7 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 	if retries <= 0 {
 		retries = 1
 	}
-	rec := &Recorder{}
+	rec := &executortest.Recorder{}
 	var obs executor.Observer = rec
 	if h.Observer != nil {
 		obs = executor.Observers{rec, h.Observer}
@@ -170,7 +170,7 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 }
 
 // MustApply applies the pipeline or fails the test.
-func (h *Harness) MustApply() (*executor.Summary, *Recorder) {
+func (h *Harness) MustApply() (*executor.Summary, *executortest.Recorder) {
 	h.T.Helper()
 	sum, rec, err := h.Apply()
 	if err != nil {
@@ -371,46 +371,6 @@ func RowDigests(rows []dataset.Row) []string {
 func Int(v cty.Value) int64 {
 	i, _ := v.AsBigFloat().Int64()
 	return i
-}
-
-// Recorder collects an apply's events.
-type Recorder struct {
-	mu     sync.Mutex
-	Events []executor.Event
-}
-
-// Event records e.
-func (r *Recorder) Event(e executor.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.Events = append(r.Events, e)
-}
-
-// Count returns how many events of type t were recorded (for stage, or any
-// stage when stage is "").
-func (r *Recorder) Count(t executor.EventType, stage string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.Events {
-		if e.Type == t && (stage == "" || e.Stage == stage) {
-			n++
-		}
-	}
-	return n
-}
-
-// Notes returns the notes a stage reported.
-func (r *Recorder) Notes(stage string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, e := range r.Events {
-		if e.Type == executor.StageEvent && e.Stage == stage && e.Note != "" {
-			out = append(out, e.Note)
-		}
-	}
-	return out
 }
 
 // Actions returns each stage's action ("ran", "cached", …), sorted by
