@@ -26,6 +26,9 @@ type File struct {
 	Vars     []string          `json:"vars,omitempty"`
 	VarFiles []string          `json:"var_files,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
+	// Target and Replace reproduce -target and -replace.
+	Target  []string `json:"target,omitempty"`
+	Replace []string `json:"replace,omitempty"`
 	// Files maps every file the configuration was read from to its SHA-256.
 	Files  map[string]string `json:"files"`
 	Serial uint64            `json:"state_serial"`
@@ -58,6 +61,8 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		Dir:           dir,
 		Vars:          opts.Vars,
 		Env:           opts.Env,
+		Target:        p.Targets,
+		Replace:       p.Replace,
 		Files:         p.fileDigests(),
 		Serial:        p.Serial,
 	}

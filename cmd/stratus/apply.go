@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,7 @@ import (
 
 type applyFlags struct {
 	vf          varFlags
+	sel         selectFlags
 	autoApprove bool
 	parallelism int
 	backend     string
@@ -49,6 +51,7 @@ Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at 
 		},
 	}
 	f.vf.register(cmd.Flags())
+	f.sel.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "skip the confirmation prompt")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "stages to run at once")
 	cmd.Flags().StringVar(&f.backend, "backend", "", "override the pipeline's backend: local or lambda")
@@ -105,7 +108,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		}
 	} else {
 		var ok bool
-		if p, ok = c.buildPlan(ctx, cfg, st); !ok {
+		if p, ok = c.buildPlan(ctx, cfg, st, f.sel); !ok {
 			return exitError{1}
 		}
 	}
@@ -187,6 +190,14 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		}
 	}
 	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
+	if len(p.Targets) > 0 {
+		c.printDiags(p.Config, hcl.Diagnostics{{
+			Severity: hcl.DiagWarning,
+			Summary:  "Applied changes may be incomplete",
+			Detail: "The plan was created with the -target option in effect, so some changes requested in the configuration may have been ignored and the output values may not be fully updated. Run the following command to verify that no other changes are pending:\n    stratus plan\n\n" +
+				"Note that the -target option is not suitable for routine use, and is provided only for exceptional situations such as recovering from errors or mistakes.",
+		}})
+	}
 	if len(sum.Outputs) > 0 {
 		fmt.Fprint(c.stdout, "\nOutputs:\n\n")
 		for _, k := range sortedNames(sum.Outputs) {

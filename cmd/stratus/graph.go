@@ -26,7 +26,7 @@ action the plan would take. Render DOT with Graphviz:
 				fmt.Fprintf(c.stderr, "Error: -format must be dot or mermaid, not %q.\n", format)
 				return exitError{1}
 			}
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, true)
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, selectFlags{}, true)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/pflag"
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/operators/builtin"
@@ -90,9 +91,22 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 	}
 }
 
-// buildPlan loads the state (read-only use) and plans cfg.
-func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
-	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: newRemoteSources(cfg)})
+// selectFlags are -target and -replace, shared by plan and apply.
+type selectFlags struct {
+	targets  []string
+	replaces []string
+}
+
+func (s *selectFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&s.targets, "target", nil, "plan only the stage at `ADDR` and the stages it reads (repeatable; the result is partial)")
+	fs.StringArrayVar(&s.replaces, "replace", nil, "run the stage at `ADDR` again even if it is cached (repeatable)")
+}
+
+// buildPlan plans cfg against st (read-only use), limited or forced by sel.
+func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
+	p, diags := planner.Build(ctx, cfg, planner.Options{
+		State: st, Remote: newRemoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
+	})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false
@@ -103,7 +117,7 @@ func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (
 // planDir loads the pipeline in dir and plans it against its state (read, never
 // created), printing every problem. It returns nil after printing when there are
 // errors.
-func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissingVars bool) (*planner.Plan, error) {
+func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFlags, allowMissingVars bool) (*planner.Plan, error) {
 	cfg, ok := c.loadPipeline(dir, vf, allowMissingVars)
 	if !ok {
 		return nil, exitError{1}
@@ -113,7 +127,7 @@ func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissing
 		return nil, err
 	}
 	defer st.Close()
-	p, ok := c.buildPlan(ctx, cfg, st)
+	p, ok := c.buildPlan(ctx, cfg, st, sel)
 	if !ok {
 		return nil, exitError{1}
 	}

@@ -19,6 +19,7 @@ import (
 func (c *cli) planCmd() *cobra.Command {
 	var (
 		vf           varFlags
+		sel          selectFlags
 		out          string
 		asJSON       bool
 		detailedExit bool
@@ -34,7 +35,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 2 changes to apply.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, false)
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, sel, false)
 			if err != nil {
 				return err
 			}
@@ -64,7 +65,8 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 		},
 	}
 	vf.register(cmd.Flags())
-	cmd.Flags().StringVar(&out, "out", "", "save the plan to FILE for a later `stratus apply FILE`")
+	sel.register(cmd.Flags())
+	cmd.Flags().StringVar(&out, "out", "", "save the plan to `FILE` for a later stratus apply FILE")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().BoolVar(&detailedExit, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
 	return cmd
@@ -171,7 +173,7 @@ func (c *cli) planFromFile(ctx context.Context, f *planner.File, st *state.Store
 	if !ok {
 		return nil, exitError{1}
 	}
-	p, ok := c.buildPlan(ctx, cfg, st)
+	p, ok := c.buildPlan(ctx, cfg, st, selectFlags{targets: f.Target, replaces: f.Replace})
 	if !ok {
 		return nil, exitError{1}
 	}

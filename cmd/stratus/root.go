@@ -137,8 +137,8 @@ type varFlags struct {
 }
 
 func (v *varFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&v.vars, "var", nil, "set a variable: -var NAME=VALUE (repeatable)")
-	fs.StringArrayVar(&v.varFiles, "var-file", nil, "read variables from an HCL or JSON file (repeatable)")
+	fs.StringArrayVar(&v.vars, "var", nil, "set a variable to `NAME=VALUE` (repeatable)")
+	fs.StringArrayVar(&v.varFiles, "var-file", nil, "read variables from an HCL or JSON `FILE` (repeatable)")
 }
 
 func (c *cli) versionCmd() *cobra.Command {
