@@ -226,7 +226,8 @@ func (l *LambdaBackend) validate(bk *Backend) hcl.Diagnostics {
 }
 
 // BlobURI is the backend's blob store root; for the local backend without `blob`, the
-// .stratus/blobs directory beside the pipeline.
+// .stratus/blobs directory beside the pipeline (stateDir is the workspace's). A
+// configured store gets a prefix per workspace other than the default.
 func (c *Config) BlobURI(stateDir string) string {
 	switch c.Backend.Type {
 	case "lambda":
@@ -234,10 +235,10 @@ func (c *Config) BlobURI(stateDir string) string {
 		if !strings.HasPrefix(b, "s3://") {
 			b = "s3://" + b
 		}
-		return b
+		return c.InWorkspace(b)
 	default:
 		if c.Backend.Local.Blob != "" {
-			return c.Backend.Local.Blob
+			return c.InWorkspace(c.Backend.Local.Blob)
 		}
 		return "file://" + stateDir + "/blobs"
 	}

@@ -34,6 +34,9 @@ type LoadOptions struct {
 	// AllowMissingVars leaves root variables without a value unknown instead of
 	// reporting them (for `validate`, which checks a pipeline without its inputs).
 	AllowMissingVars bool
+	// Workspace is the current workspace, stratus.workspace in expressions; empty
+	// is DefaultWorkspace.
+	Workspace string
 }
 
 // Load parses the pipeline in dir with every module it calls, resolves references
@@ -49,11 +52,12 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 		return &Config{Dir: dir, Files: l.parser.Files(), registry: opts.Registry}, diags
 	}
 	cfg := &Config{
-		Dir:      dir,
-		Root:     root,
-		Nodes:    map[string]*Node{},
-		Files:    l.parser.Files(),
-		registry: opts.Registry,
+		Dir:       dir,
+		Root:      root,
+		Nodes:     map[string]*Node{},
+		Files:     l.parser.Files(),
+		registry:  opts.Registry,
+		Workspace: opts.Workspace,
 	}
 	diags = append(diags, cfg.buildNodes(root)...)
 	diags = append(diags, cfg.resolveAll()...)
