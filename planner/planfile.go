@@ -26,6 +26,8 @@ type File struct {
 	Vars     []string          `json:"vars,omitempty"`
 	VarFiles []string          `json:"var_files,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
+	// Workspace is the workspace the plan was made in; empty is the default.
+	Workspace string `json:"workspace,omitempty"`
 	// Target and Replace reproduce -target and -replace.
 	Target  []string `json:"target,omitempty"`
 	Replace []string `json:"replace,omitempty"`
@@ -61,6 +63,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		Dir:           dir,
 		Vars:          opts.Vars,
 		Env:           opts.Env,
+		Workspace:     p.Config.Workspace,
 		Target:        p.Targets,
 		Replace:       p.Replace,
 		Files:         p.fileDigests(),

@@ -73,6 +73,9 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 			return err
 		}
 		saved, dir = pf, pf.Dir
+		if ws, cur := orDefault(pf.Workspace), currentWorkspace(dir); ws != cur {
+			return fmt.Errorf("%s was planned in workspace %q, but the current workspace is %q: select it (stratus workspace select %s) or plan again", target, ws, cur, ws)
+		}
 	}
 	var cfg *dsl.Config
 	if saved == nil {

@@ -21,16 +21,25 @@ import (
 // registry is the operator registry of this binary.
 var registry = builtin.Registry()
 
-// stateDir is the working directory of the pipeline in dir.
-func stateDir(dir string) string { return filepath.Join(dir, state.Dir) }
+// stateDir is the working directory of the pipeline in dir in its current
+// workspace: .stratus for the default workspace, .stratus/workspaces/NAME for
+// another (workspace.go). The lock, the state, the local blob store and the
+// local psstore data all live in it.
+func stateDir(dir string) string { return workspaceDir(dir, currentWorkspace(dir)) }
 
 // stateDBDir is the state database of the pipeline in dir.
-func stateDBDir(dir string) string { return filepath.Join(dir, state.Dir, "state") }
+func stateDBDir(dir string) string { return filepath.Join(stateDir(dir), "state") }
 
 // loadPipeline parses the pipeline in dir and prints its diagnostics. It returns nil
 // (after printing) when there are errors.
 func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Config, bool) {
+	ws := currentWorkspace(dir)
+	if err := checkWorkspace(dir, ws); err != nil {
+		fmt.Fprintf(c.stderr, "Error: %s\n", err)
+		return nil, false
+	}
 	cfg, diags := dsl.Load(dir, dsl.LoadOptions{
+		Workspace:        ws,
 		Registry:         registry,
 		Vars:             vf.vars,
 		VarFiles:         vf.varFiles,

@@ -90,6 +90,9 @@ func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 		fmt.Fprintln(w, "The pipeline has no stages. Add a load, normalize, train or grid_search block.")
 		return
 	}
+	if ws := p.Config.Workspace; ws != "" && ws != dsl.DefaultWorkspace {
+		fmt.Fprintf(w, "Workspace: %s\n\n", ws)
+	}
 	fmt.Fprintln(w, "Stages are marked with the following symbols:")
 	fmt.Fprintf(w, "  %s run     never ran\n", c.paint(w, green, "+"))
 	fmt.Fprintf(w, "  %s rerun   changed since it last ran\n", c.paint(w, yellow, "~"))

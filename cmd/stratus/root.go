@@ -100,6 +100,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.versionCmd(),
 		c.trialsCmd(),
 		c.uiCmd(),
+		c.workspaceCmd(),
 	)
 	return root
 }
