@@ -42,6 +42,11 @@ type FileStage struct {
 	Address string `json:"address"`
 	Key     string `json:"cache_key"`
 	Action  Action `json:"action"`
+	// Operator, Reason and Deps are for reading the plan (stratus show); Check
+	// does not compare them.
+	Operator string   `json:"operator,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Deps     []string `json:"dependencies,omitempty"`
 }
 
 // SaveOptions are the inputs a saved plan must remember.
@@ -77,7 +82,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		f.VarFiles = append(f.VarFiles, abs)
 	}
 	for _, s := range p.Stages {
-		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action})
+		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps})
 	}
 	return f, nil
 }

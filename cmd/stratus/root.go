@@ -101,6 +101,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.trialsCmd(),
 		c.uiCmd(),
 		c.workspaceCmd(),
+		c.showCmd(),
 	)
 	return root
 }
