@@ -102,6 +102,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.uiCmd(),
 		c.workspaceCmd(),
 		c.showCmd(),
+		c.destroyCmd(),
 	)
 	return root
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agext/levenshtein"
 	"github.com/spf13/cobra"
 
 	"github.com/stratus-ml/stratus/dsl"
@@ -109,13 +108,7 @@ func workspaceSource(dir string) string {
 func noWorkspace(dir, ws, how string) error {
 	msg := fmt.Sprintf("workspace %q does not exist%s.", ws, how)
 	all, _ := workspaces(dir)
-	best, bestDist := "", 4
-	for _, w := range all {
-		if d := levenshtein.Distance(ws, w, nil); d < bestDist {
-			best, bestDist = w, d
-		}
-	}
-	if best != "" {
+	if best := closestName(ws, all); best != "" {
 		msg += fmt.Sprintf(" Did you mean %q?", best)
 	}
 	return fmt.Errorf("%s The workspaces are: %s. Create it with: stratus workspace new %s", msg, strings.Join(all, ", "), ws)
