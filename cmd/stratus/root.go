@@ -103,6 +103,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.workspaceCmd(),
 		c.showCmd(),
 		c.destroyCmd(),
+		c.consoleCmd(),
 	)
 	return root
 }
