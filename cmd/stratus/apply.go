@@ -39,6 +39,9 @@ func (c *cli) applyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply [DIR | PLANFILE]",
 		Short: "Run the stages a plan says need running",
+		Example: `  stratus apply -auto-approve pipelines/a9a
+  stratus plan -out tf.plan && stratus apply tf.plan
+  stratus apply -replace=train.lr -target=train.lr`,
 		Long: `Apply plans the pipeline (or takes a plan saved with plan -out), shows it, asks
 for confirmation on a terminal, and runs every stage that is not cached as waves of
 functions, independent stages concurrently. Each stage is recorded in the state when
@@ -53,10 +56,10 @@ Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at 
 	f.vf.register(cmd.Flags())
 	f.sel.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "skip the confirmation prompt")
-	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "stages to run at once")
-	cmd.Flags().StringVar(&f.backend, "backend", "", "override the pipeline's backend: local or lambda")
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most `N` stages at once")
+	cmd.Flags().StringVar(&f.backend, "backend", "", "run on `BACKEND` instead of the pipeline's: local or lambda")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print a machine-readable event stream (implies -auto-approve)")
-	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on this address (such as 127.0.0.1:8080) and print its URL")
+	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on `ADDR` (such as 127.0.0.1:8080) and print its URL")
 	cmd.Flags().BoolVar(&f.uiRemote, "ui-allow-remote", false, "allow a non-loopback -ui address")
 	return cmd
 }

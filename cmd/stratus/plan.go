@@ -27,6 +27,9 @@ func (c *cli) planCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
 		Short: "Show what apply would run, rerun and reuse",
+		Example: `  stratus plan pipelines/a9a
+  stratus plan -var learning_rate=0.5 -out tf.plan
+  stratus plan -replace=train.lr -target=train.lr`,
 		Long: `Plan loads the pipeline, builds its stage DAG, computes each stage's cache key
 (operator and version, parameters, upstream keys, source content) and compares it with
 the state: + run (never ran), ~ rerun (with the reason), = cached (outputs reused).

@@ -67,6 +67,9 @@ func (c *cli) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "stratus",
 		Short: "Plan and apply machine-learning pipelines on serverless functions",
+		Example: `  stratus init demo && cd demo
+  stratus plan
+  stratus apply`,
 		Long: `Stratus runs machine-learning pipelines written in HCL. Each stage — load,
 normalize, train, grid_search — runs as a wave of functions: goroutines on this
 machine by default, AWS Lambda when the pipeline's backend says so.
@@ -147,9 +150,10 @@ func (v *varFlags) register(fs *pflag.FlagSet) {
 
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version",
+		Example: `  stratus version`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(c.stdout, "stratus %s\n", version)
 			return nil
