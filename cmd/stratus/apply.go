@@ -75,6 +75,9 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		if err != nil {
 			return err
 		}
+		if len(f.sel.targets)+len(f.sel.replaces) > 0 {
+			return fmt.Errorf("-target and -replace cannot be used with a saved plan: %s already holds its selection (make one with stratus plan -target/-replace -out FILE)", target)
+		}
 		saved, dir = pf, pf.Dir
 		if ws, cur := orDefault(pf.Workspace), currentWorkspace(dir); ws != cur {
 			return fmt.Errorf("%s was planned in workspace %q, but the current workspace is %q: select it (stratus workspace select %s) or plan again", target, ws, cur, ws)

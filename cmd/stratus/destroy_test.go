@@ -167,6 +167,21 @@ load "adult" {
 	for k := range planted {
 		t.Errorf("destroy deleted %s, which no pipeline's stage wrote", k)
 	}
+	// A workspace writes under its own prefix, and destroys only there.
+	mustStratus(t, "workspace", "new", "-dir", a, "dev")
+	mustStratus(t, "apply", "-auto-approve", a)
+	if got := listKeys(t, root, "team/workspaces/dev/stages/"+normKey+"/"); len(got) == 0 {
+		t.Error("apply in workspace dev wrote nothing under team/workspaces/dev/")
+	}
+	if got := listKeys(t, root, "team/stages/"); len(got) != 0 {
+		t.Errorf("apply in workspace dev wrote outside its prefix: %v", got)
+	}
+	mustStratus(t, "destroy", "-auto-approve", a)
+	for _, k := range listKeys(t, root, "team/workspaces/dev/") {
+		if !strings.HasPrefix(k, "team/workspaces/dev/sources/") {
+			t.Errorf("left in workspace dev after destroy: %s", k)
+		}
+	}
 }
 
 // TestDestroyDeletesModel applies a training pipeline on the local backend and
