@@ -176,6 +176,19 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	})
 	ctl.Close()
 	finish()
+	// Every stage the state now records, even after a failure, is marked as
+	// this pipeline's in the blob store, so another's destroy keeps it.
+	if sum != nil {
+		owned := map[string]string{}
+		for _, s := range sum.Stages {
+			if sp := p.Stage(s.Address); sp != nil && (s.Action == "ran" || s.Action == "cached") {
+				owned[s.Address] = sp.Key
+			}
+		}
+		if err := c.markOwners(context.WithoutCancel(ctx), p.Config, dir, owned); err != nil {
+			fmt.Fprintf(c.stderr, "%s %s\n", c.paint(c.stderr, yellow, "Warning:"), err)
+		}
+	}
 	if f.asJSON {
 		if applyErr != nil {
 			return exitError{1}
@@ -191,19 +204,12 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		return exitError{1}
 	}
 	ran, cached := 0, 0
-	owned := map[string]string{}
 	for _, s := range sum.Stages {
 		if s.Action == "ran" {
 			ran++
 		} else if s.Action == "cached" {
 			cached++
 		}
-		if sp := p.Stage(s.Address); sp != nil && (s.Action == "ran" || s.Action == "cached") {
-			owned[s.Address] = sp.Key
-		}
-	}
-	if err := c.markOwners(ctx, p.Config, dir, owned); err != nil {
-		fmt.Fprintf(c.stderr, "%s %s\n", c.paint(c.stderr, yellow, "Warning:"), err)
 	}
 	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
 	if len(p.Targets) > 0 {
