@@ -27,6 +27,9 @@ type selection struct {
 // ("module.prep"), meaning every stage in it. An address that names neither is an
 // error that suggests the closest stage address.
 func newSelection(cfg *dsl.Config, g interface{ Ancestors(string) []string }, opts Options) (*selection, hcl.Diagnostics) {
+	if len(opts.Target) == 0 && len(opts.Replace) == 0 {
+		return &selection{}, nil
+	}
 	var diags hcl.Diagnostics
 	var stages []string
 	for _, n := range cfg.Stages() {
