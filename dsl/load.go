@@ -52,13 +52,13 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 		return &Config{Dir: dir, Files: l.parser.Files(), registry: opts.Registry}, diags
 	}
 	cfg := &Config{
-		Dir:       dir,
-		Root:      root,
-		Nodes:     map[string]*Node{},
-		Files:     l.parser.Files(),
-		registry:  opts.Registry,
-		Workspace: opts.Workspace,
+		Dir:      dir,
+		Root:     root,
+		Nodes:    map[string]*Node{},
+		Files:    l.parser.Files(),
+		registry: opts.Registry,
 	}
+	cfg.Workspace = opts.Workspace
 	diags = append(diags, cfg.buildNodes(root)...)
 	diags = append(diags, cfg.resolveAll()...)
 	diags = append(diags, cfg.setRootVars(l.parser, opts)...)
