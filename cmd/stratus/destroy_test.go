@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -297,5 +298,79 @@ train "lr" {
 	}
 	if got := listKeys(t, store, "stages/"); len(got) != 0 {
 		t.Errorf("objects left: %v", got)
+	}
+}
+
+// BenchmarkDestroyDeletes measures deleting a stage's objects from a real MinIO
+// one at a time (the reference) and with destroy's concurrency, in one run:
+// make bench-destroy.
+func BenchmarkDestroyDeletes(b *testing.B) {
+	srv := miniotest.Start(b)
+	bucket := srv.NewBucket(b)
+	ctx := context.Background()
+	s, err := blobs.Open(ctx, "s3://"+bucket, blobs.Options{Region: srv.Region, Endpoint: srv.Endpoint,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const objects = 500
+	for _, n := range []int{1, deleteConcurrency} {
+		b.Run(fmt.Sprintf("objects=%d/in-flight=%d", objects, n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				for j := 0; j < objects; j++ {
+					if err := s.Put(ctx, fmt.Sprintf("stages/k/part-%05d", j), strings.NewReader("x")); err != nil {
+						b.Fatal(err)
+					}
+				}
+				objs, err := s.List(ctx, "stages/k/")
+				if err != nil || len(objs) != objects {
+					b.Fatalf("listed %d objects: %v", len(objs), err)
+				}
+				b.StartTimer()
+				if err := deleteObjects(ctx, s, objs, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(objects*b.N)/b.Elapsed().Seconds(), "objects/s")
+			if left, _ := s.List(ctx, "stages/k/"); len(left) != 0 {
+				b.Fatalf("%d objects left", len(left))
+			}
+		})
+	}
+}
+
+// failingStore fails Delete for one key; the rest of blob.Store is unused.
+type failingStore struct {
+	blob.Store
+	bad     string
+	deleted chan string
+}
+
+func (s *failingStore) Delete(_ context.Context, key string) error {
+	if key == s.bad {
+		return os.ErrPermission
+	}
+	s.deleted <- key
+	return nil
+}
+
+// deleteObjects returns the first failure, and waits for the deletes in flight.
+func TestDeleteObjectsError(t *testing.T) {
+	var objs []blob.Info
+	for i := 0; i < 100; i++ {
+		objs = append(objs, blob.Info{Key: fmt.Sprintf("k%03d", i)})
+	}
+	s := &failingStore{bad: "k010", deleted: make(chan string, len(objs))}
+	err := deleteObjects(context.Background(), s, objs, 4)
+	if err != os.ErrPermission {
+		t.Fatalf("err = %v, want the Delete error", err)
+	}
+	close(s.deleted) // no goroutine may still be deleting
+	if n := len(s.deleted); n == 0 || n >= len(objs)-1 {
+		t.Errorf("%d deletes went through; want some, and a stop after the failure", n)
+	}
+	if err := deleteObjects(context.Background(), &failingStore{deleted: make(chan string, len(objs))}, objs, 4); err != nil {
+		t.Errorf("no failure: %v", err)
 	}
 }
