@@ -39,3 +39,29 @@ load "a" {
 		t.Errorf("load.b: %v", diags)
 	}
 }
+
+// FuzzEvalExpr: whatever a console user types, EvalExpr returns a value or
+// diagnostics, never panics. The seeds run as an ordinary test.
+func FuzzEvalExpr(f *testing.F) {
+	for _, s := range []string{`var.n * 3`, `local.rows + 1`, `1 +`, `load.b`, `stratus.workspace`, `stratus`, `"${`, `[for x in [1,2]: x if x > 1]`,
+		`{a = 1}.a`, `upper(1)`, `load.a.train.rows`, `module.x.y`, `path.root`, `var`, `x[0]`, `%{ if true }a%{ endif }`, "\x00", `load.a[*].b`} {
+		f.Add(s)
+	}
+	_, ev := loadOK(f, map[string]string{"main.hcl": `
+variable "n" {
+  default = 2
+}
+locals {
+  rows = load.a.train.rows
+}
+load "a" {
+  source = "x.svm"
+}
+`, "x.svm": "1 1:1\n"})
+	f.Fuzz(func(t *testing.T, src string) {
+		v, _, diags := ev.EvalExpr("<stdin>", hcl.InitialPos, []byte(src))
+		if !diags.HasErrors() && v == cty.NilVal {
+			t.Errorf("%q: no value and no error", src)
+		}
+	})
+}
