@@ -157,6 +157,28 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 		list = append(list, d)
 	}
 
+	// Connect to psstore first, so the list names the models that exist and a
+	// warning that the shards are down comes before the question.
+	ps, closePS, why := c.destroyPSStore(ctx, cfg, dir, list)
+	defer closePS()
+	if why != "" {
+		fmt.Fprintf(c.stderr, "%s %s; their models are left in place.\n", c.paint(c.stderr, yellow, "Warning:"), why)
+	}
+	for _, d := range list {
+		switch {
+		case ps == nil && why == "":
+			d.models = nil // no psstore data: nothing to delete
+		case ps != nil:
+			var there []string
+			for _, m := range d.models {
+				if _, err := ps.ModelStats(ctx, m); !errors.Is(err, psstore.ErrNotFound) {
+					there = append(there, m)
+				}
+			}
+			d.models = there
+		}
+	}
+
 	w := c.stdout
 	if ws != dsl.DefaultWorkspace {
 		fmt.Fprintf(w, "Workspace: %s\n\n", ws)
@@ -190,11 +212,6 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 		fmt.Fprintln(w)
 	}
 
-	ps, closePS, why := c.destroyPSStore(ctx, cfg, dir, list)
-	defer closePS()
-	if why != "" {
-		fmt.Fprintf(c.stderr, "%s %s; their models are left in place.\n", c.paint(c.stderr, yellow, "Warning:"), why)
-	}
 	me := ownerID(dir)
 	destroyed := map[string]bool{}
 	for _, d := range list {
