@@ -128,6 +128,7 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 	var list []*doomed
 	var totalObjects int
 	var totalBytes int64
+	first := map[string]string{} // key → the chosen stage that deletes its data
 	for _, r := range recs {
 		if !chosen[r.Address] {
 			continue
@@ -135,12 +136,17 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 		d := &doomed{rec: r, models: modelsOf(r)}
 		if a, ok := keptKeys[r.Key]; ok {
 			d.keep = "kept: " + a + " records the same outputs"
+		} else if a, ok := first[r.Key]; ok {
+			d.keep = "the same outputs as " + a + ", deleted with it"
 		} else if others, err := otherOwners(ctx, store, dir, r.Key); err != nil {
 			return fmt.Errorf("%s: read owners: %w", r.Address, err)
 		} else if len(others) > 0 {
 			d.keep = "kept: also recorded by " + strings.Join(others, ", ")
 		}
-		if d.keep == "" {
+		if d.keep != "" {
+			d.models = nil // shared too: the model may still be in use
+		} else {
+			first[r.Key] = r.Address
 			for _, pre := range stagePrefixes(r.Key) {
 				objs, err := store.List(ctx, pre)
 				if err != nil {
