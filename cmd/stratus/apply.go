@@ -179,13 +179,27 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {
-		owned := map[string]string{}
+		owned, superseded := map[string]string{}, map[string]string{}
 		for _, s := range sum.Stages {
 			if sp := p.Stage(s.Address); sp != nil && (s.Action == "ran" || s.Action == "cached") {
 				owned[s.Address] = sp.Key
+				if sp.Prior != nil && sp.Prior.Address == sp.Address && sp.Prior.Key != sp.Key {
+					superseded[s.Address] = sp.Prior.Key
+				}
 			}
 		}
-		if err := c.markOwners(context.WithoutCancel(ctx), p.Config, dir, owned); err != nil {
+		if recs, err := st.Stages(); err == nil {
+			for _, r := range recs {
+				for a, k := range superseded {
+					if r.Key == k {
+						delete(superseded, a) // a twin still records it
+					}
+				}
+			}
+		} else {
+			superseded = nil
+		}
+		if err := c.markOwners(context.WithoutCancel(ctx), p.Config, dir, owned, superseded); err != nil {
 			fmt.Fprintf(c.stderr, "%s %s\n", c.paint(c.stderr, yellow, "Warning:"), err)
 		}
 	}

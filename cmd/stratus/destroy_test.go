@@ -374,3 +374,54 @@ func TestDeleteObjectsError(t *testing.T) {
 		t.Errorf("no failure: %v", err)
 	}
 }
+
+// A stage that reruns with a new key gives up its marker on the old key, unless
+// a twin of this state still records that key.
+func TestOwnerMarkersFollowReruns(t *testing.T) {
+	dir := t.TempDir()
+	pipeline := func(method string, twin bool) {
+		src := `
+load "adult" {
+  source = "data.svm"
+}
+normalize "adult" {
+  input  = load.adult
+  method = "` + method + `"
+}
+`
+		if twin {
+			src += `
+normalize "twin" {
+  input  = load.adult
+  method = "min_max"
+}
+`
+		}
+		writePipeline(t, dir, map[string]string{"data.svm": svmData, "main.hcl": src})
+	}
+	marked := func(key string) bool {
+		_, err := os.Stat(filepath.Join(dir, ".stratus", "blobs", ownerKey(key, ownerID(dir))))
+		return err == nil
+	}
+	pipeline("min_max", false)
+	mustStratus(t, "apply", "-auto-approve", dir)
+	k1 := stageKeyOf(t, dir, "normalize.adult")
+	if !marked(k1) {
+		t.Fatal("apply left no owner marker")
+	}
+	pipeline("standard", false)
+	mustStratus(t, "apply", "-auto-approve", dir)
+	k2 := stageKeyOf(t, dir, "normalize.adult")
+	if marked(k1) || !marked(k2) {
+		t.Errorf("after a rerun: old key marked %v, new key marked %v; want false, true", marked(k1), marked(k2))
+	}
+	// Back to min_max beside a twin with min_max: the twin keeps k1 marked when
+	// normalize.adult moves on again.
+	pipeline("min_max", true)
+	mustStratus(t, "apply", "-auto-approve", dir)
+	pipeline("standard", true)
+	mustStratus(t, "apply", "-auto-approve", dir)
+	if !marked(k1) {
+		t.Error("the twin's key lost its marker when normalize.adult reran")
+	}
+}

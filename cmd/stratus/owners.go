@@ -99,10 +99,12 @@ func otherOwners(ctx context.Context, s blob.Store, dir, key string) ([]string, 
 }
 
 // markOwners records the pipeline in dir as an owner of every stage address →
-// key given. A failure is returned for the caller to report: the apply itself
-// succeeded.
-func (c *cli) markOwners(ctx context.Context, cfg *dsl.Config, dir string, stages map[string]string) error {
-	if len(stages) == 0 {
+// key in stages, and as no longer the owner of the keys in superseded (the keys
+// those stages had before they reran), so its stale markers do not keep another
+// pipeline's destroy from deleting them. A failure is returned for the caller to
+// report: the apply itself succeeded.
+func (c *cli) markOwners(ctx context.Context, cfg *dsl.Config, dir string, stages, superseded map[string]string) error {
+	if len(stages)+len(superseded) == 0 {
 		return nil
 	}
 	s, err := pipelineBlob(ctx, cfg, dir)
@@ -112,6 +114,11 @@ func (c *cli) markOwners(ctx context.Context, cfg *dsl.Config, dir string, stage
 	var failed []string
 	for _, addr := range sortedNames(stages) {
 		if err := markOwner(ctx, s, dir, addr, stages[addr]); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", addr, err))
+		}
+	}
+	for _, addr := range sortedNames(superseded) {
+		if err := s.Delete(ctx, ownerKey(superseded[addr], ownerID(dir))); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", addr, err))
 		}
 	}
