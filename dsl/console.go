@@ -12,9 +12,9 @@ import (
 // scope, as an output's value would be: variables, locals, module outputs, stage
 // outputs (those set with SetStageOutput; other stages are unknown), path,
 // stratus and the functions. filename and start place src in diagnostics (a
-// console's input line). It also returns,
-// sorted, the stage addresses the expression reads, directly or through locals,
-// variables and module outputs, so a caller can say why a value is unknown.
+// console's input line). It also returns, sorted, the addresses of the stages
+// and root variables the expression reads, directly or through locals, variables
+// and module outputs, so a caller can say why a value is unknown.
 func (e *Evaluator) EvalExpr(filename string, start hcl.Pos, src []byte) (cty.Value, []string, hcl.Diagnostics) {
 	expr, diags := hclsyntax.ParseExpression(src, filename, start)
 	if diags.HasErrors() {
@@ -39,7 +39,8 @@ func (e *Evaluator) EvalExpr(filename string, start hcl.Pos, src []byte) (cty.Va
 	return v, e.stagesRead(n), diags
 }
 
-// stagesRead returns the stages n reads, following non-stage nodes.
+// stagesRead returns the stages and root variables n reads, following other
+// nodes.
 func (e *Evaluator) stagesRead(n *Node) []string {
 	seen := map[string]bool{}
 	found := map[string]bool{}
@@ -51,9 +52,12 @@ func (e *Evaluator) stagesRead(n *Node) []string {
 			}
 			seen[r.Target] = true
 			t := e.cfg.Nodes[r.Target]
-			if t.Kind == KindStage {
+			switch {
+			case t.Kind == KindStage:
 				found[r.Target] = true
 				continue
+			case t.Kind == KindVariable && len(t.Module.Path) == 0:
+				found[r.Target] = true
 			}
 			walk(t.Refs)
 		}

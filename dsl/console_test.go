@@ -22,10 +22,11 @@ load "a" {
 `, "x.svm": "1 1:1\n"})
 	pos := hcl.Pos{Line: 4, Column: 1, Byte: 30}
 	v, stages, diags := ev.EvalExpr("<stdin>", pos, []byte(`var.n * 3`))
-	if diags.HasErrors() || !v.RawEquals(cty.NumberIntVal(6)) || len(stages) != 0 {
+	if diags.HasErrors() || !v.RawEquals(cty.NumberIntVal(6)) || strings.Join(stages, ",") != "var.n" {
 		t.Errorf("var.n * 3 = %#v, %v, %v", v, stages, diags)
 	}
-	// A stage read through a local is named, and unknown until its output is set.
+	// A stage read through a local is named, and unknown until its output is set;
+	// so are root variables.
 	v, stages, diags = ev.EvalExpr("<stdin>", pos, []byte(`local.rows + 1`))
 	if diags.HasErrors() || v.IsKnown() || strings.Join(stages, ",") != "load.a" {
 		t.Errorf("local.rows + 1 = %#v, %v, %v", v, stages, diags)

@@ -105,6 +105,15 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 			failed = true
 			continue
 		}
+		for _, a := range stages {
+			if _, ok := why[a]; ok || !strings.HasPrefix(a, "var.") {
+				continue
+			}
+			if vv, _ := ev.Value(a); !vv.IsWhollyKnown() {
+				name := strings.TrimPrefix(a, "var.")
+				why[a] = fmt.Sprintf("%s has no value (set it with -var %s=…)", a, name)
+			}
+		}
 		fmt.Fprintln(c.stdout, consoleValue(v, stages, why))
 	}
 	if err := in.Err(); err != nil {
@@ -124,14 +133,22 @@ func consoleValue(v cty.Value, stages []string, why map[string]string) string {
 		}
 		return string(hclwrite.TokensForValue(v).Bytes())
 	}
-	var reasons []string
+	var stageWhy, varWhy []string
 	for _, s := range stages {
-		if r, ok := why[s]; ok {
-			reasons = append(reasons, r)
+		r, ok := why[s]
+		switch {
+		case !ok:
+		case strings.HasPrefix(s, "var."):
+			varWhy = append(varWhy, r)
+		default:
+			stageWhy = append(stageWhy, r)
 		}
 	}
-	if len(reasons) == 0 {
-		return "(not known: it reads a variable without a value; set it with -var or -var-file)"
+	switch {
+	case len(varWhy) > 0:
+		return "(not known: " + strings.Join(append(varWhy, stageWhy...), "; ") + ")"
+	case len(stageWhy) > 0:
+		return "(known after apply: " + strings.Join(stageWhy, "; ") + ")"
 	}
-	return "(known after apply: " + strings.Join(reasons, "; ") + ")"
+	return "(known after apply)"
 }
