@@ -99,13 +99,13 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 		if line == "exit" {
 			break
 		}
-		v, stages, diags := ev.EvalExpr(name, start, in.Bytes())
+		v, reads, diags := ev.EvalExpr(name, start, in.Bytes())
 		if diags.HasErrors() {
 			writeDiagnostics(c.stderr, map[string]*hcl.File{name: {Bytes: all}}, diags, c.color(c.stderr))
 			failed = true
 			continue
 		}
-		for _, a := range stages {
+		for _, a := range reads {
 			if _, ok := why[a]; ok || !strings.HasPrefix(a, "var.") {
 				continue
 			}
@@ -114,7 +114,7 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 				why[a] = fmt.Sprintf("%s has no value (set it with -var %s=…)", a, name)
 			}
 		}
-		fmt.Fprintln(c.stdout, consoleValue(v, stages, why))
+		fmt.Fprintln(c.stdout, consoleValue(v, reads, why))
 	}
 	if err := in.Err(); err != nil {
 		return fmt.Errorf("read input: %w", err)
@@ -125,8 +125,9 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 	return nil
 }
 
-// consoleValue renders v as HCL, or says why it is not known yet.
-func consoleValue(v cty.Value, stages []string, why map[string]string) string {
+// consoleValue renders v as HCL, or says why it is not known yet from the
+// reasons why holds for the stages and variables it reads.
+func consoleValue(v cty.Value, reads []string, why map[string]string) string {
 	if v.IsWhollyKnown() {
 		if v.IsNull() {
 			return "null"
@@ -134,7 +135,7 @@ func consoleValue(v cty.Value, stages []string, why map[string]string) string {
 		return string(hclwrite.TokensForValue(v).Bytes())
 	}
 	var stageWhy, varWhy []string
-	for _, s := range stages {
+	for _, s := range reads {
 		r, ok := why[s]
 		switch {
 		case !ok:
