@@ -99,7 +99,7 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 		if line == "exit" {
 			break
 		}
-		v, reads, diags := ev.EvalExpr(name, start, in.Bytes())
+		v, reads, diags := ev.EvalExpr(name, start, []byte(strings.TrimRight(in.Text(), "\r\t ")))
 		if diags.HasErrors() {
 			writeDiagnostics(c.stderr, map[string]*hcl.File{name: {Bytes: all}}, diags, c.color(c.stderr))
 			failed = true
