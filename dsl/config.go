@@ -24,6 +24,8 @@ type Config struct {
 	Backend *Backend
 	// Files maps file names to parsed files, for hcl.NewDiagnosticTextWriter.
 	Files map[string]*hcl.File
+	// Workspace is the workspace it was loaded for (workspace.go).
+	Workspace string
 
 	registry *operators.Registry
 	// rootVars are the root module's variable values after -var, -var-file,

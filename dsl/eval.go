@@ -340,6 +340,7 @@ func (e *Evaluator) context(n *Node) (*hcl.EvalContext, hcl.Diagnostics) {
 		modVals[k] = cty.ObjectVal(outs)
 	}
 	variables["module"] = cty.ObjectVal(modVals)
+	variables[stratusRoot] = e.cfg.stratusValue()
 	for op, byName := range stages {
 		variables[op] = cty.ObjectVal(byName)
 	}

@@ -37,6 +37,9 @@ type LoadOptions struct {
 	// Backends decodes the backend block (executor/runtime.Decoder); without it the
 	// block's references are checked but its arguments are left to the runtime.
 	Backends BackendDecoder
+	// Workspace is the current workspace, stratus.workspace in expressions; empty
+	// is DefaultWorkspace.
+	Workspace string
 }
 
 // Load parses the pipeline in dir with every module it calls, resolves references
@@ -58,6 +61,7 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 		Files:    l.parser.Files(),
 		registry: opts.Registry,
 	}
+	cfg.Workspace = opts.Workspace
 	diags = append(diags, cfg.buildNodes(root)...)
 	diags = append(diags, cfg.resolveAll()...)
 	diags = append(diags, cfg.setRootVars(l.parser, opts)...)

@@ -185,7 +185,7 @@ func sortedBlockNames(m map[string]*hcl.Block) []string {
 }
 
 // Root names every expression may use besides operator names.
-var builtinRoots = []string{"var", "local", "module", "path"}
+var builtinRoots = []string{"var", "local", "module", "path", stratusRoot}
 
 // resolve maps one traversal, written in module m, to the nodes it reads.
 func (c *Config) resolve(m *Module, tr hcl.Traversal) ([]Reference, hcl.Diagnostics) {
@@ -254,6 +254,8 @@ func (c *Config) resolve(m *Module, tr hcl.Traversal) ([]Reference, hcl.Diagnost
 			refs = append(refs, Reference{Target: outputAddr(call.Child.Path, out), Range: rng})
 		}
 		return refs, nil
+	case stratusRoot:
+		return nil, resolveStratus(tr)
 	case "path":
 		switch name {
 		case "module", "root", "cwd":
@@ -287,7 +289,7 @@ func (c *Config) resolve(m *Module, tr hcl.Traversal) ([]Reference, hcl.Diagnost
 	return nil, hcl.Diagnostics{{
 		Severity: hcl.DiagError,
 		Summary:  "Reference to unknown name",
-		Detail: fmt.Sprintf("There is no %q here. A reference starts with var, local, module, path or an operator name (%s).%s",
+		Detail: fmt.Sprintf("There is no %q here. A reference starts with var, local, module, path, stratus or an operator name (%s).%s",
 			root, strings.Join(c.registry.Names(), ", "), suggest(root, candidates)),
 		Subject: rng.Ptr(),
 	}}

@@ -181,7 +181,16 @@ func Apply(ctx context.Context, o Options) (*Summary, error) {
 		return sum, fmt.Errorf("evaluate outputs:\n%s", formatDiags(p, diags))
 	}
 	enc := map[string]json.RawMessage{}
+	prev, err := keptOutputs(p, o.State, outs)
+	if err != nil {
+		return sum, err
+	}
 	for k, v := range outs {
+		if b, ok := prev[k]; ok {
+			enc[k] = b
+			delete(outs, k)
+			continue
+		}
 		b, err := state.EncodeValue(v)
 		if err != nil {
 			return sum, fmt.Errorf("output %q: %w", k, err)
@@ -353,4 +362,35 @@ func formatDiags(p *planner.Plan, diags hcl.Diagnostics) string {
 func joinAddrs(a []string) string {
 	sort.Strings(a)
 	return strings.Join(a, ", ")
+}
+
+// keptOutputs returns the recorded values of the root outputs a targeted plan
+// (-target) could not evaluate because they read stages outside it: those keep
+// what the last full apply recorded, as Terraform leaves them.
+func keptOutputs(p *planner.Plan, st *state.Store, outs map[string]cty.Value) (map[string]json.RawMessage, error) {
+	if len(p.Targets) == 0 {
+		return nil, nil
+	}
+	prev, err := st.Outputs()
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]json.RawMessage{}
+	for k, v := range outs {
+		if v.IsWhollyKnown() {
+			continue
+		}
+		if b, ok := prev[k]; ok {
+			kept[k] = b
+		} else {
+			kept[k] = nil
+		}
+	}
+	for k, b := range kept {
+		if b == nil {
+			delete(kept, k)
+			delete(outs, k) // never recorded, not known now: left out
+		}
+	}
+	return kept, nil
 }

@@ -84,6 +84,20 @@ func BenchmarkPlan(b *testing.B) {
 		if stages != 2000 {
 			continue
 		}
+		// -target of one stage: planning skips the other stages' keys and
+		// source digests, but still parses and evaluates the whole pipeline.
+		// Compare with no-state above.
+		b.Run(fmt.Sprintf("stages=%d/target-one", stages), func(b *testing.B) {
+			opts := Options{Target: []string{"train.g100_t0"}}
+			if p := planDirWith(b, dir, opts); len(p.Stages) != 4 {
+				b.Fatalf("%d stages, want 4", len(p.Stages))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				planDirWith(b, dir, opts)
+			}
+		})
 		b.Run(fmt.Sprintf("stages=%d/all-cached", stages), func(b *testing.B) {
 			st := openState(b)
 			recordApply(b, st, planDir(b, dir, st))
@@ -102,13 +116,17 @@ var benchRegistry = builtin.Registry()
 
 // planDir loads and plans the pipeline in dir, as `stratus plan` does.
 func planDir(b *testing.B, dir string, st *stateStore) *Plan {
-	cfg, diags := dsl.Load(dir, dsl.LoadOptions{Registry: benchRegistry})
-	if diags.HasErrors() {
-		b.Fatal(diags.Error())
-	}
 	opts := Options{}
 	if st != nil {
 		opts.State = st
+	}
+	return planDirWith(b, dir, opts)
+}
+
+func planDirWith(b *testing.B, dir string, opts Options) *Plan {
+	cfg, diags := dsl.Load(dir, dsl.LoadOptions{Registry: benchRegistry})
+	if diags.HasErrors() {
+		b.Fatal(diags.Error())
 	}
 	p, diags := Build(context.Background(), cfg, opts)
 	if diags.HasErrors() {

@@ -59,7 +59,9 @@ type StagePlan struct {
 	Sources  map[string]string
 	// Prior is the state record the action was decided against (nil for Run).
 	Prior *state.StageRecord
-	Node  *dsl.Node
+	// Replaced is set when -replace forced this stage to run again.
+	Replaced bool
+	Node     *dsl.Node
 }
 
 // Plan is a compiled pipeline.
@@ -71,7 +73,13 @@ type Plan struct {
 	Graph *dag.Graph
 	// Serial is the state serial the plan was made against.
 	Serial uint64
-	by     map[string]*StagePlan
+	// Targets are the -target addresses the plan was limited to (with the stages
+	// they read); nil when every stage was planned. A targeted plan leaves the
+	// other stages, and root outputs that read them, as they were.
+	Targets []string
+	// Replace are the -replace addresses the plan was made with.
+	Replace []string
+	by      map[string]*StagePlan
 }
 
 // Stage returns the plan of the stage at addr, or nil.
@@ -118,6 +126,14 @@ type Options struct {
 	// planned to rerun. Empty skips the check. Backend names the backend in the
 	// reason.
 	BlobRoot, Backend string
+	// Replace lists stage (or module) addresses to run again even where their
+	// outputs could be reused: Terraform's -replace. Downstream stages rerun only
+	// if their own keys change.
+	Replace []string
+	// Target limits the plan to these stages (or modules' stages) and the stages
+	// they read: Terraform's -target. Build then adds a warning that the plan is
+	// partial.
+	Target []string
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -130,7 +146,12 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	ev := cfg.NewEvaluator()
 	diags = append(diags, ev.EvalAll()...)
 
-	p := &Plan{Config: cfg, Graph: g, by: map[string]*StagePlan{}}
+	p := &Plan{Config: cfg, Graph: g, by: map[string]*StagePlan{}, Targets: opts.Target, Replace: opts.Replace}
+	sel, ds := newSelection(cfg, g, opts)
+	diags = append(diags, ds...)
+	if ds.HasErrors() {
+		return nil, diags
+	}
 	order, err := p.Graph.TopoOrder()
 	if err != nil { // unreachable: the full graph had no cycle
 		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cycle", Detail: err.Error()})
@@ -143,6 +164,9 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		return nil, append(diags, stateDiag(err))
 	}
 	for _, addr := range order {
+		if !sel.planned(addr) {
+			continue
+		}
 		n := cfg.Nodes[addr]
 		sp, ds := p.planStage(ctx, ev, n, st, opts.Remote)
 		if sp != nil && sp.Action == Cached && opts.BlobRoot != "" {
@@ -152,6 +176,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		}
 		diags = append(diags, ds...)
 		if sp != nil {
+			sel.apply(sp)
 			p.Stages = append(p.Stages, sp)
 			p.by[addr] = sp
 		}

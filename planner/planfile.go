@@ -26,6 +26,11 @@ type File struct {
 	Vars     []string          `json:"vars,omitempty"`
 	VarFiles []string          `json:"var_files,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
+	// Workspace is the workspace the plan was made in; empty is the default.
+	Workspace string `json:"workspace,omitempty"`
+	// Target and Replace reproduce -target and -replace.
+	Target  []string `json:"target,omitempty"`
+	Replace []string `json:"replace,omitempty"`
 	// Files maps every file the configuration was read from to its SHA-256.
 	Files  map[string]string `json:"files"`
 	Serial uint64            `json:"state_serial"`
@@ -37,6 +42,11 @@ type FileStage struct {
 	Address string `json:"address"`
 	Key     string `json:"cache_key"`
 	Action  Action `json:"action"`
+	// Operator, Reason and Deps are for reading the plan (stratus show); Check
+	// does not compare them.
+	Operator string   `json:"operator,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Deps     []string `json:"dependencies,omitempty"`
 }
 
 // SaveOptions are the inputs a saved plan must remember.
@@ -58,6 +68,9 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		Dir:           dir,
 		Vars:          opts.Vars,
 		Env:           opts.Env,
+		Workspace:     p.Config.Workspace,
+		Target:        p.Targets,
+		Replace:       p.Replace,
 		Files:         p.fileDigests(),
 		Serial:        p.Serial,
 	}
@@ -69,7 +82,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		f.VarFiles = append(f.VarFiles, abs)
 	}
 	for _, s := range p.Stages {
-		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action})
+		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps})
 	}
 	return f, nil
 }

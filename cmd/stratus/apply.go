@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,7 @@ import (
 
 type applyFlags struct {
 	vf          varFlags
+	sel         selectFlags
 	autoApprove bool
 	parallelism int
 	backend     string
@@ -39,6 +41,9 @@ func (c *cli) applyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply [DIR | PLANFILE]",
 		Short: "Run the stages a plan says need running",
+		Example: `  stratus apply -auto-approve pipelines/a9a
+  stratus plan -out tf.plan && stratus apply tf.plan
+  stratus apply -replace=train.lr -target=train.lr`,
 		Long: `Apply plans the pipeline (or takes a plan saved with plan -out), shows it, asks
 for confirmation on a terminal, and runs every stage that is not cached as waves of
 functions, independent stages concurrently. Each stage is recorded in the state when
@@ -51,11 +56,12 @@ Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at 
 		},
 	}
 	f.vf.register(cmd.Flags())
+	f.sel.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "skip the confirmation prompt")
-	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "stages to run at once")
-	cmd.Flags().StringVar(&f.backend, "backend", "", "override the pipeline's backend: local or lambda")
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most `N` stages at once")
+	cmd.Flags().StringVar(&f.backend, "backend", "", "run on `BACKEND` instead of the pipeline's: local or lambda")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print a machine-readable event stream (implies -auto-approve)")
-	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on this address (such as 127.0.0.1:8080) and print its URL")
+	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on `ADDR` (such as 127.0.0.1:8080) and print its URL")
 	cmd.Flags().BoolVar(&f.uiRemote, "ui-allow-remote", false, "allow a non-loopback -ui address")
 	return cmd
 }
@@ -72,7 +78,13 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		if err != nil {
 			return err
 		}
+		if len(f.sel.targets)+len(f.sel.replaces) > 0 {
+			return fmt.Errorf("-target and -replace cannot be used with a saved plan: %s already holds its selection (make one with stratus plan -target/-replace -out FILE)", target)
+		}
 		saved, dir = pf, pf.Dir
+		if ws, cur := orDefault(pf.Workspace), currentWorkspace(dir); ws != cur {
+			return fmt.Errorf("%s was planned in workspace %q, but the current workspace is %q: select it (stratus workspace select %s) or plan again", target, ws, cur, ws)
+		}
 	}
 	var cfg *dsl.Config
 	if saved == nil {
@@ -108,7 +120,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		}
 	} else {
 		var ok bool
-		if p, ok = c.buildPlan(ctx, cfg, st); !ok {
+		if p, ok = c.buildPlan(ctx, cfg, st, f.sel); !ok {
 			return exitError{1}
 		}
 	}
@@ -159,6 +171,33 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	sum, applyErr := executor.Apply(ctx, opts)
 	ctl.Close()
 	finish()
+	// Every stage the state now records, even after a failure, is marked as
+	// this pipeline's in the blob store, so another's destroy keeps it.
+	if sum != nil {
+		owned, superseded := map[string]string{}, map[string]string{}
+		for _, s := range sum.Stages {
+			if sp := p.Stage(s.Address); sp != nil && (s.Action == "ran" || s.Action == "cached") {
+				owned[s.Address] = sp.Key
+				if sp.Prior != nil && sp.Prior.Address == sp.Address && sp.Prior.Key != sp.Key {
+					superseded[s.Address] = sp.Prior.Key
+				}
+			}
+		}
+		if recs, err := st.Stages(); err == nil {
+			for _, r := range recs {
+				for a, k := range superseded {
+					if r.Key == k {
+						delete(superseded, a) // a twin still records it
+					}
+				}
+			}
+		} else {
+			superseded = nil
+		}
+		if err := c.markOwners(context.WithoutCancel(ctx), p.Config, dir, owned, superseded); err != nil {
+			fmt.Fprintf(c.stderr, "%s %s\n", c.paint(c.stderr, yellow, "Warning:"), err)
+		}
+	}
 	if f.asJSON {
 		if applyErr != nil {
 			return exitError{1}
@@ -186,6 +225,14 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		}
 	}
 	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
+	if len(p.Targets) > 0 {
+		c.printDiags(p.Config, hcl.Diagnostics{{
+			Severity: hcl.DiagWarning,
+			Summary:  "Applied changes may be incomplete",
+			Detail: "The plan was created with the -target option in effect, so some changes requested in the configuration may have been ignored and the output values may not be fully updated. Run the following command to verify that no other changes are pending:\n    stratus plan\n\n" +
+				"Note that the -target option is not suitable for routine use, and is provided only for exceptional situations such as recovering from errors or mistakes.",
+		}})
+	}
 	if len(sum.Outputs) > 0 {
 		fmt.Fprint(c.stdout, "\nOutputs:\n\n")
 		for _, k := range sortedNames(sum.Outputs) {

@@ -28,6 +28,8 @@ func (c *cli) deployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build the Lambda function and create or update it on AWS",
+		Example: `  stratus deploy pipelines/mine
+  stratus deploy -out function.zip`,
 		Long: `Deploy reads the pipeline's backend "lambda" block, builds the Stratus function
 (the lambda-runtime bootstrap) for Linux on its architecture with the Go toolchain,
 zips it, and creates the function — which needs role — or updates its code and
@@ -51,8 +53,8 @@ directory, or -source DIR. With -out FILE it only writes the zip.
 		},
 	}
 	f.vf.register(cmd.Flags())
-	cmd.Flags().StringVar(&f.source, "source", "", "the Stratus source tree to build the function from (default: the module of the current directory)")
-	cmd.Flags().StringVar(&f.out, "out", "", "write the deployment zip to this file and stop (no AWS call)")
+	cmd.Flags().StringVar(&f.source, "source", "", "build the function from the Stratus source tree in `DIR` (default: the module of the current directory)")
+	cmd.Flags().StringVar(&f.out, "out", "", "write the deployment zip to `FILE` and stop (no AWS call)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what deploy would change on the function, and change nothing")
 	return cmd
 }

@@ -19,6 +19,8 @@ func (c *cli) fmtCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fmt [DIR | FILE]",
 		Short: "Rewrite pipeline files in the canonical format",
+		Example: `  stratus fmt
+  stratus fmt -check -diff pipelines/a9a`,
 		Long: `Fmt rewrites *.hcl files in the canonical layout (hclwrite). It prints the
 names of the files it changed. With -check it changes nothing and exits with status 3
 when any file needs formatting; files with syntax errors are reported and left alone.`,

@@ -64,12 +64,12 @@ hash_bits to see exactly the features of the LIBSVM output.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Int64Var(&cfg.Rows, "rows", 100000, "number of rows")
-	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed of the rows; the same seed gives the same data")
-	f.Uint64Var(&cfg.ModelSeed, "model-seed", 1, "random seed of the ground truth; files with the same model seed share it")
-	f.StringVar(&cfg.Format, "format", gen.FormatCriteo, `output format: "criteo" (TSV) or "libsvm"`)
-	f.IntVar(&cfg.HashBits, "hash-bits", dataset.DefaultHashBits, "size of the hashed categorical space: 2^B slots")
-	f.StringVarP(&output, "output", "o", "", `output file ("-" for standard output)`)
+	f.Int64Var(&cfg.Rows, "rows", 100000, "write `N` rows")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "random `SEED` of the rows; the same seed gives the same data")
+	f.Uint64Var(&cfg.ModelSeed, "model-seed", 1, "random `SEED` of the ground truth; files with the same model seed share it")
+	f.StringVar(&cfg.Format, "format", gen.FormatCriteo, "output `FORMAT`: criteo (TSV) or libsvm")
+	f.IntVar(&cfg.HashBits, "hash-bits", dataset.DefaultHashBits, "size of the hashed categorical space: 2^`B` slots")
+	f.StringVarP(&output, "output", "o", "", "output `FILE` (- for standard output)")
 	return cmd
 }
 

@@ -16,6 +16,8 @@ func (c *cli) graphCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "graph [DIR]",
 		Short: "Draw the stage DAG in DOT or Mermaid",
+		Example: `  stratus graph pipelines/a9a | dot -Tsvg > a9a.svg
+  stratus graph -format mermaid`,
 		Long: `Graph prints the pipeline's stage DAG, each stage marked and coloured with the
 action the plan would take. Render DOT with Graphviz:
 
@@ -26,7 +28,7 @@ action the plan would take. Render DOT with Graphviz:
 				fmt.Fprintf(c.stderr, "Error: -format must be dot or mermaid, not %q.\n", format)
 				return exitError{1}
 			}
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, true)
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, selectFlags{}, true)
 			if err != nil {
 				return err
 			}
@@ -39,6 +41,6 @@ action the plan would take. Render DOT with Graphviz:
 		},
 	}
 	vf.register(cmd.Flags())
-	cmd.Flags().StringVar(&format, "format", "dot", "dot or mermaid")
+	cmd.Flags().StringVar(&format, "format", "dot", "draw it in `FORMAT`: dot or mermaid")
 	return cmd
 }

@@ -57,9 +57,10 @@ output "model" {
 
 func (c *cli) initCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "init [DIR]",
-		Short: "Start a pipeline: write a commented main.hcl",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "init [DIR]",
+		Short:   "Start a pipeline: write a commented main.hcl",
+		Example: `  stratus init mypipeline`,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
 			if files, err := dsl.PipelineFiles(dir); err == nil && len(files) > 0 {

@@ -8,21 +8,32 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/stratus-ml/stratus/state"
 )
 
 func (c *cli) outputCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, raw bool
 	cmd := &cobra.Command{
 		Use:   "output [DIR] [NAME]",
 		Short: "Show the outputs recorded by the last apply",
 		Long: `Output prints the root outputs recorded by the last apply of the pipeline in
 DIR (default "."), or only the output NAME. With a single argument, an existing
-directory is DIR and anything else is NAME.`,
+directory is DIR and anything else is NAME. With -raw, a string output prints
+bare (no quotes, no newline), for shell scripts; numbers and bools print as
+text.`,
+		Example: `  stratus output
+  stratus output -json
+  stratus output -raw model      # file:///…/model.json, for $(…)`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, name := outputArgs(args)
+			if raw && (asJSON || name == "") {
+				fmt.Fprintln(c.stderr, "Error: -raw prints one output: give its NAME (stratus output -raw NAME), and not -json.")
+				return exitError{1}
+			}
 			st, err := state.OpenExisting(stateDBDir(dir))
 			if err != nil {
 				return err
@@ -33,12 +44,14 @@ directory is DIR and anything else is NAME.`,
 				return err
 			}
 			if name != "" {
-				raw, ok := outs[name]
-				if !ok {
+				if _, ok := outs[name]; !ok {
 					fmt.Fprintf(c.stderr, "Error: no output named %q. The last apply recorded: %s.\n", name, listOrNone(outs))
 					return exitError{1}
 				}
-				return c.printOutput(raw, asJSON, "")
+				if raw {
+					return c.printRaw(name, outs[name])
+				}
+				return c.printOutput(outs[name], asJSON, "")
 			}
 			if len(outs) == 0 {
 				if asJSON {
@@ -70,7 +83,30 @@ directory is DIR and anything else is NAME.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the output NAME's string, number or bool bare, without quotes or newline")
 	return cmd
+}
+
+// printRaw prints a primitive output without quoting, as terraform output -raw.
+func (c *cli) printRaw(name string, raw json.RawMessage) error {
+	v, err := state.DecodeValue(raw)
+	if err != nil {
+		return err
+	}
+	if v.IsNull() || !v.Type().IsPrimitiveType() {
+		what := "null"
+		if !v.IsNull() {
+			what = v.Type().FriendlyName()
+		}
+		fmt.Fprintf(c.stderr, "Error: unsupported value for raw output: -raw prints strings, numbers and bools, but output %q is %s. Use -json for values of complex types.\n", name, what)
+		return exitError{1}
+	}
+	s, err := convert.Convert(v, cty.String)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(c.stdout, s.AsString())
+	return nil
 }
 
 // outputArgs splits output's arguments into the pipeline directory and the output

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/pflag"
 
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/dsl"
@@ -22,16 +23,25 @@ import (
 // registry is the operator registry of this binary.
 var registry = builtin.Registry()
 
-// stateDir is the working directory of the pipeline in dir.
-func stateDir(dir string) string { return filepath.Join(dir, state.Dir) }
+// stateDir is the working directory of the pipeline in dir in its current
+// workspace: .stratus for the default workspace, .stratus/workspaces/NAME for
+// another (workspace.go). The lock, the state, the local blob store and the
+// local psstore data all live in it.
+func stateDir(dir string) string { return workspaceDir(dir, currentWorkspace(dir)) }
 
 // stateDBDir is the state database of the pipeline in dir.
-func stateDBDir(dir string) string { return filepath.Join(dir, state.Dir, "state") }
+func stateDBDir(dir string) string { return filepath.Join(stateDir(dir), "state") }
 
 // loadPipeline parses the pipeline in dir and prints its diagnostics. It returns nil
 // (after printing) when there are errors.
 func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Config, bool) {
+	ws := currentWorkspace(dir)
+	if err := checkWorkspace(dir, ws); err != nil {
+		fmt.Fprintf(c.stderr, "Error: %s\n", err)
+		return nil, false
+	}
 	cfg, diags := dsl.Load(dir, dsl.LoadOptions{
+		Workspace:        ws,
 		Registry:         registry,
 		Vars:             vf.vars,
 		VarFiles:         vf.varFiles,
@@ -93,10 +103,24 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 	}
 }
 
-// buildPlan loads the state (read-only use) and plans cfg.
-func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (*planner.Plan, bool) {
+// selectFlags are -target and -replace, shared by plan and apply.
+type selectFlags struct {
+	targets  []string
+	replaces []string
+}
+
+func (s *selectFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&s.targets, "target", nil, "plan only the stage at `ADDR` and the stages it reads (repeatable; the result is partial)")
+	fs.StringArrayVar(&s.replaces, "replace", nil, "run the stage at `ADDR` again even if it is cached (repeatable)")
+}
+
+// buildPlan plans cfg against st (read-only use), limited or forced by sel.
+func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
 	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
-	p, diags := planner.Build(ctx, cfg, planner.Options{State: st, Remote: remoteSources(cfg), BlobRoot: root, Backend: backend})
+	p, diags := planner.Build(ctx, cfg, planner.Options{
+		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
+		BlobRoot: root, Backend: backend,
+	})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false
@@ -107,7 +131,7 @@ func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store) (
 // planDir loads the pipeline in dir and plans it against its state (read, never
 // created), printing every problem. It returns nil after printing when there are
 // errors.
-func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissingVars bool) (*planner.Plan, error) {
+func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFlags, allowMissingVars bool) (*planner.Plan, error) {
 	cfg, ok := c.loadPipeline(dir, vf, allowMissingVars)
 	if !ok {
 		return nil, exitError{1}
@@ -117,7 +141,7 @@ func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, allowMissing
 		return nil, err
 	}
 	defer st.Close()
-	p, ok := c.buildPlan(ctx, cfg, st)
+	p, ok := c.buildPlan(ctx, cfg, st, sel)
 	if !ok {
 		return nil, exitError{1}
 	}

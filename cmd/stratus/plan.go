@@ -20,6 +20,7 @@ import (
 func (c *cli) planCmd() *cobra.Command {
 	var (
 		vf           varFlags
+		sel          selectFlags
 		out          string
 		asJSON       bool
 		detailedExit bool
@@ -27,6 +28,9 @@ func (c *cli) planCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
 		Short: "Show what apply would run, rerun and reuse",
+		Example: `  stratus plan pipelines/a9a
+  stratus plan -var learning_rate=0.5 -out tf.plan
+  stratus plan -replace=train.lr -target=train.lr`,
 		Long: `Plan loads the pipeline, builds its stage DAG, computes each stage's cache key
 (operator and version, parameters, upstream keys, source content) and compares it with
 the state: + run (never ran), ~ rerun (with the reason), = cached (outputs reused).
@@ -35,7 +39,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 2 changes to apply.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, false)
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, sel, false)
 			if err != nil {
 				return err
 			}
@@ -70,7 +74,8 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 		},
 	}
 	vf.register(cmd.Flags())
-	cmd.Flags().StringVar(&out, "out", "", "save the plan to FILE for a later `stratus apply FILE`")
+	sel.register(cmd.Flags())
+	cmd.Flags().StringVar(&out, "out", "", "save the plan to `FILE` for a later stratus apply FILE")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().BoolVar(&detailedExit, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
 	return cmd
@@ -90,9 +95,21 @@ func stratusEnv() map[string]string {
 // writePlan prints the plan in the Terraform manner: a legend, one line per stage
 // with its action and reason, and a summary.
 func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
-	if len(p.Stages) == 0 {
+	lines := make([]planner.FileStage, len(p.Stages))
+	for i, s := range p.Stages {
+		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason}
+	}
+	c.writePlanLines(w, p.Config.Workspace, lines)
+}
+
+// writePlanLines prints a plan's stages (of a fresh plan or a saved one).
+func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.FileStage) {
+	if len(stages) == 0 {
 		fmt.Fprintln(w, "The pipeline has no stages. Add a load, normalize, train or grid_search block.")
 		return
+	}
+	if workspace != "" && workspace != dsl.DefaultWorkspace {
+		fmt.Fprintf(w, "Workspace: %s\n\n", workspace)
 	}
 	fmt.Fprintln(w, "Stages are marked with the following symbols:")
 	fmt.Fprintf(w, "  %s run     never ran\n", c.paint(w, green, "+"))
@@ -102,11 +119,19 @@ func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 	fmt.Fprintln(w, "Stratus will perform the following actions:")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	for _, s := range p.Stages {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.actionSymbol(w, s.Action), s.Address, describeAction(s))
+	run, rerun, cached := 0, 0, 0
+	for _, s := range stages {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.actionSymbol(w, s.Action), s.Address, describeAction(s.Action, s.Reason))
+		switch s.Action {
+		case planner.Run:
+			run++
+		case planner.Rerun:
+			rerun++
+		default:
+			cached++
+		}
 	}
 	tw.Flush()
-	run, rerun, cached := p.Counts()
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%s %d to run, %d to rerun, %d cached.\n", c.paint(w, bold, "Plan:"), run, rerun, cached)
 }
@@ -121,14 +146,14 @@ func (c *cli) actionSymbol(w io.Writer, a planner.Action) string {
 	return c.paint(w, dim, a.Symbol())
 }
 
-func describeAction(s *planner.StagePlan) string {
+func describeAction(a planner.Action, reason string) string {
 	switch {
-	case s.Action == planner.Run:
+	case a == planner.Run:
 		return "run"
-	case s.Reason != "":
-		return string(s.Action) + ": " + s.Reason
+	case reason != "":
+		return string(a) + ": " + reason
 	}
-	return string(s.Action)
+	return string(a)
 }
 
 // planJSON is the machine-readable plan.
@@ -149,8 +174,19 @@ type planStageJSON struct {
 }
 
 func writePlanJSON(w io.Writer, p *planner.Plan) error {
-	out := planJSON{FormatVersion: "1", StateSerial: p.Serial, Stages: []planStageJSON{}}
-	for _, s := range p.Stages {
+	stages := make([]planner.FileStage, len(p.Stages))
+	for i, s := range p.Stages {
+		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps}
+	}
+	return writePlanStagesJSON(w, p.Serial, stages)
+}
+
+// writePlanStagesJSON writes the machine-readable form of a plan's stages (of a
+// fresh plan or a saved one).
+func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage) error {
+	out := planJSON{FormatVersion: "1", StateSerial: serial, Stages: []planStageJSON{}}
+	counts := map[string]int{"run": 0, "rerun": 0, "cached": 0}
+	for _, s := range stages {
 		deps := s.Deps
 		if deps == nil {
 			deps = []string{}
@@ -159,9 +195,9 @@ func writePlanJSON(w io.Writer, p *planner.Plan) error {
 			Address: s.Address, Operator: s.Operator, Action: string(s.Action),
 			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps,
 		})
+		counts[string(s.Action)]++
 	}
-	run, rerun, cached := p.Counts()
-	out.Summary = map[string]int{"run": run, "rerun": rerun, "cached": cached}
+	out.Summary = counts
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
@@ -177,7 +213,7 @@ func (c *cli) planFromFile(ctx context.Context, f *planner.File, st *state.Store
 	if !ok {
 		return nil, exitError{1}
 	}
-	p, ok := c.buildPlan(ctx, cfg, st)
+	p, ok := c.buildPlan(ctx, cfg, st, selectFlags{targets: f.Target, replaces: f.Replace})
 	if !ok {
 		return nil, exitError{1}
 	}

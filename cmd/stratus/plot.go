@@ -14,8 +14,9 @@ import (
 func (c *cli) plotCmd() *cobra.Command {
 	var dir, out string
 	cmd := &cobra.Command{
-		Use:   "plot STAGE -o FILE.png|svg",
-		Short: "Plot a stage's test loss against time: every trial of a grid search, the best highlighted",
+		Use:     "plot STAGE -o FILE.png|svg",
+		Short:   "Plot a stage's test loss against time: every trial of a grid search, the best highlighted",
+		Example: `  stratus plot grid_search.tune -dir pipelines/a9a-tune -o tune.svg`,
 		Long: `Plot draws the test loss of a train or grid_search stage against the seconds since
 training started, from the evaluations the state recorded (.stratus/state beside the
 pipeline): one curve per trial of a grid search, the best one thick and red, trials
@@ -32,8 +33,8 @@ running. The file's extension picks the format: .png, .svg or .pdf.
 			return c.plot(dir, args[0], out)
 		},
 	}
-	cmd.Flags().StringVarP(&out, "out", "o", "", "the image to write: FILE.png, FILE.svg or FILE.pdf")
-	cmd.Flags().StringVar(&dir, "dir", ".", "the pipeline directory")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "the image to write: `FILE`.png, FILE.svg or FILE.pdf")
+	cmd.Flags().StringVar(&dir, "dir", ".", "the pipeline `DIR`")
 	return cmd
 }
 

@@ -19,8 +19,9 @@ import (
 func (c *cli) predictCmd() *cobra.Command {
 	var model, input, format, out, dir string
 	cmd := &cobra.Command{
-		Use:   "predict -model STAGE|URI -input FILE [-o FILE]",
-		Short: "Score data with a trained model",
+		Use:     "predict -model STAGE|URI -input FILE [-o FILE]",
+		Short:   "Score data with a trained model",
+		Example: `  stratus predict -dir pipelines/a9a -model train.lr -input testdata/a9a.t -o probabilities.txt`,
 		Long: `Predict writes, for each row of the input, the model's probability of the
 positive class, one per line. The input is read exactly as the model's training data
 was: the same format and feature hashing, then the same normalization.
@@ -87,11 +88,11 @@ stage, or a grid_search stage for its best model), or the URI or path of a model
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&model, "model", "", "a stage address (train or grid_search) or a model.json URI")
-	cmd.Flags().StringVar(&input, "input", "", "the data to score (- for stdin)")
-	cmd.Flags().StringVar(&format, "format", "", "the input's format; must be the model's (libsvm, criteo or csv)")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "write probabilities to FILE (default stdout)")
-	cmd.Flags().StringVar(&dir, "dir", ".", "the pipeline directory whose state holds STAGE")
+	cmd.Flags().StringVar(&model, "model", "", "the model: a train or grid_search `STAGE` address, or a model.json URI")
+	cmd.Flags().StringVar(&input, "input", "", "the data `FILE` to score (- for stdin)")
+	cmd.Flags().StringVar(&format, "format", "", "the input's `FORMAT`; must be the model's (libsvm, criteo or csv)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "write probabilities to `FILE` (default stdout)")
+	cmd.Flags().StringVar(&dir, "dir", ".", "the pipeline `DIR` whose state holds STAGE")
 	return cmd
 }
 

@@ -108,16 +108,16 @@ environment variable, which keeps it out of the process list).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:7700", "address to listen on (HOST:PORT; port 0 picks a free one)")
-	f.StringVar(&dataDir, "data-dir", "", "directory for the shard's data and checkpoints (required)")
-	f.StringVar(&token, "token", "", "token every request must carry (default $STRATUS_PSSTORE_TOKEN)")
-	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve TLS (with --tls-key)")
-	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
-	f.DurationVar(&checkpoint, "checkpoint-interval", 30*time.Second, "how often changed models are checkpointed (0 disables; Snapshot still works)")
-	f.Int64Var(&maxValue, "max-value-bytes", 64<<20, "largest KV value accepted")
-	f.IntVar(&maxKeys, "max-keys-per-request", 1<<20, "most keys in one sparse request or multi-get")
-	f.IntVar(&maxModels, "max-models", 64, "most models on the shard")
-	f.Int64Var(&maxModelBytes, "max-model-bytes", 4<<30, "memory for all model slices on the shard (weights and optimizer state)")
-	f.IntVar(&maxMsg, "max-message-bytes", 16<<20, "largest gRPC message accepted (at least 5 MiB)")
+	f.StringVar(&addr, "addr", "127.0.0.1:7700", "listen on `ADDR` (HOST:PORT; port 0 picks a free one)")
+	f.StringVar(&dataDir, "data-dir", "", "keep the shard's data and checkpoints in `DIR` (required)")
+	f.StringVar(&token, "token", "", "the `TOKEN` every request must carry (default $STRATUS_PSSTORE_TOKEN)")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve TLS with the PEM certificate in `FILE` (with --tls-key)")
+	f.StringVar(&tlsKey, "tls-key", "", "the PEM private key `FILE` for --tls-cert")
+	f.DurationVar(&checkpoint, "checkpoint-interval", 30*time.Second, "checkpoint changed models every `DURATION` (0 disables; Snapshot still works)")
+	f.Int64Var(&maxValue, "max-value-bytes", 64<<20, "accept KV values of at most `BYTES`")
+	f.IntVar(&maxKeys, "max-keys-per-request", 1<<20, "accept at most `N` keys in one sparse request or multi-get")
+	f.IntVar(&maxModels, "max-models", 64, "hold at most `N` models on the shard")
+	f.Int64Var(&maxModelBytes, "max-model-bytes", 4<<30, "use at most `BYTES` for all model slices on the shard (weights and optimizer state)")
+	f.IntVar(&maxMsg, "max-message-bytes", 16<<20, "accept gRPC messages of at most `BYTES` (at least 5 MiB)")
 	return cmd
 }

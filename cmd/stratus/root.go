@@ -69,6 +69,9 @@ func (c *cli) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "stratus",
 		Short: "Plan and apply machine-learning pipelines on serverless functions",
+		Example: `  stratus init demo && cd demo
+  stratus plan
+  stratus apply`,
 		Long: `Stratus runs machine-learning pipelines written in HCL. Each stage — load,
 normalize, train, grid_search — runs as a wave of functions: goroutines on this
 machine by default, AWS Lambda when the pipeline's backend says so.
@@ -102,6 +105,10 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.versionCmd(),
 		c.trialsCmd(),
 		c.uiCmd(),
+		c.workspaceCmd(),
+		c.showCmd(),
+		c.destroyCmd(),
+		c.consoleCmd(),
 	)
 	return root
 }
@@ -139,15 +146,16 @@ type varFlags struct {
 }
 
 func (v *varFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&v.vars, "var", nil, "set a variable: -var NAME=VALUE (repeatable)")
-	fs.StringArrayVar(&v.varFiles, "var-file", nil, "read variables from an HCL or JSON file (repeatable)")
+	fs.StringArrayVar(&v.vars, "var", nil, "set a variable to `NAME=VALUE` (repeatable)")
+	fs.StringArrayVar(&v.varFiles, "var-file", nil, "read variables from an HCL or JSON `FILE` (repeatable)")
 }
 
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version",
+		Example: `  stratus version`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(c.stdout, "stratus %s\n", version)
 			return nil

@@ -166,7 +166,7 @@ func cmdPlanfileCheck(ts *testscript.TestScript, neg bool, args []string) {
 	st, err := state.OpenExisting(stateDBDir(f.Dir))
 	ts.Check(err)
 	defer st.Close()
-	p, diags := planner.Build(context.Background(), cfg, planner.Options{State: st})
+	p, diags := planner.Build(context.Background(), cfg, planner.Options{State: st, Target: f.Target, Replace: f.Replace})
 	if diags.HasErrors() {
 		ts.Fatalf("plan: %s", diags.Error())
 	}

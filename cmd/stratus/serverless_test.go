@@ -200,7 +200,7 @@ func TestServerless(t *testing.T) {
 		pipeline string
 		metrics  []string // outputs compared with the local backend's
 		model    string   // an output holding a model URI
-		handover bool     // training outlasts the functions' 1s lifetime
+		handover bool     // training outlasts the functions' 2s lifetime
 	}{
 		{"a9a", []string{"test_logloss", "accuracy"}, "model", false},
 		{"criteo", []string{"test_logloss"}, "", false},
@@ -209,8 +209,8 @@ func TestServerless(t *testing.T) {
 		t.Run(tc.pipeline, func(t *testing.T) {
 			local := filepath.Join(localRoot, "pipelines", tc.pipeline)
 			remote := filepath.Join(s.root, "pipelines", tc.pipeline)
-			// Workers live 1s: every training hands over to new generations.
-			s.writeBackend(remote, tc.pipeline, "  timeout  = \"20s\"\n  lifetime = \"1s\"\n  psstore_hourly_usd = 0.05\n")
+			// Workers live 2s: every training hands over to new generations.
+			s.writeBackend(remote, tc.pipeline, "  timeout  = \"20s\"\n  lifetime = \"2s\"\n  psstore_hourly_usd = 0.05\n")
 
 			s.run(local, "apply", "-auto-approve")
 			want := s.outputs(local)
@@ -224,7 +224,7 @@ func TestServerless(t *testing.T) {
 				t.Errorf("the summary lacks the billed Lambda cost or the psstore hosts:\n%s", log)
 			}
 			if tc.handover && !strings.Contains(log, "relaunched as generation") {
-				t.Errorf("no worker reached its 1s lifetime and handed over:\n%s", log)
+				t.Errorf("no worker reached its 2s lifetime and handed over:\n%s", log)
 			}
 			got := s.outputs(remote)
 			for _, m := range tc.metrics {

@@ -23,7 +23,7 @@ func (c *cli) stateCmd() *cobra.Command {
 its cache key, outputs, timings and cost. Removing a stage makes the next apply run it
 again.`,
 	}
-	cmd.PersistentFlags().StringVar(&dir, "dir", ".", "the pipeline directory")
+	cmd.PersistentFlags().StringVar(&dir, "dir", ".", "the pipeline `DIR`")
 	open := func() (*state.Store, error) {
 		st, err := state.OpenExisting(stateDBDir(dir))
 		if err == nil && st == nil {
@@ -32,9 +32,10 @@ again.`,
 		return st, err
 	}
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the recorded stages",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List the recorded stages",
+		Example: `  stratus state list -dir pipelines/a9a`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := open()
 			if err != nil {
@@ -55,9 +56,10 @@ again.`,
 		},
 	}
 	show := &cobra.Command{
-		Use:   "show STAGE",
-		Short: "Show one stage's record: key, parameters, upstream, outputs",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show STAGE",
+		Short:   "Show one stage's record: key, parameters, upstream, outputs",
+		Example: `  stratus state show train.lr`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := open()
 			if err != nil {
@@ -101,9 +103,10 @@ again.`,
 		},
 	}
 	rm := &cobra.Command{
-		Use:   "rm STAGE...",
-		Short: "Forget stages, so the next apply runs them again",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "rm STAGE...",
+		Short:   "Forget stages, so the next apply runs them again",
+		Example: `  stratus state rm train.lr`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus state rm"})
 			if err != nil {
@@ -132,7 +135,9 @@ again.`,
 	unlock := &cobra.Command{
 		Use:   "unlock",
 		Short: "Remove the apply lock left by an apply that can no longer release it",
-		Args:  cobra.NoArgs,
+		Example: `  stratus state unlock
+  stratus state unlock -force`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info, err := executor.ForceUnlock(stateDir(dir), force)
 			if err != nil {

@@ -32,23 +32,25 @@ apply's token, which that file holds).
 When no apply is running, list shows the trials recorded in the state by the last
 apply.`,
 	}
-	cmd.PersistentFlags().StringVar(&dir, "dir", ".", "the pipeline directory")
-	cmd.PersistentFlags().StringVar(&stage, "stage", "", "only this stage (a grid_search address such as grid_search.tune)")
+	cmd.PersistentFlags().StringVar(&dir, "dir", ".", "the pipeline `DIR`")
+	cmd.PersistentFlags().StringVar(&stage, "stage", "", "only the grid_search `STAGE` at this address (such as grid_search.tune)")
 
 	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the trials of the running apply, or of the last one",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List the trials of the running apply, or of the last one",
+		Example: `  stratus trials list -dir pipelines/a9a-tune`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.trialsList(ctxOf(cmd), dir, stage, asJSON)
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print the trials as JSON")
 	kill := &cobra.Command{
-		Use:   "kill TRIAL",
-		Short: "Kill one trial of the running apply",
-		Args:  cobra.ExactArgs(1),
+		Use:     "kill TRIAL",
+		Short:   "Kill one trial of the running apply",
+		Example: `  stratus trials kill t-1a2b3c4d -dir pipelines/a9a-tune`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.controlClient(ctxOf(cmd), dir, "there is no trial to kill")
 			if err != nil {
@@ -65,9 +67,10 @@ apply.`,
 		},
 	}
 	killAll := &cobra.Command{
-		Use:   "kill-all",
-		Short: "Kill every queued and running trial of the running apply",
-		Args:  cobra.NoArgs,
+		Use:     "kill-all",
+		Short:   "Kill every queued and running trial of the running apply",
+		Example: `  stratus trials kill-all -stage grid_search.tune`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := c.controlClient(ctxOf(cmd), dir, "there is no trial to kill")
 			if err != nil {

@@ -29,6 +29,8 @@ func (c *cli) uiCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ui [DIR]",
 		Short: "Serve the web dashboard of a pipeline's last apply",
+		Example: `  stratus ui pipelines/a9a-tune
+  stratus ui -addr 127.0.0.1:0`,
 		Long: `ui serves the dashboard of the pipeline in DIR (default ".") for its last apply,
 read from the state: the stage graph, each recorded trial and its loss curves, and the
 cost. It serves until Ctrl-C; restart it to see a later apply.
@@ -43,7 +45,7 @@ The server listens on loopback and needs a token: open the URL ui prints.`,
 			return c.ui(cmd.Context(), dirArg(args), addr, allowRemote)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks a free one)")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow a non-loopback -addr (anyone who can reach it with the token can read the results)")
 	return cmd
 }

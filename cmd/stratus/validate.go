@@ -11,8 +11,9 @@ import (
 func (c *cli) validateCmd() *cobra.Command {
 	var vf varFlags
 	cmd := &cobra.Command{
-		Use:   "validate [DIR]",
-		Short: "Check a pipeline for errors without running or reading data",
+		Use:     "validate [DIR]",
+		Short:   "Check a pipeline for errors without running or reading data",
+		Example: `  stratus validate pipelines/a9a`,
 		Long: `Validate parses every *.hcl file of the pipeline and the modules it calls,
 checks references, types, required arguments and the dependency graph, and reports
 every problem at once. Variables without a value are treated as unknown. It does not

@@ -113,7 +113,7 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		lc := s.Local
 		be := local.New(o.Registry, envs, local.Options{MaxConcurrency: lc.MaxConcurrency, MemoryMB: lc.MemoryMB, KillEvery: lc.KillEveryD})
 		r.setBackend(be, o.WrapBackend)
-		r.TaskEnv = operators.TaskEnv{Blob: lc.BlobURI(o.StateDir), BlobRegion: o.BlobRegion, BlobEndpoint: o.BlobEndpoint}
+		r.TaskEnv = operators.TaskEnv{Blob: s.BlobRoot(p.Config, o.StateDir), BlobRegion: o.BlobRegion, BlobEndpoint: o.BlobEndpoint}
 		r.TaskTimeout, r.Lifetime, r.MemoryMB = lc.TaskTimeoutD, lc.LifetimeD, lc.MemoryMB
 		r.Pricing = pricing.Default()
 		startLocal = lc.PSStoreShards
@@ -149,7 +149,7 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 			return nil, err
 		}
 		r.Pricing.HostPerHour = lc.PSStoreHourlyUSD
-		r.TaskEnv = operators.TaskEnv{Blob: lc.BlobURI(), BlobRegion: lc.Region, BlobEndpoint: lc.S3Endpoint, PSStore: lc.PSStore}
+		r.TaskEnv = operators.TaskEnv{Blob: s.BlobRoot(p.Config, o.StateDir), BlobRegion: lc.Region, BlobEndpoint: lc.S3Endpoint, PSStore: lc.PSStore}
 		if r.TaskEnv.PSStoreCA, err = lc.CAPEM(p.Config.Dir); err != nil {
 			r.Close()
 			return nil, err
@@ -184,16 +184,11 @@ func (r *Runtime) setBackend(be executor.Backend, wrap func(executor.Backend) ex
 	r.Backend = be
 }
 
-// startPSStore starts n in-process psstore shards on 127.0.0.1 with a fresh token,
-// their data under stateDir/psstore (models are checkpointed there), and hands their
-// addresses to tasks.
+// startPSStore starts the local shards and hands their addresses to tasks.
 func (r *Runtime) startPSStore(ctx context.Context, stateDir string, n int) error {
-	data := filepath.Join(stateDir, "psstore", fmt.Sprintf("%d-shards", n))
-	lc, err := psstore.StartLocal(context.WithoutCancel(ctx), n, data, "", func(o *psstore.ServerOptions) {
-		o.Logf = func(string, ...any) {}
-	})
+	lc, err := StartLocalShards(ctx, stateDir, n)
 	if err != nil {
-		return fmt.Errorf("start psstore shards: %w", err)
+		return err
 	}
 	r.TaskEnv.PSStore, r.TaskEnv.Token = lc.Addrs(), lc.Token()
 	r.closers = append(r.closers, lc.Close)
@@ -242,4 +237,22 @@ func (r *Runtime) Close() error {
 func decoded(b *dsl.Backend) (*Settings, bool) {
 	s, ok := b.Decoded.(*Settings)
 	return s, ok
+}
+
+// LocalShardsDir is where the local backend's n in-process shards keep their data.
+func LocalShardsDir(stateDir string, n int) string {
+	return filepath.Join(stateDir, "psstore", fmt.Sprintf("%d-shards", n))
+}
+
+// StartLocalShards starts n in-process psstore shards on 127.0.0.1 with a fresh
+// token and their data in LocalShardsDir (models are checkpointed there, so an
+// interrupted training resumes). The caller closes the cluster.
+func StartLocalShards(ctx context.Context, stateDir string, n int) (*psstore.LocalCluster, error) {
+	lc, err := psstore.StartLocal(context.WithoutCancel(ctx), n, LocalShardsDir(stateDir, n), "", func(o *psstore.ServerOptions) {
+		o.Logf = func(string, ...any) {}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start psstore shards: %w", err)
+	}
+	return lc, nil
 }

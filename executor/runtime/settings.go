@@ -135,11 +135,22 @@ func Location(cfg *dsl.Config, override, stateDir string) (backend, root string)
 	if err != nil {
 		return "", ""
 	}
-	if s.Type == "lambda" {
-		if !s.Declared {
-			return "", ""
-		}
-		return s.Type, s.Lambda.BlobURI()
+	if s.Type == "lambda" && !s.Declared {
+		return "", ""
 	}
-	return s.Type, s.Local.BlobURI(stateDir)
+	return s.Type, s.BlobRoot(cfg, stateDir)
+}
+
+// BlobRoot is the blob store the settings' runs write to: the bucket (lambda), the
+// local backend's `blob`, or the blobs directory under stateDir (the current
+// workspace's .stratus directory). A configured store gets a prefix per workspace
+// other than the default, so workspaces never share stage outputs.
+func (s *Settings) BlobRoot(cfg *dsl.Config, stateDir string) string {
+	switch {
+	case s.Type == "lambda":
+		return cfg.InWorkspace(s.Lambda.BlobURI())
+	case s.Local.Blob != "":
+		return cfg.InWorkspace(s.Local.BlobURI(stateDir))
+	}
+	return s.Local.BlobURI(stateDir)
 }

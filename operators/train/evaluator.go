@@ -50,8 +50,14 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		return nil, err
 	}
 	margin := handover(time.Until(t.Deadline))
-	evaluated := false // at least one evaluation per generation, however short
+	// The first generation evaluates at least once, however short its lifetime;
+	// later ones yield rather than start an evaluation (its time measured in
+	// lastEval) that would run past the deadline.
+	evaluated := rs.Evaluations > 0
+	var lastEval time.Duration
 	evalOnce := func() (evalPoint, error) {
+		began := time.Now()
+		defer func() { lastEval = time.Since(began) }()
 		w, err := ps.PullDense(ctx, p.Model)
 		if err != nil {
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
@@ -80,7 +86,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
-		if evaluated && time.Until(t.Deadline) < margin+p.Interval {
+		if evaluated && time.Until(t.Deadline) < margin+max(p.Interval, lastEval) {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
