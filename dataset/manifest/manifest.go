@@ -175,8 +175,11 @@ type Object struct {
 	// copy in the run's store when a local file was uploaded for a remote
 	// backend.
 	URI  string `json:"uri"`
-	Size int64  `json:"size"`
+	Size int64  `json:"size"` // as stored (compressed, if it is)
 	ETag string `json:"etag,omitempty"`
+	// Compression is the codec the object's content was decompressed with
+	// (found by its magic bytes): "gzip", "zstd", "bzip2", or "" for none.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Split describes a deterministic hash split of one source into train and

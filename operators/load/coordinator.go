@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -49,6 +50,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			return cty.NilVal, fmt.Errorf("%s %q holds no data: %s; check the path, or that the file was written completely", in.attr, in.spec, describeEmpty(in))
 		}
 	}
+	if err := sniffAll(ctx, s, cfg.Format, inputs); err != nil {
+		return cty.NilVal, err
+	}
 	if strings.HasPrefix(s.TaskEnv().Blob, "s3://") {
 		if err := uploadLocal(ctx, s, run, inputs); err != nil {
 			return cty.NilVal, err
@@ -67,14 +71,14 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	var tasks []operators.Task
 	var refs []taskRef
 	for ii, in := range inputs {
-		for _, share := range cut(in.sizes(), taskCount(in.total, s.Capacity(), cfg.Tasks)) {
+		for _, share := range cutWhole(in.sizes(), in.whole(), taskCount(in.total, s.Capacity(), cfg.Tasks)) {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
 			if in.dataset == manifest.Train {
 				p.Split = cfg.Split
 			}
 			for _, sp := range share {
 				o := in.objects[sp.obj]
-				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end})
+				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec})
 			}
 			t := operators.Task{Kind: KindParse}
 			if err := t.SetParams(p); err != nil {
@@ -117,6 +121,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				objLines[ii][sp.obj] += o.Lines[si]
 				lines[ii] += o.Lines[si]
 			}
+		}
+		if o.Fatal != "" {
+			return cty.NilVal, errors.New(o.Fatal)
 		}
 		for _, b := range o.Bad {
 			if b.Segment < 0 || b.Segment >= len(base) {

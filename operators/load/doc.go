@@ -13,17 +13,39 @@
 //     (skipped when already there), so tasks on Lambda read it by URI. Tasks
 //     never read a path of the coordinator's machine unless the store is
 //     local too.
-//  3. For CSV, reads every object's header (they must agree) and, unless
+//  3. Reads the first 64 KiB of every object (sniffAll, 16 at a time) and
+//     finds its compression by its magic bytes, never its name: gzip, zstd
+//     and bzip2 are read; other content fails the stage before any task runs,
+//     saying what the file seems to be and what to do (xz, LZ4, zip, tar,
+//     Parquet given as a text format or text as Parquet, UTF-16, binary data
+//     at its line and column, JSON lines given as another format).
+//  4. For CSV, reads every object's header (they must agree) and, unless
 //     categorical is set, infers the hashed columns from the first MiB of
 //     the first object.
-//  4. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
+//  5. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
 //     about max(32 MiB, size / (4 × backend slots)) each, or `tasks` of
-//     them) and runs one wave, "parse", of one task per range.
-//  5. Merges the tasks' results: bad lines (their object line numbers are the
+//     them) and runs one wave, "parse", of one task per range. A compressed
+//     object cannot be read from the middle, so it is never cut (cutWhole):
+//     the shares are filled in object order, a compressed object goes to one
+//     share whole, and a share closes at its size. Several compressed files
+//     therefore parse in parallel (small ones grouped into one task), while
+//     one large compressed file is one task that streams it once into its
+//     partitions, its decoder on a goroutine of its own ahead of the parser.
+//  6. Merges the tasks' results: bad lines (their object line numbers are the
 //     sum of the earlier ranges' line counts plus the line in the range),
 //     skipped counts, partitions in input order, statistics. Writes the
 //     statistics and manifests under stages/<stage key>/ (see package
 //     manifest) and returns the output.
+//
+// # Compressed inputs and the cache key
+//
+// Rows, statistics and the dataset's content digest of a compressed file are
+// those of its decompressed content: a9a.gz loads to the dataset a9a does.
+// The stage's cache key is not: the planner digests a source's files as they
+// are stored (their bytes and names), so a9a.gz and a9a are different
+// sources, and recompressing a file at another level reruns the stage (with
+// the same result). The manifest's source records each object's stored size
+// and its compression.
 //
 // # Tasks (load.parse)
 //

@@ -1,5 +1,7 @@
 package load
 
+import "slices"
+
 // Sizing of the parse wave. Each input (source, test_source) is cut into
 // byte ranges that tile the concatenation of its objects (in key order); a
 // task parses one range, which may span the end of one object and the start
@@ -64,5 +66,57 @@ func cut(sizes []int64, n int) [][]span {
 			lo = end
 		}
 	}
+	return shares
+}
+
+// cutWhole is cut for inputs some of whose objects must be read whole
+// (compressed ones, which cannot be read from the middle): shares of about
+// total/n bytes, filled in object order, where a whole object goes to one
+// share entire and a share ends once it reaches its size. So several
+// compressed files parse in parallel, small ones grouped, while one large
+// compressed file is one task that streams it once. Without whole objects it
+// is cut.
+func cutWhole(sizes []int64, whole []bool, n int) [][]span {
+	if !slices.Contains(whole, true) {
+		return cut(sizes, n)
+	}
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	if n <= 0 || total == 0 {
+		return nil
+	}
+	target := ceilDiv(total, int64(n))
+	var shares [][]span
+	var cur []span
+	var acc int64
+	closeShare := func() {
+		if len(cur) > 0 {
+			shares = append(shares, cur)
+		}
+		cur, acc = nil, 0
+	}
+	for o, size := range sizes {
+		if size == 0 {
+			continue
+		}
+		if whole[o] {
+			cur = append(cur, span{obj: o, start: 0, end: size})
+			if acc += size; acc >= target {
+				closeShare()
+			}
+			continue
+		}
+		for start := int64(0); start < size; {
+			take := min(size-start, target-acc)
+			cur = append(cur, span{obj: o, start: start, end: start + take})
+			start += take
+			if acc += take; acc >= target {
+				closeShare()
+			}
+		}
+	}
+	closeShare()
 	return shares
 }
