@@ -138,6 +138,10 @@ type Format struct {
 	Numeric     []string `json:"numeric,omitempty"`
 	Categorical []string `json:"categorical,omitempty"`
 	Ignore      []string `json:"ignore,omitempty"`
+	// CSV: the field delimiter ("" for a comma), and NoHeader for files
+	// without a header line, whose Columns are their positions "0", "1"...
+	Delimiter string `json:"delimiter,omitempty"`
+	NoHeader  bool   `json:"no_header,omitempty"`
 }
 
 // HashName is the Format.Hash of dataset.Hash: FNV-1a keyed by column,

@@ -17,7 +17,8 @@ type Parser struct {
 }
 
 // NewParser returns a parser for f. CSV needs the header line of the data it will
-// read, whose columns must be the ones the dataset was read with.
+// read, whose columns must be the ones the dataset was read with (unless
+// NoHeader: then the data has no header line, and header is ignored).
 func (f Format) NewParser(header []byte) (*Parser, error) {
 	switch f.Name {
 	case "libsvm":
@@ -32,7 +33,20 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 		if f.Label == "" {
 			f.Label = "label"
 		}
-		c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: f.Label, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits})
+		opts := dataset.CSVOptions{Label: f.Label, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits}
+		if f.Delimiter != "" {
+			if len(f.Delimiter) != 1 {
+				return nil, fmt.Errorf("csv: delimiter %q must be one byte", f.Delimiter)
+			}
+			opts.Comma = f.Delimiter[0]
+		}
+		if f.NoHeader {
+			if len(f.Columns) == 0 {
+				return nil, fmt.Errorf("csv: a format without a header line must name its columns")
+			}
+			opts.Columns = f.Columns
+		}
+		c, err := dataset.NewCSV(header, opts)
 		if err != nil {
 			return nil, err
 		}

@@ -275,7 +275,13 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 	fs := &formatSpec{Name: cfg.Format, HashBits: cfg.HashBits, Log1p: cfg.Log1p}
 	if cfg.Format == "csv" {
 		fs.Label, fs.Categorical, fs.Ignore = cfg.Label, cfg.Categorical, cfg.Ignore
+		fs.Delimiter, fs.NoHeader = cfg.Delimiter, cfg.NoHeader
+		comma := byte(',')
+		if cfg.Delimiter != "" {
+			comma = cfg.Delimiter[0]
+		}
 		var first *object
+		var fields int
 		for _, in := range inputs {
 			for i := range in.objects {
 				o := &in.objects[i]
@@ -286,19 +292,40 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 				if err != nil {
 					return nil, nil, err
 				}
+				if cfg.NoHeader {
+					// Every file's first row must have the first file's
+					// number of fields.
+					n, err := dataset.CountCSVFields([]byte(h), comma)
+					if err != nil {
+						return nil, nil, fmt.Errorf("%s:1: %w", o.name, err)
+					}
+					if first == nil {
+						first, fields = o, n
+					} else if n != fields {
+						return nil, nil, fmt.Errorf("%s:1: %d fields, but %s's first line has %d; every file of a CSV source (and test_source) must have the same columns", o.name, n, first.name, fields)
+					}
+					continue
+				}
 				if first == nil {
 					first, fs.Header = o, h
 				} else if h != fs.Header {
-					return nil, nil, fmt.Errorf("%s: its header differs from %s's:\n  %q\n  %q\nevery file of a CSV source (and test_source) must have the same columns in the same order", o.name, first.name, truncate(h), truncate(fs.Header))
+					return nil, nil, fmt.Errorf("%s: its header differs from %s's:\n  %q\n  %q\nevery file of a CSV source (and test_source) must have the same columns in the same order (or set header = false if the files have no header line)", o.name, first.name, truncate(h), truncate(fs.Header))
 				}
 			}
+		}
+		if cfg.NoHeader {
+			fs.Columns = dataset.PositionColumns(fields)
 		}
 		if !cfg.CategoricalSet {
 			sample, err := first.head(ctx, s, maxHeader)
 			if err != nil {
 				return nil, nil, err
 			}
-			if fs.Categorical, err = dataset.InferCSVCategorical(sample, cfg.Label, 0); err != nil {
+			if cfg.NoHeader {
+				// Name the columns as a header line would.
+				sample = append([]byte(strings.Join(fs.Columns, string(comma))+"\n"), sample...)
+			}
+			if fs.Categorical, err = dataset.InferCSVCategorical(sample, cfg.Label, comma); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", first.name, err)
 			}
 			fs.Categorical = without(fs.Categorical, cfg.Ignore)
@@ -306,7 +333,7 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("csv: hashing columns %s (non-numeric in the first MiB of %s; set categorical to choose)", strings.Join(fs.Categorical, ", "), first.name)})
 			}
 		}
-		if n := len(fs.Header) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
+		if n := len(fs.Header) + len(strings.Join(fs.Columns, ",")) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
 			return nil, nil, fmt.Errorf("%s: the header and column lists take %d bytes, more than the %d a task's parameters hold; drop unused columns from the file", first.name, n, maxCSVSpec)
 		}
 		pr, err := fs.build()

@@ -15,6 +15,11 @@ type formatSpec struct {
 	Label       string   `json:"label,omitempty"`
 	Categorical []string `json:"categorical,omitempty"`
 	Ignore      []string `json:"ignore,omitempty"`
+	Delimiter   string   `json:"delimiter,omitempty"` // csv: "" for a comma
+	// NoHeader: csv files without a header line, whose Columns are named
+	// by position.
+	NoHeader bool     `json:"no_header,omitempty"`
+	Columns  []string `json:"columns,omitempty"`
 }
 
 // parser reads the format and applies what the format leaves to its caller (CSV's
@@ -24,7 +29,7 @@ type parser = manifest.Parser
 // build returns a new parser (one per goroutine: parsers keep scratch space).
 func (f *formatSpec) build() (*parser, error) {
 	return manifest.Format{Name: f.Name, HashBits: f.HashBits, Log1p: f.Log1p, Label: f.Label,
-		Categorical: f.Categorical, Ignore: f.Ignore}.NewParser([]byte(f.Header))
+		Categorical: f.Categorical, Ignore: f.Ignore, Delimiter: f.Delimiter, NoHeader: f.NoHeader, Columns: f.Columns}.NewParser([]byte(f.Header))
 }
 
 // describe returns the manifest's record of the format.
@@ -40,6 +45,7 @@ func (f *formatSpec) describe(p *parser) manifest.Format {
 		mf.Numeric = c.NumericColumns()
 		mf.Categorical = f.Categorical
 		mf.Ignore = f.Ignore
+		mf.Delimiter, mf.NoHeader = f.Delimiter, f.NoHeader
 	}
 	return mf
 }

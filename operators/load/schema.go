@@ -42,6 +42,19 @@ var Schema = &operators.Schema{
 			Doc: "CSV only: the string columns to hash; by default, the columns holding a non-numeric value in the first MiB of the first file."},
 		{Name: "ignore", Type: cty.List(cty.String),
 			Doc: "CSV only: columns to leave out (ids, free text)."},
+		{Name: "delimiter", Type: cty.String,
+			Doc: "CSV only: the field delimiter, one character (default \",\"; delimiter = \"\\t\" for TSV).",
+			Check: func(v cty.Value) error {
+				if v.IsKnown() && !v.IsNull() {
+					d := v.AsString()
+					if len(d) != 1 || d == "\"" || d == "\n" || d == "\r" || d == " " {
+						return fmt.Errorf("delimiter must be one character other than a quote, a space or a line end, got %q", d)
+					}
+				}
+				return nil
+			}},
+		{Name: "header", Type: cty.Bool,
+			Doc: "CSV only: whether each file starts with a header line naming its columns (default true). Without one, columns are named by position: label = 0 for the first."},
 		{Name: "log1p", Type: cty.Bool, Default: cty.False,
 			Doc: "Criteo and CSV: transform numeric columns with log(1+x)."},
 		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
@@ -79,6 +92,13 @@ var Schema = &operators.Schema{
 		if f != "csv" {
 			only("categorical", "csv", "other formats have fixed columns")
 			only("ignore", "csv", "other formats have fixed columns")
+		}
+		if f != "csv" {
+			only("delimiter", "csv", "other formats have fixed separators")
+			if v := cfg.GetAttr("header"); v.IsKnown() && !v.IsNull() {
+				ps = append(ps, operators.Problem{Attr: "header", Summary: "Argument does not apply to format " + f,
+					Detail: "header applies to format csv only: other formats have no header line. Remove it, or change format."})
+			}
 		}
 		return ps
 	},
