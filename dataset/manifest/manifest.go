@@ -120,7 +120,7 @@ type Partition struct {
 
 // Format records how text was turned into slots (see package dataset).
 type Format struct {
-	// Name is "libsvm", "criteo" or "csv".
+	// Name is "libsvm", "criteo", "csv", "jsonl" or "parquet".
 	Name string `json:"name"`
 	// HashBits is the hashed space's size, 2^HashBits slots starting at slot
 	// HashOffset (criteo: 13; csv: the number of numeric columns). 0 for
@@ -131,8 +131,9 @@ type Format struct {
 	// Log1p: numeric columns were transformed (criteo: log(1+max(x,0));
 	// csv: sign(x)·log(1+|x|)).
 	Log1p bool `json:"log1p,omitempty"`
-	// CSV: the label column, the header's columns, the numeric columns (the
-	// i-th is slot i), the hashed (categorical) columns and ignored ones.
+	// CSV and JSON lines: the label column, the header's columns (CSV), the
+	// numeric columns (the i-th is slot i), the hashed (categorical) columns
+	// and ignored ones. JSON lines also hash a string under a key in no list.
 	Label       string   `json:"label,omitempty"`
 	Columns     []string `json:"columns,omitempty"`
 	Numeric     []string `json:"numeric,omitempty"`

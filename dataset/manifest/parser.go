@@ -54,8 +54,17 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 			return nil, fmt.Errorf("the CSV header has columns %v; the data was read with %v", c.Columns(), f.Columns)
 		}
 		return &Parser{Format: c, numeric: len(c.NumericColumns()), log1p: f.Log1p}, nil
+	case "jsonl":
+		if f.Label == "" {
+			f.Label = "label"
+		}
+		j, err := dataset.NewJSONL(dataset.JSONLOptions{Label: f.Label, Numeric: f.Numeric, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits})
+		if err != nil {
+			return nil, err
+		}
+		return &Parser{Format: j, numeric: len(f.Numeric), log1p: f.Log1p}, nil
 	}
-	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo or csv)", f.Name)
+	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv or jsonl)", f.Name)
 }
 
 // NumericSlots is the number of leading numeric slots of a CSV format (0 otherwise).

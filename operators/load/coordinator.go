@@ -342,11 +342,55 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 		}
 		return fs, pr, nil
 	}
+	if cfg.Format == "jsonl" {
+		if err := jsonlFormat(ctx, s, cfg, inputs, fs); err != nil {
+			return nil, nil, err
+		}
+	}
 	pr, err := fs.build()
 	if err != nil {
 		return nil, nil, err
 	}
 	return fs, pr, nil
+}
+
+// jsonlFormat takes the keys of JSON lines from the first MiB of the first
+// non-empty object: numeric keys get slots in the order first seen, keys
+// holding a string are hashed (unless categorical is set).
+func jsonlFormat(ctx context.Context, s operators.Stage, cfg *config, inputs []*input, fs *formatSpec) error {
+	fs.Label, fs.Categorical, fs.Ignore = cfg.Label, cfg.Categorical, cfg.Ignore
+	var first *object
+	for _, in := range inputs {
+		for i := range in.objects {
+			if first == nil && in.objects[i].size > 0 {
+				first = &in.objects[i]
+			}
+		}
+	}
+	sample, err := first.head(ctx, s, maxHeader)
+	if err != nil {
+		return err
+	}
+	numeric, categorical, nested := dataset.InferJSONL(sample, cfg.Label, cfg.Ignore)
+	if len(nested) > 0 {
+		return fmt.Errorf("%s: key(s) %s hold objects or arrays, which load cannot turn into features; list them in ignore", first.name, strings.Join(nested, ", "))
+	}
+	if cfg.CategoricalSet {
+		numeric = without(append(numeric, categorical...), cfg.Categorical)
+	} else {
+		fs.Categorical = categorical
+		if len(categorical) > 0 {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("jsonl: hashing keys %s (strings in the first MiB of %s; set categorical to choose)", strings.Join(categorical, ", "), first.name)})
+		}
+	}
+	fs.Numeric = numeric
+	if len(fs.Numeric)+len(fs.Categorical) == 0 {
+		return fmt.Errorf("%s: no keys besides the label %q in the first MiB; check label and the data", first.name, cfg.Label)
+	}
+	if n := len(strings.Join(fs.Numeric, ",")) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
+		return fmt.Errorf("%s: the key lists take %d bytes, more than the %d a task's parameters hold", first.name, n, maxCSVSpec)
+	}
+	return nil
 }
 
 // maxCSVSpec bounds the CSV header and column lists every task receives, so
