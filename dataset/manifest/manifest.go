@@ -124,7 +124,8 @@ type Format struct {
 	Name string `json:"name"`
 	// HashBits is the hashed space's size, 2^HashBits slots starting at slot
 	// HashOffset (criteo: 13; csv: the number of numeric columns). 0 for
-	// libsvm. Hash names the hash function (dataset.Hash).
+	// libsvm unless its indices were hashed. Hash names the hash function
+	// (HashName, IndexHashName).
 	HashBits   int    `json:"hash_bits,omitempty"`
 	HashOffset int    `json:"hash_offset,omitempty"`
 	Hash       string `json:"hash,omitempty"`
@@ -148,6 +149,10 @@ type Format struct {
 // HashName is the Format.Hash of dataset.Hash: FNV-1a keyed by column,
 // finished with MurmurHash3's fmix64, low bits kept.
 const HashName = "fnv1a64-fmix64"
+
+// IndexHashName is the Format.Hash of hashed LIBSVM indices: fmix64 of the
+// index XOR dataset.LIBSVMHashKey, low bits kept.
+const IndexHashName = "libsvm-index-fmix64"
 
 // Source is the input a dataset was read from.
 type Source struct {

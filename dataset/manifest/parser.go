@@ -22,6 +22,13 @@ type Parser struct {
 func (f Format) NewParser(header []byte) (*Parser, error) {
 	switch f.Name {
 	case "libsvm":
+		if f.HashBits > 0 {
+			l, err := dataset.NewLIBSVMHashed(f.HashBits)
+			if err != nil {
+				return nil, err
+			}
+			return &Parser{Format: l}, nil
+		}
 		return &Parser{Format: dataset.NewLIBSVM()}, nil
 	case "criteo":
 		c, err := dataset.NewCriteo(dataset.CriteoOptions{HashBits: f.HashBits, Log1p: f.Log1p})

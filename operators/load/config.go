@@ -47,11 +47,9 @@ func decodeConfig(v cty.Value) (*config, error) {
 		PartitionBytes: integer(v.GetAttr("partition_bytes")),
 		Tasks:          integer(v.GetAttr("tasks")),
 	}
-	if c.Format != "libsvm" {
-		c.HashBits = integer(v.GetAttr("hash_bits"))
-		if c.HashBits == 0 {
-			c.HashBits = dataset.DefaultHashBits
-		}
+	c.HashBits = integer(v.GetAttr("hash_bits"))
+	if c.HashBits == 0 && c.Format != "libsvm" {
+		c.HashBits = dataset.DefaultHashBits // libsvm: 0, indices used as they are
 	}
 	if h := v.GetAttr("header"); !h.IsNull() && h.False() {
 		c.NoHeader = true

@@ -37,6 +37,10 @@ func (f *formatSpec) build() (*parser, error) {
 func (f *formatSpec) describe(p *parser) manifest.Format {
 	mf := manifest.Format{Name: f.Name, Log1p: f.Log1p}
 	switch c := p.Format.(type) {
+	case *dataset.LIBSVM:
+		if f.HashBits > 0 {
+			mf.HashBits, mf.Hash = f.HashBits, manifest.IndexHashName
+		}
 	case *dataset.Criteo:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, dataset.CriteoIntColumns, manifest.HashName
 	case *dataset.CSV:

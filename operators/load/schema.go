@@ -21,7 +21,7 @@ var Schema = &operators.Schema{
 		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv", "jsonl"},
 			Doc: "Input format: libsvm, criteo (TSV), csv, or jsonl (JSON lines: one object per line). gzip, zstd and bzip2 compression is found by content and undone."},
 		{Name: "hash_bits", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(30),
-			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo and csv default to 20)."},
+			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo, csv and jsonl default to 20). For libsvm, hash the feature indices into 2^hash_bits slots (as Vowpal Wabbit's -b); without it indices are used as they are."},
 		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "seed": cty.Number}, []string{"seed"}),
 			Doc: "Hold out a deterministic hash-selected fraction as the test set: { test = 0.1, seed = 1 }.",
 			Check: func(v cty.Value) error {
@@ -86,7 +86,6 @@ var Schema = &operators.Schema{
 			}
 		}
 		if f == "libsvm" {
-			only("hash_bits", "criteo or csv", "LIBSVM features are numbered, not hashed")
 			only("log1p", "criteo or csv", "LIBSVM has no integer columns")
 		}
 		if f != "csv" && f != "jsonl" {
