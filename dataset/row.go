@@ -69,10 +69,26 @@ type ParseError struct {
 	Text   string // the offending text, cut to about 60 bytes (raw bytes; Error quotes it)
 	Reason string // one of the Reason* constants
 	Detail string // what is expected, in a few words
+	// Field is the column of a bad row of a columnar format (Parquet),
+	// whose Line is then the row's number in the file.
+	Field string
 }
 
 func (e *ParseError) Error() string {
 	var b strings.Builder
+	if e.Field != "" {
+		if e.Object != "" {
+			b.WriteString(e.Object + ": ")
+		}
+		fmt.Fprintf(&b, "row %d, column %q: %s", e.Line, e.Field, e.Reason)
+		if e.Text != "" {
+			fmt.Fprintf(&b, " %q", e.Text)
+		}
+		if e.Detail != "" {
+			b.WriteString(": " + e.Detail)
+		}
+		return b.String()
+	}
 	if e.Object != "" {
 		b.WriteString(e.Object)
 		b.WriteByte(':')

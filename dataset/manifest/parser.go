@@ -70,8 +70,12 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 			return nil, err
 		}
 		return &Parser{Format: j, numeric: len(f.Numeric), log1p: f.Log1p}, nil
+	case "parquet":
+		// Names and sizes only: Parquet is read by row group (dataset.NewParquet),
+		// not by line.
+		return &Parser{Format: dataset.ParquetLayout(f.Numeric, f.Categorical, f.HashBits), numeric: len(f.Numeric), log1p: f.Log1p}, nil
 	}
-	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv or jsonl)", f.Name)
+	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv, jsonl or parquet)", f.Name)
 }
 
 // NumericSlots is the number of leading numeric slots of a CSV format (0 otherwise).

@@ -71,14 +71,20 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	var tasks []operators.Task
 	var refs []taskRef
 	for ii, in := range inputs {
-		for _, share := range cutWhole(in.sizes(), in.whole(), taskCount(in.total, s.Capacity(), cfg.Tasks)) {
+		n := taskCount(in.total, s.Capacity(), cfg.Tasks)
+		shares := cutWhole(in.sizes(), in.whole(), n)
+		if cfg.Format == "parquet" {
+			shares = parquetShares(in, n)
+		}
+		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
 			if in.dataset == manifest.Train {
 				p.Split = cfg.Split
 			}
 			for _, sp := range share {
 				o := in.objects[sp.obj]
-				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec})
+				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec,
+					RowGroups: o.parquet != nil, Size: o.size})
 			}
 			t := operators.Task{Kind: KindParse}
 			if err := t.SetParams(p); err != nil {
@@ -130,7 +136,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				return cty.NilVal, fmt.Errorf("parse task %d reported a bad line in segment %d of %d", ti, b.Segment, len(base))
 			}
 			pe := &dataset.ParseError{Object: in.objects[refs[ti].spans[b.Segment].obj].name, Line: base[b.Segment] + b.Line,
-				Column: b.Column, Text: b.Text, Reason: b.Reason, Detail: b.Detail}
+				Column: b.Column, Text: b.Text, Reason: b.Reason, Detail: b.Detail, Field: b.Field}
+			if o.Failed && pe.Field != "" {
+				return cty.NilVal, fmt.Errorf("%s\nFix the row, or set on_error = \"skip\" to skip bad rows and count them", pe)
+			}
 			if o.Failed {
 				return cty.NilVal, fmt.Errorf("%s\nFix the line, or set on_error = \"skip\" to skip bad lines and count them", pe)
 			}
@@ -344,6 +353,11 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 	}
 	if cfg.Format == "jsonl" {
 		if err := jsonlFormat(ctx, s, cfg, inputs, fs); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.Format == "parquet" {
+		if err := parquetFormat(ctx, s, cfg, inputs, fs); err != nil {
 			return nil, nil, err
 		}
 	}

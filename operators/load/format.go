@@ -51,6 +51,9 @@ func (f *formatSpec) describe(p *parser) manifest.Format {
 		mf.Categorical = f.Categorical
 		mf.Ignore = f.Ignore
 		mf.Delimiter, mf.NoHeader = f.Delimiter, f.NoHeader
+	case *dataset.Parquet:
+		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
+		mf.Label, mf.Columns, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Columns, f.Numeric, f.Categorical, f.Ignore
 	case *dataset.JSONL:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
 		mf.Label, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Numeric, f.Categorical, f.Ignore

@@ -38,6 +38,8 @@ type object struct {
 	// codec is the object's compression (dataset.Codec*), found by content
 	// (sniff); "" for none.
 	codec string
+	// parquet is a Parquet object's row groups (format = "parquet").
+	parquet *parquetInfo
 }
 
 // resolve finds the objects the input names. A missing source is an error

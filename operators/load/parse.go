@@ -42,6 +42,10 @@ type segment struct {
 	// compressed object cannot be read from the middle: its segment is the
 	// whole object, streamed once.
 	Codec string `json:"codec,omitempty"`
+	// RowGroups: a Parquet object of Size bytes, whose row groups [Start,
+	// End) the segment is.
+	RowGroups bool  `json:"row_groups,omitempty"`
+	Size      int64 `json:"size,omitempty"`
 }
 
 // parseOutput is a parse task's result.
@@ -72,6 +76,7 @@ type badLine struct {
 	Text    string `json:"text"`
 	Reason  string `json:"reason"`
 	Detail  string `json:"detail,omitempty"`
+	Field   string `json:"field,omitempty"` // Parquet: the column; Line is then the row
 }
 
 // parse is the load.parse handler: it parses its segments in order and
@@ -127,14 +132,15 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 				return nil, err
 			}
 		}
-		lines, failed, err := parseSegment(ctx, st, seg, pr, func(r *dataset.Row) error {
+		add := func(r *dataset.Row) error {
 			pr.Post(r)
 			ds := p.Dataset
 			if split != nil && split.test(r) {
 				ds = manifest.Test
 			}
 			return builder(ds).Add(r)
-		}, &row, func(pe *dataset.ParseError, line int64) bool {
+		}
+		onBad := func(pe *dataset.ParseError, line int64) bool {
 			if !p.Skip {
 				out.Bad = append(out.Bad, bad(si, line, pe))
 				return false
@@ -147,7 +153,14 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			}
 			out.Skipped[pe.Reason]++
 			return true
-		})
+		}
+		var lines int64
+		var failed bool
+		if seg.RowGroups {
+			lines, failed, err = parseParquetSegment(ctx, st, seg, &p.Format, add, &row, onBad)
+		} else {
+			lines, failed, err = parseSegment(ctx, st, seg, pr, add, &row, onBad)
+		}
 		var ce *dataset.CorruptError
 		if errors.As(err, &ce) {
 			out.Lines[si] = lines
@@ -197,7 +210,7 @@ func result(out *parseOutput) (*operators.Result, error) {
 }
 
 func bad(seg int, line int64, pe *dataset.ParseError) badLine {
-	return badLine{Segment: seg, Line: line, Column: pe.Column, Text: pe.Text, Reason: pe.Reason, Detail: pe.Detail}
+	return badLine{Segment: seg, Line: line, Column: pe.Column, Text: pe.Text, Reason: pe.Reason, Detail: pe.Detail, Field: pe.Field}
 }
 
 // parseSegment parses the lines of one segment, calling add for each row

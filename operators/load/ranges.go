@@ -70,12 +70,12 @@ func cut(sizes []int64, n int) [][]span {
 }
 
 // cutWhole is cut for inputs some of whose objects must be read whole
-// (compressed ones, which cannot be read from the middle): shares of about
-// total/n bytes, filled in object order, where a whole object goes to one
-// share entire and a share ends once it reaches its size. So several
-// compressed files parse in parallel, small ones grouped, while one large
-// compressed file is one task that streams it once. Without whole objects it
-// is cut.
+// (compressed ones, which cannot be read from the middle, and Parquet row
+// groups): share k still covers about virtual bytes [k·T/n, (k+1)·T/n), but
+// a whole object goes entire to the share its middle byte falls in (so
+// shares may be empty, and are then dropped). So several compressed files
+// parse in parallel, small ones grouped, while one large compressed file is
+// one task that streams it once. Without whole objects it is cut.
 func cutWhole(sizes []int64, whole []bool, n int) [][]span {
 	if !slices.Contains(whole, true) {
 		return cut(sizes, n)
@@ -87,36 +87,44 @@ func cutWhole(sizes []int64, whole []bool, n int) [][]span {
 	if n <= 0 || total == 0 {
 		return nil
 	}
-	target := ceilDiv(total, int64(n))
-	var shares [][]span
-	var cur []span
-	var acc int64
-	closeShare := func() {
-		if len(cur) > 0 {
-			shares = append(shares, cur)
+	N := int64(n)
+	// shareOf returns the share holding virtual byte v.
+	shareOf := func(v int64) int64 {
+		k := min(v*N/total, N-1)
+		for k+1 < N && total*(k+1)/N <= v {
+			k++
 		}
-		cur, acc = nil, 0
+		for k > 0 && total*k/N > v {
+			k--
+		}
+		return k
 	}
+	var shares [][]span
+	cur := int64(-1)
+	add := func(k int64, sp span) {
+		if k != cur || len(shares) == 0 {
+			shares = append(shares, nil)
+			cur = k
+		}
+		shares[len(shares)-1] = append(shares[len(shares)-1], sp)
+	}
+	var base int64
 	for o, size := range sizes {
 		if size == 0 {
 			continue
 		}
 		if whole[o] {
-			cur = append(cur, span{obj: o, start: 0, end: size})
-			if acc += size; acc >= target {
-				closeShare()
-			}
+			add(shareOf(base+size/2), span{obj: o, start: 0, end: size})
+			base += size
 			continue
 		}
-		for start := int64(0); start < size; {
-			take := min(size-start, target-acc)
-			cur = append(cur, span{obj: o, start: start, end: start + take})
-			start += take
-			if acc += take; acc >= target {
-				closeShare()
-			}
+		for lo := base; lo < base+size; {
+			k := shareOf(lo)
+			hi := min(base+size, total*(k+1)/N)
+			add(k, span{obj: o, start: lo - base, end: hi - base})
+			lo = hi
 		}
+		base += size
 	}
-	closeShare()
 	return shares
 }

@@ -160,3 +160,39 @@ func TestLoadCompressedOnMinIO(t *testing.T) {
 		t.Errorf("object %+v: want the uploaded compressed copy", o)
 	}
 }
+
+// TestLoadParquetOnMinIO reads an s3:// prefix of two Parquet files (their
+// footers and row groups by ranged GETs) as one data set: the rows of the
+// same files read locally.
+func TestLoadParquetOnMinIO(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data, err := blobs.Open(ctx, "s3://"+bucket+"/pq", blobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := readFile(t, "../../dataset/testdata/people.parquet")
+	for _, name := range []string{"part-0.parquet", "part-1.parquet"} {
+		if err := data.Put(ctx, name, bytes.NewReader(pq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipeline := func(src string) string {
+		return fmt.Sprintf("load \"people\" {\n  source = %q\n  format = \"parquet\"\n  label = \"clicked\"\n  ignore = [\"id\"]\n  tasks = 3\n}\n", src)
+	}
+	ref := applytest.New(t, pipeline("parts"))
+	ref.Write("parts/part-0.parquet", string(pq))
+	ref.Write("parts/part-1.parquet", string(pq))
+	ref.MustApply()
+	refTrain := ref.Dataset(ref.Output("load.people").GetAttr("train"))
+
+	h := applytest.New(t, pipeline("s3://"+bucket+"/pq/"))
+	h.MustApply()
+	tr := h.Dataset(h.Output("load.people").GetAttr("train"))
+	if tr.Rows != 600 || len(tr.Source.Objects) != 2 {
+		t.Fatalf("%d rows from %d objects, want 600 from 2", tr.Rows, len(tr.Source.Objects))
+	}
+	sameDataset(t, h, "s3 parquet", tr, refTrain, applytest.RowDigests(ref.Rows(refTrain)))
+}
