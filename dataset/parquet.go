@@ -56,7 +56,7 @@ type Parquet struct {
 	mask        uint64
 	cat         []uint32
 	text        []byte
-	rows        []parquet.Row
+	acc         []pqRow
 }
 
 // NewParquet returns a reader of files with schema s.
@@ -155,106 +155,6 @@ func (p *Parquet) NumericColumns() []string { return p.numeric }
 
 // CategoricalColumns returns the hashed columns.
 func (p *Parquet) CategoricalColumns() []string { return p.categorical }
-
-// ReadRowGroup reads the rows of rg in order, calling add for each and
-// onBad for each bad row (a *ParseError whose Line is the row's number in
-// the file: firstRow, the rows before rg, plus its 1-based place in rg);
-// onBad returns false to stop. It returns the rows consumed and whether
-// onBad stopped it.
-func (p *Parquet) ReadRowGroup(ctx context.Context, rg parquet.RowGroup, firstRow int64, row *Row, add func(*Row) error, onBad func(*ParseError) bool) (int64, bool, error) {
-	if p.cols == nil {
-		return 0, false, errors.New("parquet: a layout cannot read rows; use NewParquet")
-	}
-	rows := rg.Rows()
-	defer rows.Close()
-	if p.rows == nil {
-		p.rows = make([]parquet.Row, 512)
-	}
-	var done int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return done, false, err
-		}
-		n, err := rows.ReadRows(p.rows)
-		for i := 0; i < n; i++ {
-			done++
-			if pe := p.convert(p.rows[i], row); pe != nil {
-				pe.Line = firstRow + done
-				if !onBad(pe) {
-					return done, true, nil
-				}
-				continue
-			}
-			if err := add(row); err != nil {
-				return done, false, err
-			}
-		}
-		if err == io.EOF {
-			return done, false, nil
-		}
-		if err != nil {
-			return done, false, fmt.Errorf("parquet: read row %d: %w", firstRow+done+1, err)
-		}
-	}
-}
-
-// convert turns one Parquet row into r.
-func (p *Parquet) convert(values parquet.Row, r *Row) *ParseError {
-	idx, val := r.Indices[:0], r.Values[:0]
-	p.cat = p.cat[:0]
-	labelSeen := false
-	for _, v := range values {
-		ci := v.Column()
-		if ci < 0 || ci >= len(p.cols) {
-			continue
-		}
-		c := &p.cols[ci]
-		if c.kind == csvIgnore {
-			continue
-		}
-		if v.IsNull() {
-			if c.kind == csvLabel {
-				return p.bad(c, "null", ReasonLabel, fmt.Sprintf("label column %q is null", c.name))
-			}
-			continue
-		}
-		switch c.kind {
-		case csvLabel:
-			x, ok := number(v)
-			if v.Kind() == parquet.ByteArray || v.Kind() == parquet.FixedLenByteArray {
-				x, ok = parseLabel(v.ByteArray())
-			}
-			if !ok || x != 0 && x != 1 && x != -1 {
-				return p.bad(c, p.valueText(v), ReasonLabel, fmt.Sprintf("label column %q must be -1, +1, 0, 1, true or false", c.name))
-			}
-			r.Label = max(x, 0)
-			labelSeen = true
-		case csvNumeric:
-			x, _ := number(v)
-			if !finite32(x) {
-				return p.bad(c, p.valueText(v), ReasonNonFinite, fmt.Sprintf("column %q must be finite (and within float32's range)", c.name))
-			}
-			idx = append(idx, c.slot)
-			val = append(val, x)
-		case csvCategorical:
-			p.cat = append(p.cat, uint32(len(p.numeric))+uint32(Hash(c.key, p.valueBytes(v))&p.mask))
-		}
-	}
-	if !labelSeen {
-		return &ParseError{Reason: ReasonLabel, Field: p.label, Detail: "no label"}
-	}
-	sortUint32(p.cat)
-	for k, slot := range p.cat {
-		if k > 0 && slot == p.cat[k-1] {
-			val[len(val)-1]++
-			continue
-		}
-		idx = append(idx, slot)
-		val = append(val, 1)
-	}
-	r.Indices, r.Values = idx, val
-	return nil
-}
 
 func (p *Parquet) bad(c *pqColumn, text, reason, detail string) *ParseError {
 	return &ParseError{Field: c.name, Text: snippet([]byte(text)), Reason: reason, Detail: detail}
