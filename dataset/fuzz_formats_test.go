@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/stratus-ml/stratus/dataset"
@@ -94,4 +96,50 @@ func FuzzSniff(f *testing.F) {
 			zr.Close()
 		}
 	})
+}
+
+// FuzzParquet opens arbitrary bytes as a Parquet file and maps its schema
+// (what the load coordinator does with every footer): it must fail with an
+// error or succeed, never panic or hang. Reading the rows of arbitrary bytes
+// is left to TestParquetCorrupt: parquet-go allocates as much as a corrupt
+// run-length header claims (gigabytes), which would stall a fuzzer.
+func FuzzParquet(f *testing.F) {
+	good, err := os.ReadFile("testdata/people.parquet")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(append([]byte("PAR1"), good[len(good)-200:]...))
+	for _, at := range []int{10, 500, len(good) - 300, len(good) - 9} {
+		b := append([]byte(nil), good...)
+		b[at] ^= 0x5a
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = dataset.ParquetFooter(data, dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8})
+	})
+}
+
+// TestParquetCorrupt reads every row of 300 damaged copies of the test file
+// (bytes changed, lengths set huge, the file cut short): each read ends in
+// rows or an error, never a panic.
+func TestParquetCorrupt(t *testing.T) {
+	good, err := os.ReadFile("testdata/people.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 300; i++ {
+		b := append([]byte(nil), good...)
+		for k := 0; k < 1+r.IntN(3); k++ {
+			b[r.IntN(len(b))] = byte(r.IntN(256))
+		}
+		if r.IntN(4) == 0 {
+			b = b[:r.IntN(len(b))]
+		}
+		_, _ = dataset.ReadParquetBytes(b, dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8}, func(row *dataset.Row) {
+			checkRow(t, dataset.ParquetLayout(nil, nil, 8), row)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -214,7 +215,8 @@ func (p *Parquet) valueText(v parquet.Value) string { return string(p.valueBytes
 // OpenParquet opens the Parquet file at key of st, of size bytes: its footer
 // is read now, column chunks as row groups are read, with ranged reads of
 // at least 1 MiB.
-func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (*parquet.File, error) {
+func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ *parquet.File, err error) {
+	defer recoverParquet(&err)
 	f, err := parquet.OpenFile(&readerAt{ctx: ctx, st: st, key: key}, size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
@@ -265,4 +267,55 @@ func RowGroupSizes(f *parquet.File) []int64 {
 		out = append(out, max(n, 1))
 	}
 	return out
+}
+
+// ReadParquetBytes reads a whole Parquet file held in memory, calling fn for
+// each good row, and returns the rows read and the first error (a bad row's
+// *ParseError included). It is the reader load's tasks use, over bytes.
+func ReadParquetBytes(data []byte, opts ParquetOptions, fn func(*Row)) (n int64, err error) {
+	defer recoverParquet(&err)
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return 0, fmt.Errorf("parquet: %w", err)
+	}
+	p, err := NewParquet(f.Schema(), opts)
+	if err != nil {
+		return 0, err
+	}
+	var row Row
+	var first error
+	for _, rg := range f.RowGroups() {
+		got, stopped, err := p.ReadRowGroup(context.Background(), rg, n, &row, func(r *Row) error { fn(r); return nil },
+			func(pe *ParseError) bool { first = pe; return false })
+		n += got
+		if err != nil {
+			return n, err
+		}
+		if stopped {
+			return n, first
+		}
+	}
+	return n, nil
+}
+
+// ParquetFooter opens a Parquet file held in memory and maps its schema as
+// NewParquet does, without reading rows; it returns the row groups' sizes.
+func ParquetFooter(data []byte, opts ParquetOptions) (sizes []int64, err error) {
+	defer recoverParquet(&err)
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	if _, err := NewParquet(f.Schema(), opts); err != nil {
+		return nil, err
+	}
+	return RowGroupSizes(f), nil
+}
+
+// recoverParquet turns a panic of the Parquet library on malformed data
+// into an error: a corrupt file must fail its load, not crash the process.
+func recoverParquet(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("parquet: the file is corrupt (the reader failed: %v)", r)
+	}
 }

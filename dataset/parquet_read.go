@@ -19,7 +19,10 @@ import (
 // It reads column by column, pqBatch rows at a time, straight from the
 // pages' value buffers and, for dictionary-encoded pages, from the
 // dictionary, each entry converted or hashed once per column chunk.
-func (p *Parquet) ReadRowGroup(ctx context.Context, rg parquet.RowGroup, firstRow int64, row *Row, add func(*Row) error, onBad func(*ParseError) bool) (int64, bool, error) {
+//
+// A panic of the Parquet library on malformed data is returned as an error.
+func (p *Parquet) ReadRowGroup(ctx context.Context, rg parquet.RowGroup, firstRow int64, row *Row, add func(*Row) error, onBad func(*ParseError) bool) (_ int64, _ bool, err error) {
+	defer recoverParquet(&err)
 	if p.cols == nil {
 		return 0, false, errors.New("parquet: a layout cannot read rows; use NewParquet")
 	}
