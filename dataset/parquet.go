@@ -55,7 +55,6 @@ type Parquet struct {
 	categorical []string
 	label       string
 	mask        uint64
-	cat         []uint32
 	text        []byte
 	acc         []pqRow
 }
@@ -145,7 +144,7 @@ func (p *Parquet) Features() int { return len(p.numeric) + int(p.mask) + 1 }
 
 // ParseLine fails: Parquet is read by row group (ReadRowGroup).
 func (p *Parquet) ParseLine([]byte, *Row) (bool, error) {
-	return false, errors.New("parquet is not a line format: read it with ReadRowGroup")
+	return false, errors.New("parquet is read by row group, not line by line: data for a model trained on Parquet cannot be read as text yet")
 }
 
 // Columns returns the top-level columns in schema order.
