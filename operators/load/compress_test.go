@@ -209,3 +209,17 @@ load "x" {
 		})
 	}
 }
+
+// TestLoadCompressedTasks: tasks = 4 on one gzipped file is one task, and a
+// note says why.
+func TestLoadCompressedTasks(t *testing.T) {
+	h := applytest.New(t, "load \"one\" {\n  source = \"a9a.gz\"\n  tasks  = 4\n}\n")
+	h.Write("a9a.gz", string(gzipBytes(t, readFile(t, testdata(t, "a9a")))))
+	_, rec := h.MustApply()
+	if n := rec.Count(executor.TaskStarted, "load.one"); n != 1 {
+		t.Errorf("%d tasks, want 1", n)
+	}
+	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") {
+		t.Errorf("notes: %s", notes)
+	}
+}

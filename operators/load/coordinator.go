@@ -76,6 +76,13 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if cfg.Format == "parquet" {
 			shares = parquetShares(in, n)
 		}
+		if cfg.Tasks > 0 && len(shares) < n {
+			what := "compressed files cannot be split"
+			if cfg.Format == "parquet" {
+				what = "a Parquet row group is read by one task"
+			}
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d task(s), not tasks = %d: %s", in.attr, len(shares), cfg.Tasks, what)})
+		}
 		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
 			if in.dataset == manifest.Train {
