@@ -3,8 +3,9 @@
 # gzip and zstd LIBSVM against the plain file (MB/s of uncompressed content), and
 # Parquet against the same rows as CSV (MB/s of the CSV's size, so rows per second
 # compare), on one core and on all cores (go test -cpu 1,N). Each figure is the
-# median of COUNT runs (default 5), interleaved by go test, so a busy machine
-# slows reference and subject alike.
+# median of COUNT rounds (default 5), each round running every benchmark once
+# (3 iterations), so that a machine busy with other work slows reference and
+# subject alike.
 #
 #   dataset/bench-formats.sh
 set -euo pipefail
@@ -12,9 +13,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cores=$(nproc)
 count=${COUNT:-5}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-(cd "$root" && go test -run '^$' -bench 'CompressedLIBSVM|ParquetVsCSV' -benchtime 2x -count "$count" -cpu "1,$cores" ./dataset/) >"$out"
-echo "$(grep '^cpu:' "$out" | head -1); $cores cores; median of $count runs"
+bin=$(mktemp)
+trap 'rm -f "$out" "$bin"' EXIT
+(cd "$root" && go test -c -o "$bin" ./dataset/)
+for round in $(seq "$count"); do
+	(cd "$root/dataset" && "$bin" -test.run '^$' -test.bench 'CompressedLIBSVM|ParquetVsCSV' -test.benchtime 3x -test.cpu "1,$cores") >>"$out"
+done
+echo "$(grep '^cpu:' "$out" | head -1); $cores cores; median of $count rounds"
 awk -v cores="$cores" '
 /^Benchmark/ {
 	name = $1; procs = 1

@@ -171,20 +171,51 @@ func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
 		}
 		return readAhead(zr, zr.Close), nil
 	case CodecZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(false))
-		if err != nil {
+		zr, _ := zstdDecoders.Get().(*zstd.Decoder)
+		if zr == nil {
+			var err error
+			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(false)); err != nil {
+				return nil, fmt.Errorf("zstd: %w", err)
+			}
+		}
+		if err := zr.Reset(r); err != nil {
+			zstdDecoders.Put(zr)
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zstdCloser{zr}, nil
+		return &zstdCloser{d: zr}, nil
 	case CodecBzip2:
 		return readAhead(bzip2.NewReader(r), nil), nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", codec)
 }
 
-type zstdCloser struct{ *zstd.Decoder }
+// zstdDecoders keeps idle zstd decoders: a new one allocates its buffers
+// (tens of MB), which costs more than decoding a small file.
+var zstdDecoders sync.Pool
 
-func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+// zstdCloser is one stream's use of a pooled decoder. Like any reader here,
+// it is used by one goroutine.
+type zstdCloser struct {
+	d *zstd.Decoder // nil once closed
+}
+
+// Close stops the decoder's goroutines (Reset(nil)) and keeps it for reuse.
+func (z *zstdCloser) Close() error {
+	if d := z.d; d != nil {
+		z.d = nil
+		if d.Reset(nil) == nil {
+			zstdDecoders.Put(d)
+		}
+	}
+	return nil
+}
+
+func (z *zstdCloser) Read(p []byte) (int, error) {
+	if z.d == nil {
+		return 0, io.ErrClosedPipe
+	}
+	return z.d.Read(p)
+}
 
 // readAhead reads r on a goroutine into a few blocks ahead of the caller.
 const (
