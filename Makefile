@@ -59,6 +59,7 @@ bench-plan:
 
 bench-data:
 	GOMAXPROCS=1 $(GO) test -run '^$$' -bench 'ParseLIBSVM|ParseCriteo' -benchtime 2s ./dataset/
+	dataset/bench-formats.sh
 	$(GO) test -run '^$$' -bench . ./dataset/partition/
 
 bench-load: build

@@ -22,6 +22,9 @@ type CSVOptions struct {
 	HashBits int
 	// Comma is the field separator; 0 means ','.
 	Comma byte
+	// Columns, when set, names the columns of files without a header line
+	// (NewCSV's header is then ignored, and no line is skipped as a header).
+	Columns []string
 }
 
 type csvKind uint8
@@ -49,8 +52,11 @@ type CSV struct {
 	numeric int
 	mask    uint64
 	comma   byte
-	scratch []byte
-	cat     []uint32 // a row's hashed slots, before sorting
+	// noHeader: the columns were named, not read from a header line, so no
+	// line is skipped as the header.
+	noHeader bool
+	scratch  []byte
+	cat      []uint32 // a row's hashed slots, before sorting
 }
 
 // NewCSV returns a parser for files whose first line is header (without its
@@ -65,12 +71,20 @@ func NewCSV(header []byte, opts CSVOptions) (*CSV, error) {
 	if opts.Comma == 0 {
 		opts.Comma = ','
 	}
-	header = bytes.TrimSuffix(header, []byte{'\r'})
-	names, err := splitCSVHeader(header, opts.Comma)
-	if err != nil {
-		return nil, err
+	if opts.Comma == '"' || opts.Comma == '\n' || opts.Comma == '\r' || opts.Comma == ' ' {
+		return nil, fmt.Errorf("csv: delimiter %q cannot separate fields (it is a quote, a space or a line end)", opts.Comma)
 	}
-	c := &CSV{header: append([]byte(nil), header...), names: names, mask: 1<<opts.HashBits - 1, comma: opts.Comma}
+	var names []string
+	if opts.Columns != nil {
+		names, header = opts.Columns, nil
+	} else {
+		header = bytes.TrimSuffix(header, []byte{'\r'})
+		var err error
+		if names, err = splitCSVHeader(header, opts.Comma); err != nil {
+			return nil, err
+		}
+	}
+	c := &CSV{header: append([]byte(nil), header...), names: names, mask: 1<<opts.HashBits - 1, comma: opts.Comma, noHeader: opts.Columns != nil}
 	pos := map[string]int{}
 	for i, n := range names {
 		if n == "" {
@@ -83,6 +97,9 @@ func NewCSV(header []byte, opts CSVOptions) (*CSV, error) {
 	}
 	find := func(what, name string) (int, error) {
 		i, ok := pos[name]
+		if !ok && opts.Columns != nil {
+			return 0, fmt.Errorf("csv: %s column %q is not a column: without a header line, columns are named by position, 0 to %d (label = 0 for the first)", what, name, len(names)-1)
+		}
 		if !ok {
 			return 0, fmt.Errorf("csv: %s column %q is not in the header (columns: %s)", what, name, strings.Join(names, ", "))
 		}
@@ -136,6 +153,22 @@ func (*CSV) Name() string { return "csv" }
 
 // Features returns the number of numeric columns plus 2^HashBits.
 func (c *CSV) Features() int { return c.numeric + int(c.mask) + 1 }
+
+// PositionColumns returns the names of n columns of a file without a header
+// line: their positions, "0" to n-1.
+func PositionColumns(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprint(i)
+	}
+	return out
+}
+
+// CountCSVFields returns the number of fields of a CSV line.
+func CountCSVFields(line []byte, comma byte) (int, error) {
+	names, err := splitCSVHeader(bytes.TrimSuffix(line, []byte{'\r'}), comma)
+	return len(names), err
+}
 
 // Columns returns the header's column names.
 func (c *CSV) Columns() []string { return c.names }
@@ -216,7 +249,7 @@ func splitCSVHeader(header []byte, comma byte) ([]string, error) {
 
 // ParseLine implements Format.
 func (c *CSV) ParseLine(line []byte, row *Row) (bool, error) {
-	if len(bytes.TrimSpace(line)) == 0 || bytes.Equal(line, c.header) {
+	if len(bytes.TrimSpace(line)) == 0 || !c.noHeader && bytes.Equal(line, c.header) {
 		return false, nil
 	}
 	idx, val := row.Indices[:0], row.Values[:0]

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"fmt"
 	"sort"
 )
 
@@ -14,18 +15,42 @@ import (
 // decimal numbers (explicit zeros are kept). A "qid:N" token is ignored.
 // Blank lines and lines starting with "#" hold no row. Fields are separated
 // by spaces or tabs; trailing blanks and "\r" are ignored.
+//
+// With hashing (NewLIBSVMHashed, as Vowpal Wabbit's -b), index i goes to
+// slot Fmix64(i XOR LIBSVMHashKey) mod 2^bits instead, and values of indices
+// that share a slot add up; duplicates are checked on the indices as
+// written.
 type LIBSVM struct {
 	sorter pairSorter
+	mask   uint64 // 0: no hashing
 }
 
-// NewLIBSVM returns a LIBSVM parser.
+// LIBSVMHashKey seeds the hashing of LIBSVM indices. Like Hash, it is frozen.
+var LIBSVMHashKey = NamedColumnKey("libsvm index")
+
+// NewLIBSVM returns a LIBSVM parser that uses indices as they are.
 func NewLIBSVM() *LIBSVM { return &LIBSVM{} }
+
+// NewLIBSVMHashed returns a LIBSVM parser that hashes indices into 2^bits
+// slots (1 <= bits <= MaxHashBits).
+func NewLIBSVMHashed(bits int) (*LIBSVM, error) {
+	if bits < 1 || bits > MaxHashBits {
+		return nil, fmt.Errorf("libsvm: hash_bits = %d: must be between 1 and %d", bits, MaxHashBits)
+	}
+	return &LIBSVM{mask: 1<<bits - 1}, nil
+}
 
 // Name returns "libsvm".
 func (*LIBSVM) Name() string { return "libsvm" }
 
-// Features returns 0: the data decides (the largest index seen).
-func (*LIBSVM) Features() int { return 0 }
+// Features returns 0 without hashing (the data decides: the largest index
+// seen), else 2^bits.
+func (p *LIBSVM) Features() int {
+	if p.mask == 0 {
+		return 0
+	}
+	return int(p.mask) + 1
+}
 
 const maxLIBSVMIndex = 1 << 32
 
@@ -128,6 +153,35 @@ func (p *LIBSVM) ParseLine(line []byte, row *Row) (bool, error) {
 			}
 		}
 	}
+	if p.mask != 0 {
+		return p.hash(line, row)
+	}
+	return true, nil
+}
+
+// hash moves a parsed row's slots to their hashed ones, adding up values
+// that collide.
+func (p *LIBSVM) hash(line []byte, row *Row) (bool, error) {
+	idx, val := row.Indices, row.Values
+	for k, i := range idx {
+		idx[k] = uint32(Fmix64((uint64(i)+1)^LIBSVMHashKey) & p.mask)
+	}
+	p.sorter.idx, p.sorter.val = idx, val
+	p.sorter.sort()
+	p.sorter.idx, p.sorter.val = nil, nil
+	w := 0
+	for k := range idx {
+		if w > 0 && idx[k] == idx[w-1] {
+			val[w-1] += val[k]
+			if !finite32(val[w-1]) {
+				return false, perr(line, 0, len(line), ReasonNonFinite, "values hashed into one slot add up past the float32 range")
+			}
+			continue
+		}
+		idx[w], val[w] = idx[k], val[k]
+		w++
+	}
+	row.Indices, row.Values = idx[:w], val[:w]
 	return true, nil
 }
 

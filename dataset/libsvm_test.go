@@ -288,3 +288,40 @@ func TestFloatParserMatchesStrconv(t *testing.T) {
 		}
 	}
 }
+
+// TestLIBSVMHashed: indices go to their hashed slots, colliding values add
+// up, duplicates are checked on the indices as written, and rows stay
+// sorted.
+func TestLIBSVMHashed(t *testing.T) {
+	p, err := dataset.NewLIBSVMHashed(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Features() != 4 {
+		t.Fatalf("features %d", p.Features())
+	}
+	slot := func(i uint64) uint32 { return uint32(dataset.Fmix64(i^dataset.LIBSVMHashKey) & 3) }
+	var r dataset.Row
+	ok, err := p.ParseLine([]byte("+1 1:0.5 2:1 3:2 4:4 5:8 9:16"), &r)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	want := map[uint32]float32{}
+	for i, v := range map[uint64]float32{1: 0.5, 2: 1, 3: 2, 4: 4, 5: 8, 9: 16} {
+		want[slot(i)] += v
+	}
+	if len(r.Indices) != len(want) {
+		t.Fatalf("row %v %v, want %v", r.Indices, r.Values, want)
+	}
+	for k, i := range r.Indices {
+		if k > 0 && i <= r.Indices[k-1] || r.Values[k] != want[i] {
+			t.Fatalf("row %v %v, want %v", r.Indices, r.Values, want)
+		}
+	}
+	if _, err := p.ParseLine([]byte("+1 7:1 7:2"), &r); err == nil || !strings.Contains(err.Error(), dataset.ReasonDuplicate) {
+		t.Errorf("duplicate index: %v", err)
+	}
+	if _, err := dataset.NewLIBSVMHashed(31); err == nil {
+		t.Error("hash_bits 31 accepted")
+	}
+}

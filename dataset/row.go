@@ -1,6 +1,7 @@
 // Package dataset parses the input formats Stratus loads — LIBSVM/svmlight,
-// Criteo TSV and CSV with a header — into sparse rows, line by line, from
-// line-aligned byte ranges of an object.
+// Criteo TSV, CSV and JSON lines, line by line from line-aligned byte ranges
+// of an object, and Parquet by row group — into sparse rows; and finds and
+// undoes compression (gzip, zstd, bzip2) by content (compress.go).
 //
 // A Format parses one line into a Row; a Scanner splits a stream into lines,
 // counts them, keeps to a byte range and turns format errors into ParseErrors
@@ -13,7 +14,11 @@
 //   - Criteo integer column j (0..12) is slot j, and categorical column c
 //     (0..25) with value v is slot 13 + Hash(c, v) mod 2^hash_bits;
 //   - CSV numeric columns take slots 0..k-1 in header order, and a string
-//     column named n with value v takes slot k + Hash(n, v) mod 2^hash_bits.
+//     column named n with value v takes slot k + Hash(n, v) mod 2^hash_bits;
+//     JSON lines and Parquet columns alike (so the same rows give the same
+//     Rows in all three);
+//   - hashed LIBSVM index i takes slot Fmix64(i XOR LIBSVMHashKey) mod
+//     2^hash_bits.
 //
 // A Row holds every value present in the input, explicit zeros included.
 // An absent slot means zero (LIBSVM) or missing (an empty Criteo or CSV
@@ -69,10 +74,26 @@ type ParseError struct {
 	Text   string // the offending text, cut to about 60 bytes (raw bytes; Error quotes it)
 	Reason string // one of the Reason* constants
 	Detail string // what is expected, in a few words
+	// Field is the column of a bad row of a columnar format (Parquet),
+	// whose Line is then the row's number in the file.
+	Field string
 }
 
 func (e *ParseError) Error() string {
 	var b strings.Builder
+	if e.Field != "" {
+		if e.Object != "" {
+			b.WriteString(e.Object + ": ")
+		}
+		fmt.Fprintf(&b, "row %d, column %q: %s", e.Line, e.Field, e.Reason)
+		if e.Text != "" {
+			fmt.Fprintf(&b, " %q", e.Text)
+		}
+		if e.Detail != "" {
+			b.WriteString(": " + e.Detail)
+		}
+		return b.String()
+	}
 	if e.Object != "" {
 		b.WriteString(e.Object)
 		b.WriteByte(':')

@@ -120,29 +120,39 @@ type Partition struct {
 
 // Format records how text was turned into slots (see package dataset).
 type Format struct {
-	// Name is "libsvm", "criteo" or "csv".
+	// Name is "libsvm", "criteo", "csv", "jsonl" or "parquet".
 	Name string `json:"name"`
 	// HashBits is the hashed space's size, 2^HashBits slots starting at slot
 	// HashOffset (criteo: 13; csv: the number of numeric columns). 0 for
-	// libsvm. Hash names the hash function (dataset.Hash).
+	// libsvm unless its indices were hashed. Hash names the hash function
+	// (HashName, IndexHashName).
 	HashBits   int    `json:"hash_bits,omitempty"`
 	HashOffset int    `json:"hash_offset,omitempty"`
 	Hash       string `json:"hash,omitempty"`
 	// Log1p: numeric columns were transformed (criteo: log(1+max(x,0));
 	// csv: sign(x)·log(1+|x|)).
 	Log1p bool `json:"log1p,omitempty"`
-	// CSV: the label column, the header's columns, the numeric columns (the
-	// i-th is slot i), the hashed (categorical) columns and ignored ones.
+	// CSV and JSON lines: the label column, the header's columns (CSV), the
+	// numeric columns (the i-th is slot i), the hashed (categorical) columns
+	// and ignored ones. JSON lines also hash a string under a key in no list.
 	Label       string   `json:"label,omitempty"`
 	Columns     []string `json:"columns,omitempty"`
 	Numeric     []string `json:"numeric,omitempty"`
 	Categorical []string `json:"categorical,omitempty"`
 	Ignore      []string `json:"ignore,omitempty"`
+	// CSV: the field delimiter ("" for a comma), and NoHeader for files
+	// without a header line, whose Columns are their positions "0", "1"...
+	Delimiter string `json:"delimiter,omitempty"`
+	NoHeader  bool   `json:"no_header,omitempty"`
 }
 
 // HashName is the Format.Hash of dataset.Hash: FNV-1a keyed by column,
 // finished with MurmurHash3's fmix64, low bits kept.
 const HashName = "fnv1a64-fmix64"
+
+// IndexHashName is the Format.Hash of hashed LIBSVM indices: fmix64 of the
+// index XOR dataset.LIBSVMHashKey, low bits kept.
+const IndexHashName = "libsvm-index-fmix64"
 
 // Source is the input a dataset was read from.
 type Source struct {
@@ -175,8 +185,11 @@ type Object struct {
 	// copy in the run's store when a local file was uploaded for a remote
 	// backend.
 	URI  string `json:"uri"`
-	Size int64  `json:"size"`
+	Size int64  `json:"size"` // as stored (compressed, if it is)
 	ETag string `json:"etag,omitempty"`
+	// Compression is the codec the object's content was decompressed with
+	// (found by its magic bytes): "gzip", "zstd", "bzip2", or "" for none.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Split describes a deterministic hash split of one source into train and

@@ -17,10 +17,18 @@ type Parser struct {
 }
 
 // NewParser returns a parser for f. CSV needs the header line of the data it will
-// read, whose columns must be the ones the dataset was read with.
+// read, whose columns must be the ones the dataset was read with (unless
+// NoHeader: then the data has no header line, and header is ignored).
 func (f Format) NewParser(header []byte) (*Parser, error) {
 	switch f.Name {
 	case "libsvm":
+		if f.HashBits > 0 {
+			l, err := dataset.NewLIBSVMHashed(f.HashBits)
+			if err != nil {
+				return nil, err
+			}
+			return &Parser{Format: l}, nil
+		}
 		return &Parser{Format: dataset.NewLIBSVM()}, nil
 	case "criteo":
 		c, err := dataset.NewCriteo(dataset.CriteoOptions{HashBits: f.HashBits, Log1p: f.Log1p})
@@ -32,7 +40,20 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 		if f.Label == "" {
 			f.Label = "label"
 		}
-		c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: f.Label, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits})
+		opts := dataset.CSVOptions{Label: f.Label, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits}
+		if f.Delimiter != "" {
+			if len(f.Delimiter) != 1 {
+				return nil, fmt.Errorf("csv: delimiter %q must be one byte", f.Delimiter)
+			}
+			opts.Comma = f.Delimiter[0]
+		}
+		if f.NoHeader {
+			if len(f.Columns) == 0 {
+				return nil, fmt.Errorf("csv: a format without a header line must name its columns")
+			}
+			opts.Columns = f.Columns
+		}
+		c, err := dataset.NewCSV(header, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -40,8 +61,21 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 			return nil, fmt.Errorf("the CSV header has columns %v; the data was read with %v", c.Columns(), f.Columns)
 		}
 		return &Parser{Format: c, numeric: len(c.NumericColumns()), log1p: f.Log1p}, nil
+	case "jsonl":
+		if f.Label == "" {
+			f.Label = "label"
+		}
+		j, err := dataset.NewJSONL(dataset.JSONLOptions{Label: f.Label, Numeric: f.Numeric, Categorical: f.Categorical, Ignore: f.Ignore, HashBits: f.HashBits})
+		if err != nil {
+			return nil, err
+		}
+		return &Parser{Format: j, numeric: len(f.Numeric), log1p: f.Log1p}, nil
+	case "parquet":
+		// Names and sizes only: Parquet is read by row group (dataset.NewParquet),
+		// not by line.
+		return &Parser{Format: dataset.ParquetLayout(f.Numeric, f.Categorical, f.HashBits), numeric: len(f.Numeric), log1p: f.Log1p}, nil
 	}
-	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo or csv)", f.Name)
+	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv, jsonl or parquet)", f.Name)
 }
 
 // NumericSlots is the number of leading numeric slots of a CSV format (0 otherwise).

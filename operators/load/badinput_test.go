@@ -224,7 +224,8 @@ func TestLoadSchemaChecks(t *testing.T) {
 	h := runtimetest.New(t, `
 load "x" {
   source    = "data.svm"
-  hash_bits = 18
+  delimiter = ";"
+  header    = false
   ignore    = ["id"]
 }
 `)
@@ -235,8 +236,10 @@ load "x" {
 		all = append(all, d.Detail)
 	}
 	text := strings.Join(all, "\n")
-	if !strings.Contains(text, "hash_bits applies to format criteo or csv") || !strings.Contains(text, "ignore applies to format csv") {
-		t.Errorf("diagnostics: %s", text)
+	for _, want := range []string{"delimiter applies to format csv only", "header applies to format csv only", "ignore applies to format csv, jsonl or parquet only"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("diagnostics do not say %q: %s", want, text)
+		}
 	}
 }
 

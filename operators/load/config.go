@@ -23,6 +23,8 @@ type config struct {
 	CategoricalSet bool
 	Ignore         []string
 	Log1p          bool
+	Delimiter      string // csv: "" for a comma
+	NoHeader       bool   // csv: header = false
 	PartitionBytes int
 	Tasks          int // 0: sized from the input
 }
@@ -41,14 +43,19 @@ func decodeConfig(v cty.Value) (*config, error) {
 		OnError:        str(v, "on_error"),
 		Label:          str(v, "label"),
 		Log1p:          v.GetAttr("log1p").True(),
+		Delimiter:      str(v, "delimiter"),
 		PartitionBytes: integer(v.GetAttr("partition_bytes")),
 		Tasks:          integer(v.GetAttr("tasks")),
 	}
-	if c.Format != "libsvm" {
-		c.HashBits = integer(v.GetAttr("hash_bits"))
-		if c.HashBits == 0 {
-			c.HashBits = dataset.DefaultHashBits
-		}
+	c.HashBits = integer(v.GetAttr("hash_bits"))
+	if c.HashBits == 0 && c.Format != "libsvm" {
+		c.HashBits = dataset.DefaultHashBits // libsvm: 0, indices used as they are
+	}
+	if h := v.GetAttr("header"); !h.IsNull() && h.False() {
+		c.NoHeader = true
+	}
+	if c.Delimiter == "," {
+		c.Delimiter = ""
 	}
 	if sp := v.GetAttr("split"); !sp.IsNull() {
 		s := &splitSpec{Test: number(sp.GetAttr("test"))}

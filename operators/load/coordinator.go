@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -49,6 +50,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			return cty.NilVal, fmt.Errorf("%s %q holds no data: %s; check the path, or that the file was written completely", in.attr, in.spec, describeEmpty(in))
 		}
 	}
+	if err := sniffAll(ctx, s, cfg.Format, inputs); err != nil {
+		return cty.NilVal, err
+	}
 	if strings.HasPrefix(s.TaskEnv().Blob, "s3://") {
 		if err := uploadLocal(ctx, s, run, inputs); err != nil {
 			return cty.NilVal, err
@@ -67,14 +71,27 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	var tasks []operators.Task
 	var refs []taskRef
 	for ii, in := range inputs {
-		for _, share := range cut(in.sizes(), taskCount(in.total, s.Capacity(), cfg.Tasks)) {
+		n := taskCount(in.total, s.Capacity(), cfg.Tasks)
+		shares := cutWhole(in.sizes(), in.whole(), n)
+		if cfg.Format == "parquet" {
+			shares = parquetShares(in, n)
+		}
+		if cfg.Tasks > 0 && len(shares) < n {
+			what := "compressed files cannot be split"
+			if cfg.Format == "parquet" {
+				what = "a Parquet row group is read by one task"
+			}
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d task(s), not tasks = %d: %s", in.attr, len(shares), cfg.Tasks, what)})
+		}
+		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
 			if in.dataset == manifest.Train {
 				p.Split = cfg.Split
 			}
 			for _, sp := range share {
 				o := in.objects[sp.obj]
-				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end})
+				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec,
+					RowGroups: o.parquet != nil, Size: o.size})
 			}
 			t := operators.Task{Kind: KindParse}
 			if err := t.SetParams(p); err != nil {
@@ -118,12 +135,18 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				lines[ii] += o.Lines[si]
 			}
 		}
+		if o.Fatal != "" {
+			return cty.NilVal, errors.New(o.Fatal)
+		}
 		for _, b := range o.Bad {
 			if b.Segment < 0 || b.Segment >= len(base) {
 				return cty.NilVal, fmt.Errorf("parse task %d reported a bad line in segment %d of %d", ti, b.Segment, len(base))
 			}
 			pe := &dataset.ParseError{Object: in.objects[refs[ti].spans[b.Segment].obj].name, Line: base[b.Segment] + b.Line,
-				Column: b.Column, Text: b.Text, Reason: b.Reason, Detail: b.Detail}
+				Column: b.Column, Text: b.Text, Reason: b.Reason, Detail: b.Detail, Field: b.Field}
+			if o.Failed && pe.Field != "" {
+				return cty.NilVal, fmt.Errorf("%s\nFix the row, or set on_error = \"skip\" to skip bad rows and count them", pe)
+			}
 			if o.Failed {
 				return cty.NilVal, fmt.Errorf("%s\nFix the line, or set on_error = \"skip\" to skip bad lines and count them", pe)
 			}
@@ -268,7 +291,13 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 	fs := &formatSpec{Name: cfg.Format, HashBits: cfg.HashBits, Log1p: cfg.Log1p}
 	if cfg.Format == "csv" {
 		fs.Label, fs.Categorical, fs.Ignore = cfg.Label, cfg.Categorical, cfg.Ignore
+		fs.Delimiter, fs.NoHeader = cfg.Delimiter, cfg.NoHeader
+		comma := byte(',')
+		if cfg.Delimiter != "" {
+			comma = cfg.Delimiter[0]
+		}
 		var first *object
+		var fields int
 		for _, in := range inputs {
 			for i := range in.objects {
 				o := &in.objects[i]
@@ -279,19 +308,40 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 				if err != nil {
 					return nil, nil, err
 				}
+				if cfg.NoHeader {
+					// Every file's first row must have the first file's
+					// number of fields.
+					n, err := dataset.CountCSVFields([]byte(h), comma)
+					if err != nil {
+						return nil, nil, fmt.Errorf("%s:1: %w", o.name, err)
+					}
+					if first == nil {
+						first, fields = o, n
+					} else if n != fields {
+						return nil, nil, fmt.Errorf("%s:1: %d fields, but %s's first line has %d; every file of a CSV source (and test_source) must have the same columns", o.name, n, first.name, fields)
+					}
+					continue
+				}
 				if first == nil {
 					first, fs.Header = o, h
 				} else if h != fs.Header {
-					return nil, nil, fmt.Errorf("%s: its header differs from %s's:\n  %q\n  %q\nevery file of a CSV source (and test_source) must have the same columns in the same order", o.name, first.name, truncate(h), truncate(fs.Header))
+					return nil, nil, fmt.Errorf("%s: its header differs from %s's:\n  %q\n  %q\nevery file of a CSV source (and test_source) must have the same columns in the same order (or set header = false if the files have no header line)", o.name, first.name, truncate(h), truncate(fs.Header))
 				}
 			}
+		}
+		if cfg.NoHeader {
+			fs.Columns = dataset.PositionColumns(fields)
 		}
 		if !cfg.CategoricalSet {
 			sample, err := first.head(ctx, s, maxHeader)
 			if err != nil {
 				return nil, nil, err
 			}
-			if fs.Categorical, err = dataset.InferCSVCategorical(sample, cfg.Label, 0); err != nil {
+			if cfg.NoHeader {
+				// Name the columns as a header line would.
+				sample = append([]byte(strings.Join(fs.Columns, string(comma))+"\n"), sample...)
+			}
+			if fs.Categorical, err = dataset.InferCSVCategorical(sample, cfg.Label, comma); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", first.name, err)
 			}
 			fs.Categorical = without(fs.Categorical, cfg.Ignore)
@@ -299,7 +349,7 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("csv: hashing columns %s (non-numeric in the first MiB of %s; set categorical to choose)", strings.Join(fs.Categorical, ", "), first.name)})
 			}
 		}
-		if n := len(fs.Header) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
+		if n := len(fs.Header) + len(strings.Join(fs.Columns, ",")) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
 			return nil, nil, fmt.Errorf("%s: the header and column lists take %d bytes, more than the %d a task's parameters hold; drop unused columns from the file", first.name, n, maxCSVSpec)
 		}
 		pr, err := fs.build()
@@ -308,11 +358,60 @@ func formatFor(ctx context.Context, s operators.Stage, cfg *config, inputs []*in
 		}
 		return fs, pr, nil
 	}
+	if cfg.Format == "jsonl" {
+		if err := jsonlFormat(ctx, s, cfg, inputs, fs); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.Format == "parquet" {
+		if err := parquetFormat(ctx, s, cfg, inputs, fs); err != nil {
+			return nil, nil, err
+		}
+	}
 	pr, err := fs.build()
 	if err != nil {
 		return nil, nil, err
 	}
 	return fs, pr, nil
+}
+
+// jsonlFormat takes the keys of JSON lines from the first MiB of the first
+// non-empty object: numeric keys get slots in the order first seen, keys
+// holding a string are hashed (unless categorical is set).
+func jsonlFormat(ctx context.Context, s operators.Stage, cfg *config, inputs []*input, fs *formatSpec) error {
+	fs.Label, fs.Categorical, fs.Ignore = cfg.Label, cfg.Categorical, cfg.Ignore
+	var first *object
+	for _, in := range inputs {
+		for i := range in.objects {
+			if first == nil && in.objects[i].size > 0 {
+				first = &in.objects[i]
+			}
+		}
+	}
+	sample, err := first.head(ctx, s, maxHeader)
+	if err != nil {
+		return err
+	}
+	numeric, categorical, nested := dataset.InferJSONL(sample, cfg.Label, cfg.Ignore)
+	if len(nested) > 0 {
+		return fmt.Errorf("%s: key(s) %s hold objects or arrays, which load cannot turn into features; list them in ignore", first.name, strings.Join(nested, ", "))
+	}
+	if cfg.CategoricalSet {
+		numeric = without(append(numeric, categorical...), cfg.Categorical)
+	} else {
+		fs.Categorical = categorical
+		if len(categorical) > 0 {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("jsonl: hashing keys %s (strings in the first MiB of %s; set categorical to choose)", strings.Join(categorical, ", "), first.name)})
+		}
+	}
+	fs.Numeric = numeric
+	if len(fs.Numeric)+len(fs.Categorical) == 0 {
+		return fmt.Errorf("%s: no keys besides the label %q in the first MiB; check label and the data", first.name, cfg.Label)
+	}
+	if n := len(strings.Join(fs.Numeric, ",")) + len(strings.Join(fs.Categorical, ",")) + len(strings.Join(fs.Ignore, ",")); n > maxCSVSpec {
+		return fmt.Errorf("%s: the key lists take %d bytes, more than the %d a task's parameters hold", first.name, n, maxCSVSpec)
+	}
+	return nil
 }
 
 // maxCSVSpec bounds the CSV header and column lists every task receives, so

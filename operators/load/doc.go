@@ -1,5 +1,6 @@
-// Package load is the `load` operator: it parses a LIBSVM, Criteo TSV or CSV
-// input (a file, a directory, a glob or an s3:// URI) in parallel into
+// Package load is the `load` operator: it parses a LIBSVM, Criteo TSV, CSV,
+// JSON lines or Parquet input (a file, a directory, a glob or an s3:// URI;
+// text formats optionally gzip-, zstd- or bzip2-compressed) in parallel into
 // partitions in the run's blob store, with row counts, label balance and
 // per-feature statistics, and an account of any bad lines.
 //
@@ -13,17 +14,43 @@
 //     (skipped when already there), so tasks on Lambda read it by URI. Tasks
 //     never read a path of the coordinator's machine unless the store is
 //     local too.
-//  3. For CSV, reads every object's header (they must agree) and, unless
-//     categorical is set, infers the hashed columns from the first MiB of
-//     the first object.
-//  4. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
+//  3. Reads the first 64 KiB of every object (sniffAll, 16 at a time) and
+//     finds its compression by its magic bytes, never its name: gzip, zstd
+//     and bzip2 are read; other content fails the stage before any task runs,
+//     saying what the file seems to be and what to do (xz, LZ4, zip, tar,
+//     Parquet given as a text format or text as Parquet, UTF-16, binary data
+//     at its line and column, JSON lines given as another format).
+//  4. For CSV, reads every object's header (they must agree; with header =
+//     false, every first line's width) and, unless categorical is set,
+//     infers the hashed columns from the first MiB of the first object. For
+//     JSON lines, takes the numeric and string keys from the first MiB. For
+//     Parquet, reads every file's footer (they must have the same columns)
+//     and its row groups, the unit the tasks share (parquet.go).
+//  5. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
 //     about max(32 MiB, size / (4 × backend slots)) each, or `tasks` of
-//     them) and runs one wave, "parse", of one task per range.
-//  5. Merges the tasks' results: bad lines (their object line numbers are the
+//     them) and runs one wave, "parse", of one task per range. A compressed
+//     object cannot be read from the middle, so it is never cut (cutWhole):
+//     the shares are filled in object order, a compressed object goes to one
+//     share whole, and a share closes at its size. Several compressed files
+//     therefore parse in parallel (small ones grouped into one task), while
+//     one large compressed file is one task that streams it once into its
+//     partitions, its decoder on a goroutine of its own ahead of the parser.
+//     Parquet row groups are shared the same way, each whole.
+//  6. Merges the tasks' results: bad lines (their object line numbers are the
 //     sum of the earlier ranges' line counts plus the line in the range),
 //     skipped counts, partitions in input order, statistics. Writes the
 //     statistics and manifests under stages/<stage key>/ (see package
 //     manifest) and returns the output.
+//
+// # Compressed inputs and the cache key
+//
+// Rows, statistics and the dataset's content digest of a compressed file are
+// those of its decompressed content: a9a.gz loads to the dataset a9a does.
+// The stage's cache key is not: the planner digests a source's files as they
+// are stored (their bytes and names), so a9a.gz and a9a are different
+// sources, and recompressing a file at another level reruns the stage (with
+// the same result). The manifest's source records each object's stored size
+// and its compression.
 //
 // # Tasks (load.parse)
 //
@@ -38,8 +65,9 @@
 //   - Output: train and test are operators.DatasetType values (manifest
 //     URI, rows, features, partitions); rows is train.rows + test.rows;
 //     features is the shared feature space (for libsvm 1 + the largest
-//     index seen in either set; for criteo 13 + 2^hash_bits; for csv the
-//     numeric columns + 2^hash_bits).
+//     index seen in either set, or 2^hash_bits when indices are hashed; for
+//     criteo 13 + 2^hash_bits; for csv, jsonl and parquet the numeric
+//     columns + 2^hash_bits).
 //   - Without test_source or split, test is an empty dataset: a manifest with
 //     0 rows, no partitions and no source. Consumers check test.rows.
 //   - split = { test, seed } sends a row to test when RowHash(seed, row) is
@@ -57,6 +85,9 @@
 //     fails the stage.
 //   - The statistics (count/min/max/sum/sumsq per slot) are over each
 //     dataset's own rows; normalize uses the train set's.
-//   - log1p: criteo applies log(1+max(x,0)) to its integer columns; csv
-//     applies sign(x)·log(1+|x|) to its numeric columns.
+//   - log1p: criteo applies log(1+max(x,0)) to its integer columns; csv,
+//     jsonl and parquet apply sign(x)·log(1+|x|) to their numeric columns.
+//   - Parquet rows are numbered from 1 in their file: a bad row fails the
+//     stage with "file: row N, column "c": reason", or is skipped and
+//     counted with on_error = "skip", as a bad line is.
 package load

@@ -15,6 +15,12 @@ type formatSpec struct {
 	Label       string   `json:"label,omitempty"`
 	Categorical []string `json:"categorical,omitempty"`
 	Ignore      []string `json:"ignore,omitempty"`
+	Numeric     []string `json:"numeric,omitempty"`   // jsonl: the numeric keys, slot i for the i-th
+	Delimiter   string   `json:"delimiter,omitempty"` // csv: "" for a comma
+	// NoHeader: csv files without a header line, whose Columns are named
+	// by position.
+	NoHeader bool     `json:"no_header,omitempty"`
+	Columns  []string `json:"columns,omitempty"`
 }
 
 // parser reads the format and applies what the format leaves to its caller (CSV's
@@ -24,13 +30,17 @@ type parser = manifest.Parser
 // build returns a new parser (one per goroutine: parsers keep scratch space).
 func (f *formatSpec) build() (*parser, error) {
 	return manifest.Format{Name: f.Name, HashBits: f.HashBits, Log1p: f.Log1p, Label: f.Label,
-		Categorical: f.Categorical, Ignore: f.Ignore}.NewParser([]byte(f.Header))
+		Categorical: f.Categorical, Ignore: f.Ignore, Delimiter: f.Delimiter, NoHeader: f.NoHeader, Columns: f.Columns, Numeric: f.Numeric}.NewParser([]byte(f.Header))
 }
 
 // describe returns the manifest's record of the format.
 func (f *formatSpec) describe(p *parser) manifest.Format {
 	mf := manifest.Format{Name: f.Name, Log1p: f.Log1p}
 	switch c := p.Format.(type) {
+	case *dataset.LIBSVM:
+		if f.HashBits > 0 {
+			mf.HashBits, mf.Hash = f.HashBits, manifest.IndexHashName
+		}
 	case *dataset.Criteo:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, dataset.CriteoIntColumns, manifest.HashName
 	case *dataset.CSV:
@@ -40,6 +50,13 @@ func (f *formatSpec) describe(p *parser) manifest.Format {
 		mf.Numeric = c.NumericColumns()
 		mf.Categorical = f.Categorical
 		mf.Ignore = f.Ignore
+		mf.Delimiter, mf.NoHeader = f.Delimiter, f.NoHeader
+	case *dataset.Parquet:
+		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
+		mf.Label, mf.Columns, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Columns, f.Numeric, f.Categorical, f.Ignore
+	case *dataset.JSONL:
+		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
+		mf.Label, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Numeric, f.Categorical, f.Ignore
 	}
 	return mf
 }

@@ -35,6 +35,11 @@ type object struct {
 	size  int64
 	etag  string
 	local bool // a file of this machine
+	// codec is the object's compression (dataset.Codec*), found by content
+	// (sniff); "" for none.
+	codec string
+	// parquet is a Parquet object's row groups (format = "parquet").
+	parquet *parquetInfo
 }
 
 // resolve finds the objects the input names. A missing source is an error
@@ -76,11 +81,21 @@ func (in *input) sizes() []int64 {
 	return out
 }
 
+// whole reports, for each object, whether it must be read whole (it is
+// compressed).
+func (in *input) whole() []bool {
+	out := make([]bool, len(in.objects))
+	for i, o := range in.objects {
+		out[i] = o.codec != ""
+	}
+	return out
+}
+
 // describe returns the manifest's record of the input.
 func (in *input) describe() *manifest.Source {
 	src := &manifest.Source{Spec: in.spec, Bytes: in.total}
 	for _, o := range in.objects {
-		src.Objects = append(src.Objects, manifest.Object{Name: o.name, URI: o.uri, Size: o.size, ETag: o.etag})
+		src.Objects = append(src.Objects, manifest.Object{Name: o.name, URI: o.uri, Size: o.size, ETag: o.etag, Compression: o.codec})
 	}
 	return src
 }
@@ -143,24 +158,6 @@ func (o *object) upload(ctx context.Context, s operators.Services, run blob.Stor
 // are inferred from.
 const maxHeader = 1 << 20
 
-// head reads up to n bytes from the start of o.
-func (o *object) head(ctx context.Context, s operators.Services, n int64) ([]byte, error) {
-	st, err := o.open(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := st.GetRange(ctx, o.key, 0, n)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", o.name, err)
-	}
-	return b, nil
-}
-
 // header returns o's first line (without "\r\n").
 func (o *object) header(ctx context.Context, s operators.Services) (string, error) {
 	b, err := o.head(ctx, s, maxHeader)
@@ -169,7 +166,7 @@ func (o *object) header(ctx context.Context, s operators.Services) (string, erro
 	}
 	nl := bytes.IndexByte(b, '\n')
 	if nl < 0 {
-		if int64(len(b)) < o.size {
+		if len(b) == maxHeader {
 			return "", fmt.Errorf("%s: the first line is longer than %d bytes; a CSV file starts with a header line naming its columns", o.name, maxHeader)
 		}
 		nl = len(b)

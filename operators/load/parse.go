@@ -38,6 +38,14 @@ type segment struct {
 	Name  string `json:"name"`
 	Start int64  `json:"start"`
 	End   int64  `json:"end"`
+	// Codec is the object's compression (dataset.Codec*), "" for none. A
+	// compressed object cannot be read from the middle: its segment is the
+	// whole object, streamed once.
+	Codec string `json:"codec,omitempty"`
+	// RowGroups: a Parquet object of Size bytes, whose row groups [Start,
+	// End) the segment is.
+	RowGroups bool  `json:"row_groups,omitempty"`
+	Size      int64 `json:"size,omitempty"`
 }
 
 // parseOutput is a parse task's result.
@@ -52,6 +60,10 @@ type parseOutput struct {
 	// line that stopped the task (fail mode, with Failed set).
 	Bad    []badLine `json:"bad,omitempty"`
 	Failed bool      `json:"failed,omitempty"`
+	// Fatal is an error in the data that is not a line's (compressed data
+	// that does not decode), with which the coordinator fails the stage
+	// rather than retrying the task.
+	Fatal string `json:"fatal,omitempty"`
 }
 
 // badLine is a ParseError located by segment; Line counts from the
@@ -64,6 +76,7 @@ type badLine struct {
 	Text    string `json:"text"`
 	Reason  string `json:"reason"`
 	Detail  string `json:"detail,omitempty"`
+	Field   string `json:"field,omitempty"` // Parquet: the column; Line is then the row
 }
 
 // parse is the load.parse handler: it parses its segments in order and
@@ -119,14 +132,15 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 				return nil, err
 			}
 		}
-		lines, failed, err := parseSegment(ctx, st, seg, pr, func(r *dataset.Row) error {
+		add := func(r *dataset.Row) error {
 			pr.Post(r)
 			ds := p.Dataset
 			if split != nil && split.test(r) {
 				ds = manifest.Test
 			}
 			return builder(ds).Add(r)
-		}, &row, func(pe *dataset.ParseError, line int64) bool {
+		}
+		onBad := func(pe *dataset.ParseError, line int64) bool {
 			if !p.Skip {
 				out.Bad = append(out.Bad, bad(si, line, pe))
 				return false
@@ -139,7 +153,20 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			}
 			out.Skipped[pe.Reason]++
 			return true
-		})
+		}
+		var lines int64
+		var failed bool
+		if seg.RowGroups {
+			lines, failed, err = parseParquetSegment(ctx, st, seg, &p.Format, add, &row, onBad)
+		} else {
+			lines, failed, err = parseSegment(ctx, st, seg, pr, add, &row, onBad)
+		}
+		var ce *dataset.CorruptError
+		if errors.As(err, &ce) {
+			out.Lines[si] = lines
+			out.Fatal = fmt.Sprintf("%s: after line %d, %v; check the file (%s -t, or its checksum), or recompress it", seg.Name, lines, ce, testCommand(ce.Codec))
+			return result(out)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
 		}
@@ -183,7 +210,7 @@ func result(out *parseOutput) (*operators.Result, error) {
 }
 
 func bad(seg int, line int64, pe *dataset.ParseError) badLine {
-	return badLine{Segment: seg, Line: line, Column: pe.Column, Text: pe.Text, Reason: pe.Reason, Detail: pe.Detail}
+	return badLine{Segment: seg, Line: line, Column: pe.Column, Text: pe.Text, Reason: pe.Reason, Detail: pe.Detail, Field: pe.Field}
 }
 
 // parseSegment parses the lines of one segment, calling add for each row
@@ -191,8 +218,18 @@ func bad(seg int, line int64, pe *dataset.ParseError) badLine {
 // segment's first line); onBad returns false to stop. It returns the lines
 // consumed and whether onBad stopped it.
 func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
-	rc, opts, err := dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
+	var rc io.ReadCloser
+	var opts dataset.ScanOptions
+	if seg.Codec != "" {
+		rc, err = dataset.OpenObject(ctx, st, seg.Key, seg.Codec)
+	} else {
+		rc, opts, err = dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
+	}
 	if err != nil {
+		var ce *dataset.CorruptError
+		if errors.As(err, &ce) {
+			return 0, false, err
+		}
 		return 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
 	}
 	defer rc.Close()
@@ -220,4 +257,15 @@ func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, a
 			return sc.Lines(), false, err
 		}
 	}
+}
+
+// testCommand is the command that checks a compressed file.
+func testCommand(codec string) string {
+	switch codec {
+	case dataset.CodecZstd:
+		return "zstd"
+	case dataset.CodecBzip2:
+		return "bzip2"
+	}
+	return "gzip"
 }

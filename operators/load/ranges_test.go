@@ -105,3 +105,50 @@ func TestRowHash(t *testing.T) {
 		t.Errorf("%d of 40000 rows in test, want about 10000", test)
 	}
 }
+
+// TestCutWhole checks that shares tile the objects in order, that a whole
+// object is never cut, and that several compressed files spread over tasks
+// while one is a single task.
+func TestCutWhole(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := 0; trial < 300; trial++ {
+		sizes := make([]int64, 1+r.IntN(6))
+		whole := make([]bool, len(sizes))
+		for i := range sizes {
+			sizes[i] = int64(r.IntN(100))
+			whole[i] = r.IntN(2) == 0
+		}
+		n := 1 + r.IntN(8)
+		shares := cutWhole(sizes, whole, n)
+		next := make([]int64, len(sizes)) // next uncovered byte of each object
+		obj := 0
+		for _, sh := range shares {
+			if len(sh) == 0 {
+				t.Fatalf("sizes %v whole %v n %d: an empty share", sizes, whole, n)
+			}
+			for _, sp := range sh {
+				if sp.obj < obj || sp.start != next[sp.obj] || sp.end <= sp.start {
+					t.Fatalf("sizes %v whole %v n %d: share %v out of order", sizes, whole, n, sh)
+				}
+				if whole[sp.obj] && (sp.start != 0 || sp.end != sizes[sp.obj]) {
+					t.Fatalf("sizes %v whole %v n %d: whole object %d cut: %v", sizes, whole, n, sp.obj, sp)
+				}
+				obj, next[sp.obj] = sp.obj, sp.end
+			}
+		}
+		for i := range sizes {
+			if next[i] != sizes[i] {
+				t.Fatalf("sizes %v whole %v n %d: object %d covered to %d", sizes, whole, n, i, next[i])
+			}
+		}
+		if len(shares) > n {
+			t.Fatalf("sizes %v whole %v n %d: %d shares", sizes, whole, n, len(shares))
+		}
+	}
+	if got := len(cutWhole([]int64{100, 100, 100, 100}, []bool{true, true, true, true}, 4)); got != 4 {
+		t.Errorf("4 compressed files, 4 tasks: %d shares", got)
+	}
+	if got := len(cutWhole([]int64{400}, []bool{true}, 4)); got != 1 {
+		t.Errorf("1 compressed file, 4 tasks: %d shares", got)
+	}
+}

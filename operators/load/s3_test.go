@@ -112,3 +112,87 @@ normalize "adult" {
 		}
 	})
 }
+
+// TestLoadCompressedOnMinIO reads gzip and zstd objects (a directory prefix
+// of parts) from a real S3 server, and a local gzipped file through a run
+// whose store is S3 (uploaded as it is, compressed): both give the rows and
+// statistics of the plain local file.
+func TestLoadCompressedOnMinIO(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data, err := blobs.Open(ctx, "s3://"+bucket+"/data", blobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a9a := readFile(t, testdata(t, "a9a"))
+	parts := bytes.SplitAfter(a9a, []byte("\n"))
+	half := len(parts) / 2
+	for name, b := range map[string][]byte{
+		"parts/a": gzipBytes(t, bytes.Join(parts[:half], nil)),
+		"parts/b": zstdBytes(t, bytes.Join(parts[half:], nil)),
+	} {
+		if err := data.Put(ctx, name, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := applytest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", testdata(t, "a9a")))
+	ref.MustApply()
+	refTrain := ref.Dataset(ref.Output("load.adult").GetAttr("train"))
+	refRows := applytest.RowDigests(ref.Rows(refTrain))
+
+	h := applytest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", "s3://"+bucket+"/data/parts/"))
+	h.MustApply()
+	tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
+	sameDataset(t, h, "s3 parts", tr, refTrain, refRows)
+	if o := tr.Source.Objects; len(o) != 2 || o[0].Compression != "gzip" || o[1].Compression != "zstd" {
+		t.Errorf("objects %+v", o)
+	}
+
+	h = applytest.New(t, "load \"adult\" {\n  source = \"a9a.gz\"\n}\n")
+	h.Write("a9a.gz", string(gzipBytes(t, a9a)))
+	h.Env = operators.TaskEnv{Blob: "s3://" + bucket + "/run", BlobEndpoint: srv.Endpoint, BlobRegion: srv.Region}
+	h.MustApply()
+	tr = h.Dataset(h.Output("load.adult").GetAttr("train"))
+	sameDataset(t, h, "s3 run store", tr, refTrain, refRows)
+	if o := tr.Source.Objects[0]; !strings.HasPrefix(o.URI, "s3://"+bucket+"/run/"+load.SourcesPrefix) || o.Compression != "gzip" || o.Size >= int64(len(a9a)) {
+		t.Errorf("object %+v: want the uploaded compressed copy", o)
+	}
+}
+
+// TestLoadParquetOnMinIO reads an s3:// prefix of two Parquet files (their
+// footers and row groups by ranged GETs) as one data set: the rows of the
+// same files read locally.
+func TestLoadParquetOnMinIO(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data, err := blobs.Open(ctx, "s3://"+bucket+"/pq", blobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := readFile(t, "../../dataset/testdata/people.parquet")
+	for _, name := range []string{"part-0.parquet", "part-1.parquet"} {
+		if err := data.Put(ctx, name, bytes.NewReader(pq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipeline := func(src string) string {
+		return fmt.Sprintf("load \"people\" {\n  source = %q\n  format = \"parquet\"\n  label = \"clicked\"\n  ignore = [\"id\"]\n  tasks = 3\n}\n", src)
+	}
+	ref := applytest.New(t, pipeline("parts"))
+	ref.Write("parts/part-0.parquet", string(pq))
+	ref.Write("parts/part-1.parquet", string(pq))
+	ref.MustApply()
+	refTrain := ref.Dataset(ref.Output("load.people").GetAttr("train"))
+
+	h := applytest.New(t, pipeline("s3://"+bucket+"/pq/"))
+	h.MustApply()
+	tr := h.Dataset(h.Output("load.people").GetAttr("train"))
+	if tr.Rows != 600 || len(tr.Source.Objects) != 2 {
+		t.Fatalf("%d rows from %d objects, want 600 from 2", tr.Rows, len(tr.Source.Objects))
+	}
+	sameDataset(t, h, "s3 parquet", tr, refTrain, applytest.RowDigests(ref.Rows(refTrain)))
+}

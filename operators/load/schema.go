@@ -18,10 +18,10 @@ var Schema = &operators.Schema{
 			Doc: "Training data: a path or glob relative to the pipeline directory, or an s3:// URI."},
 		{Name: "test_source", Type: cty.String, Path: true,
 			Doc: "Held-out test data, in the same format; or use split."},
-		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv"},
-			Doc: "Input format."},
+		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv", "jsonl", "parquet"},
+			Doc: "Input format: libsvm, criteo (TSV), csv, jsonl (JSON lines: one object per line) or parquet (a file, or a directory or s3:// prefix of files; read by row group). gzip, zstd and bzip2 compression of text formats is found by content and undone."},
 		{Name: "hash_bits", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(30),
-			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo and csv default to 20)."},
+			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo, csv and jsonl default to 20). For libsvm, hash the feature indices into 2^hash_bits slots (as Vowpal Wabbit's -b); without it indices are used as they are."},
 		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "seed": cty.Number}, []string{"seed"}),
 			Doc: "Hold out a deterministic hash-selected fraction as the test set: { test = 0.1, seed = 1 }.",
 			Check: func(v cty.Value) error {
@@ -37,13 +37,26 @@ var Schema = &operators.Schema{
 		{Name: "on_error", Type: cty.String, Default: cty.StringVal("fail"), Enum: []string{"fail", "skip"},
 			Doc: "What a malformed line does: fail the stage, or skip it and count it."},
 		{Name: "label", Type: cty.String, Default: cty.StringVal("label"),
-			Doc: "CSV only: the name of the label column."},
+			Doc: "CSV, JSON lines and Parquet: the name of the label column (key); with header = false, its position."},
 		{Name: "categorical", Type: cty.List(cty.String),
-			Doc: "CSV only: the string columns to hash; by default, the columns holding a non-numeric value in the first MiB of the first file."},
+			Doc: "CSV, JSON lines and Parquet: the columns (keys) to hash; by default, for csv and jsonl the columns holding a non-numeric value in the first MiB of the first file, for parquet the string columns."},
 		{Name: "ignore", Type: cty.List(cty.String),
-			Doc: "CSV only: columns to leave out (ids, free text)."},
+			Doc: "CSV, JSON lines and Parquet: columns (keys) to leave out (ids, free text, nested values)."},
+		{Name: "delimiter", Type: cty.String,
+			Doc: "CSV only: the field delimiter, one character (default \",\"; delimiter = \"\\t\" for TSV).",
+			Check: func(v cty.Value) error {
+				if v.IsKnown() && !v.IsNull() {
+					d := v.AsString()
+					if len(d) != 1 || d == "\"" || d == "\n" || d == "\r" || d == " " {
+						return fmt.Errorf("delimiter must be one character other than a quote, a space or a line end, got %q", d)
+					}
+				}
+				return nil
+			}},
+		{Name: "header", Type: cty.Bool,
+			Doc: "CSV only: whether each file starts with a header line naming its columns (default true). Without one, columns are named by position: label = 0 for the first."},
 		{Name: "log1p", Type: cty.Bool, Default: cty.False,
-			Doc: "Criteo and CSV: transform numeric columns with log(1+x)."},
+			Doc: "Criteo, CSV, JSON lines and Parquet: transform numeric columns with log(1+x)."},
 		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
 			Doc: "Target size of one partition in bytes."},
 		{Name: "tasks", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(100000),
@@ -73,12 +86,18 @@ var Schema = &operators.Schema{
 			}
 		}
 		if f == "libsvm" {
-			only("hash_bits", "criteo or csv", "LIBSVM features are numbered, not hashed")
 			only("log1p", "criteo or csv", "LIBSVM has no integer columns")
 		}
+		if f != "csv" && f != "jsonl" && f != "parquet" {
+			only("categorical", "csv, jsonl or parquet", "other formats have fixed columns")
+			only("ignore", "csv, jsonl or parquet", "other formats have fixed columns")
+		}
 		if f != "csv" {
-			only("categorical", "csv", "other formats have fixed columns")
-			only("ignore", "csv", "other formats have fixed columns")
+			only("delimiter", "csv", "other formats have fixed separators")
+			if v := cfg.GetAttr("header"); v.IsKnown() && !v.IsNull() {
+				ps = append(ps, operators.Problem{Attr: "header", Summary: "Argument does not apply to format " + f,
+					Detail: "header applies to format csv only: other formats have no header line. Remove it, or change format."})
+			}
 		}
 		return ps
 	},

@@ -51,7 +51,7 @@ func (p *Predictor) Format() manifest.Format { return p.format }
 func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var header []byte
-	if p.format.Name == "csv" {
+	if p.format.Name == "csv" && !p.format.NoHeader { // a CSV file without a header line starts with a row
 		h, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("read %s: %w", object, err)

@@ -1,0 +1,284 @@
+package dataset_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/gen"
+	"github.com/stratus-ml/stratus/dataset/partition"
+)
+
+// Inputs of the format benchmarks: benchLIBSVM cut into parts at line
+// boundaries, each plain, gzipped (level 6, gzip's default) and
+// zstd-compressed (level 3, zstd's default), as a load of that many files
+// reads them; and 100,000 Criteo-like rows as CSV and as Parquet.
+var (
+	partsOnce sync.Once
+	parts     map[int]map[string][][]byte // parts[n][codec]
+
+	pqOnce           sync.Once
+	benchCSV, benchP []byte
+)
+
+func benchParts(b *testing.B, n int) map[string][][]byte {
+	benchData(b)
+	partsOnce.Do(func() { parts = map[int]map[string][][]byte{} })
+	if p := parts[n]; p != nil {
+		return p
+	}
+	p := map[string][][]byte{}
+	data := benchLIBSVM
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k := 0; k < n; k++ {
+		lo, hi := lineStart(data, len(data)*k/n), lineStart(data, len(data)*(k+1)/n)
+		plain := data[lo:hi]
+		var gz bytes.Buffer
+		w := gzip.NewWriter(&gz)
+		w.Write(plain)
+		w.Close()
+		p[""] = append(p[""], plain)
+		p[dataset.CodecGzip] = append(p[dataset.CodecGzip], gz.Bytes())
+		p[dataset.CodecZstd] = append(p[dataset.CodecZstd], zw.EncodeAll(plain, nil))
+	}
+	parts[n] = p
+	return p
+}
+
+// lineStart returns the start of the line holding byte i (len(data) at the
+// end).
+func lineStart(data []byte, i int) int {
+	if i >= len(data) {
+		return len(data)
+	}
+	return bytes.LastIndexByte(data[:i], '\n') + 1
+}
+
+// loadPart does one load task's CPU work on a part: decompress, parse,
+// encode partitions (dropped).
+func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
+	r, err := dataset.Decompress(bytes.NewReader(part), codec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	sc := dataset.NewScanner(r, f, dataset.ScanOptions{})
+	w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
+	var row dataset.Row
+	for {
+		err := sc.Next(&row)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Add(&row); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCompressedLIBSVM loads the Criteo-like LIBSVM rows plain, gzipped
+// and zstd-compressed, in MB/s of uncompressed content. files=N reads N
+// files (N = the machine's cores; for plain, N ranges of one file), one
+// goroutine each, as load's tasks do: run it with -cpu 1,N for one core and
+// all cores. files=1 is one compressed file, which load streams in one task
+// (its decoder running ahead on another goroutine). make bench-data prints
+// the ratios to plain.
+func BenchmarkCompressedLIBSVM(b *testing.B) {
+	n := runtime.NumCPU()
+	for _, files := range []int{n, 1} {
+		p := benchParts(b, files)
+		for _, codec := range []string{"", dataset.CodecGzip, dataset.CodecZstd} {
+			name := codec
+			if name == "" {
+				name = "plain"
+			}
+			if files == 1 && codec == "" {
+				continue // plain is cut into ranges: files=n is its figure
+			}
+			b.Run(fmt.Sprintf("files=%d/%s", files, name), func(b *testing.B) {
+				b.SetBytes(int64(len(benchLIBSVM)))
+				for i := 0; i < b.N; i++ {
+					var wg sync.WaitGroup
+					for _, part := range p[codec] {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							loadPart(b, part, codec, dataset.NewLIBSVM())
+						}()
+					}
+					wg.Wait()
+				}
+			})
+		}
+	}
+}
+
+// benchCSVParquet makes 100,000 generated Criteo-like rows as CSV (label,
+// 13 integer columns, 26 hex string columns, empty fields missing) and as
+// Parquet (Snappy, nullable int64 and string columns, row groups of 10,000).
+func benchCSVParquet(b *testing.B) {
+	pqOnce.Do(func() {
+		var tsv bytes.Buffer
+		if _, err := gen.Generate(context.Background(), &tsv, gen.Config{Rows: 100000, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+		names := []string{"label"}
+		for i := 1; i <= 13; i++ {
+			names = append(names, fmt.Sprintf("i%02d", i))
+		}
+		for i := 1; i <= 26; i++ {
+			names = append(names, fmt.Sprintf("s%02d", i))
+		}
+		group := parquet.Group{}
+		for _, nm := range names {
+			switch {
+			case nm == "label":
+				group[nm] = parquet.Int(32)
+			case nm[0] == 'i':
+				group[nm] = parquet.Optional(parquet.Int(64))
+			default:
+				group[nm] = parquet.Optional(parquet.String())
+			}
+		}
+		schema := parquet.NewSchema("row", group)
+		sorted := append([]string(nil), names...)
+		sort.Strings(sorted) // parquet-go orders a group's columns by name
+		col := map[string]int{}
+		for i, nm := range sorted {
+			col[nm] = i
+		}
+		var pq bytes.Buffer
+		w := parquet.NewWriter(&pq, schema, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(10000))
+		var csv bytes.Buffer
+		csv.WriteString(strings.Join(names, ",") + "\n")
+		row := make(parquet.Row, len(names))
+		for _, line := range strings.Split(strings.TrimSuffix(tsv.String(), "\n"), "\n") {
+			fields := strings.Split(line, "\t")
+			csv.WriteString(strings.Join(fields, ",") + "\n")
+			for k, f := range fields {
+				c := col[names[k]]
+				switch {
+				case k == 0:
+					x, _ := strconv.Atoi(f)
+					row[c] = parquet.Int32Value(int32(x)).Level(0, 0, c)
+				case f == "":
+					row[c] = parquet.NullValue().Level(0, 0, c)
+				case k <= 13:
+					x, _ := strconv.ParseInt(f, 10, 64)
+					row[c] = parquet.Int64Value(x).Level(0, 1, c)
+				default:
+					row[c] = parquet.ByteArrayValue([]byte(f)).Level(0, 1, c)
+				}
+			}
+			if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		benchCSV, benchP = csv.Bytes(), pq.Bytes()
+	})
+}
+
+// BenchmarkParquetVsCSV loads the same 100,000 rows from CSV and from
+// Parquet (parse and encode partitions), both in MB/s of the CSV's size so
+// that the figures compare as rows per second. Parquet's row groups (CSV's
+// ranges) are shared among N goroutines (N = the machine's cores), as load's
+// tasks share them: run with -cpu 1,N.
+func BenchmarkParquetVsCSV(b *testing.B) {
+	benchCSVParquet(b)
+	n := runtime.NumCPU()
+	header, _, _ := bytes.Cut(benchCSV, []byte("\n"))
+	var cats []string
+	for _, nm := range strings.Split(string(header), ",") {
+		if nm[0] == 's' {
+			cats = append(cats, nm)
+		}
+	}
+	b.Run("csv", func(b *testing.B) {
+		b.SetBytes(int64(len(benchCSV)))
+		for i := 0; i < b.N; i++ {
+			var wg sync.WaitGroup
+			for k := 0; k < n; k++ {
+				part := benchCSV[lineStart(benchCSV, len(benchCSV)*k/n):lineStart(benchCSV, len(benchCSV)*(k+1)/n)]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: "label", Categorical: cats})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					loadPart(b, part, "", c)
+				}()
+			}
+			wg.Wait()
+		}
+	})
+	b.Run("parquet", func(b *testing.B) {
+		b.SetBytes(int64(len(benchCSV)))
+		for i := 0; i < b.N; i++ {
+			f, err := parquet.OpenFile(bytes.NewReader(benchP), int64(len(benchP)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+			if err != nil {
+				b.Fatal(err)
+			}
+			groups := f.RowGroups()
+			var wg sync.WaitGroup
+			var rows [64]int64
+			for k := 0; k < n; k++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p, err := dataset.NewParquet(f.Schema(), dataset.ParquetOptions{Label: "label"})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
+					var row dataset.Row
+					for g := k; g < len(groups); g += n {
+						got, _, err := p.ReadRowGroup(context.Background(), groups[g], 0, &row, func(r *dataset.Row) error { return w.Add(r) },
+							func(pe *dataset.ParseError) bool { b.Error(pe); return false })
+						if err != nil {
+							b.Error(err)
+						}
+						rows[k%64] += got
+					}
+					if _, err := w.Close(); err != nil {
+						b.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			var total int64
+			for _, r := range rows {
+				total += r
+			}
+			if total != 100000 {
+				b.Fatalf("read %d rows, want 100000", total)
+			}
+		}
+	})
+}

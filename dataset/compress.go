@@ -1,0 +1,403 @@
+package dataset
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/stratus-ml/stratus/blob"
+)
+
+// Compression codecs load reads, detected by content (magic bytes), never by
+// file name.
+const (
+	CodecGzip  = "gzip"
+	CodecZstd  = "zstd"
+	CodecBzip2 = "bzip2"
+)
+
+// SniffBytes is how much of an object's start Sniff looks at: enough for
+// every magic number and for a binary file's NUL bytes to show.
+const SniffBytes = 64 << 10
+
+// Content is what the first bytes of an object seem to be.
+type Content struct {
+	// Codec is the compression a reader can undo (CodecGzip, CodecZstd,
+	// CodecBzip2), or "" for none.
+	Codec string
+	// Kind is set when the bytes are not text load can read: what they
+	// seem to be ("xz-compressed data", "a Parquet file", "UTF-16 text",
+	// "binary data"), and Advice what to do about it.
+	Kind, Advice string
+	// Format is the load format that reads the content, when there is one
+	// ("parquet").
+	Format string
+	// Line and Column locate the first binary byte (binary data only).
+	Line   int64
+	Column int
+}
+
+// magic numbers of containers load does not read, and what to do instead.
+var foreign = []struct {
+	magic  []byte
+	kind   string
+	advice string
+}{
+	{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, "xz-compressed data", "decompress it (xz -d), or recompress it with gzip, zstd or bzip2, which load reads"},
+	{[]byte{0x04, 0x22, 0x4d, 0x18}, "LZ4-compressed data", "decompress it (lz4 -d), or recompress it with gzip, zstd or bzip2, which load reads"},
+	{[]byte{0xff, 0x06, 0, 0, 's', 'N', 'a', 'P', 'p', 'Y'}, "Snappy-framed data", "decompress it, or recompress it with gzip, zstd or bzip2, which load reads"},
+	{[]byte{'P', 'K', 3, 4}, "a zip archive", "unzip it and point source at the extracted files; load reads single gzip, zstd or bzip2 streams, not archives"},
+	{[]byte{'7', 'z', 0xbc, 0xaf, 0x27, 0x1c}, "a 7-Zip archive", "extract it and point source at the files; load reads single gzip, zstd or bzip2 streams, not archives"},
+	{[]byte{'O', 'R', 'C'}, "an ORC file", "convert it to Parquet (format = \"parquet\") or CSV"},
+	{[]byte{'O', 'b', 'j', 1}, "an Avro file", "convert it to Parquet (format = \"parquet\") or CSV"},
+	{[]byte("ARROW1"), "an Arrow IPC file", "convert it to Parquet (format = \"parquet\") or CSV"},
+	{[]byte{0x93, 'N', 'U', 'M', 'P', 'Y'}, "a NumPy array file", "write it as CSV, LIBSVM or Parquet"},
+	{[]byte{0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'}, "an HDF5 file", "write it as CSV, LIBSVM or Parquet"},
+	{[]byte("SQLite format 3\x00"), "an SQLite database", "export the table as CSV or Parquet"},
+}
+
+// Sniff says what head, the first bytes of an object (up to SniffBytes),
+// seems to be. It recognises the codecs load reads, containers and
+// compressions it does not, Parquet, UTF-16 text, and binary data (a NUL
+// byte, or mostly invalid UTF-8). Anything else is text (Content{}).
+func Sniff(head []byte) Content {
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		return Content{Codec: CodecGzip}
+	case len(head) >= 4 && bytes.Equal(head[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Content{Codec: CodecZstd}
+	case len(head) >= 4 && head[0] == 'B' && head[1] == 'Z' && head[2] == 'h' && head[3] >= '1' && head[3] <= '9':
+		return Content{Codec: CodecBzip2}
+	case len(head) >= 4 && bytes.Equal(head[:4], []byte("PAR1")):
+		return Content{Kind: "a Parquet file", Format: "parquet", Advice: `set format = "parquet"`}
+	}
+	for _, f := range foreign {
+		if bytes.HasPrefix(head, f.magic) {
+			return Content{Kind: f.kind, Advice: f.advice}
+		}
+	}
+	if len(head) >= 263 && bytes.Equal(head[257:262], []byte("ustar")) {
+		return Content{Kind: "a tar archive", Advice: "extract it (tar -xf) and point source at the files"}
+	}
+	if bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff}) || utf16ish(head) {
+		return Content{Kind: "UTF-16 text", Advice: "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8), which load reads"}
+	}
+	if i := bytes.IndexByte(head, 0); i >= 0 {
+		return binaryAt(head, i)
+	}
+	// Mostly invalid UTF-8 (a Latin-1 file has a few bad bytes; a binary
+	// format without NULs has many).
+	if bad, i := invalidUTF8(head); bad*8 > len(head) && len(head) >= 64 {
+		return binaryAt(head, i)
+	}
+	return Content{}
+}
+
+func binaryAt(head []byte, i int) Content {
+	line := int64(bytes.Count(head[:i], []byte{'\n'})) + 1
+	col := i - (bytes.LastIndexByte(head[:i], '\n') + 1) + 1
+	return Content{Kind: "binary data", Line: line, Column: col,
+		Advice: fmt.Sprintf("byte %#02x at offset %d is not text; check that source names the data files (not an archive or a model), or use format = \"parquet\" for Parquet", head[i], i)}
+}
+
+// utf16ish reports text in UTF-16 without a byte-order mark: NULs in every
+// other byte of the first characters.
+func utf16ish(head []byte) bool {
+	n := min(len(head), 64) &^ 1
+	if n < 8 {
+		return false
+	}
+	even, odd := 0, 0
+	for i := 0; i < n; i += 2 {
+		if head[i] == 0 && head[i+1] != 0 {
+			even++
+		}
+		if head[i] != 0 && head[i+1] == 0 {
+			odd++
+		}
+	}
+	return even == n/2 || odd == n/2
+}
+
+// invalidUTF8 counts the invalid bytes of b (a rune cut at the end of b is
+// not counted) and returns the offset of the first.
+func invalidUTF8(b []byte) (int, int) {
+	bad, first := 0, -1
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			if len(b)-i < utf8.UTFMax && !utf8.FullRune(b[i:]) {
+				break
+			}
+			if first < 0 {
+				first = i
+			}
+			bad++
+		}
+		i += n
+	}
+	return bad, first
+}
+
+// Describe is a one-line account of what Sniff found, for errors.
+func (c Content) Describe() string {
+	if c.Kind == "" {
+		return "text"
+	}
+	return c.Kind
+}
+
+// Decompress returns a reader of r's content undone by codec ("" returns r
+// itself). Gzip (including concatenated members, as pigz and bgzip write)
+// and zstd use klauspost/compress; bzip2 the standard library. Gzip and
+// bzip2 are decoded on a goroutine of their own ahead of the reader, so
+// decoding and parsing use two cores; zstd's decoder does the same itself.
+// Close stops that goroutine (it does not close r).
+func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
+	switch codec {
+	case "":
+		return io.NopCloser(r), nil
+	case CodecGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return readAhead(zr, zr.Close), nil
+	case CodecZstd:
+		zr, _ := zstdDecoders.Get().(*zstd.Decoder)
+		if zr == nil {
+			var err error
+			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(false)); err != nil {
+				return nil, fmt.Errorf("zstd: %w", err)
+			}
+		}
+		if err := zr.Reset(r); err != nil {
+			zstdDecoders.Put(zr)
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return &zstdCloser{d: zr}, nil
+	case CodecBzip2:
+		return readAhead(bzip2.NewReader(r), nil), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", codec)
+}
+
+// zstdDecoders keeps idle zstd decoders: a new one allocates its buffers
+// (tens of MB), which costs more than decoding a small file.
+var zstdDecoders sync.Pool
+
+// zstdCloser is one stream's use of a pooled decoder. Like any reader here,
+// it is used by one goroutine.
+type zstdCloser struct {
+	d *zstd.Decoder // nil once closed
+}
+
+// Close stops the decoder's goroutines (Reset(nil)) and keeps it for reuse.
+func (z *zstdCloser) Close() error {
+	if d := z.d; d != nil {
+		z.d = nil
+		if d.Reset(nil) == nil {
+			zstdDecoders.Put(d)
+		}
+	}
+	return nil
+}
+
+func (z *zstdCloser) Read(p []byte) (int, error) {
+	if z.d == nil {
+		return 0, io.ErrClosedPipe
+	}
+	return z.d.Read(p)
+}
+
+// readAhead reads r on a goroutine into a few blocks ahead of the caller.
+const (
+	aheadBlock  = 1 << 20
+	aheadBlocks = 4
+)
+
+type block struct {
+	b   []byte
+	err error
+}
+
+type aheadReader struct {
+	ch      chan block
+	free    chan []byte
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	closeFn func() error
+	cur     []byte
+	buf     []byte // cur's backing block, returned to free when used up
+	err     error
+}
+
+func readAhead(r io.Reader, closeFn func() error) *aheadReader {
+	a := &aheadReader{ch: make(chan block, aheadBlocks), free: make(chan []byte, aheadBlocks+1), done: make(chan struct{}), closeFn: closeFn}
+	for range aheadBlocks + 1 {
+		a.free <- make([]byte, aheadBlock)
+	}
+	a.wg.Add(1)
+	go func() { // owned by a: Close stops it and waits for it
+		defer a.wg.Done()
+		defer close(a.ch)
+		for {
+			var b []byte
+			select {
+			case b = <-a.free:
+			case <-a.done:
+				return
+			}
+			n, err := fill(r, b)
+			select {
+			case a.ch <- block{b[:n], err}:
+			case <-a.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return a
+}
+
+// fill reads into b until it is full or r fails (io.EOF included), and
+// returns r's error as it is (unlike io.ReadFull, which turns an early EOF
+// into io.ErrUnexpectedEOF, as a truncated stream's decoder also reports).
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.err != nil {
+			return 0, a.err
+		}
+		if a.buf != nil {
+			a.free <- a.buf[:cap(a.buf)]
+			a.buf = nil
+		}
+		blk, ok := <-a.ch
+		if !ok {
+			return 0, io.ErrClosedPipe
+		}
+		a.cur, a.buf, a.err = blk.b, blk.b, blk.err
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+func (a *aheadReader) Close() error {
+	a.once.Do(func() { close(a.done) })
+	a.wg.Wait()
+	if a.closeFn != nil {
+		return a.closeFn()
+	}
+	return nil
+}
+
+// OpenObject opens the object at key for reading from its start, its
+// content decompressed by codec (see Decompress). Compressed objects cannot
+// be read from the middle, so there is no range: a task reads a compressed
+// object whole. A read error that the decoder raises, rather than the store,
+// is a *CorruptError. Close closes the object, then stops the decoder.
+func OpenObject(ctx context.Context, st blob.Store, key, codec string) (io.ReadCloser, error) {
+	rc, err := st.GetRange(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	if codec == "" {
+		return rc, nil
+	}
+	body := &recorder{r: rc}
+	zr, err := Decompress(body, codec)
+	if err != nil {
+		rc.Close()
+		if body.failed() == nil {
+			return nil, &CorruptError{Codec: codec, Err: err}
+		}
+		return nil, err
+	}
+	return &decompressed{zr: zr, body: rc, rec: body, codec: codec}, nil
+}
+
+// CorruptError is compressed data that does not decode: a truncated file, a
+// bad checksum, or bytes that are not of the codec.
+type CorruptError struct {
+	Codec string
+	Err   error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("the %s data does not decode (%v): the file is truncated or corrupt", e.Codec, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// recorder remembers the first error of the reader it wraps (other than EOF).
+type recorder struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = err
+		}
+		r.mu.Unlock()
+	}
+	return n, err
+}
+
+func (r *recorder) failed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+type decompressed struct {
+	zr    io.ReadCloser
+	body  io.Closer
+	rec   *recorder
+	codec string
+}
+
+func (d *decompressed) Read(p []byte) (int, error) {
+	n, err := d.zr.Read(p)
+	if err != nil && err != io.EOF && d.rec.failed() == nil {
+		err = &CorruptError{Codec: d.codec, Err: err}
+	}
+	return n, err
+}
+
+// Close closes the body first, so that a decoder goroutine blocked reading it
+// returns at once.
+func (d *decompressed) Close() error {
+	err := d.body.Close()
+	if e := d.zr.Close(); err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,225 @@
+package load_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/stratus-ml/stratus/dataset/manifest"
+	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/operators/internal/applytest"
+)
+
+func gzipBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zstdBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	w, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	return w.EncodeAll(b, nil)
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sameDataset checks that got holds exactly ref's rows, in order, with the
+// same statistics and, read into the same partitions, content digest.
+func sameDataset(t *testing.T, h *applytest.Harness, what string, got, ref *manifest.Manifest, refRows []string) {
+	t.Helper()
+	if got.Rows != ref.Rows || got.Features != ref.Features || got.Positives != ref.Positives || got.NNZ != ref.NNZ {
+		t.Errorf("%s: %d rows, %d features, %d positives, %d entries; plain: %d, %d, %d, %d", what,
+			got.Rows, got.Features, got.Positives, got.NNZ, ref.Rows, ref.Features, ref.Positives, ref.NNZ)
+	}
+	rows := applytest.RowDigests(h.Rows(got))
+	if strings.Join(rows, ",") != strings.Join(refRows, ",") {
+		t.Errorf("%s: rows differ from the plain file's", what)
+	}
+	if got.StatsDigest != ref.StatsDigest {
+		t.Errorf("%s: statistics digest %s, plain %s", what, got.StatsDigest, ref.StatsDigest)
+	}
+	if len(got.Partitions) == len(ref.Partitions) && got.Digest != ref.Digest {
+		t.Errorf("%s: content digest %s, plain %s", what, got.Digest, ref.Digest)
+	}
+}
+
+// TestLoadCompressed loads a9a gzipped, zstd-compressed and (heart_scale)
+// bzip2-compressed, named without a telling extension, and checks each gives
+// exactly the rows, statistics and content digest of the plain file; then a
+// directory of several compressed parts beside a plain one, cut into tasks.
+func TestLoadCompressed(t *testing.T) {
+	a9a := readFile(t, testdata(t, "a9a"))
+	parts := bytes.SplitAfter(a9a, []byte("\n"))
+	third := len(parts) / 3
+	h := applytest.New(t, `
+load "plain" {
+  source = "a9a"
+}
+load "gz" {
+  source = "a9a.data"
+}
+load "zst" {
+  source = "a9a.zst"
+}
+load "parts" {
+  source = "parts"
+  tasks  = 3
+}
+load "heart" {
+  source = "heart_scale"
+}
+load "heart_bz2" {
+  source = "heart.bin"
+}
+`)
+	h.Write("a9a", string(a9a))
+	h.Write("a9a.data", string(gzipBytes(t, a9a)))
+	h.Write("a9a.zst", string(zstdBytes(t, a9a)))
+	h.Write("parts/1.gz", string(gzipBytes(t, bytes.Join(parts[:third], nil))))
+	h.Write("parts/2", string(bytes.Join(parts[third:2*third], nil)))
+	h.Write("parts/3.zst", string(zstdBytes(t, bytes.Join(parts[2*third:], nil))))
+	h.Write("heart_scale", string(readFile(t, testdata(t, "heart_scale"))))
+	h.Write("heart.bin", string(readFile(t, "testdata/heart_scale.bz2")))
+	h.MustApply()
+	train := func(stage string) *manifest.Manifest { return h.Dataset(h.Output(stage).GetAttr("train")) }
+	ref := train("load.plain")
+	refRows := applytest.RowDigests(h.Rows(ref))
+	for _, c := range []struct{ stage, codec string }{{"load.gz", "gzip"}, {"load.zst", "zstd"}} {
+		m := train(c.stage)
+		sameDataset(t, h, c.stage, m, ref, refRows)
+		if o := m.Source.Objects; len(o) != 1 || o[0].Compression != c.codec || m.Source.Lines != ref.Source.Lines {
+			t.Errorf("%s: source %+v (lines %d, plain %d)", c.stage, o, m.Source.Lines, ref.Source.Lines)
+		}
+	}
+	parted := train("load.parts")
+	sameDataset(t, h, "load.parts", parted, ref, refRows)
+	var codecs []string
+	for _, o := range parted.Source.Objects {
+		codecs = append(codecs, filepath.Base(o.Name)+"="+o.Compression)
+	}
+	if got := strings.Join(codecs, " "); got != "1.gz=gzip 2= 3.zst=zstd" {
+		t.Errorf("parts: objects %s", got)
+	}
+	heart := train("load.heart")
+	sameDataset(t, h, "load.heart_bz2", train("load.heart_bz2"), heart, applytest.RowDigests(h.Rows(heart)))
+}
+
+// TestLoadCompressedBadLine: a bad line in a compressed file is reported at
+// its line of the decompressed content.
+func TestLoadCompressedBadLine(t *testing.T) {
+	lines := a9aLines(t, 3000)
+	lines[2499] = "+1 3:1 7:x\n"
+	h := applytest.New(t, `
+load "bad" {
+  source = "bad.gz"
+}
+`)
+	h.Write("bad.gz", string(gzipBytes(t, []byte(strings.Join(lines, "")))))
+	msg, _ := stageError(t, h, "load.bad")
+	if want := `bad.gz:2500:8: invalid value "7:x"`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+}
+
+// TestLoadCompressedCorrupt: a truncated gzip file fails the stage saying so,
+// after the lines it could read, rather than parsing a cut line or retrying.
+func TestLoadCompressedCorrupt(t *testing.T) {
+	gz := gzipBytes(t, readFile(t, testdata(t, "a9a")))
+	h := applytest.New(t, `
+load "cut" {
+  source = "cut.gz"
+}
+`)
+	h.Write("cut.gz", string(gz[:len(gz)/2]))
+	msg, _ := stageError(t, h, "load.cut")
+	for _, want := range []string{"cut.gz: after line ", "the gzip data does not decode", "truncated or corrupt", "gzip -t"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+}
+
+// TestLoadForeignContent: content load cannot read fails before any task
+// runs, saying what the file seems to be and what to do, at file and line.
+func TestLoadForeignContent(t *testing.T) {
+	utf16 := func(s string) string {
+		var b strings.Builder
+		b.WriteString("\xff\xfe")
+		for _, r := range s {
+			b.WriteRune(r)
+			b.WriteByte(0)
+		}
+		return b.String()
+	}
+	for _, c := range []struct {
+		name, format, file, content string
+		want                        []string
+	}{
+		{"xz", "libsvm", "data.svm.xz", string(readFile(t, "testdata/tiny.svm.xz")), []string{"data.svm.xz:1: this seems to be xz-compressed data, not libsvm text", "xz -d", "gzip, zstd or bzip2"}},
+		{"lz4", "libsvm", "data", string(readFile(t, "testdata/tiny.svm.lz4")), []string{"data:1: this seems to be LZ4-compressed data", "lz4 -d"}},
+		{"zip", "csv", "data.zip", string(readFile(t, "testdata/tiny.zip")), []string{"data.zip:1: this seems to be a zip archive, not csv text", "unzip it"}},
+		{"parquet as csv", "csv", "data.csv", "PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00", []string{"data.csv:1: this seems to be a Parquet file, not csv text", `set format = "parquet"`}},
+		{"utf16", "csv", "data.csv", utf16("a,b,label\n1,2,1\n"), []string{"data.csv:1: this seems to be UTF-16 text, not csv text", "iconv -f UTF-16 -t UTF-8"}},
+		{"binary", "libsvm", "model.bin", "+1 1:1\n-1 2:1\n+1 3:\x00\x01\x02\x03", []string{"model.bin:3:6: this seems to be binary data, not libsvm text", "byte 0x00 at offset 19"}},
+		{"gzipped binary", "libsvm", "model.gz", string(gzipBytes(t, []byte("+1 1:1\n\x00\x00\x00\x01"))), []string{"model.gz:2:1: this seems to be gzip-compressed binary data, not libsvm text"}},
+		{"jsonl as libsvm", "libsvm", "rows.json", "{\"label\": 1, \"x\": 2}\n", []string{"rows.json:1:1: the file seems to hold JSON lines", `set format = "jsonl"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := applytest.New(t, fmt.Sprintf(`
+load "x" {
+  source = %q
+  format = %q
+}
+`, c.file, c.format))
+			h.Write(c.file, c.content)
+			msg, rec := stageError(t, h, "load.x")
+			for _, want := range c.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error does not say %q:\n%s", want, msg)
+				}
+			}
+			if n := rec.Count(executor.TaskStarted, "load.x"); n != 0 {
+				t.Errorf("%d tasks ran; the check comes first", n)
+			}
+		})
+	}
+}
+
+// TestLoadCompressedTasks: tasks = 4 on one gzipped file is one task, and a
+// note says why.
+func TestLoadCompressedTasks(t *testing.T) {
+	h := applytest.New(t, "load \"one\" {\n  source = \"a9a.gz\"\n  tasks  = 4\n}\n")
+	h.Write("a9a.gz", string(gzipBytes(t, readFile(t, testdata(t, "a9a")))))
+	_, rec := h.MustApply()
+	if n := rec.Count(executor.TaskStarted, "load.one"); n != 1 {
+		t.Errorf("%d tasks, want 1", n)
+	}
+	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") {
+		t.Errorf("notes: %s", notes)
+	}
+}
