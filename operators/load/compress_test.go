@@ -13,7 +13,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/executor"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 func gzipBytes(t testing.TB, b []byte) []byte {
@@ -50,13 +50,13 @@ func readFile(t testing.TB, path string) []byte {
 
 // sameDataset checks that got holds exactly ref's rows, in order, with the
 // same statistics and, read into the same partitions, content digest.
-func sameDataset(t *testing.T, h *applytest.Harness, what string, got, ref *manifest.Manifest, refRows []string) {
+func sameDataset(t *testing.T, h *runtimetest.Harness, what string, got, ref *manifest.Manifest, refRows []string) {
 	t.Helper()
 	if got.Rows != ref.Rows || got.Features != ref.Features || got.Positives != ref.Positives || got.NNZ != ref.NNZ {
 		t.Errorf("%s: %d rows, %d features, %d positives, %d entries; plain: %d, %d, %d, %d", what,
 			got.Rows, got.Features, got.Positives, got.NNZ, ref.Rows, ref.Features, ref.Positives, ref.NNZ)
 	}
-	rows := applytest.RowDigests(h.Rows(got))
+	rows := runtimetest.RowDigests(h.Rows(got))
 	if strings.Join(rows, ",") != strings.Join(refRows, ",") {
 		t.Errorf("%s: rows differ from the plain file's", what)
 	}
@@ -76,7 +76,7 @@ func TestLoadCompressed(t *testing.T) {
 	a9a := readFile(t, testdata(t, "a9a"))
 	parts := bytes.SplitAfter(a9a, []byte("\n"))
 	third := len(parts) / 3
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "plain" {
   source = "a9a"
 }
@@ -108,7 +108,7 @@ load "heart_bz2" {
 	h.MustApply()
 	train := func(stage string) *manifest.Manifest { return h.Dataset(h.Output(stage).GetAttr("train")) }
 	ref := train("load.plain")
-	refRows := applytest.RowDigests(h.Rows(ref))
+	refRows := runtimetest.RowDigests(h.Rows(ref))
 	for _, c := range []struct{ stage, codec string }{{"load.gz", "gzip"}, {"load.zst", "zstd"}} {
 		m := train(c.stage)
 		sameDataset(t, h, c.stage, m, ref, refRows)
@@ -126,7 +126,7 @@ load "heart_bz2" {
 		t.Errorf("parts: objects %s", got)
 	}
 	heart := train("load.heart")
-	sameDataset(t, h, "load.heart_bz2", train("load.heart_bz2"), heart, applytest.RowDigests(h.Rows(heart)))
+	sameDataset(t, h, "load.heart_bz2", train("load.heart_bz2"), heart, runtimetest.RowDigests(h.Rows(heart)))
 }
 
 // TestLoadCompressedBadLine: a bad line in a compressed file is reported at
@@ -134,7 +134,7 @@ load "heart_bz2" {
 func TestLoadCompressedBadLine(t *testing.T) {
 	lines := a9aLines(t, 3000)
 	lines[2499] = "+1 3:1 7:x\n"
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "bad" {
   source = "bad.gz"
 }
@@ -150,7 +150,7 @@ load "bad" {
 // after the lines it could read, rather than parsing a cut line or retrying.
 func TestLoadCompressedCorrupt(t *testing.T) {
 	gz := gzipBytes(t, readFile(t, testdata(t, "a9a")))
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "cut" {
   source = "cut.gz"
 }
@@ -190,7 +190,7 @@ func TestLoadForeignContent(t *testing.T) {
 		{"jsonl as libsvm", "libsvm", "rows.json", "{\"label\": 1, \"x\": 2}\n", []string{"rows.json:1:1: the file seems to hold JSON lines", `set format = "jsonl"`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := applytest.New(t, fmt.Sprintf(`
+			h := runtimetest.New(t, fmt.Sprintf(`
 load "x" {
   source = %q
   format = %q
@@ -213,7 +213,7 @@ load "x" {
 // TestLoadCompressedTasks: tasks = 4 on one gzipped file is one task, and a
 // note says why.
 func TestLoadCompressedTasks(t *testing.T) {
-	h := applytest.New(t, "load \"one\" {\n  source = \"a9a.gz\"\n  tasks  = 4\n}\n")
+	h := runtimetest.New(t, "load \"one\" {\n  source = \"a9a.gz\"\n  tasks  = 4\n}\n")
 	h.Write("a9a.gz", string(gzipBytes(t, readFile(t, testdata(t, "a9a")))))
 	_, rec := h.MustApply()
 	if n := rec.Count(executor.TaskStarted, "load.one"); n != 1 {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/stratus-ml/stratus/dataset"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // people writes n rows of id, age, city, income, clicked separated by delim
@@ -38,7 +38,7 @@ func TestLoadCSVOptions(t *testing.T) {
 	tsv, wantTSV := people(400, "\t", true, "city")
 	plain, wantPlain := people(400, ",", false, "2")
 	lines := strings.SplitAfter(plain, "\n")
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "tsv" {
   source    = "people.tsv"
   format    = "csv"
@@ -69,7 +69,7 @@ load "bare" {
 	}{{"load.tsv", wantTSV, "id,age,city,income,clicked", "city"}, {"load.bare", wantPlain, "0,1,2,3,4", "2"}} {
 		m := h.Dataset(h.Output(c.stage).GetAttr("train"))
 		got := h.Rows(m)
-		if g, w := strings.Join(applytest.RowDigests(got), ","), strings.Join(applytest.RowDigests(c.want), ","); g != w {
+		if g, w := strings.Join(runtimetest.RowDigests(got), ","), strings.Join(runtimetest.RowDigests(c.want), ","); g != w {
 			t.Errorf("%s: rows differ: got %d, first %+v; want %d, first %+v", c.stage, len(got), got[0], len(c.want), c.want[0])
 		}
 		if strings.Join(m.Format.Columns, ",") != c.columns || strings.Join(m.Format.Categorical, ",") != c.cat {
@@ -90,7 +90,7 @@ load "bare" {
 // TestLoadCSVOptionErrors: the label left at its default without a header,
 // and headerless files of different widths.
 func TestLoadCSVOptionErrors(t *testing.T) {
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "x" {
   source = "a.csv"
   format = "csv"
@@ -103,7 +103,7 @@ load "x" {
 		t.Errorf("error does not say %q:\n%s", want, msg)
 	}
 
-	h = applytest.New(t, `
+	h = runtimetest.New(t, `
 load "x" {
   source = "d"
   format = "csv"

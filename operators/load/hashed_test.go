@@ -6,7 +6,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/manifest"
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // TestLoadLIBSVMHashBits loads a9a with hash_bits = 6: every row is the
@@ -15,7 +15,7 @@ import (
 // the same way.
 func TestLoadLIBSVMHashBits(t *testing.T) {
 	path := testdata(t, "a9a")
-	h := applytest.New(t, fmt.Sprintf(`
+	h := runtimetest.New(t, fmt.Sprintf(`
 load "hashed" {
   source    = %q
   hash_bits = 6
@@ -54,5 +54,5 @@ load "plain" {
 	if collided == 0 {
 		t.Error("64 slots for 123 features and no row with a collision: the hash is not applied")
 	}
-	applytest.CompareStats(t, "hashed", h.Stats(m), hashed)
+	runtimetest.CompareStats(t, "hashed", h.Stats(m), hashed)
 }

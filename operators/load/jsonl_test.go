@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // TestLoadJSONL loads JSON lines with keys in varying order, nulls, booleans,
@@ -31,7 +31,7 @@ func TestLoadJSONL(t *testing.T) {
 		}
 		fmt.Fprintf(&csv, "%s,%s,%.1f,%d\n", age, cities[i%5], float64(i)*10.5, label)
 	}
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "js" {
   source    = "people.jsonl"
   format    = "jsonl"
@@ -52,7 +52,7 @@ load "csv" {
 	_, rec := h.MustApply()
 	m := h.Dataset(h.Output("load.js").GetAttr("train"))
 	ref := h.Dataset(h.Output("load.csv").GetAttr("train"))
-	if g, w := strings.Join(applytest.RowDigests(h.Rows(m)), ","), strings.Join(applytest.RowDigests(h.Rows(ref)), ","); g != w {
+	if g, w := strings.Join(runtimetest.RowDigests(h.Rows(m)), ","), strings.Join(runtimetest.RowDigests(h.Rows(ref)), ","); g != w {
 		t.Errorf("jsonl rows differ from the same rows as csv")
 	}
 	if m.Rows != 500 || m.Features != 2+256 || m.Format.Name != "jsonl" || strings.Join(m.Format.Numeric, ",") != "age,income" ||
@@ -77,7 +77,7 @@ func TestLoadJSONLErrors(t *testing.T) {
 		{"not an object", `{"label": 1, "x": 2}` + "\n" + `[1, 2]` + "\n", `data.jsonl:2:1: malformed feature "[": each line must be one JSON object`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := applytest.New(t, "load \"x\" {\n  source = \"data.jsonl\"\n  format = \"jsonl\"\n}\n")
+			h := runtimetest.New(t, "load \"x\" {\n  source = \"data.jsonl\"\n  format = \"jsonl\"\n}\n")
 			h.Write("data.jsonl", c.data)
 			msg, _ := stageError(t, h, "load.x")
 			if !strings.Contains(msg, c.want) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/stratus-ml/stratus/operators/internal/applytest"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 )
 
 // TestLoadParquet loads people.parquet (written by Apache Arrow's Go writer,
@@ -17,7 +17,7 @@ import (
 func TestLoadParquet(t *testing.T) {
 	pq := readFile(t, "../../dataset/testdata/people.parquet")
 	csv := readFile(t, "../../dataset/testdata/people.csv")
-	h := applytest.New(t, `
+	h := runtimetest.New(t, `
 load "pq" {
   source    = "people.parquet"
   format    = "parquet"
@@ -48,7 +48,7 @@ load "dir" {
 	h.Write("parts/b.parquet", string(pq))
 	_, rec := h.MustApply()
 	train := func(stage string) []string {
-		return applytest.RowDigests(h.Rows(h.Dataset(h.Output(stage).GetAttr("train"))))
+		return runtimetest.RowDigests(h.Rows(h.Dataset(h.Output(stage).GetAttr("train"))))
 	}
 	m := h.Dataset(h.Output("load.pq").GetAttr("train"))
 	ref := h.Dataset(h.Output("load.csv").GetAttr("train"))
@@ -59,7 +59,7 @@ load "dir" {
 		strings.Join(m.Format.Categorical, ",") != "city" || m.Format.Name != "parquet" || m.Format.HashOffset != 4 {
 		t.Errorf("manifest: %d rows, %d features, format %+v", m.Rows, m.Features, m.Format)
 	}
-	applytest.CompareStats(t, "parquet", h.Stats(m), h.Rows(m))
+	runtimetest.CompareStats(t, "parquet", h.Stats(m), h.Rows(m))
 	dir := train("load.dir")
 	once := train("load.pq")
 	if strings.Join(dir, ",") != strings.Join(append(append([]string(nil), once...), once...), ",") {
@@ -99,7 +99,7 @@ func TestLoadParquetErrors(t *testing.T) {
 		{"no label", "", "people.parquet", string(good), `people.parquet: parquet: label column "label" is not in the file (columns: id, age, city, income, member, score, clicked)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := applytest.New(t, "load \"x\" {\n  source = \""+c.file+"\"\n  format = \"parquet\"\n  "+c.hcl+"\n}\n")
+			h := runtimetest.New(t, "load \"x\" {\n  source = \""+c.file+"\"\n  format = \"parquet\"\n  "+c.hcl+"\n}\n")
 			h.Write(c.file, c.content)
 			msg, _ := stageError(t, h, "load.x")
 			if !strings.Contains(msg, c.want) {

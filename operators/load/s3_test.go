@@ -137,12 +137,12 @@ func TestLoadCompressedOnMinIO(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ref := applytest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", testdata(t, "a9a")))
+	ref := runtimetest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", testdata(t, "a9a")))
 	ref.MustApply()
 	refTrain := ref.Dataset(ref.Output("load.adult").GetAttr("train"))
-	refRows := applytest.RowDigests(ref.Rows(refTrain))
+	refRows := runtimetest.RowDigests(ref.Rows(refTrain))
 
-	h := applytest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", "s3://"+bucket+"/data/parts/"))
+	h := runtimetest.New(t, fmt.Sprintf("load \"adult\" {\n  source = %q\n}\n", "s3://"+bucket+"/data/parts/"))
 	h.MustApply()
 	tr := h.Dataset(h.Output("load.adult").GetAttr("train"))
 	sameDataset(t, h, "s3 parts", tr, refTrain, refRows)
@@ -150,7 +150,7 @@ func TestLoadCompressedOnMinIO(t *testing.T) {
 		t.Errorf("objects %+v", o)
 	}
 
-	h = applytest.New(t, "load \"adult\" {\n  source = \"a9a.gz\"\n}\n")
+	h = runtimetest.New(t, "load \"adult\" {\n  source = \"a9a.gz\"\n}\n")
 	h.Write("a9a.gz", string(gzipBytes(t, a9a)))
 	h.Env = operators.TaskEnv{Blob: "s3://" + bucket + "/run", BlobEndpoint: srv.Endpoint, BlobRegion: srv.Region}
 	h.MustApply()
@@ -182,17 +182,17 @@ func TestLoadParquetOnMinIO(t *testing.T) {
 	pipeline := func(src string) string {
 		return fmt.Sprintf("load \"people\" {\n  source = %q\n  format = \"parquet\"\n  label = \"clicked\"\n  ignore = [\"id\"]\n  tasks = 3\n}\n", src)
 	}
-	ref := applytest.New(t, pipeline("parts"))
+	ref := runtimetest.New(t, pipeline("parts"))
 	ref.Write("parts/part-0.parquet", string(pq))
 	ref.Write("parts/part-1.parquet", string(pq))
 	ref.MustApply()
 	refTrain := ref.Dataset(ref.Output("load.people").GetAttr("train"))
 
-	h := applytest.New(t, pipeline("s3://"+bucket+"/pq/"))
+	h := runtimetest.New(t, pipeline("s3://"+bucket+"/pq/"))
 	h.MustApply()
 	tr := h.Dataset(h.Output("load.people").GetAttr("train"))
 	if tr.Rows != 600 || len(tr.Source.Objects) != 2 {
 		t.Fatalf("%d rows from %d objects, want 600 from 2", tr.Rows, len(tr.Source.Objects))
 	}
-	sameDataset(t, h, "s3 parquet", tr, refTrain, applytest.RowDigests(ref.Rows(refTrain)))
+	sameDataset(t, h, "s3 parquet", tr, refTrain, runtimetest.RowDigests(ref.Rows(refTrain)))
 }
