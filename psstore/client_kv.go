@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 
+	"google.golang.org/grpc"
+
 	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
 
@@ -70,7 +72,7 @@ func (c *Client) Put(ctx context.Context, key string, val []byte) error {
 	if err := c.checkKV("put", key, len(val), sh); err != nil {
 		return err
 	}
-	err := func() error {
+	err := c.retry(ctx, sh, func() error {
 		stream, err := sh.rpc.Put(ctx)
 		if err != nil {
 			return err
@@ -92,7 +94,7 @@ func (c *Client) Put(ctx context.Context, key string, val []byte) error {
 		}
 		_, err = stream.CloseAndRecv()
 		return err
-	}()
+	})
 	if err != nil {
 		return c.wrap(ctx, fmt.Sprintf("put %q", key), sh, err)
 	}
@@ -155,15 +157,24 @@ func (c *Client) MultiGet(ctx context.Context, keys []string) ([][]byte, error) 
 	return out, err
 }
 
-// getFrom streams the values of keys from sh into out[pos[j]].
+// getFrom streams the values of keys from sh into out[pos[j]], retrying
+// while the shard is unreachable.
 func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos []int, out [][]byte, found []bool) error {
 	req := &pb.GetRequest{Keys: make([][]byte, len(keys))}
 	for i, k := range keys {
 		req.Keys[i] = []byte(k)
 	}
+	if err := c.retry(ctx, sh, func() error { return c.getOnce(ctx, sh, req, pos, out, found) }); err != nil {
+		return c.wrap(ctx, "get", sh, err)
+	}
+	return nil
+}
+
+func (c *Client) getOnce(ctx context.Context, sh *shardConn, req *pb.GetRequest, pos []int, out [][]byte, found []bool) error {
+	keys := req.Keys
 	stream, err := sh.rpc.Get(ctx, req)
 	if err != nil {
-		return c.wrap(ctx, "get", sh, err)
+		return err
 	}
 	var cur []byte
 	for {
@@ -172,10 +183,10 @@ func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos 
 			return nil
 		}
 		if err != nil {
-			return c.wrap(ctx, "get", sh, err)
+			return err
 		}
 		if int(ch.Index) >= len(keys) {
-			return c.wrap(ctx, "get", sh, fmt.Errorf("shard answered for key %d of %d", ch.Index, len(keys)))
+			return fmt.Errorf("shard answered for key %d of %d", ch.Index, len(keys))
 		}
 		i := pos[ch.Index]
 		if !ch.Found {
@@ -183,7 +194,7 @@ func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos 
 		}
 		if ch.Size > 0 && cur == nil {
 			if int64(ch.Size) > sh.maxValueBytes {
-				return c.wrap(ctx, "get", sh, fmt.Errorf("shard announced a value of %d bytes, above its limit", ch.Size))
+				return fmt.Errorf("shard announced a value of %d bytes, above its limit", ch.Size)
 			}
 			cur = make([]byte, 0, ch.Size)
 		}
@@ -204,7 +215,10 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	sh := c.shardFor(key)
-	if _, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)}); err != nil {
+	if err := c.retry(ctx, sh, func() error {
+		_, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)})
+		return err
+	}); err != nil {
 		return c.wrap(ctx, fmt.Sprintf("delete %q", key), sh, err)
 	}
 	return nil
@@ -274,7 +288,13 @@ func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []by
 		return err
 	}
 	err := func() error {
-		stream, err := sh.rpc.Merge(ctx)
+		// Only opening the stream is retried: a merge that reached the
+		// shard must not be applied twice.
+		var stream grpc.ClientStreamingClient[pb.MergeChunk, pb.MergeResponse]
+		err := c.retry(ctx, sh, func() (err error) {
+			stream, err = sh.rpc.Merge(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}

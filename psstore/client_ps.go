@@ -176,7 +176,7 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
 		req := &p.pullReqs[s]
 		req.Model, req.Keys, req.NumKeys, req.Encoding = model, p.keyBuf[s], uint32(hi-lo), enc
-		err := sh.pulls.pull(ctx, req, func(resp *pb.PullSparseResponse) error {
+		decode := func(resp *pb.PullSparseResponse) error {
 			if resp.Encoding != enc {
 				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)
 			}
@@ -184,7 +184,11 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 				return fmt.Errorf("malformed answer: %w", err)
 			}
 			return nil
-		})
+		}
+		err := sh.pulls.pull(ctx, req, decode)
+		if err != nil && unreachable(err) {
+			err = c.retry(ctx, sh, func() error { return sh.pulls.pull(ctx, req, decode) })
+		}
 		req.Keys = nil
 		if err != nil {
 			return c.wrap(ctx, "pull sparse "+model, sh, err)
@@ -329,7 +333,148 @@ type ModelStats struct {
 	Checkpoints       uint64
 	CheckpointUpdates uint64
 	LastCheckpoint    time.Time
+	// Lost is empty when every shard's slice holds every update it
+	// acknowledged; otherwise it names the first shard whose slice lost
+	// updates and why (pulls and pushes then fail with ErrModelLost).
+	Lost string
+	// Shards are the per-shard figures, in shard order.
+	Shards []ShardModelStats
 }
+
+// ShardModelStats are one shard's figures for its slice of a model.
+type ShardModelStats struct {
+	Shard int
+	Addr  string
+	// Incarnation identifies the slice: drawn at random when the model was
+	// created on that shard, kept across restarts. A different value than
+	// before means the slice was deleted and created again (or the shard
+	// lost its data directory).
+	Incarnation uint64
+	// Pushes and Updates count the pushes and coordinate updates the slice
+	// has applied; they only grow while the slice lives (a restart from a
+	// checkpoint sets them back to the checkpoint's, with Lost set if
+	// updates were lost).
+	Pushes, Updates uint64
+	LocalDim, Bytes uint64
+	Checkpoints     uint64
+	// CheckpointUpdates is Updates as of the last checkpoint.
+	CheckpointUpdates uint64
+	LastCheckpoint    time.Time
+	// LastUpdate is the time of the last applied push since the shard
+	// loaded the slice (zero if none).
+	LastUpdate time.Time
+	// Lost says why the slice lost updates; empty if it did not.
+	Lost string
+}
+
+func shardModelStats(sh *shardConn, r *pb.ModelStatsResponse) ShardModelStats {
+	st := ShardModelStats{
+		Shard: sh.index, Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
+		LocalDim: r.LocalDim, Bytes: r.Bytes, Checkpoints: r.Checkpoints, CheckpointUpdates: r.CheckpointUpdates,
+		LastCheckpoint: time.Unix(0, r.CheckpointUnixNano), Lost: r.Lost,
+	}
+	if r.LastUpdateUnixNano != 0 {
+		st.LastUpdate = time.Unix(0, r.LastUpdateUnixNano)
+	}
+	return st
+}
+
+// ModelInfo is a model as ListModels finds it.
+type ModelInfo struct {
+	Name string
+	Spec ModelSpec
+	// Shards are the slices found, in shard order; a model missing on some
+	// shard has fewer than the cluster's shard count (Complete is false).
+	Shards   []ShardModelStats
+	Complete bool
+}
+
+// Bytes is the memory of the model's slices.
+func (m ModelInfo) Bytes() uint64 {
+	var b uint64
+	for _, s := range m.Shards {
+		b += s.Bytes
+	}
+	return b
+}
+
+// Updates sums the slices' update counters.
+func (m ModelInfo) Updates() uint64 {
+	var u uint64
+	for _, s := range m.Shards {
+		u += s.Updates
+	}
+	return u
+}
+
+// LastUpdate is the latest push applied to any slice (zero if none since
+// the shards loaded it).
+func (m ModelInfo) LastUpdate() time.Time {
+	var t time.Time
+	for _, s := range m.Shards {
+		if s.LastUpdate.After(t) {
+			t = s.LastUpdate
+		}
+	}
+	return t
+}
+
+// Lost is the first slice's reason for having lost updates, "" if none.
+func (m ModelInfo) Lost() string {
+	for _, s := range m.Shards {
+		if s.Lost != "" {
+			return fmt.Sprintf("shard %d (%s): %s", s.Shard, s.Addr, s.Lost)
+		}
+	}
+	return ""
+}
+
+// ListModels returns every model with a slice on some shard whose name
+// starts with prefix, by name.
+func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, error) {
+	parts := make([][]*pb.ModelStatsResponse, len(c.shards))
+	err := c.each(ctx, "list models", func(ctx context.Context, sh *shardConn) error {
+		r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
+		if err != nil {
+			return err
+		}
+		parts[sh.index] = r.Models
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*ModelInfo{}
+	var names []string
+	for s, ms := range parts {
+		for _, r := range ms {
+			if r.Spec == nil {
+				continue
+			}
+			mi := byName[r.Spec.Name]
+			if mi == nil {
+				spec, err := specFromProto(r.Spec)
+				if err != nil {
+					return nil, fmt.Errorf("psstore: list models: shard %d: %w", s, err)
+				}
+				mi = &ModelInfo{Name: r.Spec.Name, Spec: spec}
+				byName[mi.Name] = mi
+				names = append(names, mi.Name)
+			}
+			mi.Shards = append(mi.Shards, shardModelStats(c.shards[s], r))
+		}
+	}
+	slices.Sort(names)
+	out := make([]ModelInfo, len(names))
+	for i, n := range names {
+		out[i] = *byName[n]
+		out[i].Complete = len(out[i].Shards) == len(c.shards)
+	}
+	return out, nil
+}
+
+// Shards is the number of shards the client places keys on.
+func (c *Client) Shards() int { return len(c.shards) }
 
 // ModelStats returns the model's counters.
 func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, error) {
@@ -348,6 +493,11 @@ func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, erro
 		return st, fmt.Errorf("psstore: model stats %s: %w", model, err)
 	}
 	for i, r := range resps {
+		ss := shardModelStats(c.shards[i], r)
+		st.Shards = append(st.Shards, ss)
+		if ss.Lost != "" && st.Lost == "" {
+			st.Lost = fmt.Sprintf("shard %d (%s): %s", i, ss.Addr, ss.Lost)
+		}
 		st.Pushes += r.Pushes
 		st.Updates += r.Updates
 		st.Pulls += r.Pulls

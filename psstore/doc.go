@@ -16,6 +16,25 @@
 // checkpointed to badger periodically and on Snapshot; a restarted shard
 // resumes from its last checkpoint.
 //
+// # A model knows how far it got
+//
+// Each slice keeps its update counters (pushes, coordinate updates) with
+// its weights and in every checkpoint, and an incarnation: a random number
+// drawn when the slice is created, so a model deleted and created again, or
+// created afresh on an empty data directory, is told apart from the one a
+// run started with (ModelStats.Shards). Before the first push after a
+// checkpoint the shard durably marks the slice dirty; a shard that restarts
+// after a crash with a slice marked dirty since its last checkpoint knows
+// the slice lost acknowledged updates. Such a slice answers stats but
+// refuses pulls and pushes with codes.DataLoss (ErrModelLost) until it is
+// deleted: its weights no longer come from the same point of the run as
+// the other shards'. A clean stop (Close) checkpoints and loses nothing.
+//
+// # Unreachable shards
+//
+// The client waits for a shard that is down (restarting) instead of
+// failing at once: see RetryPolicy.
+//
 // # Sharding
 //
 // One server process is one shard and knows nothing about the others; the

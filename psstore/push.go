@@ -73,7 +73,7 @@ func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte
 		} else {
 			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 		}
-		written, err := ps.sendLocked(r, false)
+		written, err := ps.sendLocked(ctx, r, false)
 		r.Keys, r.Grads = nil, nil
 		ps.sendMu.Unlock()
 		if err == nil {
@@ -91,8 +91,8 @@ func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte
 // everything) is unacknowledged. The caller holds sendMu and a window slot,
 // which is released here if the push cannot be sent. written is false when
 // the push certainly did not reach the shard.
-func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool, err error) {
-	g, err := ps.generation()
+func (ps *pushStream) sendLocked(ctx context.Context, r *pb.PushRequest, forceAck bool) (written bool, err error) {
+	g, err := ps.generation(ctx)
 	if err != nil {
 		<-ps.slots
 		return true, err // not retried: opening the stream itself failed
@@ -128,8 +128,9 @@ func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool
 }
 
 // generation returns the live stream, opening one (and its receiver) if
-// needed. Called with sendMu held.
-func (ps *pushStream) generation() (*pushGen, error) {
+// needed, and waiting (see RetryPolicy) while the shard is unreachable.
+// Called with sendMu held.
+func (ps *pushStream) generation(ctx context.Context) (*pushGen, error) {
 	ps.mu.Lock()
 	g := ps.cur
 	ps.mu.Unlock()
@@ -139,10 +140,17 @@ func (ps *pushStream) generation() (*pushGen, error) {
 	if ps.c.ctx.Err() != nil {
 		return nil, errClosed
 	}
-	sctx, cancel := context.WithCancel(ps.c.ctx)
-	stream, err := ps.sh.rpc.Push(sctx)
+	var stream grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
+	var cancel context.CancelFunc
+	err := ps.c.retry(ctx, ps.sh, func() (err error) {
+		var sctx context.Context
+		sctx, cancel = context.WithCancel(ps.c.ctx)
+		if stream, err = ps.sh.rpc.Push(sctx); err != nil {
+			cancel()
+		}
+		return err
+	})
 	if err != nil {
-		cancel()
 		return nil, err
 	}
 	ps.mu.Lock()
@@ -258,7 +266,7 @@ func (ps *pushStream) flush(ctx context.Context) error {
 		ps.mu.Unlock()
 		var err error
 		if still {
-			_, err = ps.sendLocked(&pb.PushRequest{}, true)
+			_, err = ps.sendLocked(ctx, &pb.PushRequest{}, true)
 		} else {
 			<-ps.slots
 		}
