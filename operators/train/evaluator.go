@@ -51,6 +51,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	}
 	margin := handover(time.Until(t.Deadline))
 	evaluated := false // at least one evaluation per generation, however short
+	var watch counterWatch
 	evalOnce := func() (evalPoint, error) {
 		w, err := ps.PullDense(ctx, p.Model)
 		if err != nil {
@@ -60,6 +61,9 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
 			pt.Updates, pt.Pushes = st.Updates, st.Pushes
+			if err := watch.observe(p.Model, st); err != nil { // modelcheck.go
+				return pt, err
+			}
 		}
 		rs.Evaluations++
 		if err := ctl.putEval(ctx, pt); err != nil {

@@ -128,7 +128,7 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 	envs := taskenv.New()
 	defer envs.Close()
 	env := h.Env
-	if needsPSStore(p) {
+	if needsPSStore(p) && len(env.PSStore) == 0 { // else Env names shards the test runs
 		n := h.Shards
 		if n <= 0 {
 			n = 2
