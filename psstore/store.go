@@ -277,19 +277,26 @@ func writeCheckpoint(db *badger.DB, m *modelShard, st modelState, prevGen uint64
 	// The metadata and the removal of a dirty mark it covers commit
 	// together: a mark of the snapshot's epoch or later is a push the
 	// snapshot did not see, and stays.
-	err = db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(modelMetaKey(name), mb); err != nil {
-			return err
+	// A push marking the model dirty meanwhile makes the transaction
+	// conflict (it read the mark); it is retried and sees the new mark.
+	for attempt := 0; ; attempt++ {
+		err = db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set(modelMetaKey(name), mb); err != nil {
+				return err
+			}
+			e, ok, err := readDirtyMark(txn, name)
+			if err != nil {
+				return err
+			}
+			if ok && e < st.epoch {
+				return txn.Delete(modelDirtyKey(name))
+			}
+			return nil
+		})
+		if !errors.Is(err, badger.ErrConflict) || attempt == 100 {
+			break
 		}
-		e, ok, err := readDirtyMark(txn, name)
-		if err != nil {
-			return err
-		}
-		if ok && e < st.epoch {
-			return txn.Delete(modelDirtyKey(name))
-		}
-		return nil
-	})
+	}
 	if err != nil {
 		return meta, fmt.Errorf("checkpoint model %q: write metadata: %w", name, err)
 	}
