@@ -42,6 +42,7 @@ type clientOptions struct {
 	maxKeys     int
 	dialTimeout time.Duration
 	retry       RetryPolicy
+	replicas    int // 0: the default
 }
 
 // WithToken sets the run's token, sent with every request (required).
@@ -65,6 +66,8 @@ func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
 type Client struct {
 	opts   clientOptions
 	shards []*shardConn
+	r      int    // copies of every key range (replica.go)
+	copies copies // copies given up on
 
 	plans sync.Pool // *sparsePlan
 
@@ -127,7 +130,14 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		creds = credentials.NewTLS(o.tls)
 	}
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &Client{opts: o, ctx: cctx, cancel: cancel}
+	c := &Client{opts: o, ctx: cctx, cancel: cancel, r: o.replicas}
+	if c.r <= 0 {
+		if c.r, err = defaultReplicas(len(addrs)); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	c.r = min(c.r, len(addrs))
 	c.plans.New = func() any { return new(sparsePlan) }
 	seen := map[string]int{}
 	for i, addr := range addrs {

@@ -67,12 +67,12 @@ type childProc struct {
 	addr string
 }
 
-func startChild(t *testing.T, dir, token string, checkpoint time.Duration) *childProc {
+func startChild(t testing.TB, dir, token string, checkpoint time.Duration) *childProc {
 	t.Helper()
 	return startChildAt(t, "127.0.0.1:0", dir, token, checkpoint)
 }
 
-func startChildAt(t *testing.T, addr, dir, token string, checkpoint time.Duration) *childProc {
+func startChildAt(t testing.TB, addr, dir, token string, checkpoint time.Duration) *childProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),

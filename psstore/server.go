@@ -433,6 +433,22 @@ func (s *Server) checkPlacement(p placement) error {
 	return nil
 }
 
+// checkReplica accepts a replica slice of partition idx of n on a shard
+// placed in a cluster of n shards, other than its own partition.
+func (s *Server) checkReplica(idx, n uint32) error {
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	switch {
+	case !s.placed:
+		return status.Errorf(codes.FailedPrecondition, "psstore: a replica on a shard that no client has placed yet: greet it (Hello) first")
+	case n != s.place.count || idx >= n:
+		return status.Errorf(codes.FailedPrecondition, "psstore: replica of partition %d of %d on shard %d of %d: the client's cluster has another size", idx, n, s.place.index, s.place.count)
+	case idx == s.place.index:
+		return status.Errorf(codes.InvalidArgument, "psstore: a replica of partition %d on its own primary shard", idx)
+	}
+	return nil
+}
+
 func (r *rpcService) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
 	s := r.s
 	s.modelsMu.RLock()

@@ -28,7 +28,11 @@ func (r *rpcService) CreateModel(_ context.Context, req *pb.CreateModelRequest) 
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "psstore: create model: %v", err)
 	}
-	if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
+	if req.Replica {
+		if err := s.checkReplica(req.ShardIndex, req.ShardCount); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
 		return nil, err
 	}
 	idx, n := uint64(req.ShardIndex), uint64(req.ShardCount)

@@ -429,8 +429,10 @@ func newPSStoreStatusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show a psstore cluster's members, models, memory and update counters",
 		Long: `Show every shard (address, place, uptime, models, memory, disk, requests,
-refused requests) and every model with its update counter on each shard. A model
-whose slice lost updates is marked LOST with the reason.`,
+refused requests) and every model with the update counter of each partition's
+primary slice. A model none of whose copies of some partition kept every update is
+marked LOST with the reason; a lost copy whose partition another copy serves is
+listed below the table. Model counts and memory include replica slices.`,
 		Example: `  stratus psstore status --addr 10.0.0.5:7700,10.0.0.6:7700 --token "$TOKEN"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -478,7 +480,9 @@ whose slice lost updates is marked LOST with the reason.`,
 					per[i] = "-"
 				}
 				for _, s := range m.Shards {
-					per[s.Shard] = fmt.Sprint(s.Updates)
+					if s.Copy == 0 { // a partition's primary, on its own shard
+						per[s.Partition] = fmt.Sprint(s.Updates)
+					}
 				}
 				for _, p := range per {
 					row += "\t" + p
@@ -491,6 +495,9 @@ whose slice lost updates is marked LOST with the reason.`,
 			for _, m := range models {
 				if why := m.Lost(); why != "" {
 					fmt.Fprintf(w, "\n%s LOST: %s\n", m.Name, why)
+				}
+				for _, d := range m.Degraded() {
+					fmt.Fprintf(w, "\n%s: the copy of partition %d on shard %d lost updates (another copy serves): %s\n", m.Name, d.Partition, d.Shard, d.Lost)
 				}
 			}
 			return nil

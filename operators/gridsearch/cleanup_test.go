@@ -10,14 +10,15 @@ import (
 )
 
 // TestTrialsCleanUpAndFullClusterFails runs grid searches on two shards that
-// hold at most two models each. Four trials, two at a time, fit only because
+// hold at most two models each (four slices: every model has its primary
+// slice and a replica on each shard). Four trials, two at a time, fit only because
 // every trial deletes its model once exported; afterwards nothing is left in
 // psstore. Three trials at once do not fit: the stage fails saying the
 // cluster is full, rather than completing with failed trials.
 func TestTrialsCleanUpAndFullClusterFails(t *testing.T) {
 	ctx := context.Background()
 	lc, err := psstore.StartLocal(ctx, 2, t.TempDir(), "", func(o *psstore.ServerOptions) {
-		o.MaxModels = 2
+		o.MaxModels = 4
 		o.Logf = func(string, ...any) {}
 	})
 	if err != nil {
@@ -61,7 +62,7 @@ grid_search "tune" {
 			stageErr = s.Error
 		}
 	}
-	if !strings.Contains(stageErr, "no room in psstore") || !strings.Contains(stageErr, "limit of 2 models") || !strings.Contains(stageErr, "stratus psstore gc") {
+	if !strings.Contains(stageErr, "no room in psstore") || !strings.Contains(stageErr, "limit of 4 models") || !strings.Contains(stageErr, "stratus psstore gc") {
 		t.Fatalf("the stage's error does not say the cluster is full and what to do: %q", stageErr)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,10 +89,14 @@ func genWave(base string, gen int) string {
 
 // runRecord is what a run records of its model before the workers start.
 type runRecord struct {
-	Gen          int      `json:"gen"`
-	Incarnations []uint64 `json:"incarnations"`
-	Created      string   `json:"created"`
+	Gen int `json:"gen"`
+	// Copies maps "<partition>/<copy>" to the incarnation of that slice
+	// (copy 0 is the primary; more with replication).
+	Copies  map[string]uint64 `json:"copies"`
+	Created string            `json:"created"`
 }
+
+func copyID(partition, copy int) string { return fmt.Sprintf("%d/%d", partition, copy) }
 
 func runKey(model string) string { return "run/" + model }
 
@@ -104,7 +107,7 @@ type modelCheck struct {
 	rec   runRecord
 
 	mu       sync.Mutex
-	last     []uint64 // per-shard updates last seen
+	last     map[string]uint64 // updates last seen, by copyID
 	lastSeen time.Time
 }
 
@@ -173,13 +176,18 @@ func (mc *modelCheck) fresh(ctx context.Context, ctl control, spec psstore.Model
 		}
 		return fmt.Errorf("create model: %w", err)
 	}
-	st, err := mc.ps.ModelStats(ctx, spec.Name)
+	models, err := mc.ps.ListModels(ctx, spec.Name)
 	if err != nil {
 		return fmt.Errorf("read the new model's identity: %w", err)
 	}
-	mc.rec = runRecord{Gen: gen, Created: time.Now().UTC().Format(time.RFC3339)}
-	for _, sh := range st.Shards {
-		mc.rec.Incarnations = append(mc.rec.Incarnations, sh.Incarnation)
+	mc.rec = runRecord{Gen: gen, Created: time.Now().UTC().Format(time.RFC3339), Copies: map[string]uint64{}}
+	for _, m := range models {
+		if m.Name != spec.Name {
+			continue
+		}
+		for _, sh := range m.Shards {
+			mc.rec.Copies[copyID(sh.Partition, sh.Copy)] = sh.Incarnation
+		}
 	}
 	b, _ := json.Marshal(mc.rec)
 	if err := mc.ps.Put(ctx, runKey(spec.Name), b); err != nil {
@@ -207,28 +215,22 @@ func (mc *modelCheck) compare(st psstore.ModelStats) string {
 	if st.Lost != "" {
 		return fmt.Sprintf("model %s lost updates: %s", mc.model, st.Lost)
 	}
-	inc := make([]uint64, len(st.Shards))
-	for i, sh := range st.Shards {
-		inc[i] = sh.Incarnation
-	}
-	if !slices.Equal(inc, mc.rec.Incarnations) {
-		for i := range st.Shards {
-			if i >= len(mc.rec.Incarnations) || inc[i] != mc.rec.Incarnations[i] {
-				return fmt.Sprintf("model %s on shard %d (%s) is not the one this run created (it was deleted and created again, or the shard lost its data)", mc.model, i, st.Shards[i].Addr)
-			}
+	for _, sh := range st.Shards {
+		if inc, ok := mc.rec.Copies[copyID(sh.Partition, sh.Copy)]; !ok || inc != sh.Incarnation {
+			return fmt.Sprintf("model %s on shard %d (%s) is not the one this run created (it was deleted and created again, or the shard lost its data)", mc.model, sh.Shard, sh.Addr)
 		}
-		return fmt.Sprintf("model %s has %d shards, the run created it on %d", mc.model, len(inc), len(mc.rec.Incarnations))
 	}
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
-	for i, sh := range st.Shards {
-		if i < len(mc.last) && sh.Updates < mc.last[i] {
-			return fmt.Sprintf("model %s on shard %d (%s) went back from %d to %d updates", mc.model, i, sh.Addr, mc.last[i], sh.Updates)
-		}
+	if mc.last == nil {
+		mc.last = map[string]uint64{}
 	}
-	mc.last = mc.last[:0]
 	for _, sh := range st.Shards {
-		mc.last = append(mc.last, sh.Updates)
+		id := copyID(sh.Partition, sh.Copy)
+		if last, ok := mc.last[id]; ok && sh.Updates < last {
+			return fmt.Sprintf("model %s on shard %d (%s) went back from %d to %d updates", mc.model, sh.Shard, sh.Addr, last, sh.Updates)
+		}
+		mc.last[id] = sh.Updates
 	}
 	return ""
 }
@@ -308,31 +310,28 @@ func (mc *modelCheck) cleanup(ctx context.Context, s operators.Stage, ctl contro
 
 // counterWatch is the evaluator's check between evaluations: the slices'
 // incarnations stay and their update counters never go back.
+// Slices are told apart by partition and copy (a replica serves once its
+// primary failed).
 type counterWatch struct {
-	inc, updates []uint64
+	inc, updates map[string]uint64
 }
 
 func (w *counterWatch) observe(model string, st psstore.ModelStats) error {
 	if st.Lost != "" {
 		return fmt.Errorf("model %s lost updates: %s (%w)", model, st.Lost, psstore.ErrModelLost)
 	}
-	if w.inc != nil {
-		if len(st.Shards) != len(w.inc) {
-			return fmt.Errorf("model %s now has %d shards, had %d (%w)", model, len(st.Shards), len(w.inc), psstore.ErrModelLost)
-		}
-		for i, sh := range st.Shards {
-			if sh.Incarnation != w.inc[i] {
-				return fmt.Errorf("model %s on shard %d (%s) was created again during training (%w)", model, i, sh.Addr, psstore.ErrModelLost)
-			}
-			if sh.Updates < w.updates[i] {
-				return fmt.Errorf("model %s on shard %d (%s) went back from %d to %d updates (%w)", model, i, sh.Addr, w.updates[i], sh.Updates, psstore.ErrModelLost)
-			}
-		}
+	if w.inc == nil {
+		w.inc, w.updates = map[string]uint64{}, map[string]uint64{}
 	}
-	w.inc, w.updates = w.inc[:0], w.updates[:0]
 	for _, sh := range st.Shards {
-		w.inc = append(w.inc, sh.Incarnation)
-		w.updates = append(w.updates, sh.Updates)
+		id := copyID(sh.Partition, sh.Copy)
+		if inc, ok := w.inc[id]; ok && inc != sh.Incarnation {
+			return fmt.Errorf("model %s on shard %d (%s) was created again during training (%w)", model, sh.Shard, sh.Addr, psstore.ErrModelLost)
+		}
+		if u, ok := w.updates[id]; ok && sh.Updates < u {
+			return fmt.Errorf("model %s on shard %d (%s) went back from %d to %d updates (%w)", model, sh.Shard, sh.Addr, u, sh.Updates, psstore.ErrModelLost)
+		}
+		w.inc[id], w.updates[id] = sh.Incarnation, sh.Updates
 	}
 	return nil
 }

@@ -104,17 +104,29 @@ func (o *relaunchObserver) Event(e executor.Event) {
 // TestTrainShardKilled is the kill -9 scenario: two shard processes, one
 // killed in the middle of training (after the workers have handed over at
 // least once, so an interrupted run would resume them) and restarted at
-// once on its data directory, before any periodic checkpoint. The apply
-// either ends with the metrics of an undisturbed run (within 1 %) or fails
-// saying the model lost updates; the next apply then trains again from the
+// once on its data directory, before any periodic checkpoint.
+//
+// With each key range on both shards (replication, the default), training
+// fails over to the surviving copies: the apply succeeds with the metrics of
+// an undisturbed run (within 1 %). Without replication the apply fails
+// saying the model lost updates, and the next apply trains again from the
 // start (it does not count the recorded workers as done) and reaches the
 // undisturbed metrics. Never success with a worse model. Once exported, the
 // models are gone from psstore; the undisturbed run, another pipeline with
 // the same configuration on the same cluster, kept its own model.
 func TestTrainShardKilled(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains a9a three times")
+		t.Skip("trains a9a several times")
 	}
+	for _, replicas := range []string{"1", "2"} {
+		t.Run("replicas="+replicas, func(t *testing.T) {
+			t.Setenv(psstore.ReplicasEnv, replicas)
+			trainShardKilled(t, replicas == "2")
+		})
+	}
+}
+
+func trainShardKilled(t *testing.T, replicated bool) {
 	const token = "kill-test"
 	dirs := []string{t.TempDir(), t.TempDir()}
 	shards := []*shardProc{startShard(t, "127.0.0.1:0", dirs[0], token), startShard(t, "127.0.0.1:0", dirs[1], token)}
@@ -132,7 +144,7 @@ func TestTrainShardKilled(t *testing.T) {
 	harness := func() *applytest.Harness {
 		h := applytest.New(t, src)
 		h.Env.PSStore, h.Env.Token = addrs, token
-		h.Retries = 3
+		h.Retries = 20 // a 300 ms lifetime is tight on a loaded machine
 		return h
 	}
 
@@ -162,6 +174,9 @@ func TestTrainShardKilled(t *testing.T) {
 	shards[1].kill()
 	shards[1] = startShard(t, addrs[1], dirs[1], token)
 	a := <-done
+	if replicated && a.err != nil {
+		t.Fatalf("with replication, the apply failed when a shard was killed: %v\n%s", a.err, stageError(a.sum, "train.lr"))
+	}
 	if a.err == nil {
 		got := metric(t, a.sum, "test_logloss")
 		t.Logf("apply survived the kill: test logloss %.4f", got)
@@ -169,12 +184,7 @@ func TestTrainShardKilled(t *testing.T) {
 			t.Fatalf("the apply succeeded with test logloss %.4f after a shard was killed; undisturbed %.4f", got, want)
 		}
 	} else {
-		var stageErr string
-		for _, s := range a.sum.Stages {
-			if s.Address == "train.lr" {
-				stageErr = s.Error
-			}
-		}
+		stageErr := stageError(a.sum, "train.lr")
 		t.Logf("apply failed as it should: %s", stageErr)
 		if !strings.Contains(stageErr, "lost updates") || !strings.Contains(stageErr, "stratus apply") {
 			t.Fatalf("the train stage failed without saying the model lost updates and what to do: %q", stageErr)
@@ -206,4 +216,16 @@ func TestTrainShardKilled(t *testing.T) {
 	if keys, err := c.List(context.Background(), "ctl/"); err != nil || len(keys) > 0 {
 		t.Errorf("control keys left in psstore: %v %v", keys, err)
 	}
+}
+
+func stageError(sum *executor.Summary, addr string) string {
+	if sum == nil {
+		return ""
+	}
+	for _, s := range sum.Stages {
+		if s.Address == addr {
+			return s.Error
+		}
+	}
+	return ""
 }

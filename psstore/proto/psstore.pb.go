@@ -1123,10 +1123,16 @@ func (x *ModelSpec) GetStddev() float32 {
 }
 
 type CreateModelRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *ModelSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	ShardIndex    uint32                 `protobuf:"varint,2,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
-	ShardCount    uint32                 `protobuf:"varint,3,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Spec       *ModelSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	ShardIndex uint32                 `protobuf:"varint,2,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount uint32                 `protobuf:"varint,3,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// replica asks for a replica slice: the coordinates of partition
+	// shard_index (another shard's), kept here as a copy. The client names
+	// replica slices apart from the primary (see package psstore) and sends
+	// every push to each copy; the shard treats a replica like any slice but
+	// checks only the shard count against its placement.
+	Replica       bool `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1180,6 +1186,13 @@ func (x *CreateModelRequest) GetShardCount() uint32 {
 		return x.ShardCount
 	}
 	return 0
+}
+
+func (x *CreateModelRequest) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
 }
 
 type CreateModelResponse struct {
@@ -2210,13 +2223,14 @@ const file_psstore_proto_rawDesc = "" +
 	"\x04init\x18\b \x01(\x0e2\x18.stratus.psstore.v1.InitR\x04init\x12\x12\n" +
 	"\x04seed\x18\t \x01(\x04R\x04seed\x12\x16\n" +
 	"\x06stddev\x18\n" +
-	" \x01(\x02R\x06stddev\"\x89\x01\n" +
+	" \x01(\x02R\x06stddev\"\xa3\x01\n" +
 	"\x12CreateModelRequest\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.stratus.psstore.v1.ModelSpecR\x04spec\x12\x1f\n" +
 	"\vshard_index\x18\x02 \x01(\rR\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\x03 \x01(\rR\n" +
-	"shardCount\"/\n" +
+	"shardCount\x12\x18\n" +
+	"\areplica\x18\x04 \x01(\bR\areplica\"/\n" +
 	"\x13CreateModelResponse\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\bR\acreated\"*\n" +
 	"\x12DeleteModelRequest\x12\x14\n" +
