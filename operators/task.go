@@ -50,6 +50,9 @@ type TaskEnv struct {
 	// PSStore lists the psstore shard addresses; Token authenticates to them.
 	PSStore []string `json:"psstore,omitempty"`
 	Token   string   `json:"token,omitempty"`
+	// PSStoreReplicas is the number of shards holding each key range (0: the
+	// client's default, 2; 1 for in-process shards, which die together).
+	PSStoreReplicas int `json:"psstore_replicas,omitempty"`
 }
 
 // Result is what a handler returns for a Task.

@@ -101,7 +101,7 @@ func (r *runtime) startPSStore(ctx context.Context, dir string, n int) error {
 	if err != nil {
 		return fmt.Errorf("start psstore shards: %w", err)
 	}
-	r.env.PSStore, r.env.Token = lc.Addrs(), lc.Token()
+	r.env.PSStore, r.env.Token, r.env.PSStoreReplicas = lc.Addrs(), lc.Token(), 1 // in-process shards die together: no replicas
 	r.closers = append(r.closers, lc.Close)
 	return nil
 }

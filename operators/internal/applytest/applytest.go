@@ -140,7 +140,7 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 			return nil, nil, err
 		}
 		defer lc.Close()
-		env.PSStore, env.Token = lc.Addrs(), lc.Token()
+		env.PSStore, env.Token, env.PSStoreReplicas = lc.Addrs(), lc.Token(), 1 // as stratus apply runs in-process shards
 	}
 	var be executor.Backend = local.New(h.Registry, envs, local.Options{MaxConcurrency: h.Slots})
 	if h.Wrap != nil {
