@@ -229,3 +229,84 @@ func stageError(sum *executor.Summary, addr string) string {
 	}
 	return ""
 }
+
+// TestTrainResumesIntactModel interrupts an apply in the middle of training
+// while the shards stay up: the next apply finds the model it recorded,
+// intact, and resumes it (the workers' recorded hand-overs count), rather
+// than training again; the result matches an undisturbed run.
+func TestTrainResumesIntactModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a9a twice")
+	}
+	const token = "resume-test"
+	dirs := []string{t.TempDir(), t.TempDir()}
+	addrs := []string{startShard(t, "127.0.0.1:0", dirs[0], token).addr, startShard(t, "127.0.0.1:0", dirs[1], token).addr}
+	src := a9aPipeline(`
+  workers       = 2
+  minibatch     = 100
+  optimizer     = "adagrad"
+  learning_rate = 0.1
+  l2            = 0.0001
+  epochs        = 20
+  eval_interval = "100ms"
+  lifetime      = "300ms"
+`)
+	harness := func() *applytest.Harness {
+		h := applytest.New(t, src)
+		h.Env.PSStore, h.Env.Token = addrs, token
+		h.Retries = 20
+		return h
+	}
+	ref := harness()
+	sum, _ := ref.MustApply()
+	want := metric(t, sum, "test_logloss")
+
+	h := harness()
+	obs := &relaunchObserver{ch: make(chan struct{})}
+	h.Observer = obs
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := h.ApplyPlanContext(ctx, h.MustPlan())
+		done <- err
+	}()
+	select {
+	case <-obs.ch:
+		cancel()
+	case err := <-done:
+		cancel()
+		t.Fatalf("the apply ended (%v) before any worker handed over", err)
+	}
+	if err := <-done; err == nil {
+		t.Skip("training finished before the interruption took effect")
+	}
+
+	h.Observer = nil
+	sum, rec := h.MustApply()
+	got := metric(t, sum, "test_logloss")
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	// A worker that handed over before the interruption starts again as its
+	// next generation, from where it was, in the same wave.
+	resumed, fresh := 0, 0
+	first := map[int]bool{}
+	for _, e := range rec.Events {
+		if e.Type != executor.TaskStarted || e.Stage != "train.lr" || !strings.HasPrefix(e.Wave, "workers") {
+			continue
+		}
+		if e.Wave != "workers" {
+			fresh++
+		} else if !first[e.Index] {
+			first[e.Index] = true
+			if e.Generation > 0 {
+				resumed++
+			}
+		}
+	}
+	t.Logf("resumed apply: %d workers resumed from a hand-over, test logloss %.4f (undisturbed %.4f)", resumed, got, want)
+	if strings.Contains(notes, "not resuming") || resumed == 0 || fresh > 0 {
+		t.Fatalf("the intact model was not resumed (%d resumed launches, %d in a new generation of waves); notes:\n%s", resumed, fresh, notes)
+	}
+	if math.Abs(got-want) > 0.01*want {
+		t.Fatalf("resumed training: test logloss %.4f, undisturbed %.4f", got, want)
+	}
+}
