@@ -141,9 +141,10 @@ environment variable, which keeps it out of the process list).`,
 // run's token.
 
 type clusterFlags struct {
-	addrs []string
-	token string
-	wait  time.Duration
+	addrs    []string
+	token    string
+	wait     time.Duration
+	replicas int
 }
 
 func (f *clusterFlags) register(cmd *cobra.Command) {
@@ -151,6 +152,7 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.addrs, "addr", nil, "shard addresses in shard order (comma-separated or repeated; default $STRATUS_PSSTORE_ADDRS)")
 	fl.StringVar(&f.token, "token", "", "the cluster's token (default $STRATUS_PSSTORE_TOKEN)")
 	fl.DurationVar(&f.wait, "wait", 5*time.Second, "how long to wait for a shard that is unreachable")
+	fl.IntVar(&f.replicas, "replicas", 0, "copies of every key range the cluster's clients use (default $STRATUS_PSSTORE_REPLICAS, else 2)")
 }
 
 func (f *clusterFlags) dial(ctx context.Context) (*psstore.Client, error) {
@@ -172,7 +174,11 @@ func (f *clusterFlags) dial(ctx context.Context) (*psstore.Client, error) {
 	if wait <= 0 {
 		wait = -1
 	}
-	return psstore.Dial(ctx, f.addrs, psstore.WithToken(f.token), psstore.WithRetry(psstore.RetryPolicy{Wait: wait}))
+	opts := []psstore.Option{psstore.WithToken(f.token), psstore.WithRetry(psstore.RetryPolicy{Wait: wait})}
+	if f.replicas > 0 {
+		opts = append(opts, psstore.WithReplicas(f.replicas))
+	}
+	return psstore.Dial(ctx, f.addrs, opts...)
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {

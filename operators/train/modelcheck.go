@@ -353,6 +353,23 @@ func RemoveModel(ctx context.Context, ps *psstore.Client, model string) error {
 	if err := ps.DeleteModel(ctx, model); err != nil {
 		return err
 	}
+	// Replica slices a client with more copies made are deleted by name.
+	left, err := ps.ListModels(ctx, model)
+	if err != nil {
+		return err
+	}
+	for _, m := range left {
+		if m.Name != model {
+			continue
+		}
+		for _, sh := range m.Shards {
+			if sh.Copy > 0 {
+				if err := ps.DeleteModel(ctx, psstore.ReplicaName(model, sh.Partition)); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if err := newControl(ps, model).reset(ctx); err != nil {
 		return err
 	}
