@@ -56,7 +56,7 @@ type pipelineIdentified interface {
 	PipelineID() (string, error)
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.\-\[\]"]+`)
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.\-\[\]]+`)
 
 // modelName is the psstore name of a run's model.
 func modelName(s operators.Stage, trial string) (string, error) {
