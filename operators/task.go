@@ -53,6 +53,9 @@ type TaskEnv struct {
 	// PSStoreCA is the PEM certificate authority of TLS shards (the backend's
 	// psstore_ca, read by the client); empty dials plaintext.
 	PSStoreCA string `json:"psstore_ca,omitempty"`
+	// PSStoreReplicas is the number of shards holding each key range (0: the
+	// client's default, 2; 1 for in-process shards, which die together).
+	PSStoreReplicas int `json:"psstore_replicas,omitempty"`
 }
 
 // Result is what a handler returns for a Task.

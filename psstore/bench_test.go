@@ -14,20 +14,22 @@ import (
 // BenchmarkPullPush is the workload of the performance target: each of 4
 // concurrent clients repeatedly pulls 2,000 random keys out of 2^20 and
 // pushes a gradient for the same keys (adagrad on the shards), float32
-// values, over loopback gRPC to 1 or 4 in-process shards. One op is one
+// values, over loopback gRPC to 1, 2 or 4 in-process shards, with one copy
+// of every key range or two (replicas=2: every push goes to two shards,
+// the same work twice over on 2 cores). One op is one
 // pull + push by one client. Reported: p50/p99 latency of a pull + push as
 // the worker sees it (the push is asynchronous: its cost is queueing it),
 // and keys/s = 2,000 x ops/s across the clients (every key is both pulled
 // and pushed). The clients' final Flush is inside the timing.
 func BenchmarkPullPush(b *testing.B) {
-	for _, shards := range []int{1, 4} {
-		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
-			benchPullPush(b, shards, 4, 2000, 1<<20)
+	for _, c := range []struct{ shards, replicas int }{{1, 1}, {2, 1}, {2, 2}, {4, 1}, {4, 2}} {
+		b.Run(fmt.Sprintf("shards=%d/replicas=%d", c.shards, c.replicas), func(b *testing.B) {
+			benchPullPush(b, c.shards, c.replicas, 4, 2000, 1<<20)
 		})
 	}
 }
 
-func benchPullPush(b *testing.B, shards, clients, batch int, dim uint64) {
+func benchPullPush(b *testing.B, shards, replicas, clients, batch int, dim uint64) {
 	lc, err := StartLocal(context.Background(), shards, b.TempDir(), "", func(o *ServerOptions) {
 		o.CheckpointInterval = -1
 	})
@@ -38,7 +40,7 @@ func benchPullPush(b *testing.B, shards, clients, batch int, dim uint64) {
 	ctx := context.Background()
 	cs := make([]*Client, clients)
 	for i := range cs {
-		if cs[i], err = Dial(ctx, lc.Addrs(), WithToken(lc.Token())); err != nil {
+		if cs[i], err = Dial(ctx, lc.Addrs(), WithToken(lc.Token()), WithReplicas(replicas)); err != nil {
 			b.Fatal(err)
 		}
 		defer cs[i].Close()

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,6 +22,12 @@ import (
 
 // ErrNotFound is matched (errors.Is) by errors for a missing key or model.
 var ErrNotFound = errors.New("not found")
+
+// ErrModelLost is matched (errors.Is) by errors for a model slice that lost
+// updates: its shard came back from a checkpoint older than updates it had
+// acknowledged (see ModelStats.Lost). The model as a whole is inconsistent;
+// delete it and train again.
+var ErrModelLost = errors.New("model lost updates")
 
 var errClosed = errors.New("psstore: client is closed")
 
@@ -33,6 +41,8 @@ type clientOptions struct {
 	f16         bool
 	maxKeys     int
 	dialTimeout time.Duration
+	retry       RetryPolicy
+	replicas    int // 0: the default
 }
 
 // WithToken sets the run's token, sent with every request (required).
@@ -56,6 +66,8 @@ func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
 type Client struct {
 	opts   clientOptions
 	shards []*shardConn
+	r      int    // copies of every key range (replica.go)
+	copies copies // copies given up on
 
 	plans sync.Pool // *sparsePlan
 
@@ -67,6 +79,8 @@ type Client struct {
 
 	errMu   sync.Mutex
 	pushErr error // first unreported push failure
+
+	retries atomic.Uint64 // attempts repeated for an unreachable shard
 
 	ctx    context.Context // lives until Close; owns the push streams
 	cancel context.CancelFunc
@@ -104,6 +118,10 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	if o.pushWindow < 1 {
 		o.pushWindow = 1
 	}
+	var err error
+	if o.retry, err = o.retry.withDefaults(); err != nil {
+		return nil, err
+	}
 	if o.maxKeys < 1 {
 		o.maxKeys = 1
 	}
@@ -112,7 +130,14 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		creds = credentials.NewTLS(o.tls)
 	}
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &Client{opts: o, ctx: cctx, cancel: cancel}
+	c := &Client{opts: o, ctx: cctx, cancel: cancel, r: o.replicas}
+	if c.r <= 0 {
+		if c.r, err = defaultReplicas(len(addrs)); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	c.r = min(c.r, len(addrs))
 	c.plans.New = func() any { return new(sparsePlan) }
 	seen := map[string]int{}
 	for i, addr := range addrs {
@@ -127,6 +152,10 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
 			grpc.WithInitialWindowSize(1<<20),
 			grpc.WithInitialConnWindowSize(4<<20),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: o.retry.BaseDelay, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.retry.MaxDelay},
+				MinConnectTimeout: 5 * time.Second,
+			}),
 		)
 		if err != nil {
 			c.Close()
@@ -140,10 +169,10 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	hctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
 		var hcancel context.CancelFunc
-		hctx, hcancel = context.WithTimeout(ctx, o.dialTimeout)
+		hctx, hcancel = context.WithTimeout(ctx, max(o.dialTimeout, o.retry.Wait+o.retry.MaxDelay))
 		defer hcancel()
 	}
-	err := c.each(hctx, "connect", func(ctx context.Context, sh *shardConn) error {
+	err = c.each(hctx, "connect", func(ctx context.Context, sh *shardConn) error {
 		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
 			ShardIndex:    uint32(sh.index),
 			ShardCount:    uint32(len(c.shards)),
@@ -186,7 +215,12 @@ func (c *Client) each(ctx context.Context, op string, f func(context.Context, *s
 	return c.some(ctx, op, c.shards, f)
 }
 
-func (c *Client) some(ctx context.Context, op string, shards []*shardConn, f func(context.Context, *shardConn) error) error {
+// Every call of f is retried while its shard is unreachable (see
+// RetryPolicy), so f must be safe to repeat.
+func (c *Client) some(ctx context.Context, op string, shards []*shardConn, f0 func(context.Context, *shardConn) error) error {
+	f := func(ctx context.Context, sh *shardConn) error {
+		return c.retry(ctx, sh, func() error { return f0(ctx, sh) })
+	}
 	if len(shards) == 1 {
 		if err := f(ctx, shards[0]); err != nil {
 			return c.wrap(ctx, op, shards[0], err)
@@ -220,7 +254,10 @@ type ShardError struct {
 	Shard int
 	Addr  string
 	Err   error
-	extra []error
+	// Waited is how long the client waited for an unreachable shard before
+	// giving up (0 when it did not wait).
+	Waited time.Duration
+	extra  []error
 }
 
 func (e *ShardError) Error() string {
@@ -232,7 +269,13 @@ func (e *ShardError) Error() string {
 	base := fmt.Sprintf("psstore: %s on shard %d (%s): ", e.Op, e.Shard, e.Addr)
 	switch status.Code(e.Err) {
 	case codes.Unavailable:
-		return base + "shard is unreachable: " + msg + "; check that `stratus psstore serve` is running at that address and reachable from here"
+		waited := ""
+		if e.Waited > 0 {
+			waited = fmt.Sprintf(" (waited %s for it to come back; $%s or psstore.WithRetry sets how long)", e.Waited, RetryWaitEnv)
+		}
+		return base + "shard is unreachable: " + msg + waited + "; check that `stratus psstore serve` is running at that address and reachable from here"
+	case codes.DataLoss:
+		return base + msg
 	case codes.Unauthenticated:
 		return base + msg
 	case codes.DeadlineExceeded, codes.Canceled:
@@ -249,8 +292,15 @@ func (c *Client) wrap(ctx context.Context, op string, sh *shardConn, err error) 
 		return err
 	}
 	e := &ShardError{Op: op, Shard: sh.index, Addr: sh.addr, Err: err}
-	if status.Code(err) == codes.NotFound {
+	var we *waitedError
+	if errors.As(err, &we) {
+		e.Err, e.Waited = we.err, we.waited
+	}
+	switch status.Code(err) {
+	case codes.NotFound:
 		e.extra = append(e.extra, ErrNotFound)
+	case codes.DataLoss:
+		e.extra = append(e.extra, ErrModelLost)
 	}
 	if ctx != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		e.extra = append(e.extra, ctx.Err())
@@ -265,6 +315,14 @@ type ServerStats struct {
 	Requests     uint64 // authenticated requests
 	Models       int
 	ModelBytes   uint64
+	// Started is when the shard's process opened its data directory.
+	Started time.Time
+	// Placed says whether a client has told the shard its place; Index and
+	// Count are that place.
+	Placed       bool
+	Index, Count int
+	DiskBytes    uint64 // badger's files
+	LostModels   int    // models whose slice lost updates
 }
 
 // ServerStats returns every shard's counters, in shard order.
@@ -275,7 +333,9 @@ func (c *Client) ServerStats(ctx context.Context) ([]ServerStats, error) {
 		if err != nil {
 			return err
 		}
-		out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes}
+		out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
+			Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
+			DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
 		return nil
 	})
 	return out, err

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+
+	"google.golang.org/grpc"
 
 	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
@@ -66,10 +69,24 @@ func (c *Client) checkKV(op, key string, size int, sh *shardConn) error {
 // streamed in 4 MiB chunks; at most the shards' value limit (64 MiB by
 // default).
 func (c *Client) Put(ctx context.Context, key string, val []byte) error {
-	sh := c.shardFor(key)
-	if err := c.checkKV("put", key, len(val), sh); err != nil {
+	p := c.shardFor(key).index
+	if err := c.checkKV("put", key, len(val), c.shards[p]); err != nil {
 		return err
 	}
+	if c.r > 1 {
+		// Acknowledged only once every copy has it.
+		return c.some(ctx, fmt.Sprintf("put %q", key), c.hostsOf(p), func(ctx context.Context, sh *shardConn) error {
+			return c.putOnce(ctx, sh, key, val)
+		})
+	}
+	sh := c.shards[p]
+	if err := c.retry(ctx, sh, func() error { return c.putOnce(ctx, sh, key, val) }); err != nil {
+		return c.wrap(ctx, fmt.Sprintf("put %q", key), sh, err)
+	}
+	return nil
+}
+
+func (c *Client) putOnce(ctx context.Context, sh *shardConn, key string, val []byte) error {
 	err := func() error {
 		stream, err := sh.rpc.Put(ctx)
 		if err != nil {
@@ -93,25 +110,26 @@ func (c *Client) Put(ctx context.Context, key string, val []byte) error {
 		_, err = stream.CloseAndRecv()
 		return err
 	}()
-	if err != nil {
-		return c.wrap(ctx, fmt.Sprintf("put %q", key), sh, err)
-	}
-	return nil
+	return err
 }
 
 // Get returns key's value, or an error matching ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
-	sh := c.shardFor(key)
+	p := c.shardFor(key).index
 	if err := c.checkKV("get", key, 0, nil); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, 1)
 	found := make([]bool, 1)
-	if err := c.getFrom(ctx, sh, []string{key}, []int{0}, out, found); err != nil {
+	var from *shardConn
+	if err := c.readCopy(ctx, "", p, func(sh *shardConn, _ string, wait bool) error {
+		from = sh
+		return c.getFrom(ctx, sh, []string{key}, []int{0}, out, found, wait)
+	}); err != nil {
 		return nil, err
 	}
 	if !found[0] {
-		return nil, c.wrap(ctx, fmt.Sprintf("get %q", key), sh, fmt.Errorf("key %q: %w", key, ErrNotFound))
+		return nil, c.wrap(ctx, fmt.Sprintf("get %q", key), from, fmt.Errorf("key %q: %w", key, ErrNotFound))
 	}
 	return out[0], nil
 }
@@ -138,32 +156,54 @@ func (c *Client) MultiGet(ctx context.Context, keys []string) ([][]byte, error) 
 	if len(involved) == 0 {
 		return out, nil
 	}
-	err := c.some(ctx, "multi-get", involved, func(ctx context.Context, sh *shardConn) error {
-		idx := byShard[sh.index]
-		for lo := 0; lo < len(idx); lo += sh.maxKeys {
-			part := idx[lo:min(lo+sh.maxKeys, len(idx))]
-			ks := make([]string, len(part))
-			for j, i := range part {
-				ks[j] = keys[i]
-			}
-			if err := c.getFrom(ctx, sh, ks, part, out, found); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
+	var wg sync.WaitGroup
+	errs := make([]error, len(involved))
+	for n, psh := range involved {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idx := byShard[psh.index]
+			errs[n] = c.readCopy(ctx, "", psh.index, func(sh *shardConn, _ string, wait bool) error {
+				for lo := 0; lo < len(idx); lo += sh.maxKeys {
+					part := idx[lo:min(lo+sh.maxKeys, len(idx))]
+					ks := make([]string, len(part))
+					for j, i := range part {
+						ks[j] = keys[i]
+					}
+					if err := c.getFrom(ctx, sh, ks, part, out, found, wait); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
-// getFrom streams the values of keys from sh into out[pos[j]].
-func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos []int, out [][]byte, found []bool) error {
+// getFrom streams the values of keys from sh into out[pos[j]], retrying
+// while the shard is unreachable if wait is set.
+func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos []int, out [][]byte, found []bool, wait bool) error {
 	req := &pb.GetRequest{Keys: make([][]byte, len(keys))}
 	for i, k := range keys {
 		req.Keys[i] = []byte(k)
 	}
-	stream, err := sh.rpc.Get(ctx, req)
+	err := c.getOnce(ctx, sh, req, pos, out, found)
+	if err != nil && wait && unreachable(err) {
+		err = c.retry(ctx, sh, func() error { return c.getOnce(ctx, sh, req, pos, out, found) })
+	}
 	if err != nil {
 		return c.wrap(ctx, "get", sh, err)
+	}
+	return nil
+}
+
+func (c *Client) getOnce(ctx context.Context, sh *shardConn, req *pb.GetRequest, pos []int, out [][]byte, found []bool) error {
+	keys := req.Keys
+	stream, err := sh.rpc.Get(ctx, req)
+	if err != nil {
+		return err
 	}
 	var cur []byte
 	for {
@@ -172,10 +212,10 @@ func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos 
 			return nil
 		}
 		if err != nil {
-			return c.wrap(ctx, "get", sh, err)
+			return err
 		}
 		if int(ch.Index) >= len(keys) {
-			return c.wrap(ctx, "get", sh, fmt.Errorf("shard answered for key %d of %d", ch.Index, len(keys)))
+			return fmt.Errorf("shard answered for key %d of %d", ch.Index, len(keys))
 		}
 		i := pos[ch.Index]
 		if !ch.Found {
@@ -183,7 +223,7 @@ func (c *Client) getFrom(ctx context.Context, sh *shardConn, keys []string, pos 
 		}
 		if ch.Size > 0 && cur == nil {
 			if int64(ch.Size) > sh.maxValueBytes {
-				return c.wrap(ctx, "get", sh, fmt.Errorf("shard announced a value of %d bytes, above its limit", ch.Size))
+				return fmt.Errorf("shard announced a value of %d bytes, above its limit", ch.Size)
 			}
 			cur = make([]byte, 0, ch.Size)
 		}
@@ -203,11 +243,10 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 	if err := c.checkKV("delete", key, 0, nil); err != nil {
 		return err
 	}
-	sh := c.shardFor(key)
-	if _, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)}); err != nil {
-		return c.wrap(ctx, fmt.Sprintf("delete %q", key), sh, err)
-	}
-	return nil
+	return c.some(ctx, fmt.Sprintf("delete %q", key), c.hostsOf(c.shardFor(key).index), func(ctx context.Context, sh *shardConn) error {
+		_, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)})
+		return err
+	})
 }
 
 // List returns every key with the prefix, sorted, from all shards.
@@ -239,7 +278,7 @@ func (c *Client) List(ctx context.Context, prefix string) ([]string, error) {
 		out = append(out, p...)
 	}
 	slices.Sort(out)
-	return out, nil
+	return slices.Compact(out), nil // a replicated key is on several shards
 }
 
 // MergeFloats folds vals into the float32 vector stored at key, atomically
@@ -269,12 +308,35 @@ func (c *Client) Append(ctx context.Context, key string, b []byte) error {
 }
 
 func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
-	sh := c.shardFor(key)
-	if err := c.checkKV("merge", key, len(data), sh); err != nil {
+	p := c.shardFor(key).index
+	if err := c.checkKV("merge", key, len(data), c.shards[p]); err != nil {
 		return err
 	}
+	if c.r == 1 {
+		return c.mergeOn(ctx, c.shards[p], key, op, data)
+	}
+	// Every copy applies the merge; acknowledged once all have.
+	hosts := c.hostsOf(p)
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, sh := range hosts {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.mergeOn(ctx, sh, key, op, data) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// mergeOn applies one merge on sh.
+func (c *Client) mergeOn(ctx context.Context, sh *shardConn, key string, op pb.MergeOp, data []byte) error {
 	err := func() error {
-		stream, err := sh.rpc.Merge(ctx)
+		// Only opening the stream is retried: a merge that reached the
+		// shard must not be applied twice.
+		var stream grpc.ClientStreamingClient[pb.MergeChunk, pb.MergeResponse]
+		err := c.retry(ctx, sh, func() (err error) {
+			stream, err = sh.rpc.Merge(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,12 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
@@ -24,19 +28,35 @@ func (c *Client) CreateModel(ctx context.Context, spec ModelSpec) error {
 	if err != nil {
 		return fmt.Errorf("psstore: create model: %w", err)
 	}
-	p := ns.toProto()
+	if strings.Contains(spec.Name, replicaSep) {
+		return fmt.Errorf("psstore: create model %q: the name contains the replica separator %q", spec.Name, replicaSep)
+	}
+	on := c.slicesOn(spec.Name)
+	defer c.copies.forget(spec.Name)
 	return c.each(ctx, "create model "+spec.Name, func(ctx context.Context, sh *shardConn) error {
-		_, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sh.index), ShardCount: uint32(len(c.shards))})
-		return err
+		for _, sl := range on[sh.index] {
+			p := ns.toProto()
+			p.Name = sl.name
+			if _, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sl.part), ShardCount: uint32(len(c.shards)), Replica: sl.copy > 0}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
 // DeleteModel deletes the model and its checkpoints on every shard.
 // Deleting a model that does not exist is not an error.
 func (c *Client) DeleteModel(ctx context.Context, model string) error {
+	on := c.slicesOn(model)
+	defer c.copies.forget(model)
 	return c.each(ctx, "delete model "+model, func(ctx context.Context, sh *shardConn) error {
-		_, err := sh.rpc.DeleteModel(ctx, &pb.DeleteModelRequest{Model: model})
-		return err
+		for _, sl := range on[sh.index] {
+			if _, err := sh.rpc.DeleteModel(ctx, &pb.DeleteModelRequest{Model: sl.name}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -46,18 +66,31 @@ func (c *Client) DeleteModel(ctx context.Context, model string) error {
 // of its slice in memory (pushes wait during the copy, about 1 ms per 4 M
 // coordinates) and one write of it to badger.
 func (c *Client) Snapshot(ctx context.Context, model string) error {
+	on := c.slicesOn(model)
 	return c.each(ctx, "snapshot "+model, func(ctx context.Context, sh *shardConn) error {
-		_, err := sh.rpc.Snapshot(ctx, &pb.SnapshotRequest{Model: model})
-		return err
+		for _, sl := range on[sh.index] {
+			if c.copies.isBad(copyKey{model, sl.part, sl.copy}) {
+				continue
+			}
+			if _, err := sh.rpc.Snapshot(ctx, &pb.SnapshotRequest{Model: sl.name}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
 // Restore replaces the model on every shard with its last checkpoint
 // (periodic, Snapshot or creation, whichever is latest on that shard).
 func (c *Client) Restore(ctx context.Context, model string) error {
+	on := c.slicesOn(model)
 	return c.each(ctx, "restore "+model, func(ctx context.Context, sh *shardConn) error {
-		_, err := sh.rpc.Restore(ctx, &pb.RestoreRequest{Model: model})
-		return err
+		for _, sl := range on[sh.index] {
+			if _, err := sh.rpc.Restore(ctx, &pb.RestoreRequest{Model: sl.name}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -163,9 +196,20 @@ func (c *Client) fanOut(ctx context.Context, p *sparsePlan, f func(s int) error)
 	return nil
 }
 
-// pullShard pulls shard s's part of p in requests of at most maxKeys keys.
+// pullShard pulls partition s's part of p from its first good copy.
 func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s int) error {
-	sh := c.shards[s]
+	if c.r == 1 {
+		return c.pullCopy(ctx, c.shards[s], model, model, p, s, true)
+	}
+	return c.readCopy(ctx, model, s, func(sh *shardConn, name string, wait bool) error {
+		return c.pullCopy(ctx, sh, model, name, p, s, wait)
+	})
+}
+
+// pullCopy pulls partition s's part of p from sh, where its copy is named
+// name, in requests of at most maxKeys keys; wait says whether to wait for
+// sh when it is unreachable.
+func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string, p *sparsePlan, s int, wait bool) error {
 	keys, vals := p.shardKeys(s), p.shardVals(s)
 	enc := pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 	if c.opts.f16 {
@@ -175,8 +219,8 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 		hi := min(lo+sh.maxKeys, len(keys))
 		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
 		req := &p.pullReqs[s]
-		req.Model, req.Keys, req.NumKeys, req.Encoding = model, p.keyBuf[s], uint32(hi-lo), enc
-		err := sh.pulls.pull(ctx, req, func(resp *pb.PullSparseResponse) error {
+		req.Model, req.Keys, req.NumKeys, req.Encoding = name, p.keyBuf[s], uint32(hi-lo), enc
+		decode := func(resp *pb.PullSparseResponse) error {
 			if resp.Encoding != enc {
 				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)
 			}
@@ -184,7 +228,11 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 				return fmt.Errorf("malformed answer: %w", err)
 			}
 			return nil
-		})
+		}
+		err := sh.pulls.pull(ctx, req, decode)
+		if err != nil && unreachable(err) && wait {
+			err = c.retry(ctx, sh, func() error { return sh.pulls.pull(ctx, req, decode) })
+		}
 		req.Keys = nil
 		if err != nil {
 			return c.wrap(ctx, "pull sparse "+model, sh, err)
@@ -226,18 +274,66 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 		}
 		vals[s] += g
 	}
-	counted := false
-	for s, sh := range c.shards {
+	var counted [8]bool // per copy: the first part of a push counts it
+	for s := range c.shards {
 		ks, vs := p.shardKeys(s), p.shardVals(s)
-		for lo := 0; lo < len(ks); lo += sh.maxKeys {
-			hi := min(lo+sh.maxKeys, len(ks))
+		chunk := c.shards[s].maxKeys
+		for lo := 0; lo < len(ks); lo += chunk {
+			hi := min(lo+chunk, len(ks))
 			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
 			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
-			if err := sh.push.send(ctx, model, p.keyBuf[s], p.valBuf[s], hi-lo, !counted); err != nil {
+			if c.r == 1 {
+				if err := c.shards[s].push.send(ctx, model, copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
+					return err
+				}
+				counted[0] = true
+				continue
+			}
+			if err := c.pushCopies(ctx, model, s, p.keyBuf[s], p.valBuf[s], hi-lo, counted[:]); err != nil {
 				return err
 			}
-			counted = true
 		}
+	}
+	return nil
+}
+
+// pushCopies sends one push part of partition s to every good copy. A copy
+// whose stream cannot be opened is given up while another is good.
+func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals []byte, n int, counted []bool) error {
+	sent := false
+	var last error
+	ignore := !c.copies.anyGood(model, s, c.r) // every copy given up: try them all again
+	for j := 0; j < c.r; j++ {
+		k := copyKey{model, s, j}
+		if !ignore && c.copies.isBad(k) {
+			continue
+		}
+		more := false
+		for jj := j + 1; jj < c.r; jj++ {
+			more = more || ignore || !c.copies.isBad(copyKey{model, s, jj})
+		}
+		err := c.copyHost(s, j).push.send(ctx, copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
+		if err == nil {
+			sent = true
+			if ignore {
+				c.copies.unmark(k)
+			}
+			if j < len(counted) {
+				counted[j] = true
+			}
+			continue
+		}
+		if !failover(err) || ctx.Err() != nil {
+			return err
+		}
+		last = err
+		c.copies.markBad(k, err, c.r)
+	}
+	if !sent {
+		if last == nil {
+			last = c.noCopy(model, s)
+		}
+		return last
 	}
 	return nil
 }
@@ -259,8 +355,64 @@ func (c *Client) Flush(ctx context.Context) error {
 // chunks, plus one copy.
 func (c *Client) PullDense(ctx context.Context, model string) ([]float32, error) {
 	parts := make([][]float32, len(c.shards))
-	err := c.each(ctx, "pull dense "+model, func(ctx context.Context, sh *shardConn) error {
-		stream, err := sh.rpc.PullDense(ctx, &pb.PullDenseRequest{Model: model})
+	err := c.partitions(ctx, "pull dense "+model, func(ctx context.Context, p int) error {
+		return c.readCopy(ctx, model, p, func(sh *shardConn, name string, wait bool) error {
+			err := c.denseOnce(ctx, sh, name, &parts[p])
+			if err != nil && wait && unreachable(err) {
+				err = c.retry(ctx, sh, func() error { return c.denseOnce(ctx, sh, name, &parts[p]) })
+			}
+			if err != nil {
+				return c.wrap(ctx, "pull dense "+name, sh, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := len(parts)
+	dim := 0
+	for _, p := range parts {
+		dim += len(p)
+	}
+	out := make([]float32, dim)
+	for s, p := range parts {
+		for l, v := range p {
+			out[l*n+s] = v
+		}
+	}
+	return out, nil
+}
+
+// partitions runs f for every partition in parallel and returns the first
+// error in partition order.
+func (c *Client) partitions(ctx context.Context, op string, f func(ctx context.Context, p int) error) error {
+	errs := make([]error, len(c.shards))
+	var wg sync.WaitGroup
+	for p := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = f(ctx, p)
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			var se *ShardError
+			if errors.As(err, &se) {
+				return err
+			}
+			return fmt.Errorf("psstore: %s: partition %d: %w", op, p, err)
+		}
+	}
+	return nil
+}
+
+// denseOnce streams the slice named name from sh into *dst.
+func (c *Client) denseOnce(ctx context.Context, sh *shardConn, name string, dst *[]float32) error {
+	{
+		stream, err := sh.rpc.PullDense(ctx, &pb.PullDenseRequest{Model: name})
 		if err != nil {
 			return err
 		}
@@ -292,24 +444,9 @@ func (c *Client) PullDense(ctx context.Context, model string) ([]float32, error)
 		if got != uint64(len(part)) {
 			return fmt.Errorf("dense stream ended after %d of %d coordinates", got, len(part))
 		}
-		parts[sh.index] = part
+		*dst = part
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	n := len(parts)
-	dim := 0
-	for _, p := range parts {
-		dim += len(p)
-	}
-	out := make([]float32, dim)
-	for s, p := range parts {
-		for l, v := range p {
-			out[l*n+s] = v
-		}
-	}
-	return out, nil
 }
 
 // ModelStats are a model's counters summed over shards.
@@ -329,16 +466,238 @@ type ModelStats struct {
 	Checkpoints       uint64
 	CheckpointUpdates uint64
 	LastCheckpoint    time.Time
+	// Lost is empty when every shard's slice holds every update it
+	// acknowledged; otherwise it names the first shard whose slice lost
+	// updates and why (pulls and pushes then fail with ErrModelLost).
+	Lost string
+	// Shards are the figures of each partition's serving copy (the primary
+	// unless the client failed over), in partition order.
+	Shards []ShardModelStats
 }
+
+// ShardModelStats are one shard's figures for its slice of a model.
+type ShardModelStats struct {
+	Shard int // the shard holding the slice
+	Addr  string
+	// Partition is the key range the slice holds; Copy is 0 for its primary,
+	// j for the replica on shard Partition+j (mod the shard count).
+	Partition, Copy int
+	// Incarnation identifies the slice: drawn at random when the model was
+	// created on that shard, kept across restarts. A different value than
+	// before means the slice was deleted and created again (or the shard
+	// lost its data directory).
+	Incarnation uint64
+	// Pushes and Updates count the pushes and coordinate updates the slice
+	// has applied; they only grow while the slice lives (a restart from a
+	// checkpoint sets them back to the checkpoint's, with Lost set if
+	// updates were lost).
+	Pushes, Updates uint64
+	LocalDim, Bytes uint64
+	Checkpoints     uint64
+	// CheckpointUpdates is Updates as of the last checkpoint.
+	CheckpointUpdates uint64
+	LastCheckpoint    time.Time
+	// LastUpdate is the time of the last applied push since the shard
+	// loaded the slice (zero if none).
+	LastUpdate time.Time
+	// Lost says why the slice lost updates; empty if it did not.
+	Lost string
+}
+
+func shardModelStats(sh *shardConn, r *pb.ModelStatsResponse) ShardModelStats {
+	st := ShardModelStats{
+		Shard: sh.index, Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
+		LocalDim: r.LocalDim, Bytes: r.Bytes, Checkpoints: r.Checkpoints, CheckpointUpdates: r.CheckpointUpdates,
+		LastCheckpoint: time.Unix(0, r.CheckpointUnixNano), Lost: r.Lost,
+	}
+	if r.LastUpdateUnixNano != 0 {
+		st.LastUpdate = time.Unix(0, r.LastUpdateUnixNano)
+	}
+	return st
+}
+
+// ModelInfo is a model as ListModels finds it.
+type ModelInfo struct {
+	Name string
+	Spec ModelSpec
+	// Shards are the slices found, in shard order; a model missing on some
+	// shard has fewer than the cluster's shard count (Complete is false).
+	Shards   []ShardModelStats
+	Complete bool
+}
+
+// Bytes is the memory of the model's slices.
+func (m ModelInfo) Bytes() uint64 {
+	var b uint64
+	for _, s := range m.Shards {
+		b += s.Bytes
+	}
+	return b
+}
+
+// Updates sums the primary slices' update counters.
+func (m ModelInfo) Updates() uint64 {
+	var u uint64
+	for _, s := range m.Shards {
+		if s.Copy == 0 {
+			u += s.Updates
+		}
+	}
+	return u
+}
+
+// LastUpdate is the latest push applied to any slice (zero if none since
+// the shards loaded it).
+func (m ModelInfo) LastUpdate() time.Time {
+	var t time.Time
+	for _, s := range m.Shards {
+		if s.LastUpdate.After(t) {
+			t = s.LastUpdate
+		}
+	}
+	return t
+}
+
+// Lost says why a partition has no slice that kept every update (the
+// first such slice's reason), "" if every partition has one.
+func (m ModelInfo) Lost() string {
+	good := map[int]bool{}
+	for _, s := range m.Shards {
+		if s.Lost == "" {
+			good[s.Partition] = true
+		}
+	}
+	for _, s := range m.Shards {
+		if s.Lost != "" && !good[s.Partition] {
+			return fmt.Sprintf("shard %d (%s): %s", s.Shard, s.Addr, s.Lost)
+		}
+	}
+	return ""
+}
+
+// Degraded lists the replica or primary slices that lost updates while
+// another copy of their partition did not.
+func (m ModelInfo) Degraded() []ShardModelStats {
+	if m.Lost() != "" {
+		return nil
+	}
+	var out []ShardModelStats
+	for _, s := range m.Shards {
+		if s.Lost != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ListModels returns every model with a slice on some shard whose name
+// starts with prefix, by name.
+func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, error) {
+	parts := make([][]*pb.ModelStatsResponse, len(c.shards))
+	err := c.each(ctx, "list models", func(ctx context.Context, sh *shardConn) error {
+		r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
+		if err != nil {
+			return err
+		}
+		parts[sh.index] = r.Models
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*ModelInfo{}
+	var names []string
+	for s, ms := range parts {
+		for _, r := range ms {
+			if r.Spec == nil {
+				continue
+			}
+			name, part, replica := SplitReplicaName(r.Spec.Name)
+			mi := byName[name]
+			if mi == nil {
+				spec, err := specFromProto(r.Spec)
+				if err != nil {
+					return nil, fmt.Errorf("psstore: list models: shard %d: %w", s, err)
+				}
+				spec.Name = name
+				mi = &ModelInfo{Name: name, Spec: spec}
+				byName[name] = mi
+				names = append(names, name)
+			}
+			ss := shardModelStats(c.shards[s], r)
+			ss.Partition = s
+			if replica {
+				ss.Partition, ss.Copy = part, (s-part+len(c.shards))%len(c.shards)
+			}
+			mi.Shards = append(mi.Shards, ss)
+		}
+	}
+	slices.Sort(names)
+	out := make([]ModelInfo, len(names))
+	for i, n := range names {
+		out[i] = *byName[n]
+		parts := map[int]bool{}
+		for _, ss := range out[i].Shards {
+			parts[ss.Partition] = true
+		}
+		out[i].Complete = len(parts) == len(c.shards)
+	}
+	return out, nil
+}
+
+// Shards is the number of shards the client places keys on.
+func (c *Client) Shards() int { return len(c.shards) }
 
 // ModelStats returns the model's counters.
 func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, error) {
 	resps := make([]*pb.ModelStatsResponse, len(c.shards))
-	err := c.each(ctx, "model stats "+model, func(ctx context.Context, sh *shardConn) error {
-		r, err := sh.rpc.ModelStats(ctx, &pb.ModelStatsRequest{Model: model})
-		resps[sh.index] = r
-		return err
-	})
+	hosts := make([]*shardConn, len(c.shards))
+	copyOf := make([]int, len(c.shards))
+	var err error
+	if c.r == 1 {
+		err = c.each(ctx, "model stats "+model, func(ctx context.Context, sh *shardConn) error {
+			r, err := sh.rpc.ModelStats(ctx, &pb.ModelStatsRequest{Model: model})
+			resps[sh.index], hosts[sh.index] = r, sh
+			return err
+		})
+	} else {
+		// The serving copy of each partition: the first good one that holds
+		// every update it acknowledged; a copy that lost updates is given up.
+		err = c.partitions(ctx, "model stats "+model, func(ctx context.Context, p int) error {
+			var lost *pb.ModelStatsResponse
+			var lostHost *shardConn
+			lostCopy := 0
+			err := c.readCopy(ctx, model, p, func(sh *shardConn, name string, wait bool) error {
+				var r *pb.ModelStatsResponse
+				call := func() (err error) {
+					r, err = sh.rpc.ModelStats(ctx, &pb.ModelStatsRequest{Model: name})
+					return err
+				}
+				var err error
+				if wait {
+					err = c.retry(ctx, sh, call)
+				} else {
+					err = call()
+				}
+				if err != nil {
+					return c.wrap(ctx, "model stats "+name, sh, err)
+				}
+				if r.Lost != "" {
+					if lost == nil {
+						lost, lostHost, lostCopy = r, sh, (sh.index-p+len(c.shards))%len(c.shards)
+					}
+					return c.wrap(ctx, "model stats "+name, sh, status.Error(codes.DataLoss, r.Lost))
+				}
+				resps[p], hosts[p], copyOf[p] = r, sh, (sh.index-p+len(c.shards))%len(c.shards)
+				return nil
+			})
+			if err != nil && lost != nil {
+				resps[p], hosts[p], copyOf[p] = lost, lostHost, lostCopy
+				return nil
+			}
+			return err
+		})
+	}
 	if err != nil {
 		return ModelStats{}, err
 	}
@@ -347,7 +706,16 @@ func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, erro
 	if err != nil {
 		return st, fmt.Errorf("psstore: model stats %s: %w", model, err)
 	}
+	if _, _, ok := SplitReplicaName(st.Spec.Name); ok {
+		st.Spec.Name = model
+	}
 	for i, r := range resps {
+		ss := shardModelStats(hosts[i], r)
+		ss.Partition, ss.Copy = i, copyOf[i]
+		st.Shards = append(st.Shards, ss)
+		if ss.Lost != "" && st.Lost == "" {
+			st.Lost = fmt.Sprintf("shard %d (%s): %s", ss.Shard, ss.Addr, ss.Lost)
+		}
 		st.Pushes += r.Pushes
 		st.Updates += r.Updates
 		st.Pulls += r.Pulls

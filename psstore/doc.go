@@ -16,13 +16,38 @@
 // checkpointed to badger periodically and on Snapshot; a restarted shard
 // resumes from its last checkpoint.
 //
-// # Sharding
+// # A model knows how far it got
+//
+// Each slice keeps its update counters (pushes, coordinate updates) with
+// its weights and in every checkpoint, and an incarnation: a random number
+// drawn when the slice is created, so a model deleted and created again, or
+// created afresh on an empty data directory, is told apart from the one a
+// run started with (ModelStats.Shards). Before the first push after a
+// checkpoint the shard durably marks the slice dirty; a shard that restarts
+// after a crash with a slice marked dirty since its last checkpoint knows
+// the slice lost acknowledged updates. Such a slice answers stats but
+// refuses pulls and pushes with codes.DataLoss (ErrModelLost) until it is
+// deleted: its weights no longer come from the same point of the run as
+// the other shards'. A clean stop (Close) checkpoints and loses nothing.
+//
+// # Unreachable shards
+//
+// The client waits for a shard that is down (restarting) instead of
+// failing at once: see RetryPolicy.
+//
+// # Sharding and replication
 //
 // One server process is one shard and knows nothing about the others; the
 // Client decides placement. With N shards (the order of the address list
-// given to Dial), model coordinate k lives on shard k mod N at local index
-// k div N, so every shard holds a dense slice of about dim/N coordinates plus
-// optimizer state; a KV key lives on shard fnv1a64(key) mod N. Dial tells
+// given to Dial), model coordinate k belongs to partition k mod N at local
+// index k div N, so every slice holds about dim/N coordinates plus
+// optimizer state; a KV key belongs to partition fnv1a64(key) mod N.
+// Partition p lives on shard p and, with R copies (WithReplicas; default 2
+// with two shards or more), on the R-1 shards after it: acknowledged KV
+// writes are on every copy, pushes reach every copy asynchronously (a
+// replica lags by at most the push window), and a client whose copy fails
+// (unreachable, or back from a crash with lost updates) fails over to the
+// next copy by itself. See replica.go for the details and the limits. Dial tells
 // every shard its index and N (Hello); the shard records them in its data
 // directory and refuses a client that disagrees, because changing N or the
 // address order would misplace every stored key.

@@ -3,6 +3,9 @@ package psstore
 import (
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // numStripes is the number of lock stripes per model slice. Stripe i covers
@@ -43,6 +46,24 @@ type modelShard struct {
 	stride uint64 // 1 (sgd) or 2
 
 	pushes, updates, pulls, pulledKeys atomic.Uint64
+	lastUpdateNano                     atomic.Int64
+
+	// incarnation identifies this slice across restarts (see
+	// ModelStatsResponse.incarnation); immutable after creation or load.
+	incarnation uint64
+	// lost is non-empty for a slice that came back from a checkpoint older
+	// than updates it had acknowledged; such a slice serves only stats and
+	// deletion. Immutable after load.
+	lost string
+
+	// Dirty marking: before the first push after a checkpoint is applied,
+	// the shard durably records "dirty since epoch e" (markDirty), so that
+	// after a crash it can tell a slice that lost updates from one that
+	// had none since its checkpoint. epoch is bumped by every snapshot
+	// (under snapMu held for writing); dirty is cleared there too.
+	dirtyMu sync.Mutex
+	dirty   atomic.Bool
+	epoch   atomic.Uint64
 
 	// ckMu serialises checkpoints and deletion of this model.
 	ckMu              sync.Mutex
@@ -121,8 +142,23 @@ func (m *modelShard) pull(keys []uint64, out []float32) {
 
 // push applies one request's gradients. keys are sorted local indices <
 // localDim; countPush says whether this part counts as a logical push.
-func (m *modelShard) push(keys []uint64, grads []float32, countPush bool) {
+// Before the first push after a checkpoint is applied, it durably records
+// in db that the slice changed since that checkpoint (writeDirtyMark); a
+// failure to record refuses the push.
+func (m *modelShard) push(keys []uint64, grads []float32, countPush bool, db *badger.DB) error {
 	m.snapMu.RLock()
+	if !m.dirty.Load() {
+		m.dirtyMu.Lock()
+		if !m.dirty.Load() {
+			if err := writeDirtyMark(db, m.spec.Name, m.epoch.Load()); err != nil {
+				m.dirtyMu.Unlock()
+				m.snapMu.RUnlock()
+				return err
+			}
+			m.dirty.Store(true)
+		}
+		m.dirtyMu.Unlock()
+	}
 	for i := 0; i < len(keys); {
 		s := keys[i] / m.stripeLen
 		end := (s + 1) * m.stripeLen
@@ -140,13 +176,18 @@ func (m *modelShard) push(keys []uint64, grads []float32, countPush bool) {
 		m.pushes.Add(1)
 	}
 	m.updates.Add(uint64(len(keys)))
+	m.lastUpdateNano.Store(time.Now().UnixNano())
 	m.snapMu.RUnlock()
+	return nil
 }
 
 // modelState is a consistent copy of a slice for a checkpoint.
 type modelState struct {
 	w, st                              []float32
 	pushes, updates, pulls, pulledKeys uint64
+	// epoch is the snapshot's epoch: every push marked dirty at an epoch
+	// >= it is newer than the snapshot.
+	epoch uint64
 }
 
 // snapshot copies the slice and its counters. It blocks pushes for the
@@ -156,11 +197,13 @@ func (m *modelShard) snapshot() modelState {
 	defer m.snapMu.Unlock()
 	s := modelState{
 		w:          make([]float32, m.localDim),
+		epoch:      m.epoch.Add(1),
 		pushes:     m.pushes.Load(),
 		updates:    m.updates.Load(),
 		pulls:      m.pulls.Load(),
 		pulledKeys: m.pulledKeys.Load(),
 	}
+	m.dirty.Store(false)
 	if m.stride == 1 {
 		copy(s.w, m.data)
 		return s

@@ -40,6 +40,14 @@ type pushStream struct {
 	doneSeq uint64   // every push <= doneSeq is acknowledged or failed
 	askSeq  uint64   // last push sent with ack_now
 	notify  chan struct{}
+	// copiesOf holds, with replication, the copy each unacknowledged push
+	// was for, in sequence order, so a failure gives up that copy.
+	copiesOf []seqCopy
+}
+
+type seqCopy struct {
+	seq uint64
+	k   copyKey
 }
 
 // pushGen is one stream (generation) of a pushStream.
@@ -54,11 +62,13 @@ func newPushStream(c *Client, sh *shardConn) *pushStream {
 	return &pushStream{c: c, sh: sh, slots: make(chan struct{}, c.opts.pushWindow)}
 }
 
-// send queues one push part. It blocks only while the window is full (or
-// while gRPC flow control holds the write), never for an acknowledgement.
-// A push that could not be written because the stream had died (a shard
-// restart) never reached the shard; it is retried once on a new stream.
-func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte, n int, countPush bool) error {
+// send queues one push part (for copy k, with replication). It blocks only
+// while the window is full (or while gRPC flow control holds the write),
+// never for an acknowledgement. A push that could not be written because
+// the stream had died (a shard restart) never reached the shard; it is
+// retried once on a new stream. wait says whether to wait for a shard that
+// is unreachable (see RetryPolicy) rather than fail at once.
+func (ps *pushStream) send(ctx context.Context, model string, k copyKey, keys, grads []byte, n int, countPush, wait bool) error {
 	for attempt := 0; ; attempt++ {
 		select {
 		case ps.slots <- struct{}{}:
@@ -73,7 +83,7 @@ func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte
 		} else {
 			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 		}
-		written, err := ps.sendLocked(r, false)
+		written, err := ps.sendLocked(ctx, r, false, k, wait)
 		r.Keys, r.Grads = nil, nil
 		ps.sendMu.Unlock()
 		if err == nil {
@@ -91,8 +101,8 @@ func (ps *pushStream) send(ctx context.Context, model string, keys, grads []byte
 // everything) is unacknowledged. The caller holds sendMu and a window slot,
 // which is released here if the push cannot be sent. written is false when
 // the push certainly did not reach the shard.
-func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool, err error) {
-	g, err := ps.generation()
+func (ps *pushStream) sendLocked(ctx context.Context, r *pb.PushRequest, forceAck bool, k copyKey, wait bool) (written bool, err error) {
+	g, err := ps.generation(ctx, wait)
 	if err != nil {
 		<-ps.slots
 		return true, err // not retried: opening the stream itself failed
@@ -108,6 +118,9 @@ func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool
 	seq := ps.nextSeq
 	g.lastSeq = seq
 	r.Seq = seq
+	if ps.c.r > 1 && r.Model != "" {
+		ps.copiesOf = append(ps.copiesOf, seqCopy{seq, k})
+	}
 	r.AckNow = forceAck || seq-ps.doneSeq >= uint64(max(1, cap(ps.slots)/2))
 	if r.AckNow {
 		ps.askSeq = seq
@@ -128,8 +141,9 @@ func (ps *pushStream) sendLocked(r *pb.PushRequest, forceAck bool) (written bool
 }
 
 // generation returns the live stream, opening one (and its receiver) if
-// needed. Called with sendMu held.
-func (ps *pushStream) generation() (*pushGen, error) {
+// needed, and waiting (see RetryPolicy) while the shard is unreachable.
+// Called with sendMu held.
+func (ps *pushStream) generation(ctx context.Context, wait bool) (*pushGen, error) {
 	ps.mu.Lock()
 	g := ps.cur
 	ps.mu.Unlock()
@@ -139,10 +153,23 @@ func (ps *pushStream) generation() (*pushGen, error) {
 	if ps.c.ctx.Err() != nil {
 		return nil, errClosed
 	}
-	sctx, cancel := context.WithCancel(ps.c.ctx)
-	stream, err := ps.sh.rpc.Push(sctx)
+	var stream grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
+	var cancel context.CancelFunc
+	open := func() (err error) {
+		var sctx context.Context
+		sctx, cancel = context.WithCancel(ps.c.ctx)
+		if stream, err = ps.sh.rpc.Push(sctx); err != nil {
+			cancel()
+		}
+		return err
+	}
+	var err error
+	if wait {
+		err = ps.c.retry(ctx, ps.sh, open)
+	} else {
+		err = open()
+	}
 	if err != nil {
-		cancel()
 		return nil, err
 	}
 	ps.mu.Lock()
@@ -170,7 +197,10 @@ func (ps *pushStream) receive(g *pushGen) {
 		// Record a refusal before the push counts as resolved, so a Flush
 		// woken by it sees the error.
 		if ack.Code != 0 {
-			ps.c.setPushErr(ps.c.wrap(context.Background(), "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message)))
+			err := ps.c.wrap(context.Background(), "push", ps.sh, status.Error(codes.Code(ack.Code), ack.Message))
+			if !failover(err) || !ps.giveUp(ack.Seq, ack.Seq, err) {
+				ps.c.setPushErr(err)
+			}
 		}
 		ps.mu.Lock()
 		if g.failed {
@@ -184,6 +214,7 @@ func (ps *pushStream) receive(g *pushGen) {
 		}
 		done := int(ack.Seq - ps.doneSeq)
 		ps.doneSeq = ack.Seq
+		ps.trimLocked()
 		ps.wake()
 		ps.mu.Unlock()
 		for range done {
@@ -213,15 +244,19 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	if own != 0 {
 		others--
 	}
+	// With replication, the lost pushes' copies are given up; the failure
+	// is news only if a partition has no good copy left.
+	covered := ps.c.r > 1 && lost > 0 && ps.giveUpLocked(ps.doneSeq+1, g.lastSeq, err)
 	// The error is recorded before the pushes count as resolved, so a
 	// Flush woken by them sees it.
-	if others > 0 && ps.c.ctx.Err() == nil {
+	if others > 0 && ps.c.ctx.Err() == nil && !covered {
 		ps.c.setPushErr(ps.c.wrap(context.Background(), "push", ps.sh,
 			fmt.Errorf("the push stream broke with %d pushes unacknowledged (they may or may not have been applied): %w", others, err)))
 	}
 	if lost > 0 {
 		ps.doneSeq = g.lastSeq
 	}
+	ps.trimLocked()
 	ps.wake()
 	ps.mu.Unlock()
 	g.cancel()
@@ -258,7 +293,7 @@ func (ps *pushStream) flush(ctx context.Context) error {
 		ps.mu.Unlock()
 		var err error
 		if still {
-			_, err = ps.sendLocked(&pb.PushRequest{}, true)
+			_, err = ps.sendLocked(ctx, &pb.PushRequest{}, true, copyKey{}, true)
 		} else {
 			<-ps.slots
 		}
@@ -302,4 +337,41 @@ func (c *Client) takePushErr() error {
 	c.pushErr = nil
 	c.errMu.Unlock()
 	return err
+}
+
+// giveUp marks the copies of the pushes with sequence numbers in [lo, hi]
+// as bad after err; it reports whether each of their partitions still has a
+// good copy (so err need not be reported). Without replication it reports
+// false.
+func (ps *pushStream) giveUp(lo, hi uint64, err error) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.giveUpLocked(lo, hi, err)
+}
+
+func (ps *pushStream) giveUpLocked(lo, hi uint64, err error) bool {
+	if ps.c.r <= 1 {
+		return false
+	}
+	covered := true
+	for _, sc := range ps.copiesOf {
+		if sc.seq < lo || sc.seq > hi {
+			continue
+		}
+		if !ps.c.copies.markBad(sc.k, err, ps.c.r) {
+			covered = false
+		}
+	}
+	return covered
+}
+
+// trimLocked drops the copy records of resolved pushes.
+func (ps *pushStream) trimLocked() {
+	i := 0
+	for i < len(ps.copiesOf) && ps.copiesOf[i].seq <= ps.doneSeq {
+		i++
+	}
+	if i > 0 {
+		ps.copiesOf = append(ps.copiesOf[:0], ps.copiesOf[i:]...)
+	}
 }

@@ -3,10 +3,12 @@ package psstore
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // The recovery tests run shards as real child processes (this test binary
@@ -48,7 +53,9 @@ func childShard(dir string) int {
 		return 2
 	}
 	fmt.Printf("ADDR %s\n", lis.Addr())
-	if err := s.Serve(lis); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := s.ServeContext(ctx, lis); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
@@ -60,12 +67,12 @@ type childProc struct {
 	addr string
 }
 
-func startChild(t *testing.T, dir, token string, checkpoint time.Duration) *childProc {
+func startChild(t testing.TB, dir, token string, checkpoint time.Duration) *childProc {
 	t.Helper()
 	return startChildAt(t, "127.0.0.1:0", dir, token, checkpoint)
 }
 
-func startChildAt(t *testing.T, addr, dir, token string, checkpoint time.Duration) *childProc {
+func startChildAt(t testing.TB, addr, dir, token string, checkpoint time.Duration) *childProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
@@ -211,18 +218,27 @@ func TestKillRecovery(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatal("model \"quiet\" differs from its last checkpoint")
 	}
+	// "busy" had pushes newer than its last checkpoint when it was killed:
+	// it comes back from that checkpoint, says so, and refuses to serve
+	// weights that no longer match the other shard's.
 	st, err := c.ModelStats(ctx, "busy")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.Lost == "" || st.Shards[0].Lost == "" || st.Shards[0].Updates != st.Shards[0].CheckpointUpdates {
+		t.Fatalf("model \"busy\" came back without saying it lost updates: %+v", st)
+	}
 	w := make([]float32, 1)
-	if err := c.PullSparse(ctx, "busy", []uint64{0}, w); err != nil {
-		t.Fatal(err)
+	if err := c.PullSparse(ctx, "busy", []uint64{0}, w); !errors.Is(err, ErrModelLost) || status.Code(err) != codes.DataLoss {
+		t.Fatalf("pull of a model that lost updates: %v, want ErrModelLost", err)
 	}
-	if st.Pushes == 0 || w[0] != -float32(st.Pushes) || st.Updates != st.CheckpointUpdates {
-		t.Fatalf("model \"busy\" is not a consistent checkpoint: w[0] = %v after %d pushes (%+v)", w[0], st.Pushes, st)
+	if _, err := c.PullDense(ctx, "busy"); !errors.Is(err, ErrModelLost) {
+		t.Fatalf("dense pull of a model that lost updates: %v, want ErrModelLost", err)
 	}
-	t.Logf("%d acknowledged writes survived; \"busy\" came back with %d pushes from checkpoint %d", lastAcked+1, st.Pushes, st.Checkpoints)
+	if st, err := c.ModelStats(ctx, "quiet"); err != nil || st.Lost != "" {
+		t.Fatalf("model \"quiet\" (no updates since its checkpoint) reported as lost: %v %+v", err, st)
+	}
+	t.Logf("%d acknowledged writes survived; \"busy\" came back from checkpoint %d and says: %s", lastAcked+1, st.Checkpoints, st.Lost)
 }
 
 // waitCheckpointed waits until every shard's last checkpoint covers all of
@@ -246,7 +262,8 @@ func waitCheckpointed(t *testing.T, c *Client, model string) {
 }
 
 // TestSnapshotSurvivesKill: with periodic checkpoints off, a killed shard
-// comes back with exactly its last Snapshot, whatever was pushed after it.
+// comes back with exactly its last Snapshot (TestKillLosesUnsavedPushes:
+// and with an error if anything was pushed after it).
 func TestSnapshotSurvivesKill(t *testing.T) {
 	const token = "t"
 	dir := t.TempDir()
@@ -267,21 +284,7 @@ func TestSnapshotSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := c.PullDense(ctx, "m")
-	for range 50 {
-		if err := c.PushSparse(ctx, "m", keys, []float32{5, 5, 5}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
 	p.kill()
-	// The client notices: a push now fails or reports the broken stream.
-	if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err == nil {
-		if err := c.Flush(ctx); err == nil {
-			t.Fatal("push to a killed shard reported no error")
-		}
-	}
 	c.Close()
 	p = startChild(t, dir, token, -1)
 	c = dial(t, []string{p.addr}, token)
@@ -368,5 +371,137 @@ func TestClientSurvivesShardRestart(t *testing.T) {
 	}
 	if err := c.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("put after restart: %v", err)
+	}
+}
+
+// TestKillLosesUnsavedPushes: a shard killed with pushes newer than its
+// last checkpoint comes back saying its slice lost updates — pulls, dense
+// pulls and pushes fail with ErrModelLost, stats still answer — until the
+// model is deleted; created again, it has a new incarnation. A shard that
+// is stopped cleanly after pushes loses nothing.
+func TestKillLosesUnsavedPushes(t *testing.T) {
+	const token = "t"
+	dir := t.TempDir()
+	p := startChild(t, dir, token, -1)
+	ctx := testCtx(t)
+	c := dial(t, []string{p.addr}, token)
+	spec := ModelSpec{Name: "m", Dim: 100, LearningRate: 1}
+	if err := c.CreateModel(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.ModelStats(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []uint64{1, 2, 3}
+	for range 5 {
+		if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.kill()
+	p = startChildAt(t, p.addr, dir, token, -1)
+	st, err := c.ModelStats(ctx, "m")
+	if err != nil {
+		t.Fatalf("stats after the restart: %v", err)
+	}
+	if st.Lost == "" || st.Updates != 0 || st.Shards[0].Incarnation != before.Shards[0].Incarnation {
+		t.Fatalf("after kill -9 with 5 unsaved pushes: %+v, want Lost set, 0 updates, incarnation %d", st, before.Shards[0].Incarnation)
+	}
+	dst := make([]float32, 3)
+	err = c.PullSparse(ctx, "m", keys, dst)
+	if !errors.Is(err, ErrModelLost) {
+		t.Fatalf("pull: %v, want ErrModelLost", err)
+	}
+	if !strings.Contains(err.Error(), p.addr) || !strings.Contains(err.Error(), "train it again") {
+		t.Fatalf("error does not name the shard and what to do: %v", err)
+	}
+	if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err == nil {
+		err = c.Flush(ctx)
+		if !errors.Is(err, ErrModelLost) {
+			t.Fatalf("push: %v, want ErrModelLost", err)
+		}
+	}
+	if err := c.DeleteModel(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateModel(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	st, err = c.ModelStats(ctx, "m")
+	if err != nil || st.Lost != "" || st.Shards[0].Incarnation == before.Shards[0].Incarnation {
+		t.Fatalf("model created again: %v %+v, want a new incarnation and nothing lost", err, st)
+	}
+	for range 3 {
+		if err := c.PushSparse(ctx, "m", keys, []float32{1, 1, 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A clean stop (SIGTERM runs Close, which checkpoints) loses nothing.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	p = startChildAt(t, p.addr, dir, token, -1)
+	if err := c.PullSparse(ctx, "m", keys, dst); err != nil || dst[0] != -3 {
+		t.Fatalf("after a clean restart: %v %v, want w = -3", dst, err)
+	}
+}
+
+// TestRetryWaitsForShard: an operation on a shard that is down waits (with
+// backoff) for it to come back instead of failing at once, whether the
+// operation is a KV write, a model call, a pull or a new push stream; with
+// a short wait it gives up with an error naming the address and the wait.
+func TestRetryWaitsForShard(t *testing.T) {
+	const token = "t"
+	dir := t.TempDir()
+	p := startChild(t, dir, token, -1)
+	ctx := testCtx(t)
+	c := dial(t, []string{p.addr}, token)
+	impatient := dial(t, []string{p.addr}, token, WithRetry(RetryPolicy{Wait: 100 * time.Millisecond}))
+	if err := c.CreateModel(ctx, ModelSpec{Name: "m", Dim: 10, LearningRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p.kill()
+
+	err := impatient.Put(ctx, "k", []byte("v"))
+	if err == nil || !strings.Contains(err.Error(), "waited") || !strings.Contains(err.Error(), p.addr) || status.Code(err) != codes.Unavailable {
+		t.Fatalf("put with a 100 ms wait on a dead shard: %v, want unreachable after waiting, naming %s", err, p.addr)
+	}
+
+	ops := map[string]func() error{
+		"put":   func() error { return c.Put(ctx, "k", []byte("v")) },
+		"stats": func() error { _, err := c.ModelStats(ctx, "m"); return err },
+		"pull":  func() error { return c.PullSparse(ctx, "m", []uint64{1}, make([]float32, 1)) },
+		"push": func() error {
+			if err := c.PushSparse(ctx, "m", []uint64{1}, []float32{1}); err != nil {
+				return err
+			}
+			return c.Flush(ctx)
+		},
+	}
+	errs := make(chan error, len(ops))
+	for name, op := range ops {
+		go func() {
+			if err := op(); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	// Restart the shard only once the client has retried for it.
+	for c.retries.Load() < uint64(len(ops)) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p = startChildAt(t, p.addr, dir, token, -1)
+	for range ops {
+		if err := <-errs; err != nil {
+			t.Errorf("operation during the shard's restart: %v", err)
+		}
 	}
 }

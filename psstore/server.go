@@ -136,6 +136,7 @@ type Server struct {
 	kvLocks  [256]sync.Mutex // per-key stripes serialising writes and merges
 	inflight *semaphore.Weighted
 
+	started  time.Time
 	stop     chan struct{}
 	loopDone chan struct{}
 	closeMu  sync.Mutex
@@ -159,6 +160,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		auth:     newAuthenticator(opts.Token),
 		models:   map[string]*modelShard{},
 		inflight: semaphore.NewWeighted(opts.MaxInflightBytes),
+		started:  time.Now(),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
@@ -213,6 +215,21 @@ func (s *Server) load() error {
 			return fmt.Errorf("model %q: checkpoint holds %d coordinates, spec implies %d", name, meta.LocalDim, m.localDim)
 		}
 		m.restore(st)
+		m.incarnation = meta.Incarnation
+		m.epoch.Store(meta.Epoch)
+		var mark uint64
+		var marked bool
+		if err := s.db.View(func(txn *badger.Txn) (err error) {
+			mark, marked, err = readDirtyMark(txn, name)
+			return err
+		}); err != nil {
+			return err
+		}
+		if marked && mark >= meta.Epoch {
+			m.lost = fmt.Sprintf("the shard stopped without saving (killed or crashed) while this model had updates newer than its last checkpoint (%s, %d updates), which it came back from; its slice no longer matches the other shards'",
+				time.Unix(0, meta.UnixNano).UTC().Format(time.RFC3339), meta.Updates)
+			s.opts.Logf("psstore: model %q: %s", name, m.lost)
+		}
 		m.ckGen = meta.Gen
 		m.checkpoints.Store(meta.Checkpoints)
 		m.checkpointUpdates.Store(meta.Updates)
@@ -318,7 +335,7 @@ func (s *Server) checkpointDirty() error {
 	s.modelsMu.RUnlock()
 	var first error
 	for _, m := range ms {
-		if m.updates.Load() == m.checkpointUpdates.Load() && m.pushes.Load() == m.checkpointPushes.Load() {
+		if m.lost != "" || !m.dirty.Load() && m.updates.Load() == m.checkpointUpdates.Load() && m.pushes.Load() == m.checkpointPushes.Load() {
 			continue
 		}
 		if err := s.checkpoint(m); err != nil && first == nil && !errors.Is(err, errModelDeleted) {
@@ -359,6 +376,17 @@ func (s *Server) model(name string) (*modelShard, error) {
 		return nil, status.Errorf(codes.NotFound, "psstore: model %q does not exist on this shard: create it with CreateModel first", name)
 	}
 	return m, nil
+}
+
+// liveModel is model for the requests that read or change the weights: a
+// slice that lost updates answers DataLoss.
+func (s *Server) liveModel(name string) (*modelShard, error) {
+	m, err := s.model(name)
+	if err == nil && m.lost != "" {
+		return nil, status.Errorf(codes.DataLoss,
+			"psstore: model %q on this shard lost updates: %s. Delete the model (`stratus psstore rm`) and train it again; `stratus apply` does so by itself", name, m.lost)
+	}
+	return m, err
 }
 
 // rpcService implements the gRPC service on a Server.
@@ -405,15 +433,47 @@ func (s *Server) checkPlacement(p placement) error {
 	return nil
 }
 
+// checkReplica accepts a replica slice of partition idx of n on a shard
+// placed in a cluster of n shards, other than its own partition.
+func (s *Server) checkReplica(idx, n uint32) error {
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	switch {
+	case !s.placed:
+		return status.Errorf(codes.FailedPrecondition, "psstore: a replica on a shard that no client has placed yet: greet it (Hello) first")
+	case n != s.place.count || idx >= n:
+		return status.Errorf(codes.FailedPrecondition, "psstore: replica of partition %d of %d on shard %d of %d: the client's cluster has another size", idx, n, s.place.index, s.place.count)
+	case idx == s.place.index:
+		return status.Errorf(codes.InvalidArgument, "psstore: a replica of partition %d on its own primary shard", idx)
+	}
+	return nil
+}
+
 func (r *rpcService) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
 	s := r.s
 	s.modelsMu.RLock()
 	n, b := len(s.models), s.modelBytes
+	lost := 0
+	for _, m := range s.models {
+		if m.lost != "" {
+			lost++
+		}
+	}
 	s.modelsMu.RUnlock()
+	s.placeMu.Lock()
+	place, placed := s.place, s.placed
+	s.placeMu.Unlock()
+	lsm, vlog := s.db.Size()
 	return &pb.StatsResponse{
-		AuthFailures: s.auth.failures.Load(),
-		Requests:     s.auth.requests.Load(),
-		Models:       uint32(n),
-		ModelBytes:   b,
+		AuthFailures:  s.auth.failures.Load(),
+		Requests:      s.auth.requests.Load(),
+		Models:        uint32(n),
+		ModelBytes:    b,
+		StartUnixNano: s.started.UnixNano(),
+		Placed:        placed,
+		ShardIndex:    place.index,
+		ShardCount:    place.count,
+		DiskBytes:     uint64(lsm + vlog),
+		LostModels:    uint32(lost),
 	}, nil
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -25,7 +28,11 @@ func (r *rpcService) CreateModel(_ context.Context, req *pb.CreateModelRequest) 
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "psstore: create model: %v", err)
 	}
-	if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
+	if req.Replica {
+		if err := s.checkReplica(req.ShardIndex, req.ShardCount); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
 		return nil, err
 	}
 	idx, n := uint64(req.ShardIndex), uint64(req.ShardCount)
@@ -48,6 +55,7 @@ func (r *rpcService) CreateModel(_ context.Context, req *pb.CreateModelRequest) 
 			spec.Name, need, s.modelBytes, s.opts.MaxModelBytes)
 	}
 	m := newModelShard(spec, idx, n)
+	m.incarnation = rand.Uint64() | 1
 	if err := s.checkpoint(m); err != nil {
 		return nil, status.Errorf(codes.Internal, "psstore: create model %q: %v", spec.Name, err)
 	}
@@ -148,7 +156,7 @@ func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseReq
 
 // pullSparse serves one pull, appending the encoded values to dst.
 func (s *Server) pullSparse(req *pb.PullSparseRequest, dst []byte) ([]byte, error) {
-	m, err := s.model(req.Model)
+	m, err := s.liveModel(req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +202,7 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 }
 
 func (s *Server) applyPush(req *pb.PushRequest) error {
-	m, err := s.model(req.Model)
+	m, err := s.liveModel(req.Model)
 	if err != nil {
 		return err
 	}
@@ -210,7 +218,9 @@ func (s *Server) applyPush(req *pb.PushRequest) error {
 	if err := s.decodeSparse(m, sc, req.Keys, req.NumKeys, grads, req.Encoding); err != nil {
 		return err
 	}
-	m.push(sc.keys, sc.vals, req.CountPush)
+	if err := m.push(sc.keys, sc.vals, req.CountPush, s.db); err != nil {
+		return status.Errorf(codes.Internal, "psstore: %v", err)
+	}
 	return nil
 }
 
@@ -218,7 +228,7 @@ func (s *Server) applyPush(req *pb.PushRequest) error {
 const denseChunkFloats = 1 << 19
 
 func (r *rpcService) PullDense(req *pb.PullDenseRequest, stream grpc.ServerStreamingServer[pb.DenseChunk]) error {
-	m, err := r.s.model(req.Model)
+	m, err := r.s.liveModel(req.Model)
 	if err != nil {
 		return err
 	}
@@ -243,6 +253,11 @@ func (r *rpcService) ModelStats(_ context.Context, req *pb.ModelStatsRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	return m.stats(), nil
+}
+
+// stats is the slice's ModelStats answer.
+func (m *modelShard) stats() *pb.ModelStatsResponse {
 	return &pb.ModelStatsResponse{
 		Spec:               m.spec.toProto(),
 		LocalDim:           m.localDim,
@@ -253,11 +268,33 @@ func (r *rpcService) ModelStats(_ context.Context, req *pb.ModelStatsRequest) (*
 		Checkpoints:        m.checkpoints.Load(),
 		CheckpointUpdates:  m.checkpointUpdates.Load(),
 		CheckpointUnixNano: m.checkpointNano.Load(),
-	}, nil
+		Incarnation:        m.incarnation,
+		Lost:               m.lost,
+		LastUpdateUnixNano: m.lastUpdateNano.Load(),
+		Bytes:              modelBytes(m.spec, m.localDim),
+	}
+}
+
+func (r *rpcService) ListModels(_ context.Context, req *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
+	s := r.s
+	s.modelsMu.RLock()
+	ms := make([]*modelShard, 0, len(s.models))
+	for name, m := range s.models {
+		if strings.HasPrefix(name, req.Prefix) {
+			ms = append(ms, m)
+		}
+	}
+	s.modelsMu.RUnlock()
+	slices.SortFunc(ms, func(a, b *modelShard) int { return strings.Compare(a.spec.Name, b.spec.Name) })
+	out := &pb.ListModelsResponse{Models: make([]*pb.ModelStatsResponse, len(ms))}
+	for i, m := range ms {
+		out.Models[i] = m.stats()
+	}
+	return out, nil
 }
 
 func (r *rpcService) Snapshot(_ context.Context, req *pb.SnapshotRequest) (*pb.SnapshotResponse, error) {
-	m, err := r.s.model(req.Model)
+	m, err := r.s.liveModel(req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +309,7 @@ func (r *rpcService) Snapshot(_ context.Context, req *pb.SnapshotRequest) (*pb.S
 
 func (r *rpcService) Restore(_ context.Context, req *pb.RestoreRequest) (*pb.RestoreResponse, error) {
 	s := r.s
-	m, err := s.model(req.Model)
+	m, err := s.liveModel(req.Model)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ import (
 //	"k\x00" + key                         KV value
 //	"p\x00placement"                      shard index and count (2 x uint32 BE)
 //	"m\x00" + name + "\x00meta"           checkpoint metadata (JSON), names the generation
+//	"m\x00" + name + "\x00dirty"          dirty mark: the epoch (uint64 BE) since which the
+//	                                      slice has updates no checkpoint holds
 //	"m\x00" + name + "\x00c" + gen(8) + kind(1) + chunk(4)
 //	                                      checkpoint chunk: kind 'w' weights, 's' optimizer
 //	                                      state; 1 Mi little-endian float32 per chunk
@@ -44,6 +46,38 @@ func kvKey(key []byte) []byte {
 
 func modelKeyPrefix(name string) []byte { return []byte(modelPrefix + name + "\x00") }
 func modelMetaKey(name string) []byte   { return []byte(modelPrefix + name + "\x00meta") }
+func modelDirtyKey(name string) []byte  { return []byte(modelPrefix + name + "\x00dirty") }
+
+// writeDirtyMark durably records that model name has updates since epoch.
+// Cost: one synced badger write, once per checkpoint interval of a model
+// that is being trained.
+func writeDirtyMark(db *badger.DB, name string, epoch uint64) error {
+	v := binary.BigEndian.AppendUint64(nil, epoch)
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(modelDirtyKey(name), v) }); err != nil {
+		return fmt.Errorf("model %q: record that it changed: %w", name, err)
+	}
+	return nil
+}
+
+// readDirtyMark returns the epoch of model name's dirty mark, if any.
+func readDirtyMark(txn *badger.Txn, name string) (uint64, bool, error) {
+	item, err := txn.Get(modelDirtyKey(name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var e uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("dirty mark of model %q has %d bytes, want 8", name, len(v))
+		}
+		e = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return e, err == nil, err
+}
 
 // chunksPrefix is the prefix of every checkpoint chunk of a model, of any
 // generation.
@@ -137,6 +171,12 @@ type checkpointMeta struct {
 	PulledKeys  uint64    `json:"pulled_keys"`
 	Checkpoints uint64    `json:"checkpoints"`
 	UnixNano    int64     `json:"unix_nano"`
+	// Incarnation identifies the slice (see modelShard.incarnation); 0 in
+	// checkpoints written before it existed.
+	Incarnation uint64 `json:"incarnation,omitempty"`
+	// Epoch is the snapshot epoch: a dirty mark of this epoch or later
+	// means updates newer than this checkpoint existed.
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // readMeta returns the model's checkpoint metadata, or ok=false.
@@ -177,6 +217,8 @@ func writeCheckpoint(db *badger.DB, m *modelShard, st modelState, prevGen uint64
 		PulledKeys:  st.pulledKeys,
 		Checkpoints: checkpoints,
 		UnixNano:    time.Now().UnixNano(),
+		Incarnation: m.incarnation,
+		Epoch:       st.epoch,
 	}
 	name := m.spec.Name
 	// Chunks go in transactions of at most chunksPerTxn chunks (64 MiB), so
@@ -232,7 +274,30 @@ func writeCheckpoint(db *badger.DB, m *modelShard, st modelState, prevGen uint64
 	if err != nil {
 		return meta, fmt.Errorf("checkpoint model %q: %w", name, err)
 	}
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(modelMetaKey(name), mb) }); err != nil {
+	// The metadata and the removal of a dirty mark it covers commit
+	// together: a mark of the snapshot's epoch or later is a push the
+	// snapshot did not see, and stays.
+	// A push marking the model dirty meanwhile makes the transaction
+	// conflict (it read the mark); it is retried and sees the new mark.
+	for attempt := 0; ; attempt++ {
+		err = db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set(modelMetaKey(name), mb); err != nil {
+				return err
+			}
+			e, ok, err := readDirtyMark(txn, name)
+			if err != nil {
+				return err
+			}
+			if ok && e < st.epoch {
+				return txn.Delete(modelDirtyKey(name))
+			}
+			return nil
+		})
+		if !errors.Is(err, badger.ErrConflict) || attempt == 100 {
+			break
+		}
+	}
+	if err != nil {
 		return meta, fmt.Errorf("checkpoint model %q: write metadata: %w", name, err)
 	}
 	if err := deletePrefixExcept(db, chunksPrefix(name), chunkKeyPrefix(name, meta.Gen)); err != nil {

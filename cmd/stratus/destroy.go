@@ -21,6 +21,7 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
+	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/psstore"
 	"github.com/stratus-ml/stratus/state"
@@ -127,6 +128,10 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 			keptKeys[r.Key] = r.Address
 		}
 	}
+	pipelineID, err := st.PipelineID()
+	if err != nil {
+		return err
+	}
 	var list []*doomed
 	var totalObjects int
 	var totalBytes int64
@@ -135,7 +140,7 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 		if !chosen[r.Address] {
 			continue
 		}
-		d := &doomed{rec: r, models: modelsOf(r)}
+		d := &doomed{rec: r, models: modelsOf(pipelineID, r)}
 		if a, ok := keptKeys[r.Key]; ok {
 			d.keep = "kept: " + a + " records the same outputs"
 		} else if a, ok := first[r.Key]; ok {
@@ -345,12 +350,12 @@ func readsAny(cfg *dsl.Config, addr string, stages map[string]bool) bool {
 	return walk(addr)
 }
 
-// modelsOf returns the psstore models a stage leaves behind: a train stage's
-// model, named as operators/train names it ("train/" and the key's first 16
-// hex digits).
-func modelsOf(r *state.StageRecord) []string {
+// modelsOf returns the psstore models a stage may leave behind: a train stage's
+// model, named as operators/train names it (a stage deletes it once exported
+// unless it sets keep_model).
+func modelsOf(pipelineID string, r *state.StageRecord) []string {
 	if r.Operator == "train" {
-		return []string{"train/" + r.Key[:min(16, len(r.Key))]}
+		return []string{train.ModelName(pipelineID, r.Address, r.Key, "")}
 	}
 	return nil
 }
@@ -408,7 +413,7 @@ func (c *cli) destroyPSStore(ctx context.Context, cfg *dsl.Config, dir string, l
 	if err != nil {
 		return nil, nop, fmt.Sprintf("the local psstore shards did not start (%v): skipping %s", err, what)
 	}
-	cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()))
+	cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1)) // as apply's in-process shards
 	if err != nil {
 		lc.Close()
 		return nil, nop, fmt.Sprintf("the local psstore shards are not reachable (%v): skipping %s", err, what)

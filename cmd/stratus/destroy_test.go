@@ -18,6 +18,7 @@ import (
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor/local"
 	"github.com/stratus-ml/stratus/executor/runtime"
+	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/psstore"
 	"github.com/stratus-ml/stratus/state"
@@ -187,8 +188,9 @@ load "adult" {
 	}
 }
 
-// TestDestroyDeletesModel applies a training pipeline on the local backend and
-// checks that destroy deletes the model from the psstore shards' data.
+// TestDestroyDeletesModel applies a training pipeline that keeps its model in
+// psstore (keep_model) on the local backend and checks that destroy deletes the
+// model from the shards' data.
 func TestDestroyDeletesModel(t *testing.T) {
 	dir := t.TempDir()
 	writePipeline(t, dir, map[string]string{"data.svm": svmData, "main.hcl": `
@@ -196,11 +198,21 @@ load "adult" {
   source = "data.svm"
 }
 train "lr" {
-  input = load.adult
+  input      = load.adult
+  keep_model = true
 }
 `})
 	mustStratus(t, "apply", "-auto-approve", dir)
-	model := "train/" + stageKeyOf(t, dir, "train.lr")[:16]
+	st, err := state.Open(filepath.Join(dir, ".stratus", "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := st.PipelineID()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := train.ModelName(pid, "train.lr", stageKeyOf(t, dir, "train.lr"), "")
 	exists := func() bool {
 		t.Helper()
 		ctx := context.Background()
@@ -209,7 +221,7 @@ train "lr" {
 			t.Fatal(err)
 		}
 		defer lc.Close()
-		cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()))
+		cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1))
 		if err != nil {
 			t.Fatal(err)
 		}

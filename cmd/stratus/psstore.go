@@ -4,18 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
+	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/psstore"
 )
 
-// newPSStoreCmd is `stratus psstore`, the parent of the shard server command.
+// newPSStoreCmd is `stratus psstore`, the parent of the shard server and
+// cluster commands (ls, rm, gc, status).
 func newPSStoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "psstore",
@@ -25,7 +32,7 @@ intermediate data, messages and reductions, and a parameter-server face for mode
 Each "psstore serve" process is one shard; clients are given the list of shard
 addresses (its order decides placement) and the run's token.`,
 	}
-	cmd.AddCommand(newPSStoreServeCmd())
+	cmd.AddCommand(newPSStoreServeCmd(), newPSStoreLsCmd(), newPSStoreRmCmd(), newPSStoreGCCmd(), newPSStoreStatusCmd())
 	return cmd
 }
 
@@ -33,6 +40,7 @@ addresses (its order decides placement) and the run's token.`,
 func newPSStoreServeCmd() *cobra.Command {
 	var (
 		addr, dataDir, token, tlsCert, tlsKey string
+		addrFile                              string
 		checkpoint                            time.Duration
 		maxValue, maxModelBytes               int64
 		maxKeys, maxModels, maxMsg            int
@@ -99,6 +107,13 @@ environment variable, which keeps it out of the process list).`,
 			if tlsCert != "" {
 				scheme = "TLS"
 			}
+			if addrFile != "" {
+				if err := writeAddrFile(addrFile, lis.Addr().String()+"\n"); err != nil {
+					lis.Close()
+					srv.Close()
+					return fmt.Errorf("psstore serve: --addr-file: %w", err)
+				}
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "psstore: shard serving on %s (%s, data dir %s)\n", lis.Addr(), scheme, dataDir)
 			if err := srv.ServeContext(ctx, lis); err != nil {
 				return err
@@ -110,6 +125,7 @@ environment variable, which keeps it out of the process list).`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:7700", "listen on `ADDR` (HOST:PORT; port 0 picks a free one)")
 	f.StringVar(&dataDir, "data-dir", "", "keep the shard's data and checkpoints in `DIR` (required)")
+	f.StringVar(&addrFile, "addr-file", "", "write the address the shard listens on to `FILE` once it serves (useful with port 0)")
 	f.StringVar(&token, "token", "", "the `TOKEN` every request must carry (default $STRATUS_PSSTORE_TOKEN)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve TLS with the PEM certificate in `FILE` (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "the PEM private key `FILE` for --tls-cert")
@@ -120,4 +136,406 @@ environment variable, which keeps it out of the process list).`,
 	f.Int64Var(&maxModelBytes, "max-model-bytes", 4<<30, "use at most `BYTES` for all model slices on the shard (weights and optimizer state)")
 	f.IntVar(&maxMsg, "max-message-bytes", 16<<20, "accept gRPC messages of at most `BYTES` (at least 5 MiB)")
 	return cmd
+}
+
+// The cluster commands (`stratus psstore ls | rm | gc | status`) dial the
+// shards as a client does: --addr lists them in shard order, with the
+// run's token.
+
+type clusterFlags struct {
+	addrs    []string
+	token    string
+	wait     time.Duration
+	replicas int
+	ca       string
+}
+
+func (f *clusterFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.addrs, "addr", nil, "the shards at `ADDRS`, in shard order (comma-separated or repeated; default $STRATUS_PSSTORE_ADDRS)")
+	fl.StringVar(&f.token, "token", "", "the cluster's `TOKEN` (default $STRATUS_PSSTORE_TOKEN)")
+	fl.DurationVar(&f.wait, "wait", 5*time.Second, "wait up to `DURATION` for a shard that is unreachable")
+	fl.IntVar(&f.replicas, "replicas", 0, "`N` copies of every key range, as the cluster's clients use (default $STRATUS_PSSTORE_REPLICAS, else 2)")
+	fl.StringVar(&f.ca, "ca", "", "verify TLS shards (started with --tls-cert) against the PEM CA in `FILE`")
+}
+
+func (f *clusterFlags) dial(ctx context.Context) (*psstore.Client, error) {
+	if len(f.addrs) == 0 {
+		if v := os.Getenv("STRATUS_PSSTORE_ADDRS"); v != "" {
+			f.addrs = strings.Split(v, ",")
+		}
+	}
+	if len(f.addrs) == 0 {
+		return nil, errors.New("no shard addresses: pass --addr HOST:PORT[,HOST:PORT...] in shard order (or set STRATUS_PSSTORE_ADDRS)")
+	}
+	if f.token == "" {
+		f.token = os.Getenv("STRATUS_PSSTORE_TOKEN")
+	}
+	if f.token == "" {
+		return nil, errors.New("no token: pass --token or set STRATUS_PSSTORE_TOKEN (every shard refuses requests without it)")
+	}
+	wait := f.wait
+	if wait <= 0 {
+		wait = -1
+	}
+	te := operators.TaskEnv{PSStore: f.addrs, Token: f.token, PSStoreReplicas: f.replicas}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		te.PSStoreCA = string(pem)
+	}
+	opts, err := taskenv.PSStoreOptions(te)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, psstore.WithRetry(psstore.RetryPolicy{Wait: wait}))
+	c, err := psstore.Dial(ctx, f.addrs, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, taskenv.TLSHint(te))
+	}
+	return c, nil
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+func bytesText(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+func ageText(t, now time.Time) string {
+	if t.IsZero() || t.Unix() <= 0 {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+// modelState is "ok", "LOST" (a slice lost updates) or "INCOMPLETE" (a
+// shard has no slice).
+func modelState(m psstore.ModelInfo) string {
+	switch {
+	case m.Lost() != "":
+		return "LOST"
+	case !m.Complete:
+		return "INCOMPLETE"
+	}
+	return "ok"
+}
+
+// lastActive is when a model last changed: its last push, else its oldest
+// checkpoint (creation counts as one).
+func lastActive(m psstore.ModelInfo) time.Time {
+	if t := m.LastUpdate(); !t.IsZero() {
+		return t
+	}
+	var t time.Time
+	for _, s := range m.Shards {
+		if s.LastCheckpoint.After(t) {
+			t = s.LastCheckpoint
+		}
+	}
+	return t
+}
+
+func printModels(w io.Writer, models []psstore.ModelInfo, now time.Time) error {
+	if len(models) == 0 {
+		_, err := fmt.Fprintln(w, "no models")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tDIM\tOPTIMIZER\tBYTES\tUPDATES\tLAST ACTIVE\tSTATE")
+	for _, m := range models {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Spec.Dim, m.Spec.Optimizer, bytesText(m.Bytes()), m.Updates(), ageText(lastActive(m), now), modelState(m))
+	}
+	return tw.Flush()
+}
+
+func newPSStoreLsCmd() *cobra.Command {
+	var cf clusterFlags
+	var kv bool
+	cmd := &cobra.Command{
+		Use:   "ls [PREFIX]",
+		Short: "List the models (or, with --kv, the keys) in a psstore cluster",
+		Long: `List the models in the cluster whose name starts with PREFIX: dimension,
+optimizer, memory, update count, when they last changed and their state: ok, LOST
+(a shard came back from a checkpoint older than updates it had acknowledged: the
+model is inconsistent) or INCOMPLETE (a shard has no slice of it).
+
+A train stage names its model train/<pipeline ID>/<stage>/<cache key>[/<trial>]
+and deletes it once exported (unless keep_model = true).`,
+		Example: `  stratus psstore ls --addr 10.0.0.5:7700,10.0.0.6:7700 --token "$TOKEN"
+  stratus psstore ls --kv ctl/`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			prefix := ""
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			ctx := cmdContext(cmd)
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if kv {
+				keys, err := c.List(ctx, prefix)
+				if err != nil {
+					return err
+				}
+				for _, k := range keys {
+					fmt.Fprintln(cmd.OutOrStdout(), k)
+				}
+				return nil
+			}
+			models, err := c.ListModels(ctx, prefix)
+			if err != nil {
+				return err
+			}
+			return printModels(cmd.OutOrStdout(), models, time.Now())
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&kv, "kv", false, "list key-value keys with the prefix instead of models")
+	return cmd
+}
+
+func newPSStoreRmCmd() *cobra.Command {
+	var cf clusterFlags
+	var prefix bool
+	cmd := &cobra.Command{
+		Use:   "rm MODEL...",
+		Short: "Delete models (with their training control keys) from a psstore cluster",
+		Long: `Delete each named model from every shard, with the control keys and run record
+its train stage kept beside it. With --prefix, every model whose name starts with
+an argument goes. A model a running apply is training makes that apply fail.`,
+		Example: `  stratus psstore rm --addr 127.0.0.1:7700 --token "$TOKEN" train/4f2a9c0d1e2b3a4c/train.lr/0123456789abcdef
+  stratus psstore rm --prefix train/4f2a9c0d1e2b3a4c/`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			ctx := cmdContext(cmd)
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			names := args
+			if prefix {
+				names = nil
+				for _, p := range args {
+					models, err := c.ListModels(ctx, p)
+					if err != nil {
+						return err
+					}
+					for _, m := range models {
+						names = append(names, m.Name)
+					}
+				}
+				if len(names) == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "no models match")
+					return nil
+				}
+			}
+			for _, n := range names {
+				if err := train.RemoveModel(ctx, c, n); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", n)
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&prefix, "prefix", false, "treat the arguments as name prefixes")
+	return cmd
+}
+
+func newPSStoreGCCmd() *cobra.Command {
+	var cf clusterFlags
+	var olderThan time.Duration
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete abandoned models and keys from a psstore cluster",
+		Long: `Delete what no run will use again:
+  - models that lost updates (LOST) or miss a slice (INCOMPLETE): no run can resume them;
+  - models that have not changed for --older-than (a train stage deletes its model
+    once exported, so these are left by runs that failed and were not applied
+    again, or kept with keep_model = true);
+  - training control keys and run records whose model is gone.
+A model that is being trained changes continuously and is never collected.`,
+		Example: `  stratus psstore gc --addr 127.0.0.1:7700 --token "$TOKEN" --older-than 24h --dry-run`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			ctx := cmdContext(cmd)
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			models, err := c.ListModels(ctx, "")
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			now := time.Now()
+			alive := map[string]bool{}
+			n := 0
+			for _, m := range models {
+				why := ""
+				switch st := modelState(m); {
+				case st != "ok":
+					why = strings.ToLower(st)
+				case now.Sub(lastActive(m)) >= olderThan:
+					why = "idle " + now.Sub(lastActive(m)).Round(time.Second).String()
+				}
+				if why == "" {
+					alive[m.Name] = true
+					continue
+				}
+				if !dryRun {
+					if err := train.RemoveModel(ctx, c, m.Name); err != nil {
+						return err
+					}
+				}
+				n++
+				fmt.Fprintf(out, "%s model %s (%s, %s)\n", verb, m.Name, why, bytesText(m.Bytes()))
+			}
+			keys, err := train.OrphanKeys(ctx, c, alive)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if !dryRun {
+					if err := c.Delete(ctx, k); err != nil {
+						return err
+					}
+				}
+				n++
+				fmt.Fprintf(out, "%s key %s (its model is gone)\n", verb, k)
+			}
+			if n == 0 {
+				fmt.Fprintln(out, "nothing to collect")
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().DurationVar(&olderThan, "older-than", 24*time.Hour, "collect models unchanged for `DURATION`")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	return cmd
+}
+
+func newPSStoreStatusCmd() *cobra.Command {
+	var cf clusterFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a psstore cluster's members, models, memory and update counters",
+		Long: `Show every shard (address, place, uptime, models, memory, disk, requests,
+refused requests) and every model with the update counter of each partition's
+primary slice. A model none of whose copies of some partition kept every update is
+marked LOST with the reason; a lost copy whose partition another copy serves is
+listed below the table. Model counts and memory include replica slices.`,
+		Example: `  stratus psstore status --addr 10.0.0.5:7700,10.0.0.6:7700 --token "$TOKEN"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			ctx := cmdContext(cmd)
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			stats, err := c.ServerStats(ctx)
+			if err != nil {
+				return err
+			}
+			models, err := c.ListModels(ctx, "")
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			w := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SHARD\tADDRESS\tUP\tMODELS\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
+			for i, s := range stats {
+				fmt.Fprintf(tw, "%d/%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", i, len(stats), s.Addr, now.Sub(s.Started).Round(time.Second),
+					s.Models, bytesText(s.ModelBytes), bytesText(s.DiskBytes), s.Requests, s.AuthFailures, s.LostModels)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+			if len(models) == 0 {
+				fmt.Fprintln(w, "no models")
+				return nil
+			}
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			head := "MODEL\tBYTES"
+			for i := range stats {
+				head += fmt.Sprintf("\tUPDATES@%d", i)
+			}
+			fmt.Fprintln(tw, head+"\tLAST ACTIVE\tSTATE")
+			for _, m := range models {
+				row := m.Name + "\t" + bytesText(m.Bytes())
+				per := make([]string, len(stats))
+				for i := range per {
+					per[i] = "-"
+				}
+				for _, s := range m.Shards {
+					if s.Copy == 0 { // a partition's primary, on its own shard
+						per[s.Partition] = fmt.Sprint(s.Updates)
+					}
+				}
+				for _, p := range per {
+					row += "\t" + p
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", row, ageText(lastActive(m), now), modelState(m))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, m := range models {
+				if why := m.Lost(); why != "" {
+					fmt.Fprintf(w, "\n%s LOST: %s\n", m.Name, why)
+				}
+				for _, d := range m.Degraded() {
+					fmt.Fprintf(w, "\n%s: the copy of partition %d on shard %d lost updates (another copy serves): %s\n", m.Name, d.Partition, d.Shard, d.Lost)
+				}
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+// writeAddrFile writes content to path through a temporary file and a
+// rename, so a reader never sees it half written.
+func writeAddrFile(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -51,6 +51,8 @@ func TestScripts(t *testing.T) {
 			"seed-output":    cmdSeedOutput,
 			"planfile-check": cmdPlanfileCheck,
 			"redact-keys":    cmdRedactKeys,
+			"wait-file":      cmdWaitFile, // psstore_script_test.go
+			"ps-model":       cmdPSModel,
 		},
 	})
 }

@@ -53,6 +53,12 @@ type Options struct {
 	// BlobRegion and BlobEndpoint point an s3:// blob store of the local backend at
 	// an S3-compatible server (the tests' MinIO).
 	BlobRegion, BlobEndpoint string
+	// PSStore, when set, are shards the local backend dials (with PSStoreToken and
+	// PSStoreReplicas) instead of starting its own: tests that share one cluster
+	// among several applies.
+	PSStore         []string
+	PSStoreToken    string
+	PSStoreReplicas int
 }
 
 // Runtime is what an apply runs on. Build one with Open; Close releases it.
@@ -113,7 +119,8 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		lc := s.Local
 		be := local.New(o.Registry, envs, local.Options{MaxConcurrency: lc.MaxConcurrency, MemoryMB: lc.MemoryMB, KillEvery: lc.KillEveryD})
 		r.setBackend(be, o.WrapBackend)
-		r.TaskEnv = operators.TaskEnv{Blob: s.BlobRoot(p.Config, o.StateDir), BlobRegion: o.BlobRegion, BlobEndpoint: o.BlobEndpoint}
+		r.TaskEnv = operators.TaskEnv{Blob: s.BlobRoot(p.Config, o.StateDir), BlobRegion: o.BlobRegion, BlobEndpoint: o.BlobEndpoint,
+			PSStore: o.PSStore, Token: o.PSStoreToken, PSStoreReplicas: o.PSStoreReplicas}
 		r.TaskTimeout, r.Lifetime, r.MemoryMB = lc.TaskTimeoutD, lc.LifetimeD, lc.MemoryMB
 		r.Pricing = pricing.Default()
 		startLocal = lc.PSStoreShards
@@ -156,6 +163,7 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		}
 	}
 	switch {
+	case len(r.TaskEnv.PSStore) > 0 && r.TaskEnv.Token != "":
 	case len(r.TaskEnv.PSStore) > 0:
 		r.TaskEnv.Token = o.Getenv(EnvToken)
 		if r.TaskEnv.Token == "" {
@@ -190,7 +198,7 @@ func (r *Runtime) startPSStore(ctx context.Context, stateDir string, n int) erro
 	if err != nil {
 		return err
 	}
-	r.TaskEnv.PSStore, r.TaskEnv.Token = lc.Addrs(), lc.Token()
+	r.TaskEnv.PSStore, r.TaskEnv.Token, r.TaskEnv.PSStoreReplicas = lc.Addrs(), lc.Token(), 1 // in-process shards die together: no replicas
 	r.closers = append(r.closers, lc.Close)
 	return nil
 }

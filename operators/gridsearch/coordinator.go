@@ -71,6 +71,9 @@ type search struct {
 	used    int // workers held by running trials
 	asha    *ashaRule
 	pending []operators.Event // notes to emit once mu is released
+	// full is the first trial failure for want of room in psstore: no
+	// further trial starts and the stage fails with it.
+	full error
 }
 
 func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
@@ -259,13 +262,16 @@ func (r *search) run(ctx context.Context) error {
 	}
 	ctxDone := ctx.Done()
 	for {
-		if ctx.Err() == nil {
+		r.mu.Lock()
+		full := r.full
+		r.mu.Unlock()
+		if ctx.Err() == nil && full == nil {
 			r.schedule(ctx, &wg, done)
 		}
 		r.mu.Lock()
 		running, queued := r.running, r.count(operators.TrialQueued)
 		r.mu.Unlock()
-		if running == 0 && (queued == 0 || ctx.Err() != nil) {
+		if running == 0 && (queued == 0 || ctx.Err() != nil || full != nil) {
 			break
 		}
 		select {
@@ -278,6 +284,9 @@ func (r *search) run(ctx context.Context) error {
 		case <-ctxDone:
 			ctxDone = nil // train.Run sees ctx too; wait for the trials to return
 		}
+	}
+	if r.full != nil {
+		return fmt.Errorf("grid search stopped: a trial found no room in psstore, so the rest cannot run either: %w. Free room with `stratus psstore gc` (or `rm`), raise the shards' limits, or add shards, then apply again: finished trials are reused", r.full)
 	}
 	return ctx.Err()
 }
@@ -511,6 +520,9 @@ func (r *search) ended(ctx context.Context, f finished) {
 	case f.err != nil:
 		t.status, t.reason, t.detail = operators.TrialFailed, firstLine(f.err.Error()), f.err.Error()
 		res = nil
+		if errors.Is(f.err, train.ErrClusterFull) && r.full == nil {
+			r.full = f.err
+		}
 	case res.Stopped == operators.ReasonKilled:
 		t.status, t.reason = operators.TrialKilled, operators.ReasonKilled
 	case t.stopping != "" && res.Stopped == t.stopping:

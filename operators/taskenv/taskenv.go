@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -79,7 +80,7 @@ func (f *Factory) psstore(ctx context.Context, te operators.TaskEnv) (*psstore.C
 	if len(te.PSStore) == 0 {
 		return nil, fmt.Errorf("no psstore shards configured for this run: the lambda backend needs psstore = [\"host:port\", …] in its backend block, with the token in STRATUS_PSSTORE_TOKEN")
 	}
-	k := te.Token + "\x00" + strings.Join(te.PSStore, ",") + "\x00" + te.PSStoreCA
+	k := te.Token + "\x00" + strings.Join(te.PSStore, ",") + "\x00" + te.PSStoreCA + "\x00" + strconv.Itoa(te.PSStoreReplicas)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.clients[k]; ok {

@@ -9,11 +9,14 @@ import (
 	"github.com/stratus-ml/stratus/psstore"
 )
 
-// PSStoreOptions are the client options for the shards of te: its token, and TLS
-// verified against te.PSStoreCA when it is set. Every psstore client of a run —
+// PSStoreOptions are the client options for the shards of te: its token, its
+// replication factor, and TLS verified against te.PSStoreCA when it is set. Every psstore client of a run —
 // workers, coordinators, the CLI's checks — dials with these.
 func PSStoreOptions(te operators.TaskEnv) ([]psstore.Option, error) {
 	opts := []psstore.Option{psstore.WithToken(te.Token)}
+	if te.PSStoreReplicas > 0 {
+		opts = append(opts, psstore.WithReplicas(te.PSStoreReplicas))
+	}
 	if te.PSStoreCA == "" {
 		return opts, nil
 	}

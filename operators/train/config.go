@@ -24,6 +24,7 @@ type Config struct {
 	EvalInterval  time.Duration
 	Lifetime      time.Duration // 0: the backend's
 	Seed          int64
+	KeepModel     bool // keep the model in psstore after exporting it
 }
 
 // ParseConfig reads the schema's attributes (everything but input) from a stage's
@@ -68,6 +69,7 @@ func ParseConfig(v cty.Value) (Config, error) {
 	c.TargetLogloss = f("target_logloss")
 	c.Epsilon = f("epsilon")
 	c.Seed = int64(f("seed"))
+	c.KeepModel = keepModel(v)
 	var err error
 	if c.Timeout, err = d("timeout"); err != nil {
 		return c, err

@@ -171,7 +171,10 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		suffix = "/" + o.Trial
 	}
 	key := s.Key()
-	model := "train/" + key[:min(16, len(key))] + suffix
+	model, err := modelName(s, o.Trial)
+	if err != nil {
+		return nil, err
+	}
 	workersWave, evalWave := "workers"+strings.ReplaceAll(suffix, "/", "-"), "eval"+strings.ReplaceAll(suffix, "/", "-")
 	dir := "stages/" + key + "/train" + suffix + "/"
 	dim := uint64(o.Data.Features) + 1
@@ -186,26 +189,17 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 
 	ctl := newControl(ps, model)
-	resumed, err := s.Recorded(workersWave)
-	if err != nil {
-		return nil, err
-	}
-	if resumed == 0 {
-		// A fresh run starts from a fresh model, whatever an earlier run left.
-		if err := ps.DeleteModel(ctx, model); err != nil {
-			return nil, fmt.Errorf("reset model: %w", err)
-		}
-	}
-	if err := ctl.reset(ctx); err != nil {
-		return nil, fmt.Errorf("reset training control: %w", err)
-	}
 	spec := psstore.ModelSpec{Name: model, Dim: dim, Optimizer: cfg.Optimizer, LearningRate: float32(cfg.LearningRate), L2: float32(cfg.L2)}
 	if cfg.Optimizer == "momentum" {
 		spec.Momentum = float32(cfg.Momentum)
 	}
-	if err := ps.CreateModel(ctx, spec); err != nil {
-		return nil, fmt.Errorf("create model: %w", err)
+	// Resume the model of an interrupted run only if it is intact, else
+	// start again as a new generation of waves (modelcheck.go).
+	mc, gen, err := prepareModel(ctx, s, ps, ctl, spec, workersWave, o.Labels)
+	if err != nil {
+		return nil, err
 	}
+	workersWave, evalWave = genWave(workersWave, gen), genWave(evalWave, gen)
 
 	trainUnits := makeUnits(o.Data.Train, workers, cfg.Minibatch)
 	testParts := o.Data.Test
@@ -309,6 +303,10 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			cancel()
 			done = nil
 		}
+		if err := mc.watch(ctx); err != nil && failure == nil && ctx.Err() == nil {
+			failure = err
+			cancel()
+		}
 		if evalOut != nil && evalOut.err == nil {
 			continue // the final evaluation is in; wait for the workers to see the stop
 		}
@@ -346,7 +344,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		}
 	}
 	if failure != nil {
-		return nil, failure
+		return nil, mc.explain(ctx, failure)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -396,7 +394,11 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
 	}
 	if diverged != nil {
+		mc.cleanup(ctx, s, ctl, false, o.Labels)
 		return res, diverged
+	}
+	if err := mc.verify(ctx); err != nil {
+		return nil, err
 	}
 	w, err := ps.PullDense(ctx, model)
 	if err != nil {
@@ -410,6 +412,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels)
 	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("stopped (%s) after %s: %d iterations, %.0f examples/s; %s",
 		res.Stopped, res.Duration.Round(10*time.Millisecond), res.Iterations, res.ExamplesPerSecond, res.Breakdown)})
 	s.Event(operators.Event{Kind: "summary", Labels: o.Labels, Metrics: map[string]float64{

@@ -55,6 +55,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	// lastEval) that would run past the deadline.
 	evaluated := rs.Evaluations > 0
 	var lastEval time.Duration
+	var watch counterWatch
 	evalOnce := func() (evalPoint, error) {
 		began := time.Now()
 		defer func() { lastEval = time.Since(began) }()
@@ -66,6 +67,9 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
 			pt.Updates, pt.Pushes = st.Updates, st.Pushes
+			if err := watch.observe(p.Model, st); err != nil { // modelcheck.go
+				return pt, err
+			}
 		}
 		rs.Evaluations++
 		if err := ctl.putEval(ctx, pt); err != nil {

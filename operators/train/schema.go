@@ -45,6 +45,8 @@ var Schema = &operators.Schema{
 			Doc: "Worker function lifetime before it is relaunched as a new generation; defaults to the backend's."},
 		{Name: "seed", Type: cty.Number, Default: cty.NumberIntVal(1),
 			Doc: "Seed for initialisation and the per-epoch shuffle."},
+		{Name: "keep_model", Type: cty.Bool, Default: cty.False,
+			Doc: "Keep the model in psstore after it is exported (it is deleted by default; `stratus psstore rm` or `gc` removes a kept one)."},
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,

@@ -416,6 +416,12 @@ type StatsResponse struct {
 	Requests      uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
 	Models        uint32                 `protobuf:"varint,3,opt,name=models,proto3" json:"models,omitempty"`
 	ModelBytes    uint64                 `protobuf:"varint,4,opt,name=model_bytes,json=modelBytes,proto3" json:"model_bytes,omitempty"`
+	StartUnixNano int64                  `protobuf:"varint,5,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"` // when this server process opened its data directory
+	Placed        bool                   `protobuf:"varint,6,opt,name=placed,proto3" json:"placed,omitempty"`                                      // whether a client has told the shard its place yet
+	ShardIndex    uint32                 `protobuf:"varint,7,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount    uint32                 `protobuf:"varint,8,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	DiskBytes     uint64                 `protobuf:"varint,9,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`     // badger's LSM tree plus value log
+	LostModels    uint32                 `protobuf:"varint,10,opt,name=lost_models,json=lostModels,proto3" json:"lost_models,omitempty"` // models whose slice lost updates (see ModelStatsResponse.lost)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,6 +480,48 @@ func (x *StatsResponse) GetModels() uint32 {
 func (x *StatsResponse) GetModelBytes() uint64 {
 	if x != nil {
 		return x.ModelBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetStartUnixNano() int64 {
+	if x != nil {
+		return x.StartUnixNano
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetPlaced() bool {
+	if x != nil {
+		return x.Placed
+	}
+	return false
+}
+
+func (x *StatsResponse) GetShardIndex() uint32 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetShardCount() uint32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetDiskBytes() uint64 {
+	if x != nil {
+		return x.DiskBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLostModels() uint32 {
+	if x != nil {
+		return x.LostModels
 	}
 	return 0
 }
@@ -1075,10 +1123,16 @@ func (x *ModelSpec) GetStddev() float32 {
 }
 
 type CreateModelRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *ModelSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	ShardIndex    uint32                 `protobuf:"varint,2,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
-	ShardCount    uint32                 `protobuf:"varint,3,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Spec       *ModelSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	ShardIndex uint32                 `protobuf:"varint,2,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount uint32                 `protobuf:"varint,3,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// replica asks for a replica slice: the coordinates of partition
+	// shard_index (another shard's), kept here as a copy. The client names
+	// replica slices apart from the primary (see package psstore) and sends
+	// every push to each copy; the shard treats a replica like any slice but
+	// checks only the shard count against its placement.
+	Replica       bool `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1132,6 +1186,13 @@ func (x *CreateModelRequest) GetShardCount() uint32 {
 		return x.ShardCount
 	}
 	return 0
+}
+
+func (x *CreateModelRequest) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
 }
 
 type CreateModelResponse struct {
@@ -1701,6 +1762,18 @@ type ModelStatsResponse struct {
 	Checkpoints        uint64                 `protobuf:"varint,7,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	CheckpointUpdates  uint64                 `protobuf:"varint,8,opt,name=checkpoint_updates,json=checkpointUpdates,proto3" json:"checkpoint_updates,omitempty"` // value of updates at the last checkpoint
 	CheckpointUnixNano int64                  `protobuf:"varint,9,opt,name=checkpoint_unix_nano,json=checkpointUnixNano,proto3" json:"checkpoint_unix_nano,omitempty"`
+	// incarnation identifies this slice: a random number drawn when the model
+	// was created on this shard and kept in its checkpoints. A slice that was
+	// deleted and created again, or created afresh on an empty data
+	// directory, has a different one.
+	Incarnation uint64 `protobuf:"varint,10,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// lost is empty for a slice that holds every update it acknowledged. It
+	// says why not otherwise: the shard stopped without saving (kill -9, a
+	// crash) after updates newer than the checkpoint it came back from. Such
+	// a slice answers DATA_LOSS to pulls and pushes until it is deleted.
+	Lost               string `protobuf:"bytes,11,opt,name=lost,proto3" json:"lost,omitempty"`
+	LastUpdateUnixNano int64  `protobuf:"varint,12,opt,name=last_update_unix_nano,json=lastUpdateUnixNano,proto3" json:"last_update_unix_nano,omitempty"` // last applied push (0: none since it was loaded)
+	Bytes              uint64 `protobuf:"varint,13,opt,name=bytes,proto3" json:"bytes,omitempty"`                                                         // memory of the slice: weights plus optimizer state
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1798,6 +1871,122 @@ func (x *ModelStatsResponse) GetCheckpointUnixNano() int64 {
 	return 0
 }
 
+func (x *ModelStatsResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *ModelStatsResponse) GetLost() string {
+	if x != nil {
+		return x.Lost
+	}
+	return ""
+}
+
+func (x *ModelStatsResponse) GetLastUpdateUnixNano() int64 {
+	if x != nil {
+		return x.LastUpdateUnixNano
+	}
+	return 0
+}
+
+func (x *ModelStatsResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type ListModelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelsRequest) Reset() {
+	*x = ListModelsRequest{}
+	mi := &file_psstore_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelsRequest) ProtoMessage() {}
+
+func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
+func (*ListModelsRequest) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListModelsRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type ListModelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Models        []*ModelStatsResponse  `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelsResponse) Reset() {
+	*x = ListModelsResponse{}
+	mi := &file_psstore_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelsResponse) ProtoMessage() {}
+
+func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
+func (*ListModelsResponse) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListModelsResponse) GetModels() []*ModelStatsResponse {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 type SnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -1807,7 +1996,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_psstore_proto_msgTypes[27]
+	mi := &file_psstore_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2008,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[27]
+	mi := &file_psstore_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2021,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{27}
+	return file_psstore_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotRequest) GetModel() string {
@@ -1850,7 +2039,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_psstore_proto_msgTypes[28]
+	mi := &file_psstore_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2051,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[28]
+	mi := &file_psstore_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2064,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{28}
+	return file_psstore_proto_rawDescGZIP(), []int{30}
 }
 
 type RestoreRequest struct {
@@ -1887,7 +2076,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_psstore_proto_msgTypes[29]
+	mi := &file_psstore_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2088,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[29]
+	mi := &file_psstore_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2101,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{29}
+	return file_psstore_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RestoreRequest) GetModel() string {
@@ -1930,7 +2119,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_psstore_proto_msgTypes[30]
+	mi := &file_psstore_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2131,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[30]
+	mi := &file_psstore_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2144,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{30}
+	return file_psstore_proto_rawDescGZIP(), []int{32}
 }
 
 var File_psstore_proto protoreflect.FileDescriptor
@@ -1977,13 +2166,24 @@ const file_psstore_proto_rawDesc = "" +
 	"\x0eserver_version\x18\x03 \x01(\tR\rserverVersion\x12/\n" +
 	"\x14max_keys_per_request\x18\x04 \x01(\x04R\x11maxKeysPerRequest\x12&\n" +
 	"\x0fmax_value_bytes\x18\x05 \x01(\x04R\rmaxValueBytes\"\x0e\n" +
-	"\fStatsRequest\"\x89\x01\n" +
+	"\fStatsRequest\"\xcb\x02\n" +
 	"\rStatsResponse\x12#\n" +
 	"\rauth_failures\x18\x01 \x01(\x04R\fauthFailures\x12\x1a\n" +
 	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x16\n" +
 	"\x06models\x18\x03 \x01(\rR\x06models\x12\x1f\n" +
 	"\vmodel_bytes\x18\x04 \x01(\x04R\n" +
-	"modelBytes\"0\n" +
+	"modelBytes\x12&\n" +
+	"\x0fstart_unix_nano\x18\x05 \x01(\x03R\rstartUnixNano\x12\x16\n" +
+	"\x06placed\x18\x06 \x01(\bR\x06placed\x12\x1f\n" +
+	"\vshard_index\x18\a \x01(\rR\n" +
+	"shardIndex\x12\x1f\n" +
+	"\vshard_count\x18\b \x01(\rR\n" +
+	"shardCount\x12\x1d\n" +
+	"\n" +
+	"disk_bytes\x18\t \x01(\x04R\tdiskBytes\x12\x1f\n" +
+	"\vlost_models\x18\n" +
+	" \x01(\rR\n" +
+	"lostModels\"0\n" +
 	"\bPutChunk\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\r\n" +
@@ -2023,13 +2223,14 @@ const file_psstore_proto_rawDesc = "" +
 	"\x04init\x18\b \x01(\x0e2\x18.stratus.psstore.v1.InitR\x04init\x12\x12\n" +
 	"\x04seed\x18\t \x01(\x04R\x04seed\x12\x16\n" +
 	"\x06stddev\x18\n" +
-	" \x01(\x02R\x06stddev\"\x89\x01\n" +
+	" \x01(\x02R\x06stddev\"\xa3\x01\n" +
 	"\x12CreateModelRequest\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.stratus.psstore.v1.ModelSpecR\x04spec\x12\x1f\n" +
 	"\vshard_index\x18\x02 \x01(\rR\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\x03 \x01(\rR\n" +
-	"shardCount\"/\n" +
+	"shardCount\x12\x18\n" +
+	"\areplica\x18\x04 \x01(\bR\areplica\"/\n" +
 	"\x13CreateModelResponse\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\bR\acreated\"*\n" +
 	"\x12DeleteModelRequest\x12\x14\n" +
@@ -2065,7 +2266,7 @@ const file_psstore_proto_rawDesc = "" +
 	"\x06values\x18\x02 \x01(\fR\x06values\x12\x1b\n" +
 	"\tlocal_dim\x18\x03 \x01(\x04R\blocalDim\")\n" +
 	"\x11ModelStatsRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\"\xd0\x02\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\"\xcf\x03\n" +
 	"\x12ModelStatsResponse\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.stratus.psstore.v1.ModelSpecR\x04spec\x12\x1b\n" +
 	"\tlocal_dim\x18\x02 \x01(\x04R\blocalDim\x12\x16\n" +
@@ -2076,7 +2277,16 @@ const file_psstore_proto_rawDesc = "" +
 	"pulledKeys\x12 \n" +
 	"\vcheckpoints\x18\a \x01(\x04R\vcheckpoints\x12-\n" +
 	"\x12checkpoint_updates\x18\b \x01(\x04R\x11checkpointUpdates\x120\n" +
-	"\x14checkpoint_unix_nano\x18\t \x01(\x03R\x12checkpointUnixNano\"'\n" +
+	"\x14checkpoint_unix_nano\x18\t \x01(\x03R\x12checkpointUnixNano\x12 \n" +
+	"\vincarnation\x18\n" +
+	" \x01(\x04R\vincarnation\x12\x12\n" +
+	"\x04lost\x18\v \x01(\tR\x04lost\x121\n" +
+	"\x15last_update_unix_nano\x18\f \x01(\x03R\x12lastUpdateUnixNano\x12\x14\n" +
+	"\x05bytes\x18\r \x01(\x04R\x05bytes\"+\n" +
+	"\x11ListModelsRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"T\n" +
+	"\x12ListModelsResponse\x12>\n" +
+	"\x06models\x18\x01 \x03(\v2&.stratus.psstore.v1.ModelStatsResponseR\x06models\"'\n" +
 	"\x0fSnapshotRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\x12\n" +
 	"\x10SnapshotResponse\"&\n" +
@@ -2099,8 +2309,7 @@ const file_psstore_proto_rawDesc = "" +
 	"\vINIT_NORMAL\x10\x01*G\n" +
 	"\rValueEncoding\x12\x1a\n" +
 	"\x16VALUE_ENCODING_FLOAT32\x10\x00\x12\x1a\n" +
-	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xc7\n" +
-	"\n" +
+	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xa4\v\n" +
 	"\aPSStore\x12L\n" +
 	"\x05Hello\x12 .stratus.psstore.v1.HelloRequest\x1a!.stratus.psstore.v1.HelloResponse\x12L\n" +
 	"\x05Stats\x12 .stratus.psstore.v1.StatsRequest\x1a!.stratus.psstore.v1.StatsResponse\x12F\n" +
@@ -2118,7 +2327,9 @@ const file_psstore_proto_rawDesc = "" +
 	"\x04Push\x12\x1f.stratus.psstore.v1.PushRequest\x1a\x1b.stratus.psstore.v1.PushAck(\x010\x01\x12S\n" +
 	"\tPullDense\x12$.stratus.psstore.v1.PullDenseRequest\x1a\x1e.stratus.psstore.v1.DenseChunk0\x01\x12[\n" +
 	"\n" +
-	"ModelStats\x12%.stratus.psstore.v1.ModelStatsRequest\x1a&.stratus.psstore.v1.ModelStatsResponse\x12U\n" +
+	"ModelStats\x12%.stratus.psstore.v1.ModelStatsRequest\x1a&.stratus.psstore.v1.ModelStatsResponse\x12[\n" +
+	"\n" +
+	"ListModels\x12%.stratus.psstore.v1.ListModelsRequest\x1a&.stratus.psstore.v1.ListModelsResponse\x12U\n" +
 	"\bSnapshot\x12#.stratus.psstore.v1.SnapshotRequest\x1a$.stratus.psstore.v1.SnapshotResponse\x12R\n" +
 	"\aRestore\x12\".stratus.psstore.v1.RestoreRequest\x1a#.stratus.psstore.v1.RestoreResponseB7Z5github.com/stratus-ml/stratus/psstore/proto;psstorepbb\x06proto3"
 
@@ -2135,7 +2346,7 @@ func file_psstore_proto_rawDescGZIP() []byte {
 }
 
 var file_psstore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_psstore_proto_goTypes = []any{
 	(MergeOp)(0),                // 0: stratus.psstore.v1.MergeOp
 	(Optimizer)(0),              // 1: stratus.psstore.v1.Optimizer
@@ -2168,10 +2379,12 @@ var file_psstore_proto_goTypes = []any{
 	(*DenseChunk)(nil),          // 28: stratus.psstore.v1.DenseChunk
 	(*ModelStatsRequest)(nil),   // 29: stratus.psstore.v1.ModelStatsRequest
 	(*ModelStatsResponse)(nil),  // 30: stratus.psstore.v1.ModelStatsResponse
-	(*SnapshotRequest)(nil),     // 31: stratus.psstore.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),    // 32: stratus.psstore.v1.SnapshotResponse
-	(*RestoreRequest)(nil),      // 33: stratus.psstore.v1.RestoreRequest
-	(*RestoreResponse)(nil),     // 34: stratus.psstore.v1.RestoreResponse
+	(*ListModelsRequest)(nil),   // 31: stratus.psstore.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),  // 32: stratus.psstore.v1.ListModelsResponse
+	(*SnapshotRequest)(nil),     // 33: stratus.psstore.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),    // 34: stratus.psstore.v1.SnapshotResponse
+	(*RestoreRequest)(nil),      // 35: stratus.psstore.v1.RestoreRequest
+	(*RestoreResponse)(nil),     // 36: stratus.psstore.v1.RestoreResponse
 }
 var file_psstore_proto_depIdxs = []int32{
 	0,  // 0: stratus.psstore.v1.MergeChunk.op:type_name -> stratus.psstore.v1.MergeOp
@@ -2182,43 +2395,46 @@ var file_psstore_proto_depIdxs = []int32{
 	3,  // 5: stratus.psstore.v1.PullSparseResponse.encoding:type_name -> stratus.psstore.v1.ValueEncoding
 	3,  // 6: stratus.psstore.v1.PushRequest.encoding:type_name -> stratus.psstore.v1.ValueEncoding
 	18, // 7: stratus.psstore.v1.ModelStatsResponse.spec:type_name -> stratus.psstore.v1.ModelSpec
-	4,  // 8: stratus.psstore.v1.PSStore.Hello:input_type -> stratus.psstore.v1.HelloRequest
-	6,  // 9: stratus.psstore.v1.PSStore.Stats:input_type -> stratus.psstore.v1.StatsRequest
-	8,  // 10: stratus.psstore.v1.PSStore.Put:input_type -> stratus.psstore.v1.PutChunk
-	10, // 11: stratus.psstore.v1.PSStore.Get:input_type -> stratus.psstore.v1.GetRequest
-	12, // 12: stratus.psstore.v1.PSStore.Delete:input_type -> stratus.psstore.v1.DeleteRequest
-	14, // 13: stratus.psstore.v1.PSStore.List:input_type -> stratus.psstore.v1.ListRequest
-	16, // 14: stratus.psstore.v1.PSStore.Merge:input_type -> stratus.psstore.v1.MergeChunk
-	19, // 15: stratus.psstore.v1.PSStore.CreateModel:input_type -> stratus.psstore.v1.CreateModelRequest
-	21, // 16: stratus.psstore.v1.PSStore.DeleteModel:input_type -> stratus.psstore.v1.DeleteModelRequest
-	23, // 17: stratus.psstore.v1.PSStore.PullSparse:input_type -> stratus.psstore.v1.PullSparseRequest
-	23, // 18: stratus.psstore.v1.PSStore.PullStream:input_type -> stratus.psstore.v1.PullSparseRequest
-	25, // 19: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
-	27, // 20: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
-	29, // 21: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
-	31, // 22: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
-	33, // 23: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
-	5,  // 24: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
-	7,  // 25: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
-	9,  // 26: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
-	11, // 27: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
-	13, // 28: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
-	15, // 29: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
-	17, // 30: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
-	20, // 31: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
-	22, // 32: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
-	24, // 33: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
-	24, // 34: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
-	26, // 35: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
-	28, // 36: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
-	30, // 37: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
-	32, // 38: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
-	34, // 39: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
-	24, // [24:40] is the sub-list for method output_type
-	8,  // [8:24] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	30, // 8: stratus.psstore.v1.ListModelsResponse.models:type_name -> stratus.psstore.v1.ModelStatsResponse
+	4,  // 9: stratus.psstore.v1.PSStore.Hello:input_type -> stratus.psstore.v1.HelloRequest
+	6,  // 10: stratus.psstore.v1.PSStore.Stats:input_type -> stratus.psstore.v1.StatsRequest
+	8,  // 11: stratus.psstore.v1.PSStore.Put:input_type -> stratus.psstore.v1.PutChunk
+	10, // 12: stratus.psstore.v1.PSStore.Get:input_type -> stratus.psstore.v1.GetRequest
+	12, // 13: stratus.psstore.v1.PSStore.Delete:input_type -> stratus.psstore.v1.DeleteRequest
+	14, // 14: stratus.psstore.v1.PSStore.List:input_type -> stratus.psstore.v1.ListRequest
+	16, // 15: stratus.psstore.v1.PSStore.Merge:input_type -> stratus.psstore.v1.MergeChunk
+	19, // 16: stratus.psstore.v1.PSStore.CreateModel:input_type -> stratus.psstore.v1.CreateModelRequest
+	21, // 17: stratus.psstore.v1.PSStore.DeleteModel:input_type -> stratus.psstore.v1.DeleteModelRequest
+	23, // 18: stratus.psstore.v1.PSStore.PullSparse:input_type -> stratus.psstore.v1.PullSparseRequest
+	23, // 19: stratus.psstore.v1.PSStore.PullStream:input_type -> stratus.psstore.v1.PullSparseRequest
+	25, // 20: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
+	27, // 21: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
+	29, // 22: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
+	31, // 23: stratus.psstore.v1.PSStore.ListModels:input_type -> stratus.psstore.v1.ListModelsRequest
+	33, // 24: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
+	35, // 25: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
+	5,  // 26: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
+	7,  // 27: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
+	9,  // 28: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
+	11, // 29: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
+	13, // 30: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
+	15, // 31: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
+	17, // 32: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
+	20, // 33: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
+	22, // 34: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
+	24, // 35: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
+	24, // 36: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
+	26, // 37: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
+	28, // 38: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
+	30, // 39: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
+	32, // 40: stratus.psstore.v1.PSStore.ListModels:output_type -> stratus.psstore.v1.ListModelsResponse
+	34, // 41: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
+	36, // 42: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
+	26, // [26:43] is the sub-list for method output_type
+	9,  // [9:26] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_psstore_proto_init() }
@@ -2232,7 +2448,7 @@ func file_psstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_psstore_proto_rawDesc), len(file_psstore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,7 @@ const (
 	PSStore_Push_FullMethodName        = "/stratus.psstore.v1.PSStore/Push"
 	PSStore_PullDense_FullMethodName   = "/stratus.psstore.v1.PSStore/PullDense"
 	PSStore_ModelStats_FullMethodName  = "/stratus.psstore.v1.PSStore/ModelStats"
+	PSStore_ListModels_FullMethodName  = "/stratus.psstore.v1.PSStore/ListModels"
 	PSStore_Snapshot_FullMethodName    = "/stratus.psstore.v1.PSStore/Snapshot"
 	PSStore_Restore_FullMethodName     = "/stratus.psstore.v1.PSStore/Restore"
 )
@@ -92,6 +93,9 @@ type PSStoreClient interface {
 	// PullDense streams the shard's whole slice of a model in chunks.
 	PullDense(ctx context.Context, in *PullDenseRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DenseChunk], error)
 	ModelStats(ctx context.Context, in *ModelStatsRequest, opts ...grpc.CallOption) (*ModelStatsResponse, error)
+	// ListModels returns the stats of every model slice on the shard whose
+	// name starts with prefix, in name order.
+	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// Snapshot checkpoints the model's slice (weights, optimizer state,
 	// counters) to the shard's store now; Restore replaces the in-memory slice
 	// with the last checkpoint.
@@ -286,6 +290,16 @@ func (c *pSStoreClient) ModelStats(ctx context.Context, in *ModelStatsRequest, o
 	return out, nil
 }
 
+func (c *pSStoreClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListModelsResponse)
+	err := c.cc.Invoke(ctx, PSStore_ListModels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pSStoreClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SnapshotResponse)
@@ -343,6 +357,9 @@ type PSStoreServer interface {
 	// PullDense streams the shard's whole slice of a model in chunks.
 	PullDense(*PullDenseRequest, grpc.ServerStreamingServer[DenseChunk]) error
 	ModelStats(context.Context, *ModelStatsRequest) (*ModelStatsResponse, error)
+	// ListModels returns the stats of every model slice on the shard whose
+	// name starts with prefix, in name order.
+	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// Snapshot checkpoints the model's slice (weights, optimizer state,
 	// counters) to the shard's store now; Restore replaces the in-memory slice
 	// with the last checkpoint.
@@ -399,6 +416,9 @@ func (UnimplementedPSStoreServer) PullDense(*PullDenseRequest, grpc.ServerStream
 }
 func (UnimplementedPSStoreServer) ModelStats(context.Context, *ModelStatsRequest) (*ModelStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ModelStats not implemented")
+}
+func (UnimplementedPSStoreServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
 }
 func (UnimplementedPSStoreServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
@@ -614,6 +634,24 @@ func _PSStore_ModelStats_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PSStore_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PSStoreServer).ListModels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PSStore_ListModels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PSStoreServer).ListModels(ctx, req.(*ListModelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PSStore_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SnapshotRequest)
 	if err := dec(in); err != nil {
@@ -684,6 +722,10 @@ var PSStore_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ModelStats",
 			Handler:    _PSStore_ModelStats_Handler,
+		},
+		{
+			MethodName: "ListModels",
+			Handler:    _PSStore_ListModels_Handler,
 		},
 		{
 			MethodName: "Snapshot",

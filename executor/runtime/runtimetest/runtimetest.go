@@ -129,11 +129,14 @@ func (h *Harness) ApplyPlan(p *planner.Plan) (*executor.Summary, *executortest.R
 // when a stage that will run uses them).
 func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*executor.Summary, *executortest.Recorder, error) {
 	rt, err := runtime.Open(ctx, p, runtime.Options{
-		Registry:     h.Registry,
-		StateDir:     filepath.Join(h.Dir, ".stratus"),
-		BlobRegion:   h.Env.BlobRegion,
-		BlobEndpoint: h.Env.BlobEndpoint,
-		WrapBackend:  h.Wrap,
+		Registry:        h.Registry,
+		StateDir:        filepath.Join(h.Dir, ".stratus"),
+		BlobRegion:      h.Env.BlobRegion,
+		BlobEndpoint:    h.Env.BlobEndpoint,
+		PSStore:         h.Env.PSStore,
+		PSStoreToken:    h.Env.Token,
+		PSStoreReplicas: h.Env.PSStoreReplicas,
+		WrapBackend:     h.Wrap,
 		Configure: func(s *runtime.Settings) {
 			l := &s.Local
 			l.MaxConcurrency = h.Slots

@@ -40,6 +40,7 @@ type config struct {
 	spaceBits int
 	duration  time.Duration
 	shards    []int
+	replicas  int
 	inProcess bool
 }
 
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&cfg.spaceBits, "space", 20, "keys are drawn from [0, 2^space)")
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement time per workload")
 	flag.StringVar(&shardsFlag, "shards", "1,4", "psstore shard counts to measure (empty: Redis only)")
+	flag.IntVar(&cfg.replicas, "replicas", 1, "copies of every key range (psstore.WithReplicas; 2 doubles the pushes)")
 	flag.BoolVar(&cfg.inProcess, "inprocess", false, "run psstore shards in this process instead of one process per shard")
 	flag.StringVar(&serveDir, "serve-shard", "", "internal: serve one shard on this data dir")
 	flag.StringVar(&serveToken, "token", "", "internal: token for -serve-shard")
@@ -123,7 +125,7 @@ func run(cfg config) error {
 	if cfg.inProcess {
 		where = "shards in the client process"
 	}
-	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; psstore: %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, where)
+	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; psstore: %s, %d cop(ies) of every key range\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, where, cfg.replicas)
 
 	var results []result
 	for _, n := range cfg.shards {
@@ -277,7 +279,7 @@ func benchPSStore(ctx context.Context, cfg config, n int, space uint64, keySets 
 	}
 	clients := make([]*psstore.Client, cfg.clients)
 	for i := range clients {
-		c, err := psstore.Dial(ctx, addrs, psstore.WithToken(token))
+		c, err := psstore.Dial(ctx, addrs, psstore.WithToken(token), psstore.WithReplicas(cfg.replicas))
 		if err != nil {
 			return nil, err
 		}
