@@ -219,7 +219,8 @@ func TestLoadCompressedTasks(t *testing.T) {
 	if n := rec.Count(executor.TaskStarted, "load.one"); n != 1 {
 		t.Errorf("%d tasks, want 1", n)
 	}
-	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") {
+	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") ||
+		!strings.Contains(notes, "source: 1 compressed file(s) (gzip), each streamed whole by one task, in 1 task(s)") {
 		t.Errorf("notes: %s", notes)
 	}
 }
