@@ -224,3 +224,20 @@ func TestLoadCompressedTasks(t *testing.T) {
 		t.Errorf("notes: %s", notes)
 	}
 }
+
+// TestLoadCompressedEmpty: a gzip file of nothing holds no rows (it is not
+// corrupt); a file of gzip's magic bytes and garbage is.
+func TestLoadCompressedEmpty(t *testing.T) {
+	h := applytest.New(t, "load \"x\" {\n  source = \"empty.gz\"\n}\n")
+	h.Write("empty.gz", string(gzipBytes(t, nil)))
+	msg, _ := stageError(t, h, "load.x")
+	if want := `source "empty.gz" holds no rows: no lines`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+	h = applytest.New(t, "load \"x\" {\n  source = \"junk.gz\"\n}\n")
+	h.Write("junk.gz", "\x1f\x8bjunk that is not deflate")
+	msg, _ = stageError(t, h, "load.x")
+	if want := `junk.gz: gzip-compressed, but its first bytes do not decode: the file is truncated or corrupt; check it with gzip -t`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+}
