@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stratus-ml/stratus/dataset"
@@ -142,4 +143,36 @@ func TestParquetCorrupt(t *testing.T) {
 			checkRow(t, dataset.ParquetLayout(nil, nil, 8), row)
 		})
 	}
+}
+
+// FuzzLIBSVMHashed: with hash_bits, a line parses exactly when it does
+// without, into the unhashed row's slots hashed, values of shared slots
+// added.
+func FuzzLIBSVMHashed(f *testing.F) {
+	for _, s := range []string{"+1 1:0.5 2:1 3:2 4:4 5:8 9:16", "1 5:1 2:3 9:-1", "1 2:1 2:1", "1 3:3e38 7:3e38", "# c", "2 1:1"} {
+		f.Add([]byte(s), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, line []byte, bits uint8) {
+		b := 1 + int(bits%dataset.MaxHashBits)
+		h, err := dataset.NewLIBSVMHashed(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row, plain dataset.Row
+		ok, err := h.ParseLine(line, &row)
+		pok, perr := dataset.NewLIBSVM().ParseLine(line, &plain)
+		if err != nil {
+			checkErr(t, err)
+			if perr == nil && !strings.Contains(err.Error(), dataset.ReasonNonFinite) {
+				t.Fatalf("%q: hashed fails (%v), plain parses", line, err)
+			}
+			return
+		}
+		if perr != nil || ok != pok {
+			t.Fatalf("%q: hashed %v %v, plain %v %v", line, ok, err, pok, perr)
+		}
+		if ok {
+			checkRow(t, h, &row)
+		}
+	})
 }

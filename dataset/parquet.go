@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -211,37 +212,65 @@ func (p *Parquet) valueBytes(v parquet.Value) []byte {
 
 func (p *Parquet) valueText(v parquet.Value) string { return string(p.valueBytes(v)) }
 
+// ParquetFile is a Parquet file opened from a blob store.
+type ParquetFile struct {
+	*parquet.File
+	r *readerAt
+}
+
+// StoreError returns the first error the store gave a read of the file, if
+// any: an error reading rows without one is the file's (corrupt data).
+func (f *ParquetFile) StoreError() error {
+	f.r.mu.Lock()
+	defer f.r.mu.Unlock()
+	return f.r.err
+}
+
 // OpenParquet opens the Parquet file at key of st, of size bytes: its footer
 // is read now, column chunks as row groups are read, with ranged reads of
 // at least 1 MiB.
-func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ *parquet.File, err error) {
+func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ *ParquetFile, err error) {
 	defer recoverParquet(&err)
-	f, err := parquet.OpenFile(&readerAt{ctx: ctx, st: st, key: key}, size,
-		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
+	r := &readerAt{ctx: ctx, st: st, key: key}
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return f, nil
+	return &ParquetFile{File: f, r: r}, nil
 }
 
-// readerAt reads an object by ranged GETs.
+// readerAt reads an object by ranged GETs, remembering the store's first
+// error.
 type readerAt struct {
 	ctx context.Context
 	st  blob.Store
 	key string
+	mu  sync.Mutex
+	err error
+}
+
+func (r *readerAt) fail(err error) error {
+	if err != nil && err != io.EOF {
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = err
+		}
+		r.mu.Unlock()
+	}
+	return err
 }
 
 func (r *readerAt) ReadAt(p []byte, off int64) (int, error) {
 	rc, err := r.st.GetRange(r.ctx, r.key, off, int64(len(p)))
 	if err != nil {
-		return 0, err
+		return 0, r.fail(err)
 	}
 	defer rc.Close()
 	n, err := io.ReadFull(rc, p)
 	if err == io.ErrUnexpectedEOF {
 		err = io.EOF
 	}
-	return n, err
+	return n, r.fail(err)
 }
 
 // ParquetLayout returns a Parquet format that names its columns but reads

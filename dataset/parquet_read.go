@@ -224,6 +224,20 @@ func (c *pqCursor) next() error {
 func (c *pqCursor) loadDict(d parquet.Dictionary) {
 	c.dict = d
 	c.dictNum, c.dictSlot, c.dictBad = c.dictNum[:0], c.dictSlot[:0], c.dictBad[:0]
+	if c.col.kind == csvCategorical && d.Type().Kind() == parquet.ByteArray {
+		// Strings, hashed straight from the dictionary page's buffer.
+		values := d.Page().Data()
+		data, offs := values.ByteArray()
+		if len(offs) == d.Len()+1 {
+			base := uint32(len(c.p.numeric))
+			for i := 0; i < d.Len(); i++ {
+				c.dictSlot = append(c.dictSlot, base+uint32(Hash(c.col.key, data[offs[i]:offs[i+1]])&c.p.mask))
+			}
+			c.dictNum = append(c.dictNum, make([]float32, d.Len())...)
+			c.dictBad = append(c.dictBad, make([]*ParseError, d.Len())...)
+			return
+		}
+	}
 	for i := 0; i < d.Len(); i++ {
 		x, slot, bad := c.convert(d.Index(int32(i)))
 		c.dictNum = append(c.dictNum, x)
@@ -303,7 +317,12 @@ func (c *pqCursor) fill(acc []pqRow) error {
 		case modeDouble:
 			x, slot, bad = c.convert(parquet.DoubleValue(c.f64[c.vi]))
 		case modeBytes:
-			x, slot, bad = c.convert(parquet.ByteArrayValue(c.data[c.offs[c.vi]:c.offs[c.vi+1]]))
+			v := c.data[c.offs[c.vi]:c.offs[c.vi+1]]
+			if col.kind == csvCategorical {
+				slot = uint32(len(c.p.numeric)) + uint32(Hash(col.key, v)&c.p.mask)
+			} else {
+				x, slot, bad = c.convert(parquet.ByteArrayValue(v))
+			}
 		default:
 			x, slot, bad = c.convert(c.values[c.vi])
 		}

@@ -123,12 +123,16 @@ type Format struct {
 	// Name is "libsvm", "criteo", "csv", "jsonl" or "parquet".
 	Name string `json:"name"`
 	// HashBits is the hashed space's size, 2^HashBits slots starting at slot
-	// HashOffset (criteo: 13; csv: the number of numeric columns). 0 for
-	// libsvm unless its indices were hashed. Hash names the hash function
-	// (HashName, IndexHashName).
-	HashBits   int    `json:"hash_bits,omitempty"`
-	HashOffset int    `json:"hash_offset,omitempty"`
-	Hash       string `json:"hash,omitempty"`
+	// HashOffset (criteo: 13; csv, jsonl, parquet: the number of numeric
+	// columns), whose values are counts of hashed categories. 0 for libsvm.
+	// Hash names the hash function (HashName, IndexHashName).
+	HashBits int `json:"hash_bits,omitempty"`
+	// IndexHashBits: libsvm indices were hashed into 2^IndexHashBits slots
+	// (Hash is IndexHashName); the slots hold the features' values, numeric
+	// like any libsvm feature.
+	IndexHashBits int    `json:"index_hash_bits,omitempty"`
+	HashOffset    int    `json:"hash_offset,omitempty"`
+	Hash          string `json:"hash,omitempty"`
 	// Log1p: numeric columns were transformed (criteo: log(1+max(x,0));
 	// csv: sign(x)·log(1+|x|)).
 	Log1p bool `json:"log1p,omitempty"`

@@ -22,8 +22,8 @@ type Parser struct {
 func (f Format) NewParser(header []byte) (*Parser, error) {
 	switch f.Name {
 	case "libsvm":
-		if f.HashBits > 0 {
-			l, err := dataset.NewLIBSVMHashed(f.HashBits)
+		if f.IndexHashBits > 0 {
+			l, err := dataset.NewLIBSVMHashed(f.IndexHashBits)
 			if err != nil {
 				return nil, err
 			}

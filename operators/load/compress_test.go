@@ -219,7 +219,25 @@ func TestLoadCompressedTasks(t *testing.T) {
 	if n := rec.Count(executor.TaskStarted, "load.one"); n != 1 {
 		t.Errorf("%d tasks, want 1", n)
 	}
-	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") {
+	if notes := strings.Join(rec.Notes("load.one"), "\n"); !strings.Contains(notes, "source: 1 task(s), not tasks = 4: compressed files cannot be split") ||
+		!strings.Contains(notes, "source: 1 compressed file(s) (gzip), each streamed whole by one task, in 1 task(s)") {
 		t.Errorf("notes: %s", notes)
+	}
+}
+
+// TestLoadCompressedEmpty: a gzip file of nothing holds no rows (it is not
+// corrupt); a file of gzip's magic bytes and garbage is.
+func TestLoadCompressedEmpty(t *testing.T) {
+	h := runtimetest.New(t, "load \"x\" {\n  source = \"empty.gz\"\n}\n")
+	h.Write("empty.gz", string(gzipBytes(t, nil)))
+	msg, _ := stageError(t, h, "load.x")
+	if want := `source "empty.gz" holds no rows: no lines`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+	h = runtimetest.New(t, "load \"x\" {\n  source = \"junk.gz\"\n}\n")
+	h.Write("junk.gz", "\x1f\x8bjunk that is not deflate")
+	msg, _ = stageError(t, h, "load.x")
+	if want := `junk.gz: gzip-compressed, but its first bytes do not decode: the file is truncated or corrupt; check it with gzip -t`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
 	}
 }

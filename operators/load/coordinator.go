@@ -83,6 +83,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d task(s), not tasks = %d: %s", in.attr, len(shares), cfg.Tasks, what)})
 		}
+		if c := in.compressed(); c > 0 {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d compressed file(s) (%s), each streamed whole by one task, in %d task(s)", in.attr, c, strings.Join(in.codecs(), ", "), len(shares))})
+		}
 		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
 			if in.dataset == manifest.Train {

@@ -29,8 +29,12 @@ type parser = manifest.Parser
 
 // build returns a new parser (one per goroutine: parsers keep scratch space).
 func (f *formatSpec) build() (*parser, error) {
-	return manifest.Format{Name: f.Name, HashBits: f.HashBits, Log1p: f.Log1p, Label: f.Label,
-		Categorical: f.Categorical, Ignore: f.Ignore, Delimiter: f.Delimiter, NoHeader: f.NoHeader, Columns: f.Columns, Numeric: f.Numeric}.NewParser([]byte(f.Header))
+	mf := manifest.Format{Name: f.Name, HashBits: f.HashBits, Log1p: f.Log1p, Label: f.Label,
+		Categorical: f.Categorical, Ignore: f.Ignore, Delimiter: f.Delimiter, NoHeader: f.NoHeader, Columns: f.Columns, Numeric: f.Numeric}
+	if f.Name == "libsvm" {
+		mf.HashBits, mf.IndexHashBits = 0, f.HashBits
+	}
+	return mf.NewParser([]byte(f.Header))
 }
 
 // describe returns the manifest's record of the format.
@@ -39,7 +43,7 @@ func (f *formatSpec) describe(p *parser) manifest.Format {
 	switch c := p.Format.(type) {
 	case *dataset.LIBSVM:
 		if f.HashBits > 0 {
-			mf.HashBits, mf.Hash = f.HashBits, manifest.IndexHashName
+			mf.IndexHashBits, mf.Hash = f.HashBits, manifest.IndexHashName
 		}
 	case *dataset.Criteo:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, dataset.CriteoIntColumns, manifest.HashName

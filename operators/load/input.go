@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -87,6 +88,28 @@ func (in *input) whole() []bool {
 	out := make([]bool, len(in.objects))
 	for i, o := range in.objects {
 		out[i] = o.codec != ""
+	}
+	return out
+}
+
+// compressed counts the input's compressed objects.
+func (in *input) compressed() int {
+	n := 0
+	for _, o := range in.objects {
+		if o.codec != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// codecs lists the input's compressions, each once, in order of appearance.
+func (in *input) codecs() []string {
+	var out []string
+	for _, o := range in.objects {
+		if o.codec != "" && !slices.Contains(out, o.codec) {
+			out = append(out, o.codec)
+		}
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func parquetFormat(ctx context.Context, s operators.Stage, cfg *config, inputs [
 			if err != nil {
 				return fmt.Errorf("%s: %w; check that the file was written completely", o.name, err)
 			}
-			info := &parquetInfo{groups: dataset.RowGroupSizes(f)}
+			info := &parquetInfo{groups: dataset.RowGroupSizes(f.File)}
 			for _, rg := range f.RowGroups() {
 				info.rows = append(info.rows, rg.NumRows())
 			}
@@ -148,6 +148,10 @@ func parseParquetSegment(ctx context.Context, st blob.Store, seg segment, fs *fo
 			return onBad(pe, pe.Line)
 		})
 		rows += n
+		if err != nil && ctx.Err() == nil && f.StoreError() == nil {
+			// The file's own bytes failed to decode: retrying cannot help.
+			return rows, false, &dataset.CorruptError{Codec: "parquet", Err: err}
+		}
 		if err != nil || stop {
 			return rows, stop, err
 		}

@@ -108,3 +108,23 @@ func TestLoadParquetErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadParquetCorrupt: a data page that does not decode fails the stage
+// at once, naming the file and its row groups, without retrying the task.
+func TestLoadParquetCorrupt(t *testing.T) {
+	pq := []byte(string(readFile(t, "../../dataset/testdata/people.parquet")))
+	for i := 40; i < 200; i++ { // the first column chunk's compressed pages
+		pq[i] ^= 0xa5
+	}
+	h := runtimetest.New(t, "load \"x\" {\n  source = \"bad.parquet\"\n  format = \"parquet\"\n  label  = \"clicked\"\n}\n")
+	h.Write("bad.parquet", string(pq))
+	msg, rec := stageError(t, h, "load.x")
+	for _, want := range []string{"bad.parquet: after row 0 of its row groups 0 to 2", "the parquet data does not decode", "write the file again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if n := rec.Count("task_retried", "load.x"); n != 0 {
+		t.Errorf("%d retries", n)
+	}
+}

@@ -164,7 +164,11 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		var ce *dataset.CorruptError
 		if errors.As(err, &ce) {
 			out.Lines[si] = lines
-			out.Fatal = fmt.Sprintf("%s: after line %d, %v; check the file (%s -t, or its checksum), or recompress it", seg.Name, lines, ce, testCommand(ce.Codec))
+			if ce.Codec == "parquet" {
+				out.Fatal = fmt.Sprintf("%s: after row %d of its row groups %d to %d, %v; write the file again", seg.Name, lines, seg.Start, seg.End-1, ce)
+			} else {
+				out.Fatal = fmt.Sprintf("%s: after line %d, %v; check the file (%s -t, or its checksum), or recompress it", seg.Name, lines, ce, testCommand(ce.Codec))
+			}
 			return result(out)
 		}
 		if err != nil {

@@ -59,8 +59,9 @@ func (o *object) sniff(ctx context.Context, s operators.Stage, format string) er
 	text := raw
 	if c.Codec != "" {
 		o.codec = c.Codec
-		text = decodeHead(raw, c.Codec)
-		if len(text) == 0 {
+		var err error
+		text, err = decodeHeadErr(raw, c.Codec)
+		if len(text) == 0 && err != nil && (int64(len(raw)) == o.size || !errors.Is(err, io.ErrUnexpectedEOF)) {
 			return fmt.Errorf("%s: %s-compressed, but its first bytes do not decode: the file is truncated or corrupt; check it with %s -t", o.name, c.Codec, testCommand(c.Codec))
 		}
 		if inner := dataset.Sniff(text); inner.Kind != "" || inner.Codec != "" {
@@ -140,13 +141,23 @@ func guessText(text []byte) string {
 // decodeHead decompresses as much of raw, an object's first bytes, as it
 // holds (a cut stream ends early, which is expected here).
 func decodeHead(raw []byte, codec string) []byte {
+	b, _ := decodeHeadErr(raw, codec)
+	return b
+}
+
+// decodeHeadErr is decodeHead with the decoder's error: io.ErrUnexpectedEOF
+// where raw is only the start of the stream.
+func decodeHeadErr(raw []byte, codec string) ([]byte, error) {
 	zr, err := dataset.Decompress(bytes.NewReader(raw), codec)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer zr.Close()
-	b, _ := io.ReadAll(io.LimitReader(zr, dataset.SniffBytes))
-	return b
+	b, err := io.ReadAll(io.LimitReader(zr, dataset.SniffBytes))
+	if err == nil && len(b) == 0 {
+		return b, nil // an empty stream
+	}
+	return b, err
 }
 
 // rawHead reads up to n bytes from the start of o, as stored.
