@@ -17,8 +17,13 @@ import (
 // FileExt is the extension of pipeline files.
 const FileExt = ".hcl"
 
-// maxModuleDepth bounds module nesting, so a pathological tree fails with a message.
-const maxModuleDepth = 16
+// maxModuleDepth bounds module nesting, and maxModules the module calls of one
+// pipeline, so a pathological tree (16 levels each calling the next twice is 65,536
+// modules) fails with a message.
+const (
+	maxModuleDepth = 16
+	maxModules     = 500
+)
 
 // LoadOptions carries what Load needs besides the directory.
 type LoadOptions struct {
@@ -66,6 +71,7 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 type loader struct {
 	parser *hclparse.Parser
 	reg    *operators.Registry
+	calls  int // module calls loaded so far
 }
 
 // topSchema is the schema of a pipeline file: the fixed block types plus one block
@@ -149,6 +155,7 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 		if f == nil || f.Body == nil {
 			continue
 		}
+		boundExprs(f.Body)
 		content, ds := f.Body.Content(schema)
 		diags = append(diags, ds...)
 		for _, b := range content.Blocks {
@@ -184,6 +191,14 @@ func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
 			Severity: hcl.DiagError,
 			Summary:  "Modules nested too deeply",
 			Detail:   fmt.Sprintf("Module %q would be nested %d levels deep; the limit is %d.", call.Name, len(m.Path)+1, maxModuleDepth),
+			Subject:  call.SourceRange.Ptr(),
+		}}
+	}
+	if l.calls++; l.calls > maxModules {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Too many modules",
+			Detail:   fmt.Sprintf("Module %q would be module call number %d of this pipeline; the limit is %d. Look for modules that call the same modules many times over.", call.Name, l.calls, maxModules),
 			Subject:  call.SourceRange.Ptr(),
 		}}
 	}

@@ -112,6 +112,16 @@ train "y" {
 	`locals { x = "${` + "\x00" + `}" }`,
 	"\xff\xfe\x00",
 	``,
+	// Work that explodes unless evaluation is bounded (dsl/budget.go).
+	`locals { x = [for a in range(120) : [for b in range(120) : [for c in range(120) : c]]] }`,
+	`locals { x = format("%999999999d", 1) }`,
+	`locals { x = setproduct(range(1000), range(1000), range(1000)) }`,
+	`locals { x = "${1e600000000}." }`,
+	`load "a" { source = 1e600000000 }`,
+	`locals {
+  a = join("", [for i in range(1000) : "xxxxxxxxxxxxxxxx"])
+  b = replace(local.a, "x", local.a)
+}`,
 }
 
 // FuzzPlan parses and plans arbitrary pipeline text: it must report problems as
