@@ -43,6 +43,8 @@ type Module struct {
 	Outputs   map[string]*Output
 	Calls     map[string]*ModuleCall
 	Backend   *Backend
+	// Settings is the module's `stratus` block, or nil.
+	Settings *Settings
 	// Parent is nil for the root module.
 	Parent *Module
 }

@@ -39,6 +39,9 @@ type LoadOptions struct {
 	// AllowMissingVars leaves root variables without a value unknown instead of
 	// reporting them (for `validate`, which checks a pipeline without its inputs).
 	AllowMissingVars bool
+	// Version is the binary's version, which every module's required_version
+	// must accept; "" skips the check.
+	Version string
 }
 
 // Load parses the pipeline in dir with every module it calls, resolves references
@@ -64,6 +67,7 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	diags = append(diags, cfg.resolveAll()...)
 	diags = append(diags, cfg.setRootVars(l.parser, opts)...)
 	diags = append(diags, cfg.decodeBackend()...)
+	diags = append(diags, cfg.checkSettings(opts.Version)...)
 	cfg.Files = l.parser.Files()
 	return cfg, diags
 }
@@ -83,6 +87,7 @@ func (l *loader) topSchema() *hcl.BodySchema {
 		{Type: "output", LabelNames: []string{"name"}},
 		{Type: "module", LabelNames: []string{"name"}},
 		{Type: "backend", LabelNames: []string{"type"}},
+		{Type: "stratus"},
 	}}
 	for _, n := range l.reg.Names() {
 		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: n, LabelNames: []string{"name"}})
@@ -274,6 +279,18 @@ func (l *loader) decodeBlock(m *Module, b *hcl.Block) hcl.Diagnostics {
 			}
 			m.Calls[c.Name] = c
 		}
+	case "stratus":
+		s, ds := decodeSettings(b, m.Dir)
+		diags = append(diags, ds...)
+		if m.Settings != nil {
+			return append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate stratus block",
+				Detail:   fmt.Sprintf("A module has at most one stratus block; another was declared at %s.", m.Settings.DeclRange),
+				Subject:  b.DefRange.Ptr(),
+			})
+		}
+		m.Settings = s
 	case "backend":
 		bk, ds := newBackend(b)
 		diags = append(diags, ds...)

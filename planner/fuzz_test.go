@@ -112,6 +112,12 @@ train "y" {
 	`locals { x = "${` + "\x00" + `}" }`,
 	"\xff\xfe\x00",
 	``,
+	`stratus {
+  required_version = ">= 0.1"
+  state            = "s3://b/p"
+  cache            = "file://.stratus/blobs"
+}
+stratus { required_version = "x" }`,
 	// Work that explodes unless evaluation is bounded (dsl/budget.go).
 	`locals { x = [for a in range(120) : [for b in range(120) : [for c in range(120) : c]]] }`,
 	`locals { x = format("%999999999d", 1) }`,

@@ -35,6 +35,7 @@ func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Con
 		VarFiles:         vf.varFiles,
 		Environ:          os.Environ(),
 		AllowMissingVars: allowMissing,
+		Version:          version,
 	})
 	if diags.HasErrors() {
 		// Report what the graph and evaluation would find too: every problem at once.
