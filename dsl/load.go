@@ -51,8 +51,10 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	if opts.Registry == nil {
 		panic("dsl.Load: nil operator registry")
 	}
-	l := &loader{parser: hclparse.NewParser(), reg: opts.Registry}
-	root, diags := l.loadModule(dir, nil, nil, nil)
+	l := &loader{parser: hclparse.NewParser(), reg: opts.Registry, root: dir}
+	l.lock, l.lockDiags = ReadLock(dir)
+	root, diags := l.loadModule(dir, nil, nil, nil, "")
+	diags = append(diags, l.lockDiags...)
 	if root == nil {
 		return &Config{Dir: dir, Files: l.parser.Files(), registry: opts.Registry}, diags
 	}
@@ -76,6 +78,10 @@ type loader struct {
 	parser *hclparse.Parser
 	reg    *operators.Registry
 	calls  int // module calls loaded so far
+	// root is the root module's directory; lock its lock file.
+	root      string
+	lock      *Lock
+	lockDiags hcl.Diagnostics
 }
 
 // topSchema is the schema of a pipeline file: the fixed block types plus one block
@@ -115,7 +121,7 @@ func pipelineFiles(dir string) ([]string, error) {
 // PipelineFiles lists the pipeline files of the module in dir, in name order.
 func PipelineFiles(dir string) ([]string, error) { return pipelineFiles(dir) }
 
-func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *ModuleCall) (*Module, hcl.Diagnostics) {
+func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *ModuleCall, hash string) (*Module, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	var subject *hcl.Range
 	if call != nil {
@@ -152,6 +158,8 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 		Outputs:   map[string]*Output{},
 		Calls:     map[string]*ModuleCall{},
 		Parent:    parent,
+		// ContentHash is set before the module's own calls load, which inherit it.
+		ContentHash: hash,
 	}
 	schema := l.topSchema()
 	for _, fn := range files {
@@ -179,16 +187,14 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 }
 
 func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
-	if strings.Contains(call.Source, "://") || strings.HasPrefix(call.Source, "git::") {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Unsupported module source",
-			Detail:   fmt.Sprintf("Module source %q is not a local directory. Stratus modules are local directories, such as \"../modules/prep\".", call.Source),
-			Subject:  call.SourceRange.Ptr(),
-		}}
-	}
-	dir := call.Source
-	if !filepath.IsAbs(dir) {
+	dir, hash := call.Source, m.ContentHash
+	if IsRemoteSource(call.Source) {
+		d, h, diags := l.resolveRemote(m, call)
+		if d == "" {
+			return diags
+		}
+		dir, hash = d, h
+	} else if !filepath.IsAbs(dir) {
 		dir = filepath.Join(m.Dir, dir)
 	}
 	if len(m.Path) >= maxModuleDepth {
@@ -218,7 +224,7 @@ func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
 			}}
 		}
 	}
-	child, diags := l.loadModule(dir, m.Path.Child(call.Name), m, call)
+	child, diags := l.loadModule(dir, m.Path.Child(call.Name), m, call, hash)
 	call.Child = child
 	if child != nil && child.Backend != nil {
 		diags = append(diags, &hcl.Diagnostic{

@@ -57,6 +57,9 @@ type StagePlan struct {
 	Params   map[string]state.Param
 	Upstream map[string]string
 	Sources  map[string]string
+	// ModuleHash is the locked content hash of the remote module the stage's
+	// block came from, or "" (see dsl.Module.ContentHash).
+	ModuleHash string
 	// Prior is the state record the action was decided against (nil for Run).
 	Prior *state.StageRecord
 	Node  *dsl.Node
@@ -244,6 +247,8 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		Upstream: map[string]string{},
 		Sources:  map[string]string{},
 		Node:     n,
+
+		ModuleHash: n.Module.ContentHash,
 	}
 	sort.Strings(sp.Deps)
 	for name, v := range cfgVal.AsValueMap() {
@@ -340,7 +345,9 @@ func relToModule(dir, p string) string {
 
 // cacheKey is the SHA-256 of a delimited, canonical encoding of the operator name and
 // version, the evaluated parameters, the upstream stages' keys and the sources'
-// content digests. Every field is length-prefixed so no two inputs can collide by
+// content digests, and the content hash of the remote module the stage comes from
+// (absent for the pipeline's own stages, whose keys are unchanged by it). Every
+// field is length-prefixed so no two inputs can collide by
 // concatenation.
 func cacheKey(sp *StagePlan) string {
 	h := sha256.New()
@@ -366,6 +373,10 @@ func cacheKey(sp *StagePlan) string {
 		field("source")
 		field(k)
 		field(sp.Sources[k])
+	}
+	if sp.ModuleHash != "" {
+		field("module")
+		field(sp.ModuleHash)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
