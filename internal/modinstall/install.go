@@ -158,7 +158,11 @@ func download(ctx context.Context, root, addr, source string, locked *dsl.Locked
 	}
 	if err := c.Get(); err != nil {
 		os.RemoveAll(dst)
-		return nil, fmt.Errorf("downloading %q: %w. Check the address, and that the ref exists (git ls-remote --tags URL); the form is git::https://host/repo.git//subdir?ref=v1.2.0", source, err)
+		hint := "Check the address; the forms are git::https://host/repo.git//subdir?ref=v1.2.0, https://host/module.tar.gz//subdir and s3://bucket/prefix"
+		if strings.HasPrefix(src, "git::") {
+			hint = "Check the address, and that the ref exists (git ls-remote --tags URL); the form is git::https://host/repo.git//subdir?ref=v1.2.0"
+		}
+		return nil, fmt.Errorf("downloading %q: %w. %s", source, err, hint)
 	}
 	e := &dsl.LockedModule{Address: addr, Source: source, Version: gitCommit(ctx, dst)}
 	if e.Hash, err = dsl.HashDir(dst); err != nil {

@@ -1,8 +1,12 @@
 package modinstall_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +119,56 @@ func TestS3Module(t *testing.T) {
 	_, diags = install(t, pipeline(t, "s3://"+bucket+"/mods/none"), false)
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), "holds no objects") || !strings.Contains(diags.Error(), "module.prep") {
 		t.Fatalf("want an empty-prefix error, got %v", diags)
+	}
+}
+
+// TestHTTPArchiveModule installs a module from a .tar.gz served over HTTP (the
+// getter https:// uses too), with //subdir picking the module inside the archive.
+func TestHTTPArchiveModule(t *testing.T) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range map[string]string{"modules/prep/main.hcl": prepModule, "README.md": "archive\n"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/prep-1.0.tar.gz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(buf.Bytes())
+	}))
+	defer srv.Close()
+
+	dir := pipeline(t, srv.URL+"/prep-1.0.tar.gz//modules/prep")
+	got, diags := install(t, dir, false)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if len(got) != 1 || got[0].Version != "" {
+		t.Fatalf("installed %+v", got)
+	}
+	cfg, diags := dsl.Load(dir, dsl.LoadOptions{Registry: builtin.Registry()})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if _, ok := cfg.Nodes["module.prep.load.data"]; !ok {
+		t.Fatalf("module stage not loaded; nodes %v", cfg.Order)
+	}
+
+	_, diags = install(t, pipeline(t, srv.URL+"/gone.tar.gz"), false)
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "404") {
+		t.Fatalf("want a 404 error, got %v", diags)
 	}
 }
