@@ -29,8 +29,8 @@ import (
 // can be computed beforehand (setproduct, format, replace, distinct), else right
 // after the step, which is then itself bounded by the budget already charged.
 const (
-	// maxWork is well under a second of evaluation on one core.
-	maxWork = 1 << 20
+	// maxWork is a fraction of a second of evaluation on one core.
+	maxWork = 1 << 19
 	// maxValueSize bounds any one value a pipeline computes (16 MiB of text, or a
 	// million elements).
 	maxValueSize = 1 << 20
