@@ -146,6 +146,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	defer ctl.Close()
 
 	obs, finish := c.observer(f.asJSON)
+	started := time.Now()
 	sum, applyErr := executor.Apply(ctx, executor.Options{
 		Plan:          p,
 		State:         st,
@@ -164,6 +165,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	})
 	ctl.Close()
 	finish()
+	c.recordRun(ctx, st, dir, p, sum, started, applyErr)
 	if f.asJSON {
 		if applyErr != nil {
 			return exitError{1}

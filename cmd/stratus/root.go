@@ -100,6 +100,8 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.versionCmd(),
 		c.trialsCmd(),
 		c.uiCmd(),
+		c.runsCmd(),
+		c.metricsCmd(),
 	)
 	return root
 }
