@@ -136,7 +136,7 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 			detail = fmt.Sprintf("There is no directory %s. Give the directory that holds the pipeline's *.hcl files.", dir)
 			if call != nil {
 				summary = "Module source not found"
-				detail = fmt.Sprintf("Module %q has source %q, but there is no directory %s. Module sources are local directories, relative to the calling module's directory.", call.Name, call.Source, dir)
+				detail = fmt.Sprintf("Module %q has source %q, but there is no directory %s. A local module source is a directory relative to the calling module's directory; a remote one (git::, https://, s3://) is downloaded by `stratus init`.", call.Name, call.Source, dir)
 			}
 		}
 		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: subject})

@@ -112,6 +112,12 @@ train "y" {
 	`locals { x = "${` + "\x00" + `}" }`,
 	"\xff\xfe\x00",
 	``,
+	`module "r" {
+  source = "git::https://example.com/m.git//sub?ref=v1.0.0"
+}
+module "s" {
+  source = "s3://bucket/modules/m"
+}`,
 	`stratus {
   required_version = ">= 0.1"
   state            = "s3://b/p"
