@@ -181,8 +181,9 @@ func Graph(cfg *dsl.Config) (*dag.Graph, hcl.Diagnostics) {
 	for _, n := range cfg.Stages() {
 		g.Add(n.Addr)
 	}
+	memo := map[string]map[string]bool{}
 	for _, n := range cfg.Stages() {
-		for _, d := range stageDeps(cfg, n) {
+		for _, d := range stageDeps(cfg, n, memo) {
 			g.Connect(n.Addr, d)
 		}
 	}
@@ -204,25 +205,29 @@ func fullGraph(cfg *dsl.Config) *dag.Graph {
 }
 
 // stageDeps returns the stages n reads: its references, followed through
-// non-stage nodes.
-func stageDeps(cfg *dsl.Config, n *dsl.Node) []string {
-	seen := map[string]bool{}
-	found := map[string]bool{}
-	var walk func(addr string)
-	walk = func(addr string) {
-		for _, t := range cfg.Nodes[addr].DependsOn() {
-			if seen[t] {
-				continue
-			}
-			seen[t] = true
-			if cfg.Nodes[t].Kind == dsl.KindStage {
-				found[t] = true
-				continue
-			}
-			walk(t)
+// non-stage nodes. memo holds the stages each node reaches, so a chain of locals
+// that many stages read is walked once, not once per stage (which made plan
+// quadratic in the pipeline's size). The graph must be acyclic.
+func stageDeps(cfg *dsl.Config, n *dsl.Node, memo map[string]map[string]bool) []string {
+	var reach func(addr string) map[string]bool
+	reach = func(addr string) map[string]bool {
+		if s, ok := memo[addr]; ok {
+			return s
 		}
+		s := map[string]bool{}
+		for _, t := range cfg.Nodes[addr].DependsOn() {
+			if cfg.Nodes[t].Kind == dsl.KindStage {
+				s[t] = true
+				continue
+			}
+			for d := range reach(t) {
+				s[d] = true
+			}
+		}
+		memo[addr] = s
+		return s
 	}
-	walk(n.Addr)
+	found := reach(n.Addr)
 	out := make([]string, 0, len(found))
 	for a := range found {
 		out = append(out, a)
