@@ -58,7 +58,10 @@ output "data" {
 }
 `
 	installFake(t, dir, "module.prep", src, map[string]string{"main.hcl": mod})
-	before := keys(plan(t, load(t, dir), nil))
+	st := openState(t)
+	first := plan(t, load(t, dir), st)
+	before := keys(first)
+	recordApply(t, st, first)
 
 	installFake(t, dir, "module.prep", src, map[string]string{"main.hcl": mod + "# v2: same stages\n"})
 	cfg := load(t, dir)
@@ -72,6 +75,9 @@ output "data" {
 	}
 	if before["train.t"] == after["train.t"] {
 		t.Error("the downstream stage kept its key though its upstream's changed")
+	}
+	if sp := plan(t, cfg, st).Stage("module.prep.load.data"); sp.Action != Rerun || sp.Reason != "module content changed" {
+		t.Errorf("after new module content: %s (%s)", sp.Action, sp.Reason)
 	}
 	if got := p.Stage("module.prep.load.data").ModuleHash; got == "" || got != cfg.Root.Calls["prep"].Child.ContentHash {
 		t.Errorf("ModuleHash = %q", got)

@@ -426,6 +426,10 @@ func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
 		}
 	}
 	if len(rs) == 0 {
+		if sp.ModuleHash != "" {
+			// Nothing else of the key differs: the remote module's content did.
+			return "module content changed"
+		}
 		return "configuration changed"
 	}
 	return strings.Join(rs, "; ")
