@@ -62,10 +62,12 @@ func (b *budget) charge(n int64) error {
 	b.used += n
 	if b.used > maxWork || n > maxWork {
 		b.used = maxWork + 1
-		return fmt.Errorf("%w: evaluating it takes more than %d units of work (for-expression iterations, elements and 16-byte pieces of text), the limit for one evaluation", errTooCostly, maxWork)
+		return errSpent
 	}
 	return nil
 }
+
+var errSpent = fmt.Errorf("%w: evaluating it takes more than %d units of work (for-expression iterations, elements and 16-byte pieces of text), the limit for one evaluation", errTooCostly, maxWork)
 
 // chargeValue spends v's size.
 func (b *budget) chargeValue(v cty.Value) error {
@@ -258,6 +260,9 @@ func boundFunc(name string, f function.Function, b *budget) function.Function {
 			if err != nil {
 				return v, err
 			}
+			// Charging the result also fails once the budget is spent, so try()
+			// and can(), which turn errors into values, cannot hide the budget's
+			// (the rest would evaluate to unknowns with nothing reported).
 			return v, b.chargeValue(v)
 		},
 	})

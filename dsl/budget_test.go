@@ -37,6 +37,14 @@ var costlyInputs = []struct {
 	{"huge number argument", `load "d" {
   source = 1e600000000
 }`, "Value too large", `"source"`},
+	{"inside try", `locals {
+  x = try([for a in range(1000) : [for b in range(1000) : [for c in range(1000) : c]]], "fallback")
+}
+load "d" {
+  source = "d.svm"
+}`, "Expression too costly", "try()"},
+	{"inside can", `locals { x = can([for a in range(1000) : [for b in range(1000) : [for c in range(1000) : c]]]) }`,
+		"Expression too costly", "can()"},
 	{"distinct", `locals { x = distinct(split(",", join(",", [for i in range(1000) : join(",", range(100))]))) }`, "Expression too costly", "distinct"},
 }
 
