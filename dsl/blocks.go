@@ -6,7 +6,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/stratus-ml/stratus/operators"
 )
@@ -34,13 +33,13 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 		diags = append(diags, decodeLiteralString(a, &v.Description)...)
 	}
 	if a, ok := content.Attributes["default"]; ok {
-		val, ds := a.Expr.Value(nil)
+		val, ds := constValue(a.Expr)
 		diags = append(diags, ds...)
 		if !ds.HasErrors() {
 			if v.Defaults != nil {
 				val = v.Defaults.Apply(val)
 			}
-			cv, err := convert.Convert(val, v.Type)
+			cv, err := convertValue(val, v.Type)
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
@@ -217,7 +216,7 @@ func decodeDependsOn(a *hcl.Attribute) ([]hcl.Traversal, hcl.Diagnostics) {
 }
 
 func decodeLiteralString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
-	v, diags := a.Expr.Value(nil)
+	v, diags := constValue(a.Expr)
 	if diags.HasErrors() {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -226,7 +225,7 @@ func decodeLiteralString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 			Subject:  a.Expr.Range().Ptr(),
 		}}
 	}
-	v, err := convert.Convert(v, cty.String)
+	v, err := convertValue(v, cty.String)
 	// An expression that failed to parse evaluates to an unknown value, already
 	// reported with the syntax error.
 	if err != nil || v.IsNull() || !v.IsKnown() {

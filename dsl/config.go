@@ -45,6 +45,12 @@ type Module struct {
 	Outputs   map[string]*Output
 	Calls     map[string]*ModuleCall
 	Backend   *Backend
+	// Settings is the module's `stratus` block, or nil.
+	Settings *Settings
+	// ContentHash is the locked content hash of the remote module this module's
+	// files came from (itself, or the remote module whose download holds it); ""
+	// for the pipeline's own directories. Stages' cache keys include it.
+	ContentHash string
 	// Parent is nil for the root module.
 	Parent *Module
 }

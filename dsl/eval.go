@@ -34,6 +34,8 @@ type Evaluator struct {
 	dependents map[string][]string
 	funcs      map[string]map[string]function.Function // by module dir
 	skip       map[string]bool
+	// budget bounds the work of each request (see budget.go).
+	budget budget
 }
 
 // Skip makes the nodes at addrs evaluate to unknown values without evaluating them —
@@ -92,7 +94,9 @@ func (e *Evaluator) invalidate(addr string, seen map[string]bool) {
 func (e *Evaluator) Value(addr string) (cty.Value, hcl.Diagnostics) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.value(addr)
+	e.budget.reset()
+	v, diags := e.value(addr)
+	return v, tidyDiags(diags)
 }
 
 // EvalAll evaluates every node, including every stage's configuration, and returns
@@ -100,7 +104,9 @@ func (e *Evaluator) Value(addr string) (cty.Value, hcl.Diagnostics) {
 func (e *Evaluator) EvalAll() hcl.Diagnostics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.budget.reset()
 	var diags hcl.Diagnostics
+	defer func() { tidyDiags(diags) }()
 	for _, a := range e.cfg.Order {
 		if e.skip[a] {
 			continue
@@ -126,7 +132,9 @@ func (e *Evaluator) StageConfig(addr string) (cty.Value, hcl.Diagnostics) {
 	if !ok || n.Kind != KindStage {
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No such stage", Detail: fmt.Sprintf("There is no stage %s.", addr)}}
 	}
-	return e.stageConfig(n)
+	e.budget.reset()
+	v, diags := e.stageConfig(n)
+	return v, tidyDiags(diags)
 }
 
 // StageMeta are a stage's meta-arguments.
@@ -143,15 +151,19 @@ func (e *Evaluator) StageMeta(addr string) (StageMeta, hcl.Diagnostics) {
 	if !ok || n.Kind != KindStage {
 		return StageMeta{Retries: -1}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No such stage", Detail: fmt.Sprintf("There is no stage %s.", addr)}}
 	}
-	return e.stageMeta(n)
+	e.budget.reset()
+	m, diags := e.stageMeta(n)
+	return m, tidyDiags(diags)
 }
 
 // Outputs evaluates the root module's outputs.
 func (e *Evaluator) Outputs() (map[string]cty.Value, hcl.Diagnostics) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.budget.reset()
 	out := map[string]cty.Value{}
 	var diags hcl.Diagnostics
+	defer func() { tidyDiags(diags) }()
 	for _, name := range e.cfg.RootOutputs() {
 		v, ds := e.value(outputAddr(nil, name))
 		diags = append(diags, ds...)
@@ -165,8 +177,8 @@ func (e *Evaluator) value(addr string) (cty.Value, hcl.Diagnostics) {
 		return v, nil
 	}
 	n, ok := e.cfg.Nodes[addr]
-	if !ok || e.skip[addr] {
-		return cty.DynamicVal, nil
+	if !ok || e.skip[addr] || e.budget.spent() {
+		return cty.DynamicVal, nil // a spent budget has been reported; not memoised
 	}
 	if n.Kind == KindStage {
 		if v, ok := e.stageOut[addr]; ok {
@@ -195,6 +207,11 @@ func (e *Evaluator) value(addr string) (cty.Value, hcl.Diagnostics) {
 	case KindOutput:
 		v, diags = e.expr(n, n.Output.Expr)
 	}
+	if !diags.HasErrors() {
+		if err := checkValueSize(v); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Value too large", Detail: sentence(fmt.Sprintf("The value of %s is too large: %s", addr, errDetail(err))), Subject: n.DeclRange.Ptr()})
+		}
+	}
 	if diags.HasErrors() {
 		v = cty.DynamicVal
 	}
@@ -217,7 +234,7 @@ func (e *Evaluator) variable(n *Node) (cty.Value, hcl.Diagnostics) {
 		if decl.Defaults != nil {
 			v = decl.Defaults.Apply(v)
 		}
-		cv, err := convert.Convert(v, decl.Type)
+		cv, err := convertValue(v, decl.Type)
 		if err != nil {
 			return cty.DynamicVal, append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -350,13 +367,16 @@ func (e *Evaluator) context(n *Node) (*hcl.EvalContext, hcl.Diagnostics) {
 func (e *Evaluator) functions(dir string) map[string]function.Function {
 	f, ok := e.funcs[dir]
 	if !ok {
-		f = Functions(dir)
+		f = boundFuncs(stdFunctions(dir), &e.budget)
 		e.funcs[dir] = f
 	}
 	return f
 }
 
 func (e *Evaluator) stageConfig(n *Node) (cty.Value, hcl.Diagnostics) {
+	if e.budget.spent() {
+		return cty.DynamicVal, nil // reported where it ran out
+	}
 	st := n.Stage
 	s := st.Schema
 	ctx, diags := e.context(n)
@@ -435,6 +455,10 @@ func decodeAttr(ctx *hcl.EvalContext, a *operators.Attr, ha *hcl.Attribute, bloc
 	v, diags := ha.Expr.Value(ctx)
 	if diags.HasErrors() {
 		return cty.UnknownVal(a.Type), rng, diags
+	}
+	if err := checkValueSize(v); err != nil {
+		return cty.UnknownVal(a.Type), rng, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Value too large",
+			Detail: sentence(fmt.Sprintf("The argument %q is too large: %s", a.Name, errDetail(err))), Subject: rng.Ptr()}}
 	}
 	cv, err := convert.Convert(v, a.Type)
 	if err != nil {

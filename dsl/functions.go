@@ -20,8 +20,13 @@ const maxFileFunc = 4 << 20
 
 // Functions returns the functions available to expressions of the module in dir: the
 // go-cty standard library, type conversions, try and can, file() relative to dir,
-// and the search-space constructors used by grid_search's random block.
+// and the search-space constructors used by grid_search's random block. Their work is
+// bounded (see budget.go), on a budget of their own.
 func Functions(dir string) map[string]function.Function {
+	return boundFuncs(stdFunctions(dir), &budget{})
+}
+
+func stdFunctions(dir string) map[string]function.Function {
 	return map[string]function.Function{
 		"abs":          stdlib.AbsoluteFunc,
 		"ceil":         stdlib.CeilFunc,

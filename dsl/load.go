@@ -17,8 +17,13 @@ import (
 // FileExt is the extension of pipeline files.
 const FileExt = ".hcl"
 
-// maxModuleDepth bounds module nesting, so a pathological tree fails with a message.
-const maxModuleDepth = 16
+// maxModuleDepth bounds module nesting, and maxModules the module calls of one
+// pipeline, so a pathological tree (16 levels each calling the next twice is 65,536
+// modules) fails with a message.
+const (
+	maxModuleDepth = 16
+	maxModules     = 500
+)
 
 // LoadOptions carries what Load needs besides the directory.
 type LoadOptions struct {
@@ -40,6 +45,9 @@ type LoadOptions struct {
 	// Workspace is the current workspace, stratus.workspace in expressions; empty
 	// is DefaultWorkspace.
 	Workspace string
+	// Version is the binary's version, which every module's required_version
+	// must accept; "" skips the check.
+	Version string
 }
 
 // Load parses the pipeline in dir with every module it calls, resolves references
@@ -49,8 +57,10 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	if opts.Registry == nil {
 		panic("dsl.Load: nil operator registry")
 	}
-	l := &loader{parser: hclparse.NewParser(), reg: opts.Registry}
-	root, diags := l.loadModule(dir, nil, nil, nil)
+	l := &loader{parser: hclparse.NewParser(), reg: opts.Registry, root: dir}
+	l.lock, l.lockDiags = ReadLock(dir)
+	root, diags := l.loadModule(dir, nil, nil, nil, "")
+	diags = append(diags, l.lockDiags...)
 	if root == nil {
 		return &Config{Dir: dir, Files: l.parser.Files(), registry: opts.Registry}, diags
 	}
@@ -66,6 +76,7 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	diags = append(diags, cfg.resolveAll()...)
 	diags = append(diags, cfg.setRootVars(l.parser, opts)...)
 	diags = append(diags, cfg.decodeBackend(opts.Backends)...)
+	diags = append(diags, cfg.checkSettings(opts.Version)...)
 	cfg.Files = l.parser.Files()
 	return cfg, diags
 }
@@ -73,6 +84,11 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 type loader struct {
 	parser *hclparse.Parser
 	reg    *operators.Registry
+	calls  int // module calls loaded so far
+	// root is the root module's directory; lock its lock file.
+	root      string
+	lock      *Lock
+	lockDiags hcl.Diagnostics
 }
 
 // topSchema is the schema of a pipeline file: the fixed block types plus one block
@@ -84,6 +100,7 @@ func (l *loader) topSchema() *hcl.BodySchema {
 		{Type: "output", LabelNames: []string{"name"}},
 		{Type: "module", LabelNames: []string{"name"}},
 		{Type: "backend", LabelNames: []string{"type"}},
+		{Type: "stratus"},
 	}}
 	for _, n := range l.reg.Names() {
 		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: n, LabelNames: []string{"name"}})
@@ -111,7 +128,7 @@ func pipelineFiles(dir string) ([]string, error) {
 // PipelineFiles lists the pipeline files of the module in dir, in name order.
 func PipelineFiles(dir string) ([]string, error) { return pipelineFiles(dir) }
 
-func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *ModuleCall) (*Module, hcl.Diagnostics) {
+func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *ModuleCall, hash string) (*Module, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	var subject *hcl.Range
 	if call != nil {
@@ -126,7 +143,7 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 			detail = fmt.Sprintf("There is no directory %s. Give the directory that holds the pipeline's *.hcl files.", dir)
 			if call != nil {
 				summary = "Module source not found"
-				detail = fmt.Sprintf("Module %q has source %q, but there is no directory %s. Module sources are local directories, relative to the calling module's directory.", call.Name, call.Source, dir)
+				detail = fmt.Sprintf("Module %q has source %q, but there is no directory %s. A local module source is a directory relative to the calling module's directory; a remote one (git::, https://, s3://) is downloaded by `stratus init`.", call.Name, call.Source, dir)
 			}
 		}
 		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: subject})
@@ -148,6 +165,8 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 		Outputs:   map[string]*Output{},
 		Calls:     map[string]*ModuleCall{},
 		Parent:    parent,
+		// ContentHash is set before the module's own calls load, which inherit it.
+		ContentHash: hash,
 	}
 	schema := l.topSchema()
 	for _, fn := range files {
@@ -156,6 +175,7 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 		if f == nil || f.Body == nil {
 			continue
 		}
+		boundExprs(f.Body)
 		content, ds := f.Body.Content(schema)
 		diags = append(diags, ds...)
 		for _, b := range content.Blocks {
@@ -174,16 +194,14 @@ func (l *loader) loadModule(dir string, path ModulePath, parent *Module, call *M
 }
 
 func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
-	if strings.Contains(call.Source, "://") || strings.HasPrefix(call.Source, "git::") {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Unsupported module source",
-			Detail:   fmt.Sprintf("Module source %q is not a local directory. Stratus modules are local directories, such as \"../modules/prep\".", call.Source),
-			Subject:  call.SourceRange.Ptr(),
-		}}
-	}
-	dir := call.Source
-	if !filepath.IsAbs(dir) {
+	dir, hash := call.Source, m.ContentHash
+	if IsRemoteSource(call.Source) {
+		d, h, diags := l.resolveRemote(m, call)
+		if d == "" {
+			return diags
+		}
+		dir, hash = d, h
+	} else if !filepath.IsAbs(dir) {
 		dir = filepath.Join(m.Dir, dir)
 	}
 	if len(m.Path) >= maxModuleDepth {
@@ -191,6 +209,14 @@ func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
 			Severity: hcl.DiagError,
 			Summary:  "Modules nested too deeply",
 			Detail:   fmt.Sprintf("Module %q would be nested %d levels deep; the limit is %d.", call.Name, len(m.Path)+1, maxModuleDepth),
+			Subject:  call.SourceRange.Ptr(),
+		}}
+	}
+	if l.calls++; l.calls > maxModules {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Too many modules",
+			Detail:   fmt.Sprintf("Module %q would be module call number %d of this pipeline; the limit is %d. Look for modules that call the same modules many times over.", call.Name, l.calls, maxModules),
 			Subject:  call.SourceRange.Ptr(),
 		}}
 	}
@@ -205,7 +231,7 @@ func (l *loader) loadChild(m *Module, call *ModuleCall) hcl.Diagnostics {
 			}}
 		}
 	}
-	child, diags := l.loadModule(dir, m.Path.Child(call.Name), m, call)
+	child, diags := l.loadModule(dir, m.Path.Child(call.Name), m, call, hash)
 	call.Child = child
 	if child != nil && child.Backend != nil {
 		diags = append(diags, &hcl.Diagnostic{
@@ -266,6 +292,18 @@ func (l *loader) decodeBlock(m *Module, b *hcl.Block) hcl.Diagnostics {
 			}
 			m.Calls[c.Name] = c
 		}
+	case "stratus":
+		s, ds := decodeSettings(b, m.Dir)
+		diags = append(diags, ds...)
+		if m.Settings != nil {
+			return append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate stratus block",
+				Detail:   fmt.Sprintf("A module has at most one stratus block; another was declared at %s.", m.Settings.DeclRange),
+				Subject:  b.DefRange.Ptr(),
+			})
+		}
+		m.Settings = s
 	case "backend":
 		if bk := newBackend(b); bk != nil {
 			if m.Backend != nil {

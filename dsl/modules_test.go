@@ -198,7 +198,7 @@ output "o" {
 	})
 	t.Run("remote source", func(t *testing.T) {
 		cfg, errs := loadErrs(t, map[string]string{"main.hcl": "module \"m\" {\n  source = \"s3://bucket/mod\"\n}\n"})
-		wantDiags(t, cfg, errs, [2]string{"Unsupported module source", "main.hcl"})
+		wantDiags(t, cfg, errs, [2]string{"Module not installed", "main.hcl"})
 	})
 	t.Run("undeclared output", func(t *testing.T) {
 		cfg, errs := loadErrs(t, map[string]string{

@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // EnvVarPrefix prefixes environment variables that set root variables:
@@ -30,7 +29,7 @@ func (c *Config) setRootVars(p *hclparse.Parser, opts LoadOptions) hcl.Diagnosti
 		if decl.Defaults != nil {
 			v = decl.Defaults.Apply(v)
 		}
-		cv, err := convert.Convert(v, decl.Type)
+		cv, err := convertValue(v, decl.Type)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -143,7 +142,7 @@ func (c *Config) readVarFile(p *hclparse.Parser, fn string, set func(string, cty
 			})
 			continue
 		}
-		v, ds := a.Expr.Value(nil)
+		v, ds := constValue(a.Expr)
 		diags = append(diags, ds...)
 		if !ds.HasErrors() {
 			set(a.Name, v, fn, a.Expr.Range().Ptr())
@@ -166,7 +165,7 @@ func parseRawVar(p *hclparse.Parser, name, raw string, ty cty.Type, from string)
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
-	v, ds := expr.Value(nil)
+	v, ds := constValue(expr)
 	if ds.HasErrors() {
 		for _, d := range ds {
 			d.Detail += fmt.Sprintf(" The value of var.%s from %s must be a constant.", name, from)

@@ -57,6 +57,9 @@ type StagePlan struct {
 	Params   map[string]state.Param
 	Upstream map[string]string
 	Sources  map[string]string
+	// ModuleHash is the locked content hash of the remote module the stage's
+	// block came from, or "" (see dsl.Module.ContentHash).
+	ModuleHash string
 	// Prior is the state record the action was decided against (nil for Run).
 	Prior *state.StageRecord
 	// Replaced is set when -replace forced this stage to run again.
@@ -213,8 +216,9 @@ func Graph(cfg *dsl.Config) (*dag.Graph, hcl.Diagnostics) {
 	for _, n := range cfg.Stages() {
 		g.Add(n.Addr)
 	}
+	memo := map[string]map[string]bool{}
 	for _, n := range cfg.Stages() {
-		for _, d := range stageDeps(cfg, n) {
+		for _, d := range stageDeps(cfg, n, memo) {
 			g.Connect(n.Addr, d)
 		}
 	}
@@ -236,25 +240,29 @@ func fullGraph(cfg *dsl.Config) *dag.Graph {
 }
 
 // stageDeps returns the stages n reads: its references, followed through
-// non-stage nodes.
-func stageDeps(cfg *dsl.Config, n *dsl.Node) []string {
-	seen := map[string]bool{}
-	found := map[string]bool{}
-	var walk func(addr string)
-	walk = func(addr string) {
-		for _, t := range cfg.Nodes[addr].DependsOn() {
-			if seen[t] {
-				continue
-			}
-			seen[t] = true
-			if cfg.Nodes[t].Kind == dsl.KindStage {
-				found[t] = true
-				continue
-			}
-			walk(t)
+// non-stage nodes. memo holds the stages each node reaches, so a chain of locals
+// that many stages read is walked once, not once per stage (which made plan
+// quadratic in the pipeline's size). The graph must be acyclic.
+func stageDeps(cfg *dsl.Config, n *dsl.Node, memo map[string]map[string]bool) []string {
+	var reach func(addr string) map[string]bool
+	reach = func(addr string) map[string]bool {
+		if s, ok := memo[addr]; ok {
+			return s
 		}
+		s := map[string]bool{}
+		for _, t := range cfg.Nodes[addr].DependsOn() {
+			if cfg.Nodes[t].Kind == dsl.KindStage {
+				s[t] = true
+				continue
+			}
+			for d := range reach(t) {
+				s[d] = true
+			}
+		}
+		memo[addr] = s
+		return s
 	}
-	walk(n.Addr)
+	found := reach(n.Addr)
 	out := make([]string, 0, len(found))
 	for a := range found {
 		out = append(out, a)
@@ -279,6 +287,8 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		Upstream: map[string]string{},
 		Sources:  map[string]string{},
 		Node:     n,
+
+		ModuleHash: n.Module.ContentHash,
 	}
 	sort.Strings(sp.Deps)
 	for name, v := range cfgVal.AsValueMap() {
@@ -375,7 +385,9 @@ func relToModule(dir, p string) string {
 
 // cacheKey is the SHA-256 of a delimited, canonical encoding of the operator name and
 // version, the evaluated parameters, the upstream stages' keys and the sources'
-// content digests. Every field is length-prefixed so no two inputs can collide by
+// content digests, and the content hash of the remote module the stage comes from
+// (absent for the pipeline's own stages, whose keys are unchanged by it). Every
+// field is length-prefixed so no two inputs can collide by
 // concatenation.
 func cacheKey(sp *StagePlan) string {
 	h := sha256.New()
@@ -401,6 +413,10 @@ func cacheKey(sp *StagePlan) string {
 		field("source")
 		field(k)
 		field(sp.Sources[k])
+	}
+	if sp.ModuleHash != "" {
+		field("module")
+		field(sp.ModuleHash)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -445,6 +461,10 @@ func rerunReason(sp *StagePlan, prior *state.StageRecord, p *Plan) string {
 		}
 	}
 	if len(rs) == 0 {
+		if sp.ModuleHash != "" {
+			// Nothing else of the key differs: the remote module's content did.
+			return "module content changed"
+		}
 		return "configuration changed"
 	}
 	return strings.Join(rs, "; ")

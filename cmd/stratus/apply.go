@@ -164,6 +164,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	defer ctl.Close()
 
 	obs, finish := c.observer(f.asJSON)
+	started := time.Now()
 	opts := rt.ApplyOptions()
 	opts.Plan, opts.State, opts.Registry = p, st, registry
 	opts.Observer = executor.Observers{obs, ctl.Observer()}
@@ -171,6 +172,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	sum, applyErr := executor.Apply(ctx, opts)
 	ctl.Close()
 	finish()
+	c.recordRun(ctx, st, dir, p, sum, started, applyErr)
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/internal/modinstall"
 )
 
 // starter is the pipeline `stratus init` writes.
@@ -56,15 +58,29 @@ output "model" {
 `
 
 func (c *cli) initCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "init [DIR]",
-		Short:   "Start a pipeline: write a commented main.hcl",
-		Example: `  stratus init mypipeline`,
-		Args:    cobra.MaximumNArgs(1),
+	var upgrade bool
+	cmd := &cobra.Command{
+		Use:   "init [DIR]",
+		Short: "Start a pipeline, or download the remote modules of one",
+		Long: `In a directory without *.hcl files, init writes a commented starter pipeline.
+
+In a pipeline directory, init downloads every module whose source is remote —
+git::https://host/repo.git//subdir?ref=v1.2.0, git::file:///path/repo, an https
+archive, s3://bucket/prefix — into .stratus/modules, and records each module's
+source, resolved version (git commit) and content hash in .stratus.lock.hcl.
+Commit the lock file: init on another machine fetches the locked commits, and plan
+refuses a module whose content no longer matches it. -upgrade downloads every
+module again at what its source names now and rewrites the lock.`,
+		Example: `  stratus init mypipeline
+  stratus init -upgrade pipelines/criteo`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
 			if files, err := dsl.PipelineFiles(dir); err == nil && len(files) > 0 {
-				return fmt.Errorf("%s already holds a pipeline (%s); init writes only into a directory without *%s files", dir, files[0], dsl.FileExt)
+				return c.installModules(cmd.Context(), dir, upgrade)
+			}
+			if upgrade {
+				return fmt.Errorf("%s holds no pipeline: -upgrade updates the modules of an existing pipeline", dir)
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
@@ -77,4 +93,36 @@ func (c *cli) initCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "download every remote module again and rewrite "+dsl.LockFile)
+	return cmd
+}
+
+// installModules downloads the remote modules of the pipeline in dir.
+func (c *cli) installModules(ctx context.Context, dir string, upgrade bool) error {
+	installed, cfg, diags := modinstall.Install(ctx, dir, modinstall.Options{
+		Registry: registry,
+		Upgrade:  upgrade,
+		Progress: func(addr, source string) { fmt.Fprintf(c.stdout, "Downloading %s from %s\n", addr, source) },
+	})
+	if diags.HasErrors() {
+		c.printDiags(cfg, diags)
+		return exitError{1}
+	}
+	if len(installed) == 0 {
+		if _, err := os.Stat(filepath.Join(dir, dsl.LockFile)); err != nil {
+			fmt.Fprintf(c.stdout, "The pipeline has no remote modules; nothing to install.\n")
+			return nil
+		}
+		fmt.Fprintf(c.stdout, "Modules are up to date with %s.\n", dsl.LockFile)
+		return nil
+	}
+	for _, m := range installed {
+		v := ""
+		if m.Version != "" {
+			v = " at " + m.Version
+		}
+		fmt.Fprintf(c.stdout, "  %s%s (%s)\n", m.Address, v, m.Hash)
+	}
+	fmt.Fprintf(c.stdout, "Installed %d module(s); wrote %s. Commit it with the pipeline.\n", len(installed), filepath.Join(dir, dsl.LockFile))
+	return nil
 }

@@ -48,6 +48,7 @@ func (c *cli) loadPipeline(dir string, vf varFlags, allowMissing bool) (*dsl.Con
 		Environ:          os.Environ(),
 		AllowMissingVars: allowMissing,
 		Backends:         runtime.Decoder{},
+		Version:          version,
 	})
 	if diags.HasErrors() {
 		// Report what the graph and evaluation would find too: every problem at once.

@@ -109,6 +109,8 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.showCmd(),
 		c.destroyCmd(),
 		c.consoleCmd(),
+		c.runsCmd(),
+		c.metricsCmd(),
 	)
 	return root
 }
