@@ -139,6 +139,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	}
 	c.r = min(c.r, len(addrs))
 	c.plans.New = func() any { return new(sparsePlan) }
+	c.copies.fence = c.fence
 	seen := map[string]int{}
 	for i, addr := range addrs {
 		if j, dup := seen[addr]; dup {
