@@ -173,7 +173,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		hctx, hcancel = context.WithTimeout(ctx, max(o.dialTimeout, o.retry.Wait+o.retry.MaxDelay))
 		defer hcancel()
 	}
-	err = c.each(hctx, "connect", func(ctx context.Context, sh *shardConn) error {
+	hello := func(ctx context.Context, sh *shardConn) error {
 		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
 			ShardIndex:    uint32(sh.index),
 			ShardCount:    uint32(len(c.shards)),
@@ -185,12 +185,66 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		sh.maxKeys = min(o.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
 		sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
 		return nil
-	})
+	}
+	if c.r > 1 {
+		err = c.helloReplicated(hctx, hello)
+	} else {
+		err = c.each(hctx, "connect", hello)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// helloReplicated greets every shard, but with replication a shard that is
+// unreachable right now does not stop the client, as long as every
+// partition has a copy on a shard that answered: the client fails over from
+// the missing one like any client (its limits are taken from the others).
+func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context, *shardConn) error) error {
+	errs := make([]error, len(c.shards))
+	var wg sync.WaitGroup
+	for i, sh := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = hello(ctx, sh) // one try: a shard that is down must not hold the client up
+		}()
+	}
+	wg.Wait()
+	var up *shardConn
+	for i, err := range errs {
+		if err != nil && !unreachable(err) {
+			return c.wrap(ctx, "connect", c.shards[i], err)
+		}
+		if err == nil && up == nil {
+			up = c.shards[i]
+		}
+	}
+	for p := range c.shards {
+		ok := false
+		for j := 0; j < c.r; j++ {
+			ok = ok || errs[c.copyHost(p, j).index] == nil
+		}
+		if !ok {
+			// A partition has no copy up: wait for the missing shards as
+			// without replication.
+			var down []*shardConn
+			for i, err := range errs {
+				if err != nil {
+					down = append(down, c.shards[i])
+				}
+			}
+			return c.some(ctx, "connect", down, hello)
+		}
+	}
+	for i, sh := range c.shards {
+		if errs[i] != nil {
+			sh.maxKeys, sh.maxValueBytes = up.maxKeys, up.maxValueBytes
+		}
+	}
+	return nil
 }
 
 // Close closes the connections. It does not wait for pushes in flight: call

@@ -16,7 +16,8 @@ import (
 // them. A shard is killed (SIGKILL) while a client pushes and pulls
 // continuously: the client never sees an error, reads of the dead shard's
 // keys are answered by its replica, a write waits for the shard to come
-// back (an acknowledged write is on both copies), and once the shard is
+// back (an acknowledged write is on both copies), a client dialled while
+// it is down works (fails over from the start), and once the shard is
 // back its slices, which lost updates, are left alone by this client and
 // by a new one — the model as a whole lost nothing.
 func TestReplicaFailover(t *testing.T) {
@@ -93,6 +94,14 @@ func TestReplicaFailover(t *testing.T) {
 	}
 	if v, err := c.Get(ctx, onOne); err != nil || string(v) != "before" {
 		t.Fatalf("read of a key whose primary is down: %q %v", v, err)
+	}
+	// A new client starts while the shard is down, and works.
+	late := dial(t, addrs, token, WithReplicas(2))
+	if err := late.PullSparse(ctx, "m", keys, make([]float32, len(keys))); err != nil {
+		t.Fatalf("a client dialled while a shard was down: pull: %v", err)
+	}
+	if v, err := late.Get(ctx, onOne); err != nil || string(v) != "before" {
+		t.Fatalf("a client dialled while a shard was down: get: %q %v", v, err)
 	}
 	written := make(chan error, 1)
 	before := c.retries.Load()
