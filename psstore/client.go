@@ -378,20 +378,45 @@ type ServerStats struct {
 	Index, Count int
 	DiskBytes    uint64 // badger's files
 	LostModels   int    // models whose slice lost updates
+	// Down is why the shard did not answer (ShardStatus only).
+	Down error
 }
 
-// ServerStats returns every shard's counters, in shard order.
+// ServerStats returns every shard's counters, in shard order, or the first
+// shard's error.
 func (c *Client) ServerStats(ctx context.Context) ([]ServerStats, error) {
-	out := make([]ServerStats, len(c.shards))
-	err := c.each(ctx, "stats", func(ctx context.Context, sh *shardConn) error {
-		r, err := sh.rpc.Stats(ctx, &pb.StatsRequest{})
-		if err != nil {
-			return err
+	out := c.ShardStatus(ctx)
+	for _, s := range out {
+		if s.Down != nil {
+			return out, s.Down
 		}
-		out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
-			Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
-			DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
+}
+
+// ShardStatus returns every shard's counters, in shard order; a shard that
+// does not answer (after the retry policy's wait) has Down set instead.
+func (c *Client) ShardStatus(ctx context.Context) []ServerStats {
+	out := make([]ServerStats, len(c.shards))
+	var wg sync.WaitGroup
+	for _, sh := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r *pb.StatsResponse
+			err := c.retry(ctx, sh, func() (err error) {
+				r, err = sh.rpc.Stats(ctx, &pb.StatsRequest{})
+				return err
+			})
+			if err != nil {
+				out[sh.index] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
+				return
+			}
+			out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
+				Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
+				DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
+		}()
+	}
+	wg.Wait()
+	return out
 }
