@@ -139,6 +139,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	}
 	c.r = min(c.r, len(addrs))
 	c.plans.New = func() any { return new(sparsePlan) }
+	c.copies.fence = c.fence
 	seen := map[string]int{}
 	for i, addr := range addrs {
 		if j, dup := seen[addr]; dup {
@@ -172,7 +173,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		hctx, hcancel = context.WithTimeout(ctx, max(o.dialTimeout, o.retry.Wait+o.retry.MaxDelay))
 		defer hcancel()
 	}
-	err = c.each(hctx, "connect", func(ctx context.Context, sh *shardConn) error {
+	hello := func(ctx context.Context, sh *shardConn) error {
 		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
 			ShardIndex:    uint32(sh.index),
 			ShardCount:    uint32(len(c.shards)),
@@ -184,12 +185,66 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		sh.maxKeys = min(o.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
 		sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
 		return nil
-	})
+	}
+	if c.r > 1 {
+		err = c.helloReplicated(hctx, hello)
+	} else {
+		err = c.each(hctx, "connect", hello)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// helloReplicated greets every shard, but with replication a shard that is
+// unreachable right now does not stop the client, as long as every
+// partition has a copy on a shard that answered: the client fails over from
+// the missing one like any client (its limits are taken from the others).
+func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context, *shardConn) error) error {
+	errs := make([]error, len(c.shards))
+	var wg sync.WaitGroup
+	for i, sh := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = hello(ctx, sh) // one try: a shard that is down must not hold the client up
+		}()
+	}
+	wg.Wait()
+	var up *shardConn
+	for i, err := range errs {
+		if err != nil && !unreachable(err) {
+			return c.wrap(ctx, "connect", c.shards[i], err)
+		}
+		if err == nil && up == nil {
+			up = c.shards[i]
+		}
+	}
+	for p := range c.shards {
+		ok := false
+		for j := 0; j < c.r; j++ {
+			ok = ok || errs[c.copyHost(p, j).index] == nil
+		}
+		if !ok {
+			// A partition has no copy up: wait for the missing shards as
+			// without replication.
+			var down []*shardConn
+			for i, err := range errs {
+				if err != nil {
+					down = append(down, c.shards[i])
+				}
+			}
+			return c.some(ctx, "connect", down, hello)
+		}
+	}
+	for i, sh := range c.shards {
+		if errs[i] != nil {
+			sh.maxKeys, sh.maxValueBytes = up.maxKeys, up.maxValueBytes
+		}
+	}
+	return nil
 }
 
 // Close closes the connections. It does not wait for pushes in flight: call
@@ -323,20 +378,45 @@ type ServerStats struct {
 	Index, Count int
 	DiskBytes    uint64 // badger's files
 	LostModels   int    // models whose slice lost updates
+	// Down is why the shard did not answer (ShardStatus only).
+	Down error
 }
 
-// ServerStats returns every shard's counters, in shard order.
+// ServerStats returns every shard's counters, in shard order, or the first
+// shard's error.
 func (c *Client) ServerStats(ctx context.Context) ([]ServerStats, error) {
-	out := make([]ServerStats, len(c.shards))
-	err := c.each(ctx, "stats", func(ctx context.Context, sh *shardConn) error {
-		r, err := sh.rpc.Stats(ctx, &pb.StatsRequest{})
-		if err != nil {
-			return err
+	out := c.ShardStatus(ctx)
+	for _, s := range out {
+		if s.Down != nil {
+			return out, s.Down
 		}
-		out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
-			Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
-			DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
+}
+
+// ShardStatus returns every shard's counters, in shard order; a shard that
+// does not answer (after the retry policy's wait) has Down set instead.
+func (c *Client) ShardStatus(ctx context.Context) []ServerStats {
+	out := make([]ServerStats, len(c.shards))
+	var wg sync.WaitGroup
+	for _, sh := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r *pb.StatsResponse
+			err := c.retry(ctx, sh, func() (err error) {
+				r, err = sh.rpc.Stats(ctx, &pb.StatsRequest{})
+				return err
+			})
+			if err != nil {
+				out[sh.index] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
+				return
+			}
+			out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
+				Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
+				DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
+		}()
+	}
+	wg.Wait()
+	return out
 }

@@ -591,19 +591,38 @@ func (m ModelInfo) Degraded() []ShardModelStats {
 }
 
 // ListModels returns every model with a slice on some shard whose name
-// starts with prefix, by name.
+// starts with prefix, by name. With replication, shards that do not answer
+// are left out as long as every partition has a copy on one that does (the
+// models then list the slices found).
 func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, error) {
 	parts := make([][]*pb.ModelStatsResponse, len(c.shards))
-	err := c.each(ctx, "list models", func(ctx context.Context, sh *shardConn) error {
-		r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
-		if err != nil {
-			return err
+	errs := make([]error, len(c.shards))
+	var wg sync.WaitGroup
+	for _, sh := range c.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[sh.index] = c.retry(ctx, sh, func() error {
+				r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
+				if err != nil {
+					return err
+				}
+				parts[sh.index] = r.Models
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for p := range c.shards {
+		answered := false
+		for j := 0; j < c.r; j++ {
+			answered = answered || errs[c.copyHost(p, j).index] == nil
 		}
-		parts[sh.index] = r.Models
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		for i, err := range errs {
+			if err != nil && (!answered || !unreachable(err)) {
+				return nil, c.wrap(ctx, "list models", c.shards[i], err)
+			}
+		}
 	}
 	byName := map[string]*ModelInfo{}
 	var names []string

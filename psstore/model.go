@@ -51,10 +51,10 @@ type modelShard struct {
 	// incarnation identifies this slice across restarts (see
 	// ModelStatsResponse.incarnation); immutable after creation or load.
 	incarnation uint64
-	// lost is non-empty for a slice that came back from a checkpoint older
-	// than updates it had acknowledged; such a slice serves only stats and
-	// deletion. Immutable after load.
-	lost string
+	// lost is set for a slice that came back from a checkpoint older than
+	// updates it had acknowledged, or that a client fenced off after failing
+	// over from it (Fence); such a slice serves only stats and deletion.
+	lost atomic.Pointer[string]
 
 	// Dirty marking: before the first push after a checkpoint is applied,
 	// the shard durably records "dirty since epoch e" (markDirty), so that
@@ -73,6 +73,14 @@ type modelShard struct {
 	checkpointUpdates atomic.Uint64
 	checkpointPushes  atomic.Uint64
 	checkpointNano    atomic.Int64
+}
+
+// lostReason is why the slice lost updates, "" if it did not.
+func (m *modelShard) lostReason() string {
+	if p := m.lost.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // localDimFor is the number of global keys in [0, dim) placed on shard idx

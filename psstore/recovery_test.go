@@ -128,7 +128,7 @@ func TestKillRecovery(t *testing.T) {
 	}
 	addrs := start()
 	ctx := testCtx(t)
-	c := dial(t, addrs, token)
+	c := dial(t, addrs, token, WithReplicas(1)) // one copy: replication has TestReplicaFailover
 
 	quiet := ModelSpec{Name: "quiet", Dim: 5000, Optimizer: "adagrad", LearningRate: 0.1, L2: 0.001, Init: "normal", Seed: 1}
 	busy := ModelSpec{Name: "busy", Dim: 10, LearningRate: 1}
@@ -203,7 +203,7 @@ func TestKillRecovery(t *testing.T) {
 	c.Close()
 
 	addrs = start()
-	c = dial(t, addrs, token)
+	c = dial(t, addrs, token, WithReplicas(1))
 	for i := int64(0); i <= lastAcked; i++ {
 		k := fmt.Sprintf("w/%06d", i)
 		v, err := c.Get(ctx, k)

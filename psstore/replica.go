@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	pb "github.com/stratus-ml/stratus/psstore/proto"
 )
 
 // Replication.
@@ -37,9 +40,13 @@ import (
 //     an error.
 //
 // A client that fails over stops writing to the bad copy, so that copy
-// falls behind for good; other clients see it as lost (DATA_LOSS) when its
-// shard restarted, which is what a killed shard does. A copy that is merely
-// cut off from one client while others still use it is not detected.
+// falls behind for good. Other clients see it as lost (DATA_LOSS) when its
+// shard restarted after a crash; when the shard was only unreachable from
+// this client, the client fences the copy off as soon as it can reach the
+// shard again (Fence), and from then on every client reads the other copy.
+// Until the fence lands, clients that still reach the shard read a copy
+// that misses this client's pushes since it failed over (there are no
+// leases).
 
 // WithReplicas sets R, the number of shards that hold each key range (at
 // most the shard count; 1 disables replication). Without it, R is
@@ -107,6 +114,9 @@ type copyKey struct {
 type copies struct {
 	mu  sync.RWMutex
 	bad map[copyKey]error
+	// fence is called (outside mu) when a model's copy is given up because
+	// its shard was unreachable.
+	fence func(copyKey, error)
 }
 
 func (cs *copies) isBad(k copyKey) bool {
@@ -120,19 +130,24 @@ func (cs *copies) isBad(k copyKey) bool {
 // copy of the partition is still good (of r copies).
 func (cs *copies) markBad(k copyKey, err error, r int) bool {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	if cs.bad == nil {
 		cs.bad = map[copyKey]error{}
 	}
-	if _, ok := cs.bad[k]; !ok {
+	_, was := cs.bad[k]
+	if !was {
 		cs.bad[k] = err
 	}
+	good := false
 	for j := 0; j < r; j++ {
 		if _, b := cs.bad[copyKey{k.model, k.part, j}]; !b {
-			return true
+			good = true
 		}
 	}
-	return false
+	cs.mu.Unlock()
+	if !was && good && k.model != "" && unreachable(err) && cs.fence != nil {
+		cs.fence(k, err)
+	}
+	return good
 }
 
 // anyGood reports whether some copy of partition p is not given up.
@@ -163,6 +178,39 @@ func (cs *copies) forget(model string) {
 			delete(cs.bad, k)
 		}
 	}
+}
+
+// fence tells copy k's shard, once it can be reached again, that this
+// client gave the copy up (it misses pushes from now on), so that no client
+// reads it again (see rpcService.Fence). It runs in the background until it
+// succeeds or the client is closed. KV copies need none: a KV write waits
+// for every copy.
+func (c *Client) fence(k copyKey, cause error) {
+	sh := c.copyHost(k.part, k.copy)
+	name := copyName(k.model, k.part, k.copy)
+	reason := fmt.Sprintf("%v", cause)
+	if len(reason) > 300 {
+		reason = reason[:300] + "…"
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		delay := c.opts.retry.BaseDelay
+		for {
+			_, err := sh.rpc.Fence(c.ctx, &pb.FenceRequest{Model: name, Reason: reason})
+			if err == nil || c.ctx.Err() != nil || !unreachable(err) {
+				return
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return
+			}
+			delay = min(2*delay, c.opts.retry.MaxDelay)
+		}
+	}()
 }
 
 // failover reports whether err means the copy cannot serve (so the next one

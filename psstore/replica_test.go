@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +16,8 @@ import (
 // them. A shard is killed (SIGKILL) while a client pushes and pulls
 // continuously: the client never sees an error, reads of the dead shard's
 // keys are answered by its replica, a write waits for the shard to come
-// back (an acknowledged write is on both copies), and once the shard is
+// back (an acknowledged write is on both copies), a client dialled while
+// it is down works (fails over from the start), and once the shard is
 // back its slices, which lost updates, are left alone by this client and
 // by a new one — the model as a whole lost nothing.
 func TestReplicaFailover(t *testing.T) {
@@ -91,6 +94,14 @@ func TestReplicaFailover(t *testing.T) {
 	}
 	if v, err := c.Get(ctx, onOne); err != nil || string(v) != "before" {
 		t.Fatalf("read of a key whose primary is down: %q %v", v, err)
+	}
+	// A new client starts while the shard is down, and works.
+	late := dial(t, addrs, token, WithReplicas(2))
+	if err := late.PullSparse(ctx, "m", keys, make([]float32, len(keys))); err != nil {
+		t.Fatalf("a client dialled while a shard was down: pull: %v", err)
+	}
+	if v, err := late.Get(ctx, onOne); err != nil || string(v) != "before" {
+		t.Fatalf("a client dialled while a shard was down: get: %q %v", v, err)
 	}
 	written := make(chan error, 1)
 	before := c.retries.Load()
@@ -190,4 +201,125 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs-to-push")
 	b.ReportMetric(0, "ns/op")
+}
+
+// proxy forwards TCP connections to a shard, and can cut them all, as a
+// network partition between one client and one shard would.
+type proxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	lis    net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, addr: "127.0.0.1:0", target: target}
+	p.open()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) open() {
+	lis, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.lis, p.addr = lis, lis.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every forwarded connection.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lis != nil {
+		p.lis.Close()
+		p.lis = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestFenceAfterFailover: a client cut off from one shard (the shard itself
+// stays up, other clients still reach it) fails over to the other copies
+// and stops pushing to that shard's slices; when it can reach the shard
+// again it fences those slices off, so that no other client reads a copy
+// that missed its pushes. Both clients then see the same model.
+func TestFenceAfterFailover(t *testing.T) {
+	lc, direct := startCluster(t, 2)
+	ctx := testCtx(t)
+	p0, p1 := newProxy(t, lc.Addrs()[0]), newProxy(t, lc.Addrs()[1])
+	cut := dial(t, []string{p0.addr, p1.addr}, lc.Token(), WithReplicas(2), WithRetry(RetryPolicy{Wait: -1}))
+	if err := direct.CreateModel(ctx, ModelSpec{Name: "m", Dim: 100, LearningRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	keys := []uint64{0, 1} // partition 0 and 1
+	work := func(c *Client, n int) {
+		t.Helper()
+		dst := make([]float32, 2)
+		for range n {
+			if err := c.PullSparse(ctx, "m", keys, dst); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.PushSparse(ctx, "m", keys, []float32{1, 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work(cut, 10)
+	p1.cut()
+	work(cut, 10) // fails over: partition 1 from its replica on shard 0
+	work(direct, 10)
+	p1.open() // the same address again: the client's fence lands
+	for {
+		ms, err := direct.ListModels(ctx, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 1 && len(ms[0].Degraded()) == 2 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The shard's slices are fenced off for every client: both read the
+	// copies on shard 0, which have every push.
+	for name, c := range map[string]*Client{"cut": cut, "direct": direct} {
+		w, err := c.PullDense(ctx, "m")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if w[0] != -30 || w[1] != -30 {
+			t.Fatalf("%s reads w[0] = %v, w[1] = %v; want -30 (30 pushes)", name, w[0], w[1])
+		}
+		st, err := c.ModelStats(ctx, "m")
+		if err != nil || st.Lost != "" || st.Shards[1].Shard != 0 {
+			t.Fatalf("%s: partition 1 served by %+v (%v)", name, st.Shards, err)
+		}
+	}
 }

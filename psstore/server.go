@@ -226,9 +226,15 @@ func (s *Server) load() error {
 			return err
 		}
 		if marked && mark >= meta.Epoch {
-			m.lost = fmt.Sprintf("the shard stopped without saving (killed or crashed) while this model had updates newer than its last checkpoint (%s, %d updates), which it came back from; its slice no longer matches the other shards'",
+			why := fmt.Sprintf("the shard stopped without saving (killed or crashed) while this model had updates newer than its last checkpoint (%s, %d updates), which it came back from; its slice no longer matches the other shards'",
 				time.Unix(0, meta.UnixNano).UTC().Format(time.RFC3339), meta.Updates)
-			s.opts.Logf("psstore: model %q: %s", name, m.lost)
+			m.lost.Store(&why)
+			s.opts.Logf("psstore: model %q: %s", name, why)
+		}
+		if why, ok, err := readFence(s.db, name); err != nil {
+			return err
+		} else if ok {
+			m.lost.Store(&why)
 		}
 		m.ckGen = meta.Gen
 		m.checkpoints.Store(meta.Checkpoints)
@@ -335,7 +341,7 @@ func (s *Server) checkpointDirty() error {
 	s.modelsMu.RUnlock()
 	var first error
 	for _, m := range ms {
-		if m.lost != "" || !m.dirty.Load() && m.updates.Load() == m.checkpointUpdates.Load() && m.pushes.Load() == m.checkpointPushes.Load() {
+		if m.lostReason() != "" || !m.dirty.Load() && m.updates.Load() == m.checkpointUpdates.Load() && m.pushes.Load() == m.checkpointPushes.Load() {
 			continue
 		}
 		if err := s.checkpoint(m); err != nil && first == nil && !errors.Is(err, errModelDeleted) {
@@ -382,9 +388,9 @@ func (s *Server) model(name string) (*modelShard, error) {
 // slice that lost updates answers DataLoss.
 func (s *Server) liveModel(name string) (*modelShard, error) {
 	m, err := s.model(name)
-	if err == nil && m.lost != "" {
+	if err == nil && m.lostReason() != "" {
 		return nil, status.Errorf(codes.DataLoss,
-			"psstore: model %q on this shard lost updates: %s. Delete the model (`stratus psstore rm`) and train it again; `stratus apply` does so by itself", name, m.lost)
+			"psstore: model %q on this shard lost updates: %s. Delete the model (`stratus psstore rm`) and train it again; `stratus apply` does so by itself", name, m.lostReason())
 	}
 	return m, err
 }
@@ -455,7 +461,7 @@ func (r *rpcService) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse
 	n, b := len(s.models), s.modelBytes
 	lost := 0
 	for _, m := range s.models {
-		if m.lost != "" {
+		if m.lostReason() != "" {
 			lost++
 		}
 	}

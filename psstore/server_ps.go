@@ -269,10 +269,33 @@ func (m *modelShard) stats() *pb.ModelStatsResponse {
 		CheckpointUpdates:  m.checkpointUpdates.Load(),
 		CheckpointUnixNano: m.checkpointNano.Load(),
 		Incarnation:        m.incarnation,
-		Lost:               m.lost,
+		Lost:               m.lostReason(),
 		LastUpdateUnixNano: m.lastUpdateNano.Load(),
 		Bytes:              modelBytes(m.spec, m.localDim),
 	}
+}
+
+// Fence marks a slice as having lost updates, for good: a client failed
+// over from it (it could not reach it) and so stopped sending it pushes.
+// Fencing a missing model is not an error.
+func (r *rpcService) Fence(_ context.Context, req *pb.FenceRequest) (*pb.FenceResponse, error) {
+	s := r.s
+	m, err := s.model(req.Model)
+	if err != nil {
+		return &pb.FenceResponse{}, nil
+	}
+	m.ckMu.Lock()
+	defer m.ckMu.Unlock()
+	if m.deleted || m.lostReason() != "" {
+		return &pb.FenceResponse{}, nil
+	}
+	why := "a client could not reach this shard, went on with another copy and stopped sending this one its updates (" + req.Reason + ")"
+	if err := writeFence(s.db, req.Model, why); err != nil {
+		return nil, status.Errorf(codes.Internal, "psstore: fence model %q: %v", req.Model, err)
+	}
+	m.lost.Store(&why)
+	s.opts.Logf("psstore: model %q fenced: %s", req.Model, why)
+	return &pb.FenceResponse{}, nil
 }
 
 func (r *rpcService) ListModels(_ context.Context, req *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {

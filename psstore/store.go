@@ -47,6 +47,30 @@ func kvKey(key []byte) []byte {
 func modelKeyPrefix(name string) []byte { return []byte(modelPrefix + name + "\x00") }
 func modelMetaKey(name string) []byte   { return []byte(modelPrefix + name + "\x00meta") }
 func modelDirtyKey(name string) []byte  { return []byte(modelPrefix + name + "\x00dirty") }
+func modelFenceKey(name string) []byte  { return []byte(modelPrefix + name + "\x00fenced") }
+
+// writeFence durably records why model name was fenced off (Fence).
+func writeFence(db *badger.DB, name, why string) error {
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(modelFenceKey(name), []byte(why)) })
+}
+
+// readFence returns the reason model name was fenced off, if it was.
+func readFence(db *badger.DB, name string) (string, bool, error) {
+	var why string
+	found := false
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(modelFenceKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(v []byte) error { why = string(v); return nil })
+	})
+	return why, found, err
+}
 
 // writeDirtyMark durably records that model name has updates since epoch.
 // Cost: one synced badger write, once per checkpoint interval of a model

@@ -466,26 +466,33 @@ listed below the table. Model counts and memory include replica slices.`,
 				return err
 			}
 			defer c.Close()
-			stats, err := c.ServerStats(ctx)
-			if err != nil {
-				return err
-			}
-			models, err := c.ListModels(ctx, "")
-			if err != nil {
-				return err
-			}
+			stats := c.ShardStatus(ctx)
 			now := time.Now()
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SHARD\tADDRESS\tUP\tMODELS\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
+			var down []error
 			for i, s := range stats {
+				if s.Down != nil {
+					fmt.Fprintf(tw, "%d/%d\t%s\tDOWN\t-\t-\t-\t-\t-\t-\n", i, len(stats), s.Addr)
+					down = append(down, s.Down)
+					continue
+				}
 				fmt.Fprintf(tw, "%d/%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", i, len(stats), s.Addr, now.Sub(s.Started).Round(time.Second),
 					s.Models, bytesText(s.ModelBytes), bytesText(s.DiskBytes), s.Requests, s.AuthFailures, s.LostModels)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+			fmt.Fprintf(w, "%d copies of every key range\n", c.Replicas())
+			for _, err := range down {
+				fmt.Fprintf(w, "%v\n", err)
+			}
 			fmt.Fprintln(w)
+			models, err := c.ListModels(ctx, "")
+			if err != nil {
+				return err
+			}
 			if len(models) == 0 {
 				fmt.Fprintln(w, "no models")
 				return nil

@@ -1899,6 +1899,94 @@ func (x *ModelStatsResponse) GetBytes() uint64 {
 	return 0
 }
 
+type FenceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceRequest) Reset() {
+	*x = FenceRequest{}
+	mi := &file_psstore_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceRequest) ProtoMessage() {}
+
+func (x *FenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceRequest.ProtoReflect.Descriptor instead.
+func (*FenceRequest) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *FenceRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *FenceRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type FenceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceResponse) Reset() {
+	*x = FenceResponse{}
+	mi := &file_psstore_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceResponse) ProtoMessage() {}
+
+func (x *FenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceResponse.ProtoReflect.Descriptor instead.
+func (*FenceResponse) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{28}
+}
+
 type ListModelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
@@ -1908,7 +1996,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_psstore_proto_msgTypes[27]
+	mi := &file_psstore_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2008,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[27]
+	mi := &file_psstore_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2021,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{27}
+	return file_psstore_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListModelsRequest) GetPrefix() string {
@@ -1952,7 +2040,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_psstore_proto_msgTypes[28]
+	mi := &file_psstore_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2052,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[28]
+	mi := &file_psstore_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2065,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{28}
+	return file_psstore_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelStatsResponse {
@@ -1996,7 +2084,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_psstore_proto_msgTypes[29]
+	mi := &file_psstore_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2096,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[29]
+	mi := &file_psstore_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2109,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{29}
+	return file_psstore_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotRequest) GetModel() string {
@@ -2039,7 +2127,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_psstore_proto_msgTypes[30]
+	mi := &file_psstore_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2139,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[30]
+	mi := &file_psstore_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2152,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{30}
+	return file_psstore_proto_rawDescGZIP(), []int{32}
 }
 
 type RestoreRequest struct {
@@ -2076,7 +2164,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_psstore_proto_msgTypes[31]
+	mi := &file_psstore_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2176,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[31]
+	mi := &file_psstore_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2189,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{31}
+	return file_psstore_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RestoreRequest) GetModel() string {
@@ -2119,7 +2207,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_psstore_proto_msgTypes[32]
+	mi := &file_psstore_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2219,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_psstore_proto_msgTypes[32]
+	mi := &file_psstore_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2232,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_psstore_proto_rawDescGZIP(), []int{32}
+	return file_psstore_proto_rawDescGZIP(), []int{34}
 }
 
 var File_psstore_proto protoreflect.FileDescriptor
@@ -2282,7 +2370,11 @@ const file_psstore_proto_rawDesc = "" +
 	" \x01(\x04R\vincarnation\x12\x12\n" +
 	"\x04lost\x18\v \x01(\tR\x04lost\x121\n" +
 	"\x15last_update_unix_nano\x18\f \x01(\x03R\x12lastUpdateUnixNano\x12\x14\n" +
-	"\x05bytes\x18\r \x01(\x04R\x05bytes\"+\n" +
+	"\x05bytes\x18\r \x01(\x04R\x05bytes\"<\n" +
+	"\fFenceRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x0f\n" +
+	"\rFenceResponse\"+\n" +
 	"\x11ListModelsRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"T\n" +
 	"\x12ListModelsResponse\x12>\n" +
@@ -2309,7 +2401,7 @@ const file_psstore_proto_rawDesc = "" +
 	"\vINIT_NORMAL\x10\x01*G\n" +
 	"\rValueEncoding\x12\x1a\n" +
 	"\x16VALUE_ENCODING_FLOAT32\x10\x00\x12\x1a\n" +
-	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xa4\v\n" +
+	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xf2\v\n" +
 	"\aPSStore\x12L\n" +
 	"\x05Hello\x12 .stratus.psstore.v1.HelloRequest\x1a!.stratus.psstore.v1.HelloResponse\x12L\n" +
 	"\x05Stats\x12 .stratus.psstore.v1.StatsRequest\x1a!.stratus.psstore.v1.StatsResponse\x12F\n" +
@@ -2329,7 +2421,8 @@ const file_psstore_proto_rawDesc = "" +
 	"\n" +
 	"ModelStats\x12%.stratus.psstore.v1.ModelStatsRequest\x1a&.stratus.psstore.v1.ModelStatsResponse\x12[\n" +
 	"\n" +
-	"ListModels\x12%.stratus.psstore.v1.ListModelsRequest\x1a&.stratus.psstore.v1.ListModelsResponse\x12U\n" +
+	"ListModels\x12%.stratus.psstore.v1.ListModelsRequest\x1a&.stratus.psstore.v1.ListModelsResponse\x12L\n" +
+	"\x05Fence\x12 .stratus.psstore.v1.FenceRequest\x1a!.stratus.psstore.v1.FenceResponse\x12U\n" +
 	"\bSnapshot\x12#.stratus.psstore.v1.SnapshotRequest\x1a$.stratus.psstore.v1.SnapshotResponse\x12R\n" +
 	"\aRestore\x12\".stratus.psstore.v1.RestoreRequest\x1a#.stratus.psstore.v1.RestoreResponseB7Z5github.com/stratus-ml/stratus/psstore/proto;psstorepbb\x06proto3"
 
@@ -2346,7 +2439,7 @@ func file_psstore_proto_rawDescGZIP() []byte {
 }
 
 var file_psstore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_psstore_proto_goTypes = []any{
 	(MergeOp)(0),                // 0: stratus.psstore.v1.MergeOp
 	(Optimizer)(0),              // 1: stratus.psstore.v1.Optimizer
@@ -2379,12 +2472,14 @@ var file_psstore_proto_goTypes = []any{
 	(*DenseChunk)(nil),          // 28: stratus.psstore.v1.DenseChunk
 	(*ModelStatsRequest)(nil),   // 29: stratus.psstore.v1.ModelStatsRequest
 	(*ModelStatsResponse)(nil),  // 30: stratus.psstore.v1.ModelStatsResponse
-	(*ListModelsRequest)(nil),   // 31: stratus.psstore.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),  // 32: stratus.psstore.v1.ListModelsResponse
-	(*SnapshotRequest)(nil),     // 33: stratus.psstore.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),    // 34: stratus.psstore.v1.SnapshotResponse
-	(*RestoreRequest)(nil),      // 35: stratus.psstore.v1.RestoreRequest
-	(*RestoreResponse)(nil),     // 36: stratus.psstore.v1.RestoreResponse
+	(*FenceRequest)(nil),        // 31: stratus.psstore.v1.FenceRequest
+	(*FenceResponse)(nil),       // 32: stratus.psstore.v1.FenceResponse
+	(*ListModelsRequest)(nil),   // 33: stratus.psstore.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),  // 34: stratus.psstore.v1.ListModelsResponse
+	(*SnapshotRequest)(nil),     // 35: stratus.psstore.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),    // 36: stratus.psstore.v1.SnapshotResponse
+	(*RestoreRequest)(nil),      // 37: stratus.psstore.v1.RestoreRequest
+	(*RestoreResponse)(nil),     // 38: stratus.psstore.v1.RestoreResponse
 }
 var file_psstore_proto_depIdxs = []int32{
 	0,  // 0: stratus.psstore.v1.MergeChunk.op:type_name -> stratus.psstore.v1.MergeOp
@@ -2410,28 +2505,30 @@ var file_psstore_proto_depIdxs = []int32{
 	25, // 20: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
 	27, // 21: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
 	29, // 22: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
-	31, // 23: stratus.psstore.v1.PSStore.ListModels:input_type -> stratus.psstore.v1.ListModelsRequest
-	33, // 24: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
-	35, // 25: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
-	5,  // 26: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
-	7,  // 27: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
-	9,  // 28: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
-	11, // 29: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
-	13, // 30: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
-	15, // 31: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
-	17, // 32: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
-	20, // 33: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
-	22, // 34: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
-	24, // 35: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
-	24, // 36: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
-	26, // 37: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
-	28, // 38: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
-	30, // 39: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
-	32, // 40: stratus.psstore.v1.PSStore.ListModels:output_type -> stratus.psstore.v1.ListModelsResponse
-	34, // 41: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
-	36, // 42: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
-	26, // [26:43] is the sub-list for method output_type
-	9,  // [9:26] is the sub-list for method input_type
+	33, // 23: stratus.psstore.v1.PSStore.ListModels:input_type -> stratus.psstore.v1.ListModelsRequest
+	31, // 24: stratus.psstore.v1.PSStore.Fence:input_type -> stratus.psstore.v1.FenceRequest
+	35, // 25: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
+	37, // 26: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
+	5,  // 27: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
+	7,  // 28: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
+	9,  // 29: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
+	11, // 30: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
+	13, // 31: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
+	15, // 32: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
+	17, // 33: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
+	20, // 34: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
+	22, // 35: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
+	24, // 36: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
+	24, // 37: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
+	26, // 38: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
+	28, // 39: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
+	30, // 40: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
+	34, // 41: stratus.psstore.v1.PSStore.ListModels:output_type -> stratus.psstore.v1.ListModelsResponse
+	32, // 42: stratus.psstore.v1.PSStore.Fence:output_type -> stratus.psstore.v1.FenceResponse
+	36, // 43: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
+	38, // 44: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
+	27, // [27:45] is the sub-list for method output_type
+	9,  // [9:27] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -2448,7 +2545,7 @@ func file_psstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_psstore_proto_rawDesc), len(file_psstore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

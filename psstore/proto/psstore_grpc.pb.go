@@ -52,6 +52,7 @@ const (
 	PSStore_PullDense_FullMethodName   = "/stratus.psstore.v1.PSStore/PullDense"
 	PSStore_ModelStats_FullMethodName  = "/stratus.psstore.v1.PSStore/ModelStats"
 	PSStore_ListModels_FullMethodName  = "/stratus.psstore.v1.PSStore/ListModels"
+	PSStore_Fence_FullMethodName       = "/stratus.psstore.v1.PSStore/Fence"
 	PSStore_Snapshot_FullMethodName    = "/stratus.psstore.v1.PSStore/Snapshot"
 	PSStore_Restore_FullMethodName     = "/stratus.psstore.v1.PSStore/Restore"
 )
@@ -96,6 +97,11 @@ type PSStoreClient interface {
 	// ListModels returns the stats of every model slice on the shard whose
 	// name starts with prefix, in name order.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// Fence marks the slice as having lost updates, for good (until it is
+	// deleted): a client that could not reach it failed over to another copy
+	// and stopped sending it pushes. It then answers DATA_LOSS like a slice
+	// that came back from a crash, so no client reads it again.
+	Fence(ctx context.Context, in *FenceRequest, opts ...grpc.CallOption) (*FenceResponse, error)
 	// Snapshot checkpoints the model's slice (weights, optimizer state,
 	// counters) to the shard's store now; Restore replaces the in-memory slice
 	// with the last checkpoint.
@@ -300,6 +306,16 @@ func (c *pSStoreClient) ListModels(ctx context.Context, in *ListModelsRequest, o
 	return out, nil
 }
 
+func (c *pSStoreClient) Fence(ctx context.Context, in *FenceRequest, opts ...grpc.CallOption) (*FenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FenceResponse)
+	err := c.cc.Invoke(ctx, PSStore_Fence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pSStoreClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SnapshotResponse)
@@ -360,6 +376,11 @@ type PSStoreServer interface {
 	// ListModels returns the stats of every model slice on the shard whose
 	// name starts with prefix, in name order.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// Fence marks the slice as having lost updates, for good (until it is
+	// deleted): a client that could not reach it failed over to another copy
+	// and stopped sending it pushes. It then answers DATA_LOSS like a slice
+	// that came back from a crash, so no client reads it again.
+	Fence(context.Context, *FenceRequest) (*FenceResponse, error)
 	// Snapshot checkpoints the model's slice (weights, optimizer state,
 	// counters) to the shard's store now; Restore replaces the in-memory slice
 	// with the last checkpoint.
@@ -419,6 +440,9 @@ func (UnimplementedPSStoreServer) ModelStats(context.Context, *ModelStatsRequest
 }
 func (UnimplementedPSStoreServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedPSStoreServer) Fence(context.Context, *FenceRequest) (*FenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Fence not implemented")
 }
 func (UnimplementedPSStoreServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
@@ -652,6 +676,24 @@ func _PSStore_ListModels_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PSStore_Fence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PSStoreServer).Fence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PSStore_Fence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PSStoreServer).Fence(ctx, req.(*FenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PSStore_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SnapshotRequest)
 	if err := dec(in); err != nil {
@@ -726,6 +768,10 @@ var PSStore_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _PSStore_ListModels_Handler,
+		},
+		{
+			MethodName: "Fence",
+			Handler:    _PSStore_Fence_Handler,
 		},
 		{
 			MethodName: "Snapshot",
