@@ -20,7 +20,7 @@ var Schema = &operators.Schema{
 			Doc: "Held-out test data, in the same format; or use split."},
 		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv"},
 			Doc: "Input format."},
-		{Name: "hash_bits", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(30),
+		{Name: "hash_bits", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(30),
 			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo and csv default to 20)."},
 		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "seed": cty.Number}, []string{"seed"}),
 			Doc: "Hold out a deterministic hash-selected fraction as the test set: { test = 0.1, seed = 1 }.",
@@ -31,6 +31,9 @@ var Schema = &operators.Schema{
 					if f <= 0 || f >= 1 {
 						return fmt.Errorf("split.test must be a fraction between 0 and 1 (exclusive), got %g", f)
 					}
+				}
+				if sd := v.GetAttr("seed"); sd.IsKnown() && !sd.IsNull() && !sd.AsBigFloat().IsInt() {
+					return fmt.Errorf("split.seed must be a whole number; got %s", sd.AsBigFloat().Text('g', -1))
 				}
 				return nil
 			}},
@@ -44,9 +47,9 @@ var Schema = &operators.Schema{
 			Doc: "CSV only: columns to leave out (ids, free text)."},
 		{Name: "log1p", Type: cty.Bool, Default: cty.False,
 			Doc: "Criteo and CSV: transform numeric columns with log(1+x)."},
-		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
+		{Name: "partition_bytes", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
 			Doc: "Target size of one partition in bytes."},
-		{Name: "tasks", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(100000),
+		{Name: "tasks", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(100000),
 			Doc: "Number of parse tasks for each of source and test_source; by default one per 32 MiB or so, more on a large backend (see the package documentation)."},
 	},
 	Outputs: map[string]cty.Type{

@@ -3,6 +3,8 @@
 package train
 
 import (
+	"fmt"
+
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
@@ -11,7 +13,7 @@ import (
 // Schema is the `train` block.
 var Schema = &operators.Schema{
 	Name:        "train",
-	Version:     1,
+	Version:     2,
 	UsesPSStore: true,
 	Doc:         "Trains a model with asynchronous minibatch SGD on a wave of worker functions and a parameter server.",
 	Attrs: []operators.Attr{
@@ -19,20 +21,22 @@ var Schema = &operators.Schema{
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
 		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression"},
 			Doc: "The model to train."},
-		{Name: "workers", Type: cty.Number, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
+		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
-		{Name: "minibatch", Type: cty.Number, Default: cty.NumberIntVal(100), Min: operators.Float(1), Max: operators.Float(1e6),
-			Doc: "Rows per minibatch."},
-		{Name: "learning_rate", Type: cty.Number, Default: cty.NumberFloatVal(0.1), Min: operators.Float(0),
-			Doc: "Step size."},
-		{Name: "optimizer", Type: cty.String, Default: cty.StringVal("adagrad"), Enum: []string{"sgd", "momentum", "adagrad"},
-			Doc: "Update rule applied per coordinate on the parameter server."},
+		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
+			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
+		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
+			Doc: "SGD: rows per minibatch (default 100)."},
+		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
+			Doc: "SGD: step size (default 0.1)."},
+		{Name: "optimizer", Type: cty.String, Enum: []string{"sgd", "momentum", "adagrad"},
+			Doc: "SGD: update rule applied per coordinate on the parameter server (default adagrad)."},
 		{Name: "momentum", Type: cty.Number, Default: cty.NumberFloatVal(0.9), Min: operators.Float(0), Max: operators.Float(1),
 			Doc: "momentum only: the decay of the velocity."},
-		{Name: "l2", Type: cty.Number, Default: cty.NumberIntVal(0), Min: operators.Float(0),
-			Doc: "L2 regularisation strength."},
-		{Name: "epochs", Type: cty.Number, Default: cty.NumberIntVal(5), Min: operators.Float(0), Max: operators.Float(1e6),
-			Doc: "Passes over the training set."},
+		{Name: "l2", Type: cty.Number, Min: operators.Float(0),
+			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD."},
+		{Name: "epochs", Type: cty.Number, Integer: true, Max: operators.Float(1e6), Check: checkEpochs,
+			Doc: "At most this many passes over the training set. Without it, training runs until it converges (see the package documentation)."},
 		{Name: "timeout", Type: cty.String, Default: cty.StringVal("30m"), Duration: true,
 			Doc: "Stop training after this long, keeping the model so far."},
 		{Name: "target_logloss", Type: cty.Number, Min: operators.Float(0),
@@ -43,11 +47,18 @@ var Schema = &operators.Schema{
 			Doc: "How often the evaluator measures the test loss."},
 		{Name: "lifetime", Type: cty.String, Duration: true,
 			Doc: "Worker function lifetime before it is relaunched as a new generation; defaults to the backend's."},
-		{Name: "seed", Type: cty.Number, Default: cty.NumberIntVal(1),
+		{Name: "seed", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(1),
 			Doc: "Seed for initialisation and the per-epoch shuffle."},
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
 		"metrics": operators.MetricsType,
 	},
+}
+
+func checkEpochs(v cty.Value) error {
+	if f, _ := v.AsBigFloat().Float64(); f < 1 {
+		return fmt.Errorf("epochs must be at least 1; got %g. Leave epochs out to train until the loss converges", f)
+	}
+	return nil
 }
