@@ -1,5 +1,25 @@
-// Package train is the `train` operator: asynchronous SGD on stateless workers with
-// the model held in psstore.
+// Package train is the `train` operator. It has two solvers, chosen per stage by
+// solver = "auto" (see chooseSolver) and named in the stage's notes, the model
+// artifact (solver) and the summary:
+//
+//   - lbfgs: full-batch L-BFGS on the regularised mean loss (λ = l2, by default
+//     1/rows: liblinear's C = 1). Every gradient pass is a wave of "train.grad"
+//     tasks over shares of the training set, which functions keep in memory
+//     between passes; the coordinator sums their gradients and runs the line
+//     search. It stops when the objective converges (its fall over 5 iterations
+//     under 1e-5 of its value, or ‖∇f‖ under 1e-3 of its first value), when the
+//     validation loss stops improving (a validation set only: by less than 1e-4
+//     over 5 iterations; the best weights are kept), at target_logloss, at epochs
+//     passes (1000 without epochs) or at timeout.
+//   - sgd: asynchronous minibatch SGD on stateless workers with the model in
+//     psstore and an evaluator beside them. Without epochs it runs until the
+//     held-out loss converges: the best of the last 5 evaluations improves on the
+//     best before them by less than epsilon (default 1e-3), at most 100 epochs.
+//
+// The held-out set that stopping rules and target_logloss use is the validation
+// set when the input has one; else, for SGD without epochs, a holdout of a tenth
+// of the training set; else the test set (and the stage says which). Final
+// metrics are on the test set.
 package train
 
 import (

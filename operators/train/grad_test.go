@@ -1,0 +1,74 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stratus-ml/stratus/dataset/partition"
+)
+
+// TestLogisticGradCentralDifferences checks the full-batch gradient against central
+// differences of the loss it sums, with values and with implicit ones.
+func TestLogisticGradCentralDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const dim = 12
+	for _, binary := range []bool{false, true} {
+		p := randomPartition(t, rng, 40, 5, dim, binary)
+		set := &evalSet{parts: []partition.Batch{p.Batch(0, 20), p.Batch(20, p.Rows())}}
+		w := make([]float64, dim)
+		for i := range w {
+			w[i] = rng.NormFloat64() * 0.5
+		}
+		g := make([]float64, dim)
+		loss, rows := logisticGrad(set, w, g)
+		if rows != 40 {
+			t.Fatalf("rows %d, want 40", rows)
+		}
+		if l, _, _ := logisticLoss(set, w); math.Abs(l-loss) > 1e-9*math.Abs(l) {
+			t.Fatalf("logisticGrad's loss %.12g, logisticLoss %.12g", loss, l)
+		}
+		const h = 1e-5
+		for i := range w {
+			wp, wm := append([]float64(nil), w...), append([]float64(nil), w...)
+			wp[i] += h
+			wm[i] -= h
+			lp, _, _ := logisticLoss(set, wp)
+			lm, _, _ := logisticLoss(set, wm)
+			numeric := (lp - lm) / (2 * h)
+			if d := math.Abs(numeric - g[i]); d > 1e-6*math.Max(1, math.Abs(numeric)) {
+				t.Errorf("binary=%v coordinate %d: analytic %.9f, central difference %.9f", binary, i, g[i], numeric)
+			}
+		}
+	}
+}
+
+// TestDirectionIsNewtonOnQuadratic checks the two-loop recursion: on a quadratic
+// with Hessian A, curvature pairs (s, A·s) cycling through the axes make H converge
+// to A⁻¹, so the direction for g = A·x is the Newton step −x.
+func TestDirectionIsNewtonOnQuadratic(t *testing.T) {
+	a := [][]float64{{4, 1, 0}, {1, 3, 0.5}, {0, 0.5, 2}}
+	mul := func(x []float64) []float64 {
+		out := make([]float64, 3)
+		for i := range a {
+			for j := range a[i] {
+				out[i] += a[i][j] * x[j]
+			}
+		}
+		return out
+	}
+	var ss, ys [][]float64
+	for round := 0; round < 6; round++ {
+		for _, s := range [][]float64{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}} {
+			ss, ys = append(ss, s), append(ys, mul(s))
+		}
+	}
+	ss, ys = ss[len(ss)-lbfgsMemory:], ys[len(ys)-lbfgsMemory:]
+	x := []float64{0.3, -1, 2}
+	d := direction(mul(x), ss, ys)
+	for i := range x {
+		if math.Abs(d[i]+x[i]) > 1e-5 {
+			t.Fatalf("direction %v, want %v", d, scale(x, -1))
+		}
+	}
+}

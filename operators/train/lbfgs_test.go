@@ -1,0 +1,169 @@
+package train_test
+
+import (
+	"bufio"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stratus-ml/stratus/operators/internal/applytest"
+)
+
+// readLIBSVM reads a small dense LIBSVM file: rows of d features (1-based indices)
+// and 0/1 labels.
+func readLIBSVM(t *testing.T, path string, d int) (xs [][]float64, ys []float64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		y, _ := strconv.ParseFloat(fields[0], 64)
+		x := make([]float64, d)
+		for _, kv := range fields[1:] {
+			k, v, _ := strings.Cut(kv, ":")
+			i, _ := strconv.Atoi(k)
+			x[i-1], _ = strconv.ParseFloat(v, 64)
+		}
+		xs, ys = append(xs, x), append(ys, math.Max(y, 0))
+	}
+	return xs, ys
+}
+
+// objective is the full-batch solver's objective: mean logistic loss plus
+// λ/2·‖w‖² over the features (w's last coordinate is the unregularised intercept),
+// with its gradient and Hessian.
+func objective(xs [][]float64, ys []float64, w []float64, lambda float64) (f float64, g []float64, hess [][]float64) {
+	d := len(w)
+	g = make([]float64, d)
+	hess = make([][]float64, d)
+	for i := range hess {
+		hess[i] = make([]float64, d)
+	}
+	n := float64(len(xs))
+	for r, x := range xs {
+		xe := append(append([]float64(nil), x...), 1)
+		var z float64
+		for j := range xe {
+			z += w[j] * xe[j]
+		}
+		p := 1 / (1 + math.Exp(-z))
+		f += (math.Log1p(math.Exp(-math.Abs(z))) + math.Max(z, 0) - ys[r]*z) / n
+		for j := range xe {
+			g[j] += (p - ys[r]) * xe[j] / n
+			for k := range xe {
+				hess[j][k] += p * (1 - p) * xe[j] * xe[k] / n
+			}
+		}
+	}
+	for j := 0; j < d-1; j++ {
+		f += lambda / 2 * w[j] * w[j]
+		g[j] += lambda * w[j]
+		hess[j][j] += lambda
+	}
+	return f, g, hess
+}
+
+// newton minimises the objective by Newton's method to machine precision: the
+// reference the solver is checked against.
+func newton(xs [][]float64, ys []float64, d int, lambda float64) []float64 {
+	w := make([]float64, d)
+	for it := 0; it < 50; it++ {
+		_, g, h := objective(xs, ys, w, lambda)
+		step := solve(h, g)
+		for j := range w {
+			w[j] -= step[j]
+		}
+	}
+	return w
+}
+
+// solve returns A⁻¹·b by Gaussian elimination with partial pivoting.
+func solve(a [][]float64, b []float64) []float64 {
+	n := len(b)
+	m := make([][]float64, n)
+	for i := range a {
+		m[i] = append(append([]float64(nil), a[i]...), b[i])
+	}
+	for c := 0; c < n; c++ {
+		p := c
+		for r := c + 1; r < n; r++ {
+			if math.Abs(m[r][c]) > math.Abs(m[p][c]) {
+				p = r
+			}
+		}
+		m[c], m[p] = m[p], m[c]
+		for r := c + 1; r < n; r++ {
+			k := m[r][c] / m[c][c]
+			for j := c; j <= n; j++ {
+				m[r][j] -= k * m[c][j]
+			}
+		}
+	}
+	x := make([]float64, n)
+	for r := n - 1; r >= 0; r-- {
+		s := m[r][n]
+		for j := r + 1; j < n; j++ {
+			s -= m[r][j] * x[j]
+		}
+		x[r] = s / m[r][r]
+	}
+	return x
+}
+
+// TestLBFGSReachesNewtonOptimum trains heart_scale with the defaults — the full-batch
+// solver, chosen by solver = "auto", its gradient passes waves of tasks — and checks
+// the model against the optimum Newton's method finds in the test for the same
+// objective (λ = 1/rows): the objective within 1e-5 of it, relative.
+func TestLBFGSReachesNewtonOptimum(t *testing.T) {
+	h := applytest.New(t, `
+load "heart" {
+  source = "`+testdata("heart_scale")+`"
+}
+
+train "lr" {
+  input = load.heart
+}
+
+output "metrics" { value = train.lr.metrics }
+output "model"   { value = train.lr.model }
+`)
+	sum, rec := h.MustApply()
+	a, w32 := readModel(t, h, sum)
+	if a.Solver != "lbfgs" || a.Dim != 14 {
+		t.Fatalf("model trained by %q with %d coordinates; want lbfgs, 14", a.Solver, a.Dim)
+	}
+	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
+	lambda := 1 / float64(len(xs))
+	ref := newton(xs, ys, 14, lambda)
+	fRef, gRef, _ := objective(xs, ys, ref, lambda)
+	w := make([]float64, len(w32))
+	for i, x := range w32 {
+		w[i] = float64(x)
+	}
+	f, _, _ := objective(xs, ys, w, lambda)
+	t.Logf("objective %.8f, Newton's %.8f (gradient norm there %.2g)", f, fRef, math.Sqrt(dotf(gRef, gRef)))
+	if f-fRef > 1e-5*fRef || f < fRef-1e-9 {
+		t.Errorf("objective %.8f, want within 1e-5 of Newton's optimum %.8f", f, fRef)
+	}
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	if !strings.Contains(notes, "solver lbfgs (auto: ") || !strings.Contains(notes, "stopped (converged)") {
+		t.Errorf("notes do not show the solver and why it stopped:\n%s", notes)
+	}
+}
+
+func dotf(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
