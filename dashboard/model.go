@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // Stage statuses as the dashboard shows them.
@@ -191,7 +193,7 @@ func appendFloat(b []byte, f float64) []byte {
 // finiteLoss returns a pointer to a loss worth plotting, or nil. The train operator
 // reports a non-finite loss as -1.
 func finiteLoss(m map[string]float64) *float64 {
-	v, ok := m["test_logloss"]
+	v, ok := operators.CurveLoss(m)
 	if !ok || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/train"
 )
 
 // The stage's outputs and its results table.
@@ -118,10 +119,17 @@ func (r *search) metricsValue(t *trial) cty.Value {
 	if !t.hasMetrics() {
 		return cty.NullVal(operators.MetricsType)
 	}
+	v := train.Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
+	if t.validation != nil {
+		v = *t.validation
+	}
 	return cty.ObjectVal(map[string]cty.Value{
 		"test_logloss":        optNumber(t.metrics.Logloss),
 		"accuracy":            optNumber(t.metrics.Accuracy),
 		"auc":                 optNumber(t.metrics.AUC),
+		"validation_logloss":  optNumber(v.Logloss),
+		"validation_accuracy": optNumber(v.Accuracy),
+		"validation_auc":      optNumber(v.AUC),
 		"iterations":          cty.NumberIntVal(t.iters),
 		"examples_per_second": optNumber(math.Round(t.eps)),
 	})

@@ -126,10 +126,17 @@ func (r *Result) MetricsValue() cty.Value {
 		}
 		return cty.NumberFloatVal(x)
 	}
+	vl, va, vauc := cty.NullVal(cty.Number), cty.NullVal(cty.Number), cty.NullVal(cty.Number)
+	if v := r.Validation; v != nil {
+		vl, va, vauc = f(v.Logloss), f(v.Accuracy), f(v.AUC)
+	}
 	return cty.ObjectVal(map[string]cty.Value{
 		"test_logloss":        f(r.Metrics.Logloss),
 		"accuracy":            f(r.Metrics.Accuracy),
 		"auc":                 f(r.Metrics.AUC),
+		"validation_logloss":  vl,
+		"validation_accuracy": va,
+		"validation_auc":      vauc,
 		"iterations":          cty.NumberIntVal(r.Iterations),
 		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
 	})

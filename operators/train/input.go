@@ -23,7 +23,7 @@ type Data struct {
 	// TrainNNZ is the training set's stored entries, for the solver's memory estimate.
 	TrainNNZ int64
 	// TrainManifest and TestManifest are the manifests' URIs, for lineage.
-	TrainManifest, TestManifest string
+	TrainManifest, TestManifest, ValidationManifest string
 	// Format and Normalization say how raw input becomes features; the model
 	// artifact records them so predict applies the same transformation.
 	Format        manifest.Format
@@ -79,6 +79,21 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 			for _, p := range m.Partitions {
 				d.Test = append(d.Test, PartRef{Key: p.Key, Rows: p.Rows})
 			}
+		}
+	}
+	if input.Type().HasAttribute(manifest.Validation) && !input.GetAttr(manifest.Validation).IsNull() {
+		valURI, err := uri(manifest.Validation)
+		if err != nil {
+			return nil, err
+		}
+		m, err := manifest.Open(ctx, st, valURI)
+		if err != nil {
+			return nil, fmt.Errorf("read validation set: %w", err)
+		}
+		d.ValidationManifest = valURI
+		d.Features = max(d.Features, m.Features)
+		for _, p := range m.Partitions {
+			d.Validation = append(d.Validation, PartRef{Key: p.Key, Rows: p.Rows})
 		}
 	}
 	if tm.Rows == 0 {

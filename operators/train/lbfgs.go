@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
 )
@@ -27,10 +28,11 @@ import (
 //	converged   the objective fell by less than lbfgsTol·|f| (epsilon, when given) over the last
 //	            lbfgsWindow iterations, or ‖∇f‖ ≤ gradTol·‖∇f(w₀)‖ (liblinear's
 //	            rule, with its default tolerance);
-//	target_logloss  the held-out log loss (validation, else test) reached the target;
-//	validation  with a validation set: its log loss has not improved on its best by
-//	            more than validationTol (relative) for lbfgsWindow iterations; the
-//	            weights with the best validation loss are kept;
+//	target_logloss  the held-out log loss reached the target;
+//	validation  the held-out log loss — on the validation set, else on a holdout of
+//	(holdout)   a tenth of the training set — has not improved on its best by more
+//	            than validationTol (relative) for lbfgsWindow iterations; the
+//	            weights with the best held-out loss are kept;
 //	epochs      as many gradient passes as epochs (1000 when epochs is not given);
 //	line search no step along the search direction decreases f: f is at its
 //	            minimum to within floating-point precision;
@@ -59,10 +61,11 @@ type fbRun struct {
 	prefix string // KV prefix of this run's weights and gradients
 	wave   string // wave name prefix
 	units  string // blob keys of the unit lists
-	val    string
-	test   string // evaluated in every pass when there is no validation set, for the series
-	passes int
-	start  time.Time
+	val    string // blob key of the held-out units
+	// heldName is what val holds: "validation", or "holdout" of the training set.
+	heldName string
+	passes   int
+	start    time.Time
 }
 
 // fbPoint is f and its gradient at w, with the held-out figures of the same pass.
@@ -71,7 +74,7 @@ type fbPoint struct {
 	f                  float64
 	valLoss, valAcc    float64 // NaN without a set
 	valRows            int
-	heldOut            string // "validation" or "test": what valLoss is measured on
+	heldOut            string // "validation" or "holdout": what valLoss is measured on
 	trainLoss, gradNor float64
 }
 
@@ -89,9 +92,6 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 		defer r.ps.Delete(context.WithoutCancel(ctx), wkey)
 	}
 	held := r.val
-	if held == "" {
-		held = r.test
-	}
 	tasks := make([]operators.Task, r.shares)
 	gkeys := make([]string, r.shares)
 	for i := range tasks {
@@ -173,10 +173,7 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	p.gradNor = norm(p.g)
 	if vrows > 0 {
 		p.valLoss, p.valAcc, p.valRows = vloss/float64(vrows), float64(vcorrect)/float64(vrows), vrows
-		p.heldOut = "test"
-		if r.val != "" {
-			p.heldOut = "validation"
-		}
+		p.heldOut = r.heldName
 	}
 	return p, nil
 }
@@ -204,6 +201,16 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	// task overhead than they save in compute.
 	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))
 	trainUnits := makeUnits(o.Data.Train, shares, 1)
+	// The held-out set the run stops on: the validation set, else a holdout of
+	// the training set.
+	var heldUnits []prefetch.Unit
+	heldName := "validation"
+	if len(o.Data.Validation) > 0 {
+		heldUnits = makeUnits(o.Data.Validation, shares, 1)
+	} else {
+		heldName = "holdout"
+		trainUnits, heldUnits = holdout(o.Data.Train, trainUnits)
+	}
 	shares = max(1, min(shares, len(trainUnits)))
 	l2 := cfg.L2
 	if !cfg.L2Set {
@@ -214,24 +221,15 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	r := &fbRun{s: s, ps: ps, o: o, dim: dim, shares: shares, n: float64(o.Data.TrainRows), l2: l2,
 		prefix: "fb/" + model + "/" + nonce + "/", wave: "lbfgs" + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
-		units: dir + "fb-units.json", start: time.Now()}
+		units: dir + "fb-units.json", val: dir + "fb-held.json", heldName: heldName, start: time.Now()}
 	if err := saveUnits(ctx, st, r.units, trainUnits); err != nil {
 		return nil, err
 	}
-	testParts := o.Data.Test
-	if len(o.Data.Validation) > 0 {
-		r.val = dir + "fb-validation.json"
-		if err := saveUnits(ctx, st, r.val, makeUnits(o.Data.Validation, shares, 1)); err != nil {
-			return nil, err
-		}
+	if err := saveUnits(ctx, st, r.val, heldUnits); err != nil {
+		return nil, err
 	}
+	testParts := o.Data.Test
 	if len(testParts) > 0 {
-		if r.val == "" {
-			r.test = dir + "fb-test-shares.json"
-			if err := saveUnits(ctx, st, r.test, makeUnits(testParts, shares, 1)); err != nil {
-				return nil, err
-			}
-		}
 		if err := saveUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
 			return nil, err
 		}
@@ -240,7 +238,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	if maxPasses == 0 {
 		maxPasses = lbfgsMaxPass
 	}
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver lbfgs (%s): %d gradient tasks, l2 %.3g", why, shares, l2)})
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver lbfgs (%s): %d gradient tasks, l2 %.3g; stopping on the %s loss", why, shares, l2, heldName)})
 
 	var timeout <-chan time.Time
 	if cfg.Timeout > 0 {
@@ -266,12 +264,12 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		return nil, err
 	}
 	g0 := cur.gradNor
-	best := cur // by validation loss
-	var hist []*fbPoint
+	best := cur // by held-out loss
+	var hist []histPoint
 	var ss, ys [][]float64
 	var lastEvent time.Time
 	record := func(p *fbPoint) {
-		hist = append(hist, p)
+		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
 		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
 		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_logloss": p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
 		if p.valRows > 0 {
@@ -352,7 +350,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		}
 		cur = next
 		record(cur)
-		if r.val != "" && cur.valLoss < best.valLoss {
+		if cur.valLoss < best.valLoss {
 			best = cur
 		}
 		switch {
@@ -360,14 +358,14 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			stopping = "target_logloss"
 		case len(hist) > lbfgsWindow && hist[len(hist)-1-lbfgsWindow].f-cur.f <= tol*math.Abs(cur.f):
 			stopping = "converged"
-		case r.val != "" && len(hist) > lbfgsWindow && validationStalled(hist):
-			stopping = "validation"
+		case len(hist) > lbfgsWindow && validationStalled(hist):
+			stopping = r.heldName
 		case r.passes >= maxPasses:
 			stopping = "epochs"
 		}
 	}
 	final := cur
-	if r.val != "" && best.valLoss < cur.valLoss {
+	if best.valLoss < cur.valLoss {
 		final = best
 	}
 	res.Stopped = stopping
@@ -394,7 +392,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		names = append(names, "test")
 		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json"))
 	}
-	if r.val != "" {
+	if heldName == "validation" {
 		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
 			return nil, err
 		}
@@ -426,16 +424,19 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	return finishRun(ctx, s, o, res, dir, w32)
 }
 
+// histPoint is what the stopping rules remember of an iteration.
+type histPoint struct{ f, held float64 }
+
 // validationStalled reports whether the best validation loss of the last
 // lbfgsWindow points improved on the best before them by at most validationTol.
-func validationStalled(hist []*fbPoint) bool {
+func validationStalled(hist []histPoint) bool {
 	n := len(hist)
 	before, recent := math.Inf(1), math.Inf(1)
 	for i, p := range hist {
 		if i < n-lbfgsWindow {
-			before = math.Min(before, p.valLoss)
+			before = math.Min(before, p.held)
 		} else {
-			recent = math.Min(recent, p.valLoss)
+			recent = math.Min(recent, p.held)
 		}
 	}
 	return before-recent <= validationTol*before

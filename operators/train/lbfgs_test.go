@@ -122,11 +122,16 @@ func solve(a [][]float64, b []float64) []float64 {
 // TestLBFGSReachesNewtonOptimum trains heart_scale with the defaults — the full-batch
 // solver, chosen by solver = "auto", its gradient passes waves of tasks — and checks
 // the model against the optimum Newton's method finds in the test for the same
-// objective (λ = 1/rows): the objective within 1e-5 of it, relative.
+// objective (λ = 1/rows). The validation set is the training set itself, so no
+// holdout is taken from the rows the objective is over; the validation rule stops
+// the run once that loss improves by less than 1e-4 over 5 iterations, so the
+// objective must be within 1e-3 of Newton's, relative: a wrong gradient anywhere
+// in the waves gets nowhere near.
 func TestLBFGSReachesNewtonOptimum(t *testing.T) {
 	h := applytest.New(t, `
 load "heart" {
-  source = "`+testdata("heart_scale")+`"
+  source            = "`+testdata("heart_scale")+`"
+  validation_source = "`+testdata("heart_scale")+`"
 }
 
 train "lr" {
@@ -138,8 +143,8 @@ output "model"   { value = train.lr.model }
 `)
 	sum, rec := h.MustApply()
 	a, w32 := readModel(t, h, sum)
-	if a.Solver != "lbfgs" || a.Dim != 14 {
-		t.Fatalf("model trained by %q with %d coordinates; want lbfgs, 14", a.Solver, a.Dim)
+	if a.Solver != "lbfgs" || a.Dim != 14 || a.Validation == nil {
+		t.Fatalf("model trained by %q with %d coordinates, validation metrics %v; want lbfgs, 14, some", a.Solver, a.Dim, a.Validation)
 	}
 	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
 	lambda := 1 / float64(len(xs))
@@ -151,11 +156,11 @@ output "model"   { value = train.lr.model }
 	}
 	f, _, _ := objective(xs, ys, w, lambda)
 	t.Logf("objective %.8f, Newton's %.8f (gradient norm there %.2g)", f, fRef, math.Sqrt(dotf(gRef, gRef)))
-	if f-fRef > 1e-5*fRef || f < fRef-1e-9 {
-		t.Errorf("objective %.8f, want within 1e-5 of Newton's optimum %.8f", f, fRef)
+	if f-fRef > 1e-3*fRef || f < fRef-1e-9 {
+		t.Errorf("objective %.8f, want within 1e-3 of Newton's optimum %.8f", f, fRef)
 	}
 	notes := strings.Join(rec.Notes("train.lr"), "\n")
-	if !strings.Contains(notes, "solver lbfgs (auto: ") || !strings.Contains(notes, "stopped (converged)") {
+	if !strings.Contains(notes, "solver lbfgs (auto: ") || !strings.Contains(notes, "stopped (") {
 		t.Errorf("notes do not show the solver and why it stopped:\n%s", notes)
 	}
 }
@@ -166,4 +171,38 @@ func dotf(a, b []float64) float64 {
 		s += a[i] * b[i]
 	}
 	return s
+}
+
+// TestValidationSplit splits a9a's training file three ways: training stops on the
+// validation loss and says so, and the metrics carry validation_* and test_*.
+func TestValidationSplit(t *testing.T) {
+	h := applytest.New(t, `
+load "adult" {
+  source = "`+testdata("a9a")+`"
+  split  = { test = 0.2, validation = 0.1, seed = 3 }
+}
+
+train "lr" {
+  input = load.adult
+}
+
+output "metrics" { value = train.lr.metrics }
+output "model"   { value = train.lr.model }
+`)
+	sum, rec := h.MustApply()
+	ll, vl := metric(t, sum, "test_logloss"), metric(t, sum, "validation_logloss")
+	t.Logf("test logloss %.4f, validation logloss %.4f", ll, vl)
+	if ll <= 0 || ll > 0.335 || vl <= 0 || vl > 0.335 {
+		t.Errorf("test logloss %.4f, validation logloss %.4f; want both in (0, 0.335]", ll, vl)
+	}
+	notes := strings.Join(rec.Notes("load.adult"), "\n") + "\n" + strings.Join(rec.Notes("train.lr"), "\n")
+	for _, want := range []string{"rows (24.4% positive), validation ", "stopping on the validation loss", "stopped (validation)", "validation logloss"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	a, _ := readModel(t, h, sum)
+	if a.Validation == nil || a.Metrics.Rows == 0 || a.Validation.Rows == 0 {
+		t.Errorf("artifact metrics %+v, validation %+v", a.Metrics, a.Validation)
+	}
 }
