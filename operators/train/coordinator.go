@@ -121,17 +121,27 @@ func (r *Result) Value() cty.Value {
 // MetricsValue is the metrics object of operators.MetricsType.
 func (r *Result) MetricsValue() cty.Value {
 	f := func(x float64) cty.Value {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
+		if math.IsNaN(x) {
+			return cty.NullVal(cty.Number) // no such figure: no test set, or no log loss
+		}
+		if math.IsInf(x, 0) {
 			return cty.NumberFloatVal(0)
 		}
 		return cty.NumberFloatVal(x)
 	}
+	// A loss the model has not (a linear SVM's log loss) is null, not 0.
+	loss := func(x float64) cty.Value {
+		if math.IsNaN(x) {
+			return cty.NullVal(cty.Number)
+		}
+		return f(x)
+	}
 	vl, va, vauc := cty.NullVal(cty.Number), cty.NullVal(cty.Number), cty.NullVal(cty.Number)
 	if v := r.Validation; v != nil {
-		vl, va, vauc = f(v.Logloss), f(v.Accuracy), f(v.AUC)
+		vl, va, vauc = loss(v.Logloss), f(v.Accuracy), f(v.AUC)
 	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"test_logloss":        f(r.Metrics.Logloss),
+		"test_logloss":        loss(r.Metrics.Logloss),
 		"accuracy":            f(r.Metrics.Accuracy),
 		"auc":                 f(r.Metrics.AUC),
 		"validation_logloss":  vl,
@@ -188,6 +198,9 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	o.Config = cfg
 	solver, why := chooseSolver(cfg, o.Data)
+	if solver == "sgd" && cfg.Model == "linear_svm" {
+		return nil, fmt.Errorf("model linear_svm trains with the full-batch solver only, and this stage would use SGD (%s): remove solver = \"sgd\" and the SGD arguments (optimizer, learning_rate, minibatch), or train logistic_regression", why)
+	}
 	if solver == "lbfgs" {
 		return runLBFGS(ctx, s, o, why)
 	}
@@ -461,7 +474,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			v := res.Metrics
 			res.Validation = &v
 		}
-		res.Metrics = Metrics{Logloss: math.NaN()}
+		res.Metrics = Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
 		if len(o.Data.Test) > 0 {
 			if res.Metrics, err = scoreTest(ctx, s, ps, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
 				return nil, err
@@ -491,14 +504,16 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 	how := fmt.Sprintf("%d iterations, %.0f examples/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
 	if res.Solver == "lbfgs" {
 		how = fmt.Sprintf("lbfgs, %d iterations, %d gradient passes", res.Iterations, res.Passes)
-		if res.Validation != nil {
-			how += fmt.Sprintf("; validation logloss %.4f", res.Validation.Logloss)
+		if v := res.Validation; v != nil && !math.IsNaN(v.Logloss) {
+			how += fmt.Sprintf("; validation logloss %.4f", v.Logloss)
+		} else if v != nil {
+			how += fmt.Sprintf("; validation accuracy %.4f", v.Accuracy)
 		}
 	}
 	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("stopped (%s) after %s: %s",
 		res.Stopped, res.Duration.Round(10*time.Millisecond), how)})
 	sum := map[string]float64{
-		"test_logloss": finite(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
+		"test_logloss": finiteOrNaN(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
 		"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond,
 	}
 	if res.Solver == "lbfgs" {
@@ -513,6 +528,11 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 	}
 	if v := res.Validation; v != nil {
 		sum["validation_logloss"], sum["validation_accuracy"], sum["validation_auc"] = finite(v.Logloss), v.Accuracy, v.AUC
+	}
+	for k, v := range sum {
+		if math.IsNaN(v) { // a figure the run does not have (no test set)
+			delete(sum, k)
+		}
 	}
 	s.Event(operators.Event{Kind: "summary", Labels: o.Labels, Metrics: sum})
 	return res, nil
@@ -610,11 +630,11 @@ func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, key, 
 	if err != nil {
 		return Metrics{}, err
 	}
-	var m metricsJSON
+	var m Metrics
 	if err := json.Unmarshal(out[0].Output, &m); err != nil {
 		return Metrics{}, fmt.Errorf("bad score result: %w", err)
 	}
-	return m.metrics(), nil
+	return m, nil
 }
 
 // wave names a wave of a run: name, then the trial's suffix.
@@ -628,4 +648,12 @@ func heldMetrics(set string, loss, acc, auc float64) map[string]float64 {
 		return map[string]float64{"test_logloss": finite(loss), "accuracy": acc, "auc": auc}
 	}
 	return map[string]float64{set + "_logloss": finite(loss), set + "_accuracy": acc, set + "_auc": auc}
+}
+
+// finiteOrNaN is finite(x), keeping NaN (a figure the run does not have).
+func finiteOrNaN(x float64) float64 {
+	if math.IsNaN(x) {
+		return x
+	}
+	return finite(x)
 }

@@ -111,6 +111,9 @@ type evalSet struct {
 	parts []partition.Batch
 	probs []float64
 	ys    []float32
+	// margins scores by the margin w·x (a linear SVM): accuracy at 0 and AUC, no
+	// log loss.
+	margins bool
 }
 
 // loadEvalSet reads every unit of the test set.
@@ -155,8 +158,14 @@ func (s *evalSet) evaluate(w []float32) Metrics {
 				}
 			}
 			s.probs[i] = sigmoid(z)
+			if s.margins {
+				s.probs[i] = z
+			}
 			i++
 		}
+	}
+	if s.margins {
+		return evaluateMargins(s.probs, s.ys)
 	}
 	return evaluate(s.probs, s.ys)
 }

@@ -92,13 +92,14 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	if err != nil {
 		return nil, err
 	}
-	out.Loss, out.Rows = logisticGrad(train, w, g)
+	fn := lossOf(p.Model)
+	out.Loss, out.Rows = lossGrad(train, w, g, fn)
 	if p.ValKey != "" {
 		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares)
 		if err != nil {
 			return nil, err
 		}
-		out.ValLoss, out.ValRows, out.ValCorrect = logisticLoss(val, w)
+		out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
 	}
 	if p.WKey == "" {
 		out.G = g
@@ -149,14 +150,45 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 		w[i] = float32(x)
 	}
 	// The cached set is shared by concurrent tasks; the probabilities are this task's.
-	m := (&evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys))}).evaluate(w)
-	doc, _ := json.Marshal(jsonSafeMetrics(m))
+	local := &evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys)), margins: p.Model == "linear_svm"}
+	m := local.evaluate(w)
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
 	return &operators.Result{Output: doc}, nil
 }
 
-// logisticGrad adds to g the gradient of the summed logistic loss of s at w (intercept
-// last) and returns that sum and the number of rows.
-func logisticGrad(s *evalSet, w, g []float64) (float64, int) {
+// lossFunc is a model's loss of margin z for label y ∈ {0, 1}, and its derivative
+// in z.
+type lossFunc func(z, y float64) (loss, dz float64)
+
+// logisticLossFunc is logistic regression's log loss.
+func logisticLossFunc(z, y float64) (float64, float64) { return logistic(z, y), sigmoid(z) - y }
+
+// sqHingeLossFunc is the linear SVM's L2 (squared hinge) loss max(0, 1 − s·z)² for
+// s = 2y − 1 ∈ {−1, +1}: liblinear -s 2's primal, differentiable everywhere, so the
+// full-batch solver's line search and curvature pairs stay sound.
+func sqHingeLossFunc(z, y float64) (float64, float64) {
+	s := 2*y - 1
+	m := 1 - s*z
+	if m <= 0 {
+		return 0, 0
+	}
+	return m * m, -2 * s * m
+}
+
+// lossOf is the loss of a model.
+func lossOf(model string) lossFunc {
+	if model == "linear_svm" {
+		return sqHingeLossFunc
+	}
+	return logisticLossFunc
+}
+
+// lossGrad adds to g the gradient of the summed loss fn of s at w (intercept last)
+// and returns that sum and the number of rows.
+func lossGrad(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
 	dim := uint32(len(w))
 	bias := w[dim-1]
 	var loss, gb float64
@@ -174,9 +206,11 @@ func logisticGrad(s *evalSet, w, g []float64) (float64, int) {
 					z += w[f] * float64(b.Values[e])
 				}
 			}
-			y := float64(b.Labels[r])
-			loss += logistic(z, y)
-			d := sigmoid(z) - y
+			l, d := fn(z, float64(b.Labels[r]))
+			loss += l
+			if d == 0 {
+				continue
+			}
 			gb += d
 			for e := lo; e < hi; e++ {
 				f := fold(b.Indices[e], dim)
@@ -193,9 +227,9 @@ func logisticGrad(s *evalSet, w, g []float64) (float64, int) {
 	return loss, rows
 }
 
-// logisticLoss is the summed logistic loss of s at w, its rows and how many of them
-// the model classifies correctly at threshold 0.5.
-func logisticLoss(s *evalSet, w []float64) (loss float64, rows, correct int) {
+// lossSum is the summed loss fn of s at w, its rows and how many of them the model
+// classifies correctly (positive when the margin is at least 0).
+func lossSum(s *evalSet, w []float64, fn lossFunc) (loss float64, rows, correct int) {
 	dim := uint32(len(w))
 	bias := w[dim-1]
 	for _, b := range s.parts {
@@ -212,7 +246,8 @@ func logisticLoss(s *evalSet, w []float64) (loss float64, rows, correct int) {
 				}
 			}
 			y := float64(b.Labels[r])
-			loss += logistic(z, y)
+			l, _ := fn(z, y)
+			loss += l
 			if (z >= 0) == (y > 0.5) {
 				correct++
 			}
@@ -259,34 +294,6 @@ func decodeF32(b []byte, dim uint64) ([]float32, error) {
 		w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return w, nil
-}
-
-// metricsJSON is Metrics with non-finite values carried as strings.
-type metricsJSON struct {
-	Metrics
-	NonFinite string `json:"non_finite,omitempty"`
-}
-
-func jsonSafeMetrics(m Metrics) metricsJSON {
-	out := metricsJSON{Metrics: m}
-	if math.IsNaN(m.Logloss) || math.IsInf(m.Logloss, 0) {
-		out.NonFinite = fmt.Sprint(m.Logloss)
-		out.Logloss = 0
-	}
-	return out
-}
-
-func (m metricsJSON) metrics() Metrics {
-	out := m.Metrics
-	switch m.NonFinite {
-	case "NaN":
-		out.Logloss = math.NaN()
-	case "+Inf":
-		out.Logloss = math.Inf(1)
-	case "-Inf":
-		out.Logloss = math.Inf(-1)
-	}
-	return out
 }
 
 // The data cache keeps the shares a function has read, so the passes after the
@@ -363,4 +370,12 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*eva
 		delete(dataCache.sets, oldest)
 	}
 	return c.set, nil
+}
+
+// lossName names a model's loss in metrics: logloss, or sq_hinge for a linear SVM.
+func lossName(model string) string {
+	if model == "linear_svm" {
+		return "sq_hinge"
+	}
+	return "logloss"
 }

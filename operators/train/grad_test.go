@@ -8,9 +8,10 @@ import (
 	"github.com/stratus-ml/stratus/dataset/partition"
 )
 
-// TestLogisticGradCentralDifferences checks the full-batch gradient against central
-// differences of the loss it sums, with values and with implicit ones.
-func TestLogisticGradCentralDifferences(t *testing.T) {
+// TestLossGradCentralDifferences checks the full-batch gradient of each model's loss
+// against central differences of the loss it sums, with values and with implicit
+// ones.
+func TestLossGradCentralDifferences(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	const dim = 12
 	for _, binary := range []bool{false, true} {
@@ -20,24 +21,27 @@ func TestLogisticGradCentralDifferences(t *testing.T) {
 		for i := range w {
 			w[i] = rng.NormFloat64() * 0.5
 		}
-		g := make([]float64, dim)
-		loss, rows := logisticGrad(set, w, g)
-		if rows != 40 {
-			t.Fatalf("rows %d, want 40", rows)
-		}
-		if l, _, _ := logisticLoss(set, w); math.Abs(l-loss) > 1e-9*math.Abs(l) {
-			t.Fatalf("logisticGrad's loss %.12g, logisticLoss %.12g", loss, l)
-		}
-		const h = 1e-5
-		for i := range w {
-			wp, wm := append([]float64(nil), w...), append([]float64(nil), w...)
-			wp[i] += h
-			wm[i] -= h
-			lp, _, _ := logisticLoss(set, wp)
-			lm, _, _ := logisticLoss(set, wm)
-			numeric := (lp - lm) / (2 * h)
-			if d := math.Abs(numeric - g[i]); d > 1e-6*math.Max(1, math.Abs(numeric)) {
-				t.Errorf("binary=%v coordinate %d: analytic %.9f, central difference %.9f", binary, i, g[i], numeric)
+		for _, model := range []string{"logistic_regression", "linear_svm"} {
+			fn := lossOf(model)
+			g := make([]float64, dim)
+			loss, rows := lossGrad(set, w, g, fn)
+			if rows != 40 {
+				t.Fatalf("rows %d, want 40", rows)
+			}
+			if l, _, _ := lossSum(set, w, fn); math.Abs(l-loss) > 1e-9*math.Abs(l) {
+				t.Fatalf("%s: lossGrad's loss %.12g, lossSum %.12g", model, loss, l)
+			}
+			const h = 1e-5
+			for i := range w {
+				wp, wm := append([]float64(nil), w...), append([]float64(nil), w...)
+				wp[i] += h
+				wm[i] -= h
+				lp, _, _ := lossSum(set, wp, fn)
+				lm, _, _ := lossSum(set, wm, fn)
+				numeric := (lp - lm) / (2 * h)
+				if d := math.Abs(numeric - g[i]); d > 1e-5*math.Max(1, math.Abs(numeric)) {
+					t.Errorf("%s binary=%v coordinate %d: analytic %.9f, central difference %.9f", model, binary, i, g[i], numeric)
+				}
 			}
 		}
 	}

@@ -258,7 +258,8 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		}
 	}
 
-	res := &Result{Solver: "lbfgs", SolverWhy: why}
+	// Without a test set there are no test figures: null, not 0.
+	res := &Result{Solver: "lbfgs", SolverWhy: why, Metrics: Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}}
 	cur, err := r.eval(ctx, make([]float64, dim))
 	if err != nil {
 		return nil, err
@@ -273,7 +274,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
 		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_logloss": p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
 		if p.valRows > 0 {
-			m[p.heldOut+"_logloss"] = p.valLoss
+			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
 			res.Series = append(res.Series, ep)
 			if o.OnEval != nil {
 				o.OnEval(ep)
@@ -405,14 +406,14 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			return nil, err
 		}
 		for i, o := range out {
-			var m metricsJSON
+			var m Metrics
 			if err := json.Unmarshal(o.Output, &m); err != nil {
 				return nil, fmt.Errorf("bad score result: %w", err)
 			}
 			if names[i] == "test" {
-				res.Metrics = m.metrics()
+				res.Metrics = m
 			} else {
-				v := m.metrics()
+				v := m
 				res.Validation = &v
 			}
 		}

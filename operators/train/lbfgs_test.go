@@ -206,3 +206,113 @@ output "model"   { value = train.lr.model }
 		t.Errorf("artifact metrics %+v, validation %+v", a.Metrics, a.Validation)
 	}
 }
+
+// sqHingeObjective is linear_svm's objective: mean max(0, 1 − s·z)² plus λ/2·‖w‖²
+// over the features, with its gradient and generalised Hessian.
+func sqHingeObjective(xs [][]float64, ys []float64, w []float64, lambda float64) (f float64, g []float64, hess [][]float64) {
+	d := len(w)
+	g = make([]float64, d)
+	hess = make([][]float64, d)
+	for i := range hess {
+		hess[i] = make([]float64, d)
+	}
+	n := float64(len(xs))
+	for r, x := range xs {
+		xe := append(append([]float64(nil), x...), 1)
+		var z float64
+		for j := range xe {
+			z += w[j] * xe[j]
+		}
+		s := 2*ys[r] - 1
+		m := 1 - s*z
+		if m <= 0 {
+			continue
+		}
+		f += m * m / n
+		for j := range xe {
+			g[j] += -2 * s * m * xe[j] / n
+			for k := range xe {
+				hess[j][k] += 2 * xe[j] * xe[k] / n
+			}
+		}
+	}
+	for j := 0; j < d-1; j++ {
+		f += lambda / 2 * w[j] * w[j]
+		g[j] += lambda * w[j]
+		hess[j][j] += lambda
+	}
+	return f, g, hess
+}
+
+// TestLinearSVMReachesNewtonOptimum trains linear_svm on heart_scale and checks its
+// objective against generalised Newton with backtracking, computed in the test,
+// and that predict writes the model's margins.
+func TestLinearSVMReachesNewtonOptimum(t *testing.T) {
+	h := applytest.New(t, `
+load "heart" {
+  source            = "`+testdata("heart_scale")+`"
+  validation_source = "`+testdata("heart_scale")+`"
+}
+
+train "svm" {
+  input = load.heart
+  model = "linear_svm"
+}
+
+output "metrics" { value = train.svm.metrics }
+output "model"   { value = train.svm.model }
+`)
+	sum, _ := h.MustApply()
+	a, w32 := readModel(t, h, sum)
+	if a.Model != "linear_svm" || a.Solver != "lbfgs" {
+		t.Fatalf("artifact model %q solver %q", a.Model, a.Solver)
+	}
+	if !sum.Outputs["metrics"].GetAttr("test_logloss").IsNull() {
+		t.Errorf("a linear SVM reports a log loss: %v", sum.Outputs["metrics"].GoString())
+	}
+	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
+	lambda := 1 / float64(len(xs))
+	ref := make([]float64, 14)
+	for it := 0; it < 100; it++ {
+		f0, g, hs := sqHingeObjective(xs, ys, ref, lambda)
+		step := solve(hs, g)
+		for a := 1.0; a > 1e-10; a /= 2 {
+			cand := make([]float64, len(ref))
+			for j := range ref {
+				cand[j] = ref[j] - a*step[j]
+			}
+			if f1, _, _ := sqHingeObjective(xs, ys, cand, lambda); f1 <= f0 {
+				ref = cand
+				break
+			}
+		}
+	}
+	fRef, _, _ := sqHingeObjective(xs, ys, ref, lambda)
+	w := make([]float64, len(w32))
+	for i, x := range w32 {
+		w[i] = float64(x)
+	}
+	f, _, _ := sqHingeObjective(xs, ys, w, lambda)
+	t.Logf("objective %.8f, generalised Newton's %.8f; validation accuracy %.4f", f, fRef, metric(t, sum, "validation_accuracy"))
+	if f-fRef > 1e-3*fRef || f < fRef-1e-9 {
+		t.Errorf("objective %.8f, want within 1e-3 of the reference optimum %.8f", f, fRef)
+	}
+	if acc := metric(t, sum, "validation_accuracy"); acc < 0.8 {
+		t.Errorf("validation accuracy %.4f on its own training rows, want ≥ 0.8", acc)
+	}
+	// stratus predict writes each row's margin w·x + b.
+	margins := strings.Fields(string(predict(t, h, sum.Outputs["model"].AsString(), testdata("heart_scale"))))
+	if len(margins) != len(xs) {
+		t.Fatalf("%d margins for %d rows", len(margins), len(xs))
+	}
+	for r, x := range xs {
+		want := w[13]
+		for j := range x {
+			want += w[j] * x[j]
+		}
+		got, err := strconv.ParseFloat(margins[r], 64)
+		if err != nil || math.Abs(got-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("row %d: predict wrote %q, want the margin %.6f", r+1, margins[r], want)
+		}
+	}
+}

@@ -39,8 +39,8 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression"},
-			Doc: "The model to train."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal, full-batch solver only; accuracy, auc). Labels are binary."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
@@ -69,6 +69,14 @@ var Schema = &operators.Schema{
 			Doc: "Worker function lifetime before it is relaunched as a new generation; defaults to the backend's."},
 		{Name: "seed", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(1),
 			Doc: "Seed for initialisation and the per-epoch shuffle."},
+	},
+	Check: func(cfg cty.Value) []operators.Problem {
+		m, t := cfg.GetAttr("model"), cfg.GetAttr("target_logloss")
+		if m.IsKnown() && !m.IsNull() && m.AsString() == "linear_svm" && !t.IsNull() {
+			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
+				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
+		}
+		return nil
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
