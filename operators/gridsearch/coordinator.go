@@ -122,7 +122,7 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		return cty.NilVal, err
 	}
 	if len(data.Validation) > 0 {
-		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("ranking trials by %s on the validation set; the test set is only reported", sp.obj.Metric)})
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("ranking trials by %s; the test set is only reported", r.rankedBy())})
 	} else {
 		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("ranking trials by %s on the test set: the input has no validation set (give load split = { validation = 0.1 } or validation_source)", sp.obj.Metric)})
 	}

@@ -297,7 +297,8 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		}
 	}
 	etask := operators.Task{Kind: "train.eval"}
-	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start}); err != nil {
+	keepBest := heldName == "validation" || heldName == "holdout"
+	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest}); err != nil {
 		return nil, err
 	}
 
@@ -468,6 +469,27 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("export model: %w", err)
 	}
+	if keepBest {
+		// Keep the weights of the best held-out evaluation when training went past
+		// it (early stopping): the evaluator stored them.
+		best := res.Series[0]
+		for _, p := range res.Series {
+			if p.Logloss < best.Logloss {
+				best = p
+			}
+		}
+		if best.Logloss < res.Metrics.Logloss {
+			bw, err := ctl.best(ctx, dim)
+			if err != nil {
+				return nil, fmt.Errorf("read the best weights: %w", err)
+			}
+			if bw != nil {
+				w = bw
+				res.Metrics.Logloss, res.Metrics.Accuracy, res.Metrics.AUC = best.Logloss, best.Accuracy, best.AUC
+				s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (logloss %.4f at %.1fs, not %.4f at the end)", heldName, best.Logloss, best.Seconds, fp.Logloss)})
+			}
+		}
+	}
 	if heldName == "validation" || heldName == "holdout" {
 		// The evaluator measured another set: score the test set (if any) once.
 		if heldName == "validation" {
@@ -541,7 +563,7 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 // converged reports whether the best loss of the last window improved on the best
 // before it by less than a fraction eps.
 func converged(series []EvalPoint, eps float64) bool {
-	if len(series) < 2*convergenceWindow {
+	if len(series) <= convergenceWindow {
 		return false
 	}
 	best := func(ps []EvalPoint) float64 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -21,11 +22,16 @@ type evalParams struct {
 	UnitsKey string        `json:"units"` // blob key of the evaluation units (JSON)
 	Interval time.Duration `json:"interval"`
 	Start    time.Time     `json:"start"` // when training started, for the series' time axis
+	// KeepBest stores the weights of each new best evaluation under the control
+	// key "best" (a held-out set the run stops on, never the test set).
+	KeepBest bool `json:"keep_best,omitempty"`
 }
 
 // evalResume carries nothing but the count of evaluations across generations.
 type evalResume struct {
 	Evaluations int `json:"evaluations"`
+	// Best is the lowest loss so far, whose weights are at the control key "best".
+	Best *float64 `json:"best,omitempty"`
 }
 
 // runEvaluator is the "train.eval" task: it loads the test set once, then every
@@ -57,6 +63,13 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
 		}
 		m := set.evaluate(w)
+		if p.KeepBest && !math.IsNaN(m.Logloss) && (rs.Best == nil || m.Logloss < *rs.Best) {
+			if err := ctl.putBest(ctx, w); err != nil {
+				return evalPoint{}, fmt.Errorf("keep the best weights: %w", err)
+			}
+			l := m.Logloss
+			rs.Best = &l
+		}
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
 			pt.Updates, pt.Pushes = st.Updates, st.Pushes

@@ -7,13 +7,19 @@ import "fmt"
 // per row. Larger sets train with SGD, which streams them.
 const fullBatchBytes = 2 << 30
 
+// fullBatchDim bounds the model the full-batch solver trains by default: every
+// pass moves and combines dense vectors of the model's size, which for a large
+// hashed model (2^20 coordinates) costs more than streaming minibatches.
+const fullBatchDim = 1 << 16
+
 // chooseSolver resolves cfg.Solver against the data and says why:
 //
 //   - "sgd" and "lbfgs" are taken as given;
 //   - "auto" is "sgd" when the pipeline gave an SGD argument (optimizer,
-//     learning_rate or minibatch) — it asked for SGD — or when the training set
-//     needs more than fullBatchBytes in memory; otherwise "lbfgs", which converges
-//     without a step size to tune.
+//     learning_rate or minibatch) — it asked for SGD —, when the training set
+//     needs more than fullBatchBytes in memory, or when the model has more than
+//     fullBatchDim coordinates (a linear SVM, which SGD does not train, excepted);
+//     otherwise "lbfgs", which converges without a step size to tune.
 func chooseSolver(cfg Config, d *Data) (solver, why string) {
 	bytes := 8*d.TrainNNZ + 8*d.TrainRows
 	switch {
@@ -23,6 +29,8 @@ func chooseSolver(cfg Config, d *Data) (solver, why string) {
 		return "sgd", "auto: the stage sets SGD arguments"
 	case bytes > fullBatchBytes:
 		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
+	case d.Features+1 > fullBatchDim && cfg.Model != "linear_svm":
+		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", d.Features+1, fullBatchDim)
 	default:
 		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))
 	}
