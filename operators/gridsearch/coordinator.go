@@ -106,6 +106,12 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
 	}
+	if sp.obj.Metric == "" {
+		name, _ := train.Metric(baseCfg.Model)
+		sp.obj = newObjective(name)
+	} else if sp.obj.Metric == "test_logloss" && baseCfg.Model == "linear_svm" {
+		return cty.NilVal, fmt.Errorf("metric test_logloss: base stage %s trains linear_svm, which has no log loss; rank by accuracy or auc (the default is accuracy)", base.Address)
+	}
 	data, err := train.ReadInput(ctx, st, base.Config.GetAttr("input"))
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)

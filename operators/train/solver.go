@@ -42,3 +42,13 @@ func mib(b int64) string {
 	}
 	return fmt.Sprintf("%d MiB", b>>20)
 }
+
+// Metric is the figure a model is ranked by and its direction: logistic_regression
+// by test_logloss, lower is better; linear_svm, which has no log loss, by
+// accuracy, higher is better.
+func Metric(model string) (name string, lower bool) {
+	if model == "linear_svm" {
+		return "accuracy", false
+	}
+	return "test_logloss", true
+}
