@@ -316,3 +316,23 @@ output "model"   { value = train.svm.model }
 		}
 	}
 }
+
+// TestSGDConvergesWithoutEpochs runs SGD with no epochs: it stops on the holdout
+// loss by the convergence rule, not a number of passes, and reaches a9a's target.
+func TestSGDConvergesWithoutEpochs(t *testing.T) {
+	h := applytest.New(t, a9aPipeline(`
+  solver        = "sgd"
+  workers       = 2
+  eval_interval = "100ms"
+`))
+	sum, rec := h.MustApply()
+	ll, acc := metric(t, sum, "test_logloss"), metric(t, sum, "accuracy")
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	t.Logf("test logloss %.4f, accuracy %.4f\n%s", ll, acc, notes)
+	if !strings.Contains(notes, "stopping on the holdout loss") || !strings.Contains(notes, "stopped (converged)") {
+		t.Errorf("notes do not show the holdout rule:\n%s", notes)
+	}
+	if ll > 0.330 || acc < 0.845 {
+		t.Errorf("test logloss %.4f (want ≤ 0.330), accuracy %.4f (want ≥ 0.845)", ll, acc)
+	}
+}
