@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"sync"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -299,8 +301,17 @@ func decodeF32(b []byte, dim uint64) ([]float32, error) {
 // The data cache keeps the shares a function has read, so the passes after the
 // first read no data: a full-batch solver runs tens of passes over the same shares.
 // It is a cache that is safe to lose (a cold function reads the share again) and is
-// bounded by dataCacheBytes, evicting the least recently used share.
+// bounded by dataCacheLimit, evicting the least recently used share.
 const dataCacheBytes = 2 << 30
+
+// dataCacheLimit is dataCacheBytes, or inside a Lambda function half its memory
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), so the cache never runs it out.
+var dataCacheLimit = func() int64 {
+	if mb, err := strconv.ParseInt(os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64); err == nil && mb > 0 {
+		return min(dataCacheBytes, mb<<20/2)
+	}
+	return dataCacheBytes
+}()
 
 var dataCache = struct {
 	sync.Mutex
@@ -356,7 +367,7 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*eva
 		dataCache.bytes += c.bytes
 		c.bytes = -c.bytes // counted
 	}
-	for dataCache.bytes > dataCacheBytes && len(dataCache.sets) > 1 {
+	for dataCache.bytes > dataCacheLimit && len(dataCache.sets) > 1 {
 		var oldest string
 		for k, s := range dataCache.sets {
 			if k != id && s.bytes < 0 && (oldest == "" || s.used < dataCache.sets[oldest].used) {
