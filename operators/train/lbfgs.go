@@ -269,10 +269,11 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	var hist []histPoint
 	var ss, ys [][]float64
 	var lastEvent time.Time
+	var unsent map[string]float64
 	record := func(p *fbPoint) {
 		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
 		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
-		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_logloss": p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
+		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
 		if p.valRows > 0 {
 			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
 			res.Series = append(res.Series, ep)
@@ -281,9 +282,16 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			}
 		}
 		// Metric events are durable writes: a few a second are plenty for a curve.
+		unsent = m
 		if now := time.Now(); now.Sub(lastEvent) >= metricEvery || len(hist) == 1 {
-			lastEvent = now
+			lastEvent, unsent = now, nil
 			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
+		}
+	}
+	flush := func() { // the last point, which the curve must end on
+		if unsent != nil {
+			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: unsent})
+			unsent = nil
 		}
 	}
 	record(cur)
@@ -365,6 +373,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			stopping = "epochs"
 		}
 	}
+	flush()
 	final := cur
 	if best.valLoss < cur.valLoss {
 		final = best
