@@ -198,9 +198,6 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	o.Config = cfg
 	solver, why := chooseSolver(cfg, o.Data)
-	if solver == "sgd" && cfg.Model == "linear_svm" {
-		return nil, fmt.Errorf("model linear_svm trains with the full-batch solver only, and this stage would use SGD (%s): remove solver = \"sgd\" and the SGD arguments (optimizer, learning_rate, minibatch), or train logistic_regression", why)
-	}
 	if solver == "lbfgs" {
 		return runLBFGS(ctx, s, o, why)
 	}
@@ -292,13 +289,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	for i := range wtasks {
 		wtasks[i] = operators.Task{Kind: "train.worker"}
 		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
-			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2}); err != nil {
+			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model}); err != nil {
 			return nil, err
 		}
 	}
 	etask := operators.Task{Kind: "train.eval"}
 	keepBest := heldName == "validation" || heldName == "holdout"
-	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest}); err != nil {
+	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model}); err != nil {
 		return nil, err
 	}
 
@@ -393,7 +390,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			rate = float64(pt.Updates-min(pt.Updates, lastUpdates)) / dt
 		}
 		lastUpdate, lastUpdates = now, pt.Updates
-		m := heldMetrics(heldName, pt.Logloss, pt.Accuracy, pt.AUC)
+		m := heldMetrics(heldName, lossName(cfg.Model), pt.Logloss, pt.Accuracy, pt.AUC)
 		m["updates"], m["updates_per_second"], m["t"] = float64(pt.Updates), rate, pt.Seconds
 		s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
 		if o.OnEval != nil {
@@ -403,7 +400,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			continue
 		}
 		switch {
-		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*math.Ln2 && len(res.Series) > 1:
+		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*zeroLoss(cfg.Model) && len(res.Series) > 1:
 			diverged = &DivergedError{Trial: o.Trial, Logloss: pt.Logloss, Seconds: pt.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 			stop("diverged")
 		case cfg.TargetLogloss > 0 && pt.Logloss <= cfg.TargetLogloss:
@@ -434,7 +431,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	res.Solver, res.SolverWhy = "sgd", why
 	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
 	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates, Iterations: fp.Pushes})
-	m := heldMetrics(heldName, fp.Logloss, fp.Accuracy, fp.AUC)
+	m := heldMetrics(heldName, lossName(cfg.Model), fp.Logloss, fp.Accuracy, fp.AUC)
 	m["updates"], m["t"] = float64(fp.Updates), fp.Seconds
 	s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
 	if o.OnEval != nil {
@@ -486,7 +483,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			if bw != nil {
 				w = bw
 				res.Metrics.Logloss, res.Metrics.Accuracy, res.Metrics.AUC = best.Logloss, best.Accuracy, best.AUC
-				s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (logloss %.4f at %.1fs, not %.4f at the end)", heldName, best.Logloss, best.Seconds, fp.Logloss)})
+				s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (%s %.4f at %.1fs, not %.4f at the end)", heldName, lossName(cfg.Model), best.Logloss, best.Seconds, fp.Logloss)})
 			}
 		}
 	}
@@ -498,9 +495,17 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		}
 		res.Metrics = Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
 		if len(o.Data.Test) > 0 {
-			if res.Metrics, err = scoreTest(ctx, s, ps, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
+			if res.Metrics, err = scoreTest(ctx, s, ps, cfg.Model, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if cfg.Model == "linear_svm" {
+		// The evaluator's loss was the squared hinge, for the stopping rules: a
+		// linear SVM has no log loss to report.
+		res.Metrics.Logloss = math.NaN()
+		if res.Validation != nil {
+			res.Validation.Logloss = math.NaN()
 		}
 	}
 	return finishRun(ctx, s, o, res, dir, w)
@@ -632,7 +637,7 @@ func holdout(parts []PartRef, units []prefetch.Unit) (train, held []prefetch.Uni
 }
 
 // scoreTest puts weights w under key and scores them on parts in one task.
-func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, key, dir, wave string, parts []PartRef, w []float32) (Metrics, error) {
+func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, modelKind, key, dir, wave string, parts []PartRef, w []float32) (Metrics, error) {
 	st, err := s.Blob(ctx)
 	if err != nil {
 		return Metrics{}, err
@@ -648,7 +653,7 @@ func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, key, 
 	if err := saveUnits(ctx, st, dir+"test-units.json", makeUnits(parts, 1, 1<<30)); err != nil {
 		return Metrics{}, err
 	}
-	out, err := s.RunWave(ctx, operators.Wave{Name: wave, Tasks: []operators.Task{scoreTask("", key, dir+"test-units.json")}})
+	out, err := s.RunWave(ctx, operators.Wave{Name: wave, Tasks: []operators.Task{scoreTask(modelKind, key, dir+"test-units.json")}})
 	if err != nil {
 		return Metrics{}, err
 	}
@@ -665,11 +670,20 @@ func wave(suffix, name string) string { return name + strings.ReplaceAll(suffix,
 // heldMetrics names a held-out set's figures: test_logloss, accuracy and auc for
 // the test set (and the training rows that stand in for a missing one), else
 // <set>_logloss, <set>_accuracy and <set>_auc.
-func heldMetrics(set string, loss, acc, auc float64) map[string]float64 {
+func heldMetrics(set, lossName string, loss, acc, auc float64) map[string]float64 {
 	if set == "test" || set == "training" {
-		return map[string]float64{"test_logloss": finite(loss), "accuracy": acc, "auc": auc}
+		return map[string]float64{"test_" + lossName: finite(loss), "accuracy": acc, "auc": auc}
 	}
-	return map[string]float64{set + "_logloss": finite(loss), set + "_accuracy": acc, set + "_auc": auc}
+	return map[string]float64{set + "_" + lossName: finite(loss), set + "_accuracy": acc, set + "_auc": auc}
+}
+
+// zeroLoss is a model's loss at w = 0: log 2 for logistic regression, 1 for the
+// squared hinge. The divergence bound is a multiple of it.
+func zeroLoss(model string) float64 {
+	if model == "linear_svm" {
+		return 1
+	}
+	return math.Ln2
 }
 
 // finiteOrNaN is finite(x), keeping NaN (a figure the run does not have).

@@ -25,6 +25,9 @@ type evalParams struct {
 	// KeepBest stores the weights of each new best evaluation under the control
 	// key "best" (a held-out set the run stops on, never the test set).
 	KeepBest bool `json:"keep_best,omitempty"`
+	// Kind is the model's kind; a linear SVM is scored by its margins and its
+	// loss for the stopping rules is the mean squared hinge loss.
+	Kind string `json:"model_kind,omitempty"`
 }
 
 // evalResume carries nothing but the count of evaluations across generations.
@@ -55,6 +58,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	if err != nil {
 		return nil, err
 	}
+	set.margins = p.Kind == "linear_svm"
 	margin := handover(time.Until(t.Deadline))
 	evaluated := false // at least one evaluation per generation, however short
 	evalOnce := func() (evalPoint, error) {
@@ -63,6 +67,9 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
 		}
 		m := set.evaluate(w)
+		if set.margins {
+			m.Logloss = set.meanLoss(sqHingeLossFunc) // what the stopping rules compare
+		}
 		if p.KeepBest && !math.IsNaN(m.Logloss) && (rs.Best == nil || m.Logloss < *rs.Best) {
 			if err := ctl.putBest(ctx, w); err != nil {
 				return evalPoint{}, fmt.Errorf("keep the best weights: %w", err)
@@ -181,4 +188,18 @@ func (s *evalSet) evaluate(w []float32) Metrics {
 		return evaluateMargins(s.probs, s.ys)
 	}
 	return evaluate(s.probs, s.ys)
+}
+
+// meanLoss is the mean loss fn of the margins the last evaluate computed (margins
+// only).
+func (s *evalSet) meanLoss(fn lossFunc) float64 {
+	if len(s.probs) == 0 {
+		return 0
+	}
+	var sum float64
+	for i, z := range s.probs {
+		l, _ := fn(z, float64(s.ys[i]))
+		sum += l
+	}
+	return sum / float64(len(s.probs))
 }

@@ -76,3 +76,43 @@ func TestDirectionIsNewtonOnQuadratic(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerSVMGradientCentralDifferences checks the SGD workers' minibatch
+// gradient of the mean squared hinge loss against central differences.
+func TestWorkerSVMGradientCentralDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const dim = 40
+	p := randomPartition(t, rng, 25, 6, dim, false)
+	b := p.Batch(0, p.Rows())
+	m := newMinibatch(dim)
+	m.build(b)
+	for i := range m.w {
+		m.w[i] = float32(rng.NormFloat64() * 0.5)
+	}
+	m.gradientOf(b, sqHingeLossFunc)
+	analytic := append([]float32(nil), m.g...)
+	w0 := append([]float32(nil), m.w...)
+	lossAt := func(w []float32) float64 {
+		var loss float64
+		for r := 0; r < b.Len(); r++ {
+			idx, vals := b.Row(r)
+			z := float64(w[0])
+			for e, f := range idx {
+				z += float64(w[slotOf(m, uint64(f))]) * float64(vals[e])
+			}
+			l, _ := sqHingeLossFunc(z, float64(b.Labels[r]))
+			loss += l
+		}
+		return loss / float64(b.Len())
+	}
+	const h = 1e-3
+	for i := range w0 {
+		plus, minus := append([]float32(nil), w0...), append([]float32(nil), w0...)
+		plus[i] += h
+		minus[i] -= h
+		numeric := (lossAt(plus) - lossAt(minus)) / (2 * h)
+		if d := math.Abs(numeric - float64(analytic[i])); d > 2e-3 {
+			t.Errorf("key %d: analytic %.6f, central difference %.6f", m.keys[i], analytic[i], numeric)
+		}
+	}
+}

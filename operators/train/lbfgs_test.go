@@ -336,3 +336,28 @@ func TestSGDConvergesWithoutEpochs(t *testing.T) {
 		t.Errorf("test logloss %.4f (want ≤ 0.330), accuracy %.4f (want ≥ 0.845)", ll, acc)
 	}
 }
+
+// TestLinearSVMWithSGD trains linear_svm with asynchronous SGD until its holdout
+// squared hinge loss converges: a9a's accuracy, and no log loss reported.
+func TestLinearSVMWithSGD(t *testing.T) {
+	h := applytest.New(t, a9aPipeline(`
+  model         = "linear_svm"
+  solver        = "sgd"
+  workers       = 2
+  learning_rate = 0.05
+  eval_interval = "100ms"
+`))
+	sum, rec := h.MustApply()
+	acc := metric(t, sum, "accuracy")
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	t.Logf("accuracy %.4f, auc %.4f\n%s", acc, metric(t, sum, "auc"), notes)
+	if acc < 0.84 || metric(t, sum, "auc") < 0.89 {
+		t.Errorf("accuracy %.4f (want ≥ 0.84), auc %.4f (want ≥ 0.89)", acc, metric(t, sum, "auc"))
+	}
+	if !sum.Outputs["metrics"].GetAttr("test_logloss").IsNull() {
+		t.Errorf("a linear SVM reports a log loss: %s", sum.Outputs["metrics"].GoString())
+	}
+	if !strings.Contains(notes, "stopped (converged)") {
+		t.Errorf("notes do not show the convergence rule:\n%s", notes)
+	}
+}

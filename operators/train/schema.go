@@ -40,7 +40,7 @@ var Schema = &operators.Schema{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
 		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal, full-batch solver only; accuracy, auc). Labels are binary."},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc). Labels are binary."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},

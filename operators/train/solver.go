@@ -18,7 +18,7 @@ const fullBatchDim = 1 << 16
 //   - "auto" is "sgd" when the pipeline gave an SGD argument (optimizer,
 //     learning_rate or minibatch) — it asked for SGD —, when the training set
 //     needs more than fullBatchBytes in memory, or when the model has more than
-//     fullBatchDim coordinates (a linear SVM, which SGD does not train, excepted);
+//     fullBatchDim coordinates;
 //     otherwise "lbfgs", which converges without a step size to tune.
 func chooseSolver(cfg Config, d *Data) (solver, why string) {
 	bytes := 8*d.TrainNNZ + 8*d.TrainRows
@@ -29,7 +29,7 @@ func chooseSolver(cfg Config, d *Data) (solver, why string) {
 		return "sgd", "auto: the stage sets SGD arguments"
 	case bytes > fullBatchBytes:
 		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
-	case d.Features+1 > fullBatchDim && cfg.Model != "linear_svm":
+	case d.Features+1 > fullBatchDim:
 		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", d.Features+1, fullBatchDim)
 	default:
 		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))

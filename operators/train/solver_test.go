@@ -18,7 +18,7 @@ func TestChooseSolver(t *testing.T) {
 		{Config{Solver: "auto"}, small, "lbfgs", "fits in memory"},
 		{Config{Solver: "auto", SGDArgs: true}, small, "sgd", "SGD arguments"},
 		{Config{Solver: "auto"}, hashed, "sgd", "coordinates"},
-		{Config{Solver: "auto", Model: "linear_svm"}, hashed, "lbfgs", "fits in memory"},
+		{Config{Solver: "auto", Model: "linear_svm"}, hashed, "sgd", "coordinates"},
 		{Config{Solver: "auto"}, huge, "sgd", "in memory"},
 		{Config{Solver: "lbfgs", SGDArgs: true}, huge, "lbfgs", "asked for"},
 		{Config{Solver: "sgd"}, small, "sgd", "asked for"},
