@@ -139,7 +139,12 @@ func ParseConfig(v cty.Value) (Config, error) {
 		return c, fmt.Errorf("learning_rate must be positive; got %g", c.LearningRate)
 	}
 	if c.EvalInterval <= 0 {
+		// Training until converged waits a window of evaluations past the best:
+		// evaluate more often, so the wait is short.
 		c.EvalInterval = time.Second
+		if c.Epochs == 0 {
+			c.EvalInterval = 250 * time.Millisecond
+		}
 	}
 	return c, nil
 }
