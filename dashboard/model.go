@@ -174,7 +174,7 @@ func appendFloat(b []byte, f float64) []byte {
 // finiteLoss returns a pointer to a loss worth plotting, or nil. The train operator
 // reports a non-finite loss as -1.
 func finiteLoss(m map[string]float64) *float64 {
-	v, ok := m["test_logloss"]
+	v, ok := operators.CurveLoss(m)
 	if !ok || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return nil
 	}

@@ -521,6 +521,9 @@ enumOK:
 		if a.Max != nil && f > *a.Max {
 			return fmt.Errorf("%s must be at most %g; got %g.", a.Name, *a.Max, f)
 		}
+		if a.Integer && !v.AsBigFloat().IsInt() {
+			return fmt.Errorf("%s must be a whole number; got %s. Round it: fractions are not truncated", a.Name, v.AsBigFloat().Text('g', -1))
+		}
 	}
 	if a.Duration && v.Type() == cty.String {
 		if d, err := time.ParseDuration(v.AsString()); err != nil || d <= 0 {

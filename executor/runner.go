@@ -129,7 +129,9 @@ func (r *waveRunner) RunWave(ctx context.Context, w operators.Wave) ([]*operator
 	r.mu.Lock()
 	r.resumed += resumed
 	r.mu.Unlock()
-	r.obs.Event(Event{Time: time.Now(), Type: WaveStarted, Stage: r.stage, Operator: r.operator, Wave: w.Name, Tasks: len(w.Tasks), Resumed: resumed})
+	if !w.Quiet {
+		r.obs.Event(Event{Time: time.Now(), Type: WaveStarted, Stage: r.stage, Operator: r.operator, Wave: w.Name, Tasks: len(w.Tasks), Resumed: resumed})
+	}
 	began := time.Now()
 
 	wctx, cancel := context.WithCancel(ctx)
@@ -159,7 +161,9 @@ func (r *waveRunner) RunWave(ctx context.Context, w operators.Wave) ([]*operator
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
-	r.obs.Event(Event{Time: time.Now(), Type: WaveFinished, Stage: r.stage, Operator: r.operator, Wave: w.Name, Tasks: len(w.Tasks), Duration: time.Since(began), Error: errString(firstErr)})
+	if !w.Quiet {
+		r.obs.Event(Event{Time: time.Now(), Type: WaveFinished, Stage: r.stage, Operator: r.operator, Wave: w.Name, Tasks: len(w.Tasks), Duration: time.Since(began), Error: errString(firstErr)})
+	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
@@ -196,8 +200,10 @@ func (r *waveRunner) runTask(ctx context.Context, w *operators.Wave, i, gen int,
 			continue
 		}
 		if err == nil {
-			if perr := r.record(w.Name, i, gen, true, doc); perr != nil {
-				return nil, perr
+			if !w.Ephemeral { // an ephemeral wave is never resumed: nothing to record
+				if perr := r.record(w.Name, i, gen, true, doc); perr != nil {
+					return nil, perr
+				}
 			}
 			r.obs.Event(Event{Time: time.Now(), Type: TaskFinished, Stage: r.stage, Wave: w.Name, Index: i, Attempt: attempt, Generation: gen, Duration: usage.Duration, Metrics: res.Metrics})
 			return res, nil

@@ -82,6 +82,12 @@ type Wave struct {
 	LongRunning bool
 	// Lifetime overrides the backend's function lifetime for a long-running wave.
 	Lifetime time.Duration
+	// Quiet waves are not announced one by one in progress output (a full-batch
+	// solver runs a wave per gradient pass); their tasks' events still flow.
+	Quiet bool
+	// Ephemeral waves are never resumed (their name is not reused), so their final
+	// results are not recorded: that saves a durable write per task.
+	Ephemeral bool
 	// OnResult, when set, is called (from one goroutine at a time) as each task's
 	// final result arrives, so a coordinator can observe progress.
 	OnResult func(index int, r *Result)

@@ -49,6 +49,9 @@ type Attr struct {
 	Enum []string
 	// Min and Max bound a number argument (inclusive) when non-nil.
 	Min, Max *float64
+	// Integer requires a number argument to be a whole number: 2.5 workers is an
+	// error pointing at the argument, never silently truncated.
+	Integer bool
 	// Path marks a data source: a local path or glob relative to the directory of the
 	// module that declares the stage, or an s3:// URI. The planner digests the content
 	// it names into the stage's cache key.
@@ -152,6 +155,9 @@ func (a *Attr) validate(owner string) error {
 	}
 	if a.Required && a.Default != cty.NilVal {
 		return fmt.Errorf("operator %s: argument %q is required and has a default", owner, a.Name)
+	}
+	if a.Integer && a.Type != cty.Number {
+		return fmt.Errorf("operator %s: argument %q is marked Integer but is not a number", owner, a.Name)
 	}
 	return nil
 }

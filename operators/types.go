@@ -14,9 +14,29 @@ var DatasetType = cty.Object(map[string]cty.Type{
 
 // MetricsType is the value of a trained model's metrics.
 var MetricsType = cty.Object(map[string]cty.Type{
-	"test_logloss":        cty.Number,
-	"accuracy":            cty.Number,
-	"auc":                 cty.Number,
+	"test_logloss": cty.Number,
+	"accuracy":     cty.Number,
+	"auc":          cty.Number,
+	// The same figures on the validation set; null without one.
+	"validation_logloss":  cty.Number,
+	"validation_accuracy": cty.Number,
+	"validation_auc":      cty.Number,
 	"iterations":          cty.Number,
 	"examples_per_second": cty.Number,
 })
+
+// CurveLossNames are the metric names a training curve's loss is reported under,
+// by preference: on the test set, on the validation set, on a holdout of the
+// training set (what a run without a validation set stops on).
+var CurveLossNames = []string{"test_logloss", "validation_logloss", "holdout_logloss"}
+
+// CurveLoss returns the loss of a metric event for a training curve, the first of
+// CurveLossNames it carries.
+func CurveLoss(m map[string]float64) (float64, bool) {
+	for _, n := range CurveLossNames {
+		if v, ok := m[n]; ok {
+			return v, true
+		}
+	}
+	return 0, false
+}

@@ -221,7 +221,7 @@ train "base" {
   l2            = 1e-4
   timeout       = "10m"
   momentum      = 0.9
-  optimizer     = "adagrad"
+  # (optimizer has no schema default: setting it picks the SGD solver, a change)
 }
 
 grid_search "tune" {

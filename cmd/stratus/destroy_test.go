@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -136,7 +137,7 @@ load "adult" {
 	if !strings.Contains(out, "load.adult: kept: also recorded by load.adult in "+absDir(b)) {
 		t.Errorf("destroy of A did not keep the stage B records:\n%s", out)
 	}
-	if !strings.Contains(out, "normalize.adult: deleted 7 objects") {
+	if !regexp.MustCompile(`normalize\.adult: deleted [0-9]+ objects`).MatchString(out) {
 		t.Errorf("destroy of A did not delete its own stage:\n%s", out)
 	}
 	if got := listKeys(t, root, "team/stages/"+normKey+"/"); len(got) != 0 {
@@ -200,6 +201,7 @@ load "adult" {
 train "lr" {
   input      = load.adult
   keep_model = true
+  solver     = "sgd" # trains on psstore (L-BFGS keeps its weights in the functions)
 }
 `})
 	mustStratus(t, "apply", "-auto-approve", dir)

@@ -51,9 +51,13 @@ const Version = 1
 
 // Dataset names.
 const (
-	Train = "train"
-	Test  = "test"
+	Train      = "train"
+	Test       = "test"
+	Validation = "validation"
 )
+
+// Datasets are the dataset names in the order stages write them.
+var Datasets = []string{Train, Test, Validation}
 
 // Manifest describes one dataset.
 type Manifest struct {
@@ -196,13 +200,15 @@ type Object struct {
 	Compression string `json:"compression,omitempty"`
 }
 
-// Split describes a deterministic hash split of one source into train and
-// test: a row goes to test when the hash of its content with Seed, as a
-// fraction of 2^64, is below Test (see Hash).
+// Split describes a deterministic hash split of one source into train, test
+// and validation: a row goes to test when the hash of its content with Seed,
+// as a fraction of 2^64, is below Test, to validation when it is below
+// Test+Validation, else to train (see Hash).
 type Split struct {
-	Test float64 `json:"test"`
-	Seed int64   `json:"seed"`
-	Hash string  `json:"hash"`
+	Test       float64 `json:"test"`
+	Validation float64 `json:"validation,omitempty"`
+	Seed       int64   `json:"seed"`
+	Hash       string  `json:"hash"`
 }
 
 // Normalization records what normalize did.

@@ -80,11 +80,22 @@ func checkLambda(ctx context.Context, s *Settings, dir string, psNeeded bool, ge
 	if err != nil {
 		return err
 	}
+	// A check, not a run: a shard gets a few seconds, not the run's patience.
+	opts = append(opts, psstore.WithRetry(psstore.RetryPolicy{Wait: 2 * time.Second}))
+	fix := "\n\nStart the shard with `stratus psstore serve --addr HOST:PORT --data-dir DIR --token TOKEN` on a host the functions can reach, or fix the backend's psstore list"
 	c, err := psstore.Dial(cctx, lc.PSStore, opts...)
 	if err != nil {
-		return fmt.Errorf("backend \"lambda\": %w%s\n\nStart the shard with `stratus psstore serve --addr HOST:PORT --data-dir DIR --token TOKEN` on a host the functions can reach, or fix the backend's psstore list", err, taskenv.TLSHint(te))
+		return fmt.Errorf("backend \"lambda\": %w%s%s", err, taskenv.TLSHint(te), fix)
 	}
-	return c.Close()
+	defer c.Close()
+	// With replication a client dials past a dead shard; a run should still not
+	// start without it, or it has no copy to fail over to.
+	for _, st := range c.ShardStatus(cctx) {
+		if st.Down != nil {
+			return fmt.Errorf("backend \"lambda\": psstore shard %s does not answer: %w%s", st.Addr, st.Down, fix)
+		}
+	}
+	return nil
 }
 
 // reachable reports whether a TCP connection to the host of the URL u opens.

@@ -23,9 +23,9 @@ var trialsSchema = &operators.Schema{
 	Name:    "test_trials",
 	Version: 1,
 	Attrs: []operators.Attr{
-		{Name: "trials", Type: cty.Number, Default: cty.NumberIntVal(4)},
-		{Name: "parallel", Type: cty.Number, Default: cty.NumberIntVal(4), Doc: "trials running at once; the others wait QUEUED"},
-		{Name: "points", Type: cty.Number, Default: cty.NumberIntVal(20), Doc: "evaluations per trial"},
+		{Name: "trials", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4)},
+		{Name: "parallel", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Doc: "trials running at once; the others wait QUEUED"},
+		{Name: "points", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(20), Doc: "evaluations per trial"},
 		{Name: "interval", Type: cty.String, Default: cty.StringVal("100ms"), Duration: true},
 		{Name: "after", Type: cty.DynamicPseudoType, Doc: "ignored: a reference to an upstream stage, to put this one after it in the DAG"},
 	},

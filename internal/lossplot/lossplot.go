@@ -89,7 +89,7 @@ func FromSeries(raw []json.RawMessage, since time.Time, best string) ([]*Curve, 
 		}
 		switch e.Kind {
 		case "metric":
-			loss, ok := e.Metrics["test_logloss"]
+			loss, ok := operators.CurveLoss(e.Metrics)
 			t, tok := e.Metrics["t"]
 			// train reports a non-finite loss as -1.
 			if !ok || !tok || loss < 0 || math.IsNaN(loss) || math.IsInf(loss, 0) {

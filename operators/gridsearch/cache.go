@@ -61,6 +61,7 @@ type record struct {
 	Detail     string                `json:"detail,omitempty"`
 	Policy     string                `json:"policy,omitempty"` // early_stop policy when a rule stopped it
 	Metrics    metricsJSON           `json:"metrics"`
+	Validation *metricsJSON          `json:"validation_metrics,omitempty"`
 	Iterations int64                 `json:"iterations"`
 	Examples   jnum                  `json:"examples_per_second"`
 	Model      string                `json:"model,omitempty"`

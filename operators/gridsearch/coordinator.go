@@ -49,10 +49,13 @@ type trial struct {
 	rate     float64 // coordinate updates per second between the last two evaluations, as train reports them
 	hasRate  bool
 	metrics  train.Metrics
-	iters    int64
-	eps      float64 // examples per second
-	model    string
-	final    bool // metrics are the run's final evaluation
+	// validation is the final metrics on the validation set, when the input has
+	// one: what the trial is ranked by.
+	validation *train.Metrics
+	iters      int64
+	eps        float64 // examples per second
+	model      string
+	final      bool // metrics are the run's final evaluation
 }
 
 // search runs the trials of one grid_search stage.
@@ -93,6 +96,12 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
 	}
+	if sp.obj.Metric == "" {
+		name, _ := train.Metric(baseCfg.Model)
+		sp.obj = newObjective(name)
+	} else if sp.obj.Metric == "test_logloss" && baseCfg.Model == "linear_svm" {
+		return cty.NilVal, fmt.Errorf("metric test_logloss: base stage %s trains linear_svm, which has no log loss; rank by accuracy or auc (the default is accuracy)", base.Address)
+	}
 	data, err := train.ReadInput(ctx, st, base.Config.GetAttr("input"))
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
@@ -107,6 +116,11 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	if err := r.makeTrials(ctx); err != nil {
 		return cty.NilVal, err
+	}
+	if len(data.Validation) > 0 {
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("ranking trials by %s; the test set is only reported", r.rankedBy())})
+	} else {
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("ranking trials by %s on the test set: the input has no validation set (give load split = { validation = 0.1 } or validation_source)", sp.obj.Metric)})
 	}
 	if sp.early != nil && sp.early.rule == "asha" {
 		r.asha = newASHA(sp.obj, sp.early.grace.Seconds(), sp.early.factor)
@@ -305,6 +319,9 @@ func (r *search) adopt(t *trial, rec *record) {
 	t.status, t.reason, t.detail = rec.Status, rec.Reason, rec.Detail
 	t.byRule = rec.Policy != ""
 	t.metrics = train.Metrics{Logloss: float64(rec.Metrics.Logloss), Accuracy: float64(rec.Metrics.Accuracy), AUC: float64(rec.Metrics.AUC)}
+	if v := rec.Validation; v != nil {
+		t.validation = &train.Metrics{Logloss: float64(v.Logloss), Accuracy: float64(v.Accuracy), AUC: float64(v.AUC)}
+	}
 	t.iters, t.eps, t.model, t.final = rec.Iterations, float64(rec.Examples), rec.Model, true
 	t.points = fromPoints(rec.Series)
 	t.started = rec.Finished.Add(-time.Duration(rec.Seconds * float64(time.Second)))
@@ -532,6 +549,7 @@ func (r *search) ended(ctx context.Context, f finished) {
 	}
 	if res != nil {
 		t.metrics, t.iters, t.eps, t.model, t.final = res.Metrics, res.Iterations, res.ExamplesPerSecond, res.ModelURI, true
+		t.validation = res.Validation
 		if len(res.Series) > 0 {
 			t.points = res.Series
 		}
@@ -571,6 +589,9 @@ func (r *search) record(t *trial) *record {
 		Series: toPoints(t.points), Stage: r.s.Address(), StageKey: r.s.Key(), Finished: t.ended.UTC()}
 	if t.byRule {
 		rec.Policy = r.policy()
+	}
+	if v := t.validation; v != nil {
+		rec.Validation = &metricsJSON{Logloss: jnum(v.Logloss), Accuracy: jnum(v.Accuracy), AUC: jnum(v.AUC)}
 	}
 	return rec
 }
@@ -762,7 +783,11 @@ func (r *search) objectiveOf(t *trial) (float64, bool) {
 	if !t.hasMetrics() {
 		return 0, false
 	}
-	v := r.sp.obj.of(t.metrics)
+	m := t.metrics
+	if t.validation != nil {
+		m = *t.validation
+	}
+	v := r.sp.obj.of(m)
 	return v, finiteValue(v)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/train"
 )
 
 // The stage's outputs and its results table.
@@ -71,7 +72,7 @@ func (r *search) finish(ctx context.Context) (cty.Value, error) {
 		return cty.NilVal, fmt.Errorf("no trial of %d left a model to choose from (%s); %s", len(r.trials), r.statusCounts(), why)
 	}
 	r.s.Event(operators.Event{Kind: "note", Labels: map[string]string{operators.TrialLabel: best.id, "best": "true"},
-		Note: fmt.Sprintf("best trial %s (%s): %s %.4g; model %s", best.id, paramsText(best.params), r.sp.obj.Metric, bestV, best.model)})
+		Note: fmt.Sprintf("best trial %s (%s): %s %.4g; model %s", best.id, paramsText(best.params), r.rankedBy(), bestV, best.model)})
 	r.s.Event(operators.Event{Kind: "summary", Metrics: r.summary(best)})
 
 	trials := make([]cty.Value, len(r.trials))
@@ -118,10 +119,17 @@ func (r *search) metricsValue(t *trial) cty.Value {
 	if !t.hasMetrics() {
 		return cty.NullVal(operators.MetricsType)
 	}
+	v := train.Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
+	if t.validation != nil {
+		v = *t.validation
+	}
 	return cty.ObjectVal(map[string]cty.Value{
 		"test_logloss":        optNumber(t.metrics.Logloss),
 		"accuracy":            optNumber(t.metrics.Accuracy),
 		"auc":                 optNumber(t.metrics.AUC),
+		"validation_logloss":  optNumber(v.Logloss),
+		"validation_accuracy": optNumber(v.Accuracy),
+		"validation_auc":      optNumber(v.AUC),
 		"iterations":          cty.NumberIntVal(t.iters),
 		"examples_per_second": optNumber(math.Round(t.eps)),
 	})
@@ -260,7 +268,7 @@ func csvNum(t *trial, x float64) string {
 func (r *search) tableText(sorted []*trial, best *trial) string {
 	names := r.paramNames()
 	var b strings.Builder
-	fmt.Fprintf(&b, "results by %s, best first:\n", r.sp.obj.Metric)
+	fmt.Fprintf(&b, "results by %s, best first:\n", r.rankedBy())
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	head := []string{"", "TRIAL"}
 	for _, n := range names {
@@ -314,4 +322,18 @@ func (r *search) summary(best *trial) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// rankedBy names what trials are ranked by: the objective, on the validation set
+// when the input has one ("validation test_logloss" reads oddly, so the name
+// becomes validation_logloss, validation_accuracy or validation_auc).
+func (r *search) rankedBy() string {
+	if len(r.data.Validation) == 0 {
+		return r.sp.obj.Metric
+	}
+	switch r.sp.obj.Metric {
+	case "accuracy", "auc":
+		return "validation_" + r.sp.obj.Metric
+	}
+	return "validation_logloss"
 }

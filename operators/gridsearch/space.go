@@ -24,9 +24,17 @@ import (
 // argument's type and checked against the train schema's constraints, so that a
 // trial's configuration is one a train block could have been written with.
 
-// integerArgs are the train arguments whose values are whole numbers: the train
-// schema types them as numbers, and ParseConfig truncates them.
-var integerArgs = map[string]bool{"workers": true, "minibatch": true, "epochs": true, "seed": true}
+// integerArgs are the train arguments whose values are whole numbers: those the
+// train schema marks Integer.
+var integerArgs = func() map[string]bool {
+	m := map[string]bool{}
+	for _, a := range train.Schema.Attrs {
+		if a.Integer {
+			m[a.Name] = true
+		}
+	}
+	return m
+}()
 
 // notSearchable are train arguments a trial cannot override.
 var notSearchable = map[string]string{

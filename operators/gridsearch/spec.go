@@ -40,7 +40,10 @@ type earlyStop struct {
 
 // parseSpec reads the stage configuration (all values known).
 func parseSpec(cfg cty.Value) (*spec, error) {
-	sp := &spec{obj: newObjective(cfg.GetAttr("metric").AsString())}
+	sp := &spec{}
+	if m := cfg.GetAttr("metric"); !m.IsNull() {
+		sp.obj = newObjective(m.AsString()) // else the base model's, set by the coordinator
+	}
 	sp.maxParallel = intAttr(cfg, "max_parallel")
 	sp.workerBudget = intAttr(cfg, "worker_budget")
 	var err error

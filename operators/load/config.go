@@ -12,40 +12,44 @@ import (
 
 // config is a load block's evaluated configuration.
 type config struct {
-	Source         string
-	TestSource     string // "" when absent
-	Format         string
-	HashBits       int // 0 for libsvm
-	Split          *splitSpec
-	OnError        string
-	Label          string
-	Categorical    []string // nil: infer (csv)
-	CategoricalSet bool
-	Ignore         []string
-	Log1p          bool
-	Delimiter      string // csv: "" for a comma
-	NoHeader       bool   // csv: header = false
-	PartitionBytes int
-	Tasks          int // 0: sized from the input
+	Source     string
+	TestSource string // "" when absent
+	// ValidationSource is held-out data for stopping rules and rankings.
+	ValidationSource string
+	Format           string
+	HashBits         int // 0 for libsvm
+	Split            *splitSpec
+	OnError          string
+	Label            string
+	Categorical      []string // nil: infer (csv)
+	CategoricalSet   bool
+	Ignore           []string
+	Log1p            bool
+	Delimiter        string // csv: "" for a comma
+	NoHeader         bool   // csv: header = false
+	PartitionBytes   int
+	Tasks            int // 0: sized from the input
 }
 
 // splitSpec is the split argument, as tasks receive it.
 type splitSpec struct {
-	Test float64 `json:"test"`
-	Seed int64   `json:"seed"`
+	Test       float64 `json:"test"`
+	Validation float64 `json:"validation,omitempty"`
+	Seed       int64   `json:"seed"`
 }
 
 func decodeConfig(v cty.Value) (*config, error) {
 	c := &config{
-		Source:         str(v, "source"),
-		TestSource:     str(v, "test_source"),
-		Format:         str(v, "format"),
-		OnError:        str(v, "on_error"),
-		Label:          str(v, "label"),
-		Log1p:          v.GetAttr("log1p").True(),
-		Delimiter:      str(v, "delimiter"),
-		PartitionBytes: integer(v.GetAttr("partition_bytes")),
-		Tasks:          integer(v.GetAttr("tasks")),
+		Source:           str(v, "source"),
+		TestSource:       str(v, "test_source"),
+		ValidationSource: str(v, "validation_source"),
+		Format:           str(v, "format"),
+		OnError:          str(v, "on_error"),
+		Label:            str(v, "label"),
+		Log1p:            v.GetAttr("log1p").True(),
+		Delimiter:        str(v, "delimiter"),
+		PartitionBytes:   integer(v.GetAttr("partition_bytes")),
+		Tasks:            integer(v.GetAttr("tasks")),
 	}
 	c.HashBits = integer(v.GetAttr("hash_bits"))
 	if c.HashBits == 0 && c.Format != "libsvm" {
@@ -58,7 +62,13 @@ func decodeConfig(v cty.Value) (*config, error) {
 		c.Delimiter = ""
 	}
 	if sp := v.GetAttr("split"); !sp.IsNull() {
-		s := &splitSpec{Test: number(sp.GetAttr("test"))}
+		s := &splitSpec{}
+		if t := sp.GetAttr("test"); !t.IsNull() {
+			s.Test = number(t)
+		}
+		if t := sp.GetAttr("validation"); !t.IsNull() {
+			s.Validation = number(t)
+		}
 		if seed := sp.GetAttr("seed"); !seed.IsNull() {
 			f := number(seed)
 			if f != math.Trunc(f) || math.Abs(f) > 1<<53 {

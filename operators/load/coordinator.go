@@ -42,6 +42,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if cfg.TestSource != "" {
 		inputs = append(inputs, &input{attr: "test_source", spec: cfg.TestSource, dataset: manifest.Test})
 	}
+	if cfg.ValidationSource != "" {
+		inputs = append(inputs, &input{attr: "validation_source", spec: cfg.ValidationSource, dataset: manifest.Validation})
+	}
 	for _, in := range inputs {
 		if err := in.resolve(ctx, s); err != nil {
 			return cty.NilVal, err
@@ -174,13 +177,17 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	// Assemble the datasets from the tasks' pieces.
 	pieces := map[string][]*manifest.Piece{}
 	for _, o := range outs {
-		for _, ds := range []string{manifest.Train, manifest.Test} {
+		for _, ds := range manifest.Datasets {
 			if p := o.Pieces[ds]; p != nil {
 				pieces[ds] = append(pieces[ds], p)
 			}
 		}
 	}
-	if err := manifest.LoadPieces(ctx, run, append(append([]*manifest.Piece(nil), pieces[manifest.Train]...), pieces[manifest.Test]...)); err != nil {
+	var all []*manifest.Piece
+	for _, ds := range manifest.Datasets {
+		all = append(all, pieces[ds]...)
+	}
+	if err := manifest.LoadPieces(ctx, run, all); err != nil {
 		return cty.NilVal, err
 	}
 	base := manifest.Manifest{
@@ -189,21 +196,26 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	ms := map[string]*manifest.Manifest{}
 	stats := map[string]*manifest.Stats{}
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	for _, ds := range manifest.Datasets {
 		m := base
 		m.Dataset = ds
 		stats[ds] = manifest.Assemble(&m, pieces[ds])
 		ms[ds] = &m
 	}
-	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features)
+	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features, ms[manifest.Validation].Features)
 	for ii, in := range inputs {
 		src := in.describe()
 		src.Lines, src.Skipped = lines[ii], skipped[ii]
 		ms[in.dataset].Source = src
 		if in.dataset == manifest.Train && cfg.Split != nil {
-			ms[manifest.Test].Source = src
-			sp := &manifest.Split{Test: cfg.Split.Test, Seed: cfg.Split.Seed, Hash: SplitHash}
-			ms[manifest.Train].Split, ms[manifest.Test].Split = sp, sp
+			sp := &manifest.Split{Test: cfg.Split.Test, Validation: cfg.Split.Validation, Seed: cfg.Split.Seed, Hash: SplitHash}
+			ms[manifest.Train].Split = sp
+			if cfg.Split.Test > 0 {
+				ms[manifest.Test].Source, ms[manifest.Test].Split = src, sp
+			}
+			if cfg.Split.Validation > 0 {
+				ms[manifest.Validation].Source, ms[manifest.Validation].Split = src, sp
+			}
 		}
 	}
 	for _, in := range inputs {
@@ -211,13 +223,16 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			return cty.NilVal, fmt.Errorf("%s %q holds no rows: %s", in.attr, in.spec, describeNoRows(m.Source))
 		}
 	}
-	if cfg.Split != nil && ms[manifest.Test].Rows == 0 {
+	if cfg.Split != nil && cfg.Split.Test > 0 && ms[manifest.Test].Rows == 0 {
 		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("split = { test = %g } left the test set empty (%d rows in all): use a larger fraction or more data", cfg.Split.Test, ms[manifest.Train].Rows)})
+	}
+	if cfg.Split != nil && cfg.Split.Validation > 0 && ms[manifest.Validation].Rows == 0 {
+		s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("split = { validation = %g } left the validation set empty (%d rows in all): use a larger fraction or more data", cfg.Split.Validation, ms[manifest.Train].Rows)})
 	}
 
 	out := map[string]cty.Value{}
 	var rows int64
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	for _, ds := range manifest.Datasets {
 		m := ms[ds]
 		m.Features = features
 		if out[ds], err = WriteDataset(ctx, run, s.Key(), m, stats[ds]); err != nil {
@@ -227,10 +242,16 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	out["rows"] = cty.NumberIntVal(rows)
 	out["features"] = cty.NumberIntVal(int64(features))
-	tr, te := ms[manifest.Train], ms[manifest.Test]
-	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("train %d rows (%.1f%% positive), test %d rows, %d features, %d+%d partitions",
-		tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), te.Rows, features, len(tr.Partitions), len(te.Partitions)),
-		Metrics: map[string]float64{"train_rows": float64(tr.Rows), "test_rows": float64(te.Rows), "features": float64(features)}})
+	tr, te, va := ms[manifest.Train], ms[manifest.Test], ms[manifest.Validation]
+	note := fmt.Sprintf("train %d rows (%.1f%% positive), test %d rows, %d features, %d+%d partitions",
+		tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), te.Rows, features, len(tr.Partitions), len(te.Partitions))
+	metrics := map[string]float64{"train_rows": float64(tr.Rows), "test_rows": float64(te.Rows), "features": float64(features)}
+	if va.Rows > 0 {
+		note = fmt.Sprintf("train %d rows (%.1f%% positive), validation %d rows, test %d rows, %d features, %d+%d+%d partitions",
+			tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), va.Rows, te.Rows, features, len(tr.Partitions), len(va.Partitions), len(te.Partitions))
+		metrics["validation_rows"] = float64(va.Rows)
+	}
+	s.Event(operators.Event{Kind: "note", Note: note, Metrics: metrics})
 	return cty.ObjectVal(out), nil
 }
 

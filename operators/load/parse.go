@@ -18,8 +18,8 @@ const KindParse = "load.parse"
 
 // parseParams are a parse task's parameters.
 type parseParams struct {
-	// Dataset is where the rows go: "train" or "test"; with Split, each row
-	// goes to one of them by its hash.
+	// Dataset is where the rows go: "train", "test" or "validation"; with
+	// Split, each row goes to one of them by its hash.
 	Dataset        string     `json:"dataset"`
 	Split          *splitSpec `json:"split,omitempty"`
 	Segments       []segment  `json:"segments"`
@@ -113,10 +113,11 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			b.Abort()
 		}
 	}()
-	// Both sides get a piece, even an empty one.
+	// Every side gets a piece, even an empty one.
 	builder(p.Dataset)
 	if split != nil {
 		builder(manifest.Test)
+		builder(manifest.Validation)
 	}
 
 	out := &parseOutput{Lines: make([]int64, len(p.Segments))}
@@ -135,8 +136,10 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		add := func(r *dataset.Row) error {
 			pr.Post(r)
 			ds := p.Dataset
-			if split != nil && split.test(r) {
-				ds = manifest.Test
+			if split != nil {
+				if to := split.dataset(r); to != "" {
+					ds = to
+				}
 			}
 			return builder(ds).Add(r)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/manifest"
 )
 
 func TestTaskCount(t *testing.T) {
@@ -92,17 +93,29 @@ func TestRowHash(t *testing.T) {
 	if a == b || a == RowHash(1, &c) || a != RowHash(1, &r) {
 		t.Error("RowHash ignores the seed or the values, or is not deterministic")
 	}
-	// About the right fraction goes to test.
+	// About the right fractions go to test and validation, and adding a
+	// validation fraction leaves the test set as it was.
 	s := newSplitter(&splitSpec{Test: 0.25, Seed: 9})
-	test := 0
+	sv := newSplitter(&splitSpec{Test: 0.25, Validation: 0.1, Seed: 9})
+	test, val := 0, 0
 	for i := 0; i < 40000; i++ {
 		row := dataset.Row{Label: float32(i % 2), Indices: []uint32{uint32(i)}, Values: []float32{1}}
-		if s.test(&row) {
+		a, b := s.dataset(&row), sv.dataset(&row)
+		if a == manifest.Test {
 			test++
+		}
+		if b == manifest.Validation {
+			val++
+		}
+		if (a == manifest.Test) != (b == manifest.Test) || a == manifest.Validation {
+			t.Fatalf("row %d: %q without validation, %q with it", i, a, b)
 		}
 	}
 	if test < 9600 || test > 10400 {
 		t.Errorf("%d of 40000 rows in test, want about 10000", test)
+	}
+	if val < 3700 || val > 4300 {
+		t.Errorf("%d of 40000 rows in validation, want about 4000", val)
 	}
 }
 

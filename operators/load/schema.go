@@ -11,26 +11,43 @@ import (
 // Schema is the `load` block.
 var Schema = &operators.Schema{
 	Name:    "load",
-	Version: 1,
+	Version: 2, // 2: validation sets
 	Doc:     "Parses a dataset into partitions in the blob store, with row counts and per-feature statistics.",
 	Attrs: []operators.Attr{
 		{Name: "source", Type: cty.String, Required: true, Path: true,
 			Doc: "Training data: a path or glob relative to the pipeline directory, or an s3:// URI."},
 		{Name: "test_source", Type: cty.String, Path: true,
 			Doc: "Held-out test data, in the same format; or use split."},
+		{Name: "validation_source", Type: cty.String, Path: true,
+			Doc: "Held-out validation data, in the same format, that training stops on and grid_search ranks by; or use split."},
 		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv", "jsonl", "parquet"},
 			Doc: "Input format: libsvm, criteo (TSV), csv, jsonl (JSON lines: one object per line) or parquet (a file, or a directory or s3:// prefix of files; read by row group). gzip, zstd and bzip2 compression of text formats is found by content and undone."},
-		{Name: "hash_bits", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(30),
+		{Name: "hash_bits", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(30),
 			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo, csv and jsonl default to 20). For libsvm, hash the feature indices into 2^hash_bits slots (as Vowpal Wabbit's -b); without it indices are used as they are."},
-		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "seed": cty.Number}, []string{"seed"}),
-			Doc: "Hold out a deterministic hash-selected fraction as the test set: { test = 0.1, seed = 1 }.",
+		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "validation": cty.Number, "seed": cty.Number}, []string{"test", "validation", "seed"}),
+			Doc: "Hold out deterministic hash-selected fractions of source as the test and validation sets: { test = 0.1, validation = 0.1, seed = 1 }.",
 			Check: func(v cty.Value) error {
-				t := v.GetAttr("test")
-				if t.IsKnown() && !t.IsNull() {
+				sum, given := 0.0, 0
+				for _, name := range []string{"test", "validation"} {
+					t := v.GetAttr(name)
+					if !t.IsKnown() || t.IsNull() {
+						continue
+					}
 					f, _ := t.AsBigFloat().Float64()
 					if f <= 0 || f >= 1 {
-						return fmt.Errorf("split.test must be a fraction between 0 and 1 (exclusive), got %g", f)
+						return fmt.Errorf("split.%s must be a fraction between 0 and 1 (exclusive), got %g", name, f)
 					}
+					sum += f
+					given++
+				}
+				if given == 0 && v.GetAttr("test").IsKnown() && v.GetAttr("validation").IsKnown() {
+					return fmt.Errorf("split needs test, validation or both, such as { test = 0.1, validation = 0.1 }")
+				}
+				if sum >= 1 {
+					return fmt.Errorf("split.test and split.validation add up to %g, leaving no training rows; together they must stay below 1", sum)
+				}
+				if sd := v.GetAttr("seed"); sd.IsKnown() && !sd.IsNull() && !sd.AsBigFloat().IsInt() {
+					return fmt.Errorf("split.seed must be a whole number; got %s", sd.AsBigFloat().Text('g', -1))
 				}
 				return nil
 			}},
@@ -57,22 +74,27 @@ var Schema = &operators.Schema{
 			Doc: "CSV only: whether each file starts with a header line naming its columns (default true). Without one, columns are named by position: label = 0 for the first."},
 		{Name: "log1p", Type: cty.Bool, Default: cty.False,
 			Doc: "Criteo, CSV, JSON lines and Parquet: transform numeric columns with log(1+x)."},
-		{Name: "partition_bytes", Type: cty.Number, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
+		{Name: "partition_bytes", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4 << 20), Min: operators.Float(4096),
 			Doc: "Target size of one partition in bytes."},
-		{Name: "tasks", Type: cty.Number, Min: operators.Float(1), Max: operators.Float(100000),
+		{Name: "tasks", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(100000),
 			Doc: "Number of parse tasks for each of source and test_source; by default one per 32 MiB or so, more on a large backend (see the package documentation)."},
 	},
 	Outputs: map[string]cty.Type{
-		"train":    operators.DatasetType,
-		"test":     operators.DatasetType,
-		"rows":     cty.Number,
-		"features": cty.Number,
+		"train":      operators.DatasetType,
+		"test":       operators.DatasetType,
+		"validation": operators.DatasetType,
+		"rows":       cty.Number,
+		"features":   cty.Number,
 	},
 	Check: func(cfg cty.Value) []operators.Problem {
 		var ps []operators.Problem
-		if !cfg.GetAttr("test_source").IsNull() && !cfg.GetAttr("split").IsNull() {
-			ps = append(ps, operators.Problem{Attr: "split", Summary: "Conflicting test set",
-				Detail: "Set either test_source or split, not both."})
+		if sp := cfg.GetAttr("split"); sp.IsKnown() && !sp.IsNull() {
+			for _, side := range []string{"test", "validation"} {
+				if !cfg.GetAttr(side+"_source").IsNull() && sp.GetAttr(side).IsKnown() && !sp.GetAttr(side).IsNull() {
+					ps = append(ps, operators.Problem{Attr: "split", Summary: "Conflicting " + side + " set",
+						Detail: fmt.Sprintf("Set either %s_source or split.%s, not both.", side, side)})
+				}
+			}
 		}
 		format := cfg.GetAttr("format")
 		if !format.IsKnown() || format.IsNull() {

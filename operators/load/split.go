@@ -4,13 +4,16 @@ import (
 	"math"
 
 	"github.com/stratus-ml/stratus/dataset"
+	"github.com/stratus-ml/stratus/dataset/manifest"
 )
 
 // SplitHash names the hash split's function in manifests.
 const SplitHash = "stratus-row-v1"
 
-// splitter assigns parsed rows to train or test by a hash of their content
-// and the seed: test when RowHash(seed, row) / 2^64 < the test fraction.
+// splitter assigns parsed rows to train, test or validation by a hash of
+// their content and the seed: with u = RowHash(seed, row) / 2^64, test when
+// u < the test fraction, validation when u < test + validation, else train.
+// Adding a validation fraction leaves the test set as it was.
 // Hashing the parsed row (not its line number or position) makes the split
 // independent of how the input is cut into tasks, of file names and of
 // formatting ("1" and "1.0" are the same value); identical rows always land
@@ -18,15 +21,22 @@ const SplitHash = "stratus-row-v1"
 type splitter struct {
 	seed      uint64
 	threshold uint64 // test when hash>>11 < threshold (53-bit fraction)
+	val       uint64 // validation when threshold ≤ hash>>11 < val
 }
 
 func newSplitter(s *splitSpec) *splitter {
-	return &splitter{seed: uint64(s.Seed), threshold: uint64(s.Test * (1 << 53))}
+	return &splitter{seed: uint64(s.Seed), threshold: uint64(s.Test * (1 << 53)), val: uint64((s.Test + s.Validation) * (1 << 53))}
 }
 
-// test reports whether r goes to the test set.
-func (s *splitter) test(r *dataset.Row) bool {
-	return RowHash(s.seed, r)>>11 < s.threshold
+// dataset returns the dataset r goes to, or "" for the default (train).
+func (s *splitter) dataset(r *dataset.Row) string {
+	switch u := RowHash(s.seed, r) >> 11; {
+	case u < s.threshold:
+		return manifest.Test
+	case u < s.val:
+		return manifest.Validation
+	}
+	return ""
 }
 
 // RowHash is the split's hash of a row: its label, entry count, and each

@@ -60,7 +60,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		return cty.NilVal, err
 	}
 	in := map[string]*manifest.Manifest{}
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	sets := []string{manifest.Train, manifest.Test}
+	if uris[manifest.Validation] != "" {
+		sets = append(sets, manifest.Validation)
+	}
+	for _, ds := range sets {
 		if in[ds], err = manifest.Open(ctx, run, uris[ds]); err != nil {
 			return cty.NilVal, fmt.Errorf("input %s: %w", ds, err)
 		}
@@ -69,8 +73,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if train.Rows == 0 {
 		return cty.NilVal, fmt.Errorf("input train set %s has no rows", uris[manifest.Train])
 	}
-	if test.Rows > 0 && test.Features != train.Features {
-		return cty.NilVal, fmt.Errorf("input train and test sets have %d and %d features; normalize needs one feature space", train.Features, test.Features)
+	for _, ds := range sets[1:] {
+		if m := in[ds]; m.Rows > 0 && m.Features != train.Features {
+			return cty.NilVal, fmt.Errorf("input train and %s sets have %d and %d features; normalize needs one feature space", ds, train.Features, m.Features)
+		}
 	}
 	stats, err := train.ReadStats(ctx, run)
 	if err != nil {
@@ -93,8 +99,12 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	dense := len(step.Densified())
 	norm.Densified = dense
-	if added := (train.Rows + test.Rows) * int64(dense); added > MaxDensified {
-		return cty.NilVal, fmt.Errorf("%s would give %d features a non-zero value where rows store none, adding up to %d entries (%d rows): more than the %d this stage allows. Use method = \"standard\" without center (zeros stay zero), or min_max with range = [0, hi] on non-negative features", describe(method, lo, hi, center), dense, added, train.Rows+test.Rows, MaxDensified)
+	allRows := train.Rows + test.Rows
+	if v := in[manifest.Validation]; v != nil {
+		allRows += v.Rows
+	}
+	if added := allRows * int64(dense); added > MaxDensified {
+		return cty.NilVal, fmt.Errorf("%s would give %d features a non-zero value where rows store none, adding up to %d entries (%d rows): more than the %d this stage allows. Use method = \"standard\" without center (zeros stay zero), or min_max with range = [0, hi] on non-negative features", describe(method, lo, hi, center), dense, added, allRows, MaxDensified)
 	}
 	total := step
 	if train.Normalization != nil {
@@ -117,10 +127,13 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	type taskRef struct{ ds string }
 	var tasks []operators.Task
 	var refs []taskRef
-	nparts := len(train.Partitions) + len(test.Partitions)
+	nparts := 0
+	for _, ds := range sets {
+		nparts += len(in[ds].Partitions)
+	}
 	slots := TasksPerSlot * max(1, s.Capacity())
 	per := max(1, (nparts+slots-1)/slots, MinTaskBytes/max(1, train.PartitionBytes))
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	for _, ds := range sets {
 		m := in[ds]
 		key, _ := manifest.KeyOf(run, uris[ds])
 		for lo := 0; lo < len(m.Partitions); lo += per {
@@ -144,14 +157,26 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		}
 		pieces[refs[i].ds] = append(pieces[refs[i].ds], &p)
 	}
-	if err := manifest.LoadPieces(ctx, run, append(pieces[manifest.Train], pieces[manifest.Test]...)); err != nil {
+	var all []*manifest.Piece
+	for _, ds := range sets {
+		all = append(all, pieces[ds]...)
+	}
+	if err := manifest.LoadPieces(ctx, run, all); err != nil {
 		return cty.NilVal, err
 	}
 
 	out := map[string]cty.Value{}
 	var rows int64
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	for _, ds := range manifest.Datasets {
 		src := in[ds]
+		if src == nil { // an input without a validation set: an empty one
+			m := &manifest.Manifest{Dataset: ds, Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
+				Format: train.Format, Features: train.Features, Normalization: norm}
+			if out[ds], err = load.WriteDataset(ctx, run, s.Key(), m, manifest.Assemble(m, nil)); err != nil {
+				return cty.NilVal, err
+			}
+			continue
+		}
 		m := &manifest.Manifest{
 			Dataset: ds, Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
 			Format: src.Format, Source: src.Source, Split: src.Split, PartitionBytes: src.PartitionBytes,
@@ -193,11 +218,17 @@ func inputURIs(v cty.Value) (map[string]string, error) {
 		return nil, fmt.Errorf("%s; got %s", want, v.Type().FriendlyName())
 	}
 	out := map[string]string{}
-	for _, ds := range []string{manifest.Train, manifest.Test} {
+	for _, ds := range manifest.Datasets {
+		if ds == manifest.Validation && !v.Type().HasAttribute(ds) {
+			continue // optional: an input from before validation sets
+		}
 		if !v.Type().HasAttribute(ds) {
 			return nil, fmt.Errorf("%s; this value has no %q attribute", want, ds)
 		}
 		d := v.GetAttr(ds)
+		if ds == manifest.Validation && d.IsNull() {
+			continue
+		}
 		if d.IsNull() || !d.Type().IsObjectType() || !d.Type().HasAttribute("manifest") || d.GetAttr("manifest").IsNull() || !d.GetAttr("manifest").Type().Equals(cty.String) {
 			return nil, fmt.Errorf("%s; its %q is not a dataset", want, ds)
 		}

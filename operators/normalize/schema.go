@@ -11,7 +11,7 @@ import (
 // Schema is the `normalize` block.
 var Schema = &operators.Schema{
 	Name:    "normalize",
-	Version: 2, // 2: hashed categorical slots are left unscaled
+	Version: 3, // 2: hashed categorical slots are left unscaled; 3: validation sets
 	Doc:     "Scales features with statistics of the training set; the test set is scaled with the same statistics.",
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
@@ -50,9 +50,10 @@ var Schema = &operators.Schema{
 		return nil
 	},
 	Outputs: map[string]cty.Type{
-		"train":    operators.DatasetType,
-		"test":     operators.DatasetType,
-		"rows":     cty.Number,
-		"features": cty.Number,
+		"train":      operators.DatasetType,
+		"test":       operators.DatasetType,
+		"validation": operators.DatasetType,
+		"rows":       cty.Number,
+		"features":   cty.Number,
 	},
 }

@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
-# Time to accuracy on a Criteo-like file, Stratus against liblinear, in one run.
+# Time to accuracy, Stratus with its defaults against liblinear and scikit-learn,
+# all measured in this run, on three data sets:
 #
-# Generates ROWS training rows (default 2,000,000: about 670 MB of LIBSVM) and a
-# held-out file of ROWS/10 rows from the same ground truth, runs
-#   liblinear-train -s 0 -c 0.1 (parse + train) and liblinear-predict -b 1,
-# takes liblinear's test log loss, and runs `stratus apply` (load + train on the
-# embedded default) until its test log loss is within 1% of liblinear's — once
-# undisturbed and once with churn: functions killed at random and workers relaunched
-# at a 3 s lifetime. Prints wall time, peak memory and test log loss of each, and the
-# ratios to liblinear.
+#   a9a          testdata/a9a → testdata/a9a.t
+#   heart_scale  testdata/heart_scale, every fifth line held out as the test set
+#   generated    ROWS Criteo-like rows (default 200,000) from `stratus gen criteo`,
+#                and ROWS/10 test rows from the same ground truth
 #
-# Needs liblinear-tools (apt-get install liblinear-tools) and GNU time (/usr/bin/time).
-# Environment: ROWS, BENCH_DIR (kept if set), STRATUS (default bin/stratus),
-# WORKERS (default 3).
+# For each: liblinear-train -s 0 -c C (parse + train; C = 1, liblinear's default,
+# LIBLINEAR_C to change) and liblinear-predict -b 1 give the reference test log
+# loss; the target is within 1% of it. Then
+#   - stratus apply of load + train with no training arguments at all (defaults),
+#   - scikit-learn LogisticRegression (C, otherwise its defaults: lbfgs, at most
+#     100 iterations) and SGDClassifier(loss="log_loss") with its defaults (system
+#     /usr/bin/python3),
+# each with wall time (Stratus and liblinear: the whole process; scikit-learn: load
+# + fit inside the process, without the interpreter's start and imports), peak
+# memory (/usr/bin/time -v, whole process), final test log loss, and whether the
+# target was reached. Stratus also prints its solver and stopping reason. The
+# tools run one after another, each alone.
+#
+# Last, on the generated set, asynchronous SGD (solver = "sgd", 3 workers) stopped
+# at the target, once undisturbed and once with churn: functions killed at random
+# and workers relaunched at a 3 s lifetime.
+#
+# Needs liblinear-tools, python3-sklearn and GNU time. Environment: ROWS,
+# BENCH_DIR (kept if set), STRATUS (default bin/stratus), LIBLINEAR_C, WORKERS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+repo=$(pwd)
 
-rows=${ROWS:-2000000}
+rows=${ROWS:-200000}
 workers=${WORKERS:-3}
+C=${LIBLINEAR_C:-1}
+py=/usr/bin/python3
 stratus=$(realpath "${STRATUS:-bin/stratus}")
-for tool in liblinear-train liblinear-predict /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install liblinear-tools time)" >&2; exit 1; }
+for tool in liblinear-train liblinear-predict /usr/bin/time $py; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install liblinear-tools python3-sklearn time)" >&2; exit 1; }
 done
+$py -c 'import sklearn' 2>/dev/null || { echo "bench: scikit-learn is missing (apt-get install python3-sklearn)" >&2; exit 1; }
 [ -x "$stratus" ] || go build -o "$stratus" ./cmd/stratus
 
 dir=${BENCH_DIR:-}
@@ -32,13 +49,23 @@ fi
 mkdir -p "$dir"
 cd "$dir"
 
-if [ ! -s train.svm ] || [ "$(cat rows 2>/dev/null)" != "$rows" ]; then
+# Data.
+mkdir -p a9a heart gen
+cp "$repo/testdata/a9a" a9a/train.svm
+cp "$repo/testdata/a9a.t" a9a/test.svm
+awk 'NR % 5 != 0' "$repo/testdata/heart_scale" > heart/train.svm
+awk 'NR % 5 == 0' "$repo/testdata/heart_scale" > heart/test.svm
+if [ ! -s gen/train.svm ] || [ "$(cat gen/rows 2>/dev/null)" != "$rows" ]; then
   echo "generating $rows rows ..." >&2
-  "$stratus" gen criteo --rows "$rows" --seed 1 --format libsvm -o train.svm 2>gen.log
-  "$stratus" gen criteo --rows $((rows / 10)) --seed 2 --format libsvm -o test.svm 2>>gen.log
-  echo "$rows" > rows
+  "$stratus" gen criteo --rows "$rows" --seed 1 --format libsvm -o gen/train.svm 2>gen/gen.log
+  "$stratus" gen criteo --rows $((rows / 10)) --seed 2 --format libsvm -o gen/test.svm 2>>gen/gen.log
+  echo "$rows" > gen/rows
 fi
-bayes=$(grep -m1 'Bayes logloss' gen.log | awk '{print $3}')
+
+# peak FILE: peak resident memory in MB from a /usr/bin/time -v report.
+peak() { awk -F: '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$1"; }
+# wall FILE: elapsed seconds from a /usr/bin/time -v report.
+wall() { awk '/Elapsed \(wall clock\)/ { n = split($NF, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$1"; }
 
 # logloss PREDICTIONS TEST: liblinear-predict -b 1 output against the test labels.
 logloss() {
@@ -48,69 +75,100 @@ logloss() {
        END { printf "%.5f", s / n }' "$1" "$2"
 }
 
-echo "liblinear-train -s 0 -c 0.1 ..." >&2
-/usr/bin/time -f "%e %M" -o ll.time liblinear-train -q -s 0 -c 0.1 train.svm model.ll
-liblinear-predict -b 1 test.svm model.ll pred.ll >/dev/null
-ll_loss=$(logloss pred.ll test.svm)
-read -r ll_wall ll_kb < ll.time
-target=$(awk -v l="$ll_loss" 'BEGIN { printf "%.5f", l * 1.01 }')
+cat > sk.py <<'PY'
+import sys, time
+from sklearn.datasets import load_svmlight_file
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.metrics import log_loss
+kind, train, test, C = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+t = time.time()
+Xtr, ytr = load_svmlight_file(train)
+Xte, yte = load_svmlight_file(test, n_features=Xtr.shape[1])
+if kind == "lr":
+    m = LogisticRegression(C=C).fit(Xtr, ytr)
+else:
+    m = SGDClassifier(loss="log_loss", random_state=1).fit(Xtr, ytr)
+dt = time.time() - t
+print("%.3f %.5f" % (dt, log_loss(yte, m.predict_proba(Xte)[:, 1], labels=[-1, 1] if min(ytr) < 0 else [0, 1])))
+PY
 
-# run_stratus NAME BACKEND TRAIN_EXTRA: apply load + train in DIR/NAME; sets
-# st_wall, st_kb, st_loss, st_log.
-run_stratus() {
+printf '%-12s %-34s %9s %10s %13s %8s  %s\n' "data" "tool" "wall (s)" "peak (MB)" "test logloss" "target" "notes"
+within() { awk -v l="$1" -v t="$2" 'BEGIN { print (l <= t) ? "yes" : "no" }'; }
+
+for set in a9a heart gen; do
+  /usr/bin/time -v -o "$set/ll.time" liblinear-train -q -s 0 -c "$C" "$set/train.svm" "$set/model.ll"
+  liblinear-predict -b 1 "$set/test.svm" "$set/model.ll" "$set/pred.ll" >/dev/null
+  ll=$(logloss "$set/pred.ll" "$set/test.svm")
+  target=$(awk -v l="$ll" 'BEGIN { printf "%.5f", l * 1.01 }')
+  printf '%-12s %-34s %9s %10s %13s %8s  %s\n' "$set" "liblinear -s 0 -c $C" "$(wall "$set/ll.time")" "$(peak "$set/ll.time")" "$ll" "ref" "target $target"
+
+  mkdir -p "$set/stratus"
+  cat > "$set/stratus/main.hcl" <<HCL
+load "data" {
+  source      = "../train.svm"
+  test_source = "../test.svm"
+}
+
+train "lr" {
+  input = load.data
+}
+
+output "test_logloss" { value = train.lr.metrics.test_logloss }
+HCL
+  rm -rf "$set/stratus/.stratus"
+  /usr/bin/time -v -o "$set/st.time" "$stratus" apply -auto-approve -no-color "$set/stratus" > "$set/st.log" 2>&1 || { cat "$set/st.log" >&2; exit 1; }
+  st=$(printf '%.5f' "$("$stratus" output -json "$set/stratus" test_logloss)")
+  how=$(grep -o 'solver [a-z]* ([^)]*)' "$set/st.log" | head -1 | sed 's/ (.*//')
+  why=$(grep -o 'stopped ([a-z_ ]*) after [^:]*: [^;]*' "$set/st.log" | head -1)
+  printf '%-12s %-34s %9s %10s %13s %8s  %s\n' "" "stratus apply (defaults)" "$(wall "$set/st.time")" "$(peak "$set/st.time")" "$st" "$(within "$st" "$target")" "$how; $why"
+
+  for kind in lr sgd; do
+    /usr/bin/time -v -o "$set/$kind.time" $py sk.py "$kind" "$set/train.svm" "$set/test.svm" "$C" > "$set/$kind.out"
+    read -r t l < "$set/$kind.out"
+    name="sklearn LogisticRegression C=$C"
+    [ "$kind" = sgd ] && name='sklearn SGDClassifier(log_loss)'
+    printf '%-12s %-34s %9s %10s %13s %8s  %s\n' "" "$name" "$t" "$(peak "$set/$kind.time")" "$l" "$(within "$l" "$target")" "load+fit in process"
+  done
+  [ "$set" = gen ] && gen_target=$target && gen_ll=$ll
+done
+
+# Asynchronous SGD on the generated set, stopped at the target, with and without churn.
+run_sgd() {
   local name=$1 backend=$2 extra=$3
-  mkdir -p "$name"
-  cat > "$name/main.hcl" <<HCL
+  mkdir -p "gen/$name"
+  cat > "gen/$name/main.hcl" <<HCL
 $backend
 
 load "clicks" {
   source      = "../train.svm"
   test_source = "../test.svm"
-  format      = "libsvm"
 }
 
 train "ctr" {
   input          = load.clicks
+  solver         = "sgd"
   workers        = $workers
   minibatch      = 100
   optimizer      = "adagrad"
   learning_rate  = 0.05
   epochs         = 5
-  target_logloss = $target
+  target_logloss = $gen_target
   eval_interval  = "1s"
 $extra
 }
 
 output "test_logloss" { value = train.ctr.metrics.test_logloss }
 HCL
-  rm -rf "$name/.stratus"
-  echo "stratus apply $name (load + train to test logloss $target) ..." >&2
-  /usr/bin/time -f "%e %M" -o "$name.time" "$stratus" apply -auto-approve -no-color "$name" > "$name.log" 2>&1 || { cat "$name.log" >&2; exit 1; }
-  st_loss=$("$stratus" output -json "$name" test_logloss)
-  read -r st_wall st_kb < "$name.time"
-  st_log="$name.log"
+  rm -rf "gen/$name/.stratus"
+  /usr/bin/time -v -o "gen/$name.time" "$stratus" apply -auto-approve -no-color "gen/$name" > "gen/$name.log" 2>&1 || { cat "gen/$name.log" >&2; exit 1; }
+  l=$(printf '%.5f' "$("$stratus" output -json "gen/$name" test_logloss)")
+  printf '%-12s %-34s %9s %10s %13s %8s  %s\n' "gen" "stratus sgd, $workers workers${4:+, $4}" "$(wall "gen/$name.time")" "$(peak "gen/$name.time")" "$l" "$(within "$l" "$gen_target")" "$(grep -o 'per iteration p50 [^;]*' "gen/$name.log" | head -1)"
 }
-
-run_stratus plain "" ""
-p_wall=$st_wall p_kb=$st_kb p_loss=$st_loss
-breakdown=$(grep -o 'per iteration p50 .*' "$st_log" | head -1)
-
-# The same with churn: every function killed at random (on average after 10 s) and
-# workers handing over to a new generation every 3 s.
-run_stratus churn 'backend "local" {
+run_sgd sgd "" ""
+run_sgd churn 'backend "local" {
   kill_every = "10s"
 }' '  lifetime       = "3s"
-  retries        = 20'
-c_wall=$st_wall c_kb=$st_kb c_loss=$st_loss
-killed=$(grep -c 'function killed' churn.log || true)
-relaunched=$(grep -c 'reached its lifetime' churn.log || true)
-
-printf '\n%d training rows (%s MB), %d test rows; Bayes logloss %s\n\n' "$rows" "$(du -m train.svm | cut -f1)" $((rows / 10)) "$bayes"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-printf '%-40s %10s %12s %14s %18s\n' "" "wall (s)" "peak (MB)" "test logloss" "vs liblinear"
-printf '%-40s %10.2f %12d %14.5f\n' "liblinear -s 0 -c 0.1 (parse+train)" "$ll_wall" $((ll_kb / 1024)) "$ll_loss"
-printf '%-40s %10.2f %12d %14.5f %8s× %5s× mem\n' "stratus apply (load+train)" "$p_wall" $((p_kb / 1024)) "$p_loss" "$(ratio "$p_wall" "$ll_wall")" "$(ratio "$p_kb" "$ll_kb")"
-printf '%-40s %10.2f %12d %14.5f %8s× %5s× mem\n' "stratus apply with churn" "$c_wall" $((c_kb / 1024)) "$c_loss" "$(ratio "$c_wall" "$ll_wall")" "$(ratio "$c_kb" "$ll_kb")"
-printf '\ntarget: test logloss within 1%% of liblinear (%s)\n' "$target"
-printf 'churn: %s functions killed and retried, %s workers relaunched at their 3 s lifetime\n' "$killed" "$relaunched"
-printf 'stratus workers: %s\n' "$breakdown"
+  retries        = 20' "churn"
+printf '\nchurn: %s functions killed and retried, %s workers relaunched at their 3 s lifetime\n' \
+  "$(grep -c 'function killed' gen/churn.log || true)" "$(grep -c 'reached its lifetime' gen/churn.log || true)"
+printf 'generated set: %d training rows, %d test rows; %s\n' "$rows" $((rows / 10)) "$(grep -m1 'Bayes logloss' gen/gen.log || true)"

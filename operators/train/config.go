@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -10,14 +11,23 @@ import (
 
 // Config is a train stage's evaluated configuration.
 type Config struct {
-	Model         string
-	Workers       int
-	Minibatch     int
-	LearningRate  float64
-	Optimizer     string
-	Momentum      float64
-	L2            float64
-	Epochs        int
+	Model string
+	// Solver is the solver asked for: "auto", "sgd" or "lbfgs" (see chooseSolver).
+	Solver       string
+	Workers      int
+	Minibatch    int
+	LearningRate float64
+	Optimizer    string
+	Momentum     float64
+	// L2 is the regularisation strength; L2Set says the pipeline gave it (the
+	// full-batch solver's default is 1/rows, liblinear's C = 1).
+	L2    float64
+	L2Set bool
+	// Epochs caps the passes over the training set; 0 means "until converged".
+	Epochs int
+	// SGDArgs says the pipeline gave an argument only SGD uses (optimizer,
+	// learning_rate, minibatch): solver "auto" then chooses SGD.
+	SGDArgs       bool
 	Timeout       time.Duration
 	TargetLogloss float64 // 0: none
 	Epsilon       float64 // 0: none
@@ -27,11 +37,21 @@ type Config struct {
 	KeepModel     bool // keep the model in psstore after exporting it
 }
 
+// SGD's defaults, for arguments a pipeline leaves out.
+const (
+	DefaultMinibatch    = 100
+	DefaultLearningRate = 0.1
+	DefaultOptimizer    = "adagrad"
+)
+
 // ParseConfig reads the schema's attributes (everything but input) from a stage's
 // configuration object. grid_search uses it too, after overriding trial parameters.
 func ParseConfig(v cty.Value) (Config, error) {
 	var c Config
 	str := func(name string) string {
+		if !v.Type().HasAttribute(name) {
+			return ""
+		}
 		a := v.GetAttr(name)
 		if a.IsNull() {
 			return ""
@@ -39,6 +59,9 @@ func ParseConfig(v cty.Value) (Config, error) {
 		return a.AsString()
 	}
 	f := func(name string) float64 {
+		if !v.Type().HasAttribute(name) {
+			return 0
+		}
 		a := v.GetAttr(name)
 		if a.IsNull() {
 			return 0
@@ -46,6 +69,16 @@ func ParseConfig(v cty.Value) (Config, error) {
 		var x float64
 		_ = gocty.FromCtyValue(a, &x)
 		return x
+	}
+	// whole reads an Integer argument; the schema refuses fractions in a train
+	// block, and this refuses them in a configuration built another way (a trial).
+	var bad error
+	whole := func(name string) int {
+		x := f(name)
+		if x != math.Trunc(x) && bad == nil {
+			bad = fmt.Errorf("%s must be a whole number; got %g", name, x)
+		}
+		return int(x)
 	}
 	d := func(name string) (time.Duration, error) {
 		s := str(name)
@@ -58,18 +91,36 @@ func ParseConfig(v cty.Value) (Config, error) {
 		}
 		return x, nil
 	}
+	set := func(name string) bool { return v.Type().HasAttribute(name) && !v.GetAttr(name).IsNull() }
 	c.Model = str("model")
-	c.Workers = int(f("workers"))
-	c.Minibatch = int(f("minibatch"))
+	c.Solver = str("solver")
+	if c.Solver == "" {
+		c.Solver = "auto"
+	}
+	c.SGDArgs = set("optimizer") || set("learning_rate") || set("minibatch")
+	c.Workers = whole("workers")
+	c.Minibatch = whole("minibatch")
 	c.LearningRate = f("learning_rate")
 	c.Optimizer = str("optimizer")
+	if c.Minibatch == 0 && !set("minibatch") {
+		c.Minibatch = DefaultMinibatch
+	}
+	if c.LearningRate == 0 && !set("learning_rate") {
+		c.LearningRate = DefaultLearningRate
+	}
+	if c.Optimizer == "" {
+		c.Optimizer = DefaultOptimizer
+	}
 	c.Momentum = f("momentum")
-	c.L2 = f("l2")
-	c.Epochs = int(f("epochs"))
+	c.L2, c.L2Set = f("l2"), set("l2")
+	c.Epochs = whole("epochs")
 	c.TargetLogloss = f("target_logloss")
 	c.Epsilon = f("epsilon")
-	c.Seed = int64(f("seed"))
+	c.Seed = int64(whole("seed"))
 	c.KeepModel = keepModel(v)
+	if bad != nil {
+		return c, bad
+	}
 	var err error
 	if c.Timeout, err = d("timeout"); err != nil {
 		return c, err
@@ -83,11 +134,19 @@ func ParseConfig(v cty.Value) (Config, error) {
 	if c.Workers < 1 || c.Minibatch < 1 {
 		return c, fmt.Errorf("workers and minibatch must be at least 1")
 	}
+	if c.Epochs < 1 && set("epochs") {
+		return c, fmt.Errorf("epochs must be at least 1; got %d", c.Epochs)
+	}
 	if c.LearningRate <= 0 {
 		return c, fmt.Errorf("learning_rate must be positive; got %g", c.LearningRate)
 	}
 	if c.EvalInterval <= 0 {
+		// Training until converged waits a window of evaluations past the best:
+		// evaluate more often, so the wait is short.
 		c.EvalInterval = time.Second
+		if c.Epochs == 0 {
+			c.EvalInterval = 250 * time.Millisecond
+		}
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -157,6 +158,27 @@ func (c control) putEval(ctx context.Context, p evalPoint) error {
 		return err
 	}
 	return c.ps.Append(ctx, c.prefix+"series", append(b, '\n'))
+}
+
+// putBest stores the weights of the best evaluation so far.
+func (c control) putBest(ctx context.Context, w []float32) error {
+	b := make([]byte, 4*len(w))
+	for i, x := range w {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return c.ps.Put(ctx, c.prefix+"best", b)
+}
+
+// best returns the weights putBest stored, or nil.
+func (c control) best(ctx context.Context, dim uint64) ([]float32, error) {
+	b, err := c.ps.Get(ctx, c.prefix+"best")
+	if errors.Is(err, psstore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeF32(b, dim)
 }
 
 func (c control) latestEval(ctx context.Context) (*evalPoint, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
 )
@@ -21,6 +22,8 @@ var Operator = &operators.Operator{
 	Handlers: map[string]operators.Handler{
 		"train.worker": runWorker,
 		"train.eval":   runEvaluator,
+		"train.grad":   runGrad,
+		"train.score":  runScore,
 	},
 }
 
@@ -86,6 +89,12 @@ type Result struct {
 	Duration time.Duration
 	// Breakdown is the per-iteration time of the workers.
 	Breakdown Breakdown
+	// Solver is the solver that ran ("sgd" or "lbfgs") and SolverWhy why it was
+	// chosen; Passes counts the full-batch solver's gradient passes.
+	Solver, SolverWhy string
+	Passes            int
+	// Validation holds the final metrics on the validation set, when there is one.
+	Validation *Metrics
 }
 
 // Breakdown is where a worker iteration's time goes, on average, with its p50 and
@@ -112,15 +121,32 @@ func (r *Result) Value() cty.Value {
 // MetricsValue is the metrics object of operators.MetricsType.
 func (r *Result) MetricsValue() cty.Value {
 	f := func(x float64) cty.Value {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
+		if math.IsNaN(x) {
+			return cty.NullVal(cty.Number) // no such figure: no test set, or no log loss
+		}
+		if math.IsInf(x, 0) {
 			return cty.NumberFloatVal(0)
 		}
 		return cty.NumberFloatVal(x)
 	}
+	// A loss the model has not (a linear SVM's log loss) is null, not 0.
+	loss := func(x float64) cty.Value {
+		if math.IsNaN(x) {
+			return cty.NullVal(cty.Number)
+		}
+		return f(x)
+	}
+	vl, va, vauc := cty.NullVal(cty.Number), cty.NullVal(cty.Number), cty.NullVal(cty.Number)
+	if v := r.Validation; v != nil {
+		vl, va, vauc = loss(v.Logloss), f(v.Accuracy), f(v.AUC)
+	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"test_logloss":        f(r.Metrics.Logloss),
+		"test_logloss":        loss(r.Metrics.Logloss),
 		"accuracy":            f(r.Metrics.Accuracy),
 		"auc":                 f(r.Metrics.AUC),
+		"validation_logloss":  vl,
+		"validation_accuracy": va,
+		"validation_auc":      vauc,
 		"iterations":          cty.NumberIntVal(r.Iterations),
 		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
 	})
@@ -149,6 +175,15 @@ func (e *DivergedError) Error() string {
 // worse than predicting a constant by far.
 const divergenceFactor = 4
 
+// SGD without epochs runs until the held-out loss converges: at most
+// sgdMaxEpochs passes, stopping when the best loss of the last convergenceWindow
+// evaluations improves on the best before them by less than sgdEpsilon (or
+// epsilon, when given).
+const (
+	sgdMaxEpochs = 100
+	sgdEpsilon   = 1e-3
+)
+
 // convergenceWindow is the number of evaluations epsilon compares over.
 const convergenceWindow = 5
 
@@ -158,6 +193,14 @@ const convergenceWindow = 5
 // model to the blob store and returns its figures.
 func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) {
 	cfg := o.Config
+	if cfg.Model == "" {
+		cfg.Model = "logistic_regression"
+	}
+	o.Config = cfg
+	solver, why := chooseSolver(cfg, o.Data)
+	if solver == "lbfgs" {
+		return runLBFGS(ctx, s, o, why)
+	}
 	ps, err := s.PSStore(ctx)
 	if err != nil {
 		return nil, err
@@ -202,16 +245,37 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	workersWave, evalWave = genWave(workersWave, gen), genWave(evalWave, gen)
 
 	trainUnits := makeUnits(o.Data.Train, workers, cfg.Minibatch)
-	testParts := o.Data.Test
-	if len(testParts) == 0 {
+	// What the evaluator measures, stops on and ranks by: the validation set; else,
+	// when training runs until it converges, a holdout of the training set; else
+	// the test set, as before validation sets existed.
+	heldName, heldParts, heldUnits := "test", o.Data.Test, []prefetch.Unit(nil)
+	epochs, eps := cfg.Epochs, cfg.Epsilon
+	if epochs == 0 {
+		epochs = sgdMaxEpochs
+		if eps == 0 {
+			eps = sgdEpsilon
+		}
+	}
+	switch {
+	case len(o.Data.Validation) > 0:
+		heldName, heldParts = "validation", o.Data.Validation
+	case cfg.Epochs == 0:
+		heldName, heldParts = "holdout", nil
+		trainUnits, heldUnits = holdout(o.Data.Train, trainUnits)
+	case len(heldParts) == 0:
 		// No test set: evaluate on the start of the training set, and say so.
-		testParts = headRows(o.Data.Train, 100_000)
+		heldName, heldParts = "training", headRows(o.Data.Train, 100_000)
 		s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: "no test set: reporting the loss on up to 100,000 training rows"})
 	}
+	if heldUnits == nil {
+		heldUnits = makeUnits(heldParts, 1, 1<<30)
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver sgd (%s): %d workers, %s, learning rate %g, minibatch %d; stopping on the %s loss",
+		why, workers, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
 	if err := saveUnits(ctx, st, dir+"units.json", trainUnits); err != nil {
 		return nil, err
 	}
-	if err := saveUnits(ctx, st, dir+"eval-units.json", makeUnits(testParts, 1, 1<<30)); err != nil {
+	if err := saveUnits(ctx, st, dir+"eval-units.json", heldUnits); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -219,12 +283,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	for i := range wtasks {
 		wtasks[i] = operators.Task{Kind: "train.worker"}
 		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
-			Minibatch: cfg.Minibatch, Epochs: cfg.Epochs, Seed: cfg.Seed, Prefetch: 2}); err != nil {
+			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model}); err != nil {
 			return nil, err
 		}
 	}
 	etask := operators.Task{Kind: "train.eval"}
-	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start}); err != nil {
+	keepBest := heldName == "validation" || heldName == "holdout"
+	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model}); err != nil {
 		return nil, err
 	}
 
@@ -323,10 +388,9 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			rate = float64(pt.Updates-min(pt.Updates, lastUpdates)) / dt
 		}
 		lastUpdate, lastUpdates = now, pt.Updates
-		s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: map[string]float64{
-			"test_logloss": finite(pt.Logloss), "accuracy": pt.Accuracy, "auc": pt.AUC,
-			"updates": float64(pt.Updates), "updates_per_second": rate, "t": pt.Seconds,
-		}})
+		m := heldMetrics(heldName, lossName(cfg.Model), pt.Logloss, pt.Accuracy, pt.AUC)
+		m["updates"], m["updates_per_second"], m["t"] = float64(pt.Updates), rate, pt.Seconds
+		s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
 		if o.OnEval != nil {
 			o.OnEval(ep)
 		}
@@ -334,12 +398,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			continue
 		}
 		switch {
-		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*math.Ln2 && len(res.Series) > 1:
+		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*zeroLoss(cfg.Model) && len(res.Series) > 1:
 			diverged = &DivergedError{Trial: o.Trial, Logloss: pt.Logloss, Seconds: pt.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 			stop("diverged")
 		case cfg.TargetLogloss > 0 && pt.Logloss <= cfg.TargetLogloss:
 			stop("target_logloss")
-		case cfg.Epsilon > 0 && converged(res.Series, cfg.Epsilon):
+		case eps > 0 && converged(res.Series, eps):
 			stop("converged")
 		}
 	}
@@ -362,12 +426,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		}
 	}
 	fp := fromJSONSafe(final)
+	res.Solver, res.SolverWhy = "sgd", why
 	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
 	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates, Iterations: fp.Pushes})
-	s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: map[string]float64{
-		"test_logloss": finite(fp.Logloss), "accuracy": fp.Accuracy, "auc": fp.AUC,
-		"updates": float64(fp.Updates), "t": fp.Seconds,
-	}})
+	m := heldMetrics(heldName, lossName(cfg.Model), fp.Logloss, fp.Accuracy, fp.AUC)
+	m["updates"], m["t"] = float64(fp.Updates), fp.Seconds
+	s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
 	if o.OnEval != nil {
 		o.OnEval(res.Series[len(res.Series)-1])
 	}
@@ -404,30 +468,114 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("export model: %w", err)
 	}
+	if keepBest {
+		// Keep the weights of the best held-out evaluation when training went past
+		// it (early stopping): the evaluator stored them.
+		best := res.Series[0]
+		for _, p := range res.Series {
+			if p.Logloss < best.Logloss {
+				best = p
+			}
+		}
+		if best.Logloss < res.Metrics.Logloss {
+			bw, err := ctl.best(ctx, dim)
+			if err != nil {
+				return nil, fmt.Errorf("read the best weights: %w", err)
+			}
+			if bw != nil {
+				w = bw
+				res.Metrics.Logloss, res.Metrics.Accuracy, res.Metrics.AUC = best.Logloss, best.Accuracy, best.AUC
+				s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (%s %.4f at %.1fs, not %.4f at the end)", heldName, lossName(cfg.Model), best.Logloss, best.Seconds, fp.Logloss)})
+			}
+		}
+	}
+	if heldName == "validation" || heldName == "holdout" {
+		// The evaluator measured another set: score the test set (if any) once.
+		if heldName == "validation" {
+			v := res.Metrics
+			res.Validation = &v
+		}
+		res.Metrics = Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
+		if len(o.Data.Test) > 0 {
+			if res.Metrics, err = scoreTest(ctx, s, ps, cfg.Model, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.Model == "linear_svm" {
+		// The evaluator's loss was the squared hinge, for the stopping rules: a
+		// linear SVM has no log loss to report.
+		res.Metrics.Logloss = math.NaN()
+		if res.Validation != nil {
+			res.Validation.Logloss = math.NaN()
+		}
+	}
+	// The model leaves psstore once its artifact is written (unless keep_model).
+	return finishRun(ctx, s, o, res, dir, w, func() { mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels) })
+}
+
+// finishRun writes the model artifact of a run that ended as res, with weights w,
+// under dir, then calls cleanup (when not nil) and reports the run's note and
+// summary.
+func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result, dir string, w []float32, cleanup func()) (*Result, error) {
+	st, err := s.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, key := o.Config, s.Key()
 	res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", &Artifact{
-		Model: cfg.Model, Features: o.Data.Features, Intercept: dim - 1, Input: o.Data.info(), Metrics: res.Metrics,
+		Model: cfg.Model, Features: o.Data.Features, Intercept: uint64(len(w)) - 1, Input: o.Data.info(), Metrics: res.Metrics,
+		Validation: res.Validation, Solver: res.Solver,
 		Iterations: res.Iterations, ExamplesPerSecond: res.ExamplesPerSecond, Stage: s.Address(), CacheKey: key,
 		Trial: o.Trial, Config: cfg, Stopped: res.Stopped, Created: time.Now().UTC(),
 	}, w)
 	if err != nil {
 		return nil, err
 	}
-	mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels)
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("stopped (%s) after %s: %d iterations, %.0f examples/s; %s",
-		res.Stopped, res.Duration.Round(10*time.Millisecond), res.Iterations, res.ExamplesPerSecond, res.Breakdown)})
-	s.Event(operators.Event{Kind: "summary", Labels: o.Labels, Metrics: map[string]float64{
-		"test_logloss": finite(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
+	if cleanup != nil {
+		cleanup()
+	}
+	how := fmt.Sprintf("%d iterations, %.0f examples/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
+	if res.Solver == "lbfgs" {
+		how = fmt.Sprintf("lbfgs, %d iterations, %d gradient passes", res.Iterations, res.Passes)
+		if v := res.Validation; v != nil && !math.IsNaN(v.Logloss) {
+			how += fmt.Sprintf("; validation logloss %.4f", v.Logloss)
+		} else if v != nil {
+			how += fmt.Sprintf("; validation accuracy %.4f", v.Accuracy)
+		}
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("stopped (%s) after %s: %s",
+		res.Stopped, res.Duration.Round(10*time.Millisecond), how)})
+	sum := map[string]float64{
+		"test_logloss": finiteOrNaN(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
 		"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond,
-		"iteration_p50_us": us(res.Breakdown.P50), "iteration_p99_us": us(res.Breakdown.P99),
-		"get_us": us(res.Breakdown.Get), "pull_us": us(res.Breakdown.Pull), "compute_us": us(res.Breakdown.Compute), "push_us": us(res.Breakdown.Push),
-	}})
+	}
+	if res.Solver == "lbfgs" {
+		sum["passes"] = float64(res.Passes)
+	} else {
+		for k, v := range map[string]float64{
+			"iteration_p50_us": us(res.Breakdown.P50), "iteration_p99_us": us(res.Breakdown.P99),
+			"get_us": us(res.Breakdown.Get), "pull_us": us(res.Breakdown.Pull), "compute_us": us(res.Breakdown.Compute), "push_us": us(res.Breakdown.Push),
+		} {
+			sum[k] = v
+		}
+	}
+	if v := res.Validation; v != nil {
+		sum["validation_logloss"], sum["validation_accuracy"], sum["validation_auc"] = finite(v.Logloss), v.Accuracy, v.AUC
+	}
+	for k, v := range sum {
+		if math.IsNaN(v) { // a figure the run does not have (no test set)
+			delete(sum, k)
+		}
+	}
+	s.Event(operators.Event{Kind: "summary", Labels: o.Labels, Metrics: sum})
 	return res, nil
 }
 
 // converged reports whether the best loss of the last window improved on the best
 // before it by less than a fraction eps.
 func converged(series []EvalPoint, eps float64) bool {
-	if len(series) < 2*convergenceWindow {
+	if len(series) <= convergenceWindow {
 		return false
 	}
 	best := func(ps []EvalPoint) float64 {
@@ -464,3 +612,91 @@ func finite(x float64) float64 {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// holdout sets aside about a tenth of the training units as the held-out set a run
+// without a validation set converges on: every tenth unit, or with fewer than ten
+// units (small data), the middle tenth of the rows of each partition. Ordered data
+// gives a biased holdout: give such data a validation set.
+func holdout(parts []PartRef, units []prefetch.Unit) (train, held []prefetch.Unit) {
+	if len(units) >= 10 {
+		for i, u := range units {
+			if i%10 == 9 {
+				held = append(held, u)
+			} else {
+				train = append(train, u)
+			}
+		}
+		return train, held
+	}
+	for _, p := range parts {
+		lo, hi := p.Rows*45/100, p.Rows*55/100
+		if p.Rows < 10 || lo == hi {
+			train = append(train, prefetch.Unit{Key: p.Key, Hi: -1})
+			continue
+		}
+		train = append(train, prefetch.Unit{Key: p.Key, Lo: 0, Hi: lo}, prefetch.Unit{Key: p.Key, Lo: hi, Hi: -1})
+		held = append(held, prefetch.Unit{Key: p.Key, Lo: lo, Hi: hi})
+	}
+	if len(held) == 0 { // nothing to hold out: converge on the training rows
+		held = train
+	}
+	return train, held
+}
+
+// scoreTest puts weights w under key and scores them on parts in one task.
+func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, modelKind, key, dir, wave string, parts []PartRef, w []float32) (Metrics, error) {
+	st, err := s.Blob(ctx)
+	if err != nil {
+		return Metrics{}, err
+	}
+	w64 := make([]float64, len(w))
+	for i, x := range w {
+		w64[i] = float64(x)
+	}
+	if err := ps.Put(ctx, key, encodeF64(w64)); err != nil {
+		return Metrics{}, fmt.Errorf("write weights: %w", err)
+	}
+	defer ps.Delete(context.WithoutCancel(ctx), key)
+	if err := saveUnits(ctx, st, dir+"test-units.json", makeUnits(parts, 1, 1<<30)); err != nil {
+		return Metrics{}, err
+	}
+	out, err := s.RunWave(ctx, operators.Wave{Name: wave, Tasks: []operators.Task{scoreTask(modelKind, key, dir+"test-units.json")}})
+	if err != nil {
+		return Metrics{}, err
+	}
+	var m Metrics
+	if err := json.Unmarshal(out[0].Output, &m); err != nil {
+		return Metrics{}, fmt.Errorf("bad score result: %w", err)
+	}
+	return m, nil
+}
+
+// wave names a wave of a run: name, then the trial's suffix.
+func wave(suffix, name string) string { return name + strings.ReplaceAll(suffix, "/", "-") }
+
+// heldMetrics names a held-out set's figures: test_logloss, accuracy and auc for
+// the test set (and the training rows that stand in for a missing one), else
+// <set>_logloss, <set>_accuracy and <set>_auc.
+func heldMetrics(set, lossName string, loss, acc, auc float64) map[string]float64 {
+	if set == "test" || set == "training" {
+		return map[string]float64{"test_" + lossName: finite(loss), "accuracy": acc, "auc": auc}
+	}
+	return map[string]float64{set + "_" + lossName: finite(loss), set + "_accuracy": acc, set + "_auc": auc}
+}
+
+// zeroLoss is a model's loss at w = 0: log 2 for logistic regression, 1 for the
+// squared hinge. The divergence bound is a multiple of it.
+func zeroLoss(model string) float64 {
+	if model == "linear_svm" {
+		return 1
+	}
+	return math.Ln2
+}
+
+// finiteOrNaN is finite(x), keeping NaN (a figure the run does not have).
+func finiteOrNaN(x float64) float64 {
+	if math.IsNaN(x) {
+		return x
+	}
+	return finite(x)
+}

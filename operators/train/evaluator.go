@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -21,11 +22,19 @@ type evalParams struct {
 	UnitsKey string        `json:"units"` // blob key of the evaluation units (JSON)
 	Interval time.Duration `json:"interval"`
 	Start    time.Time     `json:"start"` // when training started, for the series' time axis
+	// KeepBest stores the weights of each new best evaluation under the control
+	// key "best" (a held-out set the run stops on, never the test set).
+	KeepBest bool `json:"keep_best,omitempty"`
+	// Kind is the model's kind; a linear SVM is scored by its margins and its
+	// loss for the stopping rules is the mean squared hinge loss.
+	Kind string `json:"model_kind,omitempty"`
 }
 
 // evalResume carries nothing but the count of evaluations across generations.
 type evalResume struct {
 	Evaluations int `json:"evaluations"`
+	// Best is the lowest loss so far, whose weights are at the control key "best".
+	Best *float64 `json:"best,omitempty"`
 }
 
 // runEvaluator is the "train.eval" task: it loads the test set once, then every
@@ -49,6 +58,7 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	if err != nil {
 		return nil, err
 	}
+	set.margins = p.Kind == "linear_svm"
 	margin := handover(time.Until(t.Deadline))
 	// The first generation evaluates at least once, however short its lifetime;
 	// later ones yield rather than start an evaluation (its time measured in
@@ -64,6 +74,16 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
 		}
 		m := set.evaluate(w)
+		if set.margins {
+			m.Logloss = set.meanLoss(sqHingeLossFunc) // what the stopping rules compare
+		}
+		if p.KeepBest && !math.IsNaN(m.Logloss) && (rs.Best == nil || m.Logloss < *rs.Best) {
+			if err := ctl.putBest(ctx, w); err != nil {
+				return evalPoint{}, fmt.Errorf("keep the best weights: %w", err)
+			}
+			l := m.Logloss
+			rs.Best = &l
+		}
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.Logloss, Accuracy: m.Accuracy, AUC: m.AUC, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
 			pt.Updates, pt.Pushes = st.Updates, st.Pushes
@@ -121,6 +141,9 @@ type evalSet struct {
 	parts []partition.Batch
 	probs []float64
 	ys    []float32
+	// margins scores by the margin w·x (a linear SVM): accuracy at 0 and AUC, no
+	// log loss.
+	margins bool
 }
 
 // loadEvalSet reads every unit of the test set.
@@ -165,8 +188,28 @@ func (s *evalSet) evaluate(w []float32) Metrics {
 				}
 			}
 			s.probs[i] = sigmoid(z)
+			if s.margins {
+				s.probs[i] = z
+			}
 			i++
 		}
 	}
+	if s.margins {
+		return evaluateMargins(s.probs, s.ys)
+	}
 	return evaluate(s.probs, s.ys)
+}
+
+// meanLoss is the mean loss fn of the margins the last evaluate computed (margins
+// only).
+func (s *evalSet) meanLoss(fn lossFunc) float64 {
+	if len(s.probs) == 0 {
+		return 0
+	}
+	var sum float64
+	for i, z := range s.probs {
+		l, _ := fn(z, float64(s.ys[i]))
+		sum += l
+	}
+	return sum / float64(len(s.probs))
 }

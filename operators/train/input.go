@@ -13,12 +13,17 @@ import (
 // Data is what a training run needs of its input.
 type Data struct {
 	Train, Test []PartRef
+	// Validation, when present, is what stopping rules and rankings use; the test
+	// set is then only reported.
+	Validation []PartRef
 	// Features is the size of the feature space; the model has Features+1
 	// coordinates, the last being the intercept.
 	Features            int
 	TrainRows, TestRows int64
+	// TrainNNZ is the training set's stored entries, for the solver's memory estimate.
+	TrainNNZ int64
 	// TrainManifest and TestManifest are the manifests' URIs, for lineage.
-	TrainManifest, TestManifest string
+	TrainManifest, TestManifest, ValidationManifest string
 	// Format and Normalization say how raw input becomes features; the model
 	// artifact records them so predict applies the same transformation.
 	Format        manifest.Format
@@ -55,7 +60,7 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 	if err != nil {
 		return nil, fmt.Errorf("read training set: %w", err)
 	}
-	d := &Data{Features: tm.Features, TrainRows: tm.Rows, TrainManifest: trainURI, Format: tm.Format, Normalization: tm.Normalization, NormalizationStore: tm.Store}
+	d := &Data{Features: tm.Features, TrainRows: tm.Rows, TrainNNZ: tm.NNZ, TrainManifest: trainURI, Format: tm.Format, Normalization: tm.Normalization, NormalizationStore: tm.Store}
 	for _, p := range tm.Partitions {
 		d.Train = append(d.Train, PartRef{Key: p.Key, Rows: p.Rows})
 	}
@@ -74,6 +79,21 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 			for _, p := range m.Partitions {
 				d.Test = append(d.Test, PartRef{Key: p.Key, Rows: p.Rows})
 			}
+		}
+	}
+	if input.Type().HasAttribute(manifest.Validation) && !input.GetAttr(manifest.Validation).IsNull() {
+		valURI, err := uri(manifest.Validation)
+		if err != nil {
+			return nil, err
+		}
+		m, err := manifest.Open(ctx, st, valURI)
+		if err != nil {
+			return nil, fmt.Errorf("read validation set: %w", err)
+		}
+		d.ValidationManifest = valURI
+		d.Features = max(d.Features, m.Features)
+		for _, p := range m.Partitions {
+			d.Validation = append(d.Validation, PartRef{Key: p.Key, Rows: p.Rows})
 		}
 	}
 	if tm.Rows == 0 {

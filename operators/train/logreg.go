@@ -85,7 +85,10 @@ func (m *minibatch) build(b partition.Batch) {
 // gradient computes into m.g the gradient of the mean logistic loss of b at the
 // weights m.w (aligned with m.keys), and returns that mean loss. Labels are 0 or 1.
 // L2 regularisation is applied by the parameter server, not here.
-func (m *minibatch) gradient(b partition.Batch) float64 {
+func (m *minibatch) gradient(b partition.Batch) float64 { return m.gradientOf(b, nil) }
+
+// gradientOf is gradient for the loss fn (nil: the logistic loss, inlined).
+func (m *minibatch) gradientOf(b partition.Batch, fn lossFunc) float64 {
 	for i := range m.g {
 		m.g[i] = 0
 	}
@@ -110,8 +113,15 @@ func (m *minibatch) gradient(b partition.Batch) float64 {
 			}
 		}
 		y := float64(b.Labels[r])
-		loss += logistic(z, y)
-		d := (sigmoid(z) - y) * inv
+		var d float64
+		if fn == nil {
+			loss += logistic(z, y)
+			d = (sigmoid(z) - y) * inv
+		} else {
+			l, dz := fn(z, y)
+			loss += l
+			d = dz * inv
+		}
 		m.g[0] += float32(d)
 		if b.Values == nil {
 			for e := lo; e < hi; e++ {

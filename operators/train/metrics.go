@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding/json"
 	"math"
 	"sort"
 )
@@ -11,6 +12,63 @@ type Metrics struct {
 	Accuracy float64 `json:"accuracy"`
 	AUC      float64 `json:"auc"`
 	Rows     int     `json:"rows"`
+}
+
+// metricsWire is Metrics in JSON: a figure that is NaN (no test set, or a model
+// without a log loss) is null; an infinite log loss (diverged) is null with
+// NonFinite saying which.
+type metricsWire struct {
+	Logloss   *float64 `json:"test_logloss"`
+	NonFinite string   `json:"non_finite,omitempty"`
+	Accuracy  *float64 `json:"accuracy"`
+	AUC       *float64 `json:"auc"`
+	Rows      int      `json:"rows"`
+}
+
+func finitePtr(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+// MarshalJSON writes m, with a non-finite log loss as null (see metricsWire).
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	w := metricsWire{Accuracy: finitePtr(m.Accuracy), AUC: finitePtr(m.AUC), Rows: m.Rows}
+	switch {
+	case math.IsInf(m.Logloss, 1):
+		w.NonFinite = "+Inf"
+	case math.IsInf(m.Logloss, -1):
+		w.NonFinite = "-Inf"
+	case !math.IsNaN(m.Logloss):
+		w.Logloss = &m.Logloss
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (m *Metrics) UnmarshalJSON(b []byte) error {
+	var w metricsWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*m = Metrics{Logloss: math.NaN(), Accuracy: orNaN(w.Accuracy), AUC: orNaN(w.AUC), Rows: w.Rows}
+	switch {
+	case w.Logloss != nil:
+		m.Logloss = *w.Logloss
+	case w.NonFinite == "+Inf":
+		m.Logloss = math.Inf(1)
+	case w.NonFinite == "-Inf":
+		m.Logloss = math.Inf(-1)
+	}
+	return nil
 }
 
 // clip bounds probabilities away from 0 and 1 for the log loss, as scikit-learn does.
@@ -79,4 +137,22 @@ func auc(p []float64, y []float32) float64 {
 		return 0.5
 	}
 	return (rankSum - float64(pos)*float64(pos+1)/2) / (float64(pos) * float64(neg))
+}
+
+// evaluateMargins computes accuracy (positive at margin ≥ 0) and ROC AUC of
+// margins z against labels y ∈ {0, 1}; a margin has no log loss, which is NaN.
+func evaluateMargins(z []float64, y []float32) Metrics {
+	m := Metrics{Rows: len(z), Logloss: math.NaN()}
+	if len(z) == 0 {
+		return m
+	}
+	correct := 0
+	for i, zi := range z {
+		if (zi >= 0) == (y[i] > 0.5) {
+			correct++
+		}
+	}
+	m.Accuracy = float64(correct) / float64(len(z))
+	m.AUC = auc(z, y)
+	return m
 }

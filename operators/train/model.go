@@ -30,6 +30,10 @@ type Artifact struct {
 	Weights string    `json:"weights"`
 	Input   InputInfo `json:"input"`
 	Metrics Metrics   `json:"metrics"`
+	// Validation is the metrics on the validation set, when there was one.
+	Validation *Metrics `json:"validation_metrics,omitempty"`
+	// Solver is the solver that trained the model: sgd or lbfgs.
+	Solver string `json:"solver,omitempty"`
 	// Training figures and lineage.
 	Iterations        int64     `json:"iterations"`
 	ExamplesPerSecond float64   `json:"examples_per_second"`

@@ -44,8 +44,9 @@ func NewPredictor(ctx context.Context, art *Artifact, w []float32, openStore fun
 // Format is the input format the model expects.
 func (p *Predictor) Format() manifest.Format { return p.format }
 
-// Predict reads rows from r (named object in errors) and writes one probability of
-// the positive class per row to w, in order. Lines that carry no row (comments,
+// Predict reads rows from r (named object in errors) and writes one score per row
+// to w, in order: the probability of the positive class (logistic_regression) or
+// the margin w·x + b, positive class when ≥ 0 (linear_svm). Lines that carry no row (comments,
 // blanks, a CSV header) produce no output. It returns the number of rows scored. A
 // malformed line stops it with an error naming the line.
 func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
@@ -103,7 +104,11 @@ func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, objec
 			}
 			z += float64(p.w[f]) * v
 		}
-		buf = strconv.AppendFloat(buf[:0], sigmoid(z), 'g', 6, 64)
+		score := sigmoid(z)
+		if p.art.Model == "linear_svm" {
+			score = z // a margin: positive class when ≥ 0
+		}
+		buf = strconv.AppendFloat(buf[:0], score, 'g', 6, 64)
 		buf = append(buf, '\n')
 		if _, err := bw.Write(buf); err != nil {
 			return n, err

@@ -1,8 +1,30 @@
-// Package train is the `train` operator: asynchronous SGD on stateless workers with
-// the model held in psstore.
+// Package train is the `train` operator. It has two solvers, chosen per stage by
+// solver = "auto" (see chooseSolver) and named in the stage's notes, the model
+// artifact (solver) and the summary:
+//
+//   - lbfgs: full-batch L-BFGS on the regularised mean loss (λ = l2, by default
+//     1/rows: liblinear's C = 1). Every gradient pass is a wave of "train.grad"
+//     tasks over shares of the training set, which functions keep in memory
+//     between passes; the coordinator sums their gradients and runs the line
+//     search. It stops when the objective converges (its fall over 5 iterations
+//     under 1e-5 of its value, or ‖∇f‖ under 1e-3 of its first value), when the
+//     validation loss stops improving (a validation set only: by less than 1e-4
+//     over 5 iterations; the best weights are kept), at target_logloss, at epochs
+//     passes (1000 without epochs) or at timeout.
+//   - sgd: asynchronous minibatch SGD on stateless workers with the model in
+//     psstore and an evaluator beside them. Without epochs it runs until the
+//     held-out loss converges: the best of the last 5 evaluations improves on the
+//     best before them by less than epsilon (default 1e-3), at most 100 epochs.
+//
+// The held-out set that stopping rules and target_logloss use is the validation
+// set when the input has one; else, for SGD without epochs, a holdout of a tenth
+// of the training set; else the test set (and the stage says which). Final
+// metrics are on the test set.
 package train
 
 import (
+	"fmt"
+
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/operators"
@@ -11,45 +33,62 @@ import (
 // Schema is the `train` block.
 var Schema = &operators.Schema{
 	Name:        "train",
-	Version:     1,
+	Version:     2,
 	UsesPSStore: true,
 	Doc:         "Trains a model with asynchronous minibatch SGD on a wave of worker functions and a parameter server.",
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression"},
-			Doc: "The model to train."},
-		{Name: "workers", Type: cty.Number, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc). Labels are binary."},
+		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
-		{Name: "minibatch", Type: cty.Number, Default: cty.NumberIntVal(100), Min: operators.Float(1), Max: operators.Float(1e6),
-			Doc: "Rows per minibatch."},
-		{Name: "learning_rate", Type: cty.Number, Default: cty.NumberFloatVal(0.1), Min: operators.Float(0),
-			Doc: "Step size."},
-		{Name: "optimizer", Type: cty.String, Default: cty.StringVal("adagrad"), Enum: []string{"sgd", "momentum", "adagrad"},
-			Doc: "Update rule applied per coordinate on the parameter server."},
+		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
+			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
+		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
+			Doc: "SGD: rows per minibatch (default 100)."},
+		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
+			Doc: "SGD: step size (default 0.1)."},
+		{Name: "optimizer", Type: cty.String, Enum: []string{"sgd", "momentum", "adagrad"},
+			Doc: "SGD: update rule applied per coordinate on the parameter server (default adagrad)."},
 		{Name: "momentum", Type: cty.Number, Default: cty.NumberFloatVal(0.9), Min: operators.Float(0), Max: operators.Float(1),
 			Doc: "momentum only: the decay of the velocity."},
-		{Name: "l2", Type: cty.Number, Default: cty.NumberIntVal(0), Min: operators.Float(0),
-			Doc: "L2 regularisation strength."},
-		{Name: "epochs", Type: cty.Number, Default: cty.NumberIntVal(5), Min: operators.Float(0), Max: operators.Float(1e6),
-			Doc: "Passes over the training set."},
+		{Name: "l2", Type: cty.Number, Min: operators.Float(0),
+			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD."},
+		{Name: "epochs", Type: cty.Number, Integer: true, Max: operators.Float(1e6), Check: checkEpochs,
+			Doc: "At most this many passes over the training set. Without it, training runs until it converges (see the package documentation)."},
 		{Name: "timeout", Type: cty.String, Default: cty.StringVal("30m"), Duration: true,
 			Doc: "Stop training after this long, keeping the model so far."},
 		{Name: "target_logloss", Type: cty.Number, Min: operators.Float(0),
 			Doc: "Stop once the test logloss reaches this value."},
 		{Name: "epsilon", Type: cty.Number, Min: operators.Float(0),
 			Doc: "Stop once the test loss improves by less than this fraction over the convergence window."},
-		{Name: "eval_interval", Type: cty.String, Default: cty.StringVal("1s"), Duration: true,
-			Doc: "How often the evaluator measures the test loss."},
+		{Name: "eval_interval", Type: cty.String, Duration: true,
+			Doc: "SGD: how often the evaluator measures the held-out loss (default 1s; 250ms when training until converged)."},
 		{Name: "lifetime", Type: cty.String, Duration: true,
 			Doc: "Worker function lifetime before it is relaunched as a new generation; defaults to the backend's."},
-		{Name: "seed", Type: cty.Number, Default: cty.NumberIntVal(1),
+		{Name: "seed", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(1),
 			Doc: "Seed for initialisation and the per-epoch shuffle."},
 		{Name: "keep_model", Type: cty.Bool, Default: cty.False,
 			Doc: "Keep the model in psstore after it is exported (it is deleted by default; `stratus psstore rm` or `gc` removes a kept one)."},
+	},
+	Check: func(cfg cty.Value) []operators.Problem {
+		m, t := cfg.GetAttr("model"), cfg.GetAttr("target_logloss")
+		if m.IsKnown() && !m.IsNull() && m.AsString() == "linear_svm" && !t.IsNull() {
+			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
+				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
+		}
+		return nil
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
 		"metrics": operators.MetricsType,
 	},
+}
+
+func checkEpochs(v cty.Value) error {
+	if f, _ := v.AsBigFloat().Float64(); f < 1 {
+		return fmt.Errorf("epochs must be at least 1; got %g. Leave epochs out to train until the loss converges", f)
+	}
+	return nil
 }

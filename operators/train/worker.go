@@ -23,6 +23,7 @@ type workerParams struct {
 	Epochs    int    `json:"epochs"`
 	Seed      int64  `json:"seed"`
 	Prefetch  int    `json:"prefetch"`
+	Kind      string `json:"model_kind,omitempty"` // the loss: "" or logistic_regression, linear_svm
 }
 
 // position is where a worker is: the epoch, the unit of its share of that epoch, and
@@ -108,6 +109,10 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	}
 
 	mb := newMinibatch(p.Dim)
+	var fn lossFunc // nil: logistic, inlined
+	if p.Kind == "linear_svm" {
+		fn = sqHingeLossFunc
+	}
 	hist := newHistogram()
 	pos := rs.Position
 	var lossSum float64
@@ -183,7 +188,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 				return nil, fmt.Errorf("pull weights: %w", err)
 			}
 			t2 := time.Now()
-			loss := mb.gradient(b)
+			loss := mb.gradientOf(b, fn)
 			t3 := time.Now()
 			if err := ps.PushSparse(ctx, p.Model, mb.keys, mb.g); err != nil {
 				it.Close()

@@ -1,0 +1,392 @@
+package train
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset/prefetch"
+	"github.com/stratus-ml/stratus/operators"
+)
+
+// The full-batch solver's gradient pass is a map-reduce wave: each "train.grad" task
+// reads the current weights from psstore's key-value face, computes the loss and its
+// gradient over its share of the training units (and the loss on its share of the
+// validation units), writes the gradient under its own key and returns the scalars.
+// The coordinator sums the shares. A retried attempt rewrites the same key, so a
+// gradient is never counted twice.
+
+// gradParams are a "train.grad" task's parameters.
+type gradParams struct {
+	Model string `json:"model"` // the loss: logistic_regression
+	Dim   uint64 `json:"dim"`
+	// The weights are W, or when the model is large, at the KV key WKey (Dim
+	// little-endian float64s); the gradient goes to the result, or to the KV key
+	// GKey (float32s) when WKey is used.
+	W        []float64 `json:"wv,omitempty"`
+	WKey     string    `json:"w,omitempty"`
+	GKey     string    `json:"g,omitempty"`
+	UnitsKey string    `json:"units"` // blob key of the training units (JSON)
+	ValKey   string    `json:"val,omitempty"`
+	Share    int       `json:"share"`
+	Shares   int       `json:"shares"`
+}
+
+// gradResult is a "train.grad" task's output: sums over its share.
+type gradResult struct {
+	Loss       float64 `json:"loss"` // sum of the training losses
+	Rows       int     `json:"rows"`
+	ValLoss    float64 `json:"val_loss"`
+	ValRows    int     `json:"val_rows"`
+	ValCorrect int     `json:"val_correct"`
+	// G is the gradient when the weights came inline.
+	G []float64 `json:"g,omitempty"`
+}
+
+// inlineDim is the largest model whose weights and gradients travel inline in the
+// tasks' parameters and results (about 50 KB of JSON each way) rather than through
+// psstore: a small model's pass then costs no round trips.
+const inlineDim = 2048
+
+// scoreParams are a "train.score" task's parameters: the metrics of the weights at
+// WKey on the units at UnitsKey.
+type scoreParams struct {
+	Model    string `json:"model"`
+	WKey     string `json:"w"`
+	UnitsKey string `json:"units"`
+}
+
+func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
+	var p gradParams
+	if err := t.DecodeParams(&p); err != nil {
+		return nil, err
+	}
+	st, err := env.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := p.W
+	if p.WKey != "" {
+		ps, err := env.PSStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ps.Get(ctx, p.WKey)
+		if err != nil {
+			return nil, fmt.Errorf("read weights: %w", err)
+		}
+		if w, err = decodeF64(b, p.Dim); err != nil {
+			return nil, fmt.Errorf("read weights %s: %w", p.WKey, err)
+		}
+	}
+	if uint64(len(w)) != p.Dim {
+		return nil, fmt.Errorf("task %s: %d weights for a model of %d", t.Name(), len(w), p.Dim)
+	}
+	var out gradResult
+	g := make([]float64, p.Dim)
+	train, err := cachedShare(ctx, st, p.UnitsKey, p.Share, p.Shares)
+	if err != nil {
+		return nil, err
+	}
+	fn := lossOf(p.Model)
+	out.Loss, out.Rows = lossGrad(train, w, g, fn)
+	if p.ValKey != "" {
+		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares)
+		if err != nil {
+			return nil, err
+		}
+		out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
+	}
+	if p.WKey == "" {
+		out.G = g
+	} else {
+		ps, err := env.PSStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g32 := make([]byte, 4*len(g))
+		for i, x := range g {
+			binary.LittleEndian.PutUint32(g32[4*i:], math.Float32bits(float32(x)))
+		}
+		if err := ps.Put(ctx, p.GKey, g32); err != nil {
+			return nil, fmt.Errorf("write gradient: %w", err)
+		}
+	}
+	doc, _ := json.Marshal(out)
+	return &operators.Result{Output: doc}, nil
+}
+
+func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
+	var p scoreParams
+	if err := t.DecodeParams(&p); err != nil {
+		return nil, err
+	}
+	st, err := env.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := env.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ps.Get(ctx, p.WKey)
+	if err != nil {
+		return nil, fmt.Errorf("read weights: %w", err)
+	}
+	w64, err := decodeF64(b, uint64(len(b)/8))
+	if err != nil {
+		return nil, err
+	}
+	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]float32, len(w64))
+	for i, x := range w64 {
+		w[i] = float32(x)
+	}
+	// The cached set is shared by concurrent tasks; the probabilities are this task's.
+	local := &evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys)), margins: p.Model == "linear_svm"}
+	m := local.evaluate(w)
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return &operators.Result{Output: doc}, nil
+}
+
+// lossFunc is a model's loss of margin z for label y ∈ {0, 1}, and its derivative
+// in z.
+type lossFunc func(z, y float64) (loss, dz float64)
+
+// logisticLossFunc is logistic regression's log loss.
+func logisticLossFunc(z, y float64) (float64, float64) { return logistic(z, y), sigmoid(z) - y }
+
+// sqHingeLossFunc is the linear SVM's L2 (squared hinge) loss max(0, 1 − s·z)² for
+// s = 2y − 1 ∈ {−1, +1}: liblinear -s 2's primal, differentiable everywhere, so the
+// full-batch solver's line search and curvature pairs stay sound.
+func sqHingeLossFunc(z, y float64) (float64, float64) {
+	s := 2*y - 1
+	m := 1 - s*z
+	if m <= 0 {
+		return 0, 0
+	}
+	return m * m, -2 * s * m
+}
+
+// lossOf is the loss of a model.
+func lossOf(model string) lossFunc {
+	if model == "linear_svm" {
+		return sqHingeLossFunc
+	}
+	return logisticLossFunc
+}
+
+// lossGrad adds to g the gradient of the summed loss fn of s at w (intercept last)
+// and returns that sum and the number of rows.
+func lossGrad(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
+	dim := uint32(len(w))
+	bias := w[dim-1]
+	var loss, gb float64
+	rows := 0
+	for _, b := range s.parts {
+		base := b.Offsets[0]
+		for r := 0; r < b.Len(); r++ {
+			lo, hi := b.Offsets[r]-base, b.Offsets[r+1]-base
+			z := bias
+			for e := lo; e < hi; e++ {
+				f := fold(b.Indices[e], dim)
+				if b.Values == nil {
+					z += w[f]
+				} else {
+					z += w[f] * float64(b.Values[e])
+				}
+			}
+			l, d := fn(z, float64(b.Labels[r]))
+			loss += l
+			if d == 0 {
+				continue
+			}
+			gb += d
+			for e := lo; e < hi; e++ {
+				f := fold(b.Indices[e], dim)
+				if b.Values == nil {
+					g[f] += d
+				} else {
+					g[f] += d * float64(b.Values[e])
+				}
+			}
+		}
+		rows += b.Len()
+	}
+	g[dim-1] += gb
+	return loss, rows
+}
+
+// lossSum is the summed loss fn of s at w, its rows and how many of them the model
+// classifies correctly (positive when the margin is at least 0).
+func lossSum(s *evalSet, w []float64, fn lossFunc) (loss float64, rows, correct int) {
+	dim := uint32(len(w))
+	bias := w[dim-1]
+	for _, b := range s.parts {
+		base := b.Offsets[0]
+		for r := 0; r < b.Len(); r++ {
+			lo, hi := b.Offsets[r]-base, b.Offsets[r+1]-base
+			z := bias
+			for e := lo; e < hi; e++ {
+				f := fold(b.Indices[e], dim)
+				if b.Values == nil {
+					z += w[f]
+				} else {
+					z += w[f] * float64(b.Values[e])
+				}
+			}
+			y := float64(b.Labels[r])
+			l, _ := fn(z, y)
+			loss += l
+			if (z >= 0) == (y > 0.5) {
+				correct++
+			}
+		}
+		rows += b.Len()
+	}
+	return loss, rows, correct
+}
+
+// fold maps a feature index onto the model's dim-1 feature coordinates, as the
+// workers and the evaluator do.
+func fold(f, dim uint32) uint32 {
+	if f >= dim-1 {
+		return f % (dim - 1)
+	}
+	return f
+}
+
+func encodeF64(w []float64) []byte {
+	b := make([]byte, 8*len(w))
+	for i, x := range w {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(x))
+	}
+	return b
+}
+
+func decodeF64(b []byte, dim uint64) ([]float64, error) {
+	if uint64(len(b)) != 8*dim {
+		return nil, fmt.Errorf("%d bytes, want %d float64s", len(b), dim)
+	}
+	w := make([]float64, dim)
+	for i := range w {
+		w[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return w, nil
+}
+
+func decodeF32(b []byte, dim uint64) ([]float32, error) {
+	if uint64(len(b)) != 4*dim {
+		return nil, fmt.Errorf("%d bytes, want %d float32s", len(b), dim)
+	}
+	w := make([]float32, dim)
+	for i := range w {
+		w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return w, nil
+}
+
+// The data cache keeps the shares a function has read, so the passes after the
+// first read no data: a full-batch solver runs tens of passes over the same shares.
+// It is a cache that is safe to lose (a cold function reads the share again) and is
+// bounded by dataCacheLimit, evicting the least recently used share.
+const dataCacheBytes = 2 << 30
+
+// dataCacheLimit is dataCacheBytes, or inside a Lambda function half its memory
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), so the cache never runs it out.
+var dataCacheLimit = func() int64 {
+	if mb, err := strconv.ParseInt(os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64); err == nil && mb > 0 {
+		return min(dataCacheBytes, mb<<20/2)
+	}
+	return dataCacheBytes
+}()
+
+var dataCache = struct {
+	sync.Mutex
+	sets  map[string]*cachedSet
+	bytes int64
+	clock int64
+}{sets: map[string]*cachedSet{}}
+
+type cachedSet struct {
+	once  sync.Once
+	set   *evalSet
+	err   error
+	bytes int64
+	used  int64
+}
+
+// cachedShare returns share i of n of the units listed at key in st: units i, i+n, …
+func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*evalSet, error) {
+	id := fmt.Sprintf("%s\x00%d/%d", st.URI(key), i, n)
+	dataCache.Lock()
+	c := dataCache.sets[id]
+	if c == nil {
+		c = &cachedSet{}
+		dataCache.sets[id] = c
+	}
+	dataCache.clock++
+	c.used = dataCache.clock
+	dataCache.Unlock()
+	c.once.Do(func() {
+		units, err := loadUnits(ctx, st, key)
+		if err != nil {
+			c.err = err
+			return
+		}
+		var mine []prefetch.Unit
+		for k := i; k < len(units); k += n {
+			mine = append(mine, units[k])
+		}
+		c.set, c.err = loadEvalSet(ctx, st, mine)
+		if c.err == nil {
+			for _, b := range c.set.parts {
+				c.bytes += int64(4*len(b.Indices) + 4*len(b.Values) + 8*len(b.Labels))
+			}
+		}
+	})
+	dataCache.Lock()
+	defer dataCache.Unlock()
+	if c.err != nil {
+		delete(dataCache.sets, id) // a failed read is retried, not remembered
+		return nil, c.err
+	}
+	if c.bytes > 0 {
+		dataCache.bytes += c.bytes
+		c.bytes = -c.bytes // counted
+	}
+	for dataCache.bytes > dataCacheLimit && len(dataCache.sets) > 1 {
+		var oldest string
+		for k, s := range dataCache.sets {
+			if k != id && s.bytes < 0 && (oldest == "" || s.used < dataCache.sets[oldest].used) {
+				oldest = k
+			}
+		}
+		if oldest == "" {
+			break
+		}
+		dataCache.bytes += dataCache.sets[oldest].bytes
+		delete(dataCache.sets, oldest)
+	}
+	return c.set, nil
+}
+
+// lossName names a model's loss in metrics: logloss, or sq_hinge for a linear SVM.
+func lossName(model string) string {
+	if model == "linear_svm" {
+		return "sq_hinge"
+	}
+	return "logloss"
+}

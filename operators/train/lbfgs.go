@@ -1,0 +1,512 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratus-ml/stratus/dataset/prefetch"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/psstore"
+)
+
+// The full-batch solver minimises the regularised mean loss
+//
+//	f(w) = 1/n · Σ loss(w; x_i, y_i) + λ/2 · ‖w‖²   (the intercept is not regularised)
+//
+// with L-BFGS (memory lbfgsMemory) and a backtracking Armijo line search. Every
+// evaluation of f and its gradient is one wave of "train.grad" tasks over shares of
+// the training set (see grad.go); the coordinator holds w, the curvature pairs and
+// the sums, and never the data.
+//
+// It stops at the first of these, and says which:
+//
+//	converged   the objective fell by less than lbfgsTol·|f| (epsilon, when given) over the last
+//	            lbfgsWindow iterations, or ‖∇f‖ ≤ gradTol·‖∇f(w₀)‖ (liblinear's
+//	            rule, with its default tolerance);
+//	target_logloss  the held-out log loss reached the target;
+//	validation  the held-out log loss — on the validation set, else on a holdout of
+//	(holdout)   a tenth of the training set — has not improved on its best by more
+//	            than validationTol (relative) for lbfgsWindow iterations; the
+//	            weights with the best held-out loss are kept;
+//	epochs      as many gradient passes as epochs (1000 when epochs is not given);
+//	line search no step along the search direction decreases f: f is at its
+//	            minimum to within floating-point precision;
+//	timeout, or a stop request.
+const (
+	lbfgsMemory   = 10
+	lbfgsWindow   = 5
+	lbfgsTol      = 1e-5
+	gradTol       = 1e-3
+	validationTol = 1e-4
+	lbfgsMaxPass  = 1000
+	armijo        = 1e-4
+	metricEvery   = 250 * time.Millisecond
+	shareEntries  = 200_000
+)
+
+// fbRun is one full-batch training run's shared state.
+type fbRun struct {
+	s      operators.Stage
+	ps     *psstore.Client
+	o      RunOptions
+	dim    uint64
+	shares int
+	n      float64 // training rows
+	l2     float64
+	prefix string // KV prefix of this run's weights and gradients
+	wave   string // wave name prefix
+	units  string // blob keys of the unit lists
+	val    string // blob key of the held-out units
+	// heldName is what val holds: "validation", or "holdout" of the training set.
+	heldName string
+	passes   int
+	start    time.Time
+}
+
+// fbPoint is f and its gradient at w, with the held-out figures of the same pass.
+type fbPoint struct {
+	w, g               []float64
+	f                  float64
+	valLoss, valAcc    float64 // NaN without a set
+	valRows            int
+	heldOut            string // "validation" or "holdout": what valLoss is measured on
+	trainLoss, gradNor float64
+}
+
+// eval runs one gradient pass at w.
+func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
+	k := r.passes
+	r.passes++
+	inline := r.dim <= inlineDim
+	wkey := ""
+	if !inline {
+		wkey = r.prefix + "w/" + strconv.Itoa(k)
+		if err := r.ps.Put(ctx, wkey, encodeF64(w)); err != nil {
+			return nil, fmt.Errorf("write weights: %w", err)
+		}
+		defer r.ps.Delete(context.WithoutCancel(ctx), wkey)
+	}
+	held := r.val
+	tasks := make([]operators.Task, r.shares)
+	gkeys := make([]string, r.shares)
+	for i := range tasks {
+		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units, ValKey: held, Share: i, Shares: r.shares}
+		if inline {
+			gp.W = w
+		} else {
+			gkeys[i] = r.prefix + "g/" + strconv.Itoa(k) + "/" + strconv.Itoa(i)
+			gp.WKey, gp.GKey = wkey, gkeys[i]
+		}
+		tasks[i] = operators.Task{Kind: "train.grad"}
+		if err := tasks[i].SetParams(gp); err != nil {
+			return nil, err
+		}
+	}
+	res, err := r.s.RunWave(ctx, operators.Wave{Name: r.wave + strconv.Itoa(k), Tasks: tasks, Quiet: true, Ephemeral: true})
+	if err != nil {
+		return nil, err
+	}
+	p := &fbPoint{w: w, g: make([]float64, r.dim), valLoss: math.NaN(), valAcc: math.NaN()}
+	var loss, vloss float64
+	var rows, vrows, vcorrect int
+	var gs [][]byte
+	if !inline {
+		gs, err = r.ps.MultiGet(ctx, gkeys)
+		if err != nil {
+			return nil, fmt.Errorf("read gradients: %w", err)
+		}
+		defer func() {
+			for _, k := range gkeys {
+				_ = r.ps.Delete(context.WithoutCancel(ctx), k)
+			}
+		}()
+	}
+	for i, out := range res {
+		var gr gradResult
+		if err := json.Unmarshal(out.Output, &gr); err != nil {
+			return nil, fmt.Errorf("bad gradient result: %w", err)
+		}
+		if inline {
+			if uint64(len(gr.G)) != r.dim {
+				return nil, fmt.Errorf("gradient share %d has %d coordinates, not %d", i, len(gr.G), r.dim)
+			}
+			for j, x := range gr.G {
+				p.g[j] += x
+			}
+		} else {
+			if gs[i] == nil {
+				return nil, fmt.Errorf("gradient share %d is missing from psstore", i)
+			}
+			g, err := decodeF32(gs[i], r.dim)
+			if err != nil {
+				return nil, fmt.Errorf("gradient share %d: %w", i, err)
+			}
+			for j, x := range g {
+				p.g[j] += float64(x)
+			}
+		}
+		loss += gr.Loss
+		rows += gr.Rows
+		vloss += gr.ValLoss
+		vrows += gr.ValRows
+		vcorrect += gr.ValCorrect
+	}
+	if rows == 0 {
+		return nil, fmt.Errorf("the gradient pass saw no training rows")
+	}
+	inv := 1 / float64(rows)
+	var reg float64
+	for j := range p.g {
+		p.g[j] *= inv
+		if uint64(j) < r.dim-1 {
+			p.g[j] += r.l2 * w[j]
+			reg += w[j] * w[j]
+		}
+	}
+	p.trainLoss = loss * inv
+	p.f = p.trainLoss + r.l2/2*reg
+	p.gradNor = norm(p.g)
+	if vrows > 0 {
+		p.valLoss, p.valAcc, p.valRows = vloss/float64(vrows), float64(vcorrect)/float64(vrows), vrows
+		p.heldOut = r.heldName
+	}
+	return p, nil
+}
+
+// runLBFGS trains with the full-batch solver; see the constants above for its rule.
+func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) (*Result, error) {
+	cfg := o.Config
+	ps, err := s.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Blob(ctx)
+	if err != nil {
+		return nil, err
+	}
+	suffix := ""
+	if o.Trial != "" {
+		suffix = "/" + o.Trial
+	}
+	key := s.Key()
+	model := "train/" + key[:min(16, len(key))] + suffix
+	dir := "stages/" + key + "/train" + suffix + "/"
+	dim := uint64(o.Data.Features) + 1
+	// A share is at least shareEntries stored entries: smaller ones cost more in
+	// task overhead than they save in compute.
+	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))
+	trainUnits := makeUnits(o.Data.Train, shares, 1)
+	// The held-out set the run stops on: the validation set, else a holdout of
+	// the training set.
+	var heldUnits []prefetch.Unit
+	heldName := "validation"
+	if len(o.Data.Validation) > 0 {
+		heldUnits = makeUnits(o.Data.Validation, shares, 1)
+	} else {
+		heldName = "holdout"
+		trainUnits, heldUnits = holdout(o.Data.Train, trainUnits)
+	}
+	shares = max(1, min(shares, len(trainUnits)))
+	l2 := cfg.L2
+	if !cfg.L2Set {
+		l2 = 1 / float64(o.Data.TrainRows)
+	}
+	// A fresh name per run: a resumed stage recomputes its passes (they are
+	// deterministic) rather than trust gradients an interrupted run left behind.
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+	r := &fbRun{s: s, ps: ps, o: o, dim: dim, shares: shares, n: float64(o.Data.TrainRows), l2: l2,
+		prefix: "fb/" + model + "/" + nonce + "/", wave: "lbfgs" + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
+		units: dir + "fb-units.json", val: dir + "fb-held.json", heldName: heldName, start: time.Now()}
+	if err := saveUnits(ctx, st, r.units, trainUnits); err != nil {
+		return nil, err
+	}
+	if err := saveUnits(ctx, st, r.val, heldUnits); err != nil {
+		return nil, err
+	}
+	testParts := o.Data.Test
+	if len(testParts) > 0 {
+		if err := saveUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
+			return nil, err
+		}
+	}
+	maxPasses := cfg.Epochs
+	if maxPasses == 0 {
+		maxPasses = lbfgsMaxPass
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver lbfgs (%s): %d gradient tasks, l2 %.3g; stopping on the %s loss", why, shares, l2, heldName)})
+
+	var timeout <-chan time.Time
+	if cfg.Timeout > 0 {
+		timer := time.NewTimer(cfg.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	stopReq := o.Stop
+	stopped := func() string {
+		select {
+		case <-timeout:
+			return "timeout"
+		case reason := <-stopReq:
+			return reason
+		default:
+			return ""
+		}
+	}
+
+	// Without a test set there are no test figures: null, not 0.
+	res := &Result{Solver: "lbfgs", SolverWhy: why, Metrics: Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}}
+	cur, err := r.eval(ctx, make([]float64, dim))
+	if err != nil {
+		return nil, err
+	}
+	g0 := cur.gradNor
+	best := cur // by held-out loss
+	var hist []histPoint
+	var ss, ys [][]float64
+	var lastEvent time.Time
+	var unsent map[string]float64
+	record := func(p *fbPoint) {
+		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
+		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
+		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
+		if p.valRows > 0 {
+			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
+			res.Series = append(res.Series, ep)
+			if o.OnEval != nil {
+				o.OnEval(ep)
+			}
+		}
+		// Metric events are durable writes: a few a second are plenty for a curve.
+		unsent = m
+		if now := time.Now(); now.Sub(lastEvent) >= metricEvery || len(hist) == 1 {
+			lastEvent, unsent = now, nil
+			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
+		}
+	}
+	flush := func() { // the last point, which the curve must end on
+		if unsent != nil {
+			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: unsent})
+			unsent = nil
+		}
+	}
+	record(cur)
+	tol := lbfgsTol
+	if cfg.Epsilon > 0 {
+		tol = cfg.Epsilon
+	}
+	stopping := ""
+	for stopping == "" {
+		if why := stopped(); why != "" {
+			stopping = why
+			break
+		}
+		if g0 == 0 || cur.gradNor <= gradTol*g0 {
+			stopping = "converged"
+			break
+		}
+		d := direction(cur.g, ss, ys)
+		gd := dot(cur.g, d)
+		if gd >= 0 { // not a descent direction: restart from steepest descent
+			ss, ys = nil, nil
+			d = scale(cur.g, -1)
+			gd = dot(cur.g, d)
+		}
+		step := 1.0
+		if len(ss) == 0 {
+			step = 1 / math.Max(norm(d), 1)
+		}
+		var next *fbPoint
+		for tries := 0; tries < 30; tries++ {
+			if r.passes >= maxPasses {
+				break
+			}
+			w := make([]float64, dim)
+			for j := range w {
+				w[j] = cur.w[j] + step*d[j]
+			}
+			p, err := r.eval(ctx, w)
+			if err != nil {
+				return nil, err
+			}
+			if p.f <= cur.f+armijo*step*gd {
+				next = p
+				break
+			}
+			step /= 2
+		}
+		if next == nil {
+			if r.passes >= maxPasses {
+				stopping = "epochs"
+			} else {
+				stopping = "line search"
+			}
+			break
+		}
+		sv, yv := make([]float64, dim), make([]float64, dim)
+		for j := range sv {
+			sv[j], yv[j] = next.w[j]-cur.w[j], next.g[j]-cur.g[j]
+		}
+		if dot(sv, yv) > 1e-12*dot(yv, yv) {
+			ss, ys = append(ss, sv), append(ys, yv)
+			if len(ss) > lbfgsMemory {
+				ss, ys = ss[1:], ys[1:]
+			}
+		}
+		cur = next
+		record(cur)
+		if cur.valLoss < best.valLoss {
+			best = cur
+		}
+		switch {
+		case cfg.TargetLogloss > 0 && cur.valRows > 0 && cur.valLoss <= cfg.TargetLogloss:
+			stopping = "target_logloss"
+		case len(hist) > lbfgsWindow && hist[len(hist)-1-lbfgsWindow].f-cur.f <= tol*math.Abs(cur.f):
+			stopping = "converged"
+		case len(hist) > lbfgsWindow && validationStalled(hist):
+			stopping = r.heldName
+		case r.passes >= maxPasses:
+			stopping = "epochs"
+		}
+	}
+	flush()
+	final := cur
+	if best.valLoss < cur.valLoss {
+		final = best
+	}
+	res.Stopped = stopping
+	res.Duration = time.Since(r.start)
+	res.Iterations = int64(len(hist) - 1)
+	res.Passes = r.passes
+	res.Examples = int64(r.passes) * o.Data.TrainRows
+	if res.Duration > 0 {
+		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
+	}
+	if math.IsNaN(final.f) || math.IsInf(final.f, 0) {
+		return res, &DivergedError{Trial: o.Trial, Logloss: final.f, Seconds: res.Duration.Seconds(), Optimizer: "lbfgs"}
+	}
+
+	// Final figures: the whole test set (and the validation set) in one task each.
+	wkey := r.prefix + "w/final"
+	if err := ps.Put(ctx, wkey, encodeF64(final.w)); err != nil {
+		return nil, fmt.Errorf("write weights: %w", err)
+	}
+	defer ps.Delete(context.WithoutCancel(ctx), wkey)
+	var scoreTasks []operators.Task
+	var names []string
+	if len(testParts) > 0 {
+		names = append(names, "test")
+		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json"))
+	}
+	if heldName == "validation" {
+		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
+			return nil, err
+		}
+		names = append(names, "validation")
+		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-validation-all.json"))
+	}
+	if len(scoreTasks) > 0 {
+		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
+		if err != nil {
+			return nil, err
+		}
+		for i, o := range out {
+			var m Metrics
+			if err := json.Unmarshal(o.Output, &m); err != nil {
+				return nil, fmt.Errorf("bad score result: %w", err)
+			}
+			if names[i] == "test" {
+				res.Metrics = m
+			} else {
+				v := m
+				res.Validation = &v
+			}
+		}
+	}
+	w32 := make([]float32, dim)
+	for j, x := range final.w {
+		w32[j] = float32(x)
+	}
+	return finishRun(ctx, s, o, res, dir, w32, nil)
+}
+
+// histPoint is what the stopping rules remember of an iteration.
+type histPoint struct{ f, held float64 }
+
+// validationStalled reports whether the best validation loss of the last
+// lbfgsWindow points improved on the best before them by at most validationTol.
+func validationStalled(hist []histPoint) bool {
+	n := len(hist)
+	before, recent := math.Inf(1), math.Inf(1)
+	for i, p := range hist {
+		if i < n-lbfgsWindow {
+			before = math.Min(before, p.held)
+		} else {
+			recent = math.Min(recent, p.held)
+		}
+	}
+	return before-recent <= validationTol*before
+}
+
+func scoreTask(model, wkey, units string) operators.Task {
+	t := operators.Task{Kind: "train.score"}
+	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units})
+	return t
+}
+
+// direction is L-BFGS's two-loop recursion: −H·g for the inverse Hessian H the
+// curvature pairs (s, y) describe, scaled by s·y/y·y of the newest pair.
+func direction(g []float64, ss, ys [][]float64) []float64 {
+	q := scale(g, 1)
+	k := len(ss)
+	alpha := make([]float64, k)
+	rho := make([]float64, k)
+	for i := k - 1; i >= 0; i-- {
+		rho[i] = 1 / dot(ys[i], ss[i])
+		alpha[i] = rho[i] * dot(ss[i], q)
+		axpy(-alpha[i], ys[i], q)
+	}
+	if k > 0 {
+		gamma := dot(ss[k-1], ys[k-1]) / dot(ys[k-1], ys[k-1])
+		for j := range q {
+			q[j] *= gamma
+		}
+	}
+	for i := 0; i < k; i++ {
+		beta := rho[i] * dot(ys[i], q)
+		axpy(alpha[i]-beta, ss[i], q)
+	}
+	for j := range q {
+		q[j] = -q[j]
+	}
+	return q
+}
+
+func dot(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func norm(a []float64) float64 { return math.Sqrt(dot(a, a)) }
+
+func scale(a []float64, c float64) []float64 {
+	out := make([]float64, len(a))
+	for i, x := range a {
+		out[i] = c * x
+	}
+	return out
+}
+
+// axpy sets y += a·x.
+func axpy(a float64, x, y []float64) {
+	for i := range x {
+		y[i] += a * x[i]
+	}
+}

@@ -1,0 +1,54 @@
+package train
+
+import "fmt"
+
+// fullBatchBytes bounds the training set the full-batch solver holds in memory,
+// across all its gradient tasks: 8 bytes per stored entry (index and value) and 8
+// per row. Larger sets train with SGD, which streams them.
+const fullBatchBytes = 2 << 30
+
+// fullBatchDim bounds the model the full-batch solver trains by default: every
+// pass moves and combines dense vectors of the model's size, which for a large
+// hashed model (2^20 coordinates) costs more than streaming minibatches.
+const fullBatchDim = 1 << 16
+
+// chooseSolver resolves cfg.Solver against the data and says why:
+//
+//   - "sgd" and "lbfgs" are taken as given;
+//   - "auto" is "sgd" when the pipeline gave an SGD argument (optimizer,
+//     learning_rate or minibatch) — it asked for SGD —, when the training set
+//     needs more than fullBatchBytes in memory, or when the model has more than
+//     fullBatchDim coordinates;
+//     otherwise "lbfgs", which converges without a step size to tune.
+func chooseSolver(cfg Config, d *Data) (solver, why string) {
+	bytes := 8*d.TrainNNZ + 8*d.TrainRows
+	switch {
+	case cfg.Solver == "sgd" || cfg.Solver == "lbfgs":
+		return cfg.Solver, "asked for"
+	case cfg.SGDArgs:
+		return "sgd", "auto: the stage sets SGD arguments"
+	case bytes > fullBatchBytes:
+		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
+	case d.Features+1 > fullBatchDim:
+		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", d.Features+1, fullBatchDim)
+	default:
+		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))
+	}
+}
+
+func mib(b int64) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%d KiB", (b+1023)>>10)
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
+}
+
+// Metric is the figure a model is ranked by and its direction: logistic_regression
+// by test_logloss, lower is better; linear_svm, which has no log loss, by
+// accuracy, higher is better.
+func Metric(model string) (name string, lower bool) {
+	if model == "linear_svm" {
+		return "accuracy", false
+	}
+	return "test_logloss", true
+}
