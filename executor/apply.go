@@ -16,11 +16,11 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/stratus-ml/stratus/dsl"
+	"github.com/stratus-ml/stratus/internal/canon"
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
-	"github.com/stratus-ml/stratus/planner/canon"
 	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
 )

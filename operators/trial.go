@@ -11,7 +11,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/stratus-ml/stratus/planner/canon"
+	"github.com/stratus-ml/stratus/internal/canon"
 )
 
 // A search operator (grid_search, the executor's test_trials) reports each of its

@@ -17,7 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dsl"
-	"github.com/stratus-ml/stratus/planner/canon"
+	"github.com/stratus-ml/stratus/internal/canon"
 	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
 )

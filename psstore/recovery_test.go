@@ -446,7 +446,7 @@ func TestKillLosesUnsavedPushes(t *testing.T) {
 	// A clean stop (SIGTERM runs Close, which checkpoints) loses nothing.
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
-	p = startChildAt(t, p.addr, dir, token, -1)
+	_ = startChildAt(t, p.addr, dir, token, -1) // stopped by its cleanup
 	if err := c.PullSparse(ctx, "m", keys, dst); err != nil || dst[0] != -3 {
 		t.Fatalf("after a clean restart: %v %v, want w = -3", dst, err)
 	}
@@ -498,7 +498,7 @@ func TestRetryWaitsForShard(t *testing.T) {
 	for c.retries.Load() < uint64(len(ops)) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	p = startChildAt(t, p.addr, dir, token, -1)
+	_ = startChildAt(t, p.addr, dir, token, -1) // stopped by its cleanup
 	for range ops {
 		if err := <-errs; err != nil {
 			t.Errorf("operation during the shard's restart: %v", err)

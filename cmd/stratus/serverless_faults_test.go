@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,25 +65,6 @@ func writeTLS(t *testing.T, dir string) (ca, cert, key string) {
 	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", srvDER), write("key.pem", "EC PRIVATE KEY", keyDER)
 }
 
-// startTLSShard starts `stratus psstore serve` with a TLS certificate.
-func (s *serverless) startTLSShard(cert, key string) *shardProc {
-	s.t.Helper()
-	addr, dir := freeAddr(s.t), s.t.TempDir()
-	p := &shardProc{addr: addr, dir: dir, done: make(chan struct{}), out: nil}
-	p.cmd = exec.Command(s.bin, "psstore", "serve", "--addr", addr, "--data-dir", dir, "--tls-cert", cert, "--tls-key", key)
-	p.cmd.Env = append(os.Environ(), runtime.EnvToken+"="+s.token)
-	if err := p.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-	})
-	waitTCP(s.t, addr, p.done)
-	return p
-}
-
 // TestServerlessTLSAndFaults runs a9a on the serverless stack with TLS to the
 // shards, and checks that what a user gets wrong on this path — a plaintext client
 // to TLS shards, an unreachable shard, a missing bucket, wrong credentials, no
@@ -97,7 +77,10 @@ func TestServerlessTLSAndFaults(t *testing.T) {
 	s := startServerless(t, 5, 20*time.Second)
 	ca, cert, key := writeTLS(t, t.TempDir())
 	plain := s.shards
-	s.shards = []*shardProc{s.startTLSShard(cert, key), s.startTLSShard(cert, key)}
+	tls := func() *shardProc {
+		return s.startShard(freeAddr(t), t.TempDir(), "--tls-cert", cert, "--tls-key", key)
+	}
+	s.shards = []*shardProc{tls(), tls()}
 	dir := filepath.Join(s.root, "pipelines", "a9a")
 
 	t.Run("tls", func(t *testing.T) {

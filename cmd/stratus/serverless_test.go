@@ -95,10 +95,12 @@ func startServerless(t *testing.T, emulators int, fnTimeout time.Duration) *serv
 	return s
 }
 
-func (s *serverless) startShard(addr, dir string) *shardProc {
+// startShard starts `stratus psstore serve` on addr with its data in dir and the
+// extra flags (TLS), stopped with SIGTERM when the test ends.
+func (s *serverless) startShard(addr, dir string, extra ...string) *shardProc {
 	s.t.Helper()
 	p := &shardProc{addr: addr, dir: dir, done: make(chan struct{}), out: &bytes.Buffer{}}
-	p.cmd = exec.Command(s.bin, "psstore", "serve", "--addr", addr, "--data-dir", dir)
+	p.cmd = exec.Command(s.bin, append([]string{"psstore", "serve", "--addr", addr, "--data-dir", dir}, extra...)...)
 	p.cmd.Env = append(os.Environ(), runtime.EnvToken+"="+s.token)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

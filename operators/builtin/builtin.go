@@ -15,7 +15,7 @@ func Registry() *operators.Registry {
 	return operators.MustRegistry(
 		load.Operator(),
 		normalize.Operator(),
-		train.Operator,
-		gridsearch.Operator,
+		train.Operator(),
+		gridsearch.Operator(),
 	)
 }

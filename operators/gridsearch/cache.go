@@ -16,9 +16,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/internal/canon"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/train"
-	"github.com/stratus-ml/stratus/planner/canon"
 )
 
 // The trial cache.

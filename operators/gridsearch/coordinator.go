@@ -21,9 +21,11 @@ import (
 // Operator is the grid_search operator. It has no task handlers of its own: each
 // trial is a train run (train.Run) inside the grid_search stage, so its workers and
 // evaluator are train's tasks.
-var Operator = &operators.Operator{
-	Schema:      Schema,
-	Coordinator: operators.CoordinatorFunc(coordinate),
+func Operator() *operators.Operator {
+	return &operators.Operator{
+		Schema:      Schema,
+		Coordinator: operators.CoordinatorFunc(coordinate),
+	}
 }
 
 // trial is one configuration of the search and what became of it. Fields below mu

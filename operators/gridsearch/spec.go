@@ -6,7 +6,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/stratus-ml/stratus/planner/canon"
+	"github.com/stratus-ml/stratus/internal/canon"
 )
 
 // spec is a grid_search stage's evaluated configuration.

@@ -235,7 +235,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		m := ms[ds]
 		m.Features = features
-		if out[ds], err = WriteDataset(ctx, run, s.Key(), m, stats[ds]); err != nil {
+		if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, stats[ds]); err != nil {
 			return cty.NilVal, err
 		}
 		rows += m.Rows
@@ -253,32 +253,6 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	s.Event(operators.Event{Kind: "note", Note: note, Metrics: metrics})
 	return cty.ObjectVal(out), nil
-}
-
-// DatasetValue is the operators.DatasetType value of a manifest stored at
-// uri.
-func DatasetValue(m *manifest.Manifest, uri string) cty.Value {
-	return cty.ObjectVal(map[string]cty.Value{
-		"manifest":   cty.StringVal(uri),
-		"rows":       cty.NumberIntVal(m.Rows),
-		"features":   cty.NumberIntVal(int64(m.Features)),
-		"partitions": cty.NumberIntVal(int64(len(m.Partitions))),
-	})
-}
-
-// WriteDataset stores a stage's dataset — its statistics (when it has rows), then
-// its manifest, under stages/<stageKey>/ — and returns its output value.
-func WriteDataset(ctx context.Context, run blob.Store, stageKey string, m *manifest.Manifest, st *manifest.Stats) (cty.Value, error) {
-	if m.Rows > 0 {
-		if err := m.PutStats(ctx, run, manifest.Key(stageKey, m.Dataset+".stats"), st); err != nil {
-			return cty.NilVal, err
-		}
-	}
-	uri, err := manifest.Write(ctx, run, manifest.Key(stageKey, m.Dataset+".json"), m)
-	if err != nil {
-		return cty.NilVal, err
-	}
-	return DatasetValue(m, uri), nil
 }
 
 // uploadLocal copies local input files into the run's (remote) store, so

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/operators/load"
 )
 
 // Operator returns the normalize operator: its schema, coordinator and task
@@ -172,7 +171,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if src == nil { // an input without a validation set: an empty one
 			m := &manifest.Manifest{Dataset: ds, Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
 				Format: train.Format, Features: train.Features, Normalization: norm}
-			if out[ds], err = load.WriteDataset(ctx, run, s.Key(), m, manifest.Assemble(m, nil)); err != nil {
+			if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, manifest.Assemble(m, nil)); err != nil {
 				return cty.NilVal, err
 			}
 			continue
@@ -189,7 +188,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			return cty.NilVal, fmt.Errorf("%s: rescaled %d rows of %d (a bug in normalize)", ds, m.Rows, src.Rows)
 		}
 		m.Features = train.Features
-		if out[ds], err = load.WriteDataset(ctx, run, s.Key(), m, st); err != nil {
+		if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, st); err != nil {
 			return cty.NilVal, err
 		}
 		rows += m.Rows

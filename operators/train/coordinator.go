@@ -15,16 +15,31 @@ import (
 	"github.com/stratus-ml/stratus/psstore"
 )
 
-// Operator is the train operator.
-var Operator = &operators.Operator{
-	Schema:      Schema,
-	Coordinator: operators.CoordinatorFunc(coordinate),
-	Handlers: map[string]operators.Handler{
-		"train.worker": runWorker,
-		"train.eval":   runEvaluator,
-		"train.grad":   runGrad,
-		"train.score":  runScore,
-	},
+// Task kinds of the train operator.
+const (
+	// KindWorker runs asynchronous SGD over a share of the training set until its
+	// lifetime, then yields its position.
+	KindWorker = "train.worker"
+	// KindEval evaluates the model in psstore on the held-out set, periodically.
+	KindEval = "train.eval"
+	// KindGrad is one full-batch gradient pass over a share (L-BFGS).
+	KindGrad = "train.grad"
+	// KindScore scores final weights on the test set.
+	KindScore = "train.score"
+)
+
+// Operator returns the train operator: its schema, coordinator and task handlers.
+func Operator() *operators.Operator {
+	return &operators.Operator{
+		Schema:      Schema,
+		Coordinator: operators.CoordinatorFunc(coordinate),
+		Handlers: map[string]operators.Handler{
+			KindWorker: runWorker,
+			KindEval:   runEvaluator,
+			KindGrad:   runGrad,
+			KindScore:  runScore,
+		},
+	}
 }
 
 func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
@@ -281,13 +296,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	start := time.Now()
 	wtasks := make([]operators.Task, workers)
 	for i := range wtasks {
-		wtasks[i] = operators.Task{Kind: "train.worker"}
+		wtasks[i] = operators.Task{Kind: KindWorker}
 		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
 			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model}); err != nil {
 			return nil, err
 		}
 	}
-	etask := operators.Task{Kind: "train.eval"}
+	etask := operators.Task{Kind: KindEval}
 	keepBest := heldName == "validation" || heldName == "holdout"
 	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model}); err != nil {
 		return nil, err

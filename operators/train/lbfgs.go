@@ -102,7 +102,7 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 			gkeys[i] = r.prefix + "g/" + strconv.Itoa(k) + "/" + strconv.Itoa(i)
 			gp.WKey, gp.GKey = wkey, gkeys[i]
 		}
-		tasks[i] = operators.Task{Kind: "train.grad"}
+		tasks[i] = operators.Task{Kind: KindGrad}
 		if err := tasks[i].SetParams(gp); err != nil {
 			return nil, err
 		}
@@ -453,7 +453,7 @@ func validationStalled(hist []histPoint) bool {
 }
 
 func scoreTask(model, wkey, units string) operators.Task {
-	t := operators.Task{Kind: "train.score"}
+	t := operators.Task{Kind: KindScore}
 	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units})
 	return t
 }

@@ -195,7 +195,7 @@ type churn struct {
 }
 
 func (c *churn) Invoke(ctx context.Context, t *operators.Task) (*operators.Result, executor.Usage, error) {
-	if t.Kind != "train.worker" {
+	if t.Kind != train.KindWorker {
 		return c.Backend.Invoke(ctx, t)
 	}
 	c.mu.Lock()
