@@ -110,34 +110,42 @@ func NewTrialEvent(id string, status TrialStatus) TrialEvent {
 	return TrialEvent{ID: id, Status: status, Metrics: NoTrialMetrics()}
 }
 
-// fields pairs each figure with its metric name on the wire.
-func (m *TrialMetrics) fields() []struct {
-	name string
-	v    *float64
-} {
-	return []struct {
-		name string
-		v    *float64
-	}{
-		{"test_logloss", &m.TestLogloss},
-		{"best_logloss", &m.BestLogloss},
-		{"accuracy", &m.Accuracy},
-		{"auc", &m.AUC},
-		{"iterations", &m.Iterations},
-		{"updates_per_second", &m.UpdatesPerSecond},
-		{"seconds", &m.Seconds},
-		{"cost_usd", &m.CostUSD},
-		{"workers", &m.Workers},
+// trialFigures are the figures' metric names on the wire, in the order of figure.
+var trialFigures = [...]string{"test_logloss", "best_logloss", "accuracy", "auc", "iterations",
+	"updates_per_second", "seconds", "cost_usd", "workers"}
+
+// figure returns the figure named trialFigures[i].
+func (m *TrialMetrics) figure(i int) *float64 {
+	switch i {
+	case 0:
+		return &m.TestLogloss
+	case 1:
+		return &m.BestLogloss
+	case 2:
+		return &m.Accuracy
+	case 3:
+		return &m.AUC
+	case 4:
+		return &m.Iterations
+	case 5:
+		return &m.UpdatesPerSecond
+	case 6:
+		return &m.Seconds
+	case 7:
+		return &m.CostUSD
+	case 8:
+		return &m.Workers
 	}
+	panic("operators: no trial figure " + trialFigures[i])
 }
 
 // Map returns the reported (finite) figures under their metric names, as the Event
 // carries them.
 func (m TrialMetrics) Map() map[string]float64 {
-	out := map[string]float64{}
-	for _, f := range m.fields() {
-		if x := *f.v; !math.IsNaN(x) && !math.IsInf(x, 0) {
-			out[f.name] = x
+	out := make(map[string]float64, len(trialFigures))
+	for i, name := range trialFigures {
+		if x := *m.figure(i); !math.IsNaN(x) && !math.IsInf(x, 0) {
+			out[name] = x
 		}
 	}
 	return out
@@ -182,9 +190,9 @@ func DecodeTrial(ev Event) (TrialEvent, bool) {
 		Cached: ev.Labels["cached"] == "true",
 	}
 	e.Metrics = NoTrialMetrics()
-	for _, f := range e.Metrics.fields() {
-		if x, ok := ev.Metrics[f.name]; ok {
-			*f.v = x
+	for i, name := range trialFigures {
+		if x, ok := ev.Metrics[name]; ok {
+			*e.Metrics.figure(i) = x
 		}
 	}
 	return e, true

@@ -153,3 +153,34 @@ func TestParamsText(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTrialEvent measures encoding a running trial's event and decoding it,
+// beside the reference: the label and metric maps built by hand, as grid_search
+// did before TrialEvent, and read back by key.
+//
+//	go test ./operators -run '^$' -bench TrialEvent
+func BenchmarkTrialEvent(b *testing.B) {
+	e := fullTrial()
+	b.Run("typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d, ok := operators.DecodeTrial(e.Event())
+			if !ok || d.Metrics.Workers != 2 {
+				b.Fatal("decode")
+			}
+		}
+	})
+	b.Run("reference-maps", func(b *testing.B) {
+		b.ReportAllocs()
+		m := e.Metrics
+		for b.Loop() {
+			labels := map[string]string{"trial": e.ID, "status": string(e.Status), "params": e.Params, "reason": e.Reason, "model": e.Model, "cached": "true"}
+			metrics := map[string]float64{"workers": m.Workers, "test_logloss": m.TestLogloss, "accuracy": m.Accuracy, "auc": m.AUC,
+				"iterations": m.Iterations, "best_logloss": m.BestLogloss, "updates_per_second": m.UpdatesPerSecond, "seconds": m.Seconds, "cost_usd": m.CostUSD}
+			ev := operators.Event{Kind: "trial", Labels: labels, Metrics: metrics}
+			if ev.Labels["status"] == "" || ev.Metrics["workers"] != 2 {
+				b.Fatal("decode")
+			}
+		}
+	})
+}
