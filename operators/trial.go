@@ -65,7 +65,8 @@ const (
 )
 
 // TrialEvent is the state of one trial, reported on every change of status and
-// every evaluation. Build one with NewTrialEvent: its figures start unreported.
+// every evaluation. Build one with NewTrialEvent, whose figures start unreported:
+// in a zero TrialMetrics every figure is reported, as zero.
 type TrialEvent struct {
 	// Time is the Event's time (zero: when the executor receives it).
 	Time time.Time
@@ -92,7 +93,7 @@ type TrialMetrics struct {
 	BestLogloss      float64 // the lowest test log loss so far
 	Accuracy         float64
 	AUC              float64
-	Iterations       float64 // coordinate updates (train's iterations) so far
+	Iterations       float64 // train's iterations so far
 	UpdatesPerSecond float64 // while RUNNING
 	Seconds          float64 // run time so far, or in all once ended
 	CostUSD          float64 // estimated spend of the trial's functions
@@ -111,6 +112,8 @@ func NewTrialEvent(id string, status TrialStatus) TrialEvent {
 }
 
 // trialFigures are the figures' metric names on the wire, in the order of figure.
+// A figure added to TrialMetrics needs a name here and a case in figure
+// (TestEveryTrialFigureEncodes fails until it has them).
 var trialFigures = [...]string{"test_logloss", "best_logloss", "accuracy", "auc", "iterations",
 	"updates_per_second", "seconds", "cost_usd", "workers"}
 
@@ -136,7 +139,7 @@ func (m *TrialMetrics) figure(i int) *float64 {
 	case 8:
 		return &m.Workers
 	}
-	panic("operators: no trial figure " + trialFigures[i])
+	panic("operators: trial figure index out of range")
 }
 
 // Map returns the reported (finite) figures under their metric names, as the Event

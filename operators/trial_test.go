@@ -117,6 +117,24 @@ func TestTrialEventWireForm(t *testing.T) {
 	}
 }
 
+// TestEveryTrialFigureEncodes gives every field of TrialMetrics a distinct value:
+// each must reach the Event under its own name and come back.
+func TestEveryTrialFigureEncodes(t *testing.T) {
+	var m operators.TrialMetrics
+	v := reflect.ValueOf(&m).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetFloat(float64(i + 1))
+	}
+	e := operators.NewTrialEvent("t-1", operators.TrialDone)
+	e.Metrics = m
+	if got := e.Event().Metrics; len(got) != v.NumField() {
+		t.Errorf("%d fields encode as %d metrics: %v", v.NumField(), len(got), got)
+	}
+	if d, _ := operators.DecodeTrial(e.Event()); d.Metrics != m {
+		t.Errorf("decoded %+v, want %+v", d.Metrics, m)
+	}
+}
+
 func TestDecodeTrialRejectsOtherEvents(t *testing.T) {
 	for _, ev := range []operators.Event{
 		{Kind: "metric", Labels: map[string]string{"trial": "t-1", "status": "RUNNING"}},
