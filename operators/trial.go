@@ -65,7 +65,8 @@ const (
 )
 
 // TrialEvent is the state of one trial, reported on every change of status and
-// every evaluation. Build one with NewTrialEvent: its figures start unreported.
+// every evaluation. Build one with NewTrialEvent, whose figures start unreported:
+// in a zero TrialMetrics every figure is reported, as zero.
 type TrialEvent struct {
 	// Time is the Event's time (zero: when the executor receives it).
 	Time time.Time
@@ -92,7 +93,7 @@ type TrialMetrics struct {
 	BestLogloss      float64 // the lowest test log loss so far
 	Accuracy         float64
 	AUC              float64
-	Iterations       float64 // coordinate updates (train's iterations) so far
+	Iterations       float64 // train's iterations so far
 	UpdatesPerSecond float64 // while RUNNING
 	Seconds          float64 // run time so far, or in all once ended
 	CostUSD          float64 // estimated spend of the trial's functions
@@ -110,34 +111,44 @@ func NewTrialEvent(id string, status TrialStatus) TrialEvent {
 	return TrialEvent{ID: id, Status: status, Metrics: NoTrialMetrics()}
 }
 
-// fields pairs each figure with its metric name on the wire.
-func (m *TrialMetrics) fields() []struct {
-	name string
-	v    *float64
-} {
-	return []struct {
-		name string
-		v    *float64
-	}{
-		{"test_logloss", &m.TestLogloss},
-		{"best_logloss", &m.BestLogloss},
-		{"accuracy", &m.Accuracy},
-		{"auc", &m.AUC},
-		{"iterations", &m.Iterations},
-		{"updates_per_second", &m.UpdatesPerSecond},
-		{"seconds", &m.Seconds},
-		{"cost_usd", &m.CostUSD},
-		{"workers", &m.Workers},
+// trialFigures are the figures' metric names on the wire, in the order of figure.
+// A figure added to TrialMetrics needs a name here and a case in figure
+// (TestEveryTrialFigureEncodes fails until it has them).
+var trialFigures = [...]string{"test_logloss", "best_logloss", "accuracy", "auc", "iterations",
+	"updates_per_second", "seconds", "cost_usd", "workers"}
+
+// figure returns the figure named trialFigures[i].
+func (m *TrialMetrics) figure(i int) *float64 {
+	switch i {
+	case 0:
+		return &m.TestLogloss
+	case 1:
+		return &m.BestLogloss
+	case 2:
+		return &m.Accuracy
+	case 3:
+		return &m.AUC
+	case 4:
+		return &m.Iterations
+	case 5:
+		return &m.UpdatesPerSecond
+	case 6:
+		return &m.Seconds
+	case 7:
+		return &m.CostUSD
+	case 8:
+		return &m.Workers
 	}
+	panic("operators: trial figure index out of range")
 }
 
 // Map returns the reported (finite) figures under their metric names, as the Event
 // carries them.
 func (m TrialMetrics) Map() map[string]float64 {
-	out := map[string]float64{}
-	for _, f := range m.fields() {
-		if x := *f.v; !math.IsNaN(x) && !math.IsInf(x, 0) {
-			out[f.name] = x
+	out := make(map[string]float64, len(trialFigures))
+	for i, name := range trialFigures {
+		if x := *m.figure(i); !math.IsNaN(x) && !math.IsInf(x, 0) {
+			out[name] = x
 		}
 	}
 	return out
@@ -182,9 +193,9 @@ func DecodeTrial(ev Event) (TrialEvent, bool) {
 		Cached: ev.Labels["cached"] == "true",
 	}
 	e.Metrics = NoTrialMetrics()
-	for _, f := range e.Metrics.fields() {
-		if x, ok := ev.Metrics[f.name]; ok {
-			*f.v = x
+	for i, name := range trialFigures {
+		if x, ok := ev.Metrics[name]; ok {
+			*e.Metrics.figure(i) = x
 		}
 	}
 	return e, true

@@ -117,6 +117,24 @@ func TestTrialEventWireForm(t *testing.T) {
 	}
 }
 
+// TestEveryTrialFigureEncodes gives every field of TrialMetrics a distinct value:
+// each must reach the Event under its own name and come back.
+func TestEveryTrialFigureEncodes(t *testing.T) {
+	var m operators.TrialMetrics
+	v := reflect.ValueOf(&m).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetFloat(float64(i + 1))
+	}
+	e := operators.NewTrialEvent("t-1", operators.TrialDone)
+	e.Metrics = m
+	if got := e.Event().Metrics; len(got) != v.NumField() {
+		t.Errorf("%d fields encode as %d metrics: %v", v.NumField(), len(got), got)
+	}
+	if d, _ := operators.DecodeTrial(e.Event()); d.Metrics != m {
+		t.Errorf("decoded %+v, want %+v", d.Metrics, m)
+	}
+}
+
 func TestDecodeTrialRejectsOtherEvents(t *testing.T) {
 	for _, ev := range []operators.Event{
 		{Kind: "metric", Labels: map[string]string{"trial": "t-1", "status": "RUNNING"}},
@@ -152,4 +170,35 @@ func TestParamsText(t *testing.T) {
 			t.Errorf("ParamsText(%s) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// BenchmarkTrialEvent measures encoding a running trial's event and decoding it,
+// beside the reference: the label and metric maps built by hand, as grid_search
+// did before TrialEvent, and read back by key.
+//
+//	go test ./operators -run '^$' -bench TrialEvent
+func BenchmarkTrialEvent(b *testing.B) {
+	e := fullTrial()
+	b.Run("typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d, ok := operators.DecodeTrial(e.Event())
+			if !ok || d.Metrics.Workers != 2 {
+				b.Fatal("decode")
+			}
+		}
+	})
+	b.Run("reference-maps", func(b *testing.B) {
+		b.ReportAllocs()
+		m := e.Metrics
+		for b.Loop() {
+			labels := map[string]string{"trial": e.ID, "status": string(e.Status), "params": e.Params, "reason": e.Reason, "model": e.Model, "cached": "true"}
+			metrics := map[string]float64{"workers": m.Workers, "test_logloss": m.TestLogloss, "accuracy": m.Accuracy, "auc": m.AUC,
+				"iterations": m.Iterations, "best_logloss": m.BestLogloss, "updates_per_second": m.UpdatesPerSecond, "seconds": m.Seconds, "cost_usd": m.CostUSD}
+			ev := operators.Event{Kind: "trial", Labels: labels, Metrics: metrics}
+			if ev.Labels["status"] == "" || ev.Metrics["workers"] != 2 {
+				b.Fatal("decode")
+			}
+		}
+	})
 }
