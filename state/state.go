@@ -93,7 +93,6 @@ const (
 	pTask   = "task/"
 	pSeries = "series/"
 	pDigest = "digest/"
-	pTrial  = "trial/"
 	kSerial = "meta/serial"
 	kOutput = "meta/outputs"
 )

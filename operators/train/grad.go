@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset/partition"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 )
@@ -199,15 +200,7 @@ func lossGrad(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
 		base := b.Offsets[0]
 		for r := 0; r < b.Len(); r++ {
 			lo, hi := b.Offsets[r]-base, b.Offsets[r+1]-base
-			z := bias
-			for e := lo; e < hi; e++ {
-				f := fold(b.Indices[e], dim)
-				if b.Values == nil {
-					z += w[f]
-				} else {
-					z += w[f] * float64(b.Values[e])
-				}
-			}
+			z := bias + dotRow(&b, lo, hi, w, dim)
 			l, d := fn(z, float64(b.Labels[r]))
 			loss += l
 			if d == 0 {
@@ -238,15 +231,7 @@ func lossSum(s *evalSet, w []float64, fn lossFunc) (loss float64, rows, correct 
 		base := b.Offsets[0]
 		for r := 0; r < b.Len(); r++ {
 			lo, hi := b.Offsets[r]-base, b.Offsets[r+1]-base
-			z := bias
-			for e := lo; e < hi; e++ {
-				f := fold(b.Indices[e], dim)
-				if b.Values == nil {
-					z += w[f]
-				} else {
-					z += w[f] * float64(b.Values[e])
-				}
-			}
+			z := bias + dotRow(&b, lo, hi, w, dim)
 			y := float64(b.Labels[r])
 			l, _ := fn(z, y)
 			loss += l
@@ -389,4 +374,18 @@ func lossName(model string) string {
 		return "sq_hinge"
 	}
 	return "logloss"
+}
+
+// dotRow is w·x for the row of b stored at entries [lo, hi), indices folded into dim.
+func dotRow(b *partition.Batch, lo, hi uint32, w []float64, dim uint32) float64 {
+	var z float64
+	for e := lo; e < hi; e++ {
+		f := fold(b.Indices[e], dim)
+		if b.Values == nil {
+			z += w[f]
+		} else {
+			z += w[f] * float64(b.Values[e])
+		}
+	}
+	return z
 }
