@@ -155,17 +155,58 @@ func TestFailedMultipartIsAborted(t *testing.T) {
 	}
 }
 
+// TestMessages pins what each error a user meets must say, against a real
+// MinIO: the operation and s3:// URI (bucket and key), the server's address
+// where the store reports it, the kind of failure, and what to do about it.
 func TestMessages(t *testing.T) {
-	// Shows the messages users meet (go test -v); asserted in TestErrorsSayWhatIsWrong.
 	srv := miniotest.Start(t)
 	bucket := srv.NewBucket(t)
 	ctx := context.Background()
-	_, err := newStore(t, srv, "no-such-bucket", "", nil).Get(ctx, "k")
-	t.Log(err)
-	_, err = newStore(t, srv, bucket, "", nil).Get(ctx, "k")
-	t.Log(err)
-	_, err = newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.SecretAccessKey = "bad-secret" }).Get(ctx, "k")
-	t.Log(err)
-	_, err = newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.SecretAccessKey = "bad-secret" }).Stat(ctx, "k")
-	t.Log(err)
+	badSecret := func(o *s3blob.Options) { o.SecretAccessKey = "bad-secret" }
+	badKey := func(o *s3blob.Options) { o.AccessKeyID = "nobody" }
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want []string
+	}{{
+		name: "missing bucket",
+		call: func() error { _, err := newStore(t, srv, "no-such-bucket", "", nil).Get(ctx, "k"); return err },
+		want: []string{"get s3://no-such-bucket/k:", `bucket "no-such-bucket" not found`, "at " + srv.Endpoint,
+			"create it (e.g. `aws s3 mb s3://no-such-bucket`) or fix the bucket name"},
+	}, {
+		name: "missing object",
+		call: func() error { _, err := newStore(t, srv, bucket, "", nil).Get(ctx, "dir/k"); return err },
+		want: []string{"s3://" + bucket + "/dir/k:", "object not found", "check the path, or run the stage that produces it"},
+	}, {
+		name: "wrong secret on get",
+		call: func() error { _, err := newStore(t, srv, bucket, "", badSecret).Get(ctx, "k"); return err },
+		want: []string{"get s3://" + bucket + "/k:", "access denied", "signature does not match (wrong secret key?)",
+			"check AWS_SECRET_ACCESS_KEY / AWS_PROFILE"},
+	}, {
+		// HEAD has no body, so the server cannot say why: the message lists
+		// every cause and names the permission the operation needs.
+		name: "wrong secret on stat",
+		call: func() error { _, err := newStore(t, srv, bucket, "", badSecret).Stat(ctx, "k"); return err },
+		want: []string{"stat s3://" + bucket + "/k:", "access denied (HTTP 403)",
+			"check that the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) are valid",
+			"allows s3:GetObject"},
+	}, {
+		name: "unknown access key",
+		call: func() error { return newStore(t, srv, bucket, "p", badKey).Put(ctx, "k", strings.NewReader("x")) },
+		want: []string{"put s3://" + bucket + "/p/k:", "access denied", "access key id is not known to the server",
+			"at " + srv.Endpoint, "check AWS_ACCESS_KEY_ID / AWS_PROFILE"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			t.Log(err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nlacks %q", err, w)
+				}
+			}
+		})
+	}
 }
