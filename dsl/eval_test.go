@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/operators"
 )
 
@@ -141,30 +143,104 @@ func TestSetStageOutput(t *testing.T) {
 }
 
 // The evaluator is safe for concurrent use (the executor evaluates stages as they
-// become ready, from several goroutines).
+// become ready, from several goroutines): goroutines that keep re-setting the
+// same stage outputs (which drops the memoised values that read them) and
+// reading configs and outputs all get what a sequential evaluation gives.
 func TestEvaluatorConcurrent(t *testing.T) {
-	_, ev := loadOK(t, map[string]string{"main.hcl": evalPipeline, "d.svm": "1 1:1\n"})
+	files := map[string]string{"main.hcl": evalPipeline, "d.svm": "1 1:1\n"}
+	loadOut := cty.ObjectVal(map[string]cty.Value{
+		"train": cty.UnknownVal(operators.DatasetType), "test": cty.UnknownVal(operators.DatasetType),
+		"rows": cty.NumberIntVal(500), "features": cty.NumberIntVal(3),
+	})
+	metrics := map[string]cty.Value{}
+	for name := range operators.MetricsType.AttributeTypes() {
+		metrics[name] = cty.NullVal(cty.Number)
+	}
+	metrics["test_logloss"] = cty.NumberFloatVal(0.25)
+	trainOut := cty.ObjectVal(map[string]cty.Value{
+		"model":   cty.StringVal("m"),
+		"metrics": cty.ObjectVal(metrics),
+	})
+	setAll := func(ev *dsl.Evaluator) {
+		ev.SetStageOutput("load.a", loadOut)
+		ev.SetStageOutput("train.t", trainOut)
+	}
+	stages := []string{"load.a", "normalize.a", "train.t", "grid_search.g"}
+
+	// The sequential answer.
+	_, seq := loadOK(t, files)
+	setAll(seq)
+	wantConfig := map[string]cty.Value{}
+	for _, addr := range stages {
+		v, diags := seq.StageConfig(addr)
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", addr, diags.Error())
+		}
+		wantConfig[addr] = v
+	}
+	wantOutputs, diags := seq.Outputs()
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	// The answer must depend on the outputs set, or the check below is empty.
+	if got := wantOutputs["loss"]; !got.RawEquals(cty.NumberFloatVal(0.25)) {
+		t.Fatalf("sequential output.loss = %#v, want 0.25", got)
+	}
+	if got := wantConfig["train.t"].GetAttr("epochs"); !got.RawEquals(cty.NumberIntVal(10)) {
+		t.Fatalf("sequential train.t epochs = %#v, want 10", got)
+	}
+
+	_, ev := loadOK(t, files)
+	setAll(ev)
+	const goroutines, rounds = 8, 50
+	var (
+		mu   sync.Mutex
+		errs []string
+	)
+	report := func(e string) { mu.Lock(); errs = append(errs, e); mu.Unlock() }
 	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
+	for i := 0; i < goroutines; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			for j := 0; j < 50; j++ {
+			for j := 0; j < rounds; j++ {
 				switch (i + j) % 3 {
 				case 0:
-					ev.StageConfig("train.t")
+					addr := stages[(i+j)%len(stages)]
+					got, diags := ev.StageConfig(addr)
+					if diags.HasErrors() {
+						report(fmt.Sprintf("%s: %s", addr, diags.Error()))
+					} else if !got.RawEquals(wantConfig[addr]) {
+						report(fmt.Sprintf("%s config = %#v, want %#v", addr, got, wantConfig[addr]))
+					}
 				case 1:
-					ev.Outputs()
+					got, diags := ev.Outputs()
+					if diags.HasErrors() {
+						report(diags.Error())
+						continue
+					}
+					if len(got) != len(wantOutputs) {
+						report(fmt.Sprintf("%d outputs, want %d", len(got), len(wantOutputs)))
+					}
+					for name, want := range wantOutputs {
+						if !got[name].RawEquals(want) {
+							report(fmt.Sprintf("output.%s = %#v, want %#v", name, got[name], want))
+						}
+					}
 				case 2:
-					ev.SetStageOutput("train.t", cty.ObjectVal(map[string]cty.Value{
-						"model":   cty.StringVal("m"),
-						"metrics": cty.UnknownVal(operators.MetricsType),
-					}))
+					setAll(ev)
 				}
 			}
 		}(i)
 	}
 	wg.Wait()
+	for n, e := range errs {
+		if n == 5 {
+			t.Errorf("... and %d more wrong answers", len(errs)-5)
+			break
+		}
+		t.Error(e)
+	}
 }
 
 func TestStageReferenceErrors(t *testing.T) {
