@@ -2,9 +2,9 @@ package executor
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stratus-ml/stratus/operators"
 )
@@ -26,16 +26,24 @@ func TestRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stage that finishes without reading its commands answers them at once,
-	// instead of leaving the sender to time out.
-	r.open("train.y")
-	start := time.Now()
+	// instead of leaving the sender to time out (CommandTimeout): both a
+	// command still queued and one taken but not answered.
+	queued := r.open("train.y")
 	done := make(chan error)
 	go func() { done <- r.Send(ctx, "train.y", operators.Command{Op: "kill"}) }()
-	time.Sleep(20 * time.Millisecond)
+	for len(queued) == 0 { // wait until the command is in the inbox
+		runtime.Gosched()
+	}
 	r.close("train.y")
-	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "finished") || time.Since(start) > 5*time.Second {
-		t.Fatalf("send to a stage that finished: %v after %s", err, time.Since(start))
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "finished before it took the command") {
+		t.Fatalf("send to a stage that finished with the command queued: %v", err)
+	}
+	taken := r.open("train.z")
+	go func() { done <- r.Send(ctx, "train.z", operators.Command{Op: "kill"}) }()
+	<-taken
+	r.close("train.z")
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "finished before it answered") {
+		t.Fatalf("send to a stage that finished without answering: %v", err)
 	}
 	if got := r.Running(); len(got) != 1 || got[0] != "grid_search.t" {
 		t.Errorf("running: %v", got)
