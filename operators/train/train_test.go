@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -184,14 +185,34 @@ func TestTrainStopsAtTarget(t *testing.T) {
 	}
 }
 
-// churn wraps a backend and kills worker functions at random moments, as a
-// provider reclaiming them would: the attempt's context is cancelled and its result
-// lost.
+// churn wraps a backend and kills worker functions, as a provider reclaiming them
+// would: the attempt's context is cancelled and its result lost. Half the killed
+// attempts die at a random moment, the other half right after their first
+// mid-run publication of their position, so that their retries must resume from
+// that publication rather than from the generation's start.
 type churn struct {
 	executor.Backend
 	mu     sync.Mutex
 	rng    *rand.Rand
 	killed int
+	// afterPublish maps a worker and generation killed right after publishing
+	// to the position it published.
+	afterPublish map[workerGen]train.Position
+	// resumed counts retries that started from their predecessor's published
+	// position, past the generation's start and not at zero; wrong lists the
+	// retries that did not.
+	resumed int
+	wrong   []string
+}
+
+type workerGen struct{ worker, gen int }
+
+type killSwitchKey struct{}
+
+// killSwitch ends an attempt at its first mid-run publication.
+type killSwitch struct {
+	once   sync.Once
+	cancel context.CancelFunc
 }
 
 func (c *churn) Invoke(ctx context.Context, t *operators.Task) (*operators.Result, executor.Usage, error) {
@@ -199,13 +220,20 @@ func (c *churn) Invoke(ctx context.Context, t *operators.Task) (*operators.Resul
 		return c.Backend.Invoke(ctx, t)
 	}
 	c.mu.Lock()
-	kill := c.rng.Float64() < 0.5
+	kill, onPublish := c.rng.Float64() < 0.5, c.rng.Float64() < 0.5
 	after := time.Duration(20+c.rng.IntN(150)) * time.Millisecond
 	c.mu.Unlock()
 	if !kill {
 		return c.Backend.Invoke(ctx, t)
 	}
-	kctx, cancel := context.WithTimeout(ctx, after)
+	var kctx context.Context
+	var cancel context.CancelFunc
+	if onPublish {
+		kctx, cancel = context.WithCancel(ctx)
+		kctx = context.WithValue(kctx, killSwitchKey{}, &killSwitch{cancel: cancel})
+	} else {
+		kctx, cancel = context.WithTimeout(ctx, after)
+	}
 	defer cancel()
 	res, u, err := c.Backend.Invoke(kctx, t)
 	if kctx.Err() != nil && ctx.Err() == nil {
@@ -216,30 +244,71 @@ func (c *churn) Invoke(ctx context.Context, t *operators.Task) (*operators.Resul
 	return res, u, err
 }
 
-// TestTrainChurn kills worker functions mid-run and gives them a lifetime of a tenth
-// of a second, so they are relaunched many times; training still reaches the a9a
-// target.
+// published kills an attempt that carries a kill switch, remembering where it was.
+func (c *churn) published(ctx context.Context, t *operators.Task, worker int, pos train.Position) {
+	ks, _ := ctx.Value(killSwitchKey{}).(*killSwitch)
+	if ks == nil {
+		return
+	}
+	ks.once.Do(func() {
+		c.mu.Lock()
+		c.afterPublish[workerGen{worker, t.Generation}] = pos
+		c.mu.Unlock()
+		ks.cancel()
+	})
+}
+
+// started checks that the retry of an attempt killed after publishing starts
+// where that attempt published.
+func (c *churn) started(ctx context.Context, t *operators.Task, worker int, resume, start train.Position) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := workerGen{worker, t.Generation}
+	pub, ok := c.afterPublish[k]
+	if !ok {
+		return
+	}
+	delete(c.afterPublish, k)
+	if start != pub || start.IsZero() || !resume.Before(start) {
+		c.wrong = append(c.wrong, fmt.Sprintf("%s: started at %+v (generation's position %+v), its predecessor published %+v", t.Name(), start, resume, pub))
+		return
+	}
+	c.resumed++
+}
+
+// TestTrainChurn kills worker functions mid-run and gives them a lifetime of
+// 1.5s — longer than the 500ms between a worker's publications of its position,
+// so a crashed worker has one to resume from — and they are relaunched many
+// times; training still reaches the a9a target.
 func TestTrainChurn(t *testing.T) {
 	h := runtimetest.New(t, a9aPipeline(`
-  workers       = 4
+  workers       = 2
   minibatch     = 100
   optimizer     = "adagrad"
   learning_rate = 0.1
   l2            = 0.0001
-  epochs        = 10
+  epochs        = 150
   eval_interval = "100ms"
-  lifetime      = "100ms"
+  lifetime      = "1s"
 `))
 	h.Slots = 8
 	h.Retries = 50
-	c := &churn{rng: rand.New(rand.NewPCG(1, 1))}
+	c := &churn{rng: rand.New(rand.NewPCG(1, 1)), afterPublish: map[workerGen]train.Position{}}
+	defer train.SetWorkerHooks(c.started, c.published)()
 	h.Wrap = func(b executor.Backend) executor.Backend { c.Backend = b; return c }
 	sum, rec := h.MustApply()
 	ll, acc := metric(t, sum, "test_logloss"), metric(t, sum, "accuracy")
 	relaunched, retried := rec.Count(executor.TaskRelaunch, "train.lr"), rec.Count(executor.TaskRetried, "train.lr")
-	t.Logf("churn: %d workers killed, %d retried, %d relaunched at their lifetime; test logloss %.4f, accuracy %.4f", c.killed, retried, relaunched, ll, acc)
+	t.Logf("churn: %d workers killed, %d retried (%d resumed from a published position), %d relaunched at their lifetime; test logloss %.4f, accuracy %.4f",
+		c.killed, retried, c.resumed, relaunched, ll, acc)
 	if c.killed == 0 || retried == 0 || relaunched < 4 {
 		t.Errorf("too little churn: %d killed, %d retried, %d relaunched", c.killed, retried, relaunched)
+	}
+	for _, w := range c.wrong {
+		t.Errorf("a retry did not resume from its predecessor's published position: %s", w)
+	}
+	if c.resumed == 0 {
+		t.Errorf("no retry resumed from a published position (%d killed right after publishing and not retried)", len(c.afterPublish))
 	}
 	if ll > 0.330 || acc < 0.845 {
 		t.Errorf("under churn: test logloss %.4f (want ≤ 0.330), accuracy %.4f (want ≥ 0.845)", ll, acc)

@@ -68,6 +68,16 @@ const (
 	publishEvery   = 500 * time.Millisecond
 )
 
+// testHooks let this package's tests wait for a worker's events instead of
+// guessing their timing; both are nil outside tests. started is told where an
+// attempt resumes: the generation's position (resume) and where it starts after
+// reading its own last publication (start). published is told of each
+// mid-run publication of the worker's position.
+var testHooks struct {
+	started   func(ctx context.Context, t *operators.Task, worker int, resume, start position)
+	published func(ctx context.Context, t *operators.Task, worker int, pos position)
+}
+
 // handover is how long before its deadline a function of the given lifetime hands
 // over to the next generation: enough to flush its pushes and return, and never so
 // much that a short lifetime leaves no time to work.
@@ -98,6 +108,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			return nil, fmt.Errorf("task %s: bad resume position: %w", t.Name(), err)
 		}
 	}
+	resume := rs.Position
 	// A relaunch after a crash starts from the generation's position; the worker's
 	// own last publication may be further along.
 	if pub, err := ctl.workers(ctx, p.Workers); err == nil {
@@ -106,6 +117,9 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 				rs.Position, rs.Iterations, rs.Examples, rs.Phases = s.Position, s.Iterations, s.Examples, s.Phases
 			}
 		}
+	}
+	if testHooks.started != nil {
+		testHooks.started(ctx, t, p.Worker, resume, rs.Position)
 	}
 
 	mb := newMinibatch(p.Dim)
@@ -162,6 +176,9 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			if now.Sub(lastPublish) >= publishEvery {
 				lastPublish = now
 				publish(false)
+				if testHooks.published != nil {
+					testHooks.published(ctx, t, p.Worker, pos)
+				}
 			}
 
 			t0 := time.Now()
