@@ -1,0 +1,318 @@
+package planner
+
+import (
+	"math"
+	"os"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/internal/pricing"
+	"github.com/stratus-ml/stratus/state"
+)
+
+// The cost model lives here, in the planner, as a small table keyed by operator
+// name (opModels) rather than as an estimate function in each operator's schema:
+// the planner already holds every input the model needs at plan time (source
+// sizes, upstream estimates, evaluated parameters, the state's history), the
+// figures are rough enough that one table is easier to keep consistent than a
+// function per package, and no operator has to learn about pricing or the plan.
+// An operator without an entry is estimated by the generic data-pass model.
+
+// Default throughputs, used when the state has no run of the stage to calibrate
+// against. They are deliberately round figures.
+const (
+	// ParseBytesPerSecond is what one function parses of LIBSVM/CSV input per
+	// second: heart_scale (27.7 KB) and the a9a training set (2.3 MB) load at
+	// roughly 20–30 MB/s per goroutine on the local backend on this project's
+	// 2-core build machine, rounded down to 20 MB/s for Lambda's slower cores.
+	ParseBytesPerSecond = 20e6
+	// PassBytesPerSecond is what one function reads and writes per second in a
+	// data pass that does not parse text (normalize's statistics and rewrite):
+	// twice the parse rate.
+	PassBytesPerSecond = 40e6
+	// ExamplesPerSecondPerWorker is what one training worker processes per second
+	// (one gradient step per example, minibatches pushed to the psstore): the
+	// a9a benchmark (32,561 examples × 20 epochs, 4 workers) runs at about 200k
+	// examples/s per worker in-process; Lambda's network round trips cut it to
+	// the 100k used here.
+	ExamplesPerSecondPerWorker = 100e3
+	// BytesPerExample turns input bytes into examples for training: a9a's
+	// LIBSVM text averages about 70 bytes per example (2.3 MB / 32,561).
+	BytesPerExample = 70
+	// DefaultEpochs is train's epoch cap when epochs is not set.
+	DefaultEpochs = 1000
+	// TaskOverhead is the fixed cost of starting one function (a warm Lambda
+	// invocation plus opening the data): 100 ms.
+	TaskOverhead = 100 * time.Millisecond
+	// ModelBytes is what a trained model hands downstream when the model does not
+	// say: a small fraction of the data.
+	ModelBytes = 1 << 20
+)
+
+// Basis says where an estimate's figures come from.
+type Basis string
+
+// The bases.
+const (
+	BasisDefaults Basis = "defaults" // the default throughputs above
+	BasisHistory  Basis = "history"  // the state's record of a previous run, scaled by input size
+	BasisReused   Basis = "reused"   // a cached stage: the figures are what reuse saved
+)
+
+// Estimate is what running a stage is expected to take, or (Basis "reused") what
+// reusing its outputs saved, from the record of the run that made them.
+type Estimate struct {
+	Basis Basis `json:"basis"`
+	// Wall is the expected elapsed time of the stage.
+	Wall time.Duration `json:"wall_ns"`
+	// FunctionSeconds is the summed duration of the stage's functions.
+	FunctionSeconds float64 `json:"function_seconds"`
+	// GBSeconds is FunctionSeconds times the function memory in GB.
+	GBSeconds float64 `json:"gb_seconds"`
+	// CostUSD is the dollars of GBSeconds and the invocations at the plan's prices.
+	CostUSD float64 `json:"cost_usd"`
+	// Tasks is the number of functions the stage starts.
+	Tasks int `json:"tasks"`
+	// InputBytes is what the stage reads: its sources' sizes plus its upstream
+	// stages' estimated output; OutputBytes what it hands downstream.
+	InputBytes  int64 `json:"input_bytes"`
+	OutputBytes int64 `json:"output_bytes"`
+}
+
+// Totals sums the estimates of a plan's stages: To run covers run and rerun
+// stages, Saved the cached ones.
+type Totals struct {
+	Wall               time.Duration
+	FunctionSeconds    float64
+	GBSeconds, CostUSD float64
+	SavedWall          time.Duration
+	SavedGBSeconds     float64
+	SavedCostUSD       float64
+	HaveRun, HaveSaved bool
+}
+
+// Totals sums the plan's estimates.
+func (p *Plan) Totals() Totals {
+	stages := make([]FileStage, len(p.Stages))
+	for i, s := range p.Stages {
+		stages[i] = FileStage{Action: s.Action, Estimate: s.Estimate}
+	}
+	return TotalsOf(stages)
+}
+
+// TotalsOf sums the estimates of stages (of a fresh plan or a saved one). Wall
+// times of stages to run add up, as if they ran one after another (the longest
+// chain would be tighter; a pipeline's stages mostly form one chain).
+func TotalsOf(stages []FileStage) Totals {
+	var t Totals
+	for _, s := range stages {
+		e := s.Estimate
+		if e == nil {
+			continue
+		}
+		if s.Action == Cached {
+			t.HaveSaved = true
+			t.SavedWall += e.Wall
+			t.SavedGBSeconds += e.GBSeconds
+			t.SavedCostUSD += e.CostUSD
+			continue
+		}
+		t.HaveRun = true
+		t.Wall += e.Wall
+		t.FunctionSeconds += e.FunctionSeconds
+		t.GBSeconds += e.GBSeconds
+		t.CostUSD += e.CostUSD
+	}
+	return t
+}
+
+// costModel holds the prices and memory a plan is estimated with.
+type costModel struct {
+	pricing  pricing.Pricing
+	memoryMB int
+}
+
+func newCostModel(opts Options) costModel {
+	m := costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB}
+	if m.pricing.PerGBSecond == 0 {
+		m.pricing = pricing.Default()
+	}
+	if m.memoryMB <= 0 {
+		m.memoryMB = pricing.DefaultMemoryMB
+	}
+	return m
+}
+
+// opModel estimates one operator from its input bytes and evaluated
+// configuration: the function-seconds of its work, the number of functions
+// that share it (which divides the wall time), and the bytes it hands on.
+type opModel func(in int64, cfg cty.Value) (funcSeconds float64, parallel int, out int64)
+
+// opModels is the per-operator table (see the package comment above).
+var opModels = map[string]opModel{
+	"load": func(in int64, _ cty.Value) (float64, int, int64) {
+		// load splits its input into segments parsed in parallel; assume one
+		// function per 64 MB, at least one.
+		par := int(in/(64<<20)) + 1
+		return float64(in) / ParseBytesPerSecond, par, in
+	},
+	"normalize": func(in int64, _ cty.Value) (float64, int, int64) {
+		return 2 * float64(in) / PassBytesPerSecond, 1, in // a statistics pass and a rewrite
+	},
+	"train": func(in int64, cfg cty.Value) (float64, int, int64) {
+		return trainSeconds(in, cfg), intAttr(cfg, "workers", 4), ModelBytes
+	},
+	"grid_search": func(in int64, cfg cty.Value) (float64, int, int64) {
+		trials := gridTrials(cfg)
+		base := cty.NilVal
+		if cfg.Type().IsObjectType() && cfg.Type().HasAttribute("train") {
+			base = cfg.GetAttr("train")
+		}
+		per := trainSeconds(in, base)
+		workers := intAttr(base, "workers", 4)
+		par := intAttr(cfg, "max_parallel", 2)
+		if par > trials {
+			par = trials
+		}
+		return float64(trials) * per, par * workers, ModelBytes
+	},
+}
+
+// trainSeconds is the function-seconds of training on in bytes: examples ×
+// epochs at ExamplesPerSecondPerWorker.
+func trainSeconds(in int64, cfg cty.Value) float64 {
+	examples := float64(in) / BytesPerExample
+	epochs := intAttr(cfg, "epochs", DefaultEpochs)
+	return examples * float64(epochs) / ExamplesPerSecondPerWorker
+}
+
+// gridTrials is the number of trials a grid_search configuration runs: the
+// product of the grid's value lists, or random.samples.
+func gridTrials(cfg cty.Value) int {
+	if !cfg.Type().IsObjectType() {
+		return 1
+	}
+	if cfg.Type().HasAttribute("random") {
+		if r := cfg.GetAttr("random"); r.IsKnown() && !r.IsNull() {
+			if r.Type().IsListType() || r.Type().IsTupleType() {
+				if r.LengthInt() > 0 {
+					r = r.Index(cty.NumberIntVal(0))
+				}
+			}
+			if n := intAttr(r, "samples", 0); n > 0 {
+				return n
+			}
+		}
+	}
+	n := 1
+	if cfg.Type().HasAttribute("grid") {
+		g := cfg.GetAttr("grid")
+		if g.IsWhollyKnown() && !g.IsNull() && g.CanIterateElements() {
+			for it := g.ElementIterator(); it.Next(); {
+				_, v := it.Element()
+				if v.CanIterateElements() && v.LengthInt() > 0 {
+					n *= v.LengthInt()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// intAttr is cfg's whole-number attribute name, or def when it is absent, null
+// or unknown.
+func intAttr(cfg cty.Value, name string, def int) int {
+	if cfg == cty.NilVal || !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() || !cfg.Type().HasAttribute(name) {
+		return def
+	}
+	v := cfg.GetAttr(name)
+	if !v.IsKnown() || v.IsNull() || v.Type() != cty.Number {
+		return def
+	}
+	f, _ := v.AsBigFloat().Float64()
+	if f < 1 {
+		return def
+	}
+	return int(f)
+}
+
+// genericModel is a single data pass for operators without an entry.
+func genericModel(in int64, _ cty.Value) (float64, int, int64) {
+	return float64(in) / PassBytesPerSecond, 1, in
+}
+
+// estimate fills sp.Estimate: the savings of a cached stage from its record; for
+// a stage to run, its prior record of the same operator scaled by the ratio of
+// input bytes when there is one (history; ratio 1 when the record predates
+// InputBytes), the operator's model otherwise (defaults). Upstream stages must
+// have been estimated first: their output bytes are this stage's input.
+func (m costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p *Plan) {
+	in := sourceBytes
+	for _, d := range sp.Deps {
+		if up := p.by[d]; up != nil && up.Estimate != nil {
+			in += up.Estimate.OutputBytes
+		}
+	}
+	model := opModels[sp.Operator]
+	if model == nil {
+		model = genericModel
+	}
+	fs, par, out := model(in, cfg)
+	if par < 1 {
+		par = 1
+	}
+	e := &Estimate{Basis: BasisDefaults, InputBytes: in, OutputBytes: out, Tasks: par}
+	switch prior := sp.Prior; {
+	case sp.Action == Cached && prior != nil:
+		e.Basis = BasisReused
+		m.fromRecord(e, prior, 1)
+	case prior != nil && prior.Operator == sp.Operator && (prior.GBSeconds > 0 || prior.Finished.After(prior.Started)):
+		// A record with measurements (one without, such as a record written
+		// before stages were timed, falls back to the defaults).
+		ratio := 1.0
+		if prior.InputBytes > 0 {
+			ratio = float64(in) / float64(prior.InputBytes)
+		}
+		e.Basis = BasisHistory
+		m.fromRecord(e, prior, ratio)
+	default:
+		e.FunctionSeconds = fs + float64(par)*TaskOverhead.Seconds()
+		e.Wall = time.Duration((fs/float64(par) + TaskOverhead.Seconds()) * float64(time.Second))
+		e.GBSeconds = e.FunctionSeconds * float64(m.memoryMB) / 1024
+		e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(par)
+	}
+	sp.Estimate = e
+}
+
+// fromRecord sets e from a stage record's measured figures scaled by ratio.
+func (m costModel) fromRecord(e *Estimate, r *state.StageRecord, ratio float64) {
+	if math.IsNaN(ratio) || math.IsInf(ratio, 0) || ratio < 0 {
+		ratio = 1
+	}
+	e.Wall = time.Duration(float64(r.Finished.Sub(r.Started)) * ratio)
+	e.GBSeconds = r.GBSeconds * ratio
+	e.FunctionSeconds = e.GBSeconds * 1024 / float64(m.memoryMB)
+	e.Tasks = r.Tasks
+	if e.Basis == BasisReused && r.CostUSD > 0 {
+		e.CostUSD = r.CostUSD
+		return
+	}
+	e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(e.Tasks)
+}
+
+// localSourceBytes is the size of the files a local source names, 0 when they
+// cannot be listed (digesting reports that).
+func localSourceBytes(dir, src string) int64 {
+	files, err := ResolveLocal(dir, src)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
