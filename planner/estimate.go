@@ -3,6 +3,7 @@ package planner
 import (
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -127,14 +128,27 @@ func TotalsOf(stages []FileStage) Totals {
 	return t
 }
 
-// costModel holds the prices and memory a plan is estimated with.
+// costModel holds the prices and memory a plan is estimated with, and the
+// state's records by operator for stages with no history of their own.
 type costModel struct {
 	pricing  pricing.Pricing
 	memoryMB int
+	// lister lists the state's records when the StateReader can (a
+	// *state.Store does); byOp is filled from it on first use.
+	lister stageLister
+	byOp   map[string]*state.StageRecord
 }
 
-func newCostModel(opts Options) costModel {
-	m := costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB}
+// stageLister is the optional part of a StateReader that lists every record.
+type stageLister interface {
+	Stages() ([]*state.StageRecord, error)
+}
+
+func newCostModel(opts Options) *costModel {
+	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB}
+	if l, ok := opts.State.(stageLister); ok && opts.State != nil {
+		m.lister = l
+	}
 	if m.pricing.PerGBSecond == 0 {
 		m.pricing = pricing.Default()
 	}
@@ -247,7 +261,7 @@ func genericModel(in int64, _ cty.Value) (float64, int, int64) {
 // input bytes when there is one (history; ratio 1 when the record predates
 // InputBytes), the operator's model otherwise (defaults). Upstream stages must
 // have been estimated first: their output bytes are this stage's input.
-func (m costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p *Plan) {
+func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p *Plan) {
 	in := sourceBytes
 	for _, d := range sp.Deps {
 		if up := p.by[d]; up != nil && up.Estimate != nil {
@@ -266,16 +280,15 @@ func (m costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p *
 	switch prior := sp.Prior; {
 	case sp.Action == Cached && prior != nil:
 		e.Basis = BasisReused
-		m.fromRecord(e, prior, 1)
-	case prior != nil && prior.Operator == sp.Operator && (prior.GBSeconds > 0 || prior.Finished.After(prior.Started)):
+		m.fromRecord(e, prior, 1, 1)
+	case prior != nil && prior.Operator == sp.Operator && measured(prior):
 		// A record with measurements (one without, such as a record written
 		// before stages were timed, falls back to the defaults).
-		ratio := 1.0
-		if prior.InputBytes > 0 {
-			ratio = float64(in) / float64(prior.InputBytes)
-		}
 		e.Basis = BasisHistory
-		m.fromRecord(e, prior, ratio)
+		m.fromHistory(e, prior, model, in, cfg, fs, par)
+	case sp.Action != Cached && m.sameOp(sp.Operator) != nil:
+		e.Basis = BasisHistory
+		m.fromHistory(e, m.sameOp(sp.Operator), model, in, cfg, fs, par)
 	default:
 		e.FunctionSeconds = fs + float64(par)*TaskOverhead.Seconds()
 		e.Wall = time.Duration((fs/float64(par) + TaskOverhead.Seconds()) * float64(time.Second))
@@ -285,13 +298,90 @@ func (m costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p *
 	sp.Estimate = e
 }
 
-// fromRecord sets e from a stage record's measured figures scaled by ratio.
-func (m costModel) fromRecord(e *Estimate, r *state.StageRecord, ratio float64) {
-	if math.IsNaN(ratio) || math.IsInf(ratio, 0) || ratio < 0 {
-		ratio = 1
+// measured reports whether r holds a run's measurements.
+func measured(r *state.StageRecord) bool {
+	return r.GBSeconds > 0 || r.Finished.After(r.Started)
+}
+
+// fromHistory sets e from the record r of an earlier run, scaled by what the
+// operator's model says changed since: the ratio of its work now (in bytes,
+// cfg: fs function-seconds over par functions) to its work then (r.InputBytes —
+// this stage's in when the record predates it — and r's numeric parameters).
+// The model is linear in input bytes, so with unchanged parameters this is the
+// ratio of input sizes; epochs or workers changed scale it as they scale the
+// defaults.
+func (m *costModel) fromHistory(e *Estimate, r *state.StageRecord, model opModel, in int64, cfg cty.Value, fs float64, par int) {
+	priorIn := r.InputBytes
+	if priorIn <= 0 {
+		priorIn = in
 	}
-	e.Wall = time.Duration(float64(r.Finished.Sub(r.Started)) * ratio)
-	e.GBSeconds = r.GBSeconds * ratio
+	pfs, ppar, _ := model(priorIn, withParams(cfg, r.Params))
+	work, wall := 1.0, 1.0
+	if pfs > 0 && fs > 0 {
+		work = fs / pfs
+		wall = (fs / float64(max(par, 1))) / (pfs / float64(max(ppar, 1)))
+	}
+	m.fromRecord(e, r, work, wall)
+	if par != ppar {
+		e.Tasks = par // the parallelism changed: the model's count, not the record's
+	}
+	e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(e.Tasks)
+}
+
+// withParams is cfg with its top-level numeric attributes set to the values
+// recorded in params (by their display form), so the model can be run on a
+// recorded configuration.
+func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
+	if !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
+		return cfg
+	}
+	attrs := cfg.AsValueMap()
+	for name, v := range attrs {
+		p, ok := params[name]
+		if !ok || v.Type() != cty.Number {
+			continue
+		}
+		if f, err := strconv.ParseFloat(p.Display, 64); err == nil {
+			attrs[name] = cty.NumberFloatVal(f)
+		}
+	}
+	return cty.ObjectVal(attrs)
+}
+
+// sameOp is the most recently finished measured record of operator op in the
+// state, or nil: the history of a stage that never ran at its own address. Only
+// records that know their input bytes qualify (the ratio needs both sizes).
+func (m *costModel) sameOp(op string) *state.StageRecord {
+	if m.byOp == nil {
+		m.byOp = map[string]*state.StageRecord{}
+		if m.lister != nil {
+			recs, err := m.lister.Stages()
+			if err == nil {
+				for _, r := range recs {
+					if !measured(r) || r.InputBytes <= 0 {
+						continue
+					}
+					if b := m.byOp[r.Operator]; b == nil || r.Finished.After(b.Finished) {
+						m.byOp[r.Operator] = r
+					}
+				}
+			}
+		}
+	}
+	return m.byOp[op]
+}
+
+// fromRecord sets e from a stage record's measured figures: GB-seconds scaled
+// by work, wall time by wall.
+func (m *costModel) fromRecord(e *Estimate, r *state.StageRecord, work, wall float64) {
+	if math.IsNaN(work) || math.IsInf(work, 0) || work < 0 {
+		work = 1
+	}
+	if math.IsNaN(wall) || math.IsInf(wall, 0) || wall < 0 {
+		wall = 1
+	}
+	e.Wall = time.Duration(float64(r.Finished.Sub(r.Started)) * wall)
+	e.GBSeconds = r.GBSeconds * work
 	e.FunctionSeconds = e.GBSeconds * 1024 / float64(m.memoryMB)
 	e.Tasks = r.Tasks
 	if e.Basis == BasisReused && r.CostUSD > 0 {

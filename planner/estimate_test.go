@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,5 +170,42 @@ func TestEstimateReplace(t *testing.T) {
 	}
 	if e := p.Stage("load.d").Estimate; e.Basis != BasisReused {
 		t.Errorf("load.d: %+v, want reused", e)
+	}
+}
+
+// TestEstimateHistoryParams: history is scaled by what the model says a changed
+// parameter does — twice the epochs, twice the training — and a stage that never
+// ran at its address borrows the history of another stage of its operator.
+func TestEstimateHistoryParams(t *testing.T) {
+	dir := estimateDir(t, 1000, 5)
+	st := openState(t)
+	record(t, st, plan(t, load(t, dir), st), 40*time.Second, 12)
+
+	writeFiles(t, dir, map[string]string{"main.hcl": strings.ReplaceAll(estimatePipeline, "EPOCHS", "10")})
+	p := plan(t, load(t, dir), st)
+	e := p.Stage("train.lr").Estimate
+	if p.Stage("train.lr").Action != Rerun || e.Basis != BasisHistory {
+		t.Fatalf("train.lr: %s %+v, want a rerun from history", p.Stage("train.lr").Action, e)
+	}
+	if r := e.GBSeconds / 12; r < 1.999 || r > 2.001 {
+		t.Errorf("twice the epochs: %g GB-s from history's 12, ratio %g, want 2", e.GBSeconds, r)
+	}
+	if p.Stage("load.d").Estimate.Basis != BasisReused {
+		t.Errorf("load.d: %+v, want reused", p.Stage("load.d").Estimate)
+	}
+
+	// A second training stage over the same data: it never ran, but train.lr did.
+	writeFiles(t, dir, map[string]string{"more.hcl": "train \"other\" {\n  input   = normalize.d\n  workers = 2\n  epochs  = 7\n}\n"})
+	p = plan(t, load(t, dir), st)
+	o := p.Stage("train.other")
+	if o.Action != Run || o.Estimate.Basis != BasisHistory {
+		t.Fatalf("train.other: %s %+v, want a run estimated from train.lr's history", o.Action, o.Estimate)
+	}
+	if w, g := o.Estimate.Wall.Seconds(), o.Estimate.GBSeconds; math.Abs(w-56) > 1e-6 || math.Abs(g-16.8) > 1e-6 {
+		t.Errorf("train.other: %gs, %g GB-s; want train.lr's 40s and 12 GB-s at 7/5 the epochs (56s, 16.8)", w, g)
+	}
+	// Without a state, the defaults.
+	if e := plan(t, load(t, dir), nil).Stage("train.other").Estimate; e.Basis != BasisDefaults {
+		t.Errorf("no state: %+v, want defaults", e)
 	}
 }
