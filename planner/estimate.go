@@ -21,33 +21,34 @@ import (
 // An operator without an entry is estimated by the generic data-pass model.
 
 // Default throughputs, used when the state has no run of the stage to calibrate
-// against. They are deliberately round figures.
+// against. Measured on the local backend (goroutines on this project's shared
+// 2-core build machine, 1769 MB priced) with testdata/a9a (2,329,875 bytes,
+// 32,561 examples), load → normalize → train (workers 2, epochs 5), from the
+// stage records' GB-seconds (function-seconds = GB-s × 1024 / 1769), then
+// rounded down. Lambda's vCPU share at 1769 MB is about one core, as here.
 const (
-	// ParseBytesPerSecond is what one function parses of LIBSVM/CSV input per
-	// second: heart_scale (27.7 KB) and the a9a training set (2.3 MB) load at
-	// roughly 20–30 MB/s per goroutine on the local backend on this project's
-	// 2-core build machine, rounded down to 20 MB/s for Lambda's slower cores.
-	ParseBytesPerSecond = 20e6
+	// ParseBytesPerSecond is what one load function parses of LIBSVM text per
+	// function-second: a9a in one task took 0.0595 GB-s (34 ms), 68 MB/s.
+	ParseBytesPerSecond = 60e6
 	// PassBytesPerSecond is what one function reads and writes per second in a
-	// data pass that does not parse text (normalize's statistics and rewrite):
-	// twice the parse rate.
-	PassBytesPerSecond = 40e6
-	// ExamplesPerSecondPerWorker is what one training worker processes per second
-	// (one gradient step per example, minibatches pushed to the psstore): the
-	// a9a benchmark (32,561 examples × 20 epochs, 4 workers) runs at about 200k
-	// examples/s per worker in-process; Lambda's network round trips cut it to
-	// the 100k used here.
+	// data pass that does not parse text: normalize's statistics pass and
+	// rewrite of a9a took 0.0628 GB-s (36 ms) for two passes, 128 MB/s.
+	PassBytesPerSecond = 120e6
+	// ExamplesPerSecondPerWorker is what one SGD training worker processes per
+	// second: solver "sgd", minibatch 10, 2 workers on a9a reported
+	// examples_per_second 210,513, 105k per worker. (L-BFGS, which solver
+	// "auto" may choose, ran 20× faster: the default is the cautious one.)
 	ExamplesPerSecondPerWorker = 100e3
 	// BytesPerExample turns input bytes into examples for training: a9a's
-	// LIBSVM text averages about 70 bytes per example (2.3 MB / 32,561).
+	// LIBSVM text averages 71.6 bytes per example.
 	BytesPerExample = 70
 	// DefaultEpochs is train's epoch cap when epochs is not set.
 	DefaultEpochs = 1000
-	// TaskOverhead is the fixed cost of starting one function (a warm Lambda
-	// invocation plus opening the data): 100 ms.
+	// TaskOverhead is the fixed cost of starting one function. Assumed, not
+	// measured here: a warm Lambda invocation and opening its data, 100 ms.
 	TaskOverhead = 100 * time.Millisecond
-	// ModelBytes is what a trained model hands downstream when the model does not
-	// say: a small fraction of the data.
+	// ModelBytes is what a trained model hands downstream: a small fraction of
+	// the data (a9a's model is 2 KB; 1 MB leaves room for wide models).
 	ModelBytes = 1 << 20
 )
 
