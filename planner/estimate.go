@@ -82,15 +82,19 @@ type Estimate struct {
 	OutputBytes int64 `json:"output_bytes"`
 }
 
-// Totals sums the estimates of a plan's stages: To run covers run and rerun
-// stages, Saved the cached ones.
+// Totals sums the estimates of a plan's stages: run and rerun stages, and
+// separately the cached ones.
 type Totals struct {
+	// Wall, FunctionSeconds, GBSeconds and CostUSD sum the stages to run.
 	Wall               time.Duration
 	FunctionSeconds    float64
 	GBSeconds, CostUSD float64
-	SavedWall          time.Duration
-	SavedGBSeconds     float64
-	SavedCostUSD       float64
+	// The Saved figures sum the cached stages' savings.
+	SavedWall      time.Duration
+	SavedGBSeconds float64
+	SavedCostUSD   float64
+	// HaveRun and HaveSaved say whether any stage to run, or any cached
+	// stage, had an estimate.
 	HaveRun, HaveSaved bool
 }
 
@@ -164,7 +168,9 @@ func newCostModel(opts Options) *costModel {
 // that share it (which divides the wall time), and the bytes it hands on.
 type opModel func(in int64, cfg cty.Value) (funcSeconds float64, parallel int, out int64)
 
-// opModels is the per-operator table (see the package comment above).
+// opModels is the per-operator table (see the comment at the top of this file).
+// A new operator with an entry here gets defaults fitted to it; without one, the
+// generic single data pass.
 var opModels = map[string]opModel{
 	"load": func(in int64, _ cty.Value) (float64, int, int64) {
 		// load splits its input into segments parsed in parallel; assume one
