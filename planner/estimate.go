@@ -275,6 +275,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			in += up.Estimate.OutputBytes
 		}
 	}
+	in, cfg = stageArgs(sp, p, in, cfg)
 	model := opModels[sp.Operator]
 	if model == nil {
 		model = genericModel
@@ -303,6 +304,44 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 		e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(par)
 	}
 	sp.Estimate = e
+}
+
+// stageArgs handles an argument that takes a whole upstream stage to run again
+// (grid_search's train = train.base, an attribute with Schema Stage set): the
+// plan knows only that stage's output, unknown until apply, so the argument is
+// replaced by the stage's evaluated configuration, and the input is what that
+// stage reads rather than its output (the model it hands on).
+func stageArgs(sp *StagePlan, p *Plan, in int64, cfg cty.Value) (int64, cty.Value) {
+	if sp.Node == nil || sp.Node.Stage == nil || !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
+		return in, cfg
+	}
+	attrs := cfg.AsValueMap()
+	changed := false
+	for _, a := range sp.Node.Stage.Schema.Attrs {
+		if a.Stage == "" {
+			continue
+		}
+		var up *StagePlan
+		for _, d := range sp.Deps {
+			if u := p.by[d]; u != nil && u.Operator == a.Stage && u.Estimate != nil {
+				if up != nil {
+					up = nil // two candidates: not knowable here
+					break
+				}
+				up = u
+			}
+		}
+		if up == nil || up.estimateCfg == cty.NilVal {
+			continue
+		}
+		attrs[a.Name] = up.estimateCfg
+		in += up.Estimate.InputBytes - up.Estimate.OutputBytes
+		changed = true
+	}
+	if !changed {
+		return in, cfg
+	}
+	return in, cty.ObjectVal(attrs)
 }
 
 // measured reports whether r holds a run's measurements.

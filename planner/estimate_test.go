@@ -209,3 +209,33 @@ func TestEstimateHistoryParams(t *testing.T) {
 		t.Errorf("no state: %+v, want defaults", e)
 	}
 }
+
+// TestEstimateGridSearch: a grid search runs its base train stage once per
+// trial, over the base stage's input: six trials, six times the work, spread
+// over max_parallel trials of the base's workers.
+func TestEstimateGridSearch(t *testing.T) {
+	dir := estimateDir(t, 1000, 5)
+	writeFiles(t, dir, map[string]string{"grid.hcl": `
+grid_search "g" {
+  train = train.lr
+  grid = {
+    learning_rate = [0.01, 0.1, 0.5]
+    minibatch     = [20, 100]
+  }
+  max_parallel = 3
+}
+`})
+	p := plan(t, load(t, dir), nil)
+	base, g := p.Stage("train.lr").Estimate, p.Stage("grid_search.g").Estimate
+	if g.InputBytes != base.InputBytes {
+		t.Errorf("grid input %d bytes, want the base stage's %d", g.InputBytes, base.InputBytes)
+	}
+	work := base.FunctionSeconds - float64(base.Tasks)*TaskOverhead.Seconds()
+	gwork := g.FunctionSeconds - float64(g.Tasks)*TaskOverhead.Seconds()
+	if r := gwork / work; math.Abs(r-6) > 1e-9 {
+		t.Errorf("grid work %g, base %g: ratio %g, want 6 trials", gwork, work, r)
+	}
+	if g.Tasks != 3*2 {
+		t.Errorf("grid tasks %d, want max_parallel 3 × 2 workers", g.Tasks)
+	}
+}
