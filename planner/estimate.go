@@ -102,18 +102,25 @@ type Totals struct {
 func (p *Plan) Totals() Totals {
 	stages := make([]FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		stages[i] = FileStage{Action: s.Action, Estimate: s.Estimate}
+		stages[i] = FileStage{Address: s.Address, Deps: s.Deps, Action: s.Action, Estimate: s.Estimate}
 	}
 	return TotalsOf(stages)
 }
 
-// TotalsOf sums the estimates of stages (of a fresh plan or a saved one). Wall
-// times of stages to run add up, as if they ran one after another (the longest
-// chain would be tighter; a pipeline's stages mostly form one chain).
+// TotalsOf sums the estimates of stages (of a fresh plan or a saved one), which
+// must be in dependency order. The wall time is that of the longest chain of
+// stages to run, since apply runs independent stages side by side; cached
+// stages add nothing to it.
 func TotalsOf(stages []FileStage) Totals {
 	var t Totals
+	finish := map[string]time.Duration{}
 	for _, s := range stages {
 		e := s.Estimate
+		var start time.Duration
+		for _, d := range s.Deps {
+			start = max(start, finish[d])
+		}
+		finish[s.Address] = start
 		if e == nil {
 			continue
 		}
@@ -125,7 +132,8 @@ func TotalsOf(stages []FileStage) Totals {
 			continue
 		}
 		t.HaveRun = true
-		t.Wall += e.Wall
+		finish[s.Address] = start + e.Wall
+		t.Wall = max(t.Wall, finish[s.Address])
 		t.FunctionSeconds += e.FunctionSeconds
 		t.GBSeconds += e.GBSeconds
 		t.CostUSD += e.CostUSD

@@ -239,3 +239,18 @@ grid_search "g" {
 		t.Errorf("grid tasks %d, want max_parallel 3 × 2 workers", g.Tasks)
 	}
 }
+
+// TestTotalsLongestChain: stages that do not read each other run side by side,
+// so the plan's wall time is its longest chain's, not the sum.
+func TestTotalsLongestChain(t *testing.T) {
+	est := func(d time.Duration) *Estimate { return &Estimate{Wall: d, GBSeconds: 1, CostUSD: 1} }
+	got := TotalsOf([]FileStage{
+		{Address: "a", Action: Run, Estimate: est(10 * time.Second)},
+		{Address: "b", Action: Run, Estimate: est(3 * time.Second)},
+		{Address: "c", Action: Cached, Estimate: est(100 * time.Second)},
+		{Address: "d", Action: Rerun, Deps: []string{"b", "c"}, Estimate: est(5 * time.Second)},
+	})
+	if got.Wall != 10*time.Second || got.GBSeconds != 3 || got.CostUSD != 3 || got.SavedWall != 100*time.Second || got.SavedCostUSD != 1 {
+		t.Errorf("totals %+v; want 10s (a beside b→d's 8s), 3 GB-s, $3, 100s and $1 saved", got)
+	}
+}

@@ -100,7 +100,7 @@ func stratusEnv() map[string]string {
 func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 	lines := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Estimate: s.Estimate}
+		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate}
 	}
 	c.writePlanLines(w, p.Config.Workspace, lines)
 }
