@@ -330,6 +330,9 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics,
 	}
+	if sp.Estimate != nil {
+		rec.InputBytes = sp.Estimate.InputBytes
+	}
 	runner.mu.Unlock()
 	if err := o.State.PutStage(rec); err != nil {
 		return err

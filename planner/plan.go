@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/internal/canon"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -64,7 +65,14 @@ type StagePlan struct {
 	Prior *state.StageRecord
 	// Replaced is set when -replace forced this stage to run again.
 	Replaced bool
+	// Estimate is what running the stage is expected to take, or for a cached
+	// stage what reusing it saved (see estimate.go).
+	Estimate *Estimate
 	Node     *dsl.Node
+	// estimateCfg and sourceBytes are the estimate's inputs, kept until the
+	// action is final (-replace and the blob-store check may change it).
+	estimateCfg cty.Value
+	sourceBytes int64
 }
 
 // Plan is a compiled pipeline.
@@ -137,6 +145,10 @@ type Options struct {
 	// they read: Terraform's -target. Build then adds a warning that the plan is
 	// partial.
 	Target []string
+	// Pricing and MemoryMB price the estimates: the run's prices and function
+	// memory. Zero values mean pricing.Default() and pricing.DefaultMemoryMB.
+	Pricing  pricing.Pricing
+	MemoryMB int
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -166,6 +178,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	if p.Serial, err = st.Serial(); err != nil {
 		return nil, append(diags, stateDiag(err))
 	}
+	cm := newCostModel(opts)
 	for _, addr := range order {
 		if !sel.planned(addr) {
 			continue
@@ -180,6 +193,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		diags = append(diags, ds...)
 		if sp != nil {
 			sel.apply(sp)
+			cm.estimate(sp, sp.estimateCfg, sp.sourceBytes, p)
 			p.Stages = append(p.Stages, sp)
 			p.by[addr] = sp
 		}
@@ -316,6 +330,9 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			// pipeline with its data keeps the key.
 			sp.Params[a.Name] = state.Param{Canon: canon.Encode(cty.StringVal(relToModule(n.Module.Dir, src))), Display: canon.Display(v)}
 		}
+		if !IsRemote(src) {
+			sp.sourceBytes += localSourceBytes(n.Module.Dir, src)
+		}
 		var digest string
 		var err error
 		if IsRemote(src) {
@@ -366,6 +383,7 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			sp.Action, sp.Reason = Run, "never ran"
 		}
 	}
+	sp.estimateCfg = cfgVal
 	return sp, diags
 }
 

@@ -47,6 +47,9 @@ type FileStage struct {
 	Operator string   `json:"operator,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 	Deps     []string `json:"dependencies,omitempty"`
+	// Estimate is the plan's estimate of the stage (see Estimate), or nil in a
+	// plan saved before estimates existed.
+	Estimate *Estimate `json:"estimate,omitempty"`
 }
 
 // SaveOptions are the inputs a saved plan must remember.
@@ -82,7 +85,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		f.VarFiles = append(f.VarFiles, abs)
 	}
 	for _, s := range p.Stages {
-		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps})
+		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate})
 	}
 	return f, nil
 }

@@ -34,6 +34,10 @@ type StageRecord struct {
 	CostUSD   float64            `json:"cost_usd"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	Backend   string             `json:"backend"`
+	// InputBytes is what the plan estimated the stage read (its sources' sizes
+	// and its upstream stages' estimated output); the next plan scales this
+	// run's measured figures by the ratio of its own estimate to it. 0: unknown.
+	InputBytes int64 `json:"input_bytes,omitempty"`
 }
 
 // Param is one argument as recorded: Canon is compared, Display is shown.

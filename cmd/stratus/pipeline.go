@@ -15,6 +15,7 @@ import (
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor/runtime"
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators/builtin"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/state"
@@ -118,15 +119,31 @@ func (s *selectFlags) register(fs *pflag.FlagSet) {
 // buildPlan plans cfg against st (read-only use), limited or forced by sel.
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
 	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
+	pr, memoryMB := planPricing(cfg, backend)
 	p, diags := planner.Build(ctx, cfg, planner.Options{
 		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
-		BlobRoot: root, Backend: backend,
+		BlobRoot: root, Backend: backend, Pricing: pr, MemoryMB: memoryMB,
 	})
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false
 	}
 	return p, true
+}
+
+// planPricing is the prices and function memory the plan's estimates use: those
+// of the run the backend would make (runtime.New prices it the same way).
+func planPricing(cfg *dsl.Config, backend string) (pricing.Pricing, int) {
+	s, diags := runtime.SettingsOf(cfg)
+	if diags.HasErrors() {
+		return pricing.Default(), 0
+	}
+	if backend == "lambda" {
+		if pr, err := pricing.For(s.Lambda.Region, s.Lambda.Architecture); err == nil {
+			return pr, s.Lambda.MemoryMB
+		}
+	}
+	return pricing.Default(), s.Local.MemoryMB
 }
 
 // planDir loads the pipeline in dir and plans it against its state (read, never

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -97,12 +100,13 @@ func stratusEnv() map[string]string {
 func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 	lines := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason}
+		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate}
 	}
 	c.writePlanLines(w, p.Config.Workspace, lines)
 }
 
-// writePlanLines prints a plan's stages (of a fresh plan or a saved one).
+// writePlanLines prints a plan's stages (of a fresh plan or a saved one), their
+// estimates, and the summary.
 func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.FileStage) {
 	if len(stages) == 0 {
 		fmt.Fprintln(w, "The pipeline has no stages. Add a load, normalize, train or grid_search block.")
@@ -133,7 +137,76 @@ func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.Fil
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%s %d to run, %d to rerun, %d cached.\n", c.paint(w, bold, "Plan:"), run, rerun, cached)
+	summary := c.writeEstimates(w, stages)
+	fmt.Fprintf(w, "%s %d to run, %d to rerun, %d cached.%s\n", c.paint(w, bold, "Plan:"), run, rerun, cached, summary)
+}
+
+// writeEstimates prints the "Estimates:" block — per stage, the expected wall
+// time, GB-seconds and dollars of running it (and whether the figures come from
+// history or defaults), or what reusing a cached stage saved — and returns the
+// summary line's tail.
+func (c *cli) writeEstimates(w io.Writer, stages []planner.FileStage) string {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	shown := false
+	for _, s := range stages {
+		e := s.Estimate
+		if e == nil {
+			continue
+		}
+		if !shown {
+			fmt.Fprintln(w, "Estimates:")
+			shown = true
+		}
+		if s.Action == planner.Cached {
+			fmt.Fprintf(tw, "  %s %s\tsaved %s\t%s GB-s\t%s\treused\n", c.actionSymbol(w, s.Action), s.Address, fmtWall(e.Wall), fmtGBs(e.GBSeconds), fmtUSD(e.CostUSD))
+			continue
+		}
+		fmt.Fprintf(tw, "  %s %s\t%s\t%s GB-s\t%s\t%s\n", c.actionSymbol(w, s.Action), s.Address, fmtWall(e.Wall), fmtGBs(e.GBSeconds), fmtUSD(e.CostUSD), e.Basis)
+	}
+	tw.Flush()
+	if !shown {
+		return ""
+	}
+	fmt.Fprintln(w)
+	t := planner.TotalsOf(stages)
+	if !t.HaveRun {
+		return fmt.Sprintf(" Reuse saves %s, %s GB-s, %s.", fmtWall(t.SavedWall), fmtGBs(t.SavedGBSeconds), fmtUSD(t.SavedCostUSD))
+	}
+	out := fmt.Sprintf(" Estimated: %s, %s GB-s, %s", fmtWall(t.Wall), fmtGBs(t.GBSeconds), fmtUSD(t.CostUSD))
+	if t.HaveSaved {
+		out += fmt.Sprintf(" (saved %s by reuse)", fmtUSD(t.SavedCostUSD))
+	}
+	return out + "."
+}
+
+// fmtWall rounds a duration for a plan: tenths of a second below 10s, whole
+// seconds above.
+func fmtWall(d time.Duration) string {
+	if d < 10*time.Second {
+		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', 1, 64) + "s"
+	}
+	return d.Round(time.Second).String()
+}
+
+// fmtGBs shows GB-seconds with one decimal, or two significant figures below 0.1.
+func fmtGBs(g float64) string {
+	if g > 0 && g < 0.1 {
+		return strconv.FormatFloat(g, 'f', int(-math.Floor(math.Log10(g)))+1, 64)
+	}
+	return strconv.FormatFloat(g, 'f', 1, 64)
+}
+
+// fmtUSD shows dollars with two significant figures below a cent (a plan's
+// figures are often fractions of one) and cents above.
+func fmtUSD(v float64) string {
+	if v <= 0 {
+		return "$0"
+	}
+	decimals := 2
+	if v < 0.01 {
+		decimals = int(-math.Floor(math.Log10(v))) + 1
+	}
+	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
 }
 
 func (c *cli) actionSymbol(w io.Writer, a planner.Action) string {
@@ -162,6 +235,8 @@ type planJSON struct {
 	StateSerial   uint64          `json:"state_serial"`
 	Stages        []planStageJSON `json:"stages"`
 	Summary       map[string]int  `json:"summary"`
+	// Estimate is the fresh plan's totals; absent from a saved plan's JSON.
+	Estimate *estimateTotalsJSON `json:"estimate,omitempty"`
 }
 
 type planStageJSON struct {
@@ -171,12 +246,43 @@ type planStageJSON struct {
 	Reason       string   `json:"reason"`
 	CacheKey     string   `json:"cache_key"`
 	Dependencies []string `json:"dependencies"`
+	// Estimate is present in a fresh plan's JSON, not a saved plan's.
+	Estimate *estimateJSON `json:"estimate,omitempty"`
 }
+
+// estimateJSON is a stage's estimate (for a cached stage: what reuse saved).
+type estimateJSON struct {
+	Basis           string  `json:"basis"`
+	WallSeconds     float64 `json:"wall_seconds"`
+	FunctionSeconds float64 `json:"function_seconds"`
+	GBSeconds       float64 `json:"gb_seconds"`
+	CostUSD         float64 `json:"cost_usd"`
+	Tasks           int     `json:"tasks"`
+	InputBytes      int64   `json:"input_bytes"`
+}
+
+// estimateTotalsJSON is the plan's summed estimate.
+type estimateTotalsJSON struct {
+	WallSeconds     float64 `json:"wall_seconds"`
+	FunctionSeconds float64 `json:"function_seconds"`
+	GBSeconds       float64 `json:"gb_seconds"`
+	CostUSD         float64 `json:"cost_usd"`
+	// The saved figures are what reusing the cached stages saves.
+	SavedWallSeconds float64 `json:"saved_wall_seconds"`
+	SavedGBSeconds   float64 `json:"saved_gb_seconds"`
+	SavedCostUSD     float64 `json:"saved_cost_usd"`
+}
+
+// round6 keeps six decimals: microseconds, micro-GB-seconds.
+func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// roundUSD keeps dollars to a ten-millionth of a cent.
+func roundUSD(v float64) float64 { return math.Round(v*1e9) / 1e9 }
 
 func writePlanJSON(w io.Writer, p *planner.Plan) error {
 	stages := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps}
+		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps, Estimate: s.Estimate}
 	}
 	return writePlanStagesJSON(w, p.Serial, stages)
 }
@@ -195,9 +301,22 @@ func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage)
 			Address: s.Address, Operator: s.Operator, Action: string(s.Action),
 			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps,
 		})
+		if e := s.Estimate; e != nil {
+			out.Stages[len(out.Stages)-1].Estimate = &estimateJSON{
+				Basis: string(e.Basis), WallSeconds: round6(e.Wall.Seconds()), FunctionSeconds: round6(e.FunctionSeconds),
+				GBSeconds: round6(e.GBSeconds), CostUSD: roundUSD(e.CostUSD), Tasks: e.Tasks, InputBytes: e.InputBytes,
+			}
+		}
 		counts[string(s.Action)]++
 	}
 	out.Summary = counts
+	if t := planner.TotalsOf(stages); t.HaveRun || t.HaveSaved {
+		out.Estimate = &estimateTotalsJSON{
+			WallSeconds: round6(t.Wall.Seconds()), FunctionSeconds: round6(t.FunctionSeconds), GBSeconds: round6(t.GBSeconds),
+			CostUSD: roundUSD(t.CostUSD), SavedWallSeconds: round6(t.SavedWall.Seconds()),
+			SavedGBSeconds: round6(t.SavedGBSeconds), SavedCostUSD: roundUSD(t.SavedCostUSD),
+		}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
