@@ -212,6 +212,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 			fmt.Fprintf(c.stdout, "psstore hosts: %d × %s at $%.4f/h = $%.6f\n", hosts, sum.Duration.Round(time.Second),
 				rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
 		}
+		c.writeEstimateVsActual(c.stdout, p, sum)
 	}
 	if applyErr != nil {
 		c.writeFailures(sum)
@@ -350,4 +351,26 @@ func absDir(dir string) string {
 		return dir
 	}
 	return a
+}
+
+// writeEstimateVsActual prints, for every stage that ran, what plan estimated beside
+// what it took, so a user learns how far to trust the next plan's figures (and the
+// next plan's estimate already uses this run as its history).
+func (c *cli) writeEstimateVsActual(w io.Writer, p *planner.Plan, sum *executor.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	rows := 0
+	for _, s := range sum.Stages {
+		sp := p.Stage(s.Address)
+		if s.Action != "ran" || sp == nil || sp.Estimate == nil {
+			continue
+		}
+		if rows == 0 {
+			fmt.Fprintln(w)
+			fmt.Fprintln(tw, "STAGE\tESTIMATED WALL\tACTUAL\tESTIMATED GB-S\tACTUAL\tBASIS\t")
+		}
+		rows++
+		e := sp.Estimate
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%s\t\n", s.Address, e.Wall.Round(10*time.Millisecond), s.Wall.Round(10*time.Millisecond), e.GBSeconds, s.GBSeconds, e.Basis)
+	}
+	tw.Flush()
 }
