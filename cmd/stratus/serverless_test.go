@@ -222,7 +222,7 @@ func TestServerless(t *testing.T) {
 				t.Fatalf("apply on lambda:\n%s", log)
 			}
 			// The cost is the bill's (REPORT lines), labelled so, with the shard hosts.
-			if !strings.Contains(log, "  LAMBDA COST") || strings.Contains(log, "ESTIMATED") || !strings.Contains(log, "psstore hosts: 2 × ") {
+			if !strings.Contains(log, "  LAMBDA COST") || strings.Contains(log, "ESTIMATED LAMBDA COST") || !strings.Contains(log, "psstore hosts: 2 × ") {
 				t.Errorf("the summary lacks the billed Lambda cost or the psstore hosts:\n%s", log)
 			}
 			if tc.handover && !strings.Contains(log, "relaunched as generation") {
