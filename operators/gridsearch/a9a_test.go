@@ -124,7 +124,7 @@ grid_search "tune" {
   train = train.base
   grid = {
     minibatch     = [20, 100]
-    learning_rate = [0.05, 0.1, 0.5, 50]
+    learning_rate = [0.05, 0.1, 0.5, 5000]
   }
   max_parallel = 3
   early_stop {
@@ -158,7 +158,7 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 	if len(ts) != 8 {
 		t.Fatalf("%d trials, want 8", len(ts))
 	}
-	for _, rate := range []float64{0.05, 0.1, 0.5, 50} {
+	for _, rate := range []float64{0.05, 0.1, 0.5, 5000} {
 		for _, mb := range []int64{20, 100} {
 			tid := id(map[string]cty.Value{"learning_rate": lr(rate), "minibatch": cty.NumberIntVal(mb)})
 			tr, ok := ts[tid]
@@ -166,9 +166,9 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 				t.Fatalf("no trial %s for learning_rate %g minibatch %d", tid, rate, mb)
 			}
 			status, reason := tr.GetAttr("status").AsString(), tr.GetAttr("reason").AsString()
-			if rate == 50 {
+			if rate == 5000 {
 				if status != string(operators.TrialStopped) || reason != operators.ReasonDiverged {
-					t.Errorf("learning_rate 50 minibatch %d: %s (%s), want STOPPED (diverged)", mb, status, reason)
+					t.Errorf("learning_rate 5000 minibatch %d: %s (%s), want STOPPED (diverged)", mb, status, reason)
 				}
 				continue
 			}
