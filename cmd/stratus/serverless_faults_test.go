@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/executor/runtime"
+	"github.com/stratus-ml/stratus/internal/testtools"
 )
 
 // writeTLS generates a CA and a certificate for 127.0.0.1 signed by it, writes
@@ -78,7 +79,7 @@ func TestServerlessTLSAndFaults(t *testing.T) {
 	ca, cert, key := writeTLS(t, t.TempDir())
 	plain := s.shards
 	tls := func() *shardProc {
-		return s.startShard(freeAddr(t), t.TempDir(), "--tls-cert", cert, "--tls-key", key)
+		return s.startShard(testtools.FreeAddr(t), t.TempDir(), "--tls-cert", cert, "--tls-key", key)
 	}
 	s.shards = []*shardProc{tls(), tls()}
 	dir := filepath.Join(s.root, "pipelines", "a9a")
@@ -115,7 +116,7 @@ func TestServerlessTLSAndFaults(t *testing.T) {
 		fails(t, nil, s.shards[0].addr, "psstore_ca")
 	})
 	t.Run("unreachable-shard", func(t *testing.T) {
-		s.shards = []*shardProc{{addr: freeAddr(t)}, plain[1]}
+		s.shards = []*shardProc{{addr: testtools.FreeAddr(t)}, plain[1]}
 		defer func() { s.shards = plain }()
 		s.writeBackend(dir, "faults", "")
 		fails(t, nil, s.shards[0].addr, "stratus psstore serve")
@@ -144,7 +145,7 @@ func TestServerlessTLSAndFaults(t *testing.T) {
 		s.writeBackend(dir, "faults", "")
 		cmd := exec.Command(s.bin, "apply", "-auto-approve")
 		cmd.Dir = dir
-		cmd.Env = append(s.env(), "STRATUS_LAMBDA_ENDPOINTS=http://"+freeAddr(t))
+		cmd.Env = append(s.env(), "STRATUS_LAMBDA_ENDPOINTS=http://"+testtools.FreeAddr(t))
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "STRATUS_LAMBDA_ENDPOINTS") || !strings.Contains(string(out), "not reachable") {
 			t.Fatalf("apply against no emulator: %v\n%s", err, out)

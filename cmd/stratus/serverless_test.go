@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/executor/lambda/lambdatest"
 	"github.com/stratus-ml/stratus/executor/runtime"
+	"github.com/stratus-ml/stratus/internal/testtools"
 )
 
 // serverless is the real serverless stack on this machine, as a user meets it: a
@@ -72,7 +72,7 @@ func startServerless(t *testing.T, emulators int, fnTimeout time.Duration) *serv
 	s := &serverless{t: t, bin: bin, s3: miniotest.Start(t), token: "e2e-" + fmt.Sprint(time.Now().UnixNano())}
 	s.bucket = s.s3.NewBucket(t)
 	for range 2 {
-		s.shards = append(s.shards, s.startShard(freeAddr(t), t.TempDir()))
+		s.shards = append(s.shards, s.startShard(testtools.FreeAddr(t), t.TempDir()))
 	}
 	s.root = copyPipelines(t)
 	// The function is the zip `stratus deploy -out` writes, for this machine's
@@ -111,7 +111,9 @@ func (s *serverless) startShard(addr, dir string, extra ...string) *shardProc {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		<-p.done
 	})
-	waitTCP(s.t, addr, p.done)
+	if err := testtools.WaitTCP(addr, p.done, time.Minute); err != nil {
+		s.t.Fatal(err)
+	}
 	return p
 }
 
@@ -299,11 +301,11 @@ func copyPipelines(t *testing.T) string {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	abs, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
+	root, ok := testtools.RepoRoot()
+	if !ok {
+		t.Fatal("no go.mod above the test's directory")
 	}
-	return abs
+	return root
 }
 
 // copyDir copies the regular files under from to to, skipping .stratus directories.
@@ -363,37 +365,4 @@ func extractBootstrap(t *testing.T, zipPath string) string {
 	}
 	t.Fatalf("%s has no bootstrap", zipPath)
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitTCP waits until addr accepts connections, or fails when done closes first
-// (the process exited) or after a minute.
-func waitTCP(t *testing.T, addr string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("the process serving %s exited", addr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not accept connections: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
 	"github.com/stratus-ml/stratus/executor/local"
@@ -239,12 +238,6 @@ func (r *Runtime) Close() error {
 	}
 	r.closers = nil
 	return first
-}
-
-// decoded is a type assertion kept in one place.
-func decoded(b *dsl.Backend) (*Settings, bool) {
-	s, ok := b.Decoded.(*Settings)
-	return s, ok
 }
 
 // LocalShardsDir is where the local backend's n in-process shards keep their data.

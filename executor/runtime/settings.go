@@ -63,7 +63,7 @@ func SettingsOf(cfg *dsl.Config) (*Settings, hcl.Diagnostics) {
 	if b == nil || b.Implicit {
 		return &Settings{Type: "local", Local: local.DefaultConfig()}, nil
 	}
-	if s, ok := decoded(b); ok {
+	if s, ok := b.Decoded.(*Settings); ok {
 		return s, nil
 	}
 	ctx, diags := cfg.BackendContext()

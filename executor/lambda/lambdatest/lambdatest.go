@@ -7,7 +7,6 @@ package lambdatest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,7 +162,7 @@ func Start(t testing.TB, bootstrap string, n int, o Options) []*Emulator {
 	}
 	var ems []*Emulator
 	for i := 0; i < n; i++ {
-		addr, api := freePort(t), freePort(t)
+		addr, api := testtools.FreeAddr(t), testtools.FreeAddr(t)
 		cmd := exec.Command(rie,
 			"--runtime-interface-emulator-address", addr,
 			"--runtime-api-address", api,
@@ -220,29 +219,9 @@ func URLs(ems []*Emulator) []string {
 
 func waitListening(t testing.TB, e *Emulator) {
 	t.Helper()
-	host := strings.TrimPrefix(e.URL, "http://")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", host, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if !e.Alive() || time.Now().After(deadline) {
-			t.Fatalf("aws-lambda-rie at %s did not start: %v\n%s", e.URL, err, tail(e.Log(), 40))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testtools.WaitTCP(strings.TrimPrefix(e.URL, "http://"), e.done, 10*time.Second); err != nil {
+		t.Fatalf("aws-lambda-rie at %s did not start: %v\n%s", e.URL, err, tail(e.Log(), 40))
 	}
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func tail(s string, lines int) string {
