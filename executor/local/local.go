@@ -65,10 +65,16 @@ func (b *Backend) Name() string { return "local" }
 // Slots is MaxConcurrency.
 func (b *Backend) Slots() int { return b.opts.MaxConcurrency }
 
-// Invoke runs one attempt in a goroutine. It returns when the handler returns or when
-// ctx ends, whichever is first; a handler that ignores cancellation keeps running,
-// abandoned, and its late result is dropped — as a Lambda function past the client's
-// patience would be.
+// abandonGrace is how long a cancelled attempt's handler may take to return before
+// the attempt is abandoned (its goroutine still runs; Close waits for it).
+const abandonGrace = 2 * time.Second
+
+// Invoke runs one attempt in a goroutine. It returns when the handler returns, or,
+// once ctx ends, when the handler returns within abandonGrace — so the result of a
+// handler that finished as the run was cancelled is kept, not run again. A handler
+// that ignores cancellation longer keeps running, abandoned, and its late result is
+// dropped — as a Lambda function past the client's patience would be. A kill_every
+// rehearsal kill returns at once.
 func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Result, executor.Usage, error) {
 	usage := executor.Usage{MemoryMB: b.opts.MemoryMB}
 	payload, err := json.Marshal(t)
@@ -112,8 +118,7 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 		out, err := json.Marshal(res)
 		ch <- outcome{res: out, err: err}
 	}()
-	select {
-	case o := <-ch:
+	finish := func(o outcome) (*operators.Result, executor.Usage, error) {
 		usage.Duration = time.Since(start)
 		if o.err != nil {
 			return nil, usage, o.err
@@ -123,12 +128,29 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 			return nil, usage, fmt.Errorf("decode result of %s: %w", t.Name(), err)
 		}
 		return &res, usage, nil
+	}
+	select {
+	case o := <-ch:
+		return finish(o)
 	case <-ctx.Done():
-		usage.Duration = time.Since(start)
 		if errors.Is(context.Cause(ctx), errKilled) {
+			usage.Duration = time.Since(start)
 			return nil, usage, fmt.Errorf("task %s: %w after %s", t.Name(), errKilled, usage.Duration.Round(time.Millisecond))
 		}
-		return nil, usage, fmt.Errorf("task %s abandoned: %w", t.Name(), ctx.Err())
+		// Cancelled (an interrupt, a failed sibling, a deadline): a handler that
+		// honours its context returns at once, and one that had already finished
+		// — its side effects done — must have its result recorded, or the next
+		// apply runs it again. Only a handler that ignores cancellation for
+		// abandonGrace is abandoned.
+		grace := time.NewTimer(abandonGrace)
+		defer grace.Stop()
+		select {
+		case o := <-ch:
+			return finish(o)
+		case <-grace.C:
+			usage.Duration = time.Since(start)
+			return nil, usage, fmt.Errorf("task %s abandoned: %w", t.Name(), ctx.Err())
+		}
 	}
 }
 
