@@ -76,10 +76,17 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (err error) {
 		return fmt.Errorf("put %s: %w", s.URI(key), err)
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("put %s: %w", s.URI(key), err)
+	var f *os.File
+	for try := 0; ; try++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("put %s: %w", s.URI(key), err)
+		}
+		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		// A concurrent Delete may prune the directory between the two calls: make it again.
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || try == 8 {
+			break
+		}
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("put %s: %w", s.URI(key), err)
 	}
@@ -310,5 +317,19 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.mapErr("delete", key, err)
 	}
+	s.prune(filepath.Dir(p))
 	return nil
+}
+
+// prune removes dir and its parents up to (not including) the root while they are
+// empty, so deleting every key under a prefix leaves no directories behind. A
+// directory that is not empty — or that a concurrent Put just made and fills —
+// stops it.
+func (s *Store) prune(dir string) {
+	for dir != s.root && strings.HasPrefix(dir, s.root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
 }

@@ -83,3 +83,60 @@ func TestReservedTempNames(t *testing.T) {
 		t.Error("Put of a reserved temporary name succeeded")
 	}
 }
+
+// TestDeletePrunesEmptyDirectories: deleting every key under a prefix leaves no
+// directories behind (the root stays), and Puts racing with Deletes in the same
+// directory never fail for a pruned directory.
+func TestDeletePrunesEmptyDirectories(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := fileblob.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"tasks/k/a/1", "tasks/k/a/2", "tasks/k/b/1", "keep/x"} {
+		if err := s.Put(ctx, k, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"tasks/k/a/1", "tasks/k/a/2", "tasks/k/b/1"} {
+		if err := s.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tasks")); !os.IsNotExist(err) {
+		t.Errorf("tasks/ still there after its last key was deleted (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep", "x")); err != nil {
+		t.Errorf("an unrelated key went with it: %v", err)
+	}
+	if err := s.Delete(ctx, "keep/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the root was pruned: %v", err)
+	}
+
+	errs := make(chan error, 2)
+	for w := 0; w < 2; w++ {
+		go func() {
+			for i := 0; i < 300; i++ {
+				k := "race/d/k" + string(rune('a'+w))
+				if err := s.Put(ctx, k, strings.NewReader("x")); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Delete(ctx, k); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("put/delete race: %v", err)
+		}
+	}
+}
