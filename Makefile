@@ -19,7 +19,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: all build test test-short race lint demo tools proto proto-tools web clean \
-	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy
+	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy bench-estimate
 
 all: lint build test
 
@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy bench-estimate
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -112,6 +112,9 @@ bench-tune:
 	$(GO) test -run '^$$' -bench GridSearchA9A -benchtime 3x ./operators/gridsearch/
 
 # destroy's deletes on a real MinIO: one at a time (the reference) and concurrent.
+bench-estimate:
+	STRATUS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchEstimates$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
+
 bench-destroy:
 	$(GO) test -run '^$$' -bench DestroyDeletes -benchtime 3x ./cmd/stratus/
 
