@@ -39,8 +39,10 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc). Labels are binary."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "matrix_factorization"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), on binary labels; or matrix_factorization (collaborative filtering on a load with format = \"ratings\": mean + user and item biases + rank-k factors; test_rmse, test_mae)."},
+		{Name: "rank", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1000),
+			Doc: "matrix_factorization: the rank of the user and item factors (default 10)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
@@ -78,7 +80,7 @@ var Schema = &operators.Schema{
 			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
 				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
 		}
-		return nil
+		return checkMF(cfg)
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
