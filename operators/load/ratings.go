@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/stratus-ml/stratus/dataset/manifest"
@@ -17,7 +18,8 @@ func ratingsNote(ms map[string]*manifest.Manifest) string {
 			continue
 		}
 		r := m.Ratings
-		parts = append(parts, fmt.Sprintf("%s %d ratings of %d items by %d users (%g to %g, mean %.3f)", ds, r.Ratings, r.Items, r.Users, r.Min, r.Max, r.Mean))
+		f32 := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 32) } // ratings are float32s
+		parts = append(parts, fmt.Sprintf("%s %d ratings of %d items by %d users (%s to %s, mean %.3f)", ds, r.Ratings, r.Items, r.Users, f32(r.Min), f32(r.Max), r.Mean))
 	}
 	return strings.Join(parts, "; ")
 }
