@@ -41,10 +41,11 @@ const (
 	DefaultRank        = 10
 	DefaultMFL2        = 0.05
 	DefaultMFMinibatch = 1000
-	// DefaultMFLearningRate is adagrad's step: measured on generated low-rank
-	// ratings and MovieLens-like scales (ratings 1–5), it converges in a few
-	// epochs without diverging.
-	DefaultMFLearningRate = 0.05
+	// DefaultMFLearningRate is adagrad's step. On generated rank-10 ratings
+	// (6,000 users × 4,000 items, 1M ratings, `make bench-mf`), five epochs
+	// reach a test RMSE of 0.586 at 0.05, 0.546 at 0.2 and 0.551 at 0.5; plain
+	// SGD at 0.01 and 0.03 reaches 0.597 and 0.602.
+	DefaultMFLearningRate = 0.2
 	mfInitStddev          = 0.1
 )
 

@@ -294,6 +294,8 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	fp := fromJSONSafe(final)
 	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Updates: fp.Updates, Iterations: fp.Pushes})
 	held := &RatingMetrics{RMSE: fp.Logloss, MAE: fp.Accuracy, Rows: fp.Rows}
+	var ph phases
+	hist := newHistogram()
 	for _, r := range workerOut.res {
 		var wr workerResult
 		if err := json.Unmarshal(r.Output, &wr); err != nil {
@@ -301,6 +303,12 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 		res.Iterations += wr.Iterations
 		res.Examples += wr.Examples
+		ph.add(wr.Phases)
+		hist.merge(wr.Hist)
+	}
+	if res.Iterations > 0 {
+		n := time.Duration(res.Iterations)
+		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99)}
 	}
 	if res.Duration > 0 {
 		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
@@ -368,7 +376,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 	}
 	mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels)
-	how := fmt.Sprintf("%d iterations, %.0f ratings/s", res.Iterations, res.ExamplesPerSecond)
+	how := fmt.Sprintf("%d iterations, %.0f ratings/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
 	summary := map[string]float64{"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond}
 	for name, m := range map[string]*RatingMetrics{"test": mf.Test, "validation": mf.Validation} {
 		if m != nil {
