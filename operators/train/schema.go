@@ -20,6 +20,15 @@
 // set when the input has one; else, for SGD without epochs, a holdout of a tenth
 // of the training set; else the test set (and the stage says which). Final
 // metrics are on the test set.
+//
+// model = "matrix_factorization" (mf.go) trains on a ratings dataset: mean + user
+// and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
+// by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
+// (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
+// set, else a holdout of a tenth of the training set when epochs is not given or
+// there is no test set); the exported model is scored on the test set
+// (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
+// validation set), lower is better.
 package train
 
 import (
@@ -48,15 +57,15 @@ var Schema = &operators.Schema{
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
 			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
 		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
-			Doc: "SGD: rows per minibatch (default 100)."},
+			Doc: "SGD: rows per minibatch (default 100; matrix_factorization 1000)."},
 		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
-			Doc: "SGD: step size (default 0.1)."},
+			Doc: "SGD: step size (default 0.1; matrix_factorization 0.2)."},
 		{Name: "optimizer", Type: cty.String, Enum: []string{"sgd", "momentum", "adagrad"},
 			Doc: "SGD: update rule applied per coordinate on the parameter server (default adagrad)."},
 		{Name: "momentum", Type: cty.Number, Default: cty.NumberFloatVal(0.9), Min: operators.Float(0), Max: operators.Float(1),
 			Doc: "momentum only: the decay of the velocity."},
 		{Name: "l2", Type: cty.Number, Min: operators.Float(0),
-			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD."},
+			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD. matrix_factorization: λ/2 of each rating's user and item parameters' squared norm (default 0.05)."},
 		{Name: "epochs", Type: cty.Number, Integer: true, Max: operators.Float(1e6), Check: checkEpochs,
 			Doc: "At most this many passes over the training set. Without it, training runs until it converges (see the package documentation)."},
 		{Name: "timeout", Type: cty.String, Default: cty.StringVal("30m"), Duration: true,
