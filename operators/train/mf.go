@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"slices"
 
 	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/partition"
@@ -101,21 +102,29 @@ type mfBatch struct {
 
 func newMFBatch(rank int) *mfBatch { return &mfBatch{rank: rank, pos: map[uint32]int{}} }
 
-// build collects the distinct slots of b and their keys.
+// build collects the distinct slots of b and their keys, in increasing
+// order (psstore sorts a request's keys: sorted ones cost it least).
 func (m *mfBatch) build(b *partition.Batch) {
 	clear(m.pos)
 	m.slots, m.keys, m.users, m.items = m.slots[:0], m.keys[:0], m.users[:0], m.items[:0]
-	block := func(s uint32) int {
-		if k, ok := m.pos[s]; ok {
-			return k
+	for r := 0; r < b.Len(); r++ {
+		u, i, ok := mfSlots(b, r)
+		if !ok {
+			continue
 		}
-		k := len(m.slots)
+		for _, s := range [2]uint32{u, i} {
+			if _, seen := m.pos[s]; !seen {
+				m.pos[s] = 0
+				m.slots = append(m.slots, s)
+			}
+		}
+	}
+	slices.Sort(m.slots)
+	for k, s := range m.slots {
 		m.pos[s] = k
-		m.slots = append(m.slots, s)
 		for j := 0; j <= m.rank; j++ {
 			m.keys = append(m.keys, mfKey(s, j, m.rank))
 		}
-		return k
 	}
 	for r := 0; r < b.Len(); r++ {
 		u, i, ok := mfSlots(b, r)
@@ -123,7 +132,7 @@ func (m *mfBatch) build(b *partition.Batch) {
 			m.users, m.items = append(m.users, -1), append(m.items, -1)
 			continue
 		}
-		m.users, m.items = append(m.users, block(u)), append(m.items, block(i))
+		m.users, m.items = append(m.users, m.pos[u]), append(m.items, m.pos[i])
 	}
 	n := len(m.keys)
 	if cap(m.w) < n {
