@@ -160,8 +160,12 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 	}
 	etask := operators.Task{Kind: KindMFEval}
+	keepBest := (heldName == "validation" || heldName == "holdout") && 4*dim <= mfKeepBestBytes
+	if !keepBest && heldName != "test" {
+		s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("the model's %d coordinates are too many to keep the weights of its best %s evaluation: the final weights are exported", dim, heldName)})
+	}
 	if err := etask.SetParams(mfEvalParams{Model: model, Rank: cfg.Rank, Mean: sum.Mean, UnitsKey: dir + "eval-units.json", SeenKey: dir + "seen.u32",
-		Interval: cfg.EvalInterval, Start: start}); err != nil {
+		Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest}); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -252,7 +256,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 			continue
 		}
 		lastT = pt.Seconds
-		res.Series = append(res.Series, EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Updates: pt.Updates, Iterations: pt.Pushes})
+		res.Series = append(res.Series, EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, Updates: pt.Updates, Iterations: pt.Pushes})
 		now := time.Now()
 		rate := 0.0
 		if dt := now.Sub(lastUpdate).Seconds(); dt > 0 {
@@ -292,7 +296,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 	}
 	fp := fromJSONSafe(final)
-	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Updates: fp.Updates, Iterations: fp.Pushes})
+	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, Updates: fp.Updates, Iterations: fp.Pushes})
 	held := &RatingMetrics{RMSE: fp.Logloss, MAE: fp.Accuracy, Rows: fp.Rows}
 	var ph phases
 	hist := newHistogram()
@@ -324,6 +328,26 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	w, err := ps.PullDense(ctx, model)
 	if err != nil {
 		return nil, fmt.Errorf("export model: %w", err)
+	}
+	if keepBest {
+		// Early stopping: export the weights of the best held-out evaluation
+		// when training went past it (the evaluator stored them).
+		best := res.Series[0]
+		for _, p := range res.Series {
+			if p.Logloss < best.Logloss {
+				best = p
+			}
+		}
+		if best.Logloss < held.RMSE {
+			bw, err := ctl.best(ctx, dim)
+			if err != nil {
+				return nil, fmt.Errorf("read the best weights: %w", err)
+			}
+			if bw != nil {
+				s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (RMSE %.4f at %.1fs, not %.4f at the end)", heldName, best.Logloss, best.Seconds, held.RMSE)})
+				w, held.RMSE, held.MAE = bw, best.Logloss, best.Accuracy
+			}
+		}
 	}
 	// Unknown slots (never rated in training) predict with nothing of theirs.
 	k := cfg.Rank + 1

@@ -174,7 +174,15 @@ type mfEvalParams struct {
 	SeenKey  string        `json:"seen"` // blob key of the training set's slots (mfSeen)
 	Interval time.Duration `json:"interval"`
 	Start    time.Time     `json:"start"`
+	// KeepBest evaluates the whole model, pulled dense, and stores the weights
+	// of each new best evaluation under the control key "best" (a held-out set
+	// the run stops on; models up to mfKeepBestBytes).
+	KeepBest bool `json:"keep_best,omitempty"`
 }
+
+// mfKeepBestBytes bounds the models whose best weights the evaluator keeps:
+// each new best is one KV value of the whole model.
+const mfKeepBestBytes = 16 << 20
 
 // ratingSet is a held-out ratings set in memory, with the distinct slots it
 // touches.
@@ -294,7 +302,16 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	evalOnce := func() (evalPoint, error) {
 		began := time.Now()
 		defer func() { lastEval = time.Since(began) }()
-		if err := ps.PullSparse(ctx, p.Model, keys, w); err != nil {
+		var dense []float32
+		if p.KeepBest {
+			// Evaluate exactly the weights that may be kept.
+			if dense, err = ps.PullDense(ctx, p.Model); err != nil {
+				return evalPoint{}, fmt.Errorf("pull model: %w", err)
+			}
+			for n, s := range set.slots {
+				copy(w[n*k:(n+1)*k], dense[int(s)*k:(int(s)+1)*k])
+			}
+		} else if err := ps.PullSparse(ctx, p.Model, keys, w); err != nil {
 			return evalPoint{}, fmt.Errorf("pull factors: %w", err)
 		}
 		for n, s := range set.slots {
@@ -303,6 +320,13 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			}
 		}
 		m := set.evaluate(p.Mean, p.Rank, w)
+		if p.KeepBest && m.Rows > 0 && (rs.Best == nil || m.RMSE < *rs.Best) {
+			if err := ctl.putBest(ctx, dense); err != nil {
+				return evalPoint{}, fmt.Errorf("keep the best weights: %w", err)
+			}
+			l := m.RMSE
+			rs.Best = &l
+		}
 		pt := evalPoint{Seconds: time.Since(p.Start).Seconds(), Logloss: m.RMSE, Accuracy: m.MAE, Rows: m.Rows}
 		if st, err := ps.ModelStats(ctx, p.Model); err == nil {
 			pt.Updates, pt.Pushes = st.Updates, st.Pushes
