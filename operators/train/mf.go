@@ -39,9 +39,8 @@ import (
 
 // Defaults of matrix factorization.
 const (
-	DefaultRank        = 10
-	DefaultMFL2        = 0.05
-	DefaultMFMinibatch = 1000
+	DefaultRank = 10
+	DefaultMFL2 = 0.05
 	// DefaultMFLearningRate is adagrad's step. On generated rank-10 ratings
 	// (6,000 users × 4,000 items, 1M ratings, `make bench-mf`), five epochs
 	// reach a test RMSE of 0.586 at 0.05, 0.546 at 0.2 and 0.551 at 0.5; plain
@@ -49,6 +48,17 @@ const (
 	DefaultMFLearningRate = 0.2
 	mfInitStddev          = 0.1
 )
+
+// mfMinibatch is the default minibatch of matrix factorization: twice the
+// users and items, within [1000, 50000] ratings, so that a minibatch touches
+// most of them about twice and a worker pulls and pushes a few coordinates
+// per rating rather than 2(k+1). On generated rank-10 ratings (6,000 users ×
+// 4,000 items, 1M ratings, `make bench-mf`, defaults otherwise) minibatches
+// of 1,000, 5,000, 20,000 and 50,000 ratings reached test RMSEs of 0.5485,
+// 0.5454, 0.5382 and 0.5381 at 215k, 315k, 498k and 647k ratings/s.
+func mfMinibatch(users, items int64) int {
+	return int(min(max(2*(users+items), 1000), 50000))
+}
 
 // mfKey is the psstore coordinate of slot s's j-th parameter (0: the bias).
 func mfKey(s uint32, j, rank int) uint64 { return uint64(s)*uint64(rank+1) + uint64(j) }

@@ -49,9 +49,6 @@ func mfConfig(cfg Config) (Config, error) {
 	if !cfg.LearningRateSet {
 		cfg.LearningRate = DefaultMFLearningRate
 	}
-	if !cfg.MinibatchSet {
-		cfg.Minibatch = DefaultMFMinibatch
-	}
 	return cfg, nil
 }
 
@@ -82,6 +79,10 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		return nil, fmt.Errorf("read training set statistics: %w", err)
 	}
 	sum := manifest.SummarizeRatings(stats)
+	if !cfg.MinibatchSet {
+		cfg.Minibatch = mfMinibatch(sum.Users, sum.Items)
+		o.Config = cfg
+	}
 	var seen []uint32
 	stats.Each(func(i uint32, f manifest.Feature) { seen = append(seen, i) })
 	if sum.Ratings == 0 {

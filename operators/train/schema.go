@@ -57,7 +57,7 @@ var Schema = &operators.Schema{
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
 			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
 		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
-			Doc: "SGD: rows per minibatch (default 100; matrix_factorization 1000)."},
+			Doc: "SGD: rows per minibatch (default 100; matrix_factorization: twice its users and items, 1000 to 50000 ratings)."},
 		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
 			Doc: "SGD: step size (default 0.1; matrix_factorization 0.2)."},
 		{Name: "optimizer", Type: cty.String, Enum: []string{"sgd", "momentum", "adagrad"},
