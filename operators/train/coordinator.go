@@ -34,10 +34,11 @@ func Operator() *operators.Operator {
 		Schema:      Schema,
 		Coordinator: operators.CoordinatorFunc(coordinate),
 		Handlers: map[string]operators.Handler{
-			KindWorker:   runWorker,
-			KindEval:     runEvaluator,
-			KindGrad:     runGrad,
-			KindScore:    runScore,
+			KindWorker: runWorker,
+			KindEval:   runEvaluator,
+			KindGrad:   runGrad,
+			KindScore:  runScore,
+			// Matrix factorization (mf_tasks.go).
 			KindMFWorker: runMFWorker,
 			KindMFEval:   runMFEval,
 			KindMFScore:  runMFScore,
