@@ -353,7 +353,9 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
-		if evaluated && time.Until(t.Deadline) < margin+max(p.Interval, lastEval) {
+		// Yield rather than start an evaluation that would run past the
+		// deadline (the first generation evaluates at least once).
+		if evaluated && time.Until(t.Deadline) < margin+lastEval {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
@@ -361,7 +363,10 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			return nil, err
 		}
 		evaluated = true
-		for next := time.Now().Add(p.Interval); time.Now().Before(next); {
+		// Wait for the next evaluation (or the hand-over before the deadline,
+		// when the lifetime is shorter than the interval), watching for the
+		// stop signal meanwhile.
+		for next := time.Now().Add(p.Interval); time.Now().Before(next) && time.Until(t.Deadline) > margin; {
 			select {
 			case <-time.After(min(stopPoll, time.Until(next))):
 			case <-ctx.Done():
