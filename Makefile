@@ -19,7 +19,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: all build test test-short race lint demo tools proto proto-tools web clean \
-	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy bench-estimate
+	bench bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate
 
 all: lint build test
 
@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-tune bench-destroy bench-estimate
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -80,6 +80,9 @@ bench-lambda: tools
 bench-train: build
 	$(GO) test -run '^$$' -bench Iteration -benchtime 20000x ./operators/train/
 	STRATUS=$(CURDIR)/bin/stratus operators/train/bench.sh
+
+bench-mf: build
+	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-mf.sh
 
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).

@@ -21,6 +21,11 @@ var MetricsType = cty.Object(map[string]cty.Type{
 	"validation_logloss":  cty.Number,
 	"validation_accuracy": cty.Number,
 	"validation_auc":      cty.Number,
+	// Matrix factorization's figures, null for other models.
+	"test_rmse":           cty.Number,
+	"test_mae":            cty.Number,
+	"validation_rmse":     cty.Number,
+	"validation_mae":      cty.Number,
 	"iterations":          cty.Number,
 	"examples_per_second": cty.Number,
 })

@@ -21,7 +21,7 @@ func newGenCmd() *cobra.Command {
 		Use:   "gen",
 		Short: "Generate synthetic datasets for benchmarks and scale tests",
 	}
-	cmd.AddCommand(newGenCriteoCmd())
+	cmd.AddCommand(newGenCriteoCmd(), newGenRatingsCmd())
 	return cmd
 }
 

@@ -26,6 +26,12 @@ func (c *cli) predictCmd() *cobra.Command {
 positive class, one per line. The input is read exactly as the model's training data
 was: the same format and feature hashing, then the same normalization.
 
+For a matrix_factorization model the input is user,item lines (comma, tab or
+"::" separated; a rating or timestamp after them is ignored) and the output is
+the predicted rating of each: mean + user bias + item bias + <p_u, q_i>, where a
+user or item the training set never rated contributes nothing (an unknown user
+gets mean + item bias).
+
 -model is a stage address recorded in the state of the pipeline in -dir (a train
 stage, or a grid_search stage for its best model), or the URI or path of a model.json.`,
 		Args: cobra.NoArgs,

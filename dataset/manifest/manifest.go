@@ -104,6 +104,8 @@ type Manifest struct {
 	Split *Split `json:"split,omitempty"`
 	// Normalization is set by normalize.
 	Normalization *Normalization `json:"normalization,omitempty"`
+	// Ratings summarises a ratings dataset (format "ratings"; ratings.go).
+	Ratings *RatingsSummary `json:"ratings,omitempty"`
 
 	// Digest identifies the content: a SHA-256 over the counts, each
 	// partition's rows, entries, size and CRC-32C in order, and the digests
@@ -124,7 +126,7 @@ type Partition struct {
 
 // Format records how text was turned into slots (see package dataset).
 type Format struct {
-	// Name is "libsvm", "criteo", "csv", "jsonl" or "parquet".
+	// Name is "libsvm", "criteo", "csv", "jsonl", "parquet" or "ratings".
 	Name string `json:"name"`
 	// HashBits is the hashed space's size, 2^HashBits slots starting at slot
 	// HashOffset (criteo: 13; csv, jsonl, parquet: the number of numeric

@@ -70,12 +70,18 @@ func (f Format) NewParser(header []byte) (*Parser, error) {
 			return nil, err
 		}
 		return &Parser{Format: j, numeric: len(f.Numeric), log1p: f.Log1p}, nil
+	case "ratings":
+		r, err := dataset.NewRatings(f.HashBits)
+		if err != nil {
+			return nil, err
+		}
+		return &Parser{Format: r}, nil
 	case "parquet":
 		// Names and sizes only: Parquet is read by row group (dataset.NewParquet),
 		// not by line.
 		return &Parser{Format: dataset.ParquetLayout(f.Numeric, f.Categorical, f.HashBits), numeric: len(f.Numeric), log1p: f.Log1p}, nil
 	}
-	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv, jsonl or parquet)", f.Name)
+	return nil, fmt.Errorf("unknown format %q (want libsvm, criteo, csv, jsonl, parquet or ratings)", f.Name)
 }
 
 // NumericSlots is the number of leading numeric slots of a CSV format (0 otherwise).

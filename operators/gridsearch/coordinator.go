@@ -98,6 +98,9 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
 	}
+	if baseCfg.Model == "matrix_factorization" {
+		return cty.NilVal, fmt.Errorf("base stage %s trains matrix_factorization, which grid_search cannot rank yet (by test_rmse): tune rank, l2 and learning_rate with one train stage each, and compare their metrics.test_rmse", base.Address)
+	}
 	if sp.obj.Metric == "" {
 		name, _ := train.Metric(baseCfg.Model)
 		sp.obj = newObjective(name)

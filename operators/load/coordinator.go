@@ -200,6 +200,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		m := base
 		m.Dataset = ds
 		stats[ds] = manifest.Assemble(&m, pieces[ds])
+		if fs.Name == "ratings" {
+			m.Ratings = manifest.SummarizeRatings(stats[ds])
+		}
 		ms[ds] = &m
 	}
 	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features, ms[manifest.Validation].Features)
@@ -250,6 +253,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		note = fmt.Sprintf("train %d rows (%.1f%% positive), validation %d rows, test %d rows, %d features, %d+%d+%d partitions",
 			tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), va.Rows, te.Rows, features, len(tr.Partitions), len(va.Partitions), len(te.Partitions))
 		metrics["validation_rows"] = float64(va.Rows)
+	}
+	if tr.Ratings != nil {
+		note = ratingsNote(ms)
 	}
 	s.Event(operators.Event{Kind: "note", Note: note, Metrics: metrics})
 	return cty.ObjectVal(out), nil

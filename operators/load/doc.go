@@ -67,7 +67,12 @@
 //     features is the shared feature space (for libsvm 1 + the largest
 //     index seen in either set, or 2^hash_bits when indices are hashed; for
 //     criteo 13 + 2^hash_bits; for csv, jsonl and parquet the numeric
-//     columns + 2^hash_bits).
+//     columns + 2^hash_bits; for ratings 1 + the largest user or item slot).
+//   - ratings (dataset.Ratings): user u is slot 2u and item i slot 2i+1, the
+//     rating is the label and both entries' value; numeric ids below
+//     2^hash_bits are their own ids, others are hashed below it. Each
+//     manifest has a ratings summary (users, items, ratings, mean, min, max)
+//     read off its statistics (manifest.SummarizeRatings).
 //   - Without test_source or split, test is an empty dataset: a manifest with
 //     0 rows, no partitions and no source. Consumers check test.rows.
 //   - split = { test, seed } sends a row to test when RowHash(seed, row) is

@@ -58,6 +58,8 @@ func (f *formatSpec) describe(p *parser) manifest.Format {
 	case *dataset.Parquet:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
 		mf.Label, mf.Columns, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Columns, f.Numeric, f.Categorical, f.Ignore
+	case *dataset.Ratings:
+		mf.HashBits, mf.Hash = c.HashBits(), manifest.HashName
 	case *dataset.JSONL:
 		mf.HashBits, mf.HashOffset, mf.Hash = f.HashBits, len(f.Numeric), manifest.HashName
 		mf.Label, mf.Numeric, mf.Categorical, mf.Ignore = f.Label, f.Numeric, f.Categorical, f.Ignore

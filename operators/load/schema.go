@@ -20,10 +20,10 @@ var Schema = &operators.Schema{
 			Doc: "Held-out test data, in the same format; or use split."},
 		{Name: "validation_source", Type: cty.String, Path: true,
 			Doc: "Held-out validation data, in the same format, that training stops on and grid_search ranks by; or use split."},
-		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv", "jsonl", "parquet"},
-			Doc: "Input format: libsvm, criteo (TSV), csv, jsonl (JSON lines: one object per line) or parquet (a file, or a directory or s3:// prefix of files; read by row group). gzip, zstd and bzip2 compression of text formats is found by content and undone."},
+		{Name: "format", Type: cty.String, Default: cty.StringVal("libsvm"), Enum: []string{"libsvm", "criteo", "csv", "jsonl", "parquet", "ratings"},
+			Doc: "Input format: libsvm, criteo (TSV), csv, jsonl (JSON lines: one object per line), parquet (a file, or a directory or s3:// prefix of files; read by row group) or ratings (user,item,rating[,timestamp] lines for matrix_factorization, separated by a comma, a tab or \"::\"). gzip, zstd and bzip2 compression of text formats is found by content and undone."},
 		{Name: "hash_bits", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(30),
-			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo, csv and jsonl default to 20). For libsvm, hash the feature indices into 2^hash_bits slots (as Vowpal Wabbit's -b); without it indices are used as they are."},
+			Doc: "Hash categorical and string features into 2^hash_bits slots (criteo, csv and jsonl default to 20). For libsvm, hash the feature indices into 2^hash_bits slots (as Vowpal Wabbit's -b); without it indices are used as they are. For ratings, the bound of user and item ids (default 20): a numeric id below 2^hash_bits is used as it is, any other is hashed."},
 		{Name: "split", Type: cty.ObjectWithOptionalAttrs(map[string]cty.Type{"test": cty.Number, "validation": cty.Number, "seed": cty.Number}, []string{"test", "validation", "seed"}),
 			Doc: "Hold out deterministic hash-selected fractions of source as the test and validation sets: { test = 0.1, validation = 0.1, seed = 1 }.",
 			Check: func(v cty.Value) error {

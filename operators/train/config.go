@@ -35,6 +35,10 @@ type Config struct {
 	Lifetime      time.Duration // 0: the backend's
 	Seed          int64
 	KeepModel     bool // keep the model in psstore after exporting it
+	// Rank is matrix_factorization's factor rank (0: DefaultRank); the Set
+	// flags say the stage gave learning_rate and minibatch (mf.go's defaults).
+	Rank                          int
+	LearningRateSet, MinibatchSet bool
 }
 
 // SGD's defaults, for arguments a pipeline leaves out.
@@ -117,6 +121,7 @@ func ParseConfig(v cty.Value) (Config, error) {
 	c.TargetLogloss = f("target_logloss")
 	c.Epsilon = f("epsilon")
 	c.Seed = int64(whole("seed"))
+	c.Rank, c.LearningRateSet, c.MinibatchSet = whole("rank"), set("learning_rate"), set("minibatch")
 	c.KeepModel = keepModel(v)
 	if bad != nil {
 		return c, bad

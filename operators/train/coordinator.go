@@ -38,6 +38,10 @@ func Operator() *operators.Operator {
 			KindEval:   runEvaluator,
 			KindGrad:   runGrad,
 			KindScore:  runScore,
+			// Matrix factorization (mf_tasks.go).
+			KindMFWorker: runMFWorker,
+			KindMFEval:   runMFEval,
+			KindMFScore:  runMFScore,
 		},
 	}
 }
@@ -110,6 +114,8 @@ type Result struct {
 	Passes            int
 	// Validation holds the final metrics on the validation set, when there is one.
 	Validation *Metrics
+	// MF holds a matrix factorization's figures (its RMSE and MAE).
+	MF *MFModel
 }
 
 // Breakdown is where a worker iteration's time goes, on average, with its p50 and
@@ -162,6 +168,10 @@ func (r *Result) MetricsValue() cty.Value {
 		"validation_logloss":  vl,
 		"validation_accuracy": va,
 		"validation_auc":      vauc,
+		"test_rmse":           mfMetric(r.MF, "test", "rmse"),
+		"test_mae":            mfMetric(r.MF, "test", "mae"),
+		"validation_rmse":     mfMetric(r.MF, "validation", "rmse"),
+		"validation_mae":      mfMetric(r.MF, "validation", "mae"),
 		"iterations":          cty.NumberIntVal(r.Iterations),
 		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
 	})
@@ -212,6 +222,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		cfg.Model = "logistic_regression"
 	}
 	o.Config = cfg
+	if err := checkRatingsInput(cfg, o.Data); err != nil {
+		return nil, err
+	}
+	if cfg.Model == "matrix_factorization" {
+		return runMF(ctx, s, o)
+	}
 	solver, why := chooseSolver(cfg, o.Data)
 	if solver == "lbfgs" {
 		return runLBFGS(ctx, s, o, why)

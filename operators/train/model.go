@@ -32,6 +32,8 @@ type Artifact struct {
 	Metrics Metrics   `json:"metrics"`
 	// Validation is the metrics on the validation set, when there was one.
 	Validation *Metrics `json:"validation_metrics,omitempty"`
+	// MF is a matrix factorization's rank, mean and metrics (mf.go).
+	MF *MFModel `json:"matrix_factorization,omitempty"`
 	// Solver is the solver that trained the model: sgd or lbfgs.
 	Solver string `json:"solver,omitempty"`
 	// Training figures and lineage.

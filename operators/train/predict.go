@@ -50,6 +50,9 @@ func (p *Predictor) Format() manifest.Format { return p.format }
 // blanks, a CSV header) produce no output. It returns the number of rows scored. A
 // malformed line stops it with an error naming the line.
 func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
+	if p.art.MF != nil {
+		return p.predictMF(ctx, r, w, object)
+	}
 	br := bufio.NewReaderSize(r, 1<<20)
 	var header []byte
 	if p.format.Name == "csv" && !p.format.NoHeader { // a CSV file without a header line starts with a row

@@ -20,6 +20,15 @@
 // set when the input has one; else, for SGD without epochs, a holdout of a tenth
 // of the training set; else the test set (and the stage says which). Final
 // metrics are on the test set.
+//
+// model = "matrix_factorization" (mf.go) trains on a ratings dataset: mean + user
+// and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
+// by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
+// (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
+// set, else a holdout of a tenth of the training set when epochs is not given or
+// there is no test set); the exported model is scored on the test set
+// (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
+// validation set), lower is better.
 package train
 
 import (
@@ -39,22 +48,24 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc). Labels are binary."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "matrix_factorization"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), on binary labels; or matrix_factorization (collaborative filtering on a load with format = \"ratings\": mean + user and item biases + rank-k factors; test_rmse, test_mae)."},
+		{Name: "rank", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1000),
+			Doc: "matrix_factorization: the rank of the user and item factors (default 10)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
 			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
 		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
-			Doc: "SGD: rows per minibatch (default 100)."},
+			Doc: "SGD: rows per minibatch (default 100; matrix_factorization: twice its users and items, 1000 to 50000 ratings)."},
 		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
-			Doc: "SGD: step size (default 0.1)."},
+			Doc: "SGD: step size (default 0.1; matrix_factorization 0.2)."},
 		{Name: "optimizer", Type: cty.String, Enum: []string{"sgd", "momentum", "adagrad"},
 			Doc: "SGD: update rule applied per coordinate on the parameter server (default adagrad)."},
 		{Name: "momentum", Type: cty.Number, Default: cty.NumberFloatVal(0.9), Min: operators.Float(0), Max: operators.Float(1),
 			Doc: "momentum only: the decay of the velocity."},
 		{Name: "l2", Type: cty.Number, Min: operators.Float(0),
-			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD."},
+			Doc: "L2 regularisation strength λ of mean loss + λ/2·‖w‖² (the intercept is not regularised). Default: 1/rows for L-BFGS (liblinear's C = 1), 0 for SGD. matrix_factorization: λ/2 of each rating's user and item parameters' squared norm (default 0.05)."},
 		{Name: "epochs", Type: cty.Number, Integer: true, Max: operators.Float(1e6), Check: checkEpochs,
 			Doc: "At most this many passes over the training set. Without it, training runs until it converges (see the package documentation)."},
 		{Name: "timeout", Type: cty.String, Default: cty.StringVal("30m"), Duration: true,
@@ -78,7 +89,7 @@ var Schema = &operators.Schema{
 			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
 				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
 		}
-		return nil
+		return checkMF(cfg)
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,

@@ -50,5 +50,8 @@ func Metric(model string) (name string, lower bool) {
 	if model == "linear_svm" {
 		return "accuracy", false
 	}
+	if model == "matrix_factorization" {
+		return "test_rmse", true
+	}
 	return "test_logloss", true
 }
