@@ -21,6 +21,16 @@ var MetricsType = cty.Object(map[string]cty.Type{
 	"validation_logloss":  cty.Number,
 	"validation_accuracy": cty.Number,
 	"validation_auc":      cty.Number,
+	// linear_regression's figures (null for classifiers), and on the validation set.
+	"test_rmse":       cty.Number,
+	"test_mae":        cty.Number,
+	"r2":              cty.Number,
+	"validation_rmse": cty.Number,
+	"validation_mae":  cty.Number,
+	"validation_r2":   cty.Number,
+	// softmax: the accuracy on each class's test rows, in class order (null for
+	// other models).
+	"per_class_accuracy":  cty.List(cty.Number),
 	"iterations":          cty.Number,
 	"examples_per_second": cty.Number,
 })

@@ -98,6 +98,9 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
 	}
+	if baseCfg.Model == "linear_regression" {
+		return cty.NilVal, fmt.Errorf("base stage %s trains linear_regression, which grid_search cannot rank yet (its metric is test_rmse, not one of test_logloss, accuracy, auc): compare separate train stages' metrics.test_rmse", base.Address)
+	}
 	if sp.obj.Metric == "" {
 		name, _ := train.Metric(baseCfg.Model)
 		sp.obj = newObjective(name)

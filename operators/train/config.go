@@ -35,6 +35,19 @@ type Config struct {
 	Lifetime      time.Duration // 0: the backend's
 	Seed          int64
 	KeepModel     bool // keep the model in psstore after exporting it
+	// Loss is linear_regression's loss, "squared" or "huber", and HuberDelta the
+	// Huber threshold.
+	Loss       string
+	HuberDelta float64
+}
+
+// huber is the Huber threshold the tasks apply: HuberDelta for loss = "huber",
+// else 0 (the squared loss).
+func (c Config) huber() float64 {
+	if c.Model == "linear_regression" && c.Loss == "huber" {
+		return c.HuberDelta
+	}
+	return 0
 }
 
 // SGD's defaults, for arguments a pipeline leaves out.
@@ -118,6 +131,14 @@ func ParseConfig(v cty.Value) (Config, error) {
 	c.Epsilon = f("epsilon")
 	c.Seed = int64(whole("seed"))
 	c.KeepModel = keepModel(v)
+	c.Loss = str("loss")
+	if c.Loss == "" && c.Model == "linear_regression" {
+		c.Loss = "squared"
+	}
+	c.HuberDelta = f("huber_delta")
+	if !set("huber_delta") {
+		c.HuberDelta = DefaultHuberDelta
+	}
 	if bad != nil {
 		return c, bad
 	}

@@ -132,6 +132,9 @@ type evalPoint struct {
 	// NonFinite holds "NaN", "+Inf" or "-Inf" when the log loss is not finite, which
 	// JSON cannot carry as a number.
 	NonFinite string `json:"non_finite,omitempty"`
+	// NoClass says Accuracy and AUC are NaN (a regression), which JSON cannot
+	// carry either.
+	NoClass bool `json:"no_class,omitempty"`
 }
 
 func jsonSafe(p evalPoint) evalPoint {
@@ -139,12 +142,18 @@ func jsonSafe(p evalPoint) evalPoint {
 		p.NonFinite = strconv.FormatFloat(p.Logloss, 'g', -1, 64)
 		p.Logloss = 0
 	}
+	if math.IsNaN(p.Accuracy) || math.IsNaN(p.AUC) {
+		p.NoClass, p.Accuracy, p.AUC = true, 0, 0
+	}
 	return p
 }
 
 func fromJSONSafe(p evalPoint) *evalPoint {
 	if p.NonFinite != "" {
 		p.Logloss, _ = strconv.ParseFloat(p.NonFinite, 64)
+	}
+	if p.NoClass {
+		p.Accuracy, p.AUC = math.NaN(), math.NaN()
 	}
 	return &p
 }

@@ -41,12 +41,27 @@ func NewPredictor(ctx context.Context, art *Artifact, w []float32, openStore fun
 	return p, nil
 }
 
+// Scores names what Predict writes, for messages: "probabilities", "margins",
+// "predictions" or "classes".
+func (p *Predictor) Scores() string {
+	switch p.art.Model {
+	case "linear_svm":
+		return "margins"
+	case "linear_regression":
+		return "predictions"
+	case "softmax":
+		return "classes"
+	}
+	return "probabilities"
+}
+
 // Format is the input format the model expects.
 func (p *Predictor) Format() manifest.Format { return p.format }
 
 // Predict reads rows from r (named object in errors) and writes one score per row
 // to w, in order: the probability of the positive class (logistic_regression) or
-// the margin w·x + b, positive class when ≥ 0 (linear_svm). Lines that carry no row (comments,
+// the margin w·x + b, positive class when ≥ 0 (linear_svm), or the predicted
+// value w·x + b (linear_regression). Lines that carry no row (comments,
 // blanks, a CSV header) produce no output. It returns the number of rows scored. A
 // malformed line stops it with an error naming the line.
 func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
@@ -105,8 +120,8 @@ func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, objec
 			z += float64(p.w[f]) * v
 		}
 		score := sigmoid(z)
-		if p.art.Model == "linear_svm" {
-			score = z // a margin: positive class when ≥ 0
+		if p.art.Model == "linear_svm" || p.art.Model == "linear_regression" {
+			score = z // a margin (positive class when ≥ 0), or the predicted value
 		}
 		buf = strconv.AppendFloat(buf[:0], score, 'g', 6, 64)
 		buf = append(buf, '\n')

@@ -39,8 +39,12 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc). Labels are binary."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "linear_regression"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), whose labels are binary (-1/+1 or 0/1); linear_regression (squared or Huber loss on real labels; test_rmse, test_mae, r2)."},
+		{Name: "loss", Type: cty.String, Enum: []string{"squared", "huber"},
+			Doc: "linear_regression: squared (½(prediction − label)², the default) or huber (quadratic within huber_delta of the label, linear beyond: robust to outliers)."},
+		{Name: "huber_delta", Type: cty.Number, Min: operators.Float(0),
+			Doc: "linear_regression with loss = \"huber\": the threshold δ, in the label's units (default 1)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions."},
 		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
@@ -72,18 +76,55 @@ var Schema = &operators.Schema{
 		{Name: "keep_model", Type: cty.Bool, Default: cty.False,
 			Doc: "Keep the model in psstore after it is exported (it is deleted by default; `stratus psstore rm` or `gc` removes a kept one)."},
 	},
-	Check: func(cfg cty.Value) []operators.Problem {
-		m, t := cfg.GetAttr("model"), cfg.GetAttr("target_logloss")
-		if m.IsKnown() && !m.IsNull() && m.AsString() == "linear_svm" && !t.IsNull() {
-			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
-				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
-		}
-		return nil
-	},
+	Check: checkModelArgs,
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
 		"metrics": operators.MetricsType,
 	},
+}
+
+// checkModelArgs refuses arguments that do not apply to the model.
+func checkModelArgs(cfg cty.Value) []operators.Problem {
+	m := cfg.GetAttr("model")
+	if !m.IsKnown() || m.IsNull() {
+		return nil
+	}
+	model := m.AsString()
+	set := func(name string) bool { return cfg.Type().HasAttribute(name) && !cfg.GetAttr(name).IsNull() }
+	var ps []operators.Problem
+	switch model {
+	case "linear_svm":
+		if set("target_logloss") {
+			ps = append(ps, operators.Problem{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
+				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."})
+		}
+	case "linear_regression":
+		if set("target_logloss") {
+			ps = append(ps, operators.Problem{Attr: "target_logloss", Summary: "Argument does not apply to linear_regression",
+				Detail: "A regression has no log loss (its figures are test_rmse, test_mae and r2): remove target_logloss."})
+		}
+		if set("huber_delta") {
+			if l := cfg.GetAttr("loss"); l.IsKnown() && (l.IsNull() || l.AsString() != "huber") {
+				ps = append(ps, operators.Problem{Attr: "huber_delta", Summary: "Argument applies to loss = \"huber\" only",
+					Detail: "huber_delta is the Huber loss's threshold: set loss = \"huber\", or remove huber_delta."})
+			}
+		}
+		if f := cfg.GetAttr("huber_delta"); set("huber_delta") && f.IsKnown() {
+			if d, _ := f.AsBigFloat().Float64(); d <= 0 {
+				ps = append(ps, operators.Problem{Attr: "huber_delta", Summary: "huber_delta must be positive",
+					Detail: fmt.Sprintf("got %g: the Huber loss is quadratic within δ of the label, so δ > 0.", d)})
+			}
+		}
+	}
+	if model != "linear_regression" {
+		for _, a := range []string{"loss", "huber_delta"} {
+			if set(a) {
+				ps = append(ps, operators.Problem{Attr: a, Summary: "Argument does not apply to " + model,
+					Detail: a + " chooses linear_regression's loss: remove it, or train model = \"linear_regression\"."})
+			}
+		}
+	}
+	return ps
 }
 
 func checkEpochs(v cty.Value) error {

@@ -44,11 +44,14 @@ func mib(b int64) string {
 }
 
 // Metric is the figure a model is ranked by and its direction: logistic_regression
-// by test_logloss, lower is better; linear_svm, which has no log loss, by
-// accuracy, higher is better.
+// and softmax by test_logloss, lower is better; linear_svm, which has no log loss,
+// by accuracy, higher is better; linear_regression by test_rmse, lower is better.
 func Metric(model string) (name string, lower bool) {
-	if model == "linear_svm" {
+	switch model {
+	case "linear_svm":
 		return "accuracy", false
+	case "linear_regression":
+		return "test_rmse", true
 	}
 	return "test_logloss", true
 }

@@ -24,6 +24,10 @@ type workerParams struct {
 	Seed      int64  `json:"seed"`
 	Prefetch  int    `json:"prefetch"`
 	Kind      string `json:"model_kind,omitempty"` // the loss: "" or logistic_regression, linear_svm
+	// Classes are softmax's classes (see labelFunc).
+	Classes []float64 `json:"classes,omitempty"`
+	// Huber is linear_regression's Huber threshold (0: the squared loss).
+	Huber float64 `json:"huber,omitempty"`
 }
 
 // position is where a worker is: the epoch, the unit of its share of that epoch, and
@@ -124,8 +128,8 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 
 	mb := newMinibatch(p.Dim)
 	var fn lossFunc // nil: logistic, inlined
-	if p.Kind == "linear_svm" {
-		fn = sqHingeLossFunc
+	if p.Kind == "linear_svm" || p.Kind == "linear_regression" {
+		fn = lossOf(p.Kind, p.Huber)
 	}
 	hist := newHistogram()
 	pos := rs.Position
@@ -154,7 +158,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	for ; pos.Epoch < p.Epochs; pos.Epoch, pos.Unit, pos.Row = pos.Epoch+1, 0, 0 {
 		rs.Position = pos
 		mine := deal(units, p.Seed, pos.Epoch, p.Worker, p.Workers)
-		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row})
+		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row, Labels: labelFunc(p.Kind, p.Classes)})
 		for {
 			now := time.Now()
 			if now.Sub(lastStopCheck) >= stopCheckEvery {
