@@ -257,7 +257,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	workersWave, evalWave := "workers"+strings.ReplaceAll(suffix, "/", "-"), "eval"+strings.ReplaceAll(suffix, "/", "-")
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := uint64(o.Data.Features) + 1
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 
 	workers := cfg.Workers
 	if capacity := s.Capacity(); workers+1 > capacity {
@@ -527,7 +527,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			}
 		}
 	}
-	if heldName == "validation" || heldName == "holdout" || cfg.Model == "linear_regression" {
+	if heldName == "validation" || heldName == "holdout" || cfg.Model == "linear_regression" || cfg.Model == "softmax" {
 		// The evaluator measured another set (or, for a regression, only its
 		// loss): score the test set (if any) once.
 		if heldName == "validation" {
@@ -571,7 +571,7 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		}
 	}
 	res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", &Artifact{
-		Model: cfg.Model, Features: o.Data.Features, Intercept: uint64(len(w)) - 1, Input: o.Data.info(), Metrics: res.Metrics,
+		Model: cfg.Model, Features: o.Data.Features, Intercept: uint64(len(w)) - 1, Classes: o.Data.Classes, Input: o.Data.info(), Metrics: res.Metrics,
 		Validation: res.Validation, Solver: res.Solver,
 		Iterations: res.Iterations, ExamplesPerSecond: res.ExamplesPerSecond, Stage: s.Address(), CacheKey: key,
 		Trial: o.Trial, Config: cfg, Stopped: res.Stopped, Created: time.Now().UTC(),

@@ -64,6 +64,9 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	}
 	set.margins = p.Kind == "linear_svm"
 	set.regression = p.Kind == "linear_regression"
+	if p.Kind == "softmax" {
+		set.classes = len(p.Classes)
+	}
 	margin := handover(time.Until(t.Deadline))
 	// The first generation evaluates at least once, however short its lifetime;
 	// later ones yield rather than start an evaluation (its time measured in
@@ -151,6 +154,8 @@ type evalSet struct {
 	margins bool
 	// regression scores the margin as a prediction (linear_regression).
 	regression bool
+	// classes > 0 scores a softmax model of that many classes.
+	classes int
 }
 
 // loadEvalSet reads every unit of the test set.
@@ -175,6 +180,9 @@ func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit, l
 
 // evaluate scores the set with weights w (intercept last) and returns its metrics.
 func (s *evalSet) evaluate(w []float32) Metrics {
+	if s.classes > 0 {
+		return s.evaluateSoftmax(w, s.classes)
+	}
 	dim := uint32(len(w))
 	bias := float64(w[dim-1])
 	i := 0

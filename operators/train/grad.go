@@ -102,13 +102,21 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 		return nil, err
 	}
 	fn := lossOf(p.Model, p.Huber)
-	out.Loss, out.Rows = lossGrad(train, w, g, fn)
+	if p.Model == "softmax" {
+		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
+	} else {
+		out.Loss, out.Rows = lossGrad(train, w, g, fn)
+	}
 	if p.ValKey != "" {
 		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares, p.Model, p.Classes)
 		if err != nil {
 			return nil, err
 		}
-		out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
+		if p.Model == "softmax" {
+			out.ValLoss, out.ValRows, out.ValCorrect = softmaxLossSum(val, w, len(p.Classes))
+		} else {
+			out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
+		}
 	}
 	if p.WKey == "" {
 		out.G = g
@@ -160,6 +168,9 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	}
 	// The cached set is shared by concurrent tasks; the probabilities are this task's.
 	local := &evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys)), margins: p.Model == "linear_svm", regression: p.Model == "linear_regression"}
+	if p.Model == "softmax" {
+		local.classes = len(p.Classes)
+	}
 	m := local.evaluate(w)
 	doc, err := json.Marshal(m)
 	if err != nil {

@@ -163,7 +163,7 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	var reg float64
 	for j := range p.g {
 		p.g[j] *= inv
-		if uint64(j) < r.dim-1 {
+		if regularized(uint64(j), r.dim, len(r.o.Data.Classes)) {
 			p.g[j] += r.l2 * w[j]
 			reg += w[j] * w[j]
 		}
@@ -196,7 +196,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	key := s.Key()
 	model := "train/" + key[:min(16, len(key))] + suffix
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := uint64(o.Data.Features) + 1
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 	// A share is at least shareEntries stored entries: smaller ones cost more in
 	// task overhead than they save in compute.
 	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))

@@ -54,8 +54,8 @@ func regressionSet(rng *rand.Rand, w []float64, n int, noise float64) ([][]float
 }
 
 // sklearn runs a Python program with scikit-learn (the system python3), or skips
-// the test when there is none. The program prints one number, which it returns.
-func sklearn(t *testing.T, program string) float64 {
+// the test when there is none. The program prints numbers, which it returns.
+func sklearn(t *testing.T, program string) []float64 {
 	t.Helper()
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -68,11 +68,15 @@ func sklearn(t *testing.T, program string) float64 {
 	if err != nil {
 		t.Fatalf("scikit-learn reference: %v\n%s", err, out)
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	if err != nil {
-		t.Fatalf("scikit-learn reference printed %q", out)
+	var vs []float64
+	for _, f := range strings.Fields(string(out)) {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			t.Fatalf("scikit-learn reference printed %q", out)
+		}
+		vs = append(vs, v)
 	}
-	return v
+	return vs
 }
 
 // TestLinearRegressionMatchesRidge trains linear_regression with its defaults
@@ -103,7 +107,7 @@ X, y = load_svmlight_file(%q, n_features=10)
 Xt, yt = load_svmlight_file(%q, n_features=10)
 m = Ridge(alpha=1.0).fit(X, y)
 print(np.sqrt(np.mean((m.predict(Xt) - yt) ** 2)))
-`, trainPath, testPath))
+`, trainPath, testPath))[0]
 
 	for _, c := range []struct {
 		name, args string

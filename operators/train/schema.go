@@ -39,8 +39,8 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "linear_regression"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), whose labels are binary (-1/+1 or 0/1); linear_regression (squared or Huber loss on real labels; test_rmse, test_mae, r2)."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "softmax", "linear_regression"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), whose labels are binary (-1/+1 or 0/1); softmax (multiclass logistic regression over the training set's K distinct labels, in increasing order; test_logloss, accuracy, per_class_accuracy); linear_regression (squared or Huber loss on real labels; test_rmse, test_mae, r2)."},
 		{Name: "loss", Type: cty.String, Enum: []string{"squared", "huber"},
 			Doc: "linear_regression: squared (½(prediction − label)², the default) or huber (quadratic within huber_delta of the label, linear beyond: robust to outliers)."},
 		{Name: "huber_delta", Type: cty.Number, Min: operators.Float(0),

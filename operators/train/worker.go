@@ -126,7 +126,13 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		testHooks.started(ctx, t, p.Worker, resume, rs.Position)
 	}
 
-	mb := newMinibatch(p.Dim)
+	var mb *minibatch
+	var sb *softmaxBatch
+	if p.Kind == "softmax" {
+		sb = newSoftmaxBatch(p.Dim, len(p.Classes))
+	} else {
+		mb = newMinibatch(p.Dim)
+	}
 	var fn lossFunc // nil: logistic, inlined
 	if p.Kind == "linear_svm" || p.Kind == "linear_regression" {
 		fn = lossOf(p.Kind, p.Huber)
@@ -195,7 +201,15 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 				it.Close()
 				return nil, fmt.Errorf("read training data: %w", err)
 			}
-			mb.build(b)
+			var keys []uint64
+			var ws, gs []float32
+			if sb != nil {
+				sb.build(b)
+				keys, ws, gs = sb.keys, sb.w, sb.g
+			} else {
+				mb.build(b)
+				keys, ws, gs = mb.keys, mb.w, mb.g
+			}
 			if p.Workers == 1 {
 				// A lone worker reads its own writes, so a run with a fixed seed
 				// reproduces exactly; with more workers, asynchrony is the point.
@@ -204,14 +218,19 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 					return nil, fmt.Errorf("push gradients: %w", err)
 				}
 			}
-			if err := ps.PullSparse(ctx, p.Model, mb.keys, mb.w); err != nil {
+			if err := ps.PullSparse(ctx, p.Model, keys, ws); err != nil {
 				it.Close()
 				return nil, fmt.Errorf("pull weights: %w", err)
 			}
 			t2 := time.Now()
-			loss := mb.gradientOf(b, fn)
+			var loss float64
+			if sb != nil {
+				loss = sb.gradient(b)
+			} else {
+				loss = mb.gradientOf(b, fn)
+			}
 			t3 := time.Now()
-			if err := ps.PushSparse(ctx, p.Model, mb.keys, mb.g); err != nil {
+			if err := ps.PushSparse(ctx, p.Model, keys, gs); err != nil {
 				it.Close()
 				return nil, fmt.Errorf("push gradients: %w", err)
 			}
