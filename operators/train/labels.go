@@ -63,10 +63,11 @@ func checkData(model string, d *Data) error {
 		if h.l == nil || h.rows == 0 {
 			continue
 		}
-		if _, err := checkLabels(model, h.name, h.l); err != nil {
-			return err
-		}
-		if model == "softmax" {
+		if model != "softmax" {
+			if _, err := checkLabels(model, h.name, h.l); err != nil {
+				return err
+			}
+		} else {
 			if h.l.Many {
 				return fmt.Errorf("softmax: the %s set's labels take more than %d values, not the %d classes of the training set", h.name, manifest.MaxDistinctLabels, len(cs))
 			}
