@@ -20,6 +20,24 @@
 // set when the input has one; else, for SGD without epochs, a holdout of a tenth
 // of the training set; else the test set (and the stage says which). Final
 // metrics are on the test set.
+//
+// # Models
+//
+// Labels are stored as the input spelled them; each model reads them through its
+// label function (labels.go), and Run refuses a set whose labels the model cannot
+// learn before anything runs (checkData), naming the file and line of the first
+// label that is not binary and the model to use:
+//
+//   - logistic_regression and linear_svm: binary labels (−1, 0 or 1; above 0 is
+//     positive). One weight per feature and an intercept (the last coordinate).
+//   - softmax (softmax.go): K ≥ 2 integer classes, the training set's distinct
+//     labels in increasing order; K × (F+1) weights, feature-major in psstore;
+//     multinomial cross-entropy; test_logloss, accuracy, per_class_accuracy.
+//   - linear_regression (regression.go): real labels; squared or Huber loss;
+//     test_rmse, test_mae, r2 (its held-out loss for the stopping rules is the
+//     mean training loss, named "loss").
+//
+// Metric names each model's ranking figure and its direction.
 package train
 
 import (
