@@ -29,8 +29,8 @@ func chooseSolver(cfg Config, d *Data) (solver, why string) {
 		return "sgd", "auto: the stage sets SGD arguments"
 	case bytes > fullBatchBytes:
 		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
-	case d.Features+1 > fullBatchDim:
-		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", d.Features+1, fullBatchDim)
+	case modelDim(cfg.Model, d.Features, d.Classes) > fullBatchDim:
+		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", modelDim(cfg.Model, d.Features, d.Classes), fullBatchDim)
 	default:
 		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))
 	}
