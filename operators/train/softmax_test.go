@@ -117,3 +117,75 @@ output "model"   { value = train.lr.model }
 		})
 	}
 }
+
+// TestSoftmaxDigitsAndDiabetes compares softmax and linear_regression with
+// scikit-learn on two real data sets that ship with it (BSD-licensed, read from
+// its installation, never stored here): the handwritten digits (1,797 8×8 images,
+// 10 classes, labels 0..9) against multinomial LogisticRegression(C = 1), and the
+// diabetes progression targets (442 rows, 10 features) against Ridge(alpha = 1).
+// The test writes every fourth row as the test set, the rest as training, both as
+// LIBSVM files, and trains with the defaults (L-BFGS; a validation file keeps the
+// training rows whole) after min_max scaling done in Python for both sides.
+// Stratus stops on the validation loss (early stopping), so it need not land on
+// scikit-learn's optimum of the same objective: its test figure must be no worse
+// than the reference by more than tol (it may be better).
+func TestSoftmaxDigitsAndDiabetes(t *testing.T) {
+	dir := t.TempDir()
+	ref := sklearn(t, fmt.Sprintf(`
+import numpy as np
+from sklearn.datasets import load_digits, load_diabetes, dump_svmlight_file
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import log_loss, accuracy_score
+out = []
+for name, data in (("digits", load_digits()), ("diabetes", load_diabetes())):
+    X, y = data.data, data.target.astype(float)
+    X = (X - X.min(0)) / np.maximum(X.max(0) - X.min(0), 1e-12)
+    te = np.arange(len(y)) %% 4 == 0
+    va = np.arange(len(y)) %% 4 == 1
+    dump_svmlight_file(X[~te], y[~te], "%s/" + name + ".train", zero_based=False)
+    dump_svmlight_file(X[te], y[te], "%s/" + name + ".test", zero_based=False)
+    dump_svmlight_file(X[va], y[va], "%s/" + name + ".val", zero_based=False)
+    if name == "digits":
+        m = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(X[~te], y[~te])
+        out += [log_loss(y[te], m.predict_proba(X[te]), labels=m.classes_), accuracy_score(y[te], m.predict(X[te]))]
+    else:
+        m = Ridge(alpha=1.0).fit(X[~te], y[~te])
+        out.append(np.sqrt(np.mean((m.predict(X[te]) - y[te]) ** 2)))
+print(*out)
+`, dir, dir, dir))
+	for _, c := range []struct {
+		name, model, metric string
+		ref, tol            float64
+	}{
+		{"digits", "softmax", "test_logloss", ref[0], 0.02},
+		{"diabetes", "linear_regression", "test_rmse", ref[2], 0.005},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name)
+			h := runtimetest.New(t, `
+load "d" {
+  source            = "`+p+`.train"
+  test_source       = "`+p+`.test"
+  validation_source = "`+p+`.val"
+}
+train "m" {
+  input = load.d
+  model = "`+c.model+`"
+}
+output "metrics" { value = train.m.metrics }
+output "model"   { value = train.m.model }
+`)
+			sum, _ := h.MustApply()
+			got := metric(t, sum, c.metric)
+			t.Logf("%s %s: %s %.5f, scikit-learn %.5f", c.name, c.model, c.metric, got, c.ref)
+			if !(got > 0) || got > (1+c.tol)*c.ref {
+				t.Errorf("%s %.5f, scikit-learn's %.5f: want at most %.1f%% worse", c.metric, got, c.ref, 100*c.tol)
+			}
+			if c.model == "softmax" {
+				if acc := metric(t, sum, "accuracy"); acc < ref[1]-0.015 {
+					t.Errorf("accuracy %.4f, scikit-learn's %.4f: want at most 0.015 lower", acc, ref[1])
+				}
+			}
+		})
+	}
+}
