@@ -38,7 +38,8 @@ var MetricsType = cty.Object(map[string]cty.Type{
 // CurveLossNames are the metric names a training curve's loss is reported under,
 // by preference: on the test set, on the validation set, on a holdout of the
 // training set (what a run without a validation set stops on).
-var CurveLossNames = []string{"test_logloss", "validation_logloss", "holdout_logloss"}
+// linear_regression's loss is named "loss" (test_loss, …).
+var CurveLossNames = []string{"test_logloss", "validation_logloss", "holdout_logloss", "test_loss", "validation_loss", "holdout_loss"}
 
 // CurveLoss returns the loss of a metric event for a training curve, the first of
 // CurveLossNames it carries.
