@@ -84,6 +84,12 @@ bench-train: build
 bench-mf: build
 	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-mf.sh
 
+# softmax against liblinear's one-vs-rest -s 0 and scikit-learn's multinomial
+# LogisticRegression on a generated 5-class set (ROWS=200000 by default).
+.PHONY: bench-softmax
+bench-softmax: build
+	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-softmax.sh
+
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.rie-$(RIE_VERSION)

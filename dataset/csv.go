@@ -8,8 +8,9 @@ import (
 
 // CSVOptions configure the CSV parser.
 type CSVOptions struct {
-	// Label names the label column (required). Its values are -1, +1, 0
-	// or 1.
+	// Label names the label column (required). Its values are finite
+	// numbers: -1/+1 or 0/1 for binary models, classes (0..K-1 or any
+	// integers) for softmax, real targets for linear_regression.
 	Label string
 	// Categorical names the string columns to hash. Every other column
 	// (except Label and Ignore) is numeric. InferCSVCategorical finds them
@@ -272,9 +273,9 @@ func (c *CSV) ParseLine(line []byte, row *Row) (bool, error) {
 		}
 		switch c.kinds[col] {
 		case csvLabel:
-			label, ok := parseLabel(bytes.TrimSpace(field))
+			label, ok := parseNumberLabel(bytes.TrimSpace(field))
 			if !ok {
-				return false, perr(line, s, e, ReasonLabel, fmt.Sprintf("label column %q must be -1, +1, 0 or 1", c.names[col]))
+				return false, perr(line, s, e, ReasonLabel, fmt.Sprintf("label column %q must be a finite number (classes as numbers, such as 0..K-1, or a real target); map class names to numbers first", c.names[col]))
 			}
 			row.Label = label
 			labelSeen = true

@@ -36,7 +36,7 @@ func TestCSV(t *testing.T) {
 	want := []dataset.Row{
 		{Label: 1, Indices: []uint32{0, 1, city("New York, NY")}, Values: []float32{39, 77516, 1}},
 		{Label: 0, Indices: []uint32{0, city("Boston")}, Values: []float32{50, 1}},
-		{Label: 0, Indices: []uint32{1, city(`Say "hi"`)}, Values: []float32{215646, 1}},
+		{Label: -1, Indices: []uint32{1, city(`Say "hi"`)}, Values: []float32{215646, 1}},
 		{Label: 1, Indices: []uint32{0, 1, city("Boston")}, Values: []float32{28, 0, 1}},
 	}
 	for i := range want {
@@ -54,7 +54,7 @@ func TestCSVBadInput(t *testing.T) {
 		{"1,x,1,4", dataset.ReasonColumns},
 		{"abc,x,1", dataset.ReasonValue},
 		{"NaN,x,1", dataset.ReasonNonFinite},
-		{"1,x,2", dataset.ReasonLabel},
+		{"1,x,cat", dataset.ReasonLabel},
 		{"1,x,", dataset.ReasonLabel},
 		{`1,"x,1`, dataset.ReasonQuote},
 		{`1,"x"y,1`, dataset.ReasonQuote},

@@ -13,8 +13,8 @@ const ReasonKey = "unknown key"
 
 // JSONLOptions configure the JSON lines parser.
 type JSONLOptions struct {
-	// Label names the label key (required); its values are -1, 0, 1 (as
-	// numbers or strings) or true/false.
+	// Label names the label key (required); its values are finite numbers
+	// (as numbers or strings) or true/false (1/0).
 	Label string
 	// Numeric names the numeric keys; the i-th takes slot i.
 	Numeric []string
@@ -260,12 +260,12 @@ func (j *JSONL) ParseLine(line []byte, row *Row) (bool, error) {
 		}
 		switch k.kind {
 		case csvLabel:
-			label, ok := parseLabel(value)
+			label, ok := parseNumberLabel(value)
 			if boolean >= 0 {
 				label, ok = boolean, true
 			}
 			if !ok || nested || null {
-				return false, perr(line, vs, ve, ReasonLabel, fmt.Sprintf("label key %q must be -1, +1, 0, 1, true or false", j.label))
+				return false, perr(line, vs, ve, ReasonLabel, fmt.Sprintf("label key %q must be a finite number (as a number or a string), true or false; map class names to numbers first", j.label))
 			}
 			row.Label = label
 			labelSeen = true

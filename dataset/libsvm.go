@@ -72,9 +72,9 @@ func (p *LIBSVM) ParseLine(line []byte, row *Row) (bool, error) {
 	for j < n && !isBlank(line[j]) {
 		j++
 	}
-	label, ok := parseLabel(line[i:j])
+	label, ok := parseNumberLabel(line[i:j])
 	if !ok {
-		return false, perr(line, i, j, ReasonLabel, "labels must be -1, +1, 0 or 1 (binary classification)")
+		return false, perr(line, i, j, ReasonLabel, "the label must be a finite number (a class such as -1, +1, 0..K-1, or a real target)")
 	}
 	row.Label = label
 	idx, val := row.Indices[:0], row.Values[:0]

@@ -61,14 +61,16 @@ func TestLIBSVMLines(t *testing.T) {
 		want string // rowString with 0-based slots, or "" for no row
 	}{
 		{"+1 1:0.5 3:2", "1 0:0.5 2:2"},
-		{"-1 3:1 11:1 14:1 ", "0 2:1 10:1 13:1"},
+		{"-1 3:1 11:1 14:1 ", "-1 2:1 10:1 13:1"},
 		{"1 2:1", "1 1:1"},
 		{"0 2:1", "0 1:1"},
 		{"1.0 2:1", "1 1:1"},
-		{"-1.0 2:1", "0 1:1"},
-		{"+1", "1"},          // no features
-		{"-1   ", "0"},       // no features, trailing spaces
-		{"1 # comment", "1"}, // inline comment
+		{"-1.0 2:1", "-1 1:1"},
+		{"2 1:1", "2 0:1"},       // a class of a multiclass file
+		{"-2.5 1:1", "-2.5 0:1"}, // a regression target,
+		{"+1", "1"},              // no features
+		{"-1   ", "-1"},          // no features, trailing spaces
+		{"1 # comment", "1"},     // inline comment
 		{"1 5:1 # 7:1", "1 4:1"},
 		{"1\t2:3\t4:5", "1 1:3 3:5"},
 		{"  1 2:3", "1 1:3"},
@@ -105,9 +107,9 @@ func TestLIBSVMBadLines(t *testing.T) {
 		column int
 		text   string
 	}{
-		{"2 1:1", dataset.ReasonLabel, 1, "2"},
-		{"-2 1:1", dataset.ReasonLabel, 1, "-2"},
-		{"0.5 1:1", dataset.ReasonLabel, 1, "0.5"},
+		{"x 1:1", dataset.ReasonLabel, 1, "x"},
+		{"inf 1:1", dataset.ReasonLabel, 1, "inf"},
+		{"1e99 1:1", dataset.ReasonLabel, 1, "1e99"},
 		{"yes 1:1", dataset.ReasonLabel, 1, "yes"},
 		{"nan 1:1", dataset.ReasonLabel, 1, "nan"},
 		{"1 0:1", dataset.ReasonIndex, 3, "0:1"},
@@ -222,7 +224,7 @@ func TestReferenceLIBSVMFiles(t *testing.T) {
 
 	a9a, _ := parseAll(t, readTestdata(t, "a9a"), dataset.NewLIBSVM(), dataset.ScanOptions{})
 	// Line 1: "-1 3:1 11:1 14:1 19:1 39:1 42:1 55:1 64:1 67:1 73:1 75:1 76:1 80:1 83:1 "
-	if got, want := rowString(a9a[0]), "0 2:1 10:1 13:1 18:1 38:1 41:1 54:1 63:1 66:1 72:1 74:1 75:1 79:1 82:1"; got != want {
+	if got, want := rowString(a9a[0]), "-1 2:1 10:1 13:1 18:1 38:1 41:1 54:1 63:1 66:1 72:1 74:1 75:1 79:1 82:1"; got != want {
 		t.Errorf("a9a line 1 = %s, want %s", got, want)
 	}
 	// Last line: "+1 5:1 8:1 18:1 22:1 36:1 40:1 51:1 61:1 67:1 72:1 75:1 76:1 80:1 83:1 "

@@ -119,8 +119,39 @@ func finite32(f float32) bool {
 	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
 }
 
+// parseNumberLabel parses a label as the finite number it spells: a class
+// (1..K, or any integers) or a real target, as LIBSVM multiclass and
+// regression files hold them. Binary files keep their values (-1, +1, 0 or
+// 1); what a label means is the model's business (binary models read a label
+// above 0 as positive), recorded in the manifest's label statistics.
+func parseNumberLabel(b []byte) (float32, bool) {
+	switch len(b) {
+	case 1:
+		switch b[0] {
+		case '1':
+			return 1, true
+		case '0':
+			return 0, true
+		}
+	case 2:
+		if b[1] == '1' {
+			switch b[0] {
+			case '+':
+				return 1, true
+			case '-':
+				return -1, true
+			}
+		}
+	}
+	f, ok := parseFloat32(b)
+	if !ok || !finite32(f) {
+		return 0, false
+	}
+	return f, true
+}
+
 // parseLabel accepts -1, +1, 0, 1 (and spellings such as "1.0") and maps
-// them to 0 or 1.
+// them to 0 or 1: Criteo's labels, which are clicks.
 func parseLabel(b []byte) (float32, bool) {
 	switch len(b) {
 	case 1:

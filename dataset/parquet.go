@@ -18,8 +18,8 @@ import (
 
 // ParquetOptions configure the Parquet reader. They name top-level columns.
 type ParquetOptions struct {
-	// Label names the label column (required): numbers or booleans (-1, 0,
-	// 1, true, false), or strings holding them.
+	// Label names the label column (required): finite numbers or booleans
+	// (true is 1, false 0), or strings holding numbers.
 	Label string
 	// Categorical names the columns whose values are hashed; when
 	// CategoricalSet is false, the string (byte array) columns are.

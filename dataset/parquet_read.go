@@ -255,12 +255,12 @@ func (c *pqCursor) convert(v parquet.Value) (float32, uint32, *ParseError) {
 	case csvLabel:
 		x, ok := number(v)
 		if v.Kind() == parquet.ByteArray || v.Kind() == parquet.FixedLenByteArray {
-			x, ok = parseLabel(v.ByteArray())
+			x, ok = parseNumberLabel(v.ByteArray())
 		}
-		if !ok || x != 0 && x != 1 && x != -1 {
-			return 0, 0, p.bad(col, p.valueText(v), ReasonLabel, fmt.Sprintf("label column %q must be -1, +1, 0, 1, true or false", col.name))
+		if !ok || !finite32(x) {
+			return 0, 0, p.bad(col, p.valueText(v), ReasonLabel, fmt.Sprintf("label column %q must be a finite number, true or false (or a string holding one); map class names to numbers first", col.name))
 		}
-		return max(x, 0), 0, nil
+		return x, 0, nil
 	case csvNumeric:
 		x, _ := number(v)
 		if !finite32(x) {

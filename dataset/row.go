@@ -33,7 +33,7 @@ import (
 // Row is one parsed example. Parsers overwrite it in place, reusing the
 // slices' capacity, so a caller that keeps a row must copy it.
 type Row struct {
-	Label   float32   // 0 or 1 (LIBSVM -1 is mapped to 0)
+	Label   float32   // as the input spells it (LIBSVM -1 stays -1); Criteo's 0 or 1
 	Indices []uint32  // feature slots, strictly increasing
 	Values  []float32 // Values[k] belongs to Indices[k]; finite
 }

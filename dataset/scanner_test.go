@@ -35,7 +35,7 @@ func TestScannerLineEndings(t *testing.T) {
 		for _, r := range rows {
 			got = append(got, rowString(r))
 		}
-		if want := "[1 0:1 0 1:1]"; fmt.Sprint(got) != want {
+		if want := "[1 0:1 -1 1:1]"; fmt.Sprint(got) != want {
 			t.Errorf("%s: rows %v, want %v", name, got, want)
 		}
 	}

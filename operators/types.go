@@ -21,11 +21,16 @@ var MetricsType = cty.Object(map[string]cty.Type{
 	"validation_logloss":  cty.Number,
 	"validation_accuracy": cty.Number,
 	"validation_auc":      cty.Number,
-	// Matrix factorization's figures, null for other models.
-	"test_rmse":           cty.Number,
-	"test_mae":            cty.Number,
-	"validation_rmse":     cty.Number,
-	"validation_mae":      cty.Number,
+	// linear_regression's figures (null for classifiers), and on the validation set.
+	"test_rmse":       cty.Number,
+	"test_mae":        cty.Number,
+	"r2":              cty.Number,
+	"validation_rmse": cty.Number,
+	"validation_mae":  cty.Number,
+	"validation_r2":   cty.Number,
+	// softmax: the accuracy on each class's test rows, in class order (null for
+	// other models).
+	"per_class_accuracy":  cty.List(cty.Number),
 	"iterations":          cty.Number,
 	"examples_per_second": cty.Number,
 })
@@ -33,7 +38,8 @@ var MetricsType = cty.Object(map[string]cty.Type{
 // CurveLossNames are the metric names a training curve's loss is reported under,
 // by preference: on the test set, on the validation set, on a holdout of the
 // training set (what a run without a validation set stops on).
-var CurveLossNames = []string{"test_logloss", "validation_logloss", "holdout_logloss"}
+// linear_regression's loss is named "loss" (test_loss, …).
+var CurveLossNames = []string{"test_logloss", "validation_logloss", "holdout_logloss", "test_loss", "validation_loss", "holdout_loss"}
 
 // CurveLoss returns the loss of a metric event for a training curve, the first of
 // CurveLossNames it carries.

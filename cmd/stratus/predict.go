@@ -22,8 +22,10 @@ func (c *cli) predictCmd() *cobra.Command {
 		Use:     "predict -model STAGE|URI -input FILE [-o FILE]",
 		Short:   "Score data with a trained model",
 		Example: `  stratus predict -dir pipelines/a9a -model train.lr -input testdata/a9a.t -o probabilities.txt`,
-		Long: `Predict writes, for each row of the input, the model's probability of the
-positive class, one per line. The input is read exactly as the model's training data
+		Long: `Predict writes, for each row of the input, one line: the probability of the
+positive class (logistic_regression), the margin w·x + b, positive when >= 0
+(linear_svm), the predicted value (linear_regression), or the predicted class
+followed by each class's probability, space-separated (softmax). The input is read exactly as the model's training data
 was: the same format and feature hashing, then the same normalization.
 
 For a matrix_factorization model the input is user,item lines (comma, tab or
@@ -89,7 +91,7 @@ stage, or a grid_search stage for its best model), or the URI or path of a model
 				return err
 			}
 			if f != nil {
-				fmt.Fprintf(c.stderr, "Wrote %d probabilities to %s (model %s, %s input).\n", n, out, uri, art.Input.Format.Name)
+				fmt.Fprintf(c.stderr, "Wrote %d %s to %s (model %s, %s input).\n", n, p.Scores(), out, uri, art.Input.Format.Name)
 			}
 			return nil
 		},

@@ -32,6 +32,7 @@ type Builder struct {
 	stats     *Stats
 	nnz       int64
 	positives int64
+	labels    Labels
 
 	jobs    chan putJob // to the writer goroutine; nil until the first partition
 	free    chan []byte // buffers the writer is done with
@@ -115,9 +116,9 @@ func (b *Builder) stop() {
 	}
 }
 
-// Add appends a row (copied): its indices strictly increasing, its label 0
-// or 1, as the dataset parsers produce. It fails if storing an earlier
-// partition failed.
+// Add appends a row (copied): its indices strictly increasing, its label a
+// finite number, as the dataset parsers produce. It fails if storing an
+// earlier partition failed.
 func (b *Builder) Add(r *dataset.Row) error {
 	if err := b.w.Add(r); err != nil {
 		return err
@@ -127,6 +128,7 @@ func (b *Builder) Add(r *dataset.Row) error {
 	if r.Label == 1 {
 		b.positives++
 	}
+	b.labels.add(r.Label)
 	return nil
 }
 
@@ -145,7 +147,7 @@ func (b *Builder) Close() (*Piece, error) {
 	if err := b.putErr(); err != nil {
 		return nil, err
 	}
-	p := &Piece{Rows: b.stats.Rows, NNZ: b.nnz, Positives: b.positives, Features: b.stats.Features(), Stats: b.stats}
+	p := &Piece{Rows: b.stats.Rows, NNZ: b.nnz, Positives: b.positives, Features: b.stats.Features(), Stats: b.stats, Labels: b.labels.toPiece()}
 	for _, pt := range parts {
 		p.Partitions = append(p.Partitions, Partition{Key: pt.Key, Rows: pt.Rows, NNZ: pt.NNZ, Bytes: pt.Bytes, Features: pt.Features, CRC32C: pt.CRC32C})
 	}
@@ -165,6 +167,8 @@ type Piece struct {
 	NNZ           int64  `json:"nnz"`
 	Positives     int64  `json:"positives"`
 	Features      int    `json:"features"` // 1 + the largest slot
+	// Labels are the label statistics of the piece's rows (nil without rows).
+	Labels *pieceLabels `json:"labels,omitempty"`
 	// StatsKey is where Save put Stats ("" when Rows = 0).
 	StatsKey string `json:"stats,omitempty"`
 	Stats    *Stats `json:"-"`
@@ -221,10 +225,11 @@ func (p *Piece) Load(ctx context.Context, st blob.Store) error {
 }
 
 // Assemble concatenates loaded pieces, in order, into m: partitions, rows,
-// entries, label balance, and Features raised to the largest piece's. It
+// entries, label balance and statistics (Labels), and Features raised to the largest piece's. It
 // returns the merged statistics.
 func Assemble(m *Manifest, pieces []*Piece) *Stats {
 	stats := NewStats()
+	var labels Labels
 	for _, p := range pieces {
 		if p == nil {
 			continue
@@ -237,6 +242,11 @@ func Assemble(m *Manifest, pieces []*Piece) *Stats {
 		if p.Stats != nil {
 			stats.Merge(p.Stats)
 		}
+		labels.merge(p.Labels.labels())
+	}
+	if labels.rows > 0 {
+		labels.finish()
+		m.Labels = &labels
 	}
 	m.Negatives = m.Rows - m.Positives
 	return stats

@@ -72,11 +72,15 @@ type Manifest struct {
 	Store string `json:"store"`
 
 	// Rows, NNZ (stored entries) and the label balance: Positives rows have
-	// label 1, Negatives label 0 (LIBSVM −1 is read as 0).
+	// label 1, Negatives any other (for binary data, 0 or −1).
 	Rows      int64 `json:"rows"`
 	NNZ       int64 `json:"nnz"`
 	Positives int64 `json:"positives"`
 	Negatives int64 `json:"negatives"`
+	// Labels are the label statistics (nil in manifests written before
+	// they were recorded, whose labels are binary): distinct values with
+	// counts, range, mean, variance, and the first non-binary label's line.
+	Labels *Labels `json:"labels,omitempty"`
 	// Features is the size of the feature space: every slot is below it. The
 	// train and test sets of one stage share it. For criteo and csv it is the
 	// format's full space (numeric slots + 2^hash_bits); for libsvm, 1 + the

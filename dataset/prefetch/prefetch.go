@@ -41,6 +41,10 @@ type Options struct {
 	// StartUnit and StartRow resume at a position returned by Position.
 	StartUnit int
 	StartRow  int
+	// Labels, when set, rewrites each partition's labels in place once, when
+	// it is fetched: how a model reads the labels as the input spelled them
+	// (a binary model's 0/1 from −1/+1, a softmax model's class indices).
+	Labels func(labels []float32)
 }
 
 // Iterator yields minibatches. Next is not safe for concurrent use; the background
@@ -88,6 +92,9 @@ func New(ctx context.Context, st blob.Store, units []Unit, opts Options) *Iterat
 				p = last
 			} else {
 				p, err = partition.Read(ctx, st, units[i].Key)
+				if err == nil && opts.Labels != nil {
+					opts.Labels(p.Labels())
+				}
 				last = p
 			}
 			select {

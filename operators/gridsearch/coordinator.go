@@ -101,6 +101,9 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if baseCfg.Model == "matrix_factorization" {
 		return cty.NilVal, fmt.Errorf("base stage %s trains matrix_factorization, which grid_search cannot rank yet (by test_rmse): tune rank, l2 and learning_rate with one train stage each, and compare their metrics.test_rmse", base.Address)
 	}
+	if baseCfg.Model == "linear_regression" {
+		return cty.NilVal, fmt.Errorf("base stage %s trains linear_regression, which grid_search cannot rank yet (its metric is test_rmse, not one of test_logloss, accuracy, auc): compare separate train stages' metrics.test_rmse", base.Address)
+	}
 	if sp.obj.Metric == "" {
 		name, _ := train.Metric(baseCfg.Model)
 		sp.obj = newObjective(name)

@@ -85,7 +85,7 @@ load "bad" {
 func TestLoadSkipCounts(t *testing.T) {
 	lines := a9aLines(t, 3000)
 	bad := map[int]string{
-		10:   "2 1:1\n",         // invalid label
+		10:   "x 1:1\n",         // invalid label
 		700:  "+1 0:1\n",        // index 0
 		1500: "+1 1:nan 2:1\n",  // NaN
 		2200: "-1 2:1 2:1\n",    // duplicate
@@ -113,7 +113,7 @@ load "skip" {
 		t.Errorf("skipped %v, want %v", m.Source.Skipped, want)
 	}
 	notes := strings.Join(rec.Notes("load.skip"), "\n")
-	for _, w := range []string{"skipped 5 bad line(s) of 3002", "2 invalid label", `data.svm:11:1: invalid label "2"`, `data.svm:1501:4: NaN or Inf value "1:nan"`} {
+	for _, w := range []string{"skipped 5 bad line(s) of 3002", "2 invalid label", `data.svm:11:1: invalid label "x"`, `data.svm:1501:4: NaN or Inf value "1:nan"`} {
 		if !strings.Contains(notes, w) {
 			t.Errorf("notes do not say %q:\n%s", w, notes)
 		}
@@ -193,7 +193,7 @@ load "x" {
   on_error = "skip"
 }
 `)
-		h.Write("data.svm", "2 1:1\n3 1:1\n")
+		h.Write("data.svm", "two 1:1\nthree 1:1\n")
 		msg, _ := stageError(t, h, "load.x")
 		if !strings.Contains(msg, "2 line(s), every one bad and skipped (2 invalid label)") {
 			t.Errorf("error: %s", msg)

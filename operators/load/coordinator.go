@@ -126,6 +126,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	skipped := make([]map[string]int64, len(inputs))
 	examples := make([]map[string]*dataset.ParseError, len(inputs))
 	objLines := make([][]int64, len(inputs))
+	firstLabel := map[string]*manifest.LabelLine{} // by dataset
 	for ii, in := range inputs {
 		objLines[ii] = make([]int64, len(in.objects))
 		examples[ii] = map[string]*dataset.ParseError{}
@@ -143,6 +144,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		}
 		if o.Fatal != "" {
 			return cty.NilVal, errors.New(o.Fatal)
+		}
+		for _, ds := range manifest.Datasets {
+			if l := o.FirstLabel[ds]; l != nil && firstLabel[ds] == nil && l.Segment >= 0 && l.Segment < len(base) {
+				firstLabel[ds] = &manifest.LabelLine{Object: in.objects[refs[ti].spans[l.Segment].obj].name, Line: base[l.Segment] + l.Line, Value: l.Value}
+			}
 		}
 		for _, b := range o.Bad {
 			if b.Segment < 0 || b.Segment >= len(base) {
@@ -203,6 +209,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if fs.Name == "ratings" {
 			m.Ratings = manifest.SummarizeRatings(stats[ds])
 		}
+		if m.Labels != nil && firstLabel[ds] != nil {
+			m.Labels.First = firstLabel[ds]
+		}
 		ms[ds] = &m
 	}
 	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features, ms[manifest.Validation].Features)
@@ -246,12 +255,16 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	out["rows"] = cty.NumberIntVal(rows)
 	out["features"] = cty.NumberIntVal(int64(features))
 	tr, te, va := ms[manifest.Train], ms[manifest.Test], ms[manifest.Validation]
-	note := fmt.Sprintf("train %d rows (%.1f%% positive), test %d rows, %d features, %d+%d partitions",
-		tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), te.Rows, features, len(tr.Partitions), len(te.Partitions))
+	balance := fmt.Sprintf("%.1f%% positive", 100*float64(tr.Positives)/float64(tr.Rows))
+	if !tr.Labels.Binary() {
+		balance = "labels: " + tr.Labels.Describe()
+	}
+	note := fmt.Sprintf("train %d rows (%s), test %d rows, %d features, %d+%d partitions",
+		tr.Rows, balance, te.Rows, features, len(tr.Partitions), len(te.Partitions))
 	metrics := map[string]float64{"train_rows": float64(tr.Rows), "test_rows": float64(te.Rows), "features": float64(features)}
 	if va.Rows > 0 {
-		note = fmt.Sprintf("train %d rows (%.1f%% positive), validation %d rows, test %d rows, %d features, %d+%d+%d partitions",
-			tr.Rows, 100*float64(tr.Positives)/float64(tr.Rows), va.Rows, te.Rows, features, len(tr.Partitions), len(va.Partitions), len(te.Partitions))
+		note = fmt.Sprintf("train %d rows (%s), validation %d rows, test %d rows, %d features, %d+%d+%d partitions",
+			tr.Rows, balance, va.Rows, te.Rows, features, len(tr.Partitions), len(va.Partitions), len(te.Partitions))
 		metrics["validation_rows"] = float64(va.Rows)
 	}
 	if tr.Ratings != nil {

@@ -72,7 +72,7 @@ func TestLoadJSONLErrors(t *testing.T) {
 		{"nested", `{"label": 1, "x": {"a": 1}}` + "\n", `data.jsonl: key(s) x hold objects or arrays, which load cannot turn into features; list them in ignore`},
 		{"syntax", `{"label": 1, "x": 2}` + "\n" + `{"label": 0, "x": 2,}` + "\n", `data.jsonl:2:21: malformed feature "}": expected a quoted key`},
 		{"unknown numeric", big + `{"label": 0, "y": 2}` + "\n", `data.jsonl:60001:14: unknown key "\"y\": 2": key "y" was not in the sample the numeric keys were taken from; list it in ignore or categorical`},
-		{"label", `{"label": 2, "x": 2}` + "\n", `data.jsonl:1:11: invalid label "2"`},
+		{"label", `{"label": "two", "x": 2}` + "\n", `data.jsonl:1:12: invalid label "two": label key "label" must be a finite number (as a number or a string), true or false; map class names to numbers first`},
 		{"numeric string", big + `{"label": 1, "x": "big"}` + "\n", `data.jsonl:60001:20: invalid value "big": key "x" is numeric (list it as categorical to hash its values)`},
 		{"not an object", `{"label": 1, "x": 2}` + "\n" + `[1, 2]` + "\n", `data.jsonl:2:1: malformed feature "[": each line must be one JSON object`},
 	} {

@@ -368,3 +368,56 @@ load "tiny1" {
 		t.Errorf("400 ranges over 100 lines: %d rows, or rows differ from one range", tiny.Rows)
 	}
 }
+
+// TestLoadLabelStats: labels are read as the numbers they are (LIBSVM
+// multiclass classes, regression targets); the manifest counts them and
+// names the file and line of the first that is not binary, across
+// segments and tasks; normalize keeps them.
+func TestLoadLabelStats(t *testing.T) {
+	var data strings.Builder
+	for i := range 3000 {
+		y := []string{"-1", "+1"}[i%2]
+		if i == 2500 {
+			y = "3"
+		} else if i > 2500 {
+			y = []string{"1", "2", "3"}[i%3]
+		}
+		fmt.Fprintf(&data, "%s %d:1\n", y, 1+i%7)
+	}
+	h := runtimetest.New(t, `
+load "multi" {
+  source = "data.svm"
+  tasks  = 4
+}
+normalize "multi" {
+  input  = load.multi
+  method = "min_max"
+}
+load "binary" {
+  source = "binary.svm"
+}
+`)
+	h.Write("data.svm", data.String())
+	h.Write("binary.svm", "-1 1:1\n+1 2:1\n1 3:1\n")
+	h.MustApply()
+	for _, stage := range []string{"load.multi", "normalize.multi"} {
+		m := h.Dataset(h.Output(stage).GetAttr("train"))
+		l := m.Labels
+		if l == nil || l.First == nil {
+			t.Fatalf("%s: labels %+v, want a first non-binary label", stage, l)
+		}
+		if got, want := l.First.String(), "data.svm:2501 (label 3)"; got != want {
+			t.Errorf("%s: first non-binary label at %s, want %s", stage, got, want)
+		}
+		if got, want := fmt.Sprint(l.Distinct), "[{-1 1250} {1 1416} {2 166} {3 168}]"; got != want {
+			t.Errorf("%s: distinct labels %s, want %s", stage, got, want)
+		}
+		if l.Binary() || !l.Integer || l.Min != -1 || l.Max != 3 {
+			t.Errorf("%s: labels %+v", stage, l)
+		}
+	}
+	b := h.Dataset(h.Output("load.binary").GetAttr("train"))
+	if !b.Labels.Binary() || b.Positives != 2 || b.Negatives != 1 {
+		t.Errorf("binary labels: %+v, %d positives, %d negatives", b.Labels, b.Positives, b.Negatives)
+	}
+}

@@ -126,7 +126,7 @@ func parquetShares(in *input, n int) [][]span {
 // parseParquetSegment reads row groups [seg.Start, seg.End) of a Parquet
 // object, as parseSegment reads lines: rows are numbered from the segment's
 // first row (the coordinator adds the rows of the earlier segments).
-func parseParquetSegment(ctx context.Context, st blob.Store, seg segment, fs *formatSpec, add func(*dataset.Row) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (rows int64, stopped bool, err error) {
+func parseParquetSegment(ctx context.Context, st blob.Store, seg segment, fs *formatSpec, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (rows int64, stopped bool, err error) {
 	f, err := dataset.OpenParquet(ctx, st, seg.Key, seg.Size)
 	if err != nil {
 		return 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
@@ -143,7 +143,12 @@ func parseParquetSegment(ctx context.Context, st blob.Store, seg segment, fs *fo
 		return 0, false, fmt.Errorf("%s: %d row groups, the load started with at least %d; was it rewritten during the load?", seg.Name, len(groups), seg.End)
 	}
 	for gi := seg.Start; gi < seg.End; gi++ {
-		n, stop, err := r.ReadRowGroup(ctx, groups[gi], rows, row, add, func(pe *dataset.ParseError) bool {
+		at := rows // rows of the segment so far: every row is added or bad, in order
+		n, stop, err := r.ReadRowGroup(ctx, groups[gi], rows, row, func(r *dataset.Row) error {
+			at++
+			return add(r, at)
+		}, func(pe *dataset.ParseError) bool {
+			at++
 			pe.Object = seg.Name
 			return onBad(pe, pe.Line)
 		})

@@ -64,6 +64,17 @@ type parseOutput struct {
 	// that does not decode), with which the coordinator fails the stage
 	// rather than retrying the task.
 	Fatal string `json:"fatal,omitempty"`
+	// FirstLabel is, per dataset, the first row whose label is not binary
+	// (not -1, 0 or 1), located like a bad line (Column unset), for the
+	// manifest's label statistics.
+	FirstLabel map[string]*labelLine `json:"first_label,omitempty"`
+}
+
+// labelLine is a row's label located by segment, as badLine is.
+type labelLine struct {
+	Segment int     `json:"segment"`
+	Line    int64   `json:"line"`
+	Value   float64 `json:"value"`
 }
 
 // badLine is a ParseError located by segment; Line counts from the
@@ -133,13 +144,19 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 				return nil, err
 			}
 		}
-		add := func(r *dataset.Row) error {
+		add := func(r *dataset.Row, line int64) error {
 			pr.Post(r)
 			ds := p.Dataset
 			if split != nil {
 				if to := split.dataset(r); to != "" {
 					ds = to
 				}
+			}
+			if y := r.Label; y != 0 && y != 1 && y != -1 && out.FirstLabel[ds] == nil {
+				if out.FirstLabel == nil {
+					out.FirstLabel = map[string]*labelLine{}
+				}
+				out.FirstLabel[ds] = &labelLine{Segment: si, Line: line, Value: float64(y)}
 			}
 			return builder(ds).Add(r)
 		}
@@ -223,8 +240,9 @@ func bad(seg int, line int64, pe *dataset.ParseError) badLine {
 // parseSegment parses the lines of one segment, calling add for each row
 // and onBad for each bad line (with its line number counted from the
 // segment's first line); onBad returns false to stop. It returns the lines
-// consumed and whether onBad stopped it.
-func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
+// consumed and whether onBad stopped it. add is given each row with its
+// line number in the segment.
+func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
 	var rc io.ReadCloser
 	var opts dataset.ScanOptions
 	if seg.Codec != "" {
@@ -260,7 +278,7 @@ func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, a
 			}
 			return sc.Lines(), false, err
 		}
-		if err := add(row); err != nil {
+		if err := add(row, sc.Lines()); err != nil {
 			return sc.Lines(), false, err
 		}
 	}

@@ -39,14 +39,19 @@ func (s *splitter) dataset(r *dataset.Row) string {
 	return ""
 }
 
-// RowHash is the split's hash of a row: its label, entry count, and each
-// slot and value's IEEE bits, as 32-bit words mixed into a 64-bit state
+// RowHash is the split's hash of a row: its label (−1 hashed as 0, as load
+// stored a binary −1 before labels were kept as spelled, so binary data
+// splits as it always has), entry count, and each slot and value's IEEE bits, as 32-bit words mixed into a 64-bit state
 // seeded with seed, finished with MurmurHash3's fmix64. It is defined on
 // those words with explicit constants, so it is the same on every platform;
 // changing it changes every split (bump SplitHash).
 func RowHash(seed uint64, r *dataset.Row) uint64 {
 	h := dataset.Fmix64(seed ^ 0x5851F42D4C957F2D)
-	h = mix(h, math.Float32bits(r.Label))
+	y := r.Label
+	if y == -1 {
+		y = 0
+	}
+	h = mix(h, math.Float32bits(y))
 	h = mix(h, uint32(len(r.Indices)))
 	for k, i := range r.Indices {
 		h = mix(h, i)

@@ -184,6 +184,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		n.Input = uris[ds]
 		m.Normalization = &n
 		st := manifest.Assemble(m, pieces[ds])
+		m.Labels = src.Labels // the same rows: keep where the input's labels were first non-binary
 		if m.Rows != src.Rows {
 			return cty.NilVal, fmt.Errorf("%s: rescaled %d rows of %d (a bug in normalize)", ds, m.Rows, src.Rows)
 		}

@@ -39,6 +39,19 @@ type Config struct {
 	// flags say the stage gave learning_rate and minibatch (mf.go's defaults).
 	Rank                          int
 	LearningRateSet, MinibatchSet bool
+	// Loss is linear_regression's loss, "squared" or "huber", and HuberDelta the
+	// Huber threshold.
+	Loss       string
+	HuberDelta float64
+}
+
+// huber is the Huber threshold the tasks apply: HuberDelta for loss = "huber",
+// else 0 (the squared loss).
+func (c Config) huber() float64 {
+	if c.Model == "linear_regression" && c.Loss == "huber" {
+		return c.HuberDelta
+	}
+	return 0
 }
 
 // SGD's defaults, for arguments a pipeline leaves out.
@@ -123,6 +136,14 @@ func ParseConfig(v cty.Value) (Config, error) {
 	c.Seed = int64(whole("seed"))
 	c.Rank, c.LearningRateSet, c.MinibatchSet = whole("rank"), set("learning_rate"), set("minibatch")
 	c.KeepModel = keepModel(v)
+	c.Loss = str("loss")
+	if c.Loss == "" && c.Model == "linear_regression" {
+		c.Loss = "squared"
+	}
+	c.HuberDelta = f("huber_delta")
+	if !set("huber_delta") {
+		c.HuberDelta = DefaultHuberDelta
+	}
 	if bad != nil {
 		return c, bad
 	}

@@ -132,6 +132,10 @@ type evalPoint struct {
 	// NonFinite holds "NaN", "+Inf" or "-Inf" when the log loss is not finite, which
 	// JSON cannot carry as a number.
 	NonFinite string `json:"non_finite,omitempty"`
+	// NoAccuracy and NoAUC say Accuracy or AUC is NaN (a regression has
+	// neither, softmax no AUC), which JSON cannot carry either.
+	NoAccuracy bool `json:"no_accuracy,omitempty"`
+	NoAUC      bool `json:"no_auc,omitempty"`
 }
 
 func jsonSafe(p evalPoint) evalPoint {
@@ -139,12 +143,24 @@ func jsonSafe(p evalPoint) evalPoint {
 		p.NonFinite = strconv.FormatFloat(p.Logloss, 'g', -1, 64)
 		p.Logloss = 0
 	}
+	if math.IsNaN(p.Accuracy) {
+		p.NoAccuracy, p.Accuracy = true, 0
+	}
+	if math.IsNaN(p.AUC) {
+		p.NoAUC, p.AUC = true, 0
+	}
 	return p
 }
 
 func fromJSONSafe(p evalPoint) *evalPoint {
 	if p.NonFinite != "" {
 		p.Logloss, _ = strconv.ParseFloat(p.NonFinite, 64)
+	}
+	if p.NoAccuracy {
+		p.Accuracy = math.NaN()
+	}
+	if p.NoAUC {
+		p.AUC = math.NaN()
 	}
 	return &p
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
@@ -157,24 +158,43 @@ func (r *Result) MetricsValue() cty.Value {
 		}
 		return f(x)
 	}
-	vl, va, vauc := cty.NullVal(cty.Number), cty.NullVal(cty.Number), cty.NullVal(cty.Number)
+	null := cty.NullVal(cty.Number)
+	vl, va, vauc := null, null, null
+	vrmse, vmae, vr2 := null, null, null
 	if v := r.Validation; v != nil {
 		vl, va, vauc = loss(v.Logloss), f(v.Accuracy), f(v.AUC)
+		vrmse, vmae, vr2 = f(v.RMSE), f(v.MAE), f(v.R2)
 	}
-	return cty.ObjectVal(map[string]cty.Value{
+	perClass := cty.NullVal(cty.List(cty.Number))
+	if len(r.Metrics.PerClass) > 0 {
+		var vs []cty.Value
+		for _, a := range r.Metrics.PerClass {
+			vs = append(vs, f(a))
+		}
+		perClass = cty.ListVal(vs)
+	}
+	m := map[string]cty.Value{
+		"test_rmse":           f(r.Metrics.RMSE),
+		"test_mae":            f(r.Metrics.MAE),
+		"r2":                  f(r.Metrics.R2),
+		"validation_rmse":     vrmse,
+		"validation_mae":      vmae,
+		"validation_r2":       vr2,
+		"per_class_accuracy":  perClass,
 		"test_logloss":        loss(r.Metrics.Logloss),
 		"accuracy":            f(r.Metrics.Accuracy),
 		"auc":                 f(r.Metrics.AUC),
 		"validation_logloss":  vl,
 		"validation_accuracy": va,
 		"validation_auc":      vauc,
-		"test_rmse":           mfMetric(r.MF, "test", "rmse"),
-		"test_mae":            mfMetric(r.MF, "test", "mae"),
-		"validation_rmse":     mfMetric(r.MF, "validation", "rmse"),
-		"validation_mae":      mfMetric(r.MF, "validation", "mae"),
 		"iterations":          cty.NumberIntVal(r.Iterations),
 		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
-	})
+	}
+	if r.MF != nil { // matrix factorization's errors come from its own scoring
+		m["test_rmse"], m["test_mae"] = mfMetric(r.MF, "test", "rmse"), mfMetric(r.MF, "test", "mae")
+		m["validation_rmse"], m["validation_mae"] = mfMetric(r.MF, "validation", "rmse"), mfMetric(r.MF, "validation", "mae")
+	}
+	return cty.ObjectVal(m)
 }
 
 // DivergedError means training stopped because the test loss became NaN or Inf or
@@ -228,6 +248,9 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if cfg.Model == "matrix_factorization" {
 		return runMF(ctx, s, o)
 	}
+	if err := checkData(cfg.Model, o.Data); err != nil {
+		return nil, err
+	}
 	solver, why := chooseSolver(cfg, o.Data)
 	if solver == "lbfgs" {
 		return runLBFGS(ctx, s, o, why)
@@ -251,7 +274,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	workersWave, evalWave := "workers"+strings.ReplaceAll(suffix, "/", "-"), "eval"+strings.ReplaceAll(suffix, "/", "-")
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := uint64(o.Data.Features) + 1
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 
 	workers := cfg.Workers
 	if capacity := s.Capacity(); workers+1 > capacity {
@@ -314,13 +337,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	for i := range wtasks {
 		wtasks[i] = operators.Task{Kind: KindWorker}
 		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
-			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model}); err != nil {
+			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}); err != nil {
 			return nil, err
 		}
 	}
 	etask := operators.Task{Kind: KindEval}
 	keepBest := heldName == "validation" || heldName == "holdout"
-	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model}); err != nil {
+	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}); err != nil {
 		return nil, err
 	}
 
@@ -429,7 +452,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			continue
 		}
 		switch {
-		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*zeroLoss(cfg.Model) && len(res.Series) > 1:
+		case math.IsNaN(pt.Logloss) || math.IsInf(pt.Logloss, 0) || pt.Logloss > divergenceFactor*zeroLoss(cfg.Model, o.Data.Labels) && len(res.Series) > 1:
 			diverged = &DivergedError{Trial: o.Trial, Logloss: pt.Logloss, Seconds: pt.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 			stop("diverged")
 		case cfg.TargetLogloss > 0 && pt.Logloss <= cfg.TargetLogloss:
@@ -458,7 +481,8 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	fp := fromJSONSafe(final)
 	res.Solver, res.SolverWhy = "sgd", why
-	res.Metrics = Metrics{Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Rows: fp.Rows}
+	res.Metrics = nanMetrics()
+	res.Metrics.Logloss, res.Metrics.Accuracy, res.Metrics.AUC, res.Metrics.Rows = fp.Logloss, fp.Accuracy, fp.AUC, fp.Rows
 	res.Series = append(res.Series, EvalPoint{Seconds: fp.Seconds, Logloss: fp.Logloss, Accuracy: fp.Accuracy, AUC: fp.AUC, Updates: fp.Updates, Iterations: fp.Pushes})
 	m := heldMetrics(heldName, lossName(cfg.Model), fp.Logloss, fp.Accuracy, fp.AUC)
 	m["updates"], m["t"] = float64(fp.Updates), fp.Seconds
@@ -520,22 +544,23 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			}
 		}
 	}
-	if heldName == "validation" || heldName == "holdout" {
-		// The evaluator measured another set: score the test set (if any) once.
+	if heldName == "validation" || heldName == "holdout" || cfg.Model == "linear_regression" || cfg.Model == "softmax" {
+		// The evaluator measured another set (or, for a regression, only its
+		// loss): score the test set (if any) once.
 		if heldName == "validation" {
 			v := res.Metrics
 			res.Validation = &v
 		}
-		res.Metrics = Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
+		res.Metrics = nanMetrics()
 		if len(o.Data.Test) > 0 {
-			if res.Metrics, err = scoreTest(ctx, s, ps, cfg.Model, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
+			if res.Metrics, err = scoreTest(ctx, s, ps, cfg.Model, o.Data.Classes, model+"/final-weights", dir, wave(suffix, "score"), o.Data.Test, w); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if cfg.Model == "linear_svm" {
-		// The evaluator's loss was the squared hinge, for the stopping rules: a
-		// linear SVM has no log loss to report.
+	if cfg.Model == "linear_svm" || cfg.Model == "linear_regression" {
+		// The evaluator's loss was the squared hinge (or a regression's loss),
+		// for the stopping rules: these models have no log loss to report.
 		res.Metrics.Logloss = math.NaN()
 		if res.Validation != nil {
 			res.Validation.Logloss = math.NaN()
@@ -554,8 +579,16 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		return nil, err
 	}
 	cfg, key := o.Config, s.Key()
+	if cfg.Model == "linear_regression" {
+		// The Logloss the solvers carried is the held-out loss: a regression has no
+		// log loss to report.
+		res.Metrics.Logloss = math.NaN()
+		if res.Validation != nil {
+			res.Validation.Logloss = math.NaN()
+		}
+	}
 	res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", &Artifact{
-		Model: cfg.Model, Features: o.Data.Features, Intercept: uint64(len(w)) - 1, Input: o.Data.info(), Metrics: res.Metrics,
+		Model: cfg.Model, Features: o.Data.Features, Intercept: uint64(len(w)) - 1, Classes: o.Data.Classes, Input: o.Data.info(), Metrics: res.Metrics,
 		Validation: res.Validation, Solver: res.Solver,
 		Iterations: res.Iterations, ExamplesPerSecond: res.ExamplesPerSecond, Stage: s.Address(), CacheKey: key,
 		Trial: o.Trial, Config: cfg, Stopped: res.Stopped, Created: time.Now().UTC(),
@@ -592,8 +625,10 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		}
 	}
 	if v := res.Validation; v != nil {
-		sum["validation_logloss"], sum["validation_accuracy"], sum["validation_auc"] = finite(v.Logloss), v.Accuracy, v.AUC
+		sum["validation_logloss"], sum["validation_accuracy"], sum["validation_auc"] = finiteOrNaN(v.Logloss), v.Accuracy, v.AUC
+		sum["validation_rmse"], sum["validation_mae"], sum["validation_r2"] = v.RMSE, v.MAE, v.R2
 	}
+	sum["test_rmse"], sum["test_mae"], sum["r2"] = res.Metrics.RMSE, res.Metrics.MAE, res.Metrics.R2
 	for k, v := range sum {
 		if math.IsNaN(v) { // a figure the run does not have (no test set)
 			delete(sum, k)
@@ -675,7 +710,7 @@ func holdout(parts []PartRef, units []prefetch.Unit) (train, held []prefetch.Uni
 }
 
 // scoreTest puts weights w under key and scores them on parts in one task.
-func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, modelKind, key, dir, wave string, parts []PartRef, w []float32) (Metrics, error) {
+func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, modelKind string, classes []float64, key, dir, wave string, parts []PartRef, w []float32) (Metrics, error) {
 	st, err := s.Blob(ctx)
 	if err != nil {
 		return Metrics{}, err
@@ -691,7 +726,7 @@ func scoreTest(ctx context.Context, s operators.Stage, ps *psstore.Client, model
 	if err := saveUnits(ctx, st, dir+"test-units.json", makeUnits(parts, 1, 1<<30)); err != nil {
 		return Metrics{}, err
 	}
-	out, err := s.RunWave(ctx, operators.Wave{Name: wave, Tasks: []operators.Task{scoreTask(modelKind, key, dir+"test-units.json")}})
+	out, err := s.RunWave(ctx, operators.Wave{Name: wave, Tasks: []operators.Task{scoreTask(modelKind, key, dir+"test-units.json", classes)}})
 	if err != nil {
 		return Metrics{}, err
 	}
@@ -709,17 +744,34 @@ func wave(suffix, name string) string { return name + strings.ReplaceAll(suffix,
 // the test set (and the training rows that stand in for a missing one), else
 // <set>_logloss, <set>_accuracy and <set>_auc.
 func heldMetrics(set, lossName string, loss, acc, auc float64) map[string]float64 {
+	m := map[string]float64{set + "_" + lossName: finite(loss), set + "_accuracy": acc, set + "_auc": auc}
 	if set == "test" || set == "training" {
-		return map[string]float64{"test_" + lossName: finite(loss), "accuracy": acc, "auc": auc}
+		m = map[string]float64{"test_" + lossName: finite(loss), "accuracy": acc, "auc": auc}
 	}
-	return map[string]float64{set + "_" + lossName: finite(loss), set + "_accuracy": acc, set + "_auc": auc}
+	for k, v := range m {
+		if math.IsNaN(v) { // a figure the model has not (a regression's accuracy)
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 // zeroLoss is a model's loss at w = 0: log 2 for logistic regression, 1 for the
-// squared hinge. The divergence bound is a multiple of it.
-func zeroLoss(model string) float64 {
-	if model == "linear_svm" {
+// squared hinge, ½·mean(y²) for linear regression (its labels' statistics; at
+// least ½), log K for softmax. The divergence bound is a multiple of it.
+func zeroLoss(model string, labels *manifest.Labels) float64 {
+	switch model {
+	case "linear_svm":
 		return 1
+	case "linear_regression":
+		if labels == nil {
+			return 0.5
+		}
+		return max(0.5, 0.5*(labels.Var+labels.Mean*labels.Mean))
+	case "softmax":
+		if labels != nil && len(labels.Distinct) > 1 {
+			return math.Log(float64(len(labels.Distinct)))
+		}
 	}
 	return math.Ln2
 }

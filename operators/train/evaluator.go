@@ -28,6 +28,10 @@ type evalParams struct {
 	// Kind is the model's kind; a linear SVM is scored by its margins and its
 	// loss for the stopping rules is the mean squared hinge loss.
 	Kind string `json:"model_kind,omitempty"`
+	// Classes are softmax's classes (see labelFunc).
+	Classes []float64 `json:"classes,omitempty"`
+	// Huber is linear_regression's Huber threshold (0: the squared loss).
+	Huber float64 `json:"huber,omitempty"`
 }
 
 // evalResume carries nothing but the count of evaluations across generations.
@@ -54,11 +58,15 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		return nil, err
 	}
 	ps, ctl := sh.ps, sh.ctl
-	set, err := loadEvalSet(ctx, sh.store, sh.units)
+	set, err := loadEvalSet(ctx, sh.store, sh.units, labelFunc(p.Kind, p.Classes))
 	if err != nil {
 		return nil, err
 	}
 	set.margins = p.Kind == "linear_svm"
+	set.regression = p.Kind == "linear_regression"
+	if p.Kind == "softmax" {
+		set.classes = len(p.Classes)
+	}
 	margin := handover(time.Until(t.Deadline))
 	// The first generation evaluates at least once, however short its lifetime;
 	// later ones yield rather than start an evaluation (its time measured in
@@ -74,8 +82,8 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
 		}
 		m := set.evaluate(w)
-		if set.margins {
-			m.Logloss = set.meanLoss(sqHingeLossFunc) // what the stopping rules compare
+		if set.margins || set.regression {
+			m.Logloss = set.meanLoss(lossOf(p.Kind, p.Huber)) // what the stopping rules compare
 		}
 		if p.KeepBest && !math.IsNaN(m.Logloss) && (rs.Best == nil || m.Logloss < *rs.Best) {
 			if err := ctl.putBest(ctx, w); err != nil {
@@ -144,11 +152,15 @@ type evalSet struct {
 	// margins scores by the margin w·x (a linear SVM): accuracy at 0 and AUC, no
 	// log loss.
 	margins bool
+	// regression scores the margin as a prediction (linear_regression).
+	regression bool
+	// classes > 0 scores a softmax model of that many classes.
+	classes int
 }
 
 // loadEvalSet reads every unit of the test set.
-func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit) (*evalSet, error) {
-	it := prefetch.New(ctx, store, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2})
+func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit, labels func([]float32)) (*evalSet, error) {
+	it := prefetch.New(ctx, store, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2, Labels: labels})
 	defer it.Close()
 	s := &evalSet{}
 	for {
@@ -168,6 +180,9 @@ func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit) (
 
 // evaluate scores the set with weights w (intercept last) and returns its metrics.
 func (s *evalSet) evaluate(w []float32) Metrics {
+	if s.classes > 0 {
+		return s.evaluateSoftmax(w, s.classes)
+	}
 	dim := uint32(len(w))
 	bias := float64(w[dim-1])
 	i := 0
@@ -188,7 +203,7 @@ func (s *evalSet) evaluate(w []float32) Metrics {
 				}
 			}
 			s.probs[i] = sigmoid(z)
-			if s.margins {
+			if s.margins || s.regression {
 				s.probs[i] = z
 			}
 			i++
@@ -196,6 +211,9 @@ func (s *evalSet) evaluate(w []float32) Metrics {
 	}
 	if s.margins {
 		return evaluateMargins(s.probs, s.ys)
+	}
+	if s.regression {
+		return evaluateRegression(s.probs, s.ys)
 	}
 	return evaluate(s.probs, s.ys)
 }

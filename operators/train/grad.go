@@ -37,6 +37,10 @@ type gradParams struct {
 	ValKey   string    `json:"val,omitempty"`
 	Share    int       `json:"share"`
 	Shares   int       `json:"shares"`
+	// Classes are softmax's classes (see labelFunc).
+	Classes []float64 `json:"classes,omitempty"`
+	// Huber is linear_regression's Huber threshold (0: the squared loss).
+	Huber float64 `json:"huber,omitempty"`
 }
 
 // gradResult is a "train.grad" task's output: sums over its share.
@@ -58,9 +62,11 @@ const inlineDim = 2048
 // scoreParams are a "train.score" task's parameters: the metrics of the weights at
 // WKey on the units at UnitsKey.
 type scoreParams struct {
-	Model    string `json:"model"`
-	WKey     string `json:"w"`
-	UnitsKey string `json:"units"`
+	Model    string    `json:"model"`
+	WKey     string    `json:"w"`
+	UnitsKey string    `json:"units"`
+	Classes  []float64 `json:"classes,omitempty"`
+	Huber    float64   `json:"huber,omitempty"`
 }
 
 func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
@@ -91,18 +97,26 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	}
 	var out gradResult
 	g := make([]float64, p.Dim)
-	train, err := cachedShare(ctx, st, p.UnitsKey, p.Share, p.Shares)
+	train, err := cachedShare(ctx, st, p.UnitsKey, p.Share, p.Shares, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
-	fn := lossOf(p.Model)
-	out.Loss, out.Rows = lossGrad(train, w, g, fn)
+	fn := lossOf(p.Model, p.Huber)
+	if p.Model == "softmax" {
+		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
+	} else {
+		out.Loss, out.Rows = lossGrad(train, w, g, fn)
+	}
 	if p.ValKey != "" {
-		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares)
+		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares, p.Model, p.Classes)
 		if err != nil {
 			return nil, err
 		}
-		out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
+		if p.Model == "softmax" {
+			out.ValLoss, out.ValRows, out.ValCorrect = softmaxLossSum(val, w, len(p.Classes))
+		} else {
+			out.ValLoss, out.ValRows, out.ValCorrect = lossSum(val, w, fn)
+		}
 	}
 	if p.WKey == "" {
 		out.G = g
@@ -144,7 +158,7 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	if err != nil {
 		return nil, err
 	}
-	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1)
+	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +167,10 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 		w[i] = float32(x)
 	}
 	// The cached set is shared by concurrent tasks; the probabilities are this task's.
-	local := &evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys)), margins: p.Model == "linear_svm"}
+	local := &evalSet{parts: set.parts, ys: set.ys, probs: make([]float64, len(set.ys)), margins: p.Model == "linear_svm", regression: p.Model == "linear_regression"}
+	if p.Model == "softmax" {
+		local.classes = len(p.Classes)
+	}
 	m := local.evaluate(w)
 	doc, err := json.Marshal(m)
 	if err != nil {
@@ -181,10 +198,17 @@ func sqHingeLossFunc(z, y float64) (float64, float64) {
 	return m * m, -2 * s * m
 }
 
-// lossOf is the loss of a model.
-func lossOf(model string) lossFunc {
-	if model == "linear_svm" {
+// lossOf is the loss of a model; huber > 0 makes linear_regression's loss the
+// Huber loss with that threshold.
+func lossOf(model string, huber float64) lossFunc {
+	switch model {
+	case "linear_svm":
 		return sqHingeLossFunc
+	case "linear_regression":
+		if huber > 0 {
+			return huberLossFunc(huber)
+		}
+		return sqLossFunc
 	}
 	return logisticLossFunc
 }
@@ -314,8 +338,9 @@ type cachedSet struct {
 }
 
 // cachedShare returns share i of n of the units listed at key in st: units i, i+n, …
-func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*evalSet, error) {
-	id := fmt.Sprintf("%s\x00%d/%d", st.URI(key), i, n)
+// with the labels as model reads them (labelFunc).
+func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model string, classes []float64) (*evalSet, error) {
+	id := fmt.Sprintf("%s\x00%d/%d\x00%s%v", st.URI(key), i, n, model, classes)
 	dataCache.Lock()
 	c := dataCache.sets[id]
 	if c == nil {
@@ -335,7 +360,7 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*eva
 		for k := i; k < len(units); k += n {
 			mine = append(mine, units[k])
 		}
-		c.set, c.err = loadEvalSet(ctx, st, mine)
+		c.set, c.err = loadEvalSet(ctx, st, mine, labelFunc(model, classes))
 		if c.err == nil {
 			for _, b := range c.set.parts {
 				c.bytes += int64(4*len(b.Indices) + 4*len(b.Values) + 8*len(b.Labels))
@@ -368,10 +393,14 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int) (*eva
 	return c.set, nil
 }
 
-// lossName names a model's loss in metrics: logloss, or sq_hinge for a linear SVM.
+// lossName names a model's loss in metrics: logloss, sq_hinge for a linear SVM, or
+// loss for linear regression (the mean of ½(z−y)², or of the Huber loss).
 func lossName(model string) string {
-	if model == "linear_svm" {
+	switch model {
+	case "linear_svm":
 		return "sq_hinge"
+	case "linear_regression":
+		return "loss"
 	}
 	return "logloss"
 }

@@ -21,8 +21,11 @@ func TestLossGradCentralDifferences(t *testing.T) {
 		for i := range w {
 			w[i] = rng.NormFloat64() * 0.5
 		}
-		for _, model := range []string{"logistic_regression", "linear_svm"} {
-			fn := lossOf(model)
+		for _, model := range []string{"logistic_regression", "linear_svm", "linear_regression", "huber"} {
+			fn := lossOf(model, 0)
+			if model == "huber" {
+				fn = lossOf("linear_regression", 0.5)
+			}
 			g := make([]float64, dim)
 			loss, rows := lossGrad(set, w, g, fn)
 			if rows != 40 {
@@ -42,6 +45,73 @@ func TestLossGradCentralDifferences(t *testing.T) {
 				if d := math.Abs(numeric - g[i]); d > 1e-5*math.Max(1, math.Abs(numeric)) {
 					t.Errorf("%s binary=%v coordinate %d: analytic %.9f, central difference %.9f", model, binary, i, g[i], numeric)
 				}
+			}
+		}
+	}
+}
+
+// TestRegressionGradCentralDifferences checks linear_regression's gradients — the
+// full-batch one and the SGD workers' minibatch one — for the squared and the
+// Huber loss against central differences, on real-valued labels.
+func TestRegressionGradCentralDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const dim = 12
+	p := randomPartition(t, rng, 40, 5, dim, false)
+	for i := range p.Labels() {
+		p.Labels()[i] = float32(rng.NormFloat64() * 2)
+	}
+	set := &evalSet{parts: []partition.Batch{p.Batch(0, 20), p.Batch(20, p.Rows())}}
+	w := make([]float64, dim)
+	for i := range w {
+		w[i] = rng.NormFloat64() * 0.5
+	}
+	for _, huber := range []float64{0, 0.5} {
+		fn := lossOf("linear_regression", huber)
+		g := make([]float64, dim)
+		lossGrad(set, w, g, fn)
+		const h = 1e-5
+		for i := range w {
+			wp, wm := append([]float64(nil), w...), append([]float64(nil), w...)
+			wp[i] += h
+			wm[i] -= h
+			lp, _, _ := lossSum(set, wp, fn)
+			lm, _, _ := lossSum(set, wm, fn)
+			numeric := (lp - lm) / (2 * h)
+			if d := math.Abs(numeric - g[i]); d > 1e-5*math.Max(1, math.Abs(numeric)) {
+				t.Errorf("huber %g coordinate %d: analytic %.9f, central difference %.9f", huber, i, g[i], numeric)
+			}
+		}
+		// The workers' minibatch gradient of the mean loss.
+		b := p.Batch(0, p.Rows())
+		m := newMinibatch(dim)
+		m.build(b)
+		for i := range m.w {
+			m.w[i] = float32(rng.NormFloat64() * 0.5)
+		}
+		m.gradientOf(b, fn)
+		analytic := append([]float32(nil), m.g...)
+		w0 := append([]float32(nil), m.w...)
+		lossAt := func(w []float32) float64 {
+			var loss float64
+			for r := 0; r < b.Len(); r++ {
+				idx, vals := b.Row(r)
+				z := float64(w[0])
+				for e, f := range idx {
+					z += float64(w[slotOf(m, uint64(f))]) * float64(vals[e])
+				}
+				l, _ := fn(z, float64(b.Labels[r]))
+				loss += l
+			}
+			return loss / float64(b.Len())
+		}
+		const hw = 1e-3
+		for i := range w0 {
+			plus, minus := append([]float32(nil), w0...), append([]float32(nil), w0...)
+			plus[i] += hw
+			minus[i] -= hw
+			numeric := (lossAt(plus) - lossAt(minus)) / (2 * hw)
+			if d := math.Abs(numeric - float64(analytic[i])); d > 2e-3*math.Max(1, math.Abs(numeric)) {
+				t.Errorf("worker, huber %g, key %d: analytic %.6f, central difference %.6f", huber, m.keys[i], analytic[i], numeric)
 			}
 		}
 	}

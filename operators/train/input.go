@@ -30,6 +30,11 @@ type Data struct {
 	Normalization *manifest.Normalization
 	// NormalizationStore is the root of the store Normalization's keys are in.
 	NormalizationStore string
+	// Labels, TestLabels and ValidationLabels are the sets' label statistics
+	// (nil for binary sets written before they were recorded).
+	Labels, TestLabels, ValidationLabels *manifest.Labels
+	// Classes are softmax's classes, set by Run (checkLabels).
+	Classes []float64
 }
 
 // ReadInput reads the datasets a train stage's input names: any value with a train
@@ -60,7 +65,7 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 	if err != nil {
 		return nil, fmt.Errorf("read training set: %w", err)
 	}
-	d := &Data{Features: tm.Features, TrainRows: tm.Rows, TrainNNZ: tm.NNZ, TrainManifest: trainURI, Format: tm.Format, Normalization: tm.Normalization, NormalizationStore: tm.Store}
+	d := &Data{Features: tm.Features, TrainRows: tm.Rows, TrainNNZ: tm.NNZ, TrainManifest: trainURI, Format: tm.Format, Normalization: tm.Normalization, NormalizationStore: tm.Store, Labels: tm.Labels}
 	for _, p := range tm.Partitions {
 		d.Train = append(d.Train, PartRef{Key: p.Key, Rows: p.Rows})
 	}
@@ -74,7 +79,7 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 			if err != nil {
 				return nil, fmt.Errorf("read test set: %w", err)
 			}
-			d.TestManifest, d.TestRows = testURI, m.Rows
+			d.TestManifest, d.TestRows, d.TestLabels = testURI, m.Rows, m.Labels
 			d.Features = max(d.Features, m.Features)
 			for _, p := range m.Partitions {
 				d.Test = append(d.Test, PartRef{Key: p.Key, Rows: p.Rows})
@@ -90,7 +95,7 @@ func ReadInput(ctx context.Context, st blob.Store, input cty.Value) (*Data, erro
 		if err != nil {
 			return nil, fmt.Errorf("read validation set: %w", err)
 		}
-		d.ValidationManifest = valURI
+		d.ValidationManifest, d.ValidationLabels = valURI, m.Labels
 		d.Features = max(d.Features, m.Features)
 		for _, p := range m.Partitions {
 			d.Validation = append(d.Validation, PartRef{Key: p.Key, Rows: p.Rows})

@@ -95,7 +95,7 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	tasks := make([]operators.Task, r.shares)
 	gkeys := make([]string, r.shares)
 	for i := range tasks {
-		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units, ValKey: held, Share: i, Shares: r.shares}
+		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units, ValKey: held, Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
 		if inline {
 			gp.W = w
 		} else {
@@ -163,7 +163,7 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	var reg float64
 	for j := range p.g {
 		p.g[j] *= inv
-		if uint64(j) < r.dim-1 {
+		if regularized(uint64(j), r.dim, len(r.o.Data.Classes)) {
 			p.g[j] += r.l2 * w[j]
 			reg += w[j] * w[j]
 		}
@@ -196,7 +196,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	key := s.Key()
 	model := "train/" + key[:min(16, len(key))] + suffix
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := uint64(o.Data.Features) + 1
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 	// A share is at least shareEntries stored entries: smaller ones cost more in
 	// task overhead than they save in compute.
 	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))
@@ -259,7 +259,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	}
 
 	// Without a test set there are no test figures: null, not 0.
-	res := &Result{Solver: "lbfgs", SolverWhy: why, Metrics: Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}}
+	res := &Result{Solver: "lbfgs", SolverWhy: why, Metrics: nanMetrics()}
 	cur, err := r.eval(ctx, make([]float64, dim))
 	if err != nil {
 		return nil, err
@@ -400,14 +400,14 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	var names []string
 	if len(testParts) > 0 {
 		names = append(names, "test")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json"))
+		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json", o.Data.Classes))
 	}
 	if heldName == "validation" {
 		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
 			return nil, err
 		}
 		names = append(names, "validation")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-validation-all.json"))
+		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-validation-all.json", o.Data.Classes))
 	}
 	if len(scoreTasks) > 0 {
 		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
@@ -452,9 +452,9 @@ func validationStalled(hist []histPoint) bool {
 	return before-recent <= validationTol*before
 }
 
-func scoreTask(model, wkey, units string) operators.Task {
+func scoreTask(model, wkey, units string, classes []float64) operators.Task {
 	t := operators.Task{Kind: KindScore}
-	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units})
+	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units, Classes: classes})
 	return t
 }
 

@@ -12,6 +12,12 @@ type Metrics struct {
 	Accuracy float64 `json:"accuracy"`
 	AUC      float64 `json:"auc"`
 	Rows     int     `json:"rows"`
+	// RMSE, MAE and R2 are linear_regression's figures (NaN for classifiers),
+	// whose Logloss is then the mean squared error.
+	RMSE, MAE, R2 float64
+	// PerClass is softmax's accuracy on the rows of each class (recall), in
+	// class order (NaN for a class without rows).
+	PerClass []float64
 }
 
 // metricsWire is Metrics in JSON: a figure that is NaN (no test set, or a model
@@ -23,6 +29,11 @@ type metricsWire struct {
 	Accuracy  *float64 `json:"accuracy"`
 	AUC       *float64 `json:"auc"`
 	Rows      int      `json:"rows"`
+	RMSE      *float64 `json:"test_rmse,omitempty"`
+	MAE       *float64 `json:"test_mae,omitempty"`
+	R2        *float64 `json:"r2,omitempty"`
+	// PerClass holds null for a class without rows.
+	PerClass []*float64 `json:"per_class_accuracy,omitempty"`
 }
 
 func finitePtr(x float64) *float64 {
@@ -41,7 +52,11 @@ func orNaN(p *float64) float64 {
 
 // MarshalJSON writes m, with a non-finite log loss as null (see metricsWire).
 func (m Metrics) MarshalJSON() ([]byte, error) {
-	w := metricsWire{Accuracy: finitePtr(m.Accuracy), AUC: finitePtr(m.AUC), Rows: m.Rows}
+	w := metricsWire{Accuracy: finitePtr(m.Accuracy), AUC: finitePtr(m.AUC), Rows: m.Rows,
+		RMSE: finitePtr(m.RMSE), MAE: finitePtr(m.MAE), R2: finitePtr(m.R2)}
+	for _, a := range m.PerClass {
+		w.PerClass = append(w.PerClass, finitePtr(a))
+	}
 	switch {
 	case math.IsInf(m.Logloss, 1):
 		w.NonFinite = "+Inf"
@@ -59,7 +74,11 @@ func (m *Metrics) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*m = Metrics{Logloss: math.NaN(), Accuracy: orNaN(w.Accuracy), AUC: orNaN(w.AUC), Rows: w.Rows}
+	*m = Metrics{Logloss: math.NaN(), Accuracy: orNaN(w.Accuracy), AUC: orNaN(w.AUC), Rows: w.Rows,
+		RMSE: orNaN(w.RMSE), MAE: orNaN(w.MAE), R2: orNaN(w.R2)}
+	for _, a := range w.PerClass {
+		m.PerClass = append(m.PerClass, orNaN(a))
+	}
 	switch {
 	case w.Logloss != nil:
 		m.Logloss = *w.Logloss
@@ -71,6 +90,12 @@ func (m *Metrics) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// nanMetrics is Metrics without any figure: every one NaN.
+func nanMetrics() Metrics {
+	n := math.NaN()
+	return Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: n, MAE: n, R2: n}
+}
+
 // clip bounds probabilities away from 0 and 1 for the log loss, as scikit-learn does.
 const clip = 1e-15
 
@@ -79,7 +104,8 @@ const clip = 1e-15
 // ties; it is 0.5 when one class is absent. O(n log n).
 func evaluate(p []float64, y []float32) Metrics {
 	n := len(p)
-	m := Metrics{Rows: n}
+	m := nanMetrics()
+	m.Rows = n
 	if n == 0 {
 		return m
 	}
@@ -142,7 +168,8 @@ func auc(p []float64, y []float32) float64 {
 // evaluateMargins computes accuracy (positive at margin ≥ 0) and ROC AUC of
 // margins z against labels y ∈ {0, 1}; a margin has no log loss, which is NaN.
 func evaluateMargins(z []float64, y []float32) Metrics {
-	m := Metrics{Rows: len(z), Logloss: math.NaN()}
+	m := nanMetrics()
+	m.Rows = len(z)
 	if len(z) == 0 {
 		return m
 	}

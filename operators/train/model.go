@@ -25,6 +25,10 @@ type Artifact struct {
 	Dim       uint64 `json:"dim"`
 	Features  int    `json:"features"`
 	Intercept uint64 `json:"intercept_index"`
+	// Classes are softmax's classes, the labels as the input spelled them, in
+	// class order; its weights are feature-major (coordinate j·K + k is feature
+	// j's weight for class k, j = Features the intercepts; see softmax.go).
+	Classes []float64 `json:"classes,omitempty"`
 	// Weights is the key of the weights — Dim little-endian float32s — relative to
 	// the directory of model.json.
 	Weights string    `json:"weights"`

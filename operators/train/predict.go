@@ -41,12 +41,29 @@ func NewPredictor(ctx context.Context, art *Artifact, w []float32, openStore fun
 	return p, nil
 }
 
+// Scores names what Predict writes, for messages: "probabilities", "margins",
+// "predictions" or "classes".
+func (p *Predictor) Scores() string {
+	switch p.art.Model {
+	case "linear_svm":
+		return "margins"
+	case "linear_regression":
+		return "predictions"
+	case "softmax":
+		return "classes"
+	}
+	return "probabilities"
+}
+
 // Format is the input format the model expects.
 func (p *Predictor) Format() manifest.Format { return p.format }
 
 // Predict reads rows from r (named object in errors) and writes one score per row
 // to w, in order: the probability of the positive class (logistic_regression) or
-// the margin w·x + b, positive class when ≥ 0 (linear_svm). Lines that carry no row (comments,
+// the margin w·x + b, positive class when ≥ 0 (linear_svm), or the predicted
+// value w·x + b (linear_regression), or the predicted class (as the training
+// labels spelled it) followed by each class's probability in class order
+// (softmax). Lines that carry no row (comments,
 // blanks, a CSV header) produce no output. It returns the number of rows scored. A
 // malformed line stops it with an error naming the line.
 func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, object string) (int64, error) {
@@ -96,6 +113,14 @@ func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, objec
 			}
 			idx, vals = scaled.Indices, scaled.Values
 		}
+		if k := len(p.art.Classes); p.art.Model == "softmax" && k > 0 {
+			buf = p.softmaxLine(buf[:0], idx, vals, k)
+			if _, err := bw.Write(buf); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
 		z := bias
 		for k, f := range idx {
 			if f >= dim-1 {
@@ -108,8 +133,8 @@ func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, objec
 			z += float64(p.w[f]) * v
 		}
 		score := sigmoid(z)
-		if p.art.Model == "linear_svm" {
-			score = z // a margin: positive class when ≥ 0
+		if p.art.Model == "linear_svm" || p.art.Model == "linear_regression" {
+			score = z // a margin (positive class when ≥ 0), or the predicted value
 		}
 		buf = strconv.AppendFloat(buf[:0], score, 'g', 6, 64)
 		buf = append(buf, '\n')
@@ -119,6 +144,34 @@ func (p *Predictor) Predict(ctx context.Context, r io.Reader, w io.Writer, objec
 		n++
 	}
 	return n, bw.Flush()
+}
+
+// softmaxLine appends the predicted class of a row (the label as the training
+// data spelled it) and each class's probability, space-separated, and a newline.
+func (p *Predictor) softmaxLine(buf []byte, idx []uint32, vals []float32, k int) []byte {
+	d := uint32(len(p.w) / k)
+	z := make([]float64, k)
+	for c := range z {
+		z[c] = float64(p.w[int(d-1)*k+c])
+	}
+	for e, f := range idx {
+		f = fold(f, d)
+		v := 1.0
+		if vals != nil {
+			v = float64(vals[e])
+		}
+		for c := range z {
+			z[c] += float64(p.w[int(f)*k+c]) * v
+		}
+	}
+	best := argmax(z)
+	softmaxProbs(z)
+	buf = strconv.AppendFloat(buf, p.art.Classes[best], 'g', -1, 64)
+	for _, q := range z {
+		buf = append(buf, ' ')
+		buf = strconv.AppendFloat(buf, q, 'g', 6, 64)
+	}
+	return append(buf, '\n')
 }
 
 func trimEOL(b []byte) []byte {

@@ -21,14 +21,31 @@
 // of the training set; else the test set (and the stage says which). Final
 // metrics are on the test set.
 //
-// model = "matrix_factorization" (mf.go) trains on a ratings dataset: mean + user
-// and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
-// by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
-// (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
-// set, else a holdout of a tenth of the training set when epochs is not given or
-// there is no test set); the exported model is scored on the test set
-// (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
-// validation set), lower is better.
+// # Models
+//
+// Labels are stored as the input spelled them; each model reads them through its
+// label function (labels.go), and Run refuses a set whose labels the model cannot
+// learn before anything runs (checkData), naming the file and line of the first
+// label that is not binary and the model to use:
+//
+//   - logistic_regression and linear_svm: binary labels (−1, 0 or 1; above 0 is
+//     positive). One weight per feature and an intercept (the last coordinate).
+//   - softmax (softmax.go): K ≥ 2 integer classes, the training set's distinct
+//     labels in increasing order; K × (F+1) weights, feature-major in psstore;
+//     multinomial cross-entropy; test_logloss, accuracy, per_class_accuracy.
+//   - linear_regression (regression.go): real labels; squared or Huber loss;
+//     test_rmse, test_mae, r2 (its held-out loss for the stopping rules is the
+//     mean training loss, named "loss").
+//   - matrix_factorization (mf.go) trains on a ratings dataset: mean + user
+//     and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
+//     by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
+//     (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
+//     set, else a holdout of a tenth of the training set when epochs is not given or
+//     there is no test set); the exported model is scored on the test set
+//     (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
+//     validation set), lower is better.
+//
+// Metric names each model's ranking figure and its direction.
 package train
 
 import (
@@ -48,8 +65,12 @@ var Schema = &operators.Schema{
 	Attrs: []operators.Attr{
 		{Name: "input", Type: cty.DynamicPseudoType, Required: true,
 			Doc: "A stage with train and test datasets, such as normalize.adult."},
-		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "matrix_factorization"},
-			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), on binary labels; or matrix_factorization (collaborative filtering on a load with format = \"ratings\": mean + user and item biases + rank-k factors; test_rmse, test_mae)."},
+		{Name: "model", Type: cty.String, Default: cty.StringVal("logistic_regression"), Enum: []string{"logistic_regression", "linear_svm", "softmax", "linear_regression", "matrix_factorization"},
+			Doc: "The model to train: logistic_regression (log loss; test_logloss, accuracy, auc) or linear_svm (squared hinge loss, liblinear -s 2's primal; accuracy, auc), whose labels are binary (-1/+1 or 0/1); softmax (multiclass logistic regression over the training set's K distinct labels, in increasing order; test_logloss, accuracy, per_class_accuracy); linear_regression (squared or Huber loss on real labels; test_rmse, test_mae, r2); or matrix_factorization (collaborative filtering on a load with format = \"ratings\": mean + user and item biases + rank-k factors; test_rmse, test_mae)."},
+		{Name: "loss", Type: cty.String, Enum: []string{"squared", "huber"},
+			Doc: "linear_regression: squared (½(prediction − label)², the default) or huber (quadratic within huber_delta of the label, linear beyond: robust to outliers)."},
+		{Name: "huber_delta", Type: cty.Number, Min: operators.Float(0),
+			Doc: "linear_regression with loss = \"huber\": the threshold δ, in the label's units (default 1)."},
 		{Name: "rank", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "matrix_factorization: the rank of the user and item factors (default 10)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Default: cty.NumberIntVal(4), Min: operators.Float(1), Max: operators.Float(1000),
@@ -84,17 +105,56 @@ var Schema = &operators.Schema{
 			Doc: "Keep the model in psstore after it is exported (it is deleted by default; `stratus psstore rm` or `gc` removes a kept one)."},
 	},
 	Check: func(cfg cty.Value) []operators.Problem {
-		m, t := cfg.GetAttr("model"), cfg.GetAttr("target_logloss")
-		if m.IsKnown() && !m.IsNull() && m.AsString() == "linear_svm" && !t.IsNull() {
-			return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
-				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."}}
-		}
-		return checkMF(cfg)
+		return append(checkModelArgs(cfg), checkMF(cfg)...)
 	},
 	Outputs: map[string]cty.Type{
 		"model":   cty.String,
 		"metrics": operators.MetricsType,
 	},
+}
+
+// checkModelArgs refuses arguments that do not apply to the model.
+func checkModelArgs(cfg cty.Value) []operators.Problem {
+	m := cfg.GetAttr("model")
+	if !m.IsKnown() || m.IsNull() {
+		return nil
+	}
+	model := m.AsString()
+	set := func(name string) bool { return cfg.Type().HasAttribute(name) && !cfg.GetAttr(name).IsNull() }
+	var ps []operators.Problem
+	switch model {
+	case "linear_svm":
+		if set("target_logloss") {
+			ps = append(ps, operators.Problem{Attr: "target_logloss", Summary: "Argument does not apply to linear_svm",
+				Detail: "A linear SVM scores by its margin and has no log loss: remove target_logloss, or train logistic_regression."})
+		}
+	case "linear_regression":
+		if set("target_logloss") {
+			ps = append(ps, operators.Problem{Attr: "target_logloss", Summary: "Argument does not apply to linear_regression",
+				Detail: "A regression has no log loss (its figures are test_rmse, test_mae and r2): remove target_logloss."})
+		}
+		if set("huber_delta") {
+			if l := cfg.GetAttr("loss"); l.IsKnown() && (l.IsNull() || l.AsString() != "huber") {
+				ps = append(ps, operators.Problem{Attr: "huber_delta", Summary: "Argument applies to loss = \"huber\" only",
+					Detail: "huber_delta is the Huber loss's threshold: set loss = \"huber\", or remove huber_delta."})
+			}
+		}
+		if f := cfg.GetAttr("huber_delta"); set("huber_delta") && f.IsKnown() {
+			if d, _ := f.AsBigFloat().Float64(); d <= 0 {
+				ps = append(ps, operators.Problem{Attr: "huber_delta", Summary: "huber_delta must be positive",
+					Detail: fmt.Sprintf("got %g: the Huber loss is quadratic within δ of the label, so δ > 0.", d)})
+			}
+		}
+	}
+	if model != "linear_regression" {
+		for _, a := range []string{"loss", "huber_delta"} {
+			if set(a) {
+				ps = append(ps, operators.Problem{Attr: a, Summary: "Argument does not apply to " + model,
+					Detail: a + " chooses linear_regression's loss: remove it, or train model = \"linear_regression\"."})
+			}
+		}
+	}
+	return ps
 }
 
 func checkEpochs(v cty.Value) error {

@@ -29,8 +29,8 @@ func chooseSolver(cfg Config, d *Data) (solver, why string) {
 		return "sgd", "auto: the stage sets SGD arguments"
 	case bytes > fullBatchBytes:
 		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
-	case d.Features+1 > fullBatchDim:
-		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", d.Features+1, fullBatchDim)
+	case modelDim(cfg.Model, d.Features, d.Classes) > fullBatchDim:
+		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", modelDim(cfg.Model, d.Features, d.Classes), fullBatchDim)
 	default:
 		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))
 	}
@@ -44,11 +44,14 @@ func mib(b int64) string {
 }
 
 // Metric is the figure a model is ranked by and its direction: logistic_regression
-// by test_logloss, lower is better; linear_svm, which has no log loss, by
-// accuracy, higher is better.
+// and softmax by test_logloss, lower is better; linear_svm, which has no log loss,
+// by accuracy, higher is better; linear_regression by test_rmse, lower is better.
 func Metric(model string) (name string, lower bool) {
-	if model == "linear_svm" {
+	switch model {
+	case "linear_svm":
 		return "accuracy", false
+	case "linear_regression":
+		return "test_rmse", true
 	}
 	if model == "matrix_factorization" {
 		return "test_rmse", true

@@ -24,6 +24,10 @@ type workerParams struct {
 	Seed      int64  `json:"seed"`
 	Prefetch  int    `json:"prefetch"`
 	Kind      string `json:"model_kind,omitempty"` // the loss: "" or logistic_regression, linear_svm
+	// Classes are softmax's classes (see labelFunc).
+	Classes []float64 `json:"classes,omitempty"`
+	// Huber is linear_regression's Huber threshold (0: the squared loss).
+	Huber float64 `json:"huber,omitempty"`
 }
 
 // position is where a worker is: the epoch, the unit of its share of that epoch, and
@@ -122,10 +126,16 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		testHooks.started(ctx, t, p.Worker, resume, rs.Position)
 	}
 
-	mb := newMinibatch(p.Dim)
+	var mb *minibatch
+	var sb *softmaxBatch
+	if p.Kind == "softmax" {
+		sb = newSoftmaxBatch(p.Dim, len(p.Classes))
+	} else {
+		mb = newMinibatch(p.Dim)
+	}
 	var fn lossFunc // nil: logistic, inlined
-	if p.Kind == "linear_svm" {
-		fn = sqHingeLossFunc
+	if p.Kind == "linear_svm" || p.Kind == "linear_regression" {
+		fn = lossOf(p.Kind, p.Huber)
 	}
 	hist := newHistogram()
 	pos := rs.Position
@@ -154,7 +164,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	for ; pos.Epoch < p.Epochs; pos.Epoch, pos.Unit, pos.Row = pos.Epoch+1, 0, 0 {
 		rs.Position = pos
 		mine := deal(units, p.Seed, pos.Epoch, p.Worker, p.Workers)
-		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row})
+		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row, Labels: labelFunc(p.Kind, p.Classes)})
 		for {
 			now := time.Now()
 			if now.Sub(lastStopCheck) >= stopCheckEvery {
@@ -191,7 +201,15 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 				it.Close()
 				return nil, fmt.Errorf("read training data: %w", err)
 			}
-			mb.build(b)
+			var keys []uint64
+			var ws, gs []float32
+			if sb != nil {
+				sb.build(b)
+				keys, ws, gs = sb.keys, sb.w, sb.g
+			} else {
+				mb.build(b)
+				keys, ws, gs = mb.keys, mb.w, mb.g
+			}
 			if p.Workers == 1 {
 				// A lone worker reads its own writes, so a run with a fixed seed
 				// reproduces exactly; with more workers, asynchrony is the point.
@@ -200,14 +218,19 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 					return nil, fmt.Errorf("push gradients: %w", err)
 				}
 			}
-			if err := ps.PullSparse(ctx, p.Model, mb.keys, mb.w); err != nil {
+			if err := ps.PullSparse(ctx, p.Model, keys, ws); err != nil {
 				it.Close()
 				return nil, fmt.Errorf("pull weights: %w", err)
 			}
 			t2 := time.Now()
-			loss := mb.gradientOf(b, fn)
+			var loss float64
+			if sb != nil {
+				loss = sb.gradient(b)
+			} else {
+				loss = mb.gradientOf(b, fn)
+			}
 			t3 := time.Now()
-			if err := ps.PushSparse(ctx, p.Model, mb.keys, mb.g); err != nil {
+			if err := ps.PushSparse(ctx, p.Model, keys, gs); err != nil {
 				it.Close()
 				return nil, fmt.Errorf("push gradients: %w", err)
 			}
