@@ -213,6 +213,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 				rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
 		}
 		c.writeEstimateVsActual(c.stdout, p, sum)
+		c.writePublishWarnings(sum)
 	}
 	if applyErr != nil {
 		c.writeFailures(sum)
@@ -373,4 +374,15 @@ func (c *cli) writeEstimateVsActual(w io.Writer, p *planner.Plan, sum *executor.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%s\t\n", s.Address, e.Wall.Round(10*time.Millisecond), s.Wall.Round(10*time.Millisecond), e.GBSeconds, s.GBSeconds, e.Basis)
 	}
 	tw.Flush()
+}
+
+// writePublishWarnings says which stages that ran could not be published to the
+// shared cache, and why: the apply itself succeeded, but teammates will compute
+// them again.
+func (c *cli) writePublishWarnings(sum *executor.Summary) {
+	for _, s := range sum.Stages {
+		if s.PublishError != "" {
+			fmt.Fprintf(c.stderr, "%s %s %s; teammates will compute it themselves until it is published.\n", c.paint(c.stderr, yellow, "Warning:"), s.Address, s.PublishError)
+		}
+	}
 }
