@@ -42,6 +42,8 @@ func TestSharedCacheScripts(t *testing.T) {
 			env.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 			env.Setenv("AWS_REGION", srv.Region)
 			env.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+			env.Setenv("SAVED_ENDPOINT", srv.Endpoint)
+			env.Setenv("SAVED_SECRET", srv.SecretKey)
 			env.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 			env.Setenv("TESTDATA", repoTestdata(t))
 			return nil
