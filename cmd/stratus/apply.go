@@ -220,15 +220,22 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		fmt.Fprintf(c.stderr, "\n%s %s\n", c.paint(c.stderr, red, "Error:"), applyErr)
 		return exitError{1}
 	}
-	ran, cached := 0, 0
+	ran, cached, shared := 0, 0, ""
+	adopted := 0
 	for _, s := range sum.Stages {
 		if s.Action == "ran" {
 			ran++
 		} else if s.Action == "cached" {
 			cached++
 		}
+		if s.Shared == "adopted" {
+			adopted++
+		}
 	}
-	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
+	if adopted > 0 {
+		shared = fmt.Sprintf(" (%d from the shared cache)", adopted)
+	}
+	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached%s, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, shared, sum.Duration.Round(10*time.Millisecond))
 	if len(p.Targets) > 0 {
 		c.printDiags(p.Config, hcl.Diagnostics{{
 			Severity: hcl.DiagWarning,
