@@ -72,6 +72,25 @@ const MaxObjectBytes = 256 << 20
 // Concurrency is how many objects Publish and Adopt move at once.
 const Concurrency = 4
 
+// LookupTimeout bounds one Lookup (the SDK's retries included), so a cache
+// endpoint that does not answer fails a plan instead of hanging it.
+const LookupTimeout = 30 * time.Second
+
+// storePrefixes are where a stage's objects may live in a blob store: its own
+// outputs and its tasks' (and, for an output that names another stage's object,
+// that stage's). An entry naming any other key (owners/, sources/, …) is refused,
+// so adopting one never writes outside stage data.
+var storePrefixes = []string{"stages/", "tasks/"}
+
+func stageDataKey(k string) bool {
+	for _, p := range storePrefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Entry is one published stage.
 type Entry struct {
 	Format string `json:"format"`
@@ -165,6 +184,8 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // that does not parse, or does not describe key, is a *CorruptError; an
 // unreachable cache or missing permission is an error naming the entry's URI.
 func (c *Cache) Lookup(ctx context.Context, key string) (*Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, LookupTimeout)
+	defer cancel()
 	rc, err := c.store.Get(ctx, entryKey(key))
 	if errors.Is(err, blob.ErrNotFound) {
 		return nil, nil
@@ -206,8 +227,8 @@ func parseEntry(b []byte, key string) (*Entry, error) {
 	seen := map[string]bool{}
 	for _, o := range e.Objects {
 		switch {
-		case blob.ValidateKey(o.Key) != nil:
-			return nil, fmt.Errorf("object key %q is not a valid key", o.Key)
+		case blob.ValidateKey(o.Key) != nil || !stageDataKey(o.Key):
+			return nil, fmt.Errorf("object key %q is not a key of stage data (stages/…, tasks/…)", o.Key)
 		case seen[o.Key]:
 			return nil, fmt.Errorf("object %q is listed twice", o.Key)
 		case !hexDigest.MatchString(o.SHA256):
@@ -348,8 +369,8 @@ func stageObjects(ctx context.Context, run blob.Store, rec *state.StageRecord) (
 		if !ok || set[k] {
 			continue // a source outside the store, or listed already
 		}
-		if blob.ValidateKey(k) != nil {
-			return nil, fmt.Errorf("the output names %s, which is not an object of %s", u, root)
+		if blob.ValidateKey(k) != nil || !stageDataKey(k) {
+			return nil, fmt.Errorf("the output names %s, which is not stage data in %s", u, root)
 		}
 		if _, err := run.Stat(ctx, k); err != nil {
 			return nil, fmt.Errorf("the output names %s: %w", u, err)

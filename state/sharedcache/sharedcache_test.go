@@ -287,10 +287,11 @@ func testCorruptEntry(t *testing.T, srv *miniotest.Server) {
 	// Records that cannot be trusted.
 	good, _ := json.Marshal(e)
 	for name, b := range map[string][]byte{
-		"truncated":  good[:len(good)/2],
-		"other key":  bytes.Replace(good, []byte(`"key":"`+key), []byte(`"key":"`+strings.Repeat("f", 64)), 1),
-		"bad digest": bytes.Replace(good, []byte(part.SHA256), []byte("xyz"), 1),
-		"bad format": bytes.Replace(good, []byte(Format), []byte("stratus-shared-stage/99"), 1),
+		"truncated":      good[:len(good)/2],
+		"other key":      bytes.Replace(good, []byte(`"key":"`+key), []byte(`"key":"`+strings.Repeat("f", 64)), 1),
+		"bad digest":     bytes.Replace(good, []byte(part.SHA256), []byte("xyz"), 1),
+		"bad format":     bytes.Replace(good, []byte(Format), []byte("stratus-shared-stage/99"), 1),
+		"not stage data": bytes.Replace(good, []byte(`"key":"tasks/`), []byte(`"key":"owners/`), 1),
 	} {
 		f.overwrite(t, entryKey(key), b)
 		_, err := c.Lookup(ctx, key)
