@@ -104,8 +104,6 @@ func (s *selection) apply(sp *StagePlan) {
 		return
 	}
 	switch {
-	case sp.Action == Cached && sp.Shared != nil: // not looked up; kept for safety
-		sp.Action, sp.Reason, sp.Prior, sp.Shared, sp.Cache = Run, "-replace", nil, nil, nil
 	case sp.Action == Cached && sp.Prior != nil && sp.Prior.Address == sp.Address:
 		sp.Action, sp.Reason = Rerun, "-replace"
 	case sp.Action == Cached:
