@@ -54,6 +54,11 @@ type Options struct {
 	Pricing pricing.Pricing
 	// MemoryMB is each function's memory, for cost estimates (default 1769).
 	MemoryMB int
+	// Shared is the team's shared stage cache, or nil: stages planned from it are
+	// adopted, stages that complete are published to it (shared.go).
+	Shared SharedCache
+
+	pub *publisher
 }
 
 // StageSummary is how one stage went.
@@ -69,6 +74,11 @@ type StageSummary struct {
 	CostUSD   float64            `json:"cost_usd"`
 	Error     string             `json:"error,omitempty"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	// Shared is what the shared stage cache did for the stage: "adopted" (a
+	// cached stage taken from it), "published", "already published", or "".
+	// PublishError says why a stage that ran was not published.
+	Shared       string `json:"shared,omitempty"`
+	PublishError string `json:"publish_error,omitempty"`
 }
 
 // Summary is how an apply went.
@@ -110,17 +120,31 @@ func Apply(ctx context.Context, o Options) (*Summary, error) {
 		sum.Stages = append(sum.Stages, ss)
 	}
 	o.Observer.Event(Event{Time: began, Type: ApplyStarted, Tasks: len(p.Stages)})
+	if o.Shared != nil {
+		o.pub = &publisher{cache: o.Shared, obs: o.Observer, outcomes: map[string][2]string{}}
+		defer o.pub.done(summaries)
+	}
 
-	// Cached stages first: their outputs feed downstream evaluation.
+	// Cached stages first: their outputs feed downstream evaluation. Those from
+	// the shared cache are copied in first, side by side.
+	adopted, err := o.adoptAll(ctx, p)
+	if err != nil {
+		return sum, err
+	}
 	for _, sp := range p.Stages {
 		if sp.Action != planner.Cached {
 			continue
 		}
-		out, err := state.DecodeValue(sp.Prior.Output)
+		rec := sp.Prior
+		if a := adopted[sp.Address]; a != nil {
+			rec = a
+			summaries[sp.Address].Shared = "adopted"
+		}
+		out, err := state.DecodeValue(rec.Output)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: recorded output unreadable (run `stratus state rm %s` to run it again): %w", sp.Address, sp.Address, err)
 		}
-		if sp.Prior.Address != sp.Address {
+		if sp.Shared == nil && sp.Prior.Address != sp.Address {
 			// Same configuration under another address: adopt the record.
 			rec := *sp.Prior
 			rec.Address = sp.Address
@@ -130,7 +154,7 @@ func Apply(ctx context.Context, o Options) (*Summary, error) {
 		}
 		ev.SetStageOutput(sp.Address, out)
 		summaries[sp.Address].Action = "cached"
-		o.Observer.Event(Event{Time: time.Now(), Type: StageCached, Stage: sp.Address, Operator: sp.Operator})
+		o.Observer.Event(Event{Time: time.Now(), Type: StageCached, Stage: sp.Address, Operator: sp.Operator, Reason: sp.Reason})
 	}
 
 	// The planner's DAG decides the order: a stage starts when its upstream stages
@@ -147,6 +171,7 @@ func Apply(ctx context.Context, o Options) (*Summary, error) {
 		func(ctx context.Context, a string) error {
 			return o.runStage(ctx, p.Stage(a), ev, sl, summaries[a])
 		})
+	o.pub.done(summaries) // publishing is part of the apply
 	if err != nil {
 		return sum, err
 	}
@@ -337,6 +362,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	if err := o.State.PutStage(rec); err != nil {
 		return err
 	}
+	o.pub.publish(ctx, o.Services.Blob, rec)
 	ev.SetStageOutput(sp.Address, out)
 	return nil
 }

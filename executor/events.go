@@ -24,7 +24,10 @@ const (
 	StageEvent    EventType = "stage_event" // an operator's metric or note
 	StageFinished EventType = "stage_finished"
 	StageFailed   EventType = "stage_failed"
-	ApplyFinished EventType = "apply_finished"
+	// StagePublished: a stage that ran was published to the shared cache (Reason),
+	// or could not be (Error); Note is the entry's URI.
+	StagePublished EventType = "stage_published"
+	ApplyFinished  EventType = "apply_finished"
 )
 
 // Event is one observation of an apply. Fields that do not apply are zero; the JSON

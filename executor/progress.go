@@ -55,6 +55,13 @@ func (p *PlainProgress) Event(e Event) {
 	switch e.Type {
 	case StageCached:
 		line = fmt.Sprintf("%s: cached, outputs reused", e.Stage)
+		if strings.HasPrefix(e.Reason, "shared") {
+			line += " (" + e.Reason + ")"
+		}
+	case StagePublished:
+		if line = fmt.Sprintf("%s: %s", e.Stage, e.Reason); e.Error != "" {
+			line = fmt.Sprintf("%s: %s", e.Stage, e.Error)
+		}
 	case StageStarted:
 		line = fmt.Sprintf("%s: started", e.Stage)
 	case WaveStarted:

@@ -21,6 +21,7 @@ import (
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner/dag"
 	"github.com/stratus-ml/stratus/state"
+	"github.com/stratus-ml/stratus/state/sharedcache"
 )
 
 // Action is what apply will do with a stage.
@@ -65,6 +66,11 @@ type StagePlan struct {
 	Prior *state.StageRecord
 	// Replaced is set when -replace forced this stage to run again.
 	Replaced bool
+	// Shared is the shared cache entry a cached stage is adopted from (Prior is
+	// its record, relocated to this run's blob store), and Cache says so for
+	// display; both nil otherwise (see shared.go).
+	Shared *sharedcache.Entry
+	Cache  *CacheOrigin
 	// Estimate is what running the stage is expected to take, or for a cached
 	// stage what reusing it saved (see estimate.go).
 	Estimate *Estimate
@@ -149,6 +155,9 @@ type Options struct {
 	// memory. Zero values mean pricing.Default() and pricing.DefaultMemoryMB.
 	Pricing  pricing.Pricing
 	MemoryMB int
+	// Shared is the team's shared stage cache (the stratus block's cache), or
+	// nil. It needs BlobRoot, where adopted outputs will be.
+	Shared SharedCache
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -179,12 +188,16 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		return nil, append(diags, stateDiag(err))
 	}
 	cm := newCostModel(opts)
+	shared := newSharedLookup(cfg, opts)
 	for _, addr := range order {
 		if !sel.planned(addr) {
 			continue
 		}
 		n := cfg.Nodes[addr]
 		sp, ds := p.planStage(ctx, ev, n, st, opts.Remote)
+		if sp != nil && sp.Action != Cached && !sel.replace[addr] && !ds.HasErrors() {
+			ds = append(ds, shared.plan(ctx, sp)...)
+		}
 		if sp != nil && sp.Action == Cached && opts.BlobRoot != "" {
 			if uri := outsideStore(sp.Prior.Output, opts.BlobRoot); uri != "" {
 				sp.Action, sp.Reason = Rerun, locationReason(uri, opts.Backend)

@@ -50,6 +50,9 @@ type FileStage struct {
 	// Estimate is the plan's estimate of the stage (see Estimate), or nil in a
 	// plan saved before estimates existed.
 	Estimate *Estimate `json:"estimate,omitempty"`
+	// Cache is where a cached stage's outputs come from when another pipeline
+	// computed them (the shared cache), or nil.
+	Cache *CacheOrigin `json:"cache,omitempty"`
 }
 
 // SaveOptions are the inputs a saved plan must remember.
@@ -85,7 +88,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		f.VarFiles = append(f.VarFiles, abs)
 	}
 	for _, s := range p.Stages {
-		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate})
+		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache})
 	}
 	return f, nil
 }

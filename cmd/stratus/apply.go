@@ -213,21 +213,29 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 				rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
 		}
 		c.writeEstimateVsActual(c.stdout, p, sum)
+		c.writePublishWarnings(sum)
 	}
 	if applyErr != nil {
 		c.writeFailures(sum)
 		fmt.Fprintf(c.stderr, "\n%s %s\n", c.paint(c.stderr, red, "Error:"), applyErr)
 		return exitError{1}
 	}
-	ran, cached := 0, 0
+	ran, cached, shared := 0, 0, ""
+	adopted := 0
 	for _, s := range sum.Stages {
 		if s.Action == "ran" {
 			ran++
 		} else if s.Action == "cached" {
 			cached++
 		}
+		if s.Shared == "adopted" {
+			adopted++
+		}
 	}
-	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond))
+	if adopted > 0 {
+		shared = fmt.Sprintf(" (%d from the shared cache)", adopted)
+	}
+	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached%s, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, shared, sum.Duration.Round(10*time.Millisecond))
 	if len(p.Targets) > 0 {
 		c.printDiags(p.Config, hcl.Diagnostics{{
 			Severity: hcl.DiagWarning,
@@ -373,4 +381,15 @@ func (c *cli) writeEstimateVsActual(w io.Writer, p *planner.Plan, sum *executor.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%s\t\n", s.Address, e.Wall.Round(10*time.Millisecond), s.Wall.Round(10*time.Millisecond), e.GBSeconds, s.GBSeconds, e.Basis)
 	}
 	tw.Flush()
+}
+
+// writePublishWarnings says which stages that ran could not be published to the
+// shared cache, and why: the apply itself succeeded, but teammates will compute
+// them again.
+func (c *cli) writePublishWarnings(sum *executor.Summary) {
+	for _, s := range sum.Stages {
+		if s.PublishError != "" {
+			fmt.Fprintf(c.stderr, "%s %s %s; teammates will compute it themselves until it is published.\n", c.paint(c.stderr, yellow, "Warning:"), s.Address, s.PublishError)
+		}
+	}
 }

@@ -120,10 +120,17 @@ func (s *selectFlags) register(fs *pflag.FlagSet) {
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
 	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
 	pr, memoryMB := planPricing(cfg, backend)
-	p, diags := planner.Build(ctx, cfg, planner.Options{
+	opts := planner.Options{
 		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
 		BlobRoot: root, Backend: backend, Pricing: pr, MemoryMB: memoryMB,
-	})
+	}
+	if sc, err := runtime.SharedCache(ctx, cfg); err != nil {
+		fmt.Fprintf(c.stderr, "Error: %s\n", err)
+		return nil, false
+	} else if sc != nil {
+		opts.Shared = sc
+	}
+	p, diags := planner.Build(ctx, cfg, opts)
 	c.printDiags(cfg, diags)
 	if diags.HasErrors() {
 		return nil, false

@@ -100,7 +100,7 @@ func stratusEnv() map[string]string {
 func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 	lines := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate}
+		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache}
 	}
 	c.writePlanLines(w, p.Config.Workspace, lines)
 }
@@ -125,7 +125,11 @@ func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.Fil
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	run, rerun, cached := 0, 0, 0
 	for _, s := range stages {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.actionSymbol(w, s.Action), s.Address, describeAction(s.Action, s.Reason))
+		desc := describeAction(s.Action, s.Reason)
+		if s.Cache != nil && s.Action == planner.Cached {
+			desc = "cached (" + s.Cache.Describe(time.Now()) + ")"
+		}
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.actionSymbol(w, s.Action), s.Address, desc)
 		switch s.Action {
 		case planner.Run:
 			run++
@@ -248,6 +252,9 @@ type planStageJSON struct {
 	Dependencies []string `json:"dependencies"`
 	// Estimate is present in a fresh plan's JSON, not a saved plan's.
 	Estimate *estimateJSON `json:"estimate,omitempty"`
+	// Cache is where a cached stage's outputs come from when another pipeline
+	// computed them: {"source": "shared", "entry", "by", "published"}.
+	Cache *planner.CacheOrigin `json:"cache,omitempty"`
 }
 
 // estimateJSON is a stage's estimate (for a cached stage: what reuse saved).
@@ -282,7 +289,7 @@ func roundUSD(v float64) float64 { return math.Round(v*1e9) / 1e9 }
 func writePlanJSON(w io.Writer, p *planner.Plan) error {
 	stages := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps, Estimate: s.Estimate}
+		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache}
 	}
 	return writePlanStagesJSON(w, p.Serial, stages)
 }
@@ -299,7 +306,7 @@ func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage)
 		}
 		out.Stages = append(out.Stages, planStageJSON{
 			Address: s.Address, Operator: s.Operator, Action: string(s.Action),
-			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps,
+			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps, Cache: s.Cache,
 		})
 		if e := s.Estimate; e != nil {
 			out.Stages[len(out.Stages)-1].Estimate = &estimateJSON{

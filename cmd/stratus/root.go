@@ -111,6 +111,7 @@ machine by default, AWS Lambda when the pipeline's backend says so.
 		c.consoleCmd(),
 		c.runsCmd(),
 		c.metricsCmd(),
+		c.cacheCmd(),
 	)
 	return root
 }

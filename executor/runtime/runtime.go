@@ -24,6 +24,7 @@ import (
 	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
 	"github.com/stratus-ml/stratus/psstore"
+	"github.com/stratus-ml/stratus/state/sharedcache"
 )
 
 // EnvToken names the environment variable holding the token of remote psstore
@@ -76,6 +77,8 @@ type Runtime struct {
 	// Pricing prices what the run uses; MemoryMB is each function's memory.
 	Pricing  pricing.Pricing
 	MemoryMB int
+	// Shared is the pipeline's shared stage cache, or nil (SharedCache).
+	Shared *sharedcache.Cache
 
 	closers []func() error
 }
@@ -180,6 +183,10 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		return nil, errors.New("training on Lambda needs psstore shards reachable from the functions: run `stratus psstore serve` on a host and list it in the backend block: psstore = [\"host:port\"]")
 	}
 	r.Services = envs.Services(r.TaskEnv)
+	if r.Shared, err = SharedCache(ctx, p.Config); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -216,7 +223,7 @@ func NeedsPSStore(p *planner.Plan) bool {
 // environment, services, timeouts, pricing — for the caller to complete with the
 // plan, state, registry, observer and retry policy.
 func (r *Runtime) ApplyOptions() executor.Options {
-	return executor.Options{
+	o := executor.Options{
 		Backend:     r.Backend,
 		TaskEnv:     r.TaskEnv,
 		Services:    r.Services,
@@ -225,6 +232,10 @@ func (r *Runtime) ApplyOptions() executor.Options {
 		Pricing:     r.Pricing,
 		MemoryMB:    r.MemoryMB,
 	}
+	if r.Shared != nil {
+		o.Shared = r.Shared
+	}
+	return o
 }
 
 // Close releases everything Open started, last started first, and returns the

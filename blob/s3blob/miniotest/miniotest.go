@@ -110,6 +110,22 @@ func (s *Server) start(t testing.TB, bin string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Endpoint = endpoint
+	// Live is not ready: until its object layer is initialised, MinIO answers
+	// requests with 503 XMinioServerNotInitialized. Wait for a request to work.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("minio on %s did not answer requests within 30s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
