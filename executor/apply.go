@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -69,6 +70,9 @@ type StageSummary struct {
 	CostUSD   float64            `json:"cost_usd"`
 	Error     string             `json:"error,omitempty"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	// Stopped says the stage was cut short by its budget or deadline, keeping
+	// its best result so far ("stopped by budget: $0.48 of $0.50").
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Summary is how an apply went.
@@ -280,9 +284,11 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	if !ok || op.Coordinator == nil {
 		return fmt.Errorf("operator %q cannot run in this build of stratus (it can only be validated and planned)", sp.Operator)
 	}
+	cfgVal = sp.Resolve(cfgVal) // "auto" arguments become what the plan chose
 	up := map[string]operators.Upstream{}
 	for _, d := range sp.Deps {
 		dc, _ := ev.StageConfig(d)
+		dc = o.Plan.Stage(d).Resolve(dc)
 		dv, _ := ev.Value(d)
 		dp := o.Plan.Stage(d)
 		up[d] = operators.Upstream{Address: d, Operator: dp.Operator, Key: dp.Key, Config: dc, Output: dv}
@@ -306,13 +312,32 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
 		commands: o.Router.open(sp.Address),
+		stop:     make(chan string, 1),
 		pricing:  o.Pricing, memoryMB: o.MemoryMB,
 	}
 	defer o.Router.close(sp.Address)
+	var watch *limitWatch
+	if (sp.Budget > 0 || sp.Deadline > 0) && planner.CanStopEarly(sp.Operator) {
+		watch = &limitWatch{budget: sp.Budget, deadline: sp.Deadline, began: began, runner: runner,
+			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop}
+		wctx, wcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); watch.watch(wctx) }()
+		defer wg.Wait()
+		defer wcancel()
+	}
 	out, err := op.Coordinator.Run(ctx, run)
 	ss.Metrics = run.summaryMetrics()
 	if err != nil {
 		return err
+	}
+	if reason := watch.reached(); reason != "" {
+		runner.mu.Lock()
+		cost := runner.cost(o.Pricing)
+		runner.mu.Unlock()
+		ss.Stopped = watch.describe(reason, cost, time.Since(began))
+		run.Event(operators.Event{Kind: "note", Note: ss.Stopped + "; the result is the best so far"})
 	}
 	out, err = convert.Convert(out, op.Schema.OutputType())
 	if err != nil || !out.IsWhollyKnown() {
@@ -328,7 +353,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Params: recordedParams(sp.Params, cfgVal), Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
-		Backend: o.Backend.Name(), Metrics: ss.Metrics,
+		Backend: o.Backend.Name(), Metrics: ss.Metrics, Stopped: ss.Stopped,
 	}
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes

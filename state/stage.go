@@ -38,6 +38,10 @@ type StageRecord struct {
 	// and its upstream stages' estimated output); the next plan scales this
 	// run's measured figures by the ratio of its own estimate to it. 0: unknown.
 	InputBytes int64 `json:"input_bytes,omitempty"`
+	// Stopped says the stage was cut short by its budget or deadline and kept
+	// its best result so far ("stopped by budget: $0.48 of $0.50"); "" when it
+	// ran to its end.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Param is one argument as recorded: Canon is compared, Display is shown.
