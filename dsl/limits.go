@@ -150,16 +150,22 @@ func (e *Evaluator) StageLimits(addr string) Limits {
 	m, _ := e.StageMeta(addr)
 	l := Limits{Budget: m.Budget, Deadline: m.Deadline}
 	n := e.cfg.Nodes[addr]
-	if n == nil {
+	if n == nil || n.Stage == nil {
 		return l
+	}
+	if n.Stage.Budget != nil {
+		l.BudgetRange = n.Stage.Budget.Range()
+	}
+	if n.Stage.Deadline != nil {
+		l.DeadlineRange = n.Stage.Deadline.Range()
 	}
 	for mod := n.Module; mod != nil && (l.Budget == 0 || l.Deadline == 0); mod = mod.Parent {
 		if s := mod.Settings; s != nil {
 			if l.Budget == 0 {
-				l.Budget = s.Limits.Budget
+				l.Budget, l.BudgetRange = s.Limits.Budget, s.Limits.BudgetRange
 			}
 			if l.Deadline == 0 {
-				l.Deadline = s.Limits.Deadline
+				l.Deadline, l.DeadlineRange = s.Limits.Deadline, s.Limits.DeadlineRange
 			}
 		}
 	}

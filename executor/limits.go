@@ -104,8 +104,18 @@ func (w *limitWatch) reached() string {
 // describe says how a stage stopped by its limit ended: "stopped by budget:
 // $0.48 of $0.50", "stopped by deadline: 9m58s of 10m".
 func (w *limitWatch) describe(reason string, cost float64, wall time.Duration) string {
+	// Stopping takes the estimate for the rest; when it took more, the stage
+	// went over its limit, and says so rather than hide it.
 	if reason == "budget" {
-		return fmt.Sprintf("stopped by budget: %s of %s", planner.FormatUSD(cost), planner.FormatUSD(w.budget))
+		s := fmt.Sprintf("stopped by budget: %s of %s", planner.FormatUSD(cost), planner.FormatUSD(w.budget))
+		if cost > w.budget {
+			s += ", over it: stopping cost more than estimated"
+		}
+		return s
 	}
-	return fmt.Sprintf("stopped by deadline: %s of %s", wall.Round(time.Millisecond), w.deadline)
+	s := fmt.Sprintf("stopped by deadline: %s of %s", wall.Round(time.Millisecond), w.deadline)
+	if wall > w.deadline {
+		s += ", over it: stopping took longer than estimated"
+	}
+	return s
 }

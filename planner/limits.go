@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -47,25 +48,30 @@ func (m *costModel) checkLimits(p *Plan) hcl.Diagnostics {
 				_, fastWall, fastHow = m.smallestRun(sp, p, w)
 			}
 		}
-		subject := sp.Node.DeclRange.Ptr()
+		subject := func(r hcl.Range) *hcl.Range {
+			if r.Filename == "" {
+				return sp.Node.DeclRange.Ptr()
+			}
+			return r.Ptr()
+		}
 		if sp.Budget > 0 && minCost > sp.Budget {
 			what := fmt.Sprintf("it is estimated at %s", FormatUSD(minCost))
 			if CanStopEarly(sp.Operator) {
 				what = fmt.Sprintf("even %s is estimated at %s with the cheapest sizing (%s)", smallestWhat(sp.Operator), FormatUSD(minCost), minHow)
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Budget cannot be met",
-				Detail:  fmt.Sprintf("%s has budget %s, but %s. Raise the budget to at least %s, or remove it.", sp.Address, FormatUSD(sp.Budget), what, FormatUSD(minCost)),
-				Subject: subject})
+				Detail:  fmt.Sprintf("%s has budget %s, but %s. Raise the budget to at least %s, or remove it.", sp.Address, FormatUSD(sp.Budget), what, FormatUSD(ceilUSD(minCost))),
+				Subject: subject(sp.limits.BudgetRange)})
 			continue
 		}
 		if sp.Deadline > 0 && fastWall > sp.Deadline {
-			what := fmt.Sprintf("it is estimated to take %s", fmtDur(fastWall))
+			what := fmt.Sprintf("it is estimated to take %s", roundUp(fastWall))
 			if CanStopEarly(sp.Operator) {
-				what = fmt.Sprintf("even %s is estimated to take %s with the fastest sizing (%s)", smallestWhat(sp.Operator), fmtDur(fastWall), fastHow)
+				what = fmt.Sprintf("even %s is estimated to take %s with the fastest sizing (%s)", smallestWhat(sp.Operator), roundUp(fastWall), fastHow)
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Deadline cannot be met",
 				Detail:  fmt.Sprintf("%s has deadline %s, but %s. Raise the deadline to at least %s, or remove it.", sp.Address, sp.Deadline, what, roundUp(fastWall)),
-				Subject: subject})
+				Subject: subject(sp.limits.DeadlineRange)})
 			continue
 		}
 		switch {
@@ -91,14 +97,24 @@ func smallestWhat(op string) string {
 	return "one epoch"
 }
 
-// roundUp rounds a duration up to a whole second (a tenth below 10 s), for a
-// suggested deadline.
+// roundUp rounds a duration up to a whole millisecond (a whole second above a
+// minute), for a suggested deadline.
 func roundUp(d time.Duration) time.Duration {
-	unit := time.Second
-	if d < 10*time.Second {
-		unit = 100 * time.Millisecond
+	unit := time.Millisecond
+	if d >= time.Minute {
+		unit = time.Second
 	}
 	return (d + unit - 1) / unit * unit
+}
+
+// ceilUSD rounds a suggested budget up to the two significant figures
+// FormatUSD shows, so that the suggestion itself fits.
+func ceilUSD(v float64) float64 {
+	if v <= 0 {
+		return v
+	}
+	scale := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Ceil(v/scale) * scale
 }
 
 // smallestRun estimates the smallest useful run of a train or grid_search

@@ -79,6 +79,8 @@ type StagePlan struct {
 	// LimitNote says how the stage's estimate stands against its budget or
 	// deadline ("" without either).
 	LimitNote string
+	// limits locate the budget and deadline in the source, for diagnostics.
+	limits dsl.Limits
 	// sizingMiss says the sizing could not meet the budget or deadline.
 	sizingMiss bool
 	Node       *dsl.Node
@@ -413,7 +415,7 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 	}
 	sp.estimateCfg = cfgVal
 	lim := ev.StageLimits(n.Addr)
-	sp.Budget, sp.Deadline = lim.Budget, lim.Deadline
+	sp.Budget, sp.Deadline, sp.limits = lim.Budget, lim.Deadline, lim
 	return sp, diags
 }
 
