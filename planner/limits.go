@@ -3,9 +3,12 @@ package planner
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/stratus-ml/stratus/state"
 )
 
 // Budgets and deadlines at plan time. A stage with a budget or a deadline
@@ -88,6 +91,31 @@ func (m *costModel) checkLimits(p *Plan) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// raisedLimit says why a cached stage runs again: its record was cut short by
+// its budget (or deadline), and that limit is now higher or gone. A stage cut
+// short under the same limit stays cached: running it again would stop at the
+// same place.
+func raisedLimit(sp *StagePlan, r *state.StageRecord) string {
+	if r == nil || r.Stopped == "" {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(r.Stopped, "stopped by budget") && (sp.Budget == 0 || sp.Budget > r.Budget):
+		now := "it has no budget now"
+		if sp.Budget > 0 {
+			now = "its budget is now " + FormatUSD(sp.Budget)
+		}
+		return fmt.Sprintf("its last run was %s, and %s", r.Stopped, now)
+	case strings.HasPrefix(r.Stopped, "stopped by deadline") && (sp.Deadline == 0 || sp.Deadline > r.Deadline):
+		now := "it has no deadline now"
+		if sp.Deadline > 0 {
+			now = "its deadline is now " + sp.Deadline.String()
+		}
+		return fmt.Sprintf("its last run was %s, and %s", r.Stopped, now)
+	}
+	return ""
 }
 
 func smallestWhat(op string) string {

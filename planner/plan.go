@@ -416,6 +416,11 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 	sp.estimateCfg = cfgVal
 	lim := ev.StageLimits(n.Addr)
 	sp.Budget, sp.Deadline, sp.limits = lim.Budget, lim.Deadline, lim
+	if sp.Action == Cached {
+		if why := raisedLimit(sp, sp.Prior); why != "" {
+			sp.Action, sp.Reason = Rerun, why
+		}
+	}
 	return sp, diags
 }
 

@@ -42,6 +42,10 @@ type StageRecord struct {
 	// its best result so far ("stopped by budget: $0.48 of $0.50"); "" when it
 	// ran to its end.
 	Stopped string `json:"stopped,omitempty"`
+	// Budget (USD) and Deadline are the limits the stage ran under (0: none),
+	// so a plan can tell a raised limit from the one that cut it short.
+	Budget   float64       `json:"budget,omitempty"`
+	Deadline time.Duration `json:"deadline_ns,omitempty"`
 }
 
 // Param is one argument as recorded: Canon is compared, Display is shown.
