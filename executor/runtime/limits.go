@@ -10,10 +10,6 @@ import (
 	"github.com/stratus-ml/stratus/planner"
 )
 
-// accountConcurrency reads the Lambda account's concurrency; a variable so
-// that tests can stand in for AWS.
-var accountConcurrency = lambdabe.AccountConcurrency
-
 // PlanLimits are the limits of the backend cfg runs on (after the -backend
 // override) that the planner sizes stages against (planner/sizing.go), and
 // whether the function memory is the planner's to choose:
@@ -48,7 +44,7 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 		case lc.MaxConcurrency > 0:
 			lim.Functions, lim.Why = lc.MaxConcurrency, fmt.Sprintf("max_concurrency %d", lc.MaxConcurrency)
 		default:
-			n, err := accountConcurrency(ctx, lc.Region)
+			n, err := lambdabe.AccountConcurrency(ctx, lc.Region)
 			if err != nil {
 				lim.Functions = planner.DefaultLambdaConcurrency
 				lim.Why = fmt.Sprintf("Lambda concurrency %d (assumed)", lim.Functions)
