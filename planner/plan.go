@@ -366,9 +366,14 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		var digest string
 		var err error
 		if IsRemote(src) {
-			if remote == nil {
+			switch sz, ok := remote.(SourceSizer); {
+			case remote == nil:
 				err = fmt.Errorf("this build cannot read %q: only local files and s3:// URIs are supported", src)
-			} else {
+			case ok:
+				var n int64
+				digest, n, err = sz.DigestSourceSize(ctx, src)
+				sp.sourceBytes += n
+			default:
 				digest, err = remote.DigestSource(ctx, src)
 			}
 		} else {
