@@ -73,6 +73,9 @@ type StageSummary struct {
 	// Stopped says the stage was cut short by its budget or deadline, keeping
 	// its best result so far ("stopped by budget: $0.48 of $0.50").
 	Stopped string `json:"stopped,omitempty"`
+	// Over says a stage that cannot stop early (load, normalize) ran past its
+	// budget or deadline ("over budget: $0.61 of $0.50").
+	Over string `json:"over,omitempty"`
 }
 
 // Summary is how an apply went.
@@ -331,6 +334,21 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	ss.Metrics = run.summaryMetrics()
 	if err != nil {
 		return err
+	}
+	if sp.Budget > 0 || sp.Deadline > 0 {
+		runner.mu.Lock()
+		cost := runner.cost(o.Pricing)
+		runner.mu.Unlock()
+		switch wall := time.Since(began); {
+		case watch != nil:
+		case sp.Budget > 0 && cost > sp.Budget:
+			ss.Over = fmt.Sprintf("over budget: %s of %s", planner.FormatUSD(cost), planner.FormatUSD(sp.Budget))
+		case sp.Deadline > 0 && wall > sp.Deadline:
+			ss.Over = fmt.Sprintf("over deadline: %s of %s", wall.Round(time.Millisecond), sp.Deadline)
+		}
+		if ss.Over != "" {
+			run.Event(operators.Event{Kind: "note", Note: ss.Over + "; a " + sp.Operator + " stage cannot stop early, so it ran to its end"})
+		}
 	}
 	if reason := watch.reached(); reason != "" {
 		runner.mu.Lock()

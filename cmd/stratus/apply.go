@@ -220,7 +220,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		return exitError{1}
 	}
 	ran, cached := 0, 0
-	var cut []string
+	var cut, over []string
 	for _, s := range sum.Stages {
 		if s.Action == "ran" {
 			ran++
@@ -230,12 +230,18 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		if s.Stopped != "" {
 			cut = append(cut, s.Address+" "+s.Stopped)
 		}
+		if s.Over != "" {
+			over = append(over, s.Address+" "+s.Over)
+		}
 	}
 	// A stage cut short by its budget or deadline is never hidden behind a
 	// plain "Apply complete!".
 	tail := ""
 	if len(cut) > 0 {
 		tail = fmt.Sprintf(" Cut short: %s (each kept its best result so far).", strings.Join(cut, "; "))
+	}
+	if len(over) > 0 {
+		tail += fmt.Sprintf(" Over their limits: %s.", strings.Join(over, "; "))
 	}
 	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached, in %s.%s\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, sum.Duration.Round(10*time.Millisecond), tail)
 	if len(p.Targets) > 0 {
