@@ -134,7 +134,7 @@ func decodeModuleCall(b *hcl.Block) (*ModuleCall, hcl.Diagnostics) {
 }
 
 // Meta-arguments accepted by every operator block.
-var stageMeta = []hcl.AttributeSchema{{Name: "depends_on"}, {Name: "retries"}, {Name: "task_timeout"}}
+var stageMeta = []hcl.AttributeSchema{{Name: "depends_on"}, {Name: "retries"}, {Name: "task_timeout"}, {Name: "budget"}, {Name: "deadline"}}
 
 func stageSchema(s *operators.Schema) *hcl.BodySchema {
 	bs := &hcl.BodySchema{}
@@ -169,6 +169,10 @@ func decodeStage(s *operators.Schema, b *hcl.Block) (*Stage, hcl.Diagnostics) {
 			st.Retries = a.Expr
 		case "task_timeout":
 			st.TaskTimeout = a.Expr
+		case "budget":
+			st.Budget = a.Expr
+		case "deadline":
+			st.Deadline = a.Expr
 		default:
 			st.Attrs[name] = a
 		}

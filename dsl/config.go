@@ -110,8 +110,10 @@ type Stage struct {
 	DependsOn   []hcl.Traversal
 	Retries     hcl.Expression // nil when absent
 	TaskTimeout hcl.Expression // nil when absent
-	DeclRange   hcl.Range
-	Body        hcl.Body
+	// Budget and Deadline are nil when absent (limits.go).
+	Budget, Deadline hcl.Expression
+	DeclRange        hcl.Range
+	Body             hcl.Body
 }
 
 // Node is one vertex of the pipeline graph. Refs are the nodes its expressions read,

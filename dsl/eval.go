@@ -141,6 +141,10 @@ func (e *Evaluator) StageConfig(addr string) (cty.Value, hcl.Diagnostics) {
 type StageMeta struct {
 	Retries     int           // -1 when not set
 	TaskTimeout time.Duration // 0 when not set
+	// Budget (USD) and Deadline are the stage's own limits, 0 when not set;
+	// StageLimits adds its modules' stratus blocks.
+	Budget   float64
+	Deadline time.Duration
 }
 
 // StageMeta evaluates a stage's retries and task_timeout.
@@ -460,12 +464,19 @@ func decodeAttr(ctx *hcl.EvalContext, a *operators.Attr, ha *hcl.Attribute, bloc
 		return cty.UnknownVal(a.Type), rng, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Value too large",
 			Detail: sentence(fmt.Sprintf("The argument %q is too large: %s", a.Name, errDetail(err))), Subject: rng.Ptr()}}
 	}
+	if a.Auto && operators.IsAuto(v) {
+		return operators.AutoValue, rng, nil
+	}
 	cv, err := convert.Convert(v, a.Type)
 	if err != nil {
+		want := typeName(a.Type)
+		if a.Auto {
+			want += ` or "auto"`
+		}
 		return cty.UnknownVal(a.Type), rng, hcl.Diagnostics{{
 			Severity:    hcl.DiagError,
 			Summary:     "Invalid value for argument",
-			Detail:      fmt.Sprintf("The argument %q must be %s: %s.", a.Name, typeName(a.Type), err),
+			Detail:      fmt.Sprintf("The argument %q must be %s: %s.", a.Name, want, err),
 			Subject:     rng.Ptr(),
 			Expression:  ha.Expr,
 			EvalContext: ctx,
@@ -544,10 +555,21 @@ enumOK:
 func (e *Evaluator) stageMeta(n *Node) (StageMeta, hcl.Diagnostics) {
 	meta := StageMeta{Retries: -1}
 	st := n.Stage
-	if st.Retries == nil && st.TaskTimeout == nil {
+	if st.Retries == nil && st.TaskTimeout == nil && st.Budget == nil && st.Deadline == nil {
 		return meta, nil
 	}
 	ctx, diags := e.context(n)
+	if st.Budget != nil {
+		v, ds := e.stageLimit(ctx, st.Budget, "budget", ParseBudget)
+		diags, meta.Budget = append(diags, ds...), v
+	}
+	if st.Deadline != nil {
+		v, ds := e.stageLimit(ctx, st.Deadline, "deadline", func(s string) (float64, error) {
+			d, err := ParseDeadline(s)
+			return float64(d), err
+		})
+		diags, meta.Deadline = append(diags, ds...), time.Duration(v)
+	}
 	if st.Retries != nil {
 		v, ds := st.Retries.Value(ctx)
 		diags = append(diags, ds...)

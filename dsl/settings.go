@@ -28,6 +28,9 @@ type Settings struct {
 	// State and Cache are nil when not set.
 	State, Cache *Location
 	DeclRange    hcl.Range
+	// Limits are the budget and deadline of every stage of the module (and of
+	// the modules it calls) that sets none of its own (limits.go).
+	Limits Limits
 
 	versionRange hcl.Range
 }
@@ -102,6 +105,8 @@ func decodeSettings(b *hcl.Block, dir string) (*Settings, hcl.Diagnostics) {
 			s.Cache = loc
 		}
 	}
+	limits, ds := decodeSettingsLimits(content)
+	s.Limits, diags = limits, append(diags, ds...)
 	return s, diags
 }
 

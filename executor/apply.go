@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -79,6 +80,12 @@ type StageSummary struct {
 	// PublishError says why a stage that ran was not published.
 	Shared       string `json:"shared,omitempty"`
 	PublishError string `json:"publish_error,omitempty"`
+	// Stopped says the stage was cut short by its budget or deadline, keeping
+	// its best result so far ("stopped by budget: $0.48 of $0.50").
+	Stopped string `json:"stopped,omitempty"`
+	// Over says a stage that cannot stop early (load, normalize) ran past its
+	// budget or deadline ("over budget: $0.61 of $0.50").
+	Over string `json:"over,omitempty"`
 }
 
 // Summary is how an apply went.
@@ -305,9 +312,11 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	if !ok || op.Coordinator == nil {
 		return fmt.Errorf("operator %q cannot run in this build of stratus (it can only be validated and planned)", sp.Operator)
 	}
+	cfgVal = sp.Resolve(cfgVal) // "auto" arguments become what the plan chose
 	up := map[string]operators.Upstream{}
 	for _, d := range sp.Deps {
 		dc, _ := ev.StageConfig(d)
+		dc = o.Plan.Stage(d).Resolve(dc)
 		dv, _ := ev.Value(d)
 		dp := o.Plan.Stage(d)
 		up[d] = operators.Upstream{Address: d, Operator: dp.Operator, Key: dp.Key, Config: dc, Output: dv}
@@ -331,13 +340,47 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		addr:     sp.Address, key: sp.Key, operator: sp.Operator, dir: dir, config: cfgVal,
 		upstream: up, runner: runner, env: o.TaskEnv, obs: o.Observer, capacity: cap(sl),
 		commands: o.Router.open(sp.Address),
+		stop:     make(chan string, 1),
 		pricing:  o.Pricing, memoryMB: o.MemoryMB,
 	}
 	defer o.Router.close(sp.Address)
+	var watch *limitWatch
+	if (sp.Budget > 0 || sp.Deadline > 0) && planner.CanStopEarly(sp.Operator) {
+		watch = &limitWatch{budget: sp.Budget, deadline: sp.Deadline, began: began, runner: runner,
+			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop}
+		wctx, wcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); watch.watch(wctx) }()
+		defer wg.Wait()
+		defer wcancel()
+	}
 	out, err := op.Coordinator.Run(ctx, run)
 	ss.Metrics = run.summaryMetrics()
 	if err != nil {
 		return err
+	}
+	if sp.Budget > 0 || sp.Deadline > 0 {
+		runner.mu.Lock()
+		cost := runner.cost(o.Pricing)
+		runner.mu.Unlock()
+		switch wall := time.Since(began); {
+		case watch != nil:
+		case sp.Budget > 0 && cost > sp.Budget:
+			ss.Over = fmt.Sprintf("over budget: %s of %s", planner.FormatUSD(cost), planner.FormatUSD(sp.Budget))
+		case sp.Deadline > 0 && wall > sp.Deadline:
+			ss.Over = fmt.Sprintf("over deadline: %s of %s", wall.Round(time.Millisecond), sp.Deadline)
+		}
+		if ss.Over != "" {
+			run.Event(operators.Event{Kind: "note", Note: ss.Over + "; a " + sp.Operator + " stage cannot stop early, so it ran to its end"})
+		}
+	}
+	if reason := watch.reached(); reason != "" {
+		runner.mu.Lock()
+		cost := runner.cost(o.Pricing)
+		runner.mu.Unlock()
+		ss.Stopped = watch.describe(reason, cost, time.Since(began))
+		run.Event(operators.Event{Kind: "note", Note: ss.Stopped + "; the result is the best so far"})
 	}
 	out, err = convert.Convert(out, op.Schema.OutputType())
 	if err != nil || !out.IsWhollyKnown() {
@@ -353,7 +396,8 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Params: recordedParams(sp.Params, cfgVal), Upstream: sp.Upstream, Sources: sp.Sources, Output: enc,
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
-		Backend: o.Backend.Name(), Metrics: ss.Metrics,
+		Backend: o.Backend.Name(), Metrics: ss.Metrics, Stopped: ss.Stopped,
+		Budget: sp.Budget, Deadline: sp.Deadline,
 	}
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes

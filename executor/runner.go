@@ -54,6 +54,10 @@ type waveRunner struct {
 	resumed   int
 	gbSeconds float64
 	requests  int
+	// inflight and inflightSince count the attempts running now and the sum
+	// of their start times (Unix seconds), for the cost so far (limits.go).
+	inflight      int
+	inflightSince float64
 }
 
 // TaskError is a task that failed every attempt. Attempts holds each attempt's
@@ -182,8 +186,10 @@ func (r *waveRunner) runTask(ctx context.Context, w *operators.Wave, i, gen int,
 		}
 		t := r.task(w, spec, i, attempt, gen, resume)
 		r.obs.Event(Event{Time: time.Now(), Type: TaskStarted, Stage: r.stage, Wave: w.Name, Index: i, Attempt: attempt, Generation: gen})
+		began := r.begin()
 		res, usage, err := r.invoke(ctx, &t, w.LongRunning)
 		r.slots.release()
+		r.end(began)
 		r.account(usage)
 		var doc []byte // the result's JSON, checked and then recorded
 		if err == nil {
@@ -351,4 +357,30 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// begin counts an attempt as running from now; end stops counting it.
+func (r *waveRunner) begin() float64 {
+	now := float64(time.Now().UnixNano()) / 1e9
+	r.mu.Lock()
+	r.inflight++
+	r.inflightSince += now
+	r.mu.Unlock()
+	return now
+}
+
+func (r *waveRunner) end(began float64) {
+	r.mu.Lock()
+	r.inflight--
+	r.inflightSince -= began
+	r.mu.Unlock()
+}
+
+// running returns the attempts running now and the function-seconds they have
+// used so far (not yet billed).
+func (r *waveRunner) running(now time.Time) (int, float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := float64(now.UnixNano()) / 1e9
+	return r.inflight, max(0, float64(r.inflight)*t-r.inflightSince)
 }

@@ -27,6 +27,7 @@ type stageRun struct {
 	obs      Observer
 	capacity int
 	commands chan operators.Command
+	stop     chan string // budget or deadline reached (limits.go)
 	pricing  pricing.Pricing
 	memoryMB int // each function's memory
 
@@ -64,6 +65,7 @@ func (s *stageRun) Upstream(addr string) (operators.Upstream, bool) {
 }
 
 func (s *stageRun) Commands() <-chan operators.Command { return s.commands }
+func (s *stageRun) Stop() <-chan string                { return s.stop }
 
 func (s *stageRun) Recorded(wave string) (int, error) {
 	recs, err := s.runner.state.Tasks(s.key, wave)

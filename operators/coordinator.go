@@ -56,6 +56,11 @@ type Stage interface {
 	// Commands delivers requests sent to this stage while it runs. A coordinator
 	// that accepts none may ignore it; senders then time out with a message.
 	Commands() <-chan Command
+	// Stop delivers a reason ("budget", "deadline") when the executor wants the
+	// stage to stop early, keeping its best result so far, because finishing
+	// would exceed the stage's budget or deadline. A coordinator that cannot
+	// stop early may ignore it; the stage then runs to its end.
+	Stop() <-chan string
 	// Services reach the run's blob store (and psstore) from the coordinator.
 	Services
 	// Event reports a stage-level event (a metric, a note) to the progress output,

@@ -64,6 +64,18 @@ type Attr struct {
 	// Check validates a known, converted value; the error text becomes the detail of a
 	// diagnostic on the argument.
 	Check func(v cty.Value) error
+	// Auto lets a number argument also be the string "auto" (AutoValue): the
+	// planner chooses the number (planner/sizing.go) and the coordinator sees the
+	// chosen one. An Auto argument's Default is normally AutoValue.
+	Auto bool
+}
+
+// AutoValue is the value of an Auto argument the planner is to choose.
+var AutoValue = cty.StringVal("auto")
+
+// IsAuto reports whether v is the string "auto".
+func IsAuto(v cty.Value) bool {
+	return v.IsKnown() && !v.IsNull() && v.Type() == cty.String && v.AsString() == "auto"
 }
 
 // Block describes an optional nested block that may appear at most once. Its decoded
@@ -158,6 +170,9 @@ func (a *Attr) validate(owner string) error {
 	}
 	if a.Integer && a.Type != cty.Number {
 		return fmt.Errorf("operator %s: argument %q is marked Integer but is not a number", owner, a.Name)
+	}
+	if a.Auto && a.Type != cty.Number {
+		return fmt.Errorf("operator %s: argument %q is marked Auto but is not a number", owner, a.Name)
 	}
 	return nil
 }

@@ -146,6 +146,9 @@ func TotalsOf(stages []FileStage) Totals {
 type costModel struct {
 	pricing  pricing.Pricing
 	memoryMB int
+	// limits and autoMemory are the backend's, for sizing (sizing.go).
+	limits     Limits
+	autoMemory bool
 	// lister lists the state's records when the StateReader can (a
 	// *state.Store does); byOp is filled from it on first use.
 	lister stageLister
@@ -158,7 +161,7 @@ type stageLister interface {
 }
 
 func newCostModel(opts Options) *costModel {
-	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB}
+	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB, limits: opts.Limits, autoMemory: opts.AutoMemory}
 	if l, ok := opts.State.(stageLister); ok && opts.State != nil {
 		m.lister = l
 	}
@@ -283,6 +286,8 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			in += up.Estimate.OutputBytes
 		}
 	}
+	cfg = m.size(sp, cfg, in, p)
+	sp.estimateCfg = cfg
 	in, cfg = stageArgs(sp, p, in, cfg)
 	model := opModels[sp.Operator]
 	if model == nil {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -74,7 +75,21 @@ type StagePlan struct {
 	// Estimate is what running the stage is expected to take, or for a cached
 	// stage what reusing it saved (see estimate.go).
 	Estimate *Estimate
-	Node     *dsl.Node
+	// Sizing lists the stage's system-level parameters: those the planner chose
+	// for "auto" (Auto set), and the ones the pipeline gave (see sizing.go).
+	Sizing []Choice
+	// Budget (USD) and Deadline are the stage's limits, from its own budget and
+	// deadline meta-arguments or the stratus block's; 0 when none.
+	Budget   float64
+	Deadline time.Duration
+	// LimitNote says how the stage's estimate stands against its budget or
+	// deadline ("" without either).
+	LimitNote string
+	// limits locate the budget and deadline in the source, for diagnostics.
+	limits dsl.Limits
+	// sizingMiss says the sizing could not meet the budget or deadline.
+	sizingMiss bool
+	Node       *dsl.Node
 	// estimateCfg and sourceBytes are the estimate's inputs, kept until the
 	// action is final (-replace and the blob-store check may change it).
 	estimateCfg cty.Value
@@ -96,7 +111,14 @@ type Plan struct {
 	Targets []string
 	// Replace are the -replace addresses the plan was made with.
 	Replace []string
-	by      map[string]*StagePlan
+	// Sizing lists the backend-wide parameters the planner chose (psstore
+	// shards, memory); MemoryMB is the function memory the estimates are priced
+	// at when the planner chose it (0 otherwise). Limits are the backend's
+	// limits it sized against.
+	Sizing   []Choice
+	MemoryMB int
+	Limits   Limits
+	by       map[string]*StagePlan
 }
 
 // Stage returns the plan of the stage at addr, or nil.
@@ -158,6 +180,11 @@ type Options struct {
 	// Shared is the team's shared stage cache (the stratus block's cache), or
 	// nil. It needs BlobRoot, where adopted outputs will be.
 	Shared SharedCache
+	// Limits are the backend's limits for sizing; AutoMemory says the function
+	// memory is the planner's to choose (MemoryMB then only prices the first
+	// pass). The zero Limits size against nothing but the data.
+	Limits     Limits
+	AutoMemory bool
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -211,6 +238,9 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 			p.by[addr] = sp
 		}
 	}
+	p.Limits = opts.Limits
+	cm.sizeBackend(p)
+	diags = append(diags, cm.checkLimits(p)...)
 	return p, diags
 }
 
@@ -349,9 +379,14 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		var digest string
 		var err error
 		if IsRemote(src) {
-			if remote == nil {
+			switch sz, ok := remote.(SourceSizer); {
+			case remote == nil:
 				err = fmt.Errorf("this build cannot read %q: only local files and s3:// URIs are supported", src)
-			} else {
+			case ok:
+				var n int64
+				digest, n, err = sz.DigestSourceSize(ctx, src)
+				sp.sourceBytes += n
+			default:
 				digest, err = remote.DigestSource(ctx, src)
 			}
 		} else {
@@ -397,6 +432,13 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 		}
 	}
 	sp.estimateCfg = cfgVal
+	lim := ev.StageLimits(n.Addr)
+	sp.Budget, sp.Deadline, sp.limits = lim.Budget, lim.Deadline, lim
+	if sp.Action == Cached {
+		if why := raisedLimit(sp, sp.Prior); why != "" {
+			sp.Action, sp.Reason = Rerun, why
+		}
+	}
 	return sp, diags
 }
 

@@ -35,6 +35,10 @@ type File struct {
 	Files  map[string]string `json:"files"`
 	Serial uint64            `json:"state_serial"`
 	Stages []FileStage       `json:"stages"`
+	// Sizing and LimitsNote are the plan's backend-wide sizing and its note on
+	// the backend's limits (Plan.Sizing, Plan.Limits.Note).
+	Sizing     []Choice `json:"sizing,omitempty"`
+	LimitsNote string   `json:"limits_note,omitempty"`
 }
 
 // FileStage is one stage's decision in a saved plan.
@@ -53,6 +57,10 @@ type FileStage struct {
 	// Cache is where a cached stage's outputs come from when another pipeline
 	// computed them (the shared cache), or nil.
 	Cache *CacheOrigin `json:"cache,omitempty"`
+	// Sizing and LimitNote are the stage's sizing (sizing.go) and how its
+	// estimate stands against its budget or deadline (limits.go).
+	Sizing    []Choice `json:"sizing,omitempty"`
+	LimitNote string   `json:"limit_note,omitempty"`
 }
 
 // SaveOptions are the inputs a saved plan must remember.
@@ -79,6 +87,8 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		Replace:       p.Replace,
 		Files:         p.fileDigests(),
 		Serial:        p.Serial,
+		Sizing:        p.Sizing,
+		LimitsNote:    p.Limits.Note,
 	}
 	for _, vf := range opts.VarFiles {
 		abs, err := filepath.Abs(vf)
@@ -88,7 +98,7 @@ func (p *Plan) ToFile(opts SaveOptions) (*File, error) {
 		f.VarFiles = append(f.VarFiles, abs)
 	}
 	for _, s := range p.Stages {
-		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache})
+		f.Stages = append(f.Stages, FileStage{Address: s.Address, Key: s.Key, Action: s.Action, Operator: s.Operator, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache, Sizing: s.Sizing, LimitNote: s.LimitNote})
 	}
 	return f, nil
 }

@@ -23,6 +23,14 @@ type SourceDigester interface {
 	DigestSource(ctx context.Context, uri string) (string, error)
 }
 
+// SourceSizer is the optional part of a SourceDigester that also says how many
+// bytes a source holds (the sum of its objects' sizes, from the same listing),
+// so that remote sources are estimated and sized like local files rather than
+// as empty.
+type SourceSizer interface {
+	DigestSourceSize(ctx context.Context, uri string) (digest string, bytes int64, err error)
+}
+
 // DigestCache remembers file digests by path, size and modification time; the state
 // store implements it.
 type DigestCache interface {

@@ -38,6 +38,14 @@ type StageRecord struct {
 	// and its upstream stages' estimated output); the next plan scales this
 	// run's measured figures by the ratio of its own estimate to it. 0: unknown.
 	InputBytes int64 `json:"input_bytes,omitempty"`
+	// Stopped says the stage was cut short by its budget or deadline and kept
+	// its best result so far ("stopped by budget: $0.48 of $0.50"); "" when it
+	// ran to its end.
+	Stopped string `json:"stopped,omitempty"`
+	// Budget (USD) and Deadline are the limits the stage ran under (0: none),
+	// so a plan can tell a raised limit from the one that cut it short.
+	Budget   float64       `json:"budget,omitempty"`
+	Deadline time.Duration `json:"deadline_ns,omitempty"`
 }
 
 // Param is one argument as recorded: Canon is compared, Display is shown.

@@ -222,6 +222,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 	}
 	ran, cached, shared := 0, 0, ""
 	adopted := 0
+	var cut, over []string
 	for _, s := range sum.Stages {
 		if s.Action == "ran" {
 			ran++
@@ -231,11 +232,26 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 		if s.Shared == "adopted" {
 			adopted++
 		}
+		if s.Stopped != "" {
+			cut = append(cut, s.Address+" "+s.Stopped)
+		}
+		if s.Over != "" {
+			over = append(over, s.Address+" "+s.Over)
+		}
 	}
 	if adopted > 0 {
 		shared = fmt.Sprintf(" (%d from the shared cache)", adopted)
 	}
-	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached%s, in %s.\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, shared, sum.Duration.Round(10*time.Millisecond))
+	// A stage cut short by its budget or deadline is never hidden behind a
+	// plain "Apply complete!".
+	tail := ""
+	if len(cut) > 0 {
+		tail = fmt.Sprintf(" Cut short: %s (each kept its best result so far).", strings.Join(cut, "; "))
+	}
+	if len(over) > 0 {
+		tail += fmt.Sprintf(" Over their limits: %s.", strings.Join(over, "; "))
+	}
+	fmt.Fprintf(c.stdout, "\n%s %d ran, %d cached%s, in %s.%s\n", c.paint(c.stdout, green+bold, "Apply complete!"), ran, cached, shared, sum.Duration.Round(10*time.Millisecond), tail)
 	if len(p.Targets) > 0 {
 		c.printDiags(p.Config, hcl.Diagnostics{{
 			Severity: hcl.DiagWarning,

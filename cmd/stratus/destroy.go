@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -404,21 +406,53 @@ func (c *cli) destroyPSStore(ctx context.Context, cfg *dsl.Config, dir string, l
 	case s.Type == "lambda":
 		return nil, nop, fmt.Sprintf("the backend lists no psstore shards: skipping %s", what)
 	}
-	n := s.Local.PSStoreShards
 	sd := absDir(stateDir(dir))
-	if _, err := os.Stat(runtime.LocalShardsDir(sd, n)); errors.Is(err, os.ErrNotExist) {
-		return nil, nop, ""
+	counts := []int{s.Local.PSStoreShards}
+	if s.Local.ShardsAuto {
+		// The planner chose the shard count per apply, and each count keeps its
+		// own directory: look in every one, for the one holding the models.
+		counts = localShardCounts(sd)
 	}
-	lc, err := runtime.StartLocalShards(ctx, sd, n)
-	if err != nil {
-		return nil, nop, fmt.Sprintf("the local psstore shards did not start (%v): skipping %s", err, what)
-	}
-	cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1)) // as apply's in-process shards
-	if err != nil {
+	for _, n := range counts {
+		if _, err := os.Stat(runtime.LocalShardsDir(sd, n)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		lc, err := runtime.StartLocalShards(ctx, sd, n)
+		if err != nil {
+			return nil, nop, fmt.Sprintf("the local psstore shards did not start (%v): skipping %s", err, what)
+		}
+		cl, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1)) // as apply's in-process shards
+		if err != nil {
+			lc.Close()
+			return nil, nop, fmt.Sprintf("the local psstore shards are not reachable (%v): skipping %s", err, what)
+		}
+		if len(counts) == 1 {
+			return cl, func() { cl.Close(); lc.Close() }, ""
+		}
+		for _, m := range models {
+			if _, err := cl.ModelStats(ctx, m); !errors.Is(err, psstore.ErrNotFound) {
+				return cl, func() { cl.Close(); lc.Close() }, ""
+			}
+		}
+		cl.Close()
 		lc.Close()
-		return nil, nop, fmt.Sprintf("the local psstore shards are not reachable (%v): skipping %s", err, what)
 	}
-	return cl, func() { cl.Close(); lc.Close() }, ""
+	return nil, nop, ""
+}
+
+// localShardCounts lists the shard counts of the local backend's shard
+// directories under the state directory sd (psstore/N-shards).
+func localShardCounts(sd string) []int {
+	ents, _ := os.ReadDir(filepath.Dir(runtime.LocalShardsDir(sd, 1)))
+	var out []int
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), "-shards"); ok && e.IsDir() {
+			if i, err := strconv.Atoi(n); err == nil && i > 0 {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
 }
 
 // deleteConcurrency is how many deletes destroy keeps in flight: S3 deletes one

@@ -203,6 +203,9 @@ train "lr" {
   keep_model = true
   solver     = "sgd" # trains on psstore (L-BFGS keeps its weights in the functions)
 }
+backend "local" {
+  psstore_shards = 2 # not "auto": the test opens the same shards
+}
 `})
 	mustStratus(t, "apply", "-auto-approve", dir)
 	st, err := state.Open(filepath.Join(dir, ".stratus", "state"))

@@ -120,9 +120,11 @@ func (s *selectFlags) register(fs *pflag.FlagSet) {
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
 	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
 	pr, memoryMB := planPricing(cfg, backend)
+	limits, autoMemory := runtime.PlanLimits(ctx, cfg, c.backend)
 	opts := planner.Options{
 		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
 		BlobRoot: root, Backend: backend, Pricing: pr, MemoryMB: memoryMB,
+		Limits: limits, AutoMemory: autoMemory,
 	}
 	if sc, err := runtime.SharedCache(ctx, cfg); err != nil {
 		fmt.Fprintf(c.stderr, "Error: %s\n", err)

@@ -100,14 +100,17 @@ func stratusEnv() map[string]string {
 func (c *cli) writePlan(w io.Writer, p *planner.Plan) {
 	lines := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache}
+		lines[i] = planner.FileStage{Address: s.Address, Action: s.Action, Reason: s.Reason, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache, Sizing: s.Sizing, LimitNote: s.LimitNote}
 	}
-	c.writePlanLines(w, p.Config.Workspace, lines)
+	c.writePlanLines(w, p.Config.Workspace, lines, p.Sizing)
+	if n := p.Limits.Note; n != "" {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
+	}
 }
 
 // writePlanLines prints a plan's stages (of a fresh plan or a saved one), their
 // estimates, and the summary.
-func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.FileStage) {
+func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.FileStage, backend []planner.Choice) {
 	if len(stages) == 0 {
 		fmt.Fprintln(w, "The pipeline has no stages. Add a load, normalize, train or grid_search block.")
 		return
@@ -141,8 +144,42 @@ func (c *cli) writePlanLines(w io.Writer, workspace string, stages []planner.Fil
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	c.writeSizing(w, stages, backend)
 	summary := c.writeEstimates(w, stages)
 	fmt.Fprintf(w, "%s %d to run, %d to rerun, %d cached.%s\n", c.paint(w, bold, "Plan:"), run, rerun, cached, summary)
+}
+
+// writeSizing prints the "Sizing:" block: per stage to run, each system-level
+// parameter with the planner's choice and its reason (or the pipeline's value),
+// and how the estimate stands against the stage's budget or deadline; then the
+// backend-wide choices (psstore shards, memory).
+func (c *cli) writeSizing(w io.Writer, stages []planner.FileStage, backend []planner.Choice) {
+	shown := false
+	for _, s := range stages {
+		if s.Action == planner.Cached || (len(s.Sizing) == 0 && s.LimitNote == "") {
+			continue
+		}
+		if !shown {
+			fmt.Fprintln(w, "Sizing:")
+			shown = true
+		}
+		for _, ch := range s.Sizing {
+			fmt.Fprintf(w, "  %s %s: %s\n", c.actionSymbol(w, s.Action), s.Address, ch)
+		}
+		if s.LimitNote != "" {
+			fmt.Fprintf(w, "  %s %s: %s\n", c.actionSymbol(w, s.Action), s.Address, s.LimitNote)
+		}
+	}
+	for _, ch := range backend {
+		if !shown {
+			fmt.Fprintln(w, "Sizing:")
+			shown = true
+		}
+		fmt.Fprintf(w, "  backend: %s\n", ch)
+	}
+	if shown {
+		fmt.Fprintln(w)
+	}
 }
 
 // writeEstimates prints the "Estimates:" block — per stage, the expected wall
@@ -241,6 +278,10 @@ type planJSON struct {
 	Summary       map[string]int  `json:"summary"`
 	// Estimate is the fresh plan's totals; absent from a saved plan's JSON.
 	Estimate *estimateTotalsJSON `json:"estimate,omitempty"`
+	// Sizing lists the backend-wide choices (psstore shards, memory).
+	Sizing []planner.Choice `json:"sizing,omitempty"`
+	// LimitsNote is a warning about the backend's limits (an assumed figure).
+	LimitsNote string `json:"limits_note,omitempty"`
 }
 
 type planStageJSON struct {
@@ -255,6 +296,10 @@ type planStageJSON struct {
 	// Cache is where a cached stage's outputs come from when another pipeline
 	// computed them: {"source": "shared", "entry", "by", "published"}.
 	Cache *planner.CacheOrigin `json:"cache,omitempty"`
+	// Sizing lists the stage's sized parameters with the reasons;
+	// LimitNote how its estimate stands against its budget or deadline.
+	Sizing    []planner.Choice `json:"sizing,omitempty"`
+	LimitNote string           `json:"limit_note,omitempty"`
 }
 
 // estimateJSON is a stage's estimate (for a cached stage: what reuse saved).
@@ -289,15 +334,15 @@ func roundUSD(v float64) float64 { return math.Round(v*1e9) / 1e9 }
 func writePlanJSON(w io.Writer, p *planner.Plan) error {
 	stages := make([]planner.FileStage, len(p.Stages))
 	for i, s := range p.Stages {
-		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache}
+		stages[i] = planner.FileStage{Address: s.Address, Operator: s.Operator, Action: s.Action, Reason: s.Reason, Key: s.Key, Deps: s.Deps, Estimate: s.Estimate, Cache: s.Cache, Sizing: s.Sizing, LimitNote: s.LimitNote}
 	}
-	return writePlanStagesJSON(w, p.Serial, stages)
+	return writePlanStagesJSON(w, p.Serial, stages, p.Sizing, p.Limits.Note)
 }
 
 // writePlanStagesJSON writes the machine-readable form of a plan's stages (of a
 // fresh plan or a saved one).
-func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage) error {
-	out := planJSON{FormatVersion: "1", StateSerial: serial, Stages: []planStageJSON{}}
+func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage, backend []planner.Choice, note string) error {
+	out := planJSON{FormatVersion: "1", StateSerial: serial, Stages: []planStageJSON{}, Sizing: backend, LimitsNote: note}
 	counts := map[string]int{"run": 0, "rerun": 0, "cached": 0}
 	for _, s := range stages {
 		deps := s.Deps
@@ -306,7 +351,7 @@ func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage)
 		}
 		out.Stages = append(out.Stages, planStageJSON{
 			Address: s.Address, Operator: s.Operator, Action: string(s.Action),
-			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps, Cache: s.Cache,
+			Reason: s.Reason, CacheKey: s.Key, Dependencies: deps, Cache: s.Cache, Sizing: s.Sizing, LimitNote: s.LimitNote,
 		})
 		if e := s.Estimate; e != nil {
 			out.Stages[len(out.Stages)-1].Estimate = &estimateJSON{

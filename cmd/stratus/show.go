@@ -50,7 +50,7 @@ func (c *cli) showPlanFile(path string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return writePlanStagesJSON(c.stdout, f.Serial, f.Stages)
+		return writePlanStagesJSON(c.stdout, f.Serial, f.Stages, f.Sizing, f.LimitsNote)
 	}
 	fmt.Fprintf(c.stdout, "Saved plan of %s, made %s against state serial %d.\n", f.Dir, f.CreatedAt.Local().Format(time.RFC3339), f.Serial)
 	var with []string
@@ -70,7 +70,7 @@ func (c *cli) showPlanFile(path string, asJSON bool) error {
 		fmt.Fprintf(c.stdout, "Made with %s.\n", strings.Join(with, " "))
 	}
 	fmt.Fprintln(c.stdout)
-	c.writePlanLines(c.stdout, f.Workspace, f.Stages)
+	c.writePlanLines(c.stdout, f.Workspace, f.Stages, f.Sizing)
 	return nil
 }
 
@@ -97,6 +97,8 @@ type stateStageJSON struct {
 	CostUSD   float64            `json:"cost_usd"`
 	Output    json.RawMessage    `json:"output"`
 	Metrics   map[string]float64 `json:"metrics"`
+	// Stopped says the stage was cut short by its budget or deadline.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 func (c *cli) showState(dir string, asJSON bool) error {
@@ -138,7 +140,7 @@ func (c *cli) showState(dir string, asJSON bool) error {
 				Address: r.Address, Operator: r.Operator, Version: r.Version, Key: r.Key,
 				Started: r.Started.UTC(), Finished: r.Finished.UTC(), Backend: r.Backend,
 				Tasks: r.Tasks, Retries: r.Retries, GBSeconds: r.GBSeconds, CostUSD: r.CostUSD,
-				Output: o, Metrics: m,
+				Output: o, Metrics: m, Stopped: r.Stopped,
 			})
 		}
 		for k, raw := range outs {
@@ -168,6 +170,9 @@ func (c *cli) showState(dir string, asJSON bool) error {
 		fmt.Fprintf(w, "key      = %s\n", r.Key)
 		fmt.Fprintf(w, "ran      = %s, %s on %s (%d tasks)\n", r.Finished.Local().Format(time.RFC3339),
 			r.Finished.Sub(r.Started).Round(10*time.Millisecond), r.Backend, r.Tasks)
+		if r.Stopped != "" {
+			fmt.Fprintf(w, "stopped  = %s\n", r.Stopped)
+		}
 		if len(r.Output) > 0 {
 			v, err := state.DecodeValue(r.Output)
 			if err != nil {

@@ -78,6 +78,9 @@ again.`,
 			fmt.Fprintf(w, "key       = %s\n", r.Key)
 			fmt.Fprintf(w, "finished  = %s (%s wall, %d tasks, %d retries, %.1f GB-s, $%.6f)\n",
 				r.Finished.Local().Format(time.RFC3339), r.Finished.Sub(r.Started).Round(10*time.Millisecond), r.Tasks, r.Retries, r.GBSeconds, r.CostUSD)
+			if r.Stopped != "" {
+				fmt.Fprintf(w, "stopped   = %s (its result is the best it had)\n", r.Stopped)
+			}
 			fmt.Fprintln(w, "\nparameters:")
 			for _, k := range sortedNames(r.Params) {
 				fmt.Fprintf(w, "  %s = %s\n", k, r.Params[k].Display)

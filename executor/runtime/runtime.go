@@ -119,6 +119,13 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 	switch s.Type {
 	case "local":
 		lc := s.Local
+		// Shards and memory left to the planner are what it chose.
+		if n := p.PlannedShards(); lc.ShardsAuto && n > 0 {
+			lc.PSStoreShards = n
+		}
+		if lc.MemoryAuto && p.MemoryMB > 0 {
+			lc.MemoryMB = p.MemoryMB
+		}
 		be := local.New(o.Registry, envs, local.Options{MaxConcurrency: lc.MaxConcurrency, MemoryMB: lc.MemoryMB, KillEvery: lc.KillEveryD})
 		r.setBackend(be, o.WrapBackend)
 		r.TaskEnv = operators.TaskEnv{Blob: s.BlobRoot(p.Config, o.StateDir), BlobRegion: o.BlobRegion, BlobEndpoint: o.BlobEndpoint,
@@ -210,14 +217,7 @@ func (r *Runtime) startPSStore(ctx context.Context, stateDir string, n int) erro
 }
 
 // NeedsPSStore reports whether a stage that will run uses psstore.
-func NeedsPSStore(p *planner.Plan) bool {
-	for _, s := range p.Stages {
-		if s.Action != planner.Cached && s.Node.Stage.Schema.UsesPSStore {
-			return true
-		}
-	}
-	return false
-}
+func NeedsPSStore(p *planner.Plan) bool { return planner.NeedsPSStore(p) }
 
 // ApplyOptions returns the executor options this runtime provides — backend, task
 // environment, services, timeouts, pricing — for the caller to complete with the

@@ -111,15 +111,24 @@ type remoteSources struct{ opts blobs.Options }
 
 // DigestSource implements planner.SourceDigester.
 func (r remoteSources) DigestSource(ctx context.Context, uri string) (string, error) {
+	d, _, err := r.DigestSourceSize(ctx, uri)
+	return d, err
+}
+
+// DigestSourceSize implements planner.SourceSizer: the digest and the summed
+// size of the objects one listing of the source returns.
+func (r remoteSources) DigestSourceSize(ctx context.Context, uri string) (string, int64, error) {
 	src, err := blobs.Resolve(ctx, uri, r.opts)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	h := sha256.New()
+	var n int64
 	for _, o := range src.Objects {
 		fmt.Fprintf(h, "%d:%s %d %s\n", len(o.Key), o.Key, o.Size, o.ETag)
+		n += o.Size
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // Location is where a run of cfg keeps its stage outputs: the backend type (after

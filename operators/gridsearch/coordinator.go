@@ -79,6 +79,10 @@ type search struct {
 	// full is the first trial failure for want of room in psstore: no
 	// further trial starts and the stage fails with it.
 	full error
+	// cut is the reason the executor stopped the search (its budget or
+	// deadline): no further trial starts, running ones stop, and the best
+	// finished trial is the result.
+	cut string
 }
 
 func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
@@ -283,20 +287,37 @@ func (r *search) run(ctx context.Context) error {
 		tick = tk.C
 	}
 	ctxDone := ctx.Done()
+	stop := r.s.Stop()
 	for {
 		r.mu.Lock()
 		full := r.full
 		r.mu.Unlock()
-		if ctx.Err() == nil && full == nil {
+		if ctx.Err() == nil && full == nil && r.cut == "" {
 			r.schedule(ctx, &wg, done)
 		}
 		r.mu.Lock()
 		running, queued := r.running, r.count(operators.TrialQueued)
 		r.mu.Unlock()
-		if running == 0 && (queued == 0 || ctx.Err() != nil || full != nil) {
+		if running == 0 && (queued == 0 || ctx.Err() != nil || full != nil || r.cut != "") {
 			break
 		}
 		select {
+		case reason := <-stop:
+			stop = nil
+			r.mu.Lock()
+			r.cut = reason
+			n := 0
+			for _, t := range r.trials {
+				if t.status == operators.TrialRunning {
+					r.requestStop(t, reason, "the stage's "+reason+" is reached", false)
+				}
+				if t.status == operators.TrialQueued {
+					n++
+				}
+			}
+			r.mu.Unlock()
+			r.flush()
+			r.s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("stopped by %s: running trials stop, %d queued trial(s) not started; the best finished trial is the result", reason, n)})
 		case f := <-done:
 			r.ended(ctx, f)
 		case cmd := <-r.s.Commands():

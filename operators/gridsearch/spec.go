@@ -7,7 +7,12 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/internal/canon"
+	"github.com/stratus-ml/stratus/operators"
 )
+
+// defaultMaxParallel is max_parallel = "auto" in a configuration the planner did
+// not size.
+const defaultMaxParallel = 2
 
 // spec is a grid_search stage's evaluated configuration.
 type spec struct {
@@ -44,7 +49,13 @@ func parseSpec(cfg cty.Value) (*spec, error) {
 	if m := cfg.GetAttr("metric"); !m.IsNull() {
 		sp.obj = newObjective(m.AsString()) // else the base model's, set by the coordinator
 	}
-	sp.maxParallel = intAttr(cfg, "max_parallel")
+	if operators.IsAuto(cfg.GetAttr("max_parallel")) {
+		// The planner replaces "auto" with its choice; a configuration built
+		// another way gets the former default.
+		sp.maxParallel = defaultMaxParallel
+	} else {
+		sp.maxParallel = intAttr(cfg, "max_parallel")
+	}
 	sp.workerBudget = intAttr(cfg, "worker_budget")
 	var err error
 	if sp.grid, err = gridDims(cfg.GetAttr("grid")); err != nil {

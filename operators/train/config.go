@@ -7,6 +7,8 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/stratus-ml/stratus/operators"
 )
 
 // Config is a train stage's evaluated configuration.
@@ -59,6 +61,8 @@ const (
 	DefaultMinibatch    = 100
 	DefaultLearningRate = 0.1
 	DefaultOptimizer    = "adagrad"
+	// DefaultWorkers is workers = "auto" in a configuration the planner did not size.
+	DefaultWorkers = 4
 )
 
 // ParseConfig reads the schema's attributes (everything but input) from a stage's
@@ -115,7 +119,13 @@ func ParseConfig(v cty.Value) (Config, error) {
 		c.Solver = "auto"
 	}
 	c.SGDArgs = set("optimizer") || set("learning_rate") || set("minibatch")
-	c.Workers = whole("workers")
+	if v.Type().HasAttribute("workers") && operators.IsAuto(v.GetAttr("workers")) {
+		// The planner replaces "auto" with its choice before a coordinator sees
+		// the configuration; a configuration built another way gets the default.
+		c.Workers = DefaultWorkers
+	} else {
+		c.Workers = whole("workers")
+	}
 	c.Minibatch = whole("minibatch")
 	c.LearningRate = f("learning_rate")
 	c.Optimizer = str("optimizer")

@@ -60,7 +60,7 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, err
 	}
-	res, err := Run(ctx, s, RunOptions{Config: cfg, Data: data})
+	res, err := Run(ctx, s, RunOptions{Config: cfg, Data: data, Stop: s.Stop()})
 	if err != nil {
 		return cty.NilVal, err
 	}

@@ -141,7 +141,7 @@ func (h *Harness) ApplyPlanContext(ctx context.Context, p *planner.Plan) (*execu
 			l := &s.Local
 			l.MaxConcurrency = h.Slots
 			if h.Shards > 0 {
-				l.PSStoreShards = h.Shards
+				l.PSStoreShards, l.ShardsAuto = h.Shards, false
 			}
 			if h.Env.Blob != "" {
 				l.Blob = h.Env.Blob

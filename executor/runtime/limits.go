@@ -1,0 +1,76 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	goruntime "runtime"
+
+	"github.com/stratus-ml/stratus/dsl"
+	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
+	"github.com/stratus-ml/stratus/planner"
+)
+
+// PlanLimits are the limits of the backend cfg runs on (after the -backend
+// override) that the planner sizes stages against (planner/sizing.go), and
+// whether the function memory is the planner's to choose:
+//
+//   - local: this machine's cores bound CPU-bound work, the backend's slots
+//     (max_concurrency, four per core by default) the functions at once; psstore
+//     shards and memory are chosen unless the block sets them.
+//   - lambda: the functions at once are max_concurrency when set, else the
+//     account's concurrency from GetAccountSettings (falling back, with a note,
+//     to planner.DefaultLambdaConcurrency when it cannot be read), or one per
+//     emulator endpoint; the shards are the block's list and the memory is the
+//     deployed function's.
+func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.Limits, bool) {
+	s, diags := SettingsOf(cfg)
+	if diags.HasErrors() {
+		return planner.Limits{}, false
+	}
+	s, err := s.override(override)
+	if err != nil {
+		return planner.Limits{}, false
+	}
+	if s.Type == "lambda" {
+		lc := s.Lambda
+		lim := planner.Limits{Backend: "lambda", Shards: len(lc.PSStore), MemoryMB: lc.MemoryMB}
+		switch eps := lambdabe.EndpointsFromEnv(); {
+		case len(eps) > 0 || len(lc.Endpoints) > 0:
+			n := len(lc.Endpoints)
+			if len(eps) > 0 {
+				n = len(eps) // the environment overrides the block, as in Open
+			}
+			lim.Functions, lim.Why = n, fmt.Sprintf("%d Lambda emulator endpoints", n)
+		case lc.MaxConcurrency > 0:
+			lim.Functions, lim.Why = lc.MaxConcurrency, fmt.Sprintf("max_concurrency %d", lc.MaxConcurrency)
+		default:
+			n, err := lambdabe.AccountConcurrency(ctx, lc.Region)
+			if err != nil {
+				lim.Functions = planner.DefaultLambdaConcurrency
+				lim.Why = fmt.Sprintf("Lambda concurrency %d (assumed)", lim.Functions)
+				lim.Note = fmt.Sprintf("Could not read the account's Lambda concurrency (%v); sizing assumes %d. Set max_concurrency in the backend block to say.", err, lim.Functions)
+			} else {
+				lim.Functions, lim.Why = n, fmt.Sprintf("Lambda account concurrency %d (GetAccountSettings)", n)
+			}
+		}
+		if lim.Shards == 0 {
+			lim.Shards = 1 // unreachable: lambda training needs listed shards
+		}
+		return lim, false
+	}
+	lc := s.Local
+	cores := goruntime.NumCPU()
+	lim := planner.Limits{Backend: "local", Cores: cores, Functions: lc.MaxConcurrency, Why: fmt.Sprintf("local backend: %d cores", cores)}
+	if lim.Functions <= 0 {
+		lim.Functions = 4 * cores
+	} else {
+		lim.Why += fmt.Sprintf(", max_concurrency %d", lim.Functions)
+	}
+	if !lc.ShardsAuto {
+		lim.Shards = lc.PSStoreShards
+	}
+	if !lc.MemoryAuto {
+		lim.MemoryMB = lc.MemoryMB
+	}
+	return lim, lc.MemoryAuto
+}
