@@ -59,7 +59,7 @@ with format = "ratings".`,
 	f.IntVar(&cfg.Ratings, "ratings", 100000, "write `N` ratings")
 	f.IntVar(&cfg.Rank, "rank", 10, "rank `R` of the true model")
 	f.Float64Var(&cfg.Mean, "mean", 3.5, "mean `RATING`")
-	f.Float64Var(&cfg.Noise, "noise", 0.5, "standard deviation `σ` of the noise")
+	f.Float64Var(&cfg.Noise, "noise", 0.5, "standard deviation `SIGMA` of the rating noise")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random `SEED` of the ratings")
 	f.Uint64Var(&cfg.ModelSeed, "model-seed", 1, "random `SEED` of the true model")
 	f.StringVarP(&output, "output", "o", "", "output `FILE` (- for standard output)")
