@@ -205,8 +205,10 @@ func (s *Server) installMap(m *ShardMap) error {
 	st := &s.smap
 	st.gate.Lock()
 	defer st.gate.Unlock()
-	_, have, _ := st.current()
-	if m.Version <= have {
+	cur, have, _ := st.current()
+	// Version 1 is the static list of the last client that dialled one: it
+	// may be given again, with other addresses (a restarted shard).
+	if m.Version < have || (m.Version == have && cur != nil && have > 1) {
 		return nil
 	}
 	b, err := MarshalMap(m)
