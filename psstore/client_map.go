@@ -251,7 +251,7 @@ func (c *Client) installStatic(ctx context.Context) error {
 	}
 	for _, a := range c.installV1 {
 		// A member that is down gets it from the next client.
-		_, _ = c.conns[a].rpc.InstallMap(ctx, &pb.InstallMapRequest{Map: b})
+		_, _ = c.conns[a].rpc.InstallMap(ctx, &pb.InstallMapRequest{Map: b, Member: a})
 	}
 	return nil
 }
@@ -327,14 +327,16 @@ func (c *Client) copyIndex(p int, sh *shardConn) int {
 func (c *Client) routed(ctx context.Context, f func() error) error {
 	for {
 		c.routeMu.RLock()
-		have := c.smap.Version
 		err := f()
 		c.routeMu.RUnlock()
 		v, moved := movedVersion(err)
-		if !moved {
+		if !moved || ctx.Err() != nil {
 			return err
 		}
-		if rerr := c.refresh(ctx, max(v, have+1)); rerr != nil {
+		// v is the version of the member that refused; a refusal of an
+		// asynchronous push made before the client refreshed may name one
+		// it already has.
+		if rerr := c.refresh(ctx, v); rerr != nil {
 			return errors.Join(err, rerr)
 		}
 	}
@@ -416,7 +418,26 @@ func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, ds
 // because the map changed is lost on that copy (like a push in flight to a
 // copy that failed); the client routes the next pushes by the new map.
 func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, grads []float32) error {
-	return c.routed(ctx, func() error { return c.pushSparse(ctx, model, keys, grads) })
+	var pr pushProgress
+	return c.routed(ctx, func() error { return c.pushSparse(ctx, model, keys, grads, &pr) })
+}
+
+// pushProgress is what a push sent before a MOVED refusal made the client
+// run it again with the newer map: the parts already queued are not sent
+// again (copy j of a partition in the newer map inherits copy j's data in
+// the older one).
+type pushProgress struct {
+	done    map[pushPart]bool
+	counted [8]bool
+}
+
+type pushPart struct{ part, lo, copy int }
+
+func (pr *pushProgress) mark(p pushPart) {
+	if pr.done == nil {
+		pr.done = map[pushPart]bool{}
+	}
+	pr.done[p] = true
 }
 
 // Flush waits until every push this client made before the call is

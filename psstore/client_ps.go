@@ -249,7 +249,7 @@ func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string
 // failure is reported later: if an earlier push failed, PushSparse returns
 // that error (once) and does not send this push; Flush returns it too.
 // A push to several shards is not atomic: each shard applies its part.
-func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, grads []float32) error {
+func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, grads []float32, pr *pushProgress) error {
 	if len(keys) != len(grads) {
 		return fmt.Errorf("psstore: push sparse %s: %d keys but %d gradients", model, len(keys), len(grads))
 	}
@@ -274,7 +274,7 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 		}
 		vals[s] += g
 	}
-	var counted [8]bool // per copy: the first part of a push counts it
+	counted := pr.counted[:] // per copy: the first part of a push counts it
 	for s := range c.parts {
 		ks, vs := p.shardKeys(s), p.shardVals(s)
 		chunk := c.owners[s][0].maxKeys
@@ -283,13 +283,18 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
 			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
 			if c.r == 1 {
+				part := pushPart{s, lo, 0}
+				if pr.done[part] {
+					continue
+				}
 				if err := c.owners[s][0].push.send(ctx, c.copyName(model, s, 0), copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
 					return err
 				}
 				counted[0] = true
+				pr.mark(part)
 				continue
 			}
-			if err := c.pushCopies(ctx, model, s, p.keyBuf[s], p.valBuf[s], hi-lo, counted[:]); err != nil {
+			if err := c.pushCopies(ctx, model, s, lo, p.keyBuf[s], p.valBuf[s], hi-lo, counted, pr); err != nil {
 				return err
 			}
 		}
@@ -299,13 +304,18 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 
 // pushCopies sends one push part of partition s to every good copy. A copy
 // whose stream cannot be opened is given up while another is good.
-func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals []byte, n int, counted []bool) error {
+func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, vals []byte, n int, counted []bool, pr *pushProgress) error {
 	sent := false
 	var last error
 	ignore := !c.copies.anyGood(model, s, c.r) // every copy given up: try them all again
 	for j := 0; j < c.r; j++ {
 		k := copyKey{model, s, j}
 		if !ignore && c.copies.isBad(k) {
+			continue
+		}
+		part := pushPart{s, lo, j}
+		if pr.done[part] {
+			sent = true
 			continue
 		}
 		more := false
@@ -315,6 +325,7 @@ func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals
 		err := c.copyHost(s, j).push.send(ctx, c.copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
 		if err == nil {
 			sent = true
+			pr.mark(part)
 			if ignore {
 				c.copies.unmark(k)
 			}

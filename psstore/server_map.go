@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,10 @@ import (
 // client's shard map ("1" when absent: a static cluster).
 const mapMetadataKey = "psstore-map-version"
 
-const mapKey = "p\x00map"
+const (
+	mapKey  = "p\x00map"
+	selfKey = "p\x00self"
+)
 
 // mapWaitMax bounds how long a member waits to be given the newer map a
 // request was made with before answering Unavailable.
@@ -41,6 +45,7 @@ type shardMapState struct {
 	gate    sync.RWMutex
 	mu      sync.Mutex
 	m       *ShardMap // nil: static (version 1)
+	self    string    // this member's address in m
 	version uint64
 	changed chan struct{} // closed and replaced on every install
 }
@@ -56,17 +61,15 @@ func errMoved(have, req uint64) error {
 	return status.Errorf(codes.Aborted, "psstore: MOVED %d: the cluster's shard map changed (this member has version %d, the request was made with version %d); refresh the map and retry", have, have, req)
 }
 
-// movedVersion returns the map version of a MOVED refusal.
+// movedVersion returns the map version of a MOVED refusal, anywhere in
+// err's chain.
 func movedVersion(err error) (uint64, bool) {
-	st, ok := status.FromError(errors.Unwrap(err))
-	if !ok || st.Code() != codes.Aborted {
-		st, ok = status.FromError(err)
+	var gs interface{ GRPCStatus() *status.Status }
+	if err == nil || !errors.As(err, &gs) {
+		return 0, false
 	}
-	var se *ShardError
-	if errors.As(err, &se) {
-		st, ok = status.FromError(se.Err)
-	}
-	if !ok || st.Code() != codes.Aborted {
+	st := gs.GRPCStatus()
+	if st.Code() != codes.Aborted {
 		return 0, false
 	}
 	rest, found := strings.CutPrefix(st.Message(), "psstore: MOVED ")
@@ -74,8 +77,8 @@ func movedVersion(err error) (uint64, bool) {
 		return 0, false
 	}
 	num, _, _ := strings.Cut(rest, ":")
-	v, err2 := strconv.ParseUint(num, 10, 64)
-	return v, err2 == nil
+	v, perr := strconv.ParseUint(num, 10, 64)
+	return v, perr == nil
 }
 
 // requestVersion is the map version a request was made with.
@@ -96,6 +99,15 @@ func requestVersion(ctx context.Context) uint64 {
 // with MOVED when the member's is newer, and otherwise holds the gate for
 // reading until the returned release is called.
 func (s *Server) enterVersion(ctx context.Context, v uint64) (release func(), err error) {
+	return s.enterVersionFor(ctx, v, "")
+}
+
+// enterVersionFor is enterVersion for a request on the slice named model:
+// one made with an older map is admitted as long as this member still
+// holds that slice's partition (its copy did not move), so a change of
+// the map does not refuse pushes and pulls of the partitions it left in
+// place.
+func (s *Server) enterVersionFor(ctx context.Context, v uint64, model string) (release func(), err error) {
 	st := &s.smap
 	var timeout <-chan time.Time
 	for {
@@ -120,12 +132,31 @@ func (s *Server) enterVersion(ctx context.Context, v uint64) (release func(), er
 			st.gate.RUnlock()
 			continue
 		}
-		if have > v {
+		if have > v && !s.stillHolds(model) {
 			st.gate.RUnlock()
 			return nil, errMoved(have, v)
 		}
 		return st.gate.RUnlock, nil
 	}
+}
+
+// stillHolds reports whether this member holds the slice named model and
+// its partition in its current map. Called with the gate held.
+func (s *Server) stillHolds(model string) bool {
+	if model == "" {
+		return false
+	}
+	s.modelsMu.RLock()
+	m := s.models[model]
+	s.modelsMu.RUnlock()
+	cur, _, _ := s.smap.current()
+	if m == nil || cur == nil || int(m.shardIndex) >= len(cur.Owners) {
+		return false
+	}
+	s.smap.mu.Lock()
+	self := s.smap.self
+	s.smap.mu.Unlock()
+	return self != "" && slices.Contains(cur.Owners[m.shardIndex], self)
 }
 
 // unversioned names the methods that work whatever map the caller has.
@@ -178,14 +209,20 @@ func (s *Server) loadMap() error {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
+		if err := item.Value(func(v []byte) error {
 			m, err := UnmarshalMap(v)
 			if err != nil {
 				return err
 			}
 			s.smap.m, s.smap.version = m, m.Version
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		if item, err = txn.Get([]byte(selfKey)); err == nil {
+			return item.Value(func(v []byte) error { s.smap.self = string(v); return nil })
+		}
+		return nil
 	})
 }
 
@@ -201,7 +238,7 @@ func (s *Server) Map() *ShardMap {
 
 // installMap stores m if it is newer than the member's map. Once it
 // returns, no request made with an older map is running or will run.
-func (s *Server) installMap(m *ShardMap) error {
+func (s *Server) installMap(m *ShardMap, self string) error {
 	st := &s.smap
 	st.gate.Lock()
 	defer st.gate.Unlock()
@@ -215,11 +252,19 @@ func (s *Server) installMap(m *ShardMap) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(mapKey), b) }); err != nil {
+	if _, ok := m.Member(self); !ok && self != "" {
+		self = "" // a member drained out of the map
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte(selfKey), []byte(self)); err != nil {
+			return err
+		}
+		return txn.Set([]byte(mapKey), b)
+	}); err != nil {
 		return fmt.Errorf("store shard map: %w", err)
 	}
 	st.mu.Lock()
-	st.m, st.version = m.Clone(), m.Version
+	st.m, st.version, st.self = m.Clone(), m.Version, self
 	close(st.changed)
 	st.changed = make(chan struct{})
 	st.mu.Unlock()
@@ -245,7 +290,7 @@ func (r *rpcService) InstallMap(_ context.Context, req *pb.InstallMapRequest) (*
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "psstore: install map: %v", err)
 	}
-	if err := r.s.installMap(m); err != nil {
+	if err := r.s.installMap(m, req.Member); err != nil {
 		return nil, status.Errorf(codes.Internal, "psstore: install map: %v", err)
 	}
 	return r.GetMap(context.Background(), nil)

@@ -143,7 +143,7 @@ func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseReq
 			}
 			return err
 		}
-		release, err := r.s.enterVersion(stream.Context(), v)
+		release, err := r.s.enterVersionFor(stream.Context(), v, req.Model)
 		if err != nil {
 			return err
 		}
@@ -194,11 +194,15 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 		}
 		ack.Seq, ack.Code, ack.Message = req.Seq, 0, ""
 		if req.Model != "" || req.NumKeys != 0 || len(req.Keys) != 0 { // else a flush marker
-			release, err := s.enterVersion(stream.Context(), v)
-			if err == nil {
-				err = s.applyPush(req)
-				release()
+			release, err := s.enterVersionFor(stream.Context(), v, req.Model)
+			if err != nil {
+				// The stream was opened with an older map (or the
+				// member never got the newer one): end it, so the client
+				// opens another with the map it refreshes.
+				return err
 			}
+			err = s.applyPush(req)
+			release()
 			if err != nil {
 				st := status.Convert(err)
 				ack.Code, ack.Message = uint32(st.Code()), st.Message()

@@ -223,7 +223,7 @@ func (m *ShardMap) Join(addr string) (*ShardMap, []Move, error) {
 				continue
 			}
 			for _, p := range cur.Hosted(mb.Addr) {
-				if !slices.Contains(cur.Owners[p], addr) && mb.Home != p {
+				if !slices.Contains(cur.Owners[p], addr) {
 					best, bp = mb.Addr, p
 					break
 				}

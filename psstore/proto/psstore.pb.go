@@ -2284,6 +2284,7 @@ func (*GetMapRequest) Descriptor() ([]byte, []int) {
 type InstallMapRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Map           []byte                 `protobuf:"bytes,1,opt,name=map,proto3" json:"map,omitempty"`
+	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"` // the receiving member's address in the map
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2323,6 +2324,13 @@ func (x *InstallMapRequest) GetMap() []byte {
 		return x.Map
 	}
 	return nil
+}
+
+func (x *InstallMapRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
 }
 
 type MapResponse struct {
@@ -2775,9 +2783,10 @@ const file_psstore_proto_rawDesc = "" +
 	"\x0eRestoreRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\x11\n" +
 	"\x0fRestoreResponse\"\x0f\n" +
-	"\rGetMapRequest\"%\n" +
+	"\rGetMapRequest\"=\n" +
 	"\x11InstallMapRequest\x12\x10\n" +
-	"\x03map\x18\x01 \x01(\fR\x03map\"9\n" +
+	"\x03map\x18\x01 \x01(\fR\x03map\x12\x16\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\"9\n" +
 	"\vMapResponse\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\fR\x03map\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"d\n" +
