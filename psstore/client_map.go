@@ -133,10 +133,10 @@ func (c *Client) route(ctx context.Context, addrs []string) error {
 	if err != nil {
 		return err
 	}
-	if m != nil && m.Version == 1 && !seedsOf(addrs, m) {
+	if m != nil && m.Version == 1 && !seedsOf(addrs, m) && !slices.Equal(addrs, m.Addrs()) {
 		// Version 1 is the static list the last client dialled: this
-		// client's own list, unless it names only some of the members
-		// (seeds).
+		// client's own list, unless it names the same members or only some
+		// of them (seeds). (A shard restarted on another address.)
 		m = nil
 	}
 	if m == nil {
@@ -146,9 +146,9 @@ func (c *Client) route(ctx context.Context, addrs []string) error {
 				c.installV1 = append(c.installV1, a)
 			}
 		}
-	} else if c.opts.replicas > 0 && c.opts.replicas != m.Replicas {
-		return fmt.Errorf("psstore: the cluster keeps %d copies of every key range (shard map version %d), the client asked for %d", m.Replicas, m.Version, c.opts.replicas)
 	}
+	// A cluster with a map keeps its number of copies: WithReplicas only
+	// sets it for a cluster that has none yet.
 	return c.setMap(m)
 }
 

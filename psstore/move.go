@@ -32,6 +32,9 @@ func JoinCluster(ctx context.Context, seed, addr string, progress func(MoveEvent
 		return nil, fmt.Errorf("psstore: join %s: %w", seed, err)
 	}
 	defer c.Close()
+	if len(c.installV1) > 0 {
+		return nil, fmt.Errorf("psstore: join %s: the shard there holds no shard map of its cluster yet: run any `stratus psstore` command (or a client) once with the cluster's full address list, in shard order, so that every member records it", seed)
+	}
 	cur := c.Map()
 	joined, moves, err := cur.Join(addr)
 	if err != nil {

@@ -51,7 +51,8 @@ import (
 // WithReplicas sets R, the number of shards that hold each key range (at
 // most the shard count; 1 disables replication). Without it, R is
 // $STRATUS_PSSTORE_REPLICAS if set, else 2 (or 1 with a single shard).
-// Every client of a cluster must use the same R.
+// A cluster whose members hold a shard map keeps the R of its map (the
+// first client's), whatever later clients ask.
 func WithReplicas(r int) Option { return func(o *clientOptions) { o.replicas = r } }
 
 // ReplicasEnv names the environment variable with the default R.
