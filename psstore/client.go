@@ -87,7 +87,7 @@ type Client struct {
 
 // shardConn is the client's connection to one shard.
 type shardConn struct {
-	index         int
+	index         atomic.Int32 // see idx
 	addr          string
 	conn          *grpc.ClientConn
 	rpc           pb.PSStoreClient
@@ -202,7 +202,7 @@ func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context
 	for p := range c.parts {
 		ok := false
 		for j := 0; j < c.r; j++ {
-			ok = ok || errs[c.copyHost(p, j).index] == nil
+			ok = ok || errs[c.copyHost(p, j).idx()] == nil
 		}
 		if !ok {
 			// A partition has no copy up: wait for the missing shards as
@@ -324,7 +324,7 @@ func (c *Client) wrap(ctx context.Context, op string, sh *shardConn, err error) 
 	if errors.As(err, &se) {
 		return err
 	}
-	e := &ShardError{Op: op, Shard: sh.index, Addr: sh.addr, Err: err}
+	e := &ShardError{Op: op, Shard: sh.idx(), Addr: sh.addr, Err: err}
 	var we *waitedError
 	if errors.As(err, &we) {
 		e.Err, e.Waited = we.err, we.waited
@@ -387,10 +387,10 @@ func (c *Client) shardStatus(ctx context.Context) []ServerStats {
 				return err
 			})
 			if err != nil {
-				out[sh.index] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
+				out[sh.idx()] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
 				return
 			}
-			out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
+			out[sh.idx()] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
 				Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
 				DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
 		}()

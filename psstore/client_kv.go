@@ -266,7 +266,7 @@ func (c *Client) list(ctx context.Context, prefix string) ([]string, error) {
 				return err
 			}
 			for _, k := range r.Keys {
-				parts[sh.index] = append(parts[sh.index], string(k))
+				parts[sh.idx()] = append(parts[sh.idx()], string(k))
 			}
 		}
 	})

@@ -33,6 +33,9 @@ type routing struct {
 	version *mapVersionCreds
 	// installV1 are the members to give the static map at Dial.
 	installV1 []string
+	// fenceMu guards the map for the readers outside an operation (the
+	// fences started by push receivers); setMap holds it while it writes.
+	fenceMu sync.Mutex
 }
 
 // mapVersionCreds attaches the client's map version to every request.
@@ -74,7 +77,7 @@ func (c *Client) allConns() []*shardConn {
 	for _, sh := range c.conns {
 		out = append(out, sh)
 	}
-	slices.SortFunc(out, func(a, b *shardConn) int { return a.index - b.index })
+	slices.SortFunc(out, func(a, b *shardConn) int { return a.idx() - b.idx() })
 	return out
 }
 
@@ -103,7 +106,8 @@ func (c *Client) dialConn(addr string) (*shardConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("psstore: shard address %q: %w", addr, err)
 	}
-	sh := &shardConn{index: len(c.conns), addr: addr, conn: conn, rpc: pb.NewPSStoreClient(conn)}
+	sh := &shardConn{addr: addr, conn: conn, rpc: pb.NewPSStoreClient(conn)}
+	sh.setIdx(len(c.conns))
 	sh.push = newPushStream(c, sh)
 	sh.pulls = &pullPool{c: c, sh: sh}
 	if c.conns == nil {
@@ -219,12 +223,12 @@ func (c *Client) setMap(m *ShardMap) error {
 	}
 	// Members first, in map order; connections to former members after.
 	for i, sh := range shards {
-		sh.index = i
+		sh.setIdx(i)
 	}
 	n := len(shards)
 	for _, sh := range c.allConns() {
 		if !slices.Contains(shards, sh) {
-			sh.index = n
+			sh.setIdx(n)
 			n++
 		}
 	}
@@ -234,7 +238,12 @@ func (c *Client) setMap(m *ShardMap) error {
 			owners[p] = append(owners[p], c.conns[a])
 		}
 	}
-	c.smap, c.parts, c.owners, c.shards, c.r = m, m.Partitions, owners, shards, m.Replicas
+	c.fenceMu.Lock()
+	c.smap, c.parts, c.owners, c.shards = m, m.Partitions, owners, shards
+	c.fenceMu.Unlock()
+	if c.r != m.Replicas { // the same after Dial: push receivers read it
+		c.r = m.Replicas
+	}
 	c.version.set(m.Version)
 	return nil
 }
@@ -313,6 +322,13 @@ func (c *Client) helloNew(ctx context.Context) error {
 	}
 	return nil
 }
+
+// idx is the connection's position in the client's map (members first,
+// in map order); it changes only with the map, and is read by the push
+// receivers for their errors.
+func (sh *shardConn) idx() int { return int(sh.index.Load()) }
+
+func (sh *shardConn) setIdx(i int) { sh.index.Store(int32(i)) }
 
 // copyIndex is the copy number of partition p on sh (-1 if none).
 func (c *Client) copyIndex(p int, sh *shardConn) int {

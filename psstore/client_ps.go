@@ -34,7 +34,7 @@ func (c *Client) createModel(ctx context.Context, spec ModelSpec) error {
 	on := c.slicesOn(spec.Name)
 	defer c.copies.forget(spec.Name)
 	return c.each(ctx, "create model "+spec.Name, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			p := ns.toProto()
 			p.Name = sl.name
 			if _, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sl.part), ShardCount: uint32(c.parts), Replica: sl.name != spec.Name}); err != nil {
@@ -51,7 +51,7 @@ func (c *Client) deleteModel(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	defer c.copies.forget(model)
 	return c.each(ctx, "delete model "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if _, err := sh.rpc.DeleteModel(ctx, &pb.DeleteModelRequest{Model: sl.name}); err != nil {
 				return err
 			}
@@ -68,7 +68,7 @@ func (c *Client) deleteModel(ctx context.Context, model string) error {
 func (c *Client) snapshot(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	return c.each(ctx, "snapshot "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if c.copies.isBad(copyKey{model, sl.part, sl.copy}) {
 				continue
 			}
@@ -85,7 +85,7 @@ func (c *Client) snapshot(ctx context.Context, model string) error {
 func (c *Client) restore(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	return c.each(ctx, "restore "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if _, err := sh.rpc.Restore(ctx, &pb.RestoreRequest{Model: sl.name}); err != nil {
 				return err
 			}
@@ -517,7 +517,7 @@ type ShardModelStats struct {
 
 func shardModelStats(sh *shardConn, r *pb.ModelStatsResponse) ShardModelStats {
 	st := ShardModelStats{
-		Shard: sh.index, Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
+		Shard: sh.idx(), Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
 		LocalDim: r.LocalDim, Bytes: r.Bytes, Checkpoints: r.Checkpoints, CheckpointUpdates: r.CheckpointUpdates,
 		LastCheckpoint: time.Unix(0, r.CheckpointUnixNano), Lost: r.Lost,
 	}
@@ -613,12 +613,12 @@ func (c *Client) listModels(ctx context.Context, prefix string) ([]ModelInfo, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[sh.index] = c.retry(ctx, sh, func() error {
+			errs[sh.idx()] = c.retry(ctx, sh, func() error {
 				r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
 				if err != nil {
 					return err
 				}
-				parts[sh.index] = r.Models
+				parts[sh.idx()] = r.Models
 				return nil
 			})
 		}()
@@ -627,7 +627,7 @@ func (c *Client) listModels(ctx context.Context, prefix string) ([]ModelInfo, er
 	for p := range c.parts {
 		answered := false
 		for j := 0; j < c.r; j++ {
-			answered = answered || errs[c.copyHost(p, j).index] == nil
+			answered = answered || errs[c.copyHost(p, j).idx()] == nil
 		}
 		for i, err := range errs {
 			if err != nil && (!answered || !unreachable(err)) {

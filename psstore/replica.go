@@ -185,8 +185,14 @@ func (cs *copies) forget(model string) {
 // succeeds or the client is closed. KV copies need none: a KV write waits
 // for every copy.
 func (c *Client) fence(k copyKey, cause error) {
+	c.fenceMu.Lock()
+	if k.part >= len(c.owners) || k.copy >= len(c.owners[k.part]) {
+		c.fenceMu.Unlock()
+		return
+	}
 	sh := c.copyHost(k.part, k.copy)
 	name := c.copyName(k.model, k.part, k.copy)
+	c.fenceMu.Unlock()
 	reason := fmt.Sprintf("%v", cause)
 	if len(reason) > 300 {
 		reason = reason[:300] + "…"
@@ -296,7 +302,7 @@ func (c *Client) slicesOn(model string) [][]slice {
 	out := make([][]slice, len(c.shards))
 	for p := range c.parts {
 		for j := 0; j < c.r; j++ {
-			h := c.copyHost(p, j).index
+			h := c.copyHost(p, j).idx()
 			out[h] = append(out[h], slice{p, j, c.copyName(model, p, j)})
 		}
 	}
