@@ -184,3 +184,84 @@ func testJoinAndDrain(t *testing.T, r int) {
 	}
 	t.Logf("R=%d: %d KV writes, %d pushes, %d moves, map v%d", r, n, total, moves.Load(), final.Version)
 }
+
+// TestMovedRedirects: a member given a newer map refuses a client's older
+// one (MOVED) and the client refreshes by itself; a member behind the
+// client's map makes the request wait until it has the map. Every
+// acknowledged write is read back.
+func TestMovedRedirects(t *testing.T) {
+	lc, c := startCluster(t, 2)
+	ctx := testCtx(t)
+	if err := c.Put(ctx, "before", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.MapVersion(); v != 1 {
+		t.Fatalf("a static cluster's client has map version %d, want 1", v)
+	}
+	addrs := lc.Addrs()
+	m := StaticMap(addrs, 2)
+	install := func(m *ShardMap, on ...int) {
+		t.Helper()
+		for _, i := range on {
+			if err := lc.Servers()[i].installMap(m, addrs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Version 2 on both members (a change that moves nothing): the client's
+	// next request is refused, and it follows.
+	m2 := m.Clone()
+	m2.Version = 2
+	install(m2, 0, 1)
+	if err := c.Put(ctx, "after", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.MapVersion(); v != 2 {
+		t.Fatalf("after MOVED the client has map version %d, want 2", v)
+	}
+	// Version 3 on member 0 only: a client dialled through it as a seed
+	// has version 3, and member 1 makes its requests wait for the map.
+	m3 := m.Clone()
+	m3.Version = 3
+	install(m3, 0)
+	seed := dial(t, addrs[:1], lc.Token())
+	if v := seed.MapVersion(); v != 3 {
+		t.Fatalf("seed client has map version %d, want 3", v)
+	}
+	var k1 string // a key of partition 1, whose primary is member 1
+	for i := 0; ; i++ {
+		if k1 = fmt.Sprintf("k%d", i); seed.partFor(k1) == 1 {
+			break
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- seed.Put(ctx, k1, []byte("3")) }()
+	for lc.Servers()[1].smap.waiting.Load() == 0 { // the Put waits at member 1
+		select {
+		case err := <-done:
+			t.Fatalf("member 1 (map version 2) answered a request made with version 3 without waiting for the map: %v", err)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	install(m3, 1)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"before": "1", "after": "2", k1: "3"} {
+		for _, cl := range []*Client{c, seed} {
+			got, err := cl.Get(ctx, k)
+			if err != nil || string(got) != want {
+				t.Errorf("%s = %q, %v; want %q", k, got, err, want)
+			}
+		}
+	}
+	if v := c.MapVersion(); v != 3 {
+		t.Errorf("the first client ends at map version %d, want 3", v)
+	}
+	// An older map never replaces a newer one.
+	install(m2, 0, 1)
+	if m := lc.Servers()[0].Map(); m.Version != 3 {
+		t.Errorf("installing version 2 over 3 left version %d", m.Version)
+	}
+}

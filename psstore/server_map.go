@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -48,6 +49,8 @@ type shardMapState struct {
 	self    string    // this member's address in m
 	version uint64
 	changed chan struct{} // closed and replaced on every install
+	// waiting counts the requests waiting for a newer map right now.
+	waiting atomic.Int64
 }
 
 func (st *shardMapState) current() (*ShardMap, uint64, chan struct{}) {
@@ -117,6 +120,8 @@ func (s *Server) enterVersionFor(ctx context.Context, v uint64, model string) (r
 				t := time.NewTimer(mapWaitMax)
 				defer t.Stop()
 				timeout = t.C
+				st.waiting.Add(1)
+				defer st.waiting.Add(-1)
 			}
 			select {
 			case <-changed:
