@@ -274,6 +274,7 @@ func (c *Client) refresh(ctx context.Context, want uint64) error {
 		return nil
 	}
 	delay := c.opts.retry.BaseDelay
+	giveUp := time.Now().Add(max(c.opts.retry.Wait, 10*time.Second))
 	for {
 		addrs := c.smap.Addrs()
 		for _, sh := range c.allConns() {
@@ -295,6 +296,13 @@ func (c *Client) refresh(ctx context.Context, want uint64) error {
 			return c.helloNew(ctx)
 		}
 		// The member that said MOVED has the map; the others may not yet.
+		if time.Now().After(giveUp) {
+			have := uint64(0)
+			if m != nil {
+				have = m.Version
+			}
+			return fmt.Errorf("psstore: a member answered MOVED %d, but the newest shard map the members give is version %d: is a membership change (join or drain) stuck? see `stratus psstore status`", want, have)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
