@@ -3,6 +3,9 @@
 # psstore/internal/benchcmp): 4 clients, 2,000 random keys out of 2^20,
 # sparse pull + push vs MGET / MSET. Redis is Debian's redis-server, started
 # on a free loopback port when it is installed (else that side is skipped).
+# In the same run: pull+push p50 while a shard joins and is drained again and
+# again (partitions moving online) beside the steady p50 on that cluster, and
+# the time from kill -9 of a primary to the first acknowledged push on its keys.
 # Extra arguments go to benchcmp, e.g. -duration 10s -shards 1,2,4.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

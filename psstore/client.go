@@ -11,10 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/stratus-ml/stratus/psstore/proto"
@@ -64,10 +61,11 @@ func WithFloat16() Option { return func(o *clientOptions) { o.f16 = true } }
 // Client talks to a psstore cluster. It is safe for concurrent use by
 // several goroutines; create one per worker with Dial and Close it when done.
 type Client struct {
-	opts   clientOptions
-	shards []*shardConn
-	r      int    // copies of every key range (replica.go)
-	copies copies // copies given up on
+	opts    clientOptions
+	shards  []*shardConn // the map's members, in map order
+	r       int          // copies of every key range (replica.go)
+	routing              // the shard map (client_map.go)
+	copies  copies       // copies given up on
 
 	plans sync.Pool // *sparsePlan
 
@@ -89,7 +87,7 @@ type Client struct {
 
 // shardConn is the client's connection to one shard.
 type shardConn struct {
-	index         int
+	index         atomic.Int32 // see idx
 	addr          string
 	conn          *grpc.ClientConn
 	rpc           pb.PSStoreClient
@@ -125,10 +123,6 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	if o.maxKeys < 1 {
 		o.maxKeys = 1
 	}
-	creds := insecure.NewCredentials()
-	if o.tls != nil {
-		creds = credentials.NewTLS(o.tls)
-	}
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{opts: o, ctx: cctx, cancel: cancel, r: o.replicas}
 	if c.r <= 0 {
@@ -140,32 +134,9 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	c.r = min(c.r, len(addrs))
 	c.plans.New = func() any { return new(sparsePlan) }
 	c.copies.fence = c.fence
-	seen := map[string]int{}
-	for i, addr := range addrs {
-		if j, dup := seen[addr]; dup {
-			c.Close()
-			return nil, fmt.Errorf("psstore: shard address %s is listed twice (shards %d and %d)", addr, j, i)
-		}
-		seen[addr] = i
-		conn, err := grpc.NewClient(addr,
-			grpc.WithTransportCredentials(creds),
-			grpc.WithPerRPCCredentials(newTokenCreds(o.token)),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
-			grpc.WithInitialWindowSize(1<<20),
-			grpc.WithInitialConnWindowSize(4<<20),
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: o.retry.BaseDelay, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.retry.MaxDelay},
-				MinConnectTimeout: 5 * time.Second,
-			}),
-		)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("psstore: shard %d address %q: %w", i, addr, err)
-		}
-		sh := &shardConn{index: i, addr: addr, conn: conn, rpc: pb.NewPSStoreClient(conn)}
-		sh.push = newPushStream(c, sh)
-		sh.pulls = &pullPool{c: c, sh: sh}
-		c.shards = append(c.shards, sh)
+	if err := c.route(ctx, addrs); err != nil {
+		c.Close()
+		return nil, err
 	}
 	hctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
@@ -174,10 +145,12 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		defer hcancel()
 	}
 	hello := func(ctx context.Context, sh *shardConn) error {
+		mb, _ := c.smap.Member(sh.addr)
 		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
-			ShardIndex:    uint32(sh.index),
-			ShardCount:    uint32(len(c.shards)),
+			ShardIndex:    uint32(max(mb.Home, 0)),
+			ShardCount:    uint32(c.parts),
 			ClientVersion: Version,
+			Joined:        mb.Home < 0,
 		})
 		if err != nil {
 			return err
@@ -192,6 +165,10 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		err = c.each(hctx, "connect", hello)
 	}
 	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.installStatic(hctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -222,10 +199,10 @@ func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context
 			up = c.shards[i]
 		}
 	}
-	for p := range c.shards {
+	for p := range c.parts {
 		ok := false
 		for j := 0; j < c.r; j++ {
-			ok = ok || errs[c.copyHost(p, j).index] == nil
+			ok = ok || errs[c.copyHost(p, j).idx()] == nil
 		}
 		if !ok {
 			// A partition has no copy up: wait for the missing shards as
@@ -251,11 +228,12 @@ func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context
 // Flush first to be sure they were applied.
 func (c *Client) Close() error {
 	c.cancel()
-	for _, sh := range c.shards {
+	all := c.allConns()
+	for _, sh := range all {
 		sh.pulls.closeAll()
 	}
 	var first error
-	for _, sh := range c.shards {
+	for _, sh := range all {
 		if err := sh.conn.Close(); err != nil && first == nil {
 			first = fmt.Errorf("psstore: close connection to %s: %w", sh.addr, err)
 		}
@@ -346,7 +324,7 @@ func (c *Client) wrap(ctx context.Context, op string, sh *shardConn, err error) 
 	if errors.As(err, &se) {
 		return err
 	}
-	e := &ShardError{Op: op, Shard: sh.index, Addr: sh.addr, Err: err}
+	e := &ShardError{Op: op, Shard: sh.idx(), Addr: sh.addr, Err: err}
 	var we *waitedError
 	if errors.As(err, &we) {
 		e.Err, e.Waited = we.err, we.waited
@@ -396,7 +374,7 @@ func (c *Client) ServerStats(ctx context.Context) ([]ServerStats, error) {
 
 // ShardStatus returns every shard's counters, in shard order; a shard that
 // does not answer (after the retry policy's wait) has Down set instead.
-func (c *Client) ShardStatus(ctx context.Context) []ServerStats {
+func (c *Client) shardStatus(ctx context.Context) []ServerStats {
 	out := make([]ServerStats, len(c.shards))
 	var wg sync.WaitGroup
 	for _, sh := range c.shards {
@@ -409,10 +387,10 @@ func (c *Client) ShardStatus(ctx context.Context) []ServerStats {
 				return err
 			})
 			if err != nil {
-				out[sh.index] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
+				out[sh.idx()] = ServerStats{Addr: sh.addr, Down: c.wrap(ctx, "stats", sh, err)}
 				return
 			}
-			out[sh.index] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
+			out[sh.idx()] = ServerStats{Addr: sh.addr, AuthFailures: r.AuthFailures, Requests: r.Requests, Models: int(r.Models), ModelBytes: r.ModelBytes,
 				Started: time.Unix(0, r.StartUnixNano), Placed: r.Placed, Index: int(r.ShardIndex), Count: int(r.ShardCount),
 				DiskBytes: r.DiskBytes, LostModels: int(r.LostModels)}
 		}()

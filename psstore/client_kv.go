@@ -48,11 +48,11 @@ func fnv1a64(s string) uint64 {
 	return h
 }
 
-func (c *Client) shardFor(key string) *shardConn {
-	if len(c.shards) == 1 {
-		return c.shards[0]
+func (c *Client) partFor(key string) int {
+	if c.parts == 1 {
+		return 0
 	}
-	return c.shards[fnv1a64(key)%uint64(len(c.shards))]
+	return int(fnv1a64(key) % uint64(c.parts))
 }
 
 func (c *Client) checkKV(op, key string, size int, sh *shardConn) error {
@@ -68,9 +68,9 @@ func (c *Client) checkKV(op, key string, size int, sh *shardConn) error {
 // Put stores val under key, replacing any value. Values above 4 MiB are
 // streamed in 4 MiB chunks; at most the shards' value limit (64 MiB by
 // default).
-func (c *Client) Put(ctx context.Context, key string, val []byte) error {
-	p := c.shardFor(key).index
-	if err := c.checkKV("put", key, len(val), c.shards[p]); err != nil {
+func (c *Client) put(ctx context.Context, key string, val []byte) error {
+	p := c.partFor(key)
+	if err := c.checkKV("put", key, len(val), c.owners[p][0]); err != nil {
 		return err
 	}
 	if c.r > 1 {
@@ -79,7 +79,7 @@ func (c *Client) Put(ctx context.Context, key string, val []byte) error {
 			return c.putOnce(ctx, sh, key, val)
 		})
 	}
-	sh := c.shards[p]
+	sh := c.owners[p][0]
 	if err := c.retry(ctx, sh, func() error { return c.putOnce(ctx, sh, key, val) }); err != nil {
 		return c.wrap(ctx, fmt.Sprintf("put %q", key), sh, err)
 	}
@@ -114,8 +114,8 @@ func (c *Client) putOnce(ctx context.Context, sh *shardConn, key string, val []b
 }
 
 // Get returns key's value, or an error matching ErrNotFound.
-func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
-	p := c.shardFor(key).index
+func (c *Client) get(ctx context.Context, key string) ([]byte, error) {
+	p := c.partFor(key)
 	if err := c.checkKV("get", key, 0, nil); err != nil {
 		return nil, err
 	}
@@ -136,21 +136,21 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 
 // MultiGet returns the values of keys, in order, asking the shards in
 // parallel; a missing key's entry is nil (a stored empty value is non-nil).
-func (c *Client) MultiGet(ctx context.Context, keys []string) ([][]byte, error) {
+func (c *Client) multiGet(ctx context.Context, keys []string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	found := make([]bool, len(keys))
-	byShard := make([][]int, len(c.shards))
+	byShard := make([][]int, c.parts)
 	for i, k := range keys {
 		if err := c.checkKV("multi-get", k, 0, nil); err != nil {
 			return nil, err
 		}
-		s := c.shardFor(k).index
+		s := c.partFor(k)
 		byShard[s] = append(byShard[s], i)
 	}
-	var involved []*shardConn
+	var involved []int
 	for s, idx := range byShard {
 		if len(idx) > 0 {
-			involved = append(involved, c.shards[s])
+			involved = append(involved, s)
 		}
 	}
 	if len(involved) == 0 {
@@ -158,12 +158,12 @@ func (c *Client) MultiGet(ctx context.Context, keys []string) ([][]byte, error) 
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(involved))
-	for n, psh := range involved {
+	for n, part := range involved {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx := byShard[psh.index]
-			errs[n] = c.readCopy(ctx, "", psh.index, func(sh *shardConn, _ string, wait bool) error {
+			idx := byShard[part]
+			errs[n] = c.readCopy(ctx, "", part, func(sh *shardConn, _ string, wait bool) error {
 				for lo := 0; lo < len(idx); lo += sh.maxKeys {
 					part := idx[lo:min(lo+sh.maxKeys, len(idx))]
 					ks := make([]string, len(part))
@@ -239,18 +239,18 @@ func (c *Client) getOnce(ctx context.Context, sh *shardConn, req *pb.GetRequest,
 }
 
 // Delete removes key. Deleting a missing key is not an error.
-func (c *Client) Delete(ctx context.Context, key string) error {
+func (c *Client) delete(ctx context.Context, key string) error {
 	if err := c.checkKV("delete", key, 0, nil); err != nil {
 		return err
 	}
-	return c.some(ctx, fmt.Sprintf("delete %q", key), c.hostsOf(c.shardFor(key).index), func(ctx context.Context, sh *shardConn) error {
+	return c.some(ctx, fmt.Sprintf("delete %q", key), c.hostsOf(c.partFor(key)), func(ctx context.Context, sh *shardConn) error {
 		_, err := sh.rpc.Delete(ctx, &pb.DeleteRequest{Key: []byte(key)})
 		return err
 	})
 }
 
 // List returns every key with the prefix, sorted, from all shards.
-func (c *Client) List(ctx context.Context, prefix string) ([]string, error) {
+func (c *Client) list(ctx context.Context, prefix string) ([]string, error) {
 	parts := make([][]string, len(c.shards))
 	err := c.each(ctx, fmt.Sprintf("list %q", prefix), func(ctx context.Context, sh *shardConn) error {
 		stream, err := sh.rpc.List(ctx, &pb.ListRequest{Prefix: []byte(prefix)})
@@ -266,7 +266,7 @@ func (c *Client) List(ctx context.Context, prefix string) ([]string, error) {
 				return err
 			}
 			for _, k := range r.Keys {
-				parts[sh.index] = append(parts[sh.index], string(k))
+				parts[sh.idx()] = append(parts[sh.idx()], string(k))
 			}
 		}
 	})
@@ -307,13 +307,13 @@ func (c *Client) Append(ctx context.Context, key string, b []byte) error {
 	return c.merge(ctx, key, pb.MergeOp_MERGE_OP_APPEND, b)
 }
 
-func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
-	p := c.shardFor(key).index
-	if err := c.checkKV("merge", key, len(data), c.shards[p]); err != nil {
+func (c *Client) mergeOnce(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
+	p := c.partFor(key)
+	if err := c.checkKV("merge", key, len(data), c.owners[p][0]); err != nil {
 		return err
 	}
 	if c.r == 1 {
-		return c.mergeOn(ctx, c.shards[p], key, op, data)
+		return c.mergeOn(ctx, c.owners[p][0], key, op, data)
 	}
 	// Every copy applies the merge; acknowledged once all have.
 	hosts := c.hostsOf(p)

@@ -23,7 +23,7 @@ import (
 // a model that exists with the same (normalised) spec succeeds, so workers of
 // a relaunched generation may all call it; a different spec is an error
 // (codes.AlreadyExists).
-func (c *Client) CreateModel(ctx context.Context, spec ModelSpec) error {
+func (c *Client) createModel(ctx context.Context, spec ModelSpec) error {
 	ns, err := spec.normalize()
 	if err != nil {
 		return fmt.Errorf("psstore: create model: %w", err)
@@ -34,10 +34,10 @@ func (c *Client) CreateModel(ctx context.Context, spec ModelSpec) error {
 	on := c.slicesOn(spec.Name)
 	defer c.copies.forget(spec.Name)
 	return c.each(ctx, "create model "+spec.Name, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			p := ns.toProto()
 			p.Name = sl.name
-			if _, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sl.part), ShardCount: uint32(len(c.shards)), Replica: sl.copy > 0}); err != nil {
+			if _, err := sh.rpc.CreateModel(ctx, &pb.CreateModelRequest{Spec: p, ShardIndex: uint32(sl.part), ShardCount: uint32(c.parts), Replica: sl.name != spec.Name}); err != nil {
 				return err
 			}
 		}
@@ -47,11 +47,11 @@ func (c *Client) CreateModel(ctx context.Context, spec ModelSpec) error {
 
 // DeleteModel deletes the model and its checkpoints on every shard.
 // Deleting a model that does not exist is not an error.
-func (c *Client) DeleteModel(ctx context.Context, model string) error {
+func (c *Client) deleteModel(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	defer c.copies.forget(model)
 	return c.each(ctx, "delete model "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if _, err := sh.rpc.DeleteModel(ctx, &pb.DeleteModelRequest{Model: sl.name}); err != nil {
 				return err
 			}
@@ -65,10 +65,10 @@ func (c *Client) DeleteModel(ctx context.Context, model string) error {
 // call Flush first to include this client's pushes. Cost per shard: a copy
 // of its slice in memory (pushes wait during the copy, about 1 ms per 4 M
 // coordinates) and one write of it to badger.
-func (c *Client) Snapshot(ctx context.Context, model string) error {
+func (c *Client) snapshot(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	return c.each(ctx, "snapshot "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if c.copies.isBad(copyKey{model, sl.part, sl.copy}) {
 				continue
 			}
@@ -82,10 +82,10 @@ func (c *Client) Snapshot(ctx context.Context, model string) error {
 
 // Restore replaces the model on every shard with its last checkpoint
 // (periodic, Snapshot or creation, whichever is latest on that shard).
-func (c *Client) Restore(ctx context.Context, model string) error {
+func (c *Client) restore(ctx context.Context, model string) error {
 	on := c.slicesOn(model)
 	return c.each(ctx, "restore "+model, func(ctx context.Context, sh *shardConn) error {
-		for _, sl := range on[sh.index] {
+		for _, sl := range on[sh.idx()] {
 			if _, err := sh.rpc.Restore(ctx, &pb.RestoreRequest{Model: sl.name}); err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func (c *Client) takePlan(keys []uint64) *sparsePlan {
 // in flight (call Flush for read-your-writes). Cost: one round trip, about
 // 2 + 4 bytes per distinct key on the wire (2 + 2 with WithFloat16); no
 // allocations in the client beyond gRPC's own after warm-up.
-func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, dst []float32) error {
+func (c *Client) pullSparse(ctx context.Context, model string, keys []uint64, dst []float32) error {
 	if len(dst) < len(keys) {
 		return fmt.Errorf("psstore: pull sparse %s: dst has %d slots for %d keys", model, len(dst), len(keys))
 	}
@@ -139,7 +139,7 @@ func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, ds
 		return nil
 	}
 	p := c.getPlan()
-	n := len(c.shards)
+	n := c.parts
 	p.build(keys, n)
 	var err error
 	if n == 1 {
@@ -164,13 +164,13 @@ func (c *Client) PullSparse(ctx context.Context, model string, keys []uint64, ds
 func (c *Client) fanOut(ctx context.Context, p *sparsePlan, f func(s int) error) error {
 	var errs [16]error
 	errv := errs[:0]
-	if len(c.shards) > len(errs) {
-		errv = make([]error, 0, len(c.shards))
+	if c.parts > len(errs) {
+		errv = make([]error, 0, c.parts)
 	}
-	errv = errv[:len(c.shards)]
+	errv = errv[:c.parts]
 	var wg sync.WaitGroup
 	first := -1
-	for s := range c.shards {
+	for s := range c.parts {
 		if p.start[s] == p.start[s+1] {
 			continue
 		}
@@ -199,7 +199,7 @@ func (c *Client) fanOut(ctx context.Context, p *sparsePlan, f func(s int) error)
 // pullShard pulls partition s's part of p from its first good copy.
 func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s int) error {
 	if c.r == 1 {
-		return c.pullCopy(ctx, c.shards[s], model, model, p, s, true)
+		return c.pullCopy(ctx, c.owners[s][0], model, c.copyName(model, s, 0), p, s, true)
 	}
 	return c.readCopy(ctx, model, s, func(sh *shardConn, name string, wait bool) error {
 		return c.pullCopy(ctx, sh, model, name, p, s, wait)
@@ -249,7 +249,7 @@ func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string
 // failure is reported later: if an earlier push failed, PushSparse returns
 // that error (once) and does not send this push; Flush returns it too.
 // A push to several shards is not atomic: each shard applies its part.
-func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, grads []float32) error {
+func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, grads []float32, pr *pushProgress) error {
 	if len(keys) != len(grads) {
 		return fmt.Errorf("psstore: push sparse %s: %d keys but %d gradients", model, len(keys), len(grads))
 	}
@@ -262,7 +262,7 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 	p := c.takePlan(keys)
 	if p == nil {
 		p = c.getPlan()
-		p.build(keys, len(c.shards))
+		p.build(keys, c.parts)
 	}
 	defer c.putPlan(p)
 	vals := p.vals
@@ -274,22 +274,27 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 		}
 		vals[s] += g
 	}
-	var counted [8]bool // per copy: the first part of a push counts it
-	for s := range c.shards {
+	counted := pr.counted[:] // per copy: the first part of a push counts it
+	for s := range c.parts {
 		ks, vs := p.shardKeys(s), p.shardVals(s)
-		chunk := c.shards[s].maxKeys
+		chunk := c.owners[s][0].maxKeys
 		for lo := 0; lo < len(ks); lo += chunk {
 			hi := min(lo+chunk, len(ks))
 			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
 			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
 			if c.r == 1 {
-				if err := c.shards[s].push.send(ctx, model, copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
+				part := pushPart{s, lo, 0}
+				if pr.done[part] {
+					continue
+				}
+				if err := c.owners[s][0].push.send(ctx, c.copyName(model, s, 0), copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
 					return err
 				}
 				counted[0] = true
+				pr.mark(part)
 				continue
 			}
-			if err := c.pushCopies(ctx, model, s, p.keyBuf[s], p.valBuf[s], hi-lo, counted[:]); err != nil {
+			if err := c.pushCopies(ctx, model, s, lo, p.keyBuf[s], p.valBuf[s], hi-lo, counted, pr); err != nil {
 				return err
 			}
 		}
@@ -299,7 +304,7 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 
 // pushCopies sends one push part of partition s to every good copy. A copy
 // whose stream cannot be opened is given up while another is good.
-func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals []byte, n int, counted []bool) error {
+func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, vals []byte, n int, counted []bool, pr *pushProgress) error {
 	sent := false
 	var last error
 	ignore := !c.copies.anyGood(model, s, c.r) // every copy given up: try them all again
@@ -308,13 +313,19 @@ func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals
 		if !ignore && c.copies.isBad(k) {
 			continue
 		}
+		part := pushPart{s, lo, j}
+		if pr.done[part] {
+			sent = true
+			continue
+		}
 		more := false
 		for jj := j + 1; jj < c.r; jj++ {
 			more = more || ignore || !c.copies.isBad(copyKey{model, s, jj})
 		}
-		err := c.copyHost(s, j).push.send(ctx, copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
+		err := c.copyHost(s, j).push.send(ctx, c.copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
 		if err == nil {
 			sent = true
+			pr.mark(part)
 			if ignore {
 				c.copies.unmark(k)
 			}
@@ -341,8 +352,8 @@ func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals
 // Flush waits until every push this client made before the call is
 // acknowledged (applied or refused) by its shard, and returns the first
 // push failure not yet reported, or ctx's error.
-func (c *Client) Flush(ctx context.Context) error {
-	for _, sh := range c.shards {
+func (c *Client) flush(ctx context.Context) error {
+	for _, sh := range c.allConns() {
 		if err := sh.push.flush(ctx); err != nil {
 			return err
 		}
@@ -353,8 +364,8 @@ func (c *Client) Flush(ctx context.Context) error {
 // PullDense returns the whole model (dim coordinates), for evaluation and
 // export. Cost: 4 bytes per coordinate streamed from every shard in 2 MiB
 // chunks, plus one copy.
-func (c *Client) PullDense(ctx context.Context, model string) ([]float32, error) {
-	parts := make([][]float32, len(c.shards))
+func (c *Client) pullDense(ctx context.Context, model string) ([]float32, error) {
+	parts := make([][]float32, c.parts)
 	err := c.partitions(ctx, "pull dense "+model, func(ctx context.Context, p int) error {
 		return c.readCopy(ctx, model, p, func(sh *shardConn, name string, wait bool) error {
 			err := c.denseOnce(ctx, sh, name, &parts[p])
@@ -387,9 +398,9 @@ func (c *Client) PullDense(ctx context.Context, model string) ([]float32, error)
 // partitions runs f for every partition in parallel and returns the first
 // error in partition order.
 func (c *Client) partitions(ctx context.Context, op string, f func(ctx context.Context, p int) error) error {
-	errs := make([]error, len(c.shards))
+	errs := make([]error, c.parts)
 	var wg sync.WaitGroup
-	for p := range c.shards {
+	for p := range c.parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -506,7 +517,7 @@ type ShardModelStats struct {
 
 func shardModelStats(sh *shardConn, r *pb.ModelStatsResponse) ShardModelStats {
 	st := ShardModelStats{
-		Shard: sh.index, Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
+		Shard: sh.idx(), Addr: sh.addr, Incarnation: r.Incarnation, Pushes: r.Pushes, Updates: r.Updates,
 		LocalDim: r.LocalDim, Bytes: r.Bytes, Checkpoints: r.Checkpoints, CheckpointUpdates: r.CheckpointUpdates,
 		LastCheckpoint: time.Unix(0, r.CheckpointUnixNano), Lost: r.Lost,
 	}
@@ -594,7 +605,7 @@ func (m ModelInfo) Degraded() []ShardModelStats {
 // starts with prefix, by name. With replication, shards that do not answer
 // are left out as long as every partition has a copy on one that does (the
 // models then list the slices found).
-func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, error) {
+func (c *Client) listModels(ctx context.Context, prefix string) ([]ModelInfo, error) {
 	parts := make([][]*pb.ModelStatsResponse, len(c.shards))
 	errs := make([]error, len(c.shards))
 	var wg sync.WaitGroup
@@ -602,21 +613,21 @@ func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[sh.index] = c.retry(ctx, sh, func() error {
+			errs[sh.idx()] = c.retry(ctx, sh, func() error {
 				r, err := sh.rpc.ListModels(ctx, &pb.ListModelsRequest{Prefix: prefix})
 				if err != nil {
 					return err
 				}
-				parts[sh.index] = r.Models
+				parts[sh.idx()] = r.Models
 				return nil
 			})
 		}()
 	}
 	wg.Wait()
-	for p := range c.shards {
+	for p := range c.parts {
 		answered := false
 		for j := 0; j < c.r; j++ {
-			answered = answered || errs[c.copyHost(p, j).index] == nil
+			answered = answered || errs[c.copyHost(p, j).idx()] == nil
 		}
 		for i, err := range errs {
 			if err != nil && (!answered || !unreachable(err)) {
@@ -644,10 +655,11 @@ func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, er
 				names = append(names, name)
 			}
 			ss := shardModelStats(c.shards[s], r)
-			ss.Partition = s
-			if replica {
-				ss.Partition, ss.Copy = part, (s-part+len(c.shards))%len(c.shards)
+			if !replica {
+				mb, _ := c.smap.Member(c.shards[s].addr)
+				part = mb.Home
 			}
+			ss.Partition, ss.Copy = part, c.copyIndex(part, c.shards[s])
 			mi.Shards = append(mi.Shards, ss)
 		}
 	}
@@ -659,27 +671,21 @@ func (c *Client) ListModels(ctx context.Context, prefix string) ([]ModelInfo, er
 		for _, ss := range out[i].Shards {
 			parts[ss.Partition] = true
 		}
-		out[i].Complete = len(parts) == len(c.shards)
+		out[i].Complete = len(parts) == c.parts
 	}
 	return out, nil
 }
 
 // Shards is the number of shards the client places keys on.
-func (c *Client) Shards() int { return len(c.shards) }
+func (c *Client) Shards() int { return c.parts }
 
 // ModelStats returns the model's counters.
-func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, error) {
-	resps := make([]*pb.ModelStatsResponse, len(c.shards))
-	hosts := make([]*shardConn, len(c.shards))
-	copyOf := make([]int, len(c.shards))
+func (c *Client) modelStats(ctx context.Context, model string) (ModelStats, error) {
+	resps := make([]*pb.ModelStatsResponse, c.parts)
+	hosts := make([]*shardConn, c.parts)
+	copyOf := make([]int, c.parts)
 	var err error
-	if c.r == 1 {
-		err = c.each(ctx, "model stats "+model, func(ctx context.Context, sh *shardConn) error {
-			r, err := sh.rpc.ModelStats(ctx, &pb.ModelStatsRequest{Model: model})
-			resps[sh.index], hosts[sh.index] = r, sh
-			return err
-		})
-	} else {
+	{
 		// The serving copy of each partition: the first good one that holds
 		// every update it acknowledged; a copy that lost updates is given up.
 		err = c.partitions(ctx, "model stats "+model, func(ctx context.Context, p int) error {
@@ -703,11 +709,11 @@ func (c *Client) ModelStats(ctx context.Context, model string) (ModelStats, erro
 				}
 				if r.Lost != "" {
 					if lost == nil {
-						lost, lostHost, lostCopy = r, sh, (sh.index-p+len(c.shards))%len(c.shards)
+						lost, lostHost, lostCopy = r, sh, c.copyIndex(p, sh)
 					}
 					return c.wrap(ctx, "model stats "+name, sh, status.Error(codes.DataLoss, r.Lost))
 				}
-				resps[p], hosts[p], copyOf[p] = r, sh, (sh.index-p+len(c.shards))%len(c.shards)
+				resps[p], hosts[p], copyOf[p] = r, sh, c.copyIndex(p, sh)
 				return nil
 			})
 			if err != nil && lost != nil {

@@ -37,10 +37,10 @@
 //
 // # Sharding and replication
 //
-// One server process is one shard and knows nothing about the others; the
-// Client decides placement. With N shards (the order of the address list
-// given to Dial), model coordinate k belongs to partition k mod N at local
-// index k div N, so every slice holds about dim/N coordinates plus
+// One server process is one shard; the Client decides placement from the
+// cluster's shard map (see Elasticity). With N partitions (for a static
+// cluster, the order of the address list given to Dial), model coordinate
+// k belongs to partition k mod N at local index k div N, so every slice holds about dim/N coordinates plus
 // optimizer state; a KV key belongs to partition fnv1a64(key) mod N.
 // Partition p lives on shard p and, with R copies (WithReplicas; default 2
 // with two shards or more), on the R-1 shards after it: acknowledged KV
@@ -51,6 +51,55 @@
 // every shard its index and N (Hello); the shard records them in its data
 // directory and refuses a client that disagrees, because changing N or the
 // address order would misplace every stored key.
+//
+// # Elasticity: the shard map and moving key ranges
+//
+// The cluster holds a versioned shard map (ShardMap): its members, and for
+// each of a fixed number of partitions the R members holding a copy,
+// primary first. A cluster dialled from a fixed address list is version 1
+// (StaticMap: partition p on member p and the R-1 after it, the placement
+// above); Dial gives that map to members that lack it, and later clients
+// may name any members as seeds: Dial takes the newest map they hold.
+// JoinCluster (`stratus psstore serve --join`) adds a member and
+// DrainMember (`stratus psstore drain`) removes one, each as a sequence of
+// moves of one copy of one partition, one map version per move. The
+// number of partitions never changes, so keys never change partition:
+// what moves is a partition's copy, with its KV pairs and its model slices
+// (weights, optimizer state, update counters and incarnation, so the
+// coordinator's identity checks see the same slice).
+//
+// Every request carries the map version it was routed with. A member
+// refuses a request made with an older map than its own with
+// codes.Aborted "MOVED <version>" — except pushes and pulls of a slice
+// whose partition the member still holds — and the client fetches the
+// newer map from the members and runs the operation again with it (a
+// push again only to the copies it had not reached). A member given a
+// request made with a newer map than its own waits until it has that map.
+// Installing a map waits for the requests admitted under the older one
+// to finish (a gate held by every request).
+//
+// The rule of a move of partition p's copy from S to D, map v to v+1:
+//
+//  1. S installs v+1. From then on S applies no request for p made with
+//     map v (it refuses them: MOVED), and every write to p it
+//     acknowledged has been applied.
+//  2. S exports p (KV pairs, slices as consistent snapshots) into D,
+//     which replaces whatever it held of p; every write is synced.
+//  3. D installs v+1. Requests made with v+1 that reached D before this
+//     waited, so D applies nothing for p before it holds S's final state.
+//  4. Every other member installs v+1; then S drops its copy.
+//
+// So an acknowledged KV write is never lost by a move: one acknowledged
+// by S is in the export, one made with v+1 is applied by D after it, and a
+// write refused by S is re-sent, with v+1, to D (the copy in the same
+// place of the owner list) and only to the copies that had not
+// acknowledged it. A failure before step 3 installs v+2 with the copy
+// still on S (which never dropped it). What a move may lose are pushes in
+// flight to S's copy when it installed v+1: at most the push window per
+// client, on that copy only — as when a client fails over from a copy
+// (with R >= 2 the other copies have them). A drained member stays in
+// nothing but its own record: it answers MOVED until stopped. Only one
+// membership change may run at a time.
 //
 // # Optimizers
 //

@@ -54,8 +54,10 @@ type seqCopy struct {
 type pushGen struct {
 	stream  grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck]
 	cancel  context.CancelFunc
-	lastSeq uint64 // under pushStream.mu
-	failed  bool   // under pushStream.mu
+	lastSeq uint64        // under pushStream.mu
+	failed  bool          // under pushStream.mu
+	done    chan struct{} // closed when the receiver has returned
+	err     error         // why the stream ended; set before done is closed
 }
 
 func newPushStream(c *Client, sh *shardConn) *pushStream {
@@ -133,6 +135,15 @@ func (ps *pushStream) sendLocked(ctx context.Context, r *pb.PushRequest, forceAc
 		// other pushes in flight. This push is reported by the caller.
 		if errors.Is(err, io.EOF) {
 			err = status.Error(codes.Unavailable, "push stream closed by the shard")
+			// The shard ended the stream: its reason (a MOVED refusal
+			// above all) is what the receiver reads.
+			select {
+			case <-g.done:
+				if g.err != nil && !errors.Is(g.err, io.EOF) {
+					err = g.err
+				}
+			case <-ctx.Done():
+			}
 		}
 		ps.fail(g, err, seq)
 		return false, err
@@ -173,7 +184,7 @@ func (ps *pushStream) generation(ctx context.Context, wait bool) (*pushGen, erro
 		return nil, err
 	}
 	ps.mu.Lock()
-	g = &pushGen{stream: stream, cancel: cancel, lastSeq: ps.nextSeq}
+	g = &pushGen{stream: stream, cancel: cancel, lastSeq: ps.nextSeq, done: make(chan struct{})}
 	ps.cur = g
 	ps.mu.Unlock()
 	ps.c.wg.Add(1)
@@ -184,10 +195,12 @@ func (ps *pushStream) generation(ctx context.Context, wait bool) (*pushGen, erro
 // receive reads g's acknowledgements until the stream ends.
 func (ps *pushStream) receive(g *pushGen) {
 	defer ps.c.wg.Done()
+	defer close(g.done)
 	defer g.cancel()
 	ack := new(pb.PushAck)
 	for {
 		if err := g.stream.RecvMsg(ack); err != nil {
+			g.err = err
 			if errors.Is(err, io.EOF) {
 				err = status.Error(codes.Unavailable, "push stream ended by the shard")
 			}
@@ -247,6 +260,11 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	// With replication, the lost pushes' copies are given up; the failure
 	// is news only if a partition has no good copy left.
 	covered := ps.c.r > 1 && lost > 0 && ps.giveUpLocked(ps.doneSeq+1, g.lastSeq, err)
+	if _, moved := movedVersion(err); moved {
+		// The map changed: the client must refresh it (the next push
+		// does, seeing the error), whatever copies are left.
+		covered = false
+	}
 	// The error is recorded before the pushes count as resolved, so a
 	// Flush woken by them sees it.
 	if others > 0 && ps.c.ctx.Err() == nil && !covered {

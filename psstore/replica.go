@@ -51,7 +51,8 @@ import (
 // WithReplicas sets R, the number of shards that hold each key range (at
 // most the shard count; 1 disables replication). Without it, R is
 // $STRATUS_PSSTORE_REPLICAS if set, else 2 (or 1 with a single shard).
-// Every client of a cluster must use the same R.
+// A cluster whose members hold a shard map keeps the R of its map (the
+// first client's), whatever later clients ask.
 func WithReplicas(r int) Option { return func(o *clientOptions) { o.replicas = r } }
 
 // ReplicasEnv names the environment variable with the default R.
@@ -91,16 +92,14 @@ func SplitReplicaName(name string) (model string, p int, ok bool) {
 	return name[:i], p, true
 }
 
-// copyName is the model name of copy j of partition p.
-func copyName(model string, p, j int) string {
-	if j == 0 {
-		return model
-	}
-	return ReplicaName(model, p)
+// copyName is the model name of copy j of partition p on its host (the
+// model's own name on the partition's home member, see ShardMap.SliceName).
+func (c *Client) copyName(model string, p, j int) string {
+	return c.smap.SliceName(model, p, c.owners[p][j].addr)
 }
 
 // copyHost is the shard holding copy j of partition p.
-func (c *Client) copyHost(p, j int) *shardConn { return c.shards[(p+j)%len(c.shards)] }
+func (c *Client) copyHost(p, j int) *shardConn { return c.owners[p][j] }
 
 // Replicas is R, the number of copies of every key range.
 func (c *Client) Replicas() int { return c.r }
@@ -186,8 +185,14 @@ func (cs *copies) forget(model string) {
 // succeeds or the client is closed. KV copies need none: a KV write waits
 // for every copy.
 func (c *Client) fence(k copyKey, cause error) {
+	c.fenceMu.Lock()
+	if k.part >= len(c.owners) || k.copy >= len(c.owners[k.part]) {
+		c.fenceMu.Unlock()
+		return
+	}
 	sh := c.copyHost(k.part, k.copy)
-	name := copyName(k.model, k.part, k.copy)
+	name := c.copyName(k.model, k.part, k.copy)
+	c.fenceMu.Unlock()
 	reason := fmt.Sprintf("%v", cause)
 	if len(reason) > 300 {
 		reason = reason[:300] + "…"
@@ -228,7 +233,7 @@ func failover(err error) bool {
 // last copy tried waits for an unreachable shard.
 func (c *Client) readCopy(ctx context.Context, model string, p int, f func(sh *shardConn, name string, wait bool) error) error {
 	if c.r == 1 {
-		return f(c.shards[p], model, true)
+		return f(c.owners[p][0], c.copyName(model, p, 0), true)
 	}
 	// With every copy given up, try them all again: the marks may be
 	// stale (the model was created again by another client).
@@ -245,7 +250,7 @@ func (c *Client) readCopy(ctx context.Context, model string, p int, f func(sh *s
 				last = false
 			}
 		}
-		if err = f(c.copyHost(p, j), copyName(model, p, j), last); err == nil || !failover(err) || ctx.Err() != nil {
+		if err = f(c.copyHost(p, j), c.copyName(model, p, j), last); err == nil || !failover(err) || ctx.Err() != nil {
 			if err == nil && ignore {
 				c.copies.unmark(k)
 			}
@@ -276,7 +281,7 @@ func (c *Client) noCopy(model string, p int) error {
 // hostsOf returns the shards holding partition p's copies.
 func (c *Client) hostsOf(p int) []*shardConn {
 	if c.r == 1 {
-		return c.shards[p : p+1]
+		return c.owners[p][:1]
 	}
 	hs := make([]*shardConn, c.r)
 	for j := range hs {
@@ -295,10 +300,10 @@ type slice struct {
 // slicesOn returns, per shard index, the copies of model it hosts.
 func (c *Client) slicesOn(model string) [][]slice {
 	out := make([][]slice, len(c.shards))
-	for p := range c.shards {
+	for p := range c.parts {
 		for j := 0; j < c.r; j++ {
-			h := c.copyHost(p, j).index
-			out[h] = append(out[h], slice{p, j, copyName(model, p, j)})
+			h := c.copyHost(p, j).idx()
+			out[h] = append(out[h], slice{p, j, c.copyName(model, p, j)})
 		}
 	}
 	return out

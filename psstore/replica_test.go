@@ -42,7 +42,7 @@ func TestReplicaFailover(t *testing.T) {
 	var onOne string // a key on partition 1
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("k%d", i)
-		if c.shardFor(k).index == 1 {
+		if c.partFor(k) == 1 {
 			onOne = k
 			break
 		}

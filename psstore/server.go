@@ -129,6 +129,8 @@ type Server struct {
 	place   placement
 	placed  bool
 
+	smap shardMapState
+
 	modelsMu   sync.RWMutex
 	models     map[string]*modelShard
 	modelBytes uint64
@@ -164,6 +166,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
+	if err := s.loadMap(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("psstore: data dir %s: %w", opts.DataDir, err)
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("psstore: data dir %s: %w", opts.DataDir, err)
@@ -172,8 +178,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
 		grpc.MaxSendMsgSize(opts.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(1024),
-		grpc.ChainUnaryInterceptor(s.auth.unary),
-		grpc.ChainStreamInterceptor(s.auth.stream),
+		grpc.ChainUnaryInterceptor(s.auth.unary, s.mapUnary),
+		grpc.ChainStreamInterceptor(s.auth.stream, s.mapStream),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),
 	}
@@ -403,7 +409,14 @@ type rpcService struct {
 
 func (r *rpcService) Hello(_ context.Context, req *pb.HelloRequest) (*pb.HelloResponse, error) {
 	s := r.s
-	if err := s.checkPlacement(placement{req.ShardIndex, req.ShardCount}); err != nil {
+	p := placement{req.ShardIndex, req.ShardCount}
+	if !req.Joined && p.index >= p.count {
+		return nil, status.Errorf(codes.InvalidArgument, "psstore: shard index %d of %d is impossible", p.index, p.count)
+	}
+	if req.Joined {
+		p.index = p.count // no home partition
+	}
+	if err := s.checkPlacement(p); err != nil {
 		return nil, err
 	}
 	return &pb.HelloResponse{
@@ -417,7 +430,7 @@ func (r *rpcService) Hello(_ context.Context, req *pb.HelloRequest) (*pb.HelloRe
 
 // checkPlacement records p on a fresh shard and refuses a different one later.
 func (s *Server) checkPlacement(p placement) error {
-	if p.count == 0 || p.index >= p.count {
+	if p.count == 0 || p.index > p.count {
 		return status.Errorf(codes.InvalidArgument, "psstore: shard index %d of %d is impossible", p.index, p.count)
 	}
 	s.placeMu.Lock()

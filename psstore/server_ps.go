@@ -134,6 +134,7 @@ func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseReq
 	req := new(pb.PullSparseRequest)
 	resp := new(pb.PullSparseResponse)
 	var buf []byte
+	v := requestVersion(stream.Context())
 	for {
 		req.Reset()
 		if err := stream.RecvMsg(req); err != nil {
@@ -142,7 +143,12 @@ func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseReq
 			}
 			return err
 		}
+		release, err := r.s.enterVersionFor(stream.Context(), v, req.Model)
+		if err != nil {
+			return err
+		}
 		out, err := r.s.pullSparse(req, buf[:0])
+		release()
 		if err != nil {
 			return err
 		}
@@ -177,6 +183,7 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 	s := r.s
 	req := new(pb.PushRequest)
 	ack := new(pb.PushAck)
+	v := requestVersion(stream.Context())
 	for {
 		req.Reset()
 		if err := stream.RecvMsg(req); err != nil {
@@ -187,7 +194,16 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 		}
 		ack.Seq, ack.Code, ack.Message = req.Seq, 0, ""
 		if req.Model != "" || req.NumKeys != 0 || len(req.Keys) != 0 { // else a flush marker
-			if err := s.applyPush(req); err != nil {
+			release, err := s.enterVersionFor(stream.Context(), v, req.Model)
+			if err != nil {
+				// The stream was opened with an older map (or the
+				// member never got the newer one): end it, so the client
+				// opens another with the map it refreshes.
+				return err
+			}
+			err = s.applyPush(req)
+			release()
+			if err != nil {
 				st := status.Convert(err)
 				ack.Code, ack.Message = uint32(st.Code()), st.Message()
 			}

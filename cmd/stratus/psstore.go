@@ -30,9 +30,12 @@ func newPSStoreCmd() *cobra.Command {
 		Long: `psstore is Stratus's shared store for stateless workers: a key-value face for
 intermediate data, messages and reductions, and a parameter-server face for models.
 Each "psstore serve" process is one shard; clients are given the list of shard
-addresses (its order decides placement) and the run's token.`,
+addresses (its order decides placement) or, once the cluster has a shard map
+(after a join or a drain), any of its members as seeds, and the run's token.
+"psstore serve --join" adds a shard to a running cluster, "psstore drain" removes
+one; key ranges move online while clients keep working.`,
 	}
-	cmd.AddCommand(newPSStoreServeCmd(), newPSStoreLsCmd(), newPSStoreRmCmd(), newPSStoreGCCmd(), newPSStoreStatusCmd())
+	cmd.AddCommand(newPSStoreServeCmd(), newPSStoreLsCmd(), newPSStoreRmCmd(), newPSStoreGCCmd(), newPSStoreStatusCmd(), newPSStoreDrainCmd())
 	return cmd
 }
 
@@ -40,7 +43,7 @@ addresses (its order decides placement) and the run's token.`,
 func newPSStoreServeCmd() *cobra.Command {
 	var (
 		addr, dataDir, token, tlsCert, tlsKey string
-		addrFile                              string
+		addrFile, join, advertise, joinCA     string
 		checkpoint                            time.Duration
 		maxValue, maxModelBytes               int64
 		maxKeys, maxModels, maxMsg            int
@@ -58,9 +61,16 @@ count, and the shard records them: a client later listing the shards in another
 order or number is refused, because the data would be misplaced.
 
 Every request must carry the token (--token, or the STRATUS_PSSTORE_TOKEN
-environment variable, which keeps it out of the process list).`,
+environment variable, which keeps it out of the process list).
+
+With --join ADDR the shard (on an empty --data-dir) joins the cluster ADDR
+belongs to once it serves: it becomes a member of the cluster's shard map and
+takes its share of the key ranges, moved online from the other members (see
+"stratus psstore status"). --addr-file is then written once the join is
+complete. If the join fails the shard stops with the error.`,
 		Example: `  stratus psstore serve --addr 10.0.0.5:7700 --data-dir /var/lib/stratus/ps0 --token "$TOKEN"
-  STRATUS_PSSTORE_TOKEN=s3cret stratus psstore serve --addr 127.0.0.1:0 --data-dir ./ps0`,
+  STRATUS_PSSTORE_TOKEN=s3cret stratus psstore serve --addr 127.0.0.1:0 --data-dir ./ps0
+  stratus psstore serve --addr 10.0.0.7:7700 --data-dir /var/lib/stratus/ps2 --join 10.0.0.5:7700`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true // from here on errors are about the run, not the flags
@@ -107,7 +117,7 @@ environment variable, which keeps it out of the process list).`,
 			if tlsCert != "" {
 				scheme = "TLS"
 			}
-			if addrFile != "" {
+			if addrFile != "" && join == "" {
 				if err := writeAddrFile(addrFile, lis.Addr().String()+"\n"); err != nil {
 					lis.Close()
 					srv.Close()
@@ -115,8 +125,28 @@ environment variable, which keeps it out of the process list).`,
 				}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "psstore: shard serving on %s (%s, data dir %s)\n", lis.Addr(), scheme, dataDir)
+			var joinErr error
+			if join != "" {
+				if advertise == "" {
+					advertise = lis.Addr().String()
+				}
+				jctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ctx = jctx
+				done := make(chan struct{})
+				defer func() { <-done }()
+				go func() { // owned by this command: it ends before RunE returns
+					defer close(done)
+					if joinErr = joinCluster(jctx, cmd.ErrOrStderr(), join, advertise, token, joinCA, addrFile); joinErr != nil {
+						cancel()
+					}
+				}()
+			}
 			if err := srv.ServeContext(ctx, lis); err != nil {
 				return err
+			}
+			if joinErr != nil {
+				return fmt.Errorf("psstore serve: join %s: %w", join, joinErr)
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "psstore: shard stopped")
 			return nil
@@ -135,6 +165,83 @@ environment variable, which keeps it out of the process list).`,
 	f.IntVar(&maxModels, "max-models", 64, "hold at most `N` models on the shard")
 	f.Int64Var(&maxModelBytes, "max-model-bytes", 4<<30, "use at most `BYTES` for all model slices on the shard (weights and optimizer state)")
 	f.IntVar(&maxMsg, "max-message-bytes", 16<<20, "accept gRPC messages of at most `BYTES` (at least 5 MiB)")
+	f.StringVar(&join, "join", "", "join the cluster the shard at `ADDR` belongs to (this shard's --data-dir must be empty)")
+	f.StringVar(&advertise, "advertise", "", "the `ADDR` other members and clients reach this shard at (default the listening address; required with --join when listening on 0.0.0.0)")
+	f.StringVar(&joinCA, "ca", "", "with --join: verify TLS members against the PEM CA in `FILE`")
+	return cmd
+}
+
+// joinCluster joins the shard at self to seed's cluster and reports the
+// moves on w; it writes addrFile (if set) when the join is complete.
+func joinCluster(ctx context.Context, w io.Writer, seed, self, token, caFile, addrFile string) error {
+	te := operators.TaskEnv{PSStore: []string{seed}, Token: token}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		te.PSStoreCA = string(pem)
+	}
+	opts, err := taskenv.PSStoreOptions(te)
+	if err != nil {
+		return err
+	}
+	final, err := psstore.JoinCluster(ctx, seed, self, func(ev psstore.MoveEvent) { printMoveEvent(w, ev) }, opts...)
+	if err != nil {
+		fmt.Fprintf(w, "psstore: join failed: %v\n", err)
+		return err
+	}
+	fmt.Fprintf(w, "psstore: joined: %s holds partitions %v (shard map version %d, %d members)\n", self, final.Hosted(self), final.Version, len(final.Members))
+	if addrFile != "" {
+		return writeAddrFile(addrFile, self+"\n")
+	}
+	return nil
+}
+
+func printMoveEvent(w io.Writer, ev psstore.MoveEvent) {
+	if ev.Move == nil {
+		fmt.Fprintf(w, "psstore: shard map version %d: members %s\n", ev.Map.Version, strings.Join(ev.Map.Addrs(), ", "))
+		return
+	}
+	fmt.Fprintf(w, "psstore: shard map version %d: moved %v (%d keys, %d model slices)\n", ev.Map.Version, *ev.Move, ev.Keys, ev.Models)
+}
+
+// newPSStoreDrainCmd is `stratus psstore drain ADDR`.
+func newPSStoreDrainCmd() *cobra.Command {
+	var cf clusterFlags
+	cmd := &cobra.Command{
+		Use:   "drain ADDR",
+		Short: "Move every key range off a psstore member and remove it from the cluster",
+		Long: `Move every copy of every key range the member at ADDR holds to the other
+members (the least loaded first), online, while clients keep working, then remove
+the member from the cluster's shard map. The drained shard keeps running,
+answering every request with a redirection, until you stop it.
+
+--addr names the cluster (any member; default ADDR itself). The other members
+must be able to hold every key range's copies (at least as many members as
+copies).`,
+		Example: `  stratus psstore drain 10.0.0.5:7700 --token "$TOKEN"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			ctx := cmdContext(cmd)
+			if len(cf.addrs) == 0 && os.Getenv("STRATUS_PSSTORE_ADDRS") == "" {
+				cf.addrs = []string{args[0]}
+			}
+			opts, _, err := cf.options()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			final, err := psstore.DrainMember(ctx, cf.addrs[0], args[0], func(ev psstore.MoveEvent) { printMoveEvent(w, ev) }, opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "drained %s: shard map version %d, members %s; stop the process when you like\n", args[0], final.Version, strings.Join(final.Addrs(), ", "))
+			return nil
+		},
+	}
+	cf.register(cmd)
 	return cmd
 }
 
@@ -160,19 +267,32 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 }
 
 func (f *clusterFlags) dial(ctx context.Context) (*psstore.Client, error) {
+	opts, te, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	c, err := psstore.Dial(ctx, f.addrs, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, taskenv.TLSHint(te))
+	}
+	return c, nil
+}
+
+// options checks the flags and returns the client options they make.
+func (f *clusterFlags) options() ([]psstore.Option, operators.TaskEnv, error) {
 	if len(f.addrs) == 0 {
 		if v := os.Getenv("STRATUS_PSSTORE_ADDRS"); v != "" {
 			f.addrs = strings.Split(v, ",")
 		}
 	}
 	if len(f.addrs) == 0 {
-		return nil, errors.New("no shard addresses: pass --addr HOST:PORT[,HOST:PORT...] in shard order (or set STRATUS_PSSTORE_ADDRS)")
+		return nil, operators.TaskEnv{}, errors.New("no shard addresses: pass --addr HOST:PORT[,HOST:PORT...] in shard order, or any member of a cluster with a shard map (or set STRATUS_PSSTORE_ADDRS)")
 	}
 	if f.token == "" {
 		f.token = os.Getenv("STRATUS_PSSTORE_TOKEN")
 	}
 	if f.token == "" {
-		return nil, errors.New("no token: pass --token or set STRATUS_PSSTORE_TOKEN (every shard refuses requests without it)")
+		return nil, operators.TaskEnv{}, errors.New("no token: pass --token or set STRATUS_PSSTORE_TOKEN (every shard refuses requests without it)")
 	}
 	wait := f.wait
 	if wait <= 0 {
@@ -182,20 +302,15 @@ func (f *clusterFlags) dial(ctx context.Context) (*psstore.Client, error) {
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
+			return nil, te, fmt.Errorf("--ca: %w", err)
 		}
 		te.PSStoreCA = string(pem)
 	}
 	opts, err := taskenv.PSStoreOptions(te)
 	if err != nil {
-		return nil, err
+		return nil, te, err
 	}
-	opts = append(opts, psstore.WithRetry(psstore.RetryPolicy{Wait: wait}))
-	c, err := psstore.Dial(ctx, f.addrs, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w%s", err, taskenv.TLSHint(te))
-	}
-	return c, nil
+	return append(opts, psstore.WithRetry(psstore.RetryPolicy{Wait: wait})), te, nil
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {
@@ -450,10 +565,12 @@ func newPSStoreStatusCmd() *cobra.Command {
 	var cf clusterFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show a psstore cluster's members, models, memory and update counters",
-		Long: `Show every shard (address, place, uptime, models, memory, disk, requests,
-refused requests) and every model with the update counter of each partition's
-primary slice. A model none of whose copies of some partition kept every update is
+		Short: "Show a psstore cluster's members, key ranges, models, memory and update counters",
+		Long: `Show the cluster's shard map (version, copies of every key range), every member
+(address, the partitions it holds a copy of — its primaries marked * —, uptime,
+models, memory, disk, requests, refused requests) and every model with the update
+counter of each partition's primary slice. --addr may name any member of a cluster
+with a shard map. A model none of whose copies of some partition kept every update is
 marked LOST with the reason; a lost copy whose partition another copy serves is
 listed below the table. Model counts and memory include replica slices.`,
 		Example: `  stratus psstore status --addr 10.0.0.5:7700,10.0.0.6:7700 --token "$TOKEN"`,
@@ -470,21 +587,34 @@ listed below the table. Model counts and memory include replica slices.`,
 			now := time.Now()
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SHARD\tADDRESS\tUP\tMODELS\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
+			smap := c.Map()
+			fmt.Fprintln(tw, "SHARD\tADDRESS\tPARTITIONS\tUP\tMODELS\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
 			var down []error
 			for i, s := range stats {
+				var parts []string
+				for _, p := range smap.Hosted(s.Addr) {
+					if smap.Owners[p][0] == s.Addr {
+						parts = append(parts, fmt.Sprintf("%d*", p))
+					} else {
+						parts = append(parts, fmt.Sprint(p))
+					}
+				}
+				held := strings.Join(parts, ",")
+				if held == "" {
+					held = "-"
+				}
 				if s.Down != nil {
-					fmt.Fprintf(tw, "%d/%d\t%s\tDOWN\t-\t-\t-\t-\t-\t-\n", i, len(stats), s.Addr)
+					fmt.Fprintf(tw, "%d/%d\t%s\t%s\tDOWN\t-\t-\t-\t-\t-\t-\n", i, len(stats), s.Addr, held)
 					down = append(down, s.Down)
 					continue
 				}
-				fmt.Fprintf(tw, "%d/%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", i, len(stats), s.Addr, now.Sub(s.Started).Round(time.Second),
+				fmt.Fprintf(tw, "%d/%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", i, len(stats), s.Addr, held, now.Sub(s.Started).Round(time.Second),
 					s.Models, bytesText(s.ModelBytes), bytesText(s.DiskBytes), s.Requests, s.AuthFailures, s.LostModels)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "%d copies of every key range\n", c.Replicas())
+			fmt.Fprintf(w, "shard map version %d: %d partitions, %d copies of every key range\n", smap.Version, smap.Partitions, c.Replicas())
 			for _, err := range down {
 				fmt.Fprintf(w, "%v\n", err)
 			}
@@ -499,18 +629,18 @@ listed below the table. Model counts and memory include replica slices.`,
 			}
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			head := "MODEL\tBYTES"
-			for i := range stats {
-				head += fmt.Sprintf("\tUPDATES@%d", i)
+			for p := range smap.Partitions {
+				head += fmt.Sprintf("\tUPDATES@%d", p)
 			}
 			fmt.Fprintln(tw, head+"\tLAST ACTIVE\tSTATE")
 			for _, m := range models {
 				row := m.Name + "\t" + bytesText(m.Bytes())
-				per := make([]string, len(stats))
+				per := make([]string, smap.Partitions)
 				for i := range per {
 					per[i] = "-"
 				}
 				for _, s := range m.Shards {
-					if s.Copy == 0 { // a partition's primary, on its own shard
+					if s.Copy == 0 && s.Partition >= 0 && s.Partition < len(per) { // a partition's primary
 						per[s.Partition] = fmt.Sprint(s.Updates)
 					}
 				}

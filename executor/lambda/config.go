@@ -27,10 +27,14 @@ const (
 // and remote psstore shards. The lambda backend owns its schema; dsl only hands over
 // the block's body.
 type Config struct {
-	Region         string   `hcl:"region,optional"`
-	Function       string   `hcl:"function"`
-	Bucket         string   `hcl:"bucket"` // bucket name or s3://bucket/prefix
-	Endpoints      []string `hcl:"endpoints,optional"`
+	Region    string   `hcl:"region,optional"`
+	Function  string   `hcl:"function"`
+	Bucket    string   `hcl:"bucket"` // bucket name or s3://bucket/prefix
+	Endpoints []string `hcl:"endpoints,optional"`
+	// PSStore names the psstore cluster: its shard addresses in shard order
+	// (a static cluster), or any of its members as seeds once the cluster
+	// holds a shard map (every cluster a client has dialled once; after a
+	// join or drain the members change and seeds still resolve to the map).
 	PSStore        []string `hcl:"psstore,optional"`
 	MemoryMB       int      `hcl:"memory_mb,optional"`
 	Timeout        string   `hcl:"timeout,optional"`
@@ -108,11 +112,17 @@ func DecodeConfig(body hcl.Body, decl hcl.Range, ctx *hcl.EvalContext) (Config, 
 		diags = append(diags, dsl.AttrDiag(body, decl, attr, "Incomplete VPC configuration",
 			"A function in a VPC needs both subnet_ids and security_group_ids (the security groups must allow the psstore port to the shards)."))
 	}
+	seen := map[string]bool{}
 	for _, a := range c.PSStore {
 		if !strings.Contains(a, ":") {
 			diags = append(diags, dsl.AttrDiag(body, decl, "psstore", "Invalid psstore address",
 				fmt.Sprintf("%q is not HOST:PORT.", a)))
 		}
+		if seen[a] {
+			diags = append(diags, dsl.AttrDiag(body, decl, "psstore", "Duplicate psstore address",
+				fmt.Sprintf("%q is listed twice: list each shard (or seed) once.", a)))
+		}
+		seen[a] = true
 	}
 	return c, diags
 }

@@ -135,12 +135,12 @@ backend "lambda" {
   timeout      = "20m"
   architecture = "sparc"
   endpoints    = ["ftp://x"]
-  psstore      = ["nohost"]
+  psstore      = ["nohost", "10.0.0.5:7700", "10.0.0.5:7700"]
   lifetime     = "soon"
 }
 `)
 	wantDiags(t, diags, "Invalid bucket", "Invalid memory size", "Timeout over Lambda's limit",
-		"Invalid architecture", "Invalid endpoint", "Invalid psstore address", "Invalid duration")
+		"Invalid architecture", "Invalid endpoint", "Invalid psstore address", "Duplicate psstore address", "Invalid duration")
 	// Each points at its argument, not the block.
 	for _, d := range diags {
 		if d.Subject.Start.Line == 2 {

@@ -243,6 +243,9 @@ type HelloRequest struct {
 	ShardIndex    uint32                 `protobuf:"varint,1,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
 	ShardCount    uint32                 `protobuf:"varint,2,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	ClientVersion string                 `protobuf:"bytes,3,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
+	// joined: the shard joined the cluster later and has no home partition
+	// (shard_index is then shard_count); it holds only replica-named slices.
+	Joined        bool `protobuf:"varint,4,opt,name=joined,proto3" json:"joined,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -296,6 +299,13 @@ func (x *HelloRequest) GetClientVersion() string {
 		return x.ClientVersion
 	}
 	return ""
+}
+
+func (x *HelloRequest) GetJoined() bool {
+	if x != nil {
+		return x.Joined
+	}
+	return false
 }
 
 type HelloResponse struct {
@@ -2235,17 +2245,405 @@ func (*RestoreResponse) Descriptor() ([]byte, []int) {
 	return file_psstore_proto_rawDescGZIP(), []int{34}
 }
 
+type GetMapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMapRequest) Reset() {
+	*x = GetMapRequest{}
+	mi := &file_psstore_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMapRequest) ProtoMessage() {}
+
+func (x *GetMapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMapRequest.ProtoReflect.Descriptor instead.
+func (*GetMapRequest) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{35}
+}
+
+type InstallMapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Map           []byte                 `protobuf:"bytes,1,opt,name=map,proto3" json:"map,omitempty"`
+	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"` // the receiving member's address in the map
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstallMapRequest) Reset() {
+	*x = InstallMapRequest{}
+	mi := &file_psstore_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstallMapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstallMapRequest) ProtoMessage() {}
+
+func (x *InstallMapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstallMapRequest.ProtoReflect.Descriptor instead.
+func (*InstallMapRequest) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *InstallMapRequest) GetMap() []byte {
+	if x != nil {
+		return x.Map
+	}
+	return nil
+}
+
+func (x *InstallMapRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+type MapResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Map           []byte                 `protobuf:"bytes,1,opt,name=map,proto3" json:"map,omitempty"` // empty: the member holds no map (a static cluster)
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapResponse) Reset() {
+	*x = MapResponse{}
+	mi := &file_psstore_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapResponse) ProtoMessage() {}
+
+func (x *MapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
+func (*MapResponse) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *MapResponse) GetMap() []byte {
+	if x != nil {
+		return x.Map
+	}
+	return nil
+}
+
+func (x *MapResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type PartitionRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partition  uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Partitions uint32                 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// The member's name for its slices of the partition: slice names end in
+	// the replica suffix unless the partition is the member's home.
+	Home          bool `protobuf:"varint,3,opt,name=home,proto3" json:"home,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionRequest) Reset() {
+	*x = PartitionRequest{}
+	mi := &file_psstore_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionRequest) ProtoMessage() {}
+
+func (x *PartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionRequest.ProtoReflect.Descriptor instead.
+func (*PartitionRequest) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PartitionRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionRequest) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *PartitionRequest) GetHome() bool {
+	if x != nil {
+		return x.Home
+	}
+	return false
+}
+
+type PartitionItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A KV pair (key set) or one model slice (model set).
+	Key           []byte     `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte     `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Model         string     `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"` // the model's own name
+	Spec          *ModelSpec `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	Incarnation   uint64     `protobuf:"varint,5,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Pushes        uint64     `protobuf:"varint,6,opt,name=pushes,proto3" json:"pushes,omitempty"`
+	Updates       uint64     `protobuf:"varint,7,opt,name=updates,proto3" json:"updates,omitempty"`
+	Weights       []byte     `protobuf:"bytes,8,opt,name=weights,proto3" json:"weights,omitempty"`       // little-endian float32, local_dim of them
+	State         []byte     `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`           // optimizer state, same length, or empty
+	Partition     uint32     `protobuf:"varint,10,opt,name=partition,proto3" json:"partition,omitempty"` // on the first item: the partition and count
+	Partitions    uint32     `protobuf:"varint,11,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Home          bool       `protobuf:"varint,12,opt,name=home,proto3" json:"home,omitempty"` // the destination stores slices under the model's own name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionItem) Reset() {
+	*x = PartitionItem{}
+	mi := &file_psstore_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionItem) ProtoMessage() {}
+
+func (x *PartitionItem) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionItem.ProtoReflect.Descriptor instead.
+func (*PartitionItem) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PartitionItem) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *PartitionItem) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *PartitionItem) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *PartitionItem) GetSpec() *ModelSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *PartitionItem) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *PartitionItem) GetPushes() uint64 {
+	if x != nil {
+		return x.Pushes
+	}
+	return 0
+}
+
+func (x *PartitionItem) GetUpdates() uint64 {
+	if x != nil {
+		return x.Updates
+	}
+	return 0
+}
+
+func (x *PartitionItem) GetWeights() []byte {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+func (x *PartitionItem) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *PartitionItem) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionItem) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *PartitionItem) GetHome() bool {
+	if x != nil {
+		return x.Home
+	}
+	return false
+}
+
+type ImportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          uint64                 `protobuf:"varint,1,opt,name=keys,proto3" json:"keys,omitempty"`
+	Models        uint64                 `protobuf:"varint,2,opt,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResponse) Reset() {
+	*x = ImportResponse{}
+	mi := &file_psstore_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResponse) ProtoMessage() {}
+
+func (x *ImportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_psstore_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
+func (*ImportResponse) Descriptor() ([]byte, []int) {
+	return file_psstore_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ImportResponse) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *ImportResponse) GetModels() uint64 {
+	if x != nil {
+		return x.Models
+	}
+	return 0
+}
+
 var File_psstore_proto protoreflect.FileDescriptor
 
 const file_psstore_proto_rawDesc = "" +
 	"\n" +
-	"\rpsstore.proto\x12\x12stratus.psstore.v1\"w\n" +
+	"\rpsstore.proto\x12\x12stratus.psstore.v1\"\x8f\x01\n" +
 	"\fHelloRequest\x12\x1f\n" +
 	"\vshard_index\x18\x01 \x01(\rR\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\x02 \x01(\rR\n" +
 	"shardCount\x12%\n" +
-	"\x0eclient_version\x18\x03 \x01(\tR\rclientVersion\"\xd1\x01\n" +
+	"\x0eclient_version\x18\x03 \x01(\tR\rclientVersion\x12\x16\n" +
+	"\x06joined\x18\x04 \x01(\bR\x06joined\"\xd1\x01\n" +
 	"\rHelloResponse\x12\x1f\n" +
 	"\vshard_index\x18\x01 \x01(\rR\n" +
 	"shardIndex\x12\x1f\n" +
@@ -2384,7 +2782,39 @@ const file_psstore_proto_rawDesc = "" +
 	"\x10SnapshotResponse\"&\n" +
 	"\x0eRestoreRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\x11\n" +
-	"\x0fRestoreResponse*n\n" +
+	"\x0fRestoreResponse\"\x0f\n" +
+	"\rGetMapRequest\"=\n" +
+	"\x11InstallMapRequest\x12\x10\n" +
+	"\x03map\x18\x01 \x01(\fR\x03map\x12\x16\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\"9\n" +
+	"\vMapResponse\x12\x10\n" +
+	"\x03map\x18\x01 \x01(\fR\x03map\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"d\n" +
+	"\x10PartitionRequest\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\rR\n" +
+	"partitions\x12\x12\n" +
+	"\x04home\x18\x03 \x01(\bR\x04home\"\xd6\x02\n" +
+	"\rPartitionItem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x121\n" +
+	"\x04spec\x18\x04 \x01(\v2\x1d.stratus.psstore.v1.ModelSpecR\x04spec\x12 \n" +
+	"\vincarnation\x18\x05 \x01(\x04R\vincarnation\x12\x16\n" +
+	"\x06pushes\x18\x06 \x01(\x04R\x06pushes\x12\x18\n" +
+	"\aupdates\x18\a \x01(\x04R\aupdates\x12\x18\n" +
+	"\aweights\x18\b \x01(\fR\aweights\x12\x14\n" +
+	"\x05state\x18\t \x01(\fR\x05state\x12\x1c\n" +
+	"\tpartition\x18\n" +
+	" \x01(\rR\tpartition\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\v \x01(\rR\n" +
+	"partitions\x12\x12\n" +
+	"\x04home\x18\f \x01(\bR\x04home\"<\n" +
+	"\x0eImportResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x01(\x04R\x04keys\x12\x16\n" +
+	"\x06models\x18\x02 \x01(\x04R\x06models*n\n" +
 	"\aMergeOp\x12\x18\n" +
 	"\x14MERGE_OP_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fMERGE_OP_SUM\x10\x01\x12\x10\n" +
@@ -2401,7 +2831,7 @@ const file_psstore_proto_rawDesc = "" +
 	"\vINIT_NORMAL\x10\x01*G\n" +
 	"\rValueEncoding\x12\x1a\n" +
 	"\x16VALUE_ENCODING_FLOAT32\x10\x00\x12\x1a\n" +
-	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xf2\v\n" +
+	"\x16VALUE_ENCODING_FLOAT16\x10\x012\xab\x0f\n" +
 	"\aPSStore\x12L\n" +
 	"\x05Hello\x12 .stratus.psstore.v1.HelloRequest\x1a!.stratus.psstore.v1.HelloResponse\x12L\n" +
 	"\x05Stats\x12 .stratus.psstore.v1.StatsRequest\x1a!.stratus.psstore.v1.StatsResponse\x12F\n" +
@@ -2424,7 +2854,13 @@ const file_psstore_proto_rawDesc = "" +
 	"ListModels\x12%.stratus.psstore.v1.ListModelsRequest\x1a&.stratus.psstore.v1.ListModelsResponse\x12L\n" +
 	"\x05Fence\x12 .stratus.psstore.v1.FenceRequest\x1a!.stratus.psstore.v1.FenceResponse\x12U\n" +
 	"\bSnapshot\x12#.stratus.psstore.v1.SnapshotRequest\x1a$.stratus.psstore.v1.SnapshotResponse\x12R\n" +
-	"\aRestore\x12\".stratus.psstore.v1.RestoreRequest\x1a#.stratus.psstore.v1.RestoreResponseB7Z5github.com/stratus-ml/stratus/psstore/proto;psstorepbb\x06proto3"
+	"\aRestore\x12\".stratus.psstore.v1.RestoreRequest\x1a#.stratus.psstore.v1.RestoreResponse\x12L\n" +
+	"\x06GetMap\x12!.stratus.psstore.v1.GetMapRequest\x1a\x1f.stratus.psstore.v1.MapResponse\x12T\n" +
+	"\n" +
+	"InstallMap\x12%.stratus.psstore.v1.InstallMapRequest\x1a\x1f.stratus.psstore.v1.MapResponse\x12\\\n" +
+	"\x0fExportPartition\x12$.stratus.psstore.v1.PartitionRequest\x1a!.stratus.psstore.v1.PartitionItem0\x01\x12Z\n" +
+	"\x0fImportPartition\x12!.stratus.psstore.v1.PartitionItem\x1a\".stratus.psstore.v1.ImportResponse(\x01\x12Y\n" +
+	"\rDropPartition\x12$.stratus.psstore.v1.PartitionRequest\x1a\".stratus.psstore.v1.ImportResponseB7Z5github.com/stratus-ml/stratus/psstore/proto;psstorepbb\x06proto3"
 
 var (
 	file_psstore_proto_rawDescOnce sync.Once
@@ -2439,7 +2875,7 @@ func file_psstore_proto_rawDescGZIP() []byte {
 }
 
 var file_psstore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_psstore_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_psstore_proto_goTypes = []any{
 	(MergeOp)(0),                // 0: stratus.psstore.v1.MergeOp
 	(Optimizer)(0),              // 1: stratus.psstore.v1.Optimizer
@@ -2480,6 +2916,12 @@ var file_psstore_proto_goTypes = []any{
 	(*SnapshotResponse)(nil),    // 36: stratus.psstore.v1.SnapshotResponse
 	(*RestoreRequest)(nil),      // 37: stratus.psstore.v1.RestoreRequest
 	(*RestoreResponse)(nil),     // 38: stratus.psstore.v1.RestoreResponse
+	(*GetMapRequest)(nil),       // 39: stratus.psstore.v1.GetMapRequest
+	(*InstallMapRequest)(nil),   // 40: stratus.psstore.v1.InstallMapRequest
+	(*MapResponse)(nil),         // 41: stratus.psstore.v1.MapResponse
+	(*PartitionRequest)(nil),    // 42: stratus.psstore.v1.PartitionRequest
+	(*PartitionItem)(nil),       // 43: stratus.psstore.v1.PartitionItem
+	(*ImportResponse)(nil),      // 44: stratus.psstore.v1.ImportResponse
 }
 var file_psstore_proto_depIdxs = []int32{
 	0,  // 0: stratus.psstore.v1.MergeChunk.op:type_name -> stratus.psstore.v1.MergeOp
@@ -2491,47 +2933,58 @@ var file_psstore_proto_depIdxs = []int32{
 	3,  // 6: stratus.psstore.v1.PushRequest.encoding:type_name -> stratus.psstore.v1.ValueEncoding
 	18, // 7: stratus.psstore.v1.ModelStatsResponse.spec:type_name -> stratus.psstore.v1.ModelSpec
 	30, // 8: stratus.psstore.v1.ListModelsResponse.models:type_name -> stratus.psstore.v1.ModelStatsResponse
-	4,  // 9: stratus.psstore.v1.PSStore.Hello:input_type -> stratus.psstore.v1.HelloRequest
-	6,  // 10: stratus.psstore.v1.PSStore.Stats:input_type -> stratus.psstore.v1.StatsRequest
-	8,  // 11: stratus.psstore.v1.PSStore.Put:input_type -> stratus.psstore.v1.PutChunk
-	10, // 12: stratus.psstore.v1.PSStore.Get:input_type -> stratus.psstore.v1.GetRequest
-	12, // 13: stratus.psstore.v1.PSStore.Delete:input_type -> stratus.psstore.v1.DeleteRequest
-	14, // 14: stratus.psstore.v1.PSStore.List:input_type -> stratus.psstore.v1.ListRequest
-	16, // 15: stratus.psstore.v1.PSStore.Merge:input_type -> stratus.psstore.v1.MergeChunk
-	19, // 16: stratus.psstore.v1.PSStore.CreateModel:input_type -> stratus.psstore.v1.CreateModelRequest
-	21, // 17: stratus.psstore.v1.PSStore.DeleteModel:input_type -> stratus.psstore.v1.DeleteModelRequest
-	23, // 18: stratus.psstore.v1.PSStore.PullSparse:input_type -> stratus.psstore.v1.PullSparseRequest
-	23, // 19: stratus.psstore.v1.PSStore.PullStream:input_type -> stratus.psstore.v1.PullSparseRequest
-	25, // 20: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
-	27, // 21: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
-	29, // 22: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
-	33, // 23: stratus.psstore.v1.PSStore.ListModels:input_type -> stratus.psstore.v1.ListModelsRequest
-	31, // 24: stratus.psstore.v1.PSStore.Fence:input_type -> stratus.psstore.v1.FenceRequest
-	35, // 25: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
-	37, // 26: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
-	5,  // 27: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
-	7,  // 28: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
-	9,  // 29: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
-	11, // 30: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
-	13, // 31: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
-	15, // 32: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
-	17, // 33: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
-	20, // 34: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
-	22, // 35: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
-	24, // 36: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
-	24, // 37: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
-	26, // 38: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
-	28, // 39: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
-	30, // 40: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
-	34, // 41: stratus.psstore.v1.PSStore.ListModels:output_type -> stratus.psstore.v1.ListModelsResponse
-	32, // 42: stratus.psstore.v1.PSStore.Fence:output_type -> stratus.psstore.v1.FenceResponse
-	36, // 43: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
-	38, // 44: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
-	27, // [27:45] is the sub-list for method output_type
-	9,  // [9:27] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	18, // 9: stratus.psstore.v1.PartitionItem.spec:type_name -> stratus.psstore.v1.ModelSpec
+	4,  // 10: stratus.psstore.v1.PSStore.Hello:input_type -> stratus.psstore.v1.HelloRequest
+	6,  // 11: stratus.psstore.v1.PSStore.Stats:input_type -> stratus.psstore.v1.StatsRequest
+	8,  // 12: stratus.psstore.v1.PSStore.Put:input_type -> stratus.psstore.v1.PutChunk
+	10, // 13: stratus.psstore.v1.PSStore.Get:input_type -> stratus.psstore.v1.GetRequest
+	12, // 14: stratus.psstore.v1.PSStore.Delete:input_type -> stratus.psstore.v1.DeleteRequest
+	14, // 15: stratus.psstore.v1.PSStore.List:input_type -> stratus.psstore.v1.ListRequest
+	16, // 16: stratus.psstore.v1.PSStore.Merge:input_type -> stratus.psstore.v1.MergeChunk
+	19, // 17: stratus.psstore.v1.PSStore.CreateModel:input_type -> stratus.psstore.v1.CreateModelRequest
+	21, // 18: stratus.psstore.v1.PSStore.DeleteModel:input_type -> stratus.psstore.v1.DeleteModelRequest
+	23, // 19: stratus.psstore.v1.PSStore.PullSparse:input_type -> stratus.psstore.v1.PullSparseRequest
+	23, // 20: stratus.psstore.v1.PSStore.PullStream:input_type -> stratus.psstore.v1.PullSparseRequest
+	25, // 21: stratus.psstore.v1.PSStore.Push:input_type -> stratus.psstore.v1.PushRequest
+	27, // 22: stratus.psstore.v1.PSStore.PullDense:input_type -> stratus.psstore.v1.PullDenseRequest
+	29, // 23: stratus.psstore.v1.PSStore.ModelStats:input_type -> stratus.psstore.v1.ModelStatsRequest
+	33, // 24: stratus.psstore.v1.PSStore.ListModels:input_type -> stratus.psstore.v1.ListModelsRequest
+	31, // 25: stratus.psstore.v1.PSStore.Fence:input_type -> stratus.psstore.v1.FenceRequest
+	35, // 26: stratus.psstore.v1.PSStore.Snapshot:input_type -> stratus.psstore.v1.SnapshotRequest
+	37, // 27: stratus.psstore.v1.PSStore.Restore:input_type -> stratus.psstore.v1.RestoreRequest
+	39, // 28: stratus.psstore.v1.PSStore.GetMap:input_type -> stratus.psstore.v1.GetMapRequest
+	40, // 29: stratus.psstore.v1.PSStore.InstallMap:input_type -> stratus.psstore.v1.InstallMapRequest
+	42, // 30: stratus.psstore.v1.PSStore.ExportPartition:input_type -> stratus.psstore.v1.PartitionRequest
+	43, // 31: stratus.psstore.v1.PSStore.ImportPartition:input_type -> stratus.psstore.v1.PartitionItem
+	42, // 32: stratus.psstore.v1.PSStore.DropPartition:input_type -> stratus.psstore.v1.PartitionRequest
+	5,  // 33: stratus.psstore.v1.PSStore.Hello:output_type -> stratus.psstore.v1.HelloResponse
+	7,  // 34: stratus.psstore.v1.PSStore.Stats:output_type -> stratus.psstore.v1.StatsResponse
+	9,  // 35: stratus.psstore.v1.PSStore.Put:output_type -> stratus.psstore.v1.PutResponse
+	11, // 36: stratus.psstore.v1.PSStore.Get:output_type -> stratus.psstore.v1.ValueChunk
+	13, // 37: stratus.psstore.v1.PSStore.Delete:output_type -> stratus.psstore.v1.DeleteResponse
+	15, // 38: stratus.psstore.v1.PSStore.List:output_type -> stratus.psstore.v1.ListResponse
+	17, // 39: stratus.psstore.v1.PSStore.Merge:output_type -> stratus.psstore.v1.MergeResponse
+	20, // 40: stratus.psstore.v1.PSStore.CreateModel:output_type -> stratus.psstore.v1.CreateModelResponse
+	22, // 41: stratus.psstore.v1.PSStore.DeleteModel:output_type -> stratus.psstore.v1.DeleteModelResponse
+	24, // 42: stratus.psstore.v1.PSStore.PullSparse:output_type -> stratus.psstore.v1.PullSparseResponse
+	24, // 43: stratus.psstore.v1.PSStore.PullStream:output_type -> stratus.psstore.v1.PullSparseResponse
+	26, // 44: stratus.psstore.v1.PSStore.Push:output_type -> stratus.psstore.v1.PushAck
+	28, // 45: stratus.psstore.v1.PSStore.PullDense:output_type -> stratus.psstore.v1.DenseChunk
+	30, // 46: stratus.psstore.v1.PSStore.ModelStats:output_type -> stratus.psstore.v1.ModelStatsResponse
+	34, // 47: stratus.psstore.v1.PSStore.ListModels:output_type -> stratus.psstore.v1.ListModelsResponse
+	32, // 48: stratus.psstore.v1.PSStore.Fence:output_type -> stratus.psstore.v1.FenceResponse
+	36, // 49: stratus.psstore.v1.PSStore.Snapshot:output_type -> stratus.psstore.v1.SnapshotResponse
+	38, // 50: stratus.psstore.v1.PSStore.Restore:output_type -> stratus.psstore.v1.RestoreResponse
+	41, // 51: stratus.psstore.v1.PSStore.GetMap:output_type -> stratus.psstore.v1.MapResponse
+	41, // 52: stratus.psstore.v1.PSStore.InstallMap:output_type -> stratus.psstore.v1.MapResponse
+	43, // 53: stratus.psstore.v1.PSStore.ExportPartition:output_type -> stratus.psstore.v1.PartitionItem
+	44, // 54: stratus.psstore.v1.PSStore.ImportPartition:output_type -> stratus.psstore.v1.ImportResponse
+	44, // 55: stratus.psstore.v1.PSStore.DropPartition:output_type -> stratus.psstore.v1.ImportResponse
+	33, // [33:56] is the sub-list for method output_type
+	10, // [10:33] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_psstore_proto_init() }
@@ -2545,7 +2998,7 @@ func file_psstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_psstore_proto_rawDesc), len(file_psstore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,24 +37,29 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PSStore_Hello_FullMethodName       = "/stratus.psstore.v1.PSStore/Hello"
-	PSStore_Stats_FullMethodName       = "/stratus.psstore.v1.PSStore/Stats"
-	PSStore_Put_FullMethodName         = "/stratus.psstore.v1.PSStore/Put"
-	PSStore_Get_FullMethodName         = "/stratus.psstore.v1.PSStore/Get"
-	PSStore_Delete_FullMethodName      = "/stratus.psstore.v1.PSStore/Delete"
-	PSStore_List_FullMethodName        = "/stratus.psstore.v1.PSStore/List"
-	PSStore_Merge_FullMethodName       = "/stratus.psstore.v1.PSStore/Merge"
-	PSStore_CreateModel_FullMethodName = "/stratus.psstore.v1.PSStore/CreateModel"
-	PSStore_DeleteModel_FullMethodName = "/stratus.psstore.v1.PSStore/DeleteModel"
-	PSStore_PullSparse_FullMethodName  = "/stratus.psstore.v1.PSStore/PullSparse"
-	PSStore_PullStream_FullMethodName  = "/stratus.psstore.v1.PSStore/PullStream"
-	PSStore_Push_FullMethodName        = "/stratus.psstore.v1.PSStore/Push"
-	PSStore_PullDense_FullMethodName   = "/stratus.psstore.v1.PSStore/PullDense"
-	PSStore_ModelStats_FullMethodName  = "/stratus.psstore.v1.PSStore/ModelStats"
-	PSStore_ListModels_FullMethodName  = "/stratus.psstore.v1.PSStore/ListModels"
-	PSStore_Fence_FullMethodName       = "/stratus.psstore.v1.PSStore/Fence"
-	PSStore_Snapshot_FullMethodName    = "/stratus.psstore.v1.PSStore/Snapshot"
-	PSStore_Restore_FullMethodName     = "/stratus.psstore.v1.PSStore/Restore"
+	PSStore_Hello_FullMethodName           = "/stratus.psstore.v1.PSStore/Hello"
+	PSStore_Stats_FullMethodName           = "/stratus.psstore.v1.PSStore/Stats"
+	PSStore_Put_FullMethodName             = "/stratus.psstore.v1.PSStore/Put"
+	PSStore_Get_FullMethodName             = "/stratus.psstore.v1.PSStore/Get"
+	PSStore_Delete_FullMethodName          = "/stratus.psstore.v1.PSStore/Delete"
+	PSStore_List_FullMethodName            = "/stratus.psstore.v1.PSStore/List"
+	PSStore_Merge_FullMethodName           = "/stratus.psstore.v1.PSStore/Merge"
+	PSStore_CreateModel_FullMethodName     = "/stratus.psstore.v1.PSStore/CreateModel"
+	PSStore_DeleteModel_FullMethodName     = "/stratus.psstore.v1.PSStore/DeleteModel"
+	PSStore_PullSparse_FullMethodName      = "/stratus.psstore.v1.PSStore/PullSparse"
+	PSStore_PullStream_FullMethodName      = "/stratus.psstore.v1.PSStore/PullStream"
+	PSStore_Push_FullMethodName            = "/stratus.psstore.v1.PSStore/Push"
+	PSStore_PullDense_FullMethodName       = "/stratus.psstore.v1.PSStore/PullDense"
+	PSStore_ModelStats_FullMethodName      = "/stratus.psstore.v1.PSStore/ModelStats"
+	PSStore_ListModels_FullMethodName      = "/stratus.psstore.v1.PSStore/ListModels"
+	PSStore_Fence_FullMethodName           = "/stratus.psstore.v1.PSStore/Fence"
+	PSStore_Snapshot_FullMethodName        = "/stratus.psstore.v1.PSStore/Snapshot"
+	PSStore_Restore_FullMethodName         = "/stratus.psstore.v1.PSStore/Restore"
+	PSStore_GetMap_FullMethodName          = "/stratus.psstore.v1.PSStore/GetMap"
+	PSStore_InstallMap_FullMethodName      = "/stratus.psstore.v1.PSStore/InstallMap"
+	PSStore_ExportPartition_FullMethodName = "/stratus.psstore.v1.PSStore/ExportPartition"
+	PSStore_ImportPartition_FullMethodName = "/stratus.psstore.v1.PSStore/ImportPartition"
+	PSStore_DropPartition_FullMethodName   = "/stratus.psstore.v1.PSStore/DropPartition"
 )
 
 // PSStoreClient is the client API for PSStore service.
@@ -107,6 +112,19 @@ type PSStoreClient interface {
 	// with the last checkpoint.
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error)
 	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
+	// The shard map (psstore.ShardMap, JSON): GetMap returns the newest
+	// version this member holds; InstallMap gives it a newer one, which it
+	// stores and from then on answers every request made with an older map
+	// with ABORTED "MOVED <version>" (see package psstore, Elasticity).
+	GetMap(ctx context.Context, in *GetMapRequest, opts ...grpc.CallOption) (*MapResponse, error)
+	InstallMap(ctx context.Context, in *InstallMapRequest, opts ...grpc.CallOption) (*MapResponse, error)
+	// ExportPartition streams every KV pair and model slice of one partition
+	// this member holds; ImportPartition stores such a stream as this
+	// member's copy (replacing what it held of the partition);
+	// DropPartition deletes the member's copy after it moved away.
+	ExportPartition(ctx context.Context, in *PartitionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PartitionItem], error)
+	ImportPartition(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PartitionItem, ImportResponse], error)
+	DropPartition(ctx context.Context, in *PartitionRequest, opts ...grpc.CallOption) (*ImportResponse, error)
 }
 
 type pSStoreClient struct {
@@ -336,6 +354,68 @@ func (c *pSStoreClient) Restore(ctx context.Context, in *RestoreRequest, opts ..
 	return out, nil
 }
 
+func (c *pSStoreClient) GetMap(ctx context.Context, in *GetMapRequest, opts ...grpc.CallOption) (*MapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapResponse)
+	err := c.cc.Invoke(ctx, PSStore_GetMap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pSStoreClient) InstallMap(ctx context.Context, in *InstallMapRequest, opts ...grpc.CallOption) (*MapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapResponse)
+	err := c.cc.Invoke(ctx, PSStore_InstallMap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pSStoreClient) ExportPartition(ctx context.Context, in *PartitionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PartitionItem], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[7], PSStore_ExportPartition_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PartitionRequest, PartitionItem]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_ExportPartitionClient = grpc.ServerStreamingClient[PartitionItem]
+
+func (c *pSStoreClient) ImportPartition(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PartitionItem, ImportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PSStore_ServiceDesc.Streams[8], PSStore_ImportPartition_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PartitionItem, ImportResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_ImportPartitionClient = grpc.ClientStreamingClient[PartitionItem, ImportResponse]
+
+func (c *pSStoreClient) DropPartition(ctx context.Context, in *PartitionRequest, opts ...grpc.CallOption) (*ImportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportResponse)
+	err := c.cc.Invoke(ctx, PSStore_DropPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PSStoreServer is the server API for PSStore service.
 // All implementations must embed UnimplementedPSStoreServer
 // for forward compatibility.
@@ -386,6 +466,19 @@ type PSStoreServer interface {
 	// with the last checkpoint.
 	Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error)
 	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
+	// The shard map (psstore.ShardMap, JSON): GetMap returns the newest
+	// version this member holds; InstallMap gives it a newer one, which it
+	// stores and from then on answers every request made with an older map
+	// with ABORTED "MOVED <version>" (see package psstore, Elasticity).
+	GetMap(context.Context, *GetMapRequest) (*MapResponse, error)
+	InstallMap(context.Context, *InstallMapRequest) (*MapResponse, error)
+	// ExportPartition streams every KV pair and model slice of one partition
+	// this member holds; ImportPartition stores such a stream as this
+	// member's copy (replacing what it held of the partition);
+	// DropPartition deletes the member's copy after it moved away.
+	ExportPartition(*PartitionRequest, grpc.ServerStreamingServer[PartitionItem]) error
+	ImportPartition(grpc.ClientStreamingServer[PartitionItem, ImportResponse]) error
+	DropPartition(context.Context, *PartitionRequest) (*ImportResponse, error)
 	mustEmbedUnimplementedPSStoreServer()
 }
 
@@ -449,6 +542,21 @@ func (UnimplementedPSStoreServer) Snapshot(context.Context, *SnapshotRequest) (*
 }
 func (UnimplementedPSStoreServer) Restore(context.Context, *RestoreRequest) (*RestoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
+}
+func (UnimplementedPSStoreServer) GetMap(context.Context, *GetMapRequest) (*MapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMap not implemented")
+}
+func (UnimplementedPSStoreServer) InstallMap(context.Context, *InstallMapRequest) (*MapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InstallMap not implemented")
+}
+func (UnimplementedPSStoreServer) ExportPartition(*PartitionRequest, grpc.ServerStreamingServer[PartitionItem]) error {
+	return status.Error(codes.Unimplemented, "method ExportPartition not implemented")
+}
+func (UnimplementedPSStoreServer) ImportPartition(grpc.ClientStreamingServer[PartitionItem, ImportResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportPartition not implemented")
+}
+func (UnimplementedPSStoreServer) DropPartition(context.Context, *PartitionRequest) (*ImportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropPartition not implemented")
 }
 func (UnimplementedPSStoreServer) mustEmbedUnimplementedPSStoreServer() {}
 func (UnimplementedPSStoreServer) testEmbeddedByValue()                 {}
@@ -730,6 +838,78 @@ func _PSStore_Restore_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PSStore_GetMap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PSStoreServer).GetMap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PSStore_GetMap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PSStoreServer).GetMap(ctx, req.(*GetMapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PSStore_InstallMap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InstallMapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PSStoreServer).InstallMap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PSStore_InstallMap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PSStoreServer).InstallMap(ctx, req.(*InstallMapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PSStore_ExportPartition_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PartitionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PSStoreServer).ExportPartition(m, &grpc.GenericServerStream[PartitionRequest, PartitionItem]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_ExportPartitionServer = grpc.ServerStreamingServer[PartitionItem]
+
+func _PSStore_ImportPartition_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PSStoreServer).ImportPartition(&grpc.GenericServerStream[PartitionItem, ImportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PSStore_ImportPartitionServer = grpc.ClientStreamingServer[PartitionItem, ImportResponse]
+
+func _PSStore_DropPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PSStoreServer).DropPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PSStore_DropPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PSStoreServer).DropPartition(ctx, req.(*PartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PSStore_ServiceDesc is the grpc.ServiceDesc for PSStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -781,6 +961,18 @@ var PSStore_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Restore",
 			Handler:    _PSStore_Restore_Handler,
 		},
+		{
+			MethodName: "GetMap",
+			Handler:    _PSStore_GetMap_Handler,
+		},
+		{
+			MethodName: "InstallMap",
+			Handler:    _PSStore_InstallMap_Handler,
+		},
+		{
+			MethodName: "DropPartition",
+			Handler:    _PSStore_DropPartition_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -819,6 +1011,16 @@ var PSStore_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "PullDense",
 			Handler:       _PSStore_PullDense_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportPartition",
+			Handler:       _PSStore_ExportPartition_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportPartition",
+			Handler:       _PSStore_ImportPartition_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "psstore.proto",

@@ -7,6 +7,11 @@
 //	Redis:   MGET, MSET, and MGET followed by MSET, against Debian's
 //	         redis-server started on a free port (skipped when missing).
 //
+// Beside them, in the same run: psstore pull+push p50 while a shard joins
+// and is drained again and again (partitions moving online), as a ratio to
+// the steady p50 on the same cluster; and the time from kill -9 of a
+// primary to the first acknowledged push on its keys.
+//
 // For every workload it prints requests/s, keys/s (keys per request x
 // requests/s; a pull + push or MGET + MSET of 2,000 keys is one request of
 // 2,000 keys) and the p50/p99 latency of a request, then the ratio of
@@ -42,6 +47,8 @@ type config struct {
 	shards    []int
 	replicas  int
 	inProcess bool
+	elastic   int // shards of the join/drain measurement (0: skip)
+	failover  int // trials of the kill -9 measurement (0: skip)
 }
 
 func main() {
@@ -58,6 +65,8 @@ func main() {
 	flag.StringVar(&shardsFlag, "shards", "1,4", "psstore shard counts to measure (empty: Redis only)")
 	flag.IntVar(&cfg.replicas, "replicas", 1, "copies of every key range (psstore.WithReplicas; 2 doubles the pushes)")
 	flag.BoolVar(&cfg.inProcess, "inprocess", false, "run psstore shards in this process instead of one process per shard")
+	flag.IntVar(&cfg.elastic, "elastic", 2, "measure pull+push while a shard joins and is drained, repeatedly, on a cluster of `N` shard processes (0 skips)")
+	flag.IntVar(&cfg.failover, "failover", 3, "measure the time from kill -9 of a primary to the first acknowledged push on its keys, over `N` fresh 2-shard clusters with 2 copies (0 skips)")
 	flag.StringVar(&serveDir, "serve-shard", "", "internal: serve one shard on this data dir")
 	flag.StringVar(&serveToken, "token", "", "internal: token for -serve-shard")
 	flag.Parse()
@@ -135,6 +144,23 @@ func run(cfg config) error {
 		}
 		results = append(results, rs...)
 	}
+	var elastic *[2]result
+	var cycles, moves int
+	if cfg.elastic > 0 && !cfg.inProcess {
+		steady, during, c, m, err := benchElastic(ctx, cfg, cfg.elastic, space, keySets)
+		if err != nil {
+			return fmt.Errorf("psstore join/drain: %w", err)
+		}
+		results = append(results, steady, during)
+		elastic, cycles, moves = &[2]result{steady, during}, c, m
+	}
+	var failover []time.Duration
+	if cfg.failover > 0 && !cfg.inProcess {
+		var err error
+		if failover, err = benchFailover(ctx, cfg, 2, cfg.failover); err != nil {
+			return fmt.Errorf("psstore failover: %w", err)
+		}
+	}
 	redisNote := ""
 	if bin, ok := findBinary("redis-server"); ok {
 		rs, version, err := benchRedis(ctx, cfg, bin, space, keySets)
@@ -165,6 +191,18 @@ func run(cfg config) error {
 			}
 		}
 		return nil
+	}
+	if elastic != nil {
+		s, d := elastic[0], elastic[1]
+		fmt.Printf("psstore %d shard(s), 2 copies, pull+push during %d join+drain cycles (%d partition moves): p50 %s vs %s steady (%.2fx), p99 %s vs %s\n",
+			cfg.elastic, cycles, moves, fmtDur(d.pct(0.5)), fmtDur(s.pct(0.5)), float64(d.pct(0.5))/float64(max(1, s.pct(0.5))), fmtDur(d.pct(0.99)), fmtDur(s.pct(0.99)))
+	}
+	if len(failover) > 0 {
+		fmt.Printf("kill -9 of a primary → first acknowledged push on its keys (2 shards, 2 copies, target < 1s):")
+		for _, d := range failover {
+			fmt.Printf(" %s", d.Round(time.Millisecond))
+		}
+		fmt.Println()
 	}
 	rb := find("redis MGET+MSET")
 	rh := find("redis MGET+MSET, hot keys")

@@ -1,0 +1,114 @@
+package train_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
+	"github.com/stratus-ml/stratus/psstore"
+)
+
+// TestTrainDuringJoinAndDrain changes the psstore cluster under a running
+// training: once the workers have handed over (the run is well under
+// way), a third shard process joins and the first is drained out and then
+// killed, key ranges moving while the workers pull and push. The apply
+// succeeds with the metrics of an undisturbed run on the same cluster
+// (within 1 %), and leaves nothing behind in psstore.
+func TestTrainDuringJoinAndDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a9a twice")
+	}
+	for _, replicas := range []string{"1", "2"} {
+		t.Run("replicas="+replicas, func(t *testing.T) {
+			t.Setenv(psstore.ReplicasEnv, replicas)
+			trainDuringJoinAndDrain(t)
+		})
+	}
+}
+
+func trainDuringJoinAndDrain(t *testing.T) {
+	const token = "elastic-test"
+	a := startShard(t, "127.0.0.1:0", t.TempDir(), token)
+	b := startShard(t, "127.0.0.1:0", t.TempDir(), token)
+	addrs := []string{a.addr, b.addr}
+	src := a9aPipeline(`
+  workers       = 2
+  minibatch     = 100
+  optimizer     = "adagrad"
+  learning_rate = 0.1
+  l2            = 0.0001
+  epochs        = 20
+  eval_interval = "100ms"
+  lifetime      = "300ms"
+`)
+	ref := runtimetestHarness(t, src, addrs, token)
+	sum, _ := ref.MustApply()
+	want := metric(t, sum, "test_logloss")
+	t.Logf("undisturbed: test logloss %.4f", want)
+
+	h := runtimetestHarness(t, src, addrs, token)
+	obs := &relaunchObserver{ch: make(chan struct{})}
+	h.Observer = obs
+	type applied struct {
+		sum *executor.Summary
+		err error
+	}
+	done := make(chan applied, 1)
+	go func() {
+		sum, _, err := h.Apply()
+		done <- applied{sum, err}
+	}()
+	select {
+	case <-obs.ch:
+	case a := <-done:
+		t.Fatalf("the apply ended (%v) before any worker handed over", a.err)
+	}
+	ctx := context.Background()
+	d := startShard(t, "127.0.0.1:0", t.TempDir(), token)
+	joined, err := psstore.JoinCluster(ctx, a.addr, d.addr, nil, psstore.WithToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := psstore.DrainMember(ctx, b.addr, a.addr, nil, psstore.WithToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the training ended (%v) before the cluster changes did: make it longer", r.err)
+	default:
+	}
+	a.kill() // drained: its key ranges are elsewhere
+	t.Logf("joined at map version %d, drained at %d: members %v", joined.Version, final.Version, final.Addrs())
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the apply failed while the cluster changed: %v\n%s", r.err, stageError(r.sum, "train.lr"))
+	}
+	got := metric(t, r.sum, "test_logloss")
+	t.Logf("with a join and a drain: test logloss %.4f", got)
+	if math.Abs(got-want) > 0.01*want {
+		t.Fatalf("test logloss %.4f with a join and a drain during training; undisturbed %.4f", got, want)
+	}
+
+	c, err := psstore.Dial(ctx, []string{d.addr}, psstore.WithToken(token)) // a seed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	models, err := c.ListModels(ctx, "train/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range models {
+		t.Errorf("model %s left in psstore after its stage exported it", m.Name)
+	}
+}
+
+func runtimetestHarness(t *testing.T, src string, addrs []string, token string) *runtimetest.Harness {
+	h := runtimetest.New(t, src)
+	h.Env.PSStore, h.Env.Token = addrs, token
+	h.Retries = 20 // a 300 ms lifetime is tight on a loaded machine
+	return h
+}
