@@ -43,6 +43,10 @@ type clientOptions struct {
 	dialTimeout time.Duration
 	retry       RetryPolicy
 	replicas    int // 0: the default
+
+	// transport, unless set by WithTransport, comes from $STRATUS_PSSTORE_TRANSPORT.
+	transport    Transport
+	transportSet bool
 }
 
 // WithToken sets the run's token, sent with every request (required).
@@ -97,6 +101,10 @@ type shardConn struct {
 	maxValueBytes int64
 	push          *pushStream
 	pulls         *pullPool
+	// local is set for a shard in this process, called directly instead of
+	// conn, push and pulls (inproc.go); lpush carries its pushes.
+	local *localShard
+	lpush *localPush
 }
 
 // Dial connects to the shards at addrs, whose order defines placement (see
@@ -125,6 +133,11 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	if o.maxKeys < 1 {
 		o.maxKeys = 1
 	}
+	if !o.transportSet {
+		if o.transport, err = transportFromEnv(); err != nil {
+			return nil, err
+		}
+	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
 		creds = credentials.NewTLS(o.tls)
@@ -147,6 +160,13 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 			return nil, fmt.Errorf("psstore: shard address %s is listed twice (shards %d and %d)", addr, j, i)
 		}
 		seen[addr] = i
+		if srv := inprocServer(addr, &c.opts); srv != nil {
+			l := newLocalShard(addr, srv, &c.opts)
+			sh := &shardConn{index: i, addr: addr, local: l, rpc: &inprocRPC{l: l}}
+			sh.lpush = newLocalPush(c, sh)
+			c.shards = append(c.shards, sh)
+			continue
+		}
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(creds),
 			grpc.WithPerRPCCredentials(newTokenCreds(o.token)),
@@ -252,10 +272,15 @@ func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context
 func (c *Client) Close() error {
 	c.cancel()
 	for _, sh := range c.shards {
-		sh.pulls.closeAll()
+		if sh.pulls != nil {
+			sh.pulls.closeAll()
+		}
 	}
 	var first error
 	for _, sh := range c.shards {
+		if sh.conn == nil {
+			continue
+		}
 		if err := sh.conn.Close(); err != nil && first == nil {
 			first = fmt.Errorf("psstore: close connection to %s: %w", sh.addr, err)
 		}

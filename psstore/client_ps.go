@@ -210,6 +210,9 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 // name, in requests of at most maxKeys keys; wait says whether to wait for
 // sh when it is unreachable.
 func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string, p *sparsePlan, s int, wait bool) error {
+	if sh.local != nil {
+		return c.pullLocal(ctx, sh, model, name, p, s, wait)
+	}
 	keys, vals := p.shardKeys(s), p.shardVals(s)
 	enc := pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 	if c.opts.f16 {
@@ -280,6 +283,13 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 		chunk := c.shards[s].maxKeys
 		for lo := 0; lo < len(ks); lo += chunk {
 			hi := min(lo+chunk, len(ks))
+			if c.r == 1 && c.shards[s].local != nil {
+				if err := c.shards[s].lpush.send(ctx, model, copyKey{}, ks[lo:hi], vs[lo:hi], !counted[0], true); err != nil {
+					return err
+				}
+				counted[0] = true
+				continue
+			}
 			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
 			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
 			if c.r == 1 {
@@ -289,7 +299,7 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 				counted[0] = true
 				continue
 			}
-			if err := c.pushCopies(ctx, model, s, p.keyBuf[s], p.valBuf[s], hi-lo, counted[:]); err != nil {
+			if err := c.pushCopies(ctx, model, s, p.keyBuf[s], p.valBuf[s], ks[lo:hi], vs[lo:hi], counted[:]); err != nil {
 				return err
 			}
 		}
@@ -299,7 +309,8 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 
 // pushCopies sends one push part of partition s to every good copy. A copy
 // whose stream cannot be opened is given up while another is good.
-func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals []byte, n int, counted []bool) error {
+// raw are the part's keys and gradients, for a copy in this process.
+func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals []byte, rawKeys []uint64, rawVals []float32, counted []bool) error {
 	sent := false
 	var last error
 	ignore := !c.copies.anyGood(model, s, c.r) // every copy given up: try them all again
@@ -312,7 +323,12 @@ func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals
 		for jj := j + 1; jj < c.r; jj++ {
 			more = more || ignore || !c.copies.isBad(copyKey{model, s, jj})
 		}
-		err := c.copyHost(s, j).push.send(ctx, copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
+		var err error
+		if h := c.copyHost(s, j); h.local != nil {
+			err = h.lpush.send(ctx, copyName(model, s, j), k, rawKeys, rawVals, j < len(counted) && !counted[j], !sent && !more)
+		} else {
+			err = h.push.send(ctx, copyName(model, s, j), k, keys, vals, len(rawKeys), j < len(counted) && !counted[j], !sent && !more)
+		}
 		if err == nil {
 			sent = true
 			if ignore {
@@ -343,7 +359,11 @@ func (c *Client) pushCopies(ctx context.Context, model string, s int, keys, vals
 // push failure not yet reported, or ctx's error.
 func (c *Client) Flush(ctx context.Context) error {
 	for _, sh := range c.shards {
-		if err := sh.push.flush(ctx); err != nil {
+		flush := sh.push.flush
+		if sh.local != nil {
+			flush = sh.lpush.flush
+		}
+		if err := flush(ctx); err != nil {
 			return err
 		}
 	}
@@ -411,6 +431,9 @@ func (c *Client) partitions(ctx context.Context, op string, f func(ctx context.C
 
 // denseOnce streams the slice named name from sh into *dst.
 func (c *Client) denseOnce(ctx context.Context, sh *shardConn, name string, dst *[]float32) error {
+	if sh.local != nil {
+		return c.denseLocal(ctx, sh, name, dst)
+	}
 	{
 		stream, err := sh.rpc.PullDense(ctx, &pb.PullDenseRequest{Model: name})
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 
 // LocalCluster is n in-process shards on 127.0.0.1, as the executor runs
 // for the local backend. Each shard keeps its data in dataDir/shard-<i>.
+// Clients of this process that Dial their addresses call them directly
+// (see Transport); other processes reach them over gRPC.
 type LocalCluster struct {
 	token   string
 	addrs   []string
@@ -57,6 +59,7 @@ func StartLocal(ctx context.Context, n int, dataDir, token string, opts ...func(
 		}
 		lc.servers = append(lc.servers, s)
 		lc.addrs = append(lc.addrs, lis.Addr().String())
+		registerInproc(lis.Addr().String(), s) // clients of this process call it directly (inproc.go)
 		lc.wg.Add(1)
 		go func() {
 			defer lc.wg.Done()
