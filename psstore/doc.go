@@ -42,10 +42,13 @@
 // WithTransport(TransportGRPC), or $STRATUS_PSSTORE_TRANSPORT=grpc, forces
 // gRPC everywhere; Client.InProcess says which was chosen. In-process, a
 // sparse pull reads the slice into the client's per-call plan and scatters
-// it into the caller's buffer (no encoding, no message); a push is copied
-// once into a queue per shard that a goroutine of the client applies in
-// order, with the same window, Flush and late-error contract as the gRPC
-// push stream; a dense pull copies the slice once. Every other call runs
+// it into the caller's buffer (no encoding, no message); a push is applied
+// in the caller's goroutine when nothing of it can wait (no push of this
+// client to that shard unresolved, no checkpoint holding the slice), else
+// copied once into a queue per shard that a goroutine of the client
+// applies in order — either way with the same window, ordering, Flush and
+// late-error contract as the gRPC push stream; a dense pull copies the
+// slice once. Every other call runs
 // the shard's gRPC handler with its messages passed by pointer. The
 // guarantees are the transport's business, not the caller's: the same
 // checks, status codes and messages (model lost, key out of range, limits,

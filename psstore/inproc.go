@@ -20,10 +20,12 @@ import (
 //   - PullSparse reads the slice's weights straight into the client's plan
 //     (one copy, then the scatter into the caller's buffer), without
 //     encoding keys or values.
-//   - PushSparse copies the summed gradients into a queued push that a
-//     goroutine of the client applies to the slice in order, one queue per
-//     shard: the same window, ordering, Flush and late-error contract as the
-//     gRPC push stream (see PushSparse), without encoding.
+//   - PushSparse applies the summed gradients in the caller's goroutine
+//     when that cannot wait (localPush.inline), else copies them into a
+//     queued push that a goroutine of the client applies to the slice in
+//     order, one queue per shard: the same window, ordering, Flush and
+//     late-error contract as the gRPC push stream (see PushSparse), without
+//     encoding.
 //   - PullDense copies the slice once into the result.
 //   - Every other call runs the shard's gRPC handler directly, with the
 //     messages passed by pointer (streams through an in-process pipe that
@@ -195,6 +197,37 @@ func (s *Server) pushInproc(model string, keys []uint64, grads []float32, countP
 		return status.Errorf(codes.Internal, "psstore: %v", err)
 	}
 	return nil
+}
+
+// tryPushInproc is pushInproc for the caller's own goroutine: it applies
+// the push only if that needs no waiting — the shard admits calls, no
+// checkpoint holds the slice, and the slice is already marked dirty (the
+// mark is a synced write) — and otherwise reports applied false, having
+// done nothing. A refused push counts as applied, with its error.
+func (s *Server) tryPushInproc(model string, keys []uint64, grads []float32, countPush bool) (applied bool, err error) {
+	if !s.inprocMu.TryRLock() {
+		return false, nil
+	}
+	defer s.inprocMu.RUnlock()
+	if s.inprocDown {
+		return false, nil
+	}
+	m, err := s.liveModel(model)
+	if err != nil {
+		return true, err
+	}
+	if err := s.checkLocalKeys(m, keys); err != nil {
+		return true, err
+	}
+	if !m.dirty.Load() || !m.snapMu.TryRLock() {
+		return false, nil
+	}
+	defer m.snapMu.RUnlock()
+	if !m.dirty.Load() { // a checkpoint came in between
+		return false, nil
+	}
+	m.apply(keys, grads, countPush)
+	return true, nil
 }
 
 // denseInproc returns a copy of the slice's weights.

@@ -62,6 +62,9 @@ func (lp *localPush) send(ctx context.Context, name string, k copyKey, keys []ui
 	if err != nil {
 		return c.wrap(ctx, "push", lp.sh, err)
 	}
+	if lp.inline(name, k, keys, grads, countPush) {
+		return nil
+	}
 	select {
 	case lp.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -95,6 +98,41 @@ func (lp *localPush) send(ctx context.Context, name string, k copyKey, keys []ui
 	return nil
 }
 
+// inline applies a push in the caller's goroutine when nothing of this
+// queue is unresolved (so order is kept) and the shard can take it without
+// waiting (tryPushInproc); it reports whether it did. It spares the
+// hand-off to run's goroutine — on a small machine, where workers outnumber
+// cores, that goroutine waits for a core while its window fills.
+func (lp *localPush) inline(name string, k copyKey, keys []uint64, grads []float32, countPush bool) bool {
+	if lp.c.opts.f16 {
+		return false // the queue rounds the gradients
+	}
+	lp.mu.Lock()
+	if lp.doneSeq != lp.nextSeq {
+		lp.mu.Unlock()
+		return false
+	}
+	applied, err := lp.sh.local.server().tryPushInproc(name, keys, grads, countPush)
+	if applied {
+		lp.nextSeq++
+		lp.doneSeq = lp.nextSeq
+	}
+	lp.mu.Unlock()
+	if err != nil {
+		lp.refused(k, err)
+	}
+	return applied
+}
+
+// refused records a refused push as the push stream's acknowledgement does.
+func (lp *localPush) refused(k copyKey, err error) {
+	c := lp.c
+	err = c.wrap(context.Background(), "push", lp.sh, err)
+	if !failover(err) || c.r <= 1 || !c.copies.markBad(k, err, c.r) {
+		c.setPushErr(err)
+	}
+}
+
 // run applies the queued pushes in order until the client closes.
 func (lp *localPush) run() {
 	c := lp.c
@@ -103,10 +141,7 @@ func (lp *localPush) run() {
 		select {
 		case p := <-lp.q:
 			if err := lp.sh.local.server().pushInproc(p.name, p.keys, p.grads, p.countPush); err != nil {
-				err = c.wrap(context.Background(), "push", lp.sh, err)
-				if !failover(err) || c.r <= 1 || !c.copies.markBad(p.k, err, c.r) {
-					c.setPushErr(err)
-				}
+				lp.refused(p.k, err)
 			}
 			lp.mu.Lock()
 			lp.doneSeq = p.seq
