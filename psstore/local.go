@@ -41,19 +41,37 @@ func StartLocal(ctx context.Context, n int, dataDir, token string, opts ...func(
 		token = hex.EncodeToString(b[:])
 	}
 	lc := &LocalCluster{token: token}
-	for i := 0; i < n; i++ {
-		o := ServerOptions{DataDir: filepath.Join(dataDir, fmt.Sprintf("shard-%d", i)), Token: token}
-		for _, f := range opts {
-			f(&o)
+	// The shards open their data directories in parallel: opening one is
+	// most of a small apply's fixed cost (badger creates and syncs its files).
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var open sync.WaitGroup
+	for i := range n {
+		open.Add(1)
+		go func() {
+			defer open.Done()
+			o := ServerOptions{DataDir: filepath.Join(dataDir, fmt.Sprintf("shard-%d", i)), Token: token}
+			for _, f := range opts {
+				f(&o)
+			}
+			servers[i], errs[i] = NewServer(o)
+		}()
+	}
+	open.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range servers {
+			if s != nil {
+				s.Close()
+			}
 		}
-		s, err := NewServer(o)
-		if err != nil {
-			lc.closeServers()
-			return nil, err
-		}
+		return nil, err
+	}
+	for i, s := range servers {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			s.Close()
+			for _, s := range servers[i:] {
+				s.Close()
+			}
 			lc.closeServers()
 			return nil, fmt.Errorf("psstore: listen on 127.0.0.1: %w", err)
 		}
