@@ -290,8 +290,11 @@ func (c *Client) PushSparse(ctx context.Context, model string, keys []uint64, gr
 				counted[0] = true
 				continue
 			}
-			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
-			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
+			p.keyBuf[s], p.valBuf[s] = p.keyBuf[s][:0], p.valBuf[s][:0]
+			if c.wired(s) { // the wire encoding, for the copies reached over gRPC
+				p.keyBuf[s] = appendKeys(p.keyBuf[s], ks[lo:hi])
+				p.valBuf[s] = appendValues(p.valBuf[s], vs[lo:hi], c.opts.f16)
+			}
 			if c.r == 1 {
 				if err := c.shards[s].push.send(ctx, model, copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
 					return err

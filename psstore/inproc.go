@@ -326,6 +326,17 @@ func (l *localShard) server() *Server {
 	return s
 }
 
+// wired reports whether some copy of partition s is reached over gRPC
+// (so a push part must be encoded for the wire).
+func (c *Client) wired(s int) bool {
+	for j := 0; j < c.r; j++ {
+		if c.copyHost(s, j).local == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // InProcess reports whether the client calls every shard in this process
 // directly rather than over gRPC (see Transport).
 func (c *Client) InProcess() bool {
