@@ -105,8 +105,8 @@ func TestTransportSelection(t *testing.T) {
 }
 
 // TestClosedShard: a shard that closes under a client answers Unavailable
-// (after the retry policy's wait), pushes queued to it resolve as failed,
-// and the caller's context ends a wait: on either transport.
+// to pulls, KV calls and pushes (after the retry policy's wait), and the
+// caller's context ends a wait: on either transport.
 func TestClosedShard(t *testing.T) {
 	lc, err := StartLocal(context.Background(), 1, t.TempDir(), "")
 	if err != nil {
@@ -136,6 +136,9 @@ func TestClosedShard(t *testing.T) {
 	}
 	if err := c.Put(ctx, "k", []byte("v")); status.Code(err) != codes.Unavailable {
 		t.Fatalf("put to a closed shard: %v", err)
+	}
+	if err := c.PushSparse(ctx, "m", []uint64{1}, []float32{1}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("push to a closed shard: %v", err)
 	}
 	// With a wait, the caller's context ends it.
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
