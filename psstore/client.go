@@ -160,7 +160,12 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 			return nil, fmt.Errorf("psstore: shard address %s is listed twice (shards %d and %d)", addr, j, i)
 		}
 		seen[addr] = i
-		if srv := inprocServer(addr, &c.opts); srv != nil {
+		srv, err := inprocServer(ctx, addr, &c.opts)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		if srv != nil {
 			l := newLocalShard(addr, srv, &c.opts)
 			sh := &shardConn{index: i, addr: addr, local: l, rpc: &inprocRPC{l: l}}
 			sh.lpush = newLocalPush(c, sh)

@@ -82,44 +82,92 @@ func transportFromEnv() (Transport, error) {
 // inprocShards are the shards of this process by listening address.
 var inprocShards struct {
 	mu sync.Mutex
-	m  map[string]*Server
+	m  map[string]*inprocEntry
 }
 
-func registerInproc(addr string, s *Server) {
+// inprocEntry is a shard of this process, registered before it is open
+// (StartLocalAsync): ready is closed once srv or err is set.
+type inprocEntry struct {
+	ready chan struct{}
+	srv   *Server
+	err   error
+}
+
+func registerPending(addr string) *inprocEntry {
+	e := &inprocEntry{ready: make(chan struct{})}
 	inprocShards.mu.Lock()
 	defer inprocShards.mu.Unlock()
 	if inprocShards.m == nil {
-		inprocShards.m = map[string]*Server{}
+		inprocShards.m = map[string]*inprocEntry{}
 	}
-	inprocShards.m[addr] = s
-	s.inprocAddr = addr
+	inprocShards.m[addr] = e
+	return e
+}
+
+// resolve records the shard's start; a failed one is forgotten once its
+// waiters have seen the error.
+func (e *inprocEntry) resolve(s *Server, err error) {
+	e.srv, e.err = s, err
+	close(e.ready)
+	if err != nil {
+		inprocShards.mu.Lock()
+		for a, x := range inprocShards.m {
+			if x == e {
+				delete(inprocShards.m, a)
+			}
+		}
+		inprocShards.mu.Unlock()
+	}
 }
 
 func unregisterInproc(s *Server) {
 	inprocShards.mu.Lock()
 	defer inprocShards.mu.Unlock()
-	if s.inprocAddr != "" && inprocShards.m[s.inprocAddr] == s {
-		delete(inprocShards.m, s.inprocAddr)
+	for a, e := range inprocShards.m {
+		select {
+		case <-e.ready:
+			if e.srv == s {
+				delete(inprocShards.m, a)
+			}
+		default:
+		}
 	}
 }
 
 // inprocServer returns the shard of this process at addr that a client
-// with options o may call directly, or nil.
-func inprocServer(addr string, o *clientOptions) *Server {
+// with options o may call directly, or nil. It waits (within ctx) for a
+// shard still opening, and returns the error of one that failed to.
+func inprocServer(ctx context.Context, addr string, o *clientOptions) (*Server, error) {
 	if o.transport != TransportAuto || o.tls != nil {
-		return nil
+		return nil, nil
 	}
 	inprocShards.mu.Lock()
-	s := inprocShards.m[addr]
+	e := inprocShards.m[addr]
 	inprocShards.mu.Unlock()
-	if s == nil || s.opts.TLS != nil {
-		return nil
+	if e == nil {
+		return nil, nil
+	}
+	select {
+	case <-e.ready:
+	default:
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("psstore: shard at %s (in this process) is still opening: %w", addr, ctx.Err())
+		}
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("psstore: shard at %s (in this process) failed to start: %w", addr, e.err)
+	}
+	s := e.srv
+	if s.opts.TLS != nil {
+		return nil, nil
 	}
 	got := sha256.Sum256([]byte(o.token))
 	if subtle.ConstantTimeCompare(got[:], s.auth.want[:]) != 1 {
-		return nil // gRPC refuses it, and counts the refusal
+		return nil, nil // gRPC refuses it, and counts the refusal
 	}
-	return s
+	return s, nil
 }
 
 // errShuttingDown is what a closing shard answers, on either transport.
@@ -318,7 +366,9 @@ func newLocalShard(addr string, s *Server, o *clientOptions) *localShard {
 func (l *localShard) server() *Server {
 	s := l.srv.Load()
 	if s.inprocClosed.Load() {
-		if n := inprocServer(l.addr, l.o); n != nil {
+		done, cancel := context.WithCancel(context.Background())
+		cancel() // look, do not wait for a shard still opening
+		if n, _ := inprocServer(done, l.addr, l.o); n != nil {
 			l.srv.CompareAndSwap(s, n)
 			return n
 		}

@@ -144,7 +144,6 @@ type Server struct {
 	inprocClosed atomic.Bool
 	inprocCtx    context.Context // ends the in-process streams on Close
 	inprocCancel context.CancelFunc
-	inprocAddr   string // where StartLocal registered the shard
 
 	started  time.Time
 	stop     chan struct{}

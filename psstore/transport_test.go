@@ -171,3 +171,41 @@ func TestCanceledContext(t *testing.T) {
 		}
 	}
 }
+
+// TestStartLocalAsync: StartLocalAsync returns before its shards are open;
+// a client that dials them at once waits for them, and a start that fails
+// (here: the data directory is held by another shard) is the error of the
+// dial, of Wait and of Close.
+func TestStartLocalAsync(t *testing.T) {
+	dir := t.TempDir()
+	lc, err := StartLocalAsync(context.Background(), 2, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, lc.Addrs(), lc.Token(), WithReplicas(1))
+	if c.InProcess() != wantInProcess() {
+		t.Fatalf("InProcess() = %v", c.InProcess())
+	}
+	ctx := testCtx(t)
+	if err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// The same data directory while lc holds it.
+	bad, err := StartLocalAsync(context.Background(), 2, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Dial(ctx, bad.Addrs(), WithToken(bad.Token()), WithRetry(RetryPolicy{Wait: -1})); err == nil || (wantInProcess() && !strings.Contains(err.Error(), "failed to start")) {
+		t.Fatalf("Dial of shards that failed to start: %v", err)
+	}
+	if err := bad.Wait(); err == nil || !strings.Contains(err.Error(), "another shard") {
+		t.Fatalf("Wait: %v, want the data directory's error", err)
+	}
+	if err := bad.Close(); err == nil {
+		t.Fatal("Close of a cluster that failed to start reports no error")
+	}
+	c.Close()
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
