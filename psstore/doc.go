@@ -34,8 +34,8 @@
 // # Transports
 //
 // A client reaches a shard over gRPC, or, when the shard lives in the
-// client's own process (started by StartLocal, as `stratus apply` does on
-// the embedded default), by calling it directly: Dial picks the in-process
+// client's own process (started by StartLocal or StartLocalAsync, as
+// `stratus apply` does on the embedded default), by calling it directly: Dial picks the in-process
 // transport by itself for every address StartLocal registered, when the
 // token matches and neither side uses TLS; remote shards, the functions of
 // the Lambda backend and `stratus psstore serve` keep gRPC.
