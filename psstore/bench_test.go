@@ -14,22 +14,39 @@ import (
 // BenchmarkPullPush is the workload of the performance target: each of 4
 // concurrent clients repeatedly pulls 2,000 random keys out of 2^20 and
 // pushes a gradient for the same keys (adagrad on the shards), float32
-// values, over loopback gRPC to 1, 2 or 4 in-process shards, with one copy
-// of every key range or two (replicas=2: every push goes to two shards,
-// the same work twice over on 2 cores). One op is one
-// pull + push by one client. Reported: p50/p99 latency of a pull + push as
-// the worker sees it (the push is asynchronous: its cost is queueing it),
-// and keys/s = 2,000 x ops/s across the clients (every key is both pulled
-// and pushed). The clients' final Flush is inside the timing.
+// values, to 1, 2 or 4 shards started in this process, with one copy of
+// every key range or two (replicas=2: every push goes to two shards, the
+// same work twice over on 2 cores), over each transport: transport=grpc
+// (loopback gRPC, what remote shards and functions use) and then
+// transport=inproc (the shards called directly, the embedded default). One
+// op is one pull + push by one client. Reported: p50/p99 latency of a pull
+// + push as the worker sees it (the push is asynchronous: its cost is
+// queueing it), and keys/s = 2,000 x ops/s across the clients (every key is
+// both pulled and pushed). The clients' final Flush is inside the timing.
+// The inproc run also reports grpc/inproc, the ratio of the two transports'
+// p50 latencies measured in this run (higher is better for inproc).
 func BenchmarkPullPush(b *testing.B) {
 	for _, c := range []struct{ shards, replicas int }{{1, 1}, {2, 1}, {2, 2}, {4, 1}, {4, 2}} {
-		b.Run(fmt.Sprintf("shards=%d/replicas=%d", c.shards, c.replicas), func(b *testing.B) {
-			benchPullPush(b, c.shards, c.replicas, 4, 2000, 1<<20)
-		})
+		var grpcP50 time.Duration
+		for _, tr := range []Transport{TransportGRPC, TransportAuto} {
+			name := "grpc"
+			if tr == TransportAuto {
+				name = "inproc"
+			}
+			b.Run(fmt.Sprintf("shards=%d/replicas=%d/transport=%s", c.shards, c.replicas, name), func(b *testing.B) {
+				p50 := benchPullPush(b, c.shards, c.replicas, 4, 2000, 1<<20, tr)
+				if tr == TransportGRPC {
+					grpcP50 = p50
+				} else if grpcP50 > 0 && p50 > 0 {
+					b.ReportMetric(float64(grpcP50)/float64(p50), "grpc/inproc")
+				}
+			})
+		}
 	}
 }
 
-func benchPullPush(b *testing.B, shards, replicas, clients, batch int, dim uint64) {
+// benchPullPush runs the workload and returns the p50 latency of an op.
+func benchPullPush(b *testing.B, shards, replicas, clients, batch int, dim uint64, tr Transport) time.Duration {
 	lc, err := StartLocal(context.Background(), shards, b.TempDir(), "", func(o *ServerOptions) {
 		o.CheckpointInterval = -1
 	})
@@ -40,8 +57,11 @@ func benchPullPush(b *testing.B, shards, replicas, clients, batch int, dim uint6
 	ctx := context.Background()
 	cs := make([]*Client, clients)
 	for i := range cs {
-		if cs[i], err = Dial(ctx, lc.Addrs(), WithToken(lc.Token()), WithReplicas(replicas)); err != nil {
+		if cs[i], err = Dial(ctx, lc.Addrs(), WithToken(lc.Token()), WithReplicas(replicas), WithTransport(tr)); err != nil {
 			b.Fatal(err)
+		}
+		if cs[i].InProcess() != (tr == TransportAuto) {
+			b.Fatalf("transport %v: InProcess() = %v", tr, cs[i].InProcess())
 		}
 		defer cs[i].Close()
 	}
@@ -115,11 +135,12 @@ func benchPullPush(b *testing.B, shards, replicas, clients, batch int, dim uint6
 	b.StopTimer()
 	all := slices.Concat(lats...)
 	if len(all) == 0 {
-		return
+		return 0
 	}
 	slices.Sort(all)
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(b.N)*float64(batch)/elapsed.Seconds(), "keys/s")
 	b.ReportMetric(0, "ns/op") // ns/op is per-op wall time / parallelism; the metrics above say it better
+	return all[len(all)/2]
 }

@@ -40,6 +40,10 @@ type clientOptions struct {
 	dialTimeout time.Duration
 	retry       RetryPolicy
 	replicas    int // 0: the default
+
+	// transport, unless set by WithTransport, comes from $STRATUS_PSSTORE_TRANSPORT.
+	transport    Transport
+	transportSet bool
 }
 
 // WithToken sets the run's token, sent with every request (required).
@@ -95,6 +99,10 @@ type shardConn struct {
 	maxValueBytes int64
 	push          *pushStream
 	pulls         *pullPool
+	// local is set for a shard in this process, called directly instead of
+	// conn, push and pulls (inproc.go); lpush carries its pushes.
+	local *localShard
+	lpush *localPush
 }
 
 // Dial connects to the shards at addrs, whose order defines placement (see
@@ -122,6 +130,11 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	}
 	if o.maxKeys < 1 {
 		o.maxKeys = 1
+	}
+	if !o.transportSet {
+		if o.transport, err = transportFromEnv(); err != nil {
+			return nil, err
+		}
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{opts: o, ctx: cctx, cancel: cancel, r: o.replicas}
@@ -230,10 +243,15 @@ func (c *Client) Close() error {
 	c.cancel()
 	all := c.allConns()
 	for _, sh := range all {
-		sh.pulls.closeAll()
+		if sh.pulls != nil {
+			sh.pulls.closeAll()
+		}
 	}
 	var first error
 	for _, sh := range all {
+		if sh.conn == nil {
+			continue
+		}
 		if err := sh.conn.Close(); err != nil && first == nil {
 			first = fmt.Errorf("psstore: close connection to %s: %w", sh.addr, err)
 		}

@@ -82,11 +82,24 @@ func (c *Client) allConns() []*shardConn {
 }
 
 // dialConn returns the connection to addr, creating it.
-func (c *Client) dialConn(addr string) (*shardConn, error) {
+func (c *Client) dialConn(ctx context.Context, addr string) (*shardConn, error) {
 	if sh := c.conns[addr]; sh != nil {
 		return sh, nil
 	}
 	o := c.opts
+	// A shard of this process is called directly (inproc.go), not over gRPC.
+	srv, err := inprocServer(ctx, addr, &c.opts)
+	if err != nil {
+		return nil, err
+	}
+	if srv != nil {
+		l := newLocalShard(addr, srv, &c.opts)
+		sh := &shardConn{addr: addr, local: l, rpc: &inprocRPC{l: l}}
+		sh.setIdx(len(c.conns))
+		sh.lpush = newLocalPush(c, sh)
+		c.addConn(sh)
+		return sh, nil
+	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
 		creds = credentials.NewTLS(o.tls)
@@ -110,11 +123,15 @@ func (c *Client) dialConn(addr string) (*shardConn, error) {
 	sh.setIdx(len(c.conns))
 	sh.push = newPushStream(c, sh)
 	sh.pulls = &pullPool{c: c, sh: sh}
+	c.addConn(sh)
+	return sh, nil
+}
+
+func (c *Client) addConn(sh *shardConn) {
 	if c.conns == nil {
 		c.conns = map[string]*shardConn{}
 	}
-	c.conns[addr] = sh
-	return sh, nil
+	c.conns[sh.addr] = sh
 }
 
 // route sets the client's routing at Dial: the newest map any of addrs
@@ -129,7 +146,7 @@ func (c *Client) route(ctx context.Context, addrs []string) error {
 			return fmt.Errorf("psstore: shard address %s is listed twice (shards %d and %d)", addr, j, i)
 		}
 		seen[addr] = i
-		if _, err := c.dialConn(addr); err != nil {
+		if _, err := c.dialConn(ctx, addr); err != nil {
 			return fmt.Errorf("psstore: shard %d address %q: %w", i, addr, err)
 		}
 	}
@@ -215,7 +232,7 @@ func (c *Client) fetchMap(ctx context.Context, addrs []string) (*ShardMap, map[s
 func (c *Client) setMap(m *ShardMap) error {
 	shards := make([]*shardConn, len(m.Members))
 	for i, mb := range m.Members {
-		sh, err := c.dialConn(mb.Addr)
+		sh, err := c.dialConn(c.ctx, mb.Addr)
 		if err != nil {
 			return err
 		}

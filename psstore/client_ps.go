@@ -210,6 +210,9 @@ func (c *Client) pullShard(ctx context.Context, model string, p *sparsePlan, s i
 // name, in requests of at most maxKeys keys; wait says whether to wait for
 // sh when it is unreachable.
 func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string, p *sparsePlan, s int, wait bool) error {
+	if sh.local != nil {
+		return c.pullLocal(ctx, sh, model, name, p, s, wait)
+	}
 	keys, vals := p.shardKeys(s), p.shardVals(s)
 	enc := pb.ValueEncoding_VALUE_ENCODING_FLOAT32
 	if c.opts.f16 {
@@ -280,8 +283,23 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 		chunk := c.owners[s][0].maxKeys
 		for lo := 0; lo < len(ks); lo += chunk {
 			hi := min(lo+chunk, len(ks))
-			p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], ks[lo:hi])
-			p.valBuf[s] = appendValues(p.valBuf[s][:0], vs[lo:hi], c.opts.f16)
+			if c.r == 1 && c.owners[s][0].local != nil {
+				part := pushPart{s, lo, 0}
+				if pr.done[part] {
+					continue
+				}
+				if err := c.owners[s][0].lpush.send(ctx, c.copyName(model, s, 0), copyKey{}, ks[lo:hi], vs[lo:hi], !counted[0], true); err != nil {
+					return err
+				}
+				counted[0] = true
+				pr.mark(part)
+				continue
+			}
+			p.keyBuf[s], p.valBuf[s] = p.keyBuf[s][:0], p.valBuf[s][:0]
+			if c.wired(s) { // the wire encoding, for the copies reached over gRPC
+				p.keyBuf[s] = appendKeys(p.keyBuf[s], ks[lo:hi])
+				p.valBuf[s] = appendValues(p.valBuf[s], vs[lo:hi], c.opts.f16)
+			}
 			if c.r == 1 {
 				part := pushPart{s, lo, 0}
 				if pr.done[part] {
@@ -294,7 +312,7 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 				pr.mark(part)
 				continue
 			}
-			if err := c.pushCopies(ctx, model, s, lo, p.keyBuf[s], p.valBuf[s], hi-lo, counted, pr); err != nil {
+			if err := c.pushCopies(ctx, model, s, lo, p.keyBuf[s], p.valBuf[s], ks[lo:hi], vs[lo:hi], counted, pr); err != nil {
 				return err
 			}
 		}
@@ -304,7 +322,8 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 
 // pushCopies sends one push part of partition s to every good copy. A copy
 // whose stream cannot be opened is given up while another is good.
-func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, vals []byte, n int, counted []bool, pr *pushProgress) error {
+// raw are the part's keys and gradients, for a copy in this process.
+func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, vals []byte, rawKeys []uint64, rawVals []float32, counted []bool, pr *pushProgress) error {
 	sent := false
 	var last error
 	ignore := !c.copies.anyGood(model, s, c.r) // every copy given up: try them all again
@@ -322,7 +341,12 @@ func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, 
 		for jj := j + 1; jj < c.r; jj++ {
 			more = more || ignore || !c.copies.isBad(copyKey{model, s, jj})
 		}
-		err := c.copyHost(s, j).push.send(ctx, c.copyName(model, s, j), k, keys, vals, n, j < len(counted) && !counted[j], !sent && !more)
+		var err error
+		if h := c.copyHost(s, j); h.local != nil {
+			err = h.lpush.send(ctx, c.copyName(model, s, j), k, rawKeys, rawVals, j < len(counted) && !counted[j], !sent && !more)
+		} else {
+			err = h.push.send(ctx, c.copyName(model, s, j), k, keys, vals, len(rawKeys), j < len(counted) && !counted[j], !sent && !more)
+		}
 		if err == nil {
 			sent = true
 			pr.mark(part)
@@ -354,7 +378,11 @@ func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, 
 // push failure not yet reported, or ctx's error.
 func (c *Client) flush(ctx context.Context) error {
 	for _, sh := range c.allConns() {
-		if err := sh.push.flush(ctx); err != nil {
+		flush := sh.push.flush
+		if sh.local != nil {
+			flush = sh.lpush.flush
+		}
+		if err := flush(ctx); err != nil {
 			return err
 		}
 	}
@@ -422,6 +450,9 @@ func (c *Client) partitions(ctx context.Context, op string, f func(ctx context.C
 
 // denseOnce streams the slice named name from sh into *dst.
 func (c *Client) denseOnce(ctx context.Context, sh *shardConn, name string, dst *[]float32) error {
+	if sh.local != nil {
+		return c.denseLocal(ctx, sh, name, dst)
+	}
 	{
 		stream, err := sh.rpc.PullDense(ctx, &pb.PullDenseRequest{Model: name})
 		if err != nil {

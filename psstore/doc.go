@@ -1,5 +1,6 @@
 // Package psstore is Stratus's shared store for stateless workers: a sharded
-// key-value store and parameter server spoken to over gRPC.
+// key-value store and parameter server spoken to over gRPC, or called
+// directly when the shard lives in the client's process (see Transports).
 //
 // # Two faces
 //
@@ -29,6 +30,40 @@
 // refuses pulls and pushes with codes.DataLoss (ErrModelLost) until it is
 // deleted: its weights no longer come from the same point of the run as
 // the other shards'. A clean stop (Close) checkpoints and loses nothing.
+//
+// # Transports
+//
+// A client reaches a shard over gRPC, or, when the shard lives in the
+// client's own process (started by StartLocal or StartLocalAsync, as
+// `stratus apply` does on the embedded default), by calling it directly: Dial picks the in-process
+// transport by itself for every address StartLocal registered, when the
+// token matches and neither side uses TLS; remote shards, the functions of
+// the Lambda backend and `stratus psstore serve` keep gRPC.
+// WithTransport(TransportGRPC), or $STRATUS_PSSTORE_TRANSPORT=grpc, forces
+// gRPC everywhere; Client.InProcess says which was chosen. In-process, a
+// sparse pull reads the slice into the client's per-call plan and scatters
+// it into the caller's buffer (no encoding, no message); a push is applied
+// in the caller's goroutine when nothing of it can wait (no push of this
+// client to that shard unresolved, no checkpoint holding the slice), else
+// copied once into a queue per shard that a goroutine of the client
+// applies in order — either way with the same window, ordering, Flush and
+// late-error contract as the gRPC push stream; a dense pull copies the
+// slice once. Every other call runs
+// the shard's gRPC handler with its messages passed by pointer. The
+// guarantees are the transport's business, not the caller's: the same
+// checks, status codes and messages (model lost, key out of range, limits,
+// a closing shard answers Unavailable and is waited for under the
+// RetryPolicy), the same counters and slice identities, replication and
+// failover, the caller's context honoured; WithFloat16 rounds values as its
+// wire would, so results do not depend on the transport. A request counts
+// in ServerStats.Requests once per unary call or stream on both
+// transports (in-process pulls and pushes, like the gRPC long-lived
+// streams' messages, are not counted one by one). The package's tests run
+// over both transports. One exception: the shard-map gate (MOVED refusals,
+// waits for a newer map; see Elasticity) is the gRPC path's interceptor, and
+// in-process calls are not gated. In-process shards are the embedded
+// default's own, whose static map never changes; do not join or drain a
+// cluster of an apply's in-process shards.
 //
 // # Unreachable shards
 //

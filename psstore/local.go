@@ -13,10 +13,15 @@ import (
 
 // LocalCluster is n in-process shards on 127.0.0.1, as the executor runs
 // for the local backend. Each shard keeps its data in dataDir/shard-<i>.
+// Clients of this process that Dial their addresses call them directly
+// (see Transport); other processes reach them over gRPC.
 type LocalCluster struct {
-	token   string
-	addrs   []string
-	servers []*Server
+	token string
+	addrs []string
+
+	ready    chan struct{} // closed once the shards are open (or failed to)
+	servers  []*Server     // set before ready is closed
+	startErr error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -28,6 +33,25 @@ type LocalCluster struct {
 // token is replaced by a random one (see Token). The cluster stops when ctx
 // is done or Close is called; Close waits for it and reports errors.
 func StartLocal(ctx context.Context, n int, dataDir, token string, opts ...func(*ServerOptions)) (*LocalCluster, error) {
+	lc, err := StartLocalAsync(ctx, n, dataDir, token, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := lc.Wait(); err != nil {
+		lc.Close()
+		return nil, err
+	}
+	return lc, nil
+}
+
+// StartLocalAsync is StartLocal returning as soon as the shards' addresses
+// are bound, while their data directories open in the background (opening
+// one — badger creating and syncing its files — is most of a small apply's
+// fixed cost, which the first stages can overlap). A client of this process
+// that dials them meanwhile waits for them (Dial's context bounds the
+// wait) and gets the start's error if it failed; a gRPC client's
+// connection waits in the listener's queue. Wait waits for the start.
+func StartLocalAsync(ctx context.Context, n int, dataDir, token string, opts ...func(*ServerOptions)) (*LocalCluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("psstore: start local cluster: %d shards: need at least 1", n)
 	}
@@ -38,42 +62,93 @@ func StartLocal(ctx context.Context, n int, dataDir, token string, opts ...func(
 		}
 		token = hex.EncodeToString(b[:])
 	}
-	lc := &LocalCluster{token: token}
-	for i := 0; i < n; i++ {
-		o := ServerOptions{DataDir: filepath.Join(dataDir, fmt.Sprintf("shard-%d", i)), Token: token}
-		for _, f := range opts {
-			f(&o)
-		}
-		s, err := NewServer(o)
-		if err != nil {
-			lc.closeServers()
-			return nil, err
-		}
+	lc := &LocalCluster{token: token, ready: make(chan struct{})}
+	liss := make([]net.Listener, n)
+	for i := range liss {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			s.Close()
-			lc.closeServers()
+			for _, l := range liss[:i] {
+				l.Close()
+			}
 			return nil, fmt.Errorf("psstore: listen on 127.0.0.1: %w", err)
 		}
-		lc.servers = append(lc.servers, s)
+		liss[i] = lis
 		lc.addrs = append(lc.addrs, lis.Addr().String())
-		lc.wg.Add(1)
-		go func() {
-			defer lc.wg.Done()
-			if err := s.Serve(lis); err != nil {
-				s.opts.Logf("psstore: local shard %d: %v", i, err)
-			}
-		}()
 	}
+	entries := make([]*inprocEntry, n)
+	for i, a := range lc.addrs {
+		entries[i] = registerPending(a) // clients of this process will call it directly (inproc.go)
+	}
+	lc.wg.Add(1)
+	go func() { // owned by lc: opens the shards, then serves them until Close
+		defer lc.wg.Done()
+		lc.open(n, dataDir, token, opts, liss, entries)
+	}()
 	cctx, cancel := context.WithCancel(ctx)
 	lc.cancel = cancel
 	lc.wg.Add(1)
 	go func() {
 		defer lc.wg.Done()
 		<-cctx.Done()
+		<-lc.ready
 		lc.stop()
 	}()
 	return lc, nil
+}
+
+// open opens the shards' data directories in parallel, then serves each on
+// its listener, and closes lc.ready.
+func (lc *LocalCluster) open(n int, dataDir, token string, opts []func(*ServerOptions), liss []net.Listener, entries []*inprocEntry) {
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var open sync.WaitGroup
+	for i := range n {
+		open.Add(1)
+		go func() {
+			defer open.Done()
+			o := ServerOptions{DataDir: filepath.Join(dataDir, fmt.Sprintf("shard-%d", i)), Token: token}
+			for _, f := range opts {
+				f(&o)
+			}
+			servers[i], errs[i] = NewServer(o)
+		}()
+	}
+	open.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for i, s := range servers {
+			if s != nil {
+				s.Close()
+			}
+			liss[i].Close()
+			entries[i].resolve(nil, err)
+		}
+		lc.startErr = err
+		close(lc.ready)
+		return
+	}
+	lc.servers = servers
+	for i, s := range servers {
+		entries[i].resolve(s, nil)
+	}
+	close(lc.ready)
+	var serve sync.WaitGroup
+	for i, s := range servers {
+		serve.Add(1)
+		go func() {
+			defer serve.Done()
+			if err := s.Serve(liss[i]); err != nil {
+				s.opts.Logf("psstore: local shard %d: %v", i, err)
+			}
+		}()
+	}
+	serve.Wait()
+}
+
+// Wait waits until the shards are open and returns the error of their
+// start, if it failed.
+func (lc *LocalCluster) Wait() error {
+	<-lc.ready
+	return lc.startErr
 }
 
 // Addrs are the shards' addresses, in shard order.
@@ -82,8 +157,12 @@ func (lc *LocalCluster) Addrs() []string { return append([]string(nil), lc.addrs
 // Token is the token every request must carry.
 func (lc *LocalCluster) Token() string { return lc.token }
 
-// Servers exposes the shards (for their counters).
-func (lc *LocalCluster) Servers() []*Server { return lc.servers }
+// Servers exposes the shards (for their counters); it waits for their start
+// and is empty if it failed.
+func (lc *LocalCluster) Servers() []*Server {
+	<-lc.ready
+	return lc.servers
+}
 
 func (lc *LocalCluster) stop() {
 	lc.stopOnce.Do(func() { lc.stopErr = lc.closeServers() })
@@ -100,10 +179,12 @@ func (lc *LocalCluster) closeServers() error {
 	return errors.Join(errs...)
 }
 
-// Close stops every shard (checkpointing changed models) and waits for them.
+// Close stops every shard (checkpointing changed models) and waits for
+// them; it reports a failed start too.
 func (lc *LocalCluster) Close() error {
 	lc.cancel()
-	lc.wg.Wait()
+	<-lc.ready
 	lc.stop()
-	return lc.stopErr
+	lc.wg.Wait()
+	return errors.Join(lc.startErr, lc.stopErr)
 }

@@ -167,6 +167,14 @@ func (m *modelShard) push(keys []uint64, grads []float32, countPush bool, db *ba
 		}
 		m.dirtyMu.Unlock()
 	}
+	m.apply(keys, grads, countPush)
+	m.snapMu.RUnlock()
+	return nil
+}
+
+// apply applies gradients under the stripes and counts them; the caller
+// holds snapMu for reading, with the slice marked dirty.
+func (m *modelShard) apply(keys []uint64, grads []float32, countPush bool) {
 	for i := 0; i < len(keys); {
 		s := keys[i] / m.stripeLen
 		end := (s + 1) * m.stripeLen
@@ -185,8 +193,6 @@ func (m *modelShard) push(keys []uint64, grads []float32, countPush bool, db *ba
 	}
 	m.updates.Add(uint64(len(keys)))
 	m.lastUpdateNano.Store(time.Now().UnixNano())
-	m.snapMu.RUnlock()
-	return nil
 }
 
 // modelState is a consistent copy of a slice for a checkpoint.

@@ -40,7 +40,7 @@ func JoinCluster(ctx context.Context, seed, addr string, progress func(MoveEvent
 	if err != nil {
 		return nil, fmt.Errorf("psstore: join: %w", err)
 	}
-	if _, err := c.dialConn(addr); err != nil {
+	if _, err := c.dialConn(ctx, addr); err != nil {
 		return nil, err
 	}
 	if err := c.installAll(ctx, joined, joined.Addrs()); err != nil {
@@ -93,7 +93,7 @@ func (c *Client) installAll(ctx context.Context, m *ShardMap, addrs []string) er
 		return err
 	}
 	for _, a := range addrs {
-		sh, err := c.dialConn(a)
+		sh, err := c.dialConn(ctx, a)
 		if err != nil {
 			return err
 		}
@@ -127,11 +127,11 @@ func (c *Client) move(ctx context.Context, cur *ShardMap, mv Move, progress func
 		}
 		return nil, fmt.Errorf("psstore: move %v failed (the copy stays where it was, map version %d): %w", mv, back.Version, err)
 	}
-	src, err := c.dialConn(mv.From)
+	src, err := c.dialConn(ctx, mv.From)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := c.dialConn(mv.To)
+	dst, err := c.dialConn(ctx, mv.To)
 	if err != nil {
 		return nil, err
 	}

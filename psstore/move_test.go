@@ -190,6 +190,7 @@ func testJoinAndDrain(t *testing.T, r int) {
 // client's map makes the request wait until it has the map. Every
 // acknowledged write is read back.
 func TestMovedRedirects(t *testing.T) {
+	overGRPC(t)
 	lc, c := startCluster(t, 2)
 	ctx := testCtx(t)
 	if err := c.Put(ctx, "before", []byte("1")); err != nil {

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("PSSTORE_TEST_CHILD_DIR"); dir != "" {
 		os.Exit(childShard(dir))
 	}
-	os.Exit(m.Run())
+	os.Exit(runTransports(m))
 }
 
 // childShard serves one shard until killed; it prints its address first.
@@ -113,6 +113,7 @@ func (p *childProc) kill() {
 // to what was read before the kill; "busy" (pushed to continuously) comes
 // back with weights that match its checkpointed counters.
 func TestKillRecovery(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "kill-test"
 	dirs := []string{t.TempDir(), t.TempDir()}
 	var procs []*childProc
@@ -265,6 +266,7 @@ func waitCheckpointed(t *testing.T, c *Client, model string) {
 // comes back with exactly its last Snapshot (TestKillLosesUnsavedPushes:
 // and with an error if anything was pushed after it).
 func TestSnapshotSurvivesKill(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "t"
 	dir := t.TempDir()
 	p := startChild(t, dir, token, -1)
@@ -321,6 +323,7 @@ func TestSnapshotSurvivesKill(t *testing.T) {
 // first pull retries on a fresh one. Pushes in flight at the kill are
 // reported, later ones work.
 func TestClientSurvivesShardRestart(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "t"
 	dir := t.TempDir()
 	p := startChild(t, dir, token, -1)
@@ -380,6 +383,7 @@ func TestClientSurvivesShardRestart(t *testing.T) {
 // model is deleted; created again, it has a new incarnation. A shard that
 // is stopped cleanly after pushes loses nothing.
 func TestKillLosesUnsavedPushes(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "t"
 	dir := t.TempDir()
 	p := startChild(t, dir, token, -1)
@@ -457,6 +461,7 @@ func TestKillLosesUnsavedPushes(t *testing.T) {
 // operation is a KV write, a model call, a pull or a new push stream; with
 // a short wait it gives up with an error naming the address and the wait.
 func TestRetryWaitsForShard(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "t"
 	dir := t.TempDir()
 	p := startChild(t, dir, token, -1)

@@ -21,6 +21,7 @@ import (
 // back its slices, which lost updates, are left alone by this client and
 // by a new one — the model as a whole lost nothing.
 func TestReplicaFailover(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	const token = "t"
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	var procs []*childProc

@@ -105,7 +105,9 @@ func (c *Client) retry(ctx context.Context, sh *shardConn, f func() error) error
 			return errClosed
 		}
 		c.retries.Add(1)
-		sh.conn.ResetConnectBackoff()
+		if sh.conn != nil {
+			sh.conn.ResetConnectBackoff()
+		}
 		if err = f(); err == nil || !unreachable(err) || ctx.Err() != nil {
 			return err
 		}

@@ -146,6 +146,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 }
 
 func TestTLS(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	certFile, keyFile, pool := selfSigned(t)
 	lc, err := StartLocal(context.Background(), 2, t.TempDir(), "tok", func(o *ServerOptions) {
 		o.TLSCertFile, o.TLSKeyFile = certFile, keyFile
@@ -185,6 +186,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
+	grpcOnly(t) // shards in other processes, or the network itself
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -138,6 +139,14 @@ type Server struct {
 	kvLocks  [256]sync.Mutex // per-key stripes serialising writes and merges
 	inflight *semaphore.Weighted
 
+	// The in-process transport (inproc.go): calls admitted under inprocMu
+	// for reading; Close sets inprocDown under it for writing.
+	inprocMu     sync.RWMutex
+	inprocDown   bool
+	inprocClosed atomic.Bool
+	inprocCtx    context.Context // ends the in-process streams on Close
+	inprocCancel context.CancelFunc
+
 	started  time.Time
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -166,11 +175,14 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
+	s.inprocCtx, s.inprocCancel = context.WithCancel(context.Background())
 	if err := s.loadMap(); err != nil {
+		s.inprocCancel()
 		db.Close()
 		return nil, fmt.Errorf("psstore: data dir %s: %w", opts.DataDir, err)
 	}
 	if err := s.load(); err != nil {
+		s.inprocCancel()
 		db.Close()
 		return nil, fmt.Errorf("psstore: data dir %s: %w", opts.DataDir, err)
 	}
@@ -276,6 +288,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.auth.drain(2 * time.Second)
 	s.grpc.Stop()
+	s.stopInproc()
 	close(s.stop)
 	<-s.loopDone
 	err := s.checkpointDirty()

@@ -206,8 +206,11 @@ func (r *Runtime) setBackend(be executor.Backend, wrap func(executor.Backend) ex
 }
 
 // startPSStore starts the local shards and hands their addresses to tasks.
+// The shards open in the background while the first stages run (opening
+// them is most of a small apply's fixed cost); a task's client waits for
+// them, and a failed start is its error.
 func (r *Runtime) startPSStore(ctx context.Context, stateDir string, n int) error {
-	lc, err := StartLocalShards(ctx, stateDir, n)
+	lc, err := startLocalShards(ctx, stateDir, n, true)
 	if err != nil {
 		return err
 	}
@@ -260,7 +263,15 @@ func LocalShardsDir(stateDir string, n int) string {
 // token and their data in LocalShardsDir (models are checkpointed there, so an
 // interrupted training resumes). The caller closes the cluster.
 func StartLocalShards(ctx context.Context, stateDir string, n int) (*psstore.LocalCluster, error) {
-	lc, err := psstore.StartLocal(context.WithoutCancel(ctx), n, LocalShardsDir(stateDir, n), "", func(o *psstore.ServerOptions) {
+	return startLocalShards(ctx, stateDir, n, false)
+}
+
+func startLocalShards(ctx context.Context, stateDir string, n int, async bool) (*psstore.LocalCluster, error) {
+	start := psstore.StartLocal
+	if async {
+		start = psstore.StartLocalAsync
+	}
+	lc, err := start(context.WithoutCancel(ctx), n, LocalShardsDir(stateDir, n), "", func(o *psstore.ServerOptions) {
 		o.Logf = func(string, ...any) {}
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package gridsearch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -281,8 +282,12 @@ grid_search "tune" {
 // so each poor trial is judged against the good trials' finished curves rather
 // than on how far the trials beside it got in the same wall-clock time: the
 // median rule from its first evaluation (a 1ms grace), ASHA at its first rung,
-// which the good trials reached (300ms; they train for about a second).
+// which the good trials reached (300ms; they train for a second or more). The
+// trials run enough epochs (40: about 65,000 iterations, a second or two with
+// in-process psstore shards) that a stop, which reaches the workers within a
+// few hundred milliseconds, lands well before a poor trial could finish.
 func TestEarlyStoppingRulesEndToEnd(t *testing.T) {
+	const epochs = 40
 	for _, rule := range []string{`rule = "median"
     grace = "1ms"
     min_trials = 2`, `rule = "asha"
@@ -290,7 +295,7 @@ func TestEarlyStoppingRulesEndToEnd(t *testing.T) {
     reduction_factor = 2`} {
 		name := strings.Trim(strings.Fields(rule)[2], `"`)
 		t.Run(name, func(t *testing.T) {
-			h := runtimetest.New(t, a9aPipeline(t, "  epochs = 12\n  eval_interval = \"100ms\"\n  optimizer = \"sgd\"", `
+			h := runtimetest.New(t, a9aPipeline(t, fmt.Sprintf("  epochs = %d\n  eval_interval = \"100ms\"\n  optimizer = \"sgd\"", epochs), `
 grid_search "tune" {
   train        = train.base
   grid         = { learning_rate = [0.5, 0.2, 0.0005, 0.0002], minibatch = [20] }
@@ -313,7 +318,7 @@ grid_search "tune" {
 				if s != string(operators.TrialStopped) || !strings.HasPrefix(r, map[string]string{"median": "median rule", "asha": "asha rung"}[name]) {
 					t.Errorf("learning_rate %g: %s (%s), want stopped by the %s rule", rate, s, r, name)
 				}
-				if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 0.8*12*32561/20 {
+				if it := num(tr.GetAttr("metrics").GetAttr("iterations")); it >= 0.8*epochs*32561/20 {
 					t.Errorf("learning_rate %g: stopped after all its %g iterations", rate, it)
 				}
 			}

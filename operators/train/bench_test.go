@@ -20,19 +20,37 @@ import (
 const paperIteration = 500 * time.Microsecond
 
 // BenchmarkIteration measures one worker iteration as the train worker does it —
-// next minibatch from the prefetching iterator, pull its weights from psstore over
-// gRPC, compute the logistic-loss gradient, push it asynchronously — for minibatches
-// of 100 rows with 40 non-zeros each out of 2^20 features, against two in-process
-// shards. It reports the p50 and the per-phase means, and the ratio of p50 to the
-// paper's 500 µs.
+// next minibatch from the prefetching iterator, pull its weights from psstore,
+// compute the logistic-loss gradient, push it asynchronously — for minibatches
+// of 100 rows with 40 non-zeros each out of 2^20 features, against two shards
+// started in this process, over each transport: transport=grpc (loopback gRPC)
+// and transport=inproc (the shards called directly, as the embedded default
+// does). It reports p50, p99 and the per-phase means, the ratio of p50 to the
+// paper's 500 µs, and for inproc the ratio of the gRPC p50 measured in the
+// same run to its own.
 func BenchmarkIteration(b *testing.B) {
+	var grpcP50 time.Duration
+	for _, tr := range []psstore.Transport{psstore.TransportGRPC, psstore.TransportAuto} {
+		name := map[psstore.Transport]string{psstore.TransportGRPC: "grpc", psstore.TransportAuto: "inproc"}[tr]
+		b.Run("transport="+name, func(b *testing.B) {
+			p50 := benchIteration(b, tr)
+			if tr == psstore.TransportGRPC {
+				grpcP50 = p50
+			} else if grpcP50 > 0 && p50 > 0 {
+				b.ReportMetric(float64(grpcP50)/float64(p50), "grpc/inproc")
+			}
+		})
+	}
+}
+
+func benchIteration(b *testing.B, tr psstore.Transport) time.Duration {
 	ctx := context.Background()
 	lc, err := psstore.StartLocal(ctx, 2, b.TempDir(), "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer lc.Close()
-	ps, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1)) // as the local backend dials its in-process shards
+	ps, err := psstore.Dial(ctx, lc.Addrs(), psstore.WithToken(lc.Token()), psstore.WithReplicas(1), psstore.WithTransport(tr)) // as the local backend dials its in-process shards
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,11 +135,13 @@ func BenchmarkIteration(b *testing.B) {
 	n := float64(b.N)
 	p50 := hist.quantile(0.5)
 	b.ReportMetric(us(p50), "p50-µs")
+	b.ReportMetric(us(hist.quantile(0.99)), "p99-µs")
 	b.ReportMetric(float64(ph.Get)/n/1e3, "get-µs")
 	b.ReportMetric(float64(ph.Pull)/n/1e3, "pull-µs")
 	b.ReportMetric(float64(ph.Compute)/n/1e3, "compute-µs")
 	b.ReportMetric(float64(ph.Push)/n/1e3, "push-µs")
 	b.ReportMetric(float64(p50)/float64(paperIteration), "p50/paper")
+	return p50
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
