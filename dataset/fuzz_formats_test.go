@@ -99,11 +99,11 @@ func FuzzSniff(f *testing.F) {
 	})
 }
 
-// FuzzParquet opens arbitrary bytes as a Parquet file and maps its schema
-// (what the load coordinator does with every footer): it must fail with an
-// error or succeed, never panic or hang. Reading the rows of arbitrary bytes
-// is left to TestParquetCorrupt: parquet-go allocates as much as a corrupt
-// run-length header claims (gigabytes), which would stall a fuzzer.
+// FuzzParquet opens arbitrary bytes as a Parquet file, maps its schema
+// (what the load coordinator does with every footer) and reads every row
+// (what a task does): it must fail with an error or succeed, never panic,
+// hang or allocate what a corrupt header claims (the bounds of
+// parquet_bounds.go refuse such files before parquet-go reads them).
 func FuzzParquet(f *testing.F) {
 	good, err := os.ReadFile("testdata/people.parquet")
 	if err != nil {
@@ -118,7 +118,12 @@ func FuzzParquet(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = dataset.ParquetFooter(data, dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8})
+		opts := dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8}
+		if _, err := dataset.ParquetFooter(data, opts); err != nil {
+			return
+		}
+		layout := dataset.ParquetLayout(nil, nil, 8)
+		_, _ = dataset.ReadParquetBytes(data, opts, func(row *dataset.Row) { checkRow(t, layout, row) })
 	})
 }
 
