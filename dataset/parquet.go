@@ -366,8 +366,10 @@ func ReadParquetBytes(data []byte, opts ParquetOptions, fn func(*Row)) (n int64,
 	return n, nil
 }
 
-// ParquetFooter opens a Parquet file held in memory and maps its schema as
-// NewParquet does, without reading rows; it returns the row groups' sizes.
+// ParquetFooter opens a Parquet file held in memory, maps its schema as
+// NewParquet does and checks its footer and the page headers of the columns
+// NewParquet reads (the bounds of parquet_bounds.go), without reading rows;
+// it returns the row groups' sizes.
 func ParquetFooter(data []byte, opts ParquetOptions) (sizes []int64, err error) {
 	defer recoverParquet(&err)
 	if _, _, err := readFooter(bytes.NewReader(data), int64(len(data))); err != nil {
@@ -380,8 +382,14 @@ func ParquetFooter(data []byte, opts ParquetOptions) (sizes []int64, err error) 
 	if err := checkParquetFooter(f.Metadata(), int64(len(data))); err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	if _, err := NewParquet(f.Schema(), opts); err != nil {
+	p, err := NewParquet(f.Schema(), opts)
+	if err != nil {
 		return nil, err
+	}
+	for gi := range f.Metadata().RowGroups {
+		if err := checkRowGroup(bytes.NewReader(data), f.Metadata(), gi, p.reads); err != nil {
+			return nil, fmt.Errorf("parquet: %w", err)
+		}
 	}
 	return RowGroupSizes(f), nil
 }
