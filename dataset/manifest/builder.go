@@ -222,10 +222,12 @@ func (p *Piece) Load(ctx context.Context, st blob.Store) error {
 
 // Assemble concatenates loaded pieces, in order, into m: partitions, rows,
 // entries, label balance, and Features raised to the largest piece's. It
-// returns the merged statistics.
-func Assemble(m *Manifest, pieces []*Piece) *Stats {
-	stats := NewStats()
-	for _, p := range pieces {
+// returns the pieces' statistics reduced by ReduceStats (exact sums, rounded
+// once: the result a reduction through psstore's merges gives, in whatever
+// order the tasks merge).
+func Assemble(m *Manifest, pieces []*Piece) (*Stats, error) {
+	list := make([]*Stats, len(pieces))
+	for i, p := range pieces {
 		if p == nil {
 			continue
 		}
@@ -234,12 +236,10 @@ func Assemble(m *Manifest, pieces []*Piece) *Stats {
 		m.NNZ += p.NNZ
 		m.Positives += p.Positives
 		m.Features = max(m.Features, p.Features)
-		if p.Stats != nil {
-			stats.Merge(p.Stats)
-		}
+		list[i] = p.Stats
 	}
 	m.Negatives = m.Rows - m.Positives
-	return stats
+	return ReduceStats(list)
 }
 
 // LoadPieces loads the statistics of many pieces (Piece.Load), eight at a time.

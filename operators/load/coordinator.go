@@ -199,7 +199,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		m := base
 		m.Dataset = ds
-		stats[ds] = manifest.Assemble(&m, pieces[ds])
+		if stats[ds], err = manifest.Assemble(&m, pieces[ds]); err != nil {
+			return cty.NilVal, fmt.Errorf("%s statistics: %w", ds, err)
+		}
 		ms[ds] = &m
 	}
 	features := max(pr.Features(), ms[manifest.Train].Features, ms[manifest.Test].Features, ms[manifest.Validation].Features)

@@ -171,7 +171,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if src == nil { // an input without a validation set: an empty one
 			m := &manifest.Manifest{Dataset: ds, Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
 				Format: train.Format, Features: train.Features, Normalization: norm}
-			if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, manifest.Assemble(m, nil)); err != nil {
+			empty, err := manifest.Assemble(m, nil)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, empty); err != nil {
 				return cty.NilVal, err
 			}
 			continue
@@ -183,7 +187,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		n := *norm
 		n.Input = uris[ds]
 		m.Normalization = &n
-		st := manifest.Assemble(m, pieces[ds])
+		st, err := manifest.Assemble(m, pieces[ds])
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%s statistics: %w", ds, err)
+		}
 		if m.Rows != src.Rows {
 			return cty.NilVal, fmt.Errorf("%s: rescaled %d rows of %d (a bug in normalize)", ds, m.Rows, src.Rows)
 		}
