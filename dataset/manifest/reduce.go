@@ -196,14 +196,18 @@ func (e *redEntry) merge(o *redEntry) {
 // counted again; values of different totals (n) do not merge. It is a
 // psstore.MergeFunc.
 func MergeReductions(cur, operand []byte) ([]byte, error) {
-	o, err := decodeReduction(operand)
+	if cur == nil {
+		o, err := decodeReduction(operand)
+		if err != nil {
+			return nil, fmt.Errorf("operand: %w", err)
+		}
+		return o.encode(), nil
+	}
+	o, oi, err := decodeHeader(operand)
 	if err != nil {
 		return nil, fmt.Errorf("operand: %w", err)
 	}
-	if cur == nil {
-		return o.encode(), nil
-	}
-	c, err := decodeReduction(cur)
+	c, ci, err := decodeHeader(cur)
 	if err != nil {
 		return nil, fmt.Errorf("stored value: %w", err)
 	}
@@ -228,26 +232,45 @@ func MergeReductions(cur, operand []byte) ([]byte, error) {
 	for i := range c.done {
 		c.done[i] |= o.done[i]
 	}
-	merged := make([]redEntry, 0, len(c.entries)+len(o.entries))
-	i, j := 0, 0
-	for i < len(c.entries) || j < len(o.entries) {
+	// Merge the two sorted entry streams straight into the output.
+	out := []byte(reductionMagic)
+	out = binary.AppendUvarint(out, uint64(c.n))
+	out = append(out, c.done...)
+	out = binary.AppendUvarint(out, 0) // entry count, patched below
+	countAt := len(out) - 1
+	var ce, oe redEntry
+	cok, ook := ci.next(&ce), oi.next(&oe)
+	var n uint64
+	prev := uint32(0)
+	emit := func(e *redEntry) {
+		out = e.append(out, prev)
+		prev = e.slot
+		n++
+	}
+	for cok || ook {
 		switch {
-		case j == len(o.entries) || i < len(c.entries) && c.entries[i].slot < o.entries[j].slot:
-			merged = append(merged, c.entries[i])
-			i++
-		case i == len(c.entries) || o.entries[j].slot < c.entries[i].slot:
-			merged = append(merged, o.entries[j])
-			j++
+		case !ook || cok && ce.slot < oe.slot:
+			emit(&ce)
+			cok = ci.next(&ce)
+		case !cok || oe.slot < ce.slot:
+			emit(&oe)
+			ook = oi.next(&oe)
 		default:
-			e := c.entries[i]
-			e.merge(&o.entries[j])
-			merged = append(merged, e)
-			i++
-			j++
+			ce.merge(&oe)
+			emit(&ce)
+			cok, ook = ci.next(&ce), oi.next(&oe)
 		}
 	}
-	c.entries = merged
-	return c.encode(), nil
+	if oi.err != nil {
+		return nil, fmt.Errorf("operand: %w", oi.err)
+	}
+	if ci.err != nil {
+		return nil, fmt.Errorf("stored value: %w", ci.err)
+	}
+	// Put the real count in place of the 1-byte placeholder.
+	tail := slices.Clone(out[countAt+1:])
+	out = binary.AppendUvarint(out[:countAt], n)
+	return append(out, tail...), nil
 }
 
 // DecodeReductions turns merged reduction values (by block number) into
@@ -307,21 +330,25 @@ func (r *reduction) encode() []byte {
 	b = append(b, r.done...)
 	b = binary.AppendUvarint(b, uint64(len(r.entries)))
 	prev := uint32(0)
-	for _, e := range r.entries {
-		b = binary.AppendUvarint(b, uint64(e.slot-prev))
-		prev = e.slot
-		b = binary.AppendUvarint(b, uint64(e.count))
-		if e.ones {
-			b = append(b, 0)
-			continue
-		}
-		b = append(b, 1)
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.min))
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.max))
-		b = e.sum.append(b)
-		b = e.sumsq.append(b)
+	for i := range r.entries {
+		b = r.entries[i].append(b, prev)
+		prev = r.entries[i].slot
 	}
 	return b
+}
+
+// append encodes e after an entry of slot prev (0 for the first).
+func (e *redEntry) append(b []byte, prev uint32) []byte {
+	b = binary.AppendUvarint(b, uint64(e.slot-prev))
+	b = binary.AppendUvarint(b, uint64(e.count))
+	if e.ones {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.min))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.max))
+	b = e.sum.append(b)
+	return e.sumsq.append(b)
 }
 
 func (z *exact) append(b []byte) []byte {
@@ -336,38 +363,67 @@ func (z *exact) append(b []byte) []byte {
 	return append(b, mag...)
 }
 
-func decodeReduction(b []byte) (*reduction, error) {
+// decodeHeader reads a reduction value's contributions and returns an
+// iterator over its entries.
+func decodeHeader(b []byte) (*reduction, *entryIter, error) {
 	if !bytes.HasPrefix(b, []byte(reductionMagic)) {
-		return nil, fmt.Errorf("%w: not a statistics reduction", ErrCorrupt)
+		return nil, nil, fmt.Errorf("%w: not a statistics reduction", ErrCorrupt)
 	}
-	rd := &reader{b: b[len(reductionMagic):]}
+	it := &entryIter{rd: reader{b: b[len(reductionMagic):]}}
+	rd := &it.rd
 	r := &reduction{}
 	n := rd.uvarint()
 	if rd.err == nil && (n == 0 || n > 1<<24) {
-		return nil, fmt.Errorf("%w: a reduction of %d contributions", ErrCorrupt, n)
+		return nil, nil, fmt.Errorf("%w: a reduction of %d contributions", ErrCorrupt, n)
 	}
 	r.n = int(n)
 	r.done = slices.Clone(rd.take((r.n + 7) / 8))
-	count := rd.uvarint()
-	if rd.err == nil && count > uint64(len(rd.b)) {
-		return nil, fmt.Errorf("%w: %d entries claimed", ErrCorrupt, count)
+	it.left = rd.uvarint()
+	if rd.err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, rd.err)
 	}
-	r.entries = make([]redEntry, 0, count)
-	var slot uint64
-	for k := uint64(0); k < count && rd.err == nil; k++ {
-		d := rd.uvarint()
-		if k > 0 && d == 0 {
-			return nil, fmt.Errorf("%w: slots out of order", ErrCorrupt)
+	if it.left > uint64(len(rd.b)) {
+		return nil, nil, fmt.Errorf("%w: %d entries claimed", ErrCorrupt, it.left)
+	}
+	return r, it, nil
+}
+
+// entryIter reads a reduction value's entries in slot order.
+type entryIter struct {
+	rd    reader
+	left  uint64
+	slot  uint64
+	first bool // an entry has been read
+	err   error
+}
+
+// next reads the next entry into e; false at the end or on an error (err).
+func (it *entryIter) next(e *redEntry) bool {
+	if it.err != nil {
+		return false
+	}
+	rd := &it.rd
+	if it.left == 0 {
+		if len(rd.b) != 0 {
+			it.err = fmt.Errorf("%w: %d bytes after the entries", ErrCorrupt, len(rd.b))
 		}
-		slot += d
-		if slot > math.MaxUint32 {
-			return nil, fmt.Errorf("%w: slot %d", ErrCorrupt, slot)
-		}
-		e := redEntry{slot: uint32(slot), count: int64(rd.uvarint())}
-		kind := rd.take(1)
-		if rd.err != nil {
-			break
-		}
+		return false
+	}
+	it.left--
+	d := rd.uvarint()
+	if it.first && d == 0 && rd.err == nil {
+		it.err = fmt.Errorf("%w: slots out of order", ErrCorrupt)
+		return false
+	}
+	it.first = true
+	it.slot += d
+	if it.slot > math.MaxUint32 {
+		it.err = fmt.Errorf("%w: slot %d", ErrCorrupt, it.slot)
+		return false
+	}
+	*e = redEntry{slot: uint32(it.slot), count: int64(rd.uvarint())}
+	kind := rd.take(1)
+	if rd.err == nil {
 		switch kind[0] {
 		case 0:
 			e.ones = true
@@ -375,18 +431,33 @@ func decodeReduction(b []byte) (*reduction, error) {
 			e.min, e.max = rd.f32(), rd.f32()
 			e.sum, e.sumsq = rd.exact(), rd.exact()
 		default:
-			return nil, fmt.Errorf("%w: entry kind %d", ErrCorrupt, kind[0])
+			it.err = fmt.Errorf("%w: entry kind %d", ErrCorrupt, kind[0])
+			return false
 		}
-		if e.count <= 0 {
-			return nil, fmt.Errorf("%w: slot %d counts %d", ErrCorrupt, slot, e.count)
-		}
-		r.entries = append(r.entries, e)
 	}
 	if rd.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, rd.err)
+		it.err = fmt.Errorf("%w: %v", ErrCorrupt, rd.err)
+		return false
 	}
-	if len(rd.b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the entries", ErrCorrupt, len(rd.b))
+	if e.count <= 0 {
+		it.err = fmt.Errorf("%w: slot %d counts %d", ErrCorrupt, it.slot, e.count)
+		return false
+	}
+	return true
+}
+
+func decodeReduction(b []byte) (*reduction, error) {
+	r, it, err := decodeHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	r.entries = make([]redEntry, 0, it.left)
+	var e redEntry
+	for it.next(&e) {
+		r.entries = append(r.entries, e)
+	}
+	if it.err != nil {
+		return nil, it.err
 	}
 	return r, nil
 }
@@ -428,27 +499,64 @@ func (r *reader) exact() *exact {
 	return z
 }
 
-// ReduceStats reduces many contributions' statistics as the store's merges
-// do (ContributeStats, MergeReductions, DecodeReductions), in memory: nil
-// entries contribute nothing. Its result is the one merges in any order
-// give.
+// ReduceStats reduces many contributions' statistics in memory to the
+// result the store's merges give (ContributeStats, MergeReductions in any
+// order, DecodeReductions): nil entries contribute nothing. Slots whose
+// entries are all 1 are counted in dense pages, the others accumulated
+// exactly, so it costs about what a sequential Stats.Merge does.
 func ReduceStats(list []*Stats) (*Stats, error) {
-	merged := map[int][]byte{}
 	var rows int64
-	for t, s := range list {
+	var ones [][]int64
+	full := map[uint32]*redEntry{}
+	var err error
+	for _, s := range list {
 		if s == nil {
 			continue
 		}
 		rows += s.Rows
-		blocks, err := ContributeStats(s, t, len(list))
+		s.Each(func(i uint32, f Feature) {
+			if err != nil {
+				return
+			}
+			if f.Min == 1 && f.Max == 1 && f.Sum == float64(f.Count) && f.SumSq == f.Sum {
+				ones = grow(ones, i>>pageBits)
+				if ones[i>>pageBits] == nil {
+					ones[i>>pageBits] = make([]int64, pageSize)
+				}
+				ones[i>>pageBits][i&pageMask] += f.Count
+				return
+			}
+			var e redEntry
+			if e, err = entryOf(i, f); err != nil {
+				return
+			}
+			if cur := full[i]; cur != nil {
+				cur.merge(&e)
+			} else {
+				full[i] = &e
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
-		for b, v := range blocks {
-			if merged[b], err = MergeReductions(merged[b], v); err != nil {
-				return nil, err
+	}
+	out := NewStats()
+	out.Rows = rows
+	for p, pg := range ones {
+		for k, c := range pg {
+			if c == 0 {
+				continue
 			}
+			i := uint32(p)<<pageBits | uint32(k)
+			if e := full[i]; e != nil {
+				e.merge(&redEntry{slot: i, count: c, ones: true})
+				continue
+			}
+			out.set(i, Feature{Count: c, Min: 1, Max: 1, Sum: float64(c), SumSq: float64(c)})
 		}
 	}
-	return DecodeReductions(merged, rows, func(t int) bool { return t < len(list) && list[t] != nil })
+	for i, e := range full {
+		out.set(i, Feature{Count: e.count, Min: e.min, Max: e.max, Sum: e.sum.float64(), SumSq: e.sumsq.float64()})
+	}
+	return out, nil
 }
