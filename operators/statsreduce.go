@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // Per-task statistics reduced through psstore: when a stage has psstore
 // shards (TaskEnv.PSStore), each task of a dataset-producing wave (load's
 // parse, normalize's scale) merges its statistics into the store, block by
-// block (manifest.ContributeStats, ReductionBlock slots a key, so a large
+// block (manifest.ContributeStats, a block of slots a key, so a large
 // feature space spreads over the shards), and the coordinator reads the
 // reduced blocks instead of every task's statistics. A retried task's
 // merges count once (each block records the tasks it holds); the reduction
@@ -28,17 +29,61 @@ import (
 // reduction is incomplete (a shard lost its data), the coordinator falls
 // back to them.
 
+// EnvStatsReduce names the environment variable that chooses where a
+// coordinator reduces its tasks' statistics: "psstore" (whenever the run
+// has shards), "coordinator" (never through the store), or "auto" (the
+// default: through the store when the run has shards, its blob store is
+// remote, and the wave has at least StatsReduceMinTasks tasks). Measured on
+// one machine with a file blob store and in-process shards, 200 tasks
+// reduced through the store took 10.3 s against 3.9 s through the
+// coordinator (every merge rewrites its block and is a synchronous write
+// on each copy), while the coordinator read 3.1 MB instead of 61 MB: the
+// store pays off where the coordinator's reads are the bottleneck, a wave
+// of hundreds of functions reading from S3.
+const EnvStatsReduce = "STRATUS_STATS_REDUCE"
+
+// StatsReduceMinTasks is the smallest wave whose statistics "auto" reduces
+// through the store.
+const StatsReduceMinTasks = 64
+
+// ReduceStatsInStore reports whether a wave of tasks tasks, run with te,
+// reduces its statistics through psstore (see EnvStatsReduce).
+func ReduceStatsInStore(te TaskEnv, tasks int) (bool, error) {
+	if len(te.PSStore) == 0 {
+		return false, nil
+	}
+	switch v := os.Getenv(EnvStatsReduce); v {
+	case "psstore":
+		return true, nil
+	case "coordinator":
+		return false, nil
+	case "", "auto":
+		return strings.HasPrefix(te.Blob, "s3://") && tasks >= StatsReduceMinTasks, nil
+	default:
+		return false, fmt.Errorf("%s=%q: want psstore, coordinator or auto", EnvStatsReduce, v)
+	}
+}
+
 // StatsMergeFunc is the psstore merge function of statistics reductions.
 const StatsMergeFunc = "stratus.stats-reduction/v1"
 
 func init() { psstore.RegisterMergeFunc(StatsMergeFunc, manifest.MergeReductions) }
 
 // StatsReduce is what a task needs to merge its statistics into the store:
-// the stage run's key prefix, its index among the wave's Tasks.
+// the stage run's key prefix, its index among the wave's Tasks, and the
+// slots of a block (see NewStatsReduce).
 type StatsReduce struct {
-	Prefix string `json:"prefix"`
-	Task   int    `json:"task"`
-	Tasks  int    `json:"tasks"`
+	Prefix     string `json:"prefix"`
+	Task       int    `json:"task"`
+	Tasks      int    `json:"tasks"`
+	BlockSlots int    `json:"block_slots"`
+}
+
+// StatsBlockSlots sizes the blocks of a space of features slots (0:
+// unknown) for shards shards: two keys a shard, so that every shard
+// reduces and each task makes few synchronous merges.
+func StatsBlockSlots(features, shards int) int {
+	return manifest.ReductionBlockFor(features, 2*max(shards, 1))
 }
 
 // NewStatsPrefix returns a fresh key prefix for one run of stage key's
@@ -70,7 +115,7 @@ func MergeStats(ctx context.Context, svc Services, r *StatsReduce, ds string, st
 	if err != nil {
 		return nil, err
 	}
-	contrib, err := manifest.ContributeStats(st, r.Task, r.Tasks)
+	contrib, err := manifest.ContributeStats(st, r.Task, r.Tasks, r.BlockSlots)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +143,7 @@ var ErrStatsIncomplete = errors.New("the statistics reduced in psstore are incom
 // to the tasks whose results say they merged into it; rows is the rows of
 // their pieces. Every block must hold exactly those tasks (else
 // ErrStatsIncomplete).
-func CollectStats(ctx context.Context, c *psstore.Client, prefix, ds string, reported map[int][]int, rows int64) (*manifest.Stats, error) {
+func CollectStats(ctx context.Context, c *psstore.Client, prefix, ds string, blockSlots int, reported map[int][]int, rows int64) (*manifest.Stats, error) {
 	blocks := make([]int, 0, len(reported))
 	for b := range reported {
 		blocks = append(blocks, b)
@@ -131,7 +176,7 @@ func CollectStats(ctx context.Context, c *psstore.Client, prefix, ds string, rep
 		}
 		values[b] = vals[i]
 	}
-	return manifest.DecodeReductions(values, rows, func(t int) bool { return tasks[t] })
+	return manifest.DecodeReductions(values, rows, blockSlots, func(t int) bool { return tasks[t] })
 }
 
 // DeleteStats removes every key of a stage run's reductions.

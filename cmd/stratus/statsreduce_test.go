@@ -15,6 +15,7 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
 	"github.com/stratus-ml/stratus/internal/testtools"
+	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
 )
 
@@ -70,6 +71,7 @@ normalize "adult" {
 	plain := runtimetest.New(t, src)
 	plain.MustApply()
 	h := runtimetest.New(t, src)
+	t.Setenv(operators.EnvStatsReduce, "psstore")
 	h.Env.PSStore, h.Env.Token = addrs, token
 	_, rec := h.MustApply()
 	for _, stage := range []string{"load.adult", "normalize.adult"} {

@@ -168,7 +168,7 @@ type Piece struct {
 	// StatsKey is where Save put Stats ("" when Rows = 0).
 	StatsKey string `json:"stats,omitempty"`
 	Stats    *Stats `json:"-"`
-	// StatsBlocks lists the statistics blocks (of ReductionBlock slots)
+	// StatsBlocks lists the statistics blocks
 	// the task merged into a reduction elsewhere (psstore), if it did.
 	StatsBlocks []int `json:"stats_blocks,omitempty"`
 }

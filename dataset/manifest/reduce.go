@@ -15,7 +15,7 @@ import (
 // needs (load's and normalize's tasks merge their statistics into the store
 // instead of sending them to the coordinator), and what Assemble computes.
 //
-// A Reduction covers ReductionBlock slots of a Stats; its value records
+// A Reduction covers a block of slots of a Stats; its value records
 // which contributions (task indices among n) it holds, so a contribution
 // merged twice (a retried task) counts once. Counts add as integers, minima
 // and maxima compare, and sums are added exactly (as integers times a power
@@ -23,9 +23,26 @@ import (
 // depend on the order of the merges, and for one or two contributions it is
 // the float64 sum a single Merge gives.
 
-// ReductionBlock is the number of slots one reduction value covers (a
-// psstore key each, so that a large feature space spreads over the shards).
-const ReductionBlock = 1 << 16
+// ReductionBlock is the default number of slots one reduction value covers
+// (a psstore key each, so that a large feature space spreads over the
+// shards); ReductionBlockFor sizes blocks for a feature space.
+const ReductionBlock = 1 << 18
+
+// ReductionBlockFor returns the block size (a power of two from 2^12 to
+// 2^22) that cuts a space of features slots (0: unknown) into about keys
+// blocks: fewer, larger merges cost fewer synchronous writes on the
+// shards; more spread the work over them.
+func ReductionBlockFor(features, keys int) int {
+	if features <= 0 {
+		return ReductionBlock
+	}
+	per := (features + max(keys, 1) - 1) / max(keys, 1)
+	b := 1 << 12
+	for b < per && b < 1<<22 {
+		b <<= 1
+	}
+	return b
+}
 
 const reductionMagic = "STRD1"
 
@@ -110,12 +127,15 @@ type reduction struct {
 }
 
 // ContributeStats encodes the statistics of contribution task (of n, the
-// tasks of a wave) as one reduction value per ReductionBlock slots that the
-// statistics touch, by block number. Merge them with MergeReductions;
+// tasks of a wave) as one reduction value per block of blockSlots slots
+// that the statistics touch, by block number. Merge them with MergeReductions;
 // DecodeReductions turns the merged values back into Stats.
-func ContributeStats(s *Stats, task, n int) (map[int][]byte, error) {
+func ContributeStats(s *Stats, task, n, blockSlots int) (map[int][]byte, error) {
 	if task < 0 || task >= n {
 		return nil, fmt.Errorf("contribution %d of %d", task, n)
+	}
+	if blockSlots <= 0 {
+		return nil, fmt.Errorf("blocks of %d slots", blockSlots)
 	}
 	blocks := map[int]*reduction{}
 	var err error
@@ -123,7 +143,7 @@ func ContributeStats(s *Stats, task, n int) (map[int][]byte, error) {
 		if err != nil {
 			return
 		}
-		b := int(i / ReductionBlock)
+		b := int(i / uint32(blockSlots))
 		r := blocks[b]
 		if r == nil {
 			r = &reduction{n: n, done: make([]byte, (n+7)/8)}
@@ -274,9 +294,12 @@ func MergeReductions(cur, operand []byte) ([]byte, error) {
 }
 
 // DecodeReductions turns merged reduction values (by block number) into
-// Stats over rows rows. It fails unless each value holds exactly the
+// Stats over rows rows (blocks of blockSlots slots). It fails unless each value holds exactly the
 // contributions of want (a block no contribution touched may be absent).
-func DecodeReductions(values map[int][]byte, rows int64, want func(task int) bool) (*Stats, error) {
+func DecodeReductions(values map[int][]byte, rows int64, blockSlots int, want func(task int) bool) (*Stats, error) {
+	if blockSlots <= 0 {
+		return nil, fmt.Errorf("blocks of %d slots", blockSlots)
+	}
 	s := NewStats()
 	s.Rows = rows
 	blocks := make([]int, 0, len(values))
@@ -296,7 +319,7 @@ func DecodeReductions(values map[int][]byte, rows int64, want func(task int) boo
 			}
 		}
 		for _, e := range r.entries {
-			if int(e.slot/ReductionBlock) != b {
+			if int(e.slot/uint32(blockSlots)) != b {
 				return nil, fmt.Errorf("statistics block %d holds slot %d", b, e.slot)
 			}
 			if e.ones {

@@ -78,7 +78,7 @@ func BenchmarkStoreMerges200(b *testing.B) {
 			b.Fatal(err)
 		}
 		files += len(enc)
-		if contrib[i], err = ContributeStats(st, i, len(contrib)); err != nil {
+		if contrib[i], err = ContributeStats(st, i, len(contrib), ReductionBlock); err != nil {
 			b.Fatal(err)
 		}
 		for _, v := range contrib[i] {

@@ -52,7 +52,7 @@ func TestReductionOrderAndRetries(t *testing.T) {
 	wantB := encoded(t, want)
 	contrib := make([]map[int][]byte, n)
 	for i, s := range list {
-		if contrib[i], err = ContributeStats(s, i, n); err != nil {
+		if contrib[i], err = ContributeStats(s, i, n, ReductionBlock); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,7 +72,7 @@ func TestReductionOrderAndRetries(t *testing.T) {
 				}
 			}
 		}
-		got, err := DecodeReductions(merged, rows, func(int) bool { return true })
+		got, err := DecodeReductions(merged, rows, ReductionBlock, func(int) bool { return true })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,15 +100,15 @@ func TestReductionOrderAndRetries(t *testing.T) {
 func TestReductionErrors(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	s := randomStats(r, 5)
-	a, err := ContributeStats(s, 0, 2)
+	a, err := ContributeStats(s, 0, 2, ReductionBlock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := ContributeStats(s, 0, 3)
+	b, _ := ContributeStats(s, 0, 3, ReductionBlock)
 	if _, err := MergeReductions(a[0], b[0]); err == nil {
 		t.Error("values of 2 and 3 contributions merged")
 	}
-	if _, err := DecodeReductions(a, s.Rows, func(t int) bool { return t != 0 }); err == nil {
+	if _, err := DecodeReductions(a, s.Rows, ReductionBlock, func(t int) bool { return t != 0 }); err == nil {
 		t.Error("an unexpected contribution was accepted")
 	}
 	for _, bad := range [][]byte{nil, []byte("STRD1"), append(append([]byte{}, a[0]...), 0), a[0][:len(a[0])-1]} {

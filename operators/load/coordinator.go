@@ -106,7 +106,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	// With psstore shards, the tasks reduce their statistics there.
 	var reduce string
-	if len(s.TaskEnv().PSStore) > 0 {
+	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if inStore {
 		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
 			return cty.NilVal, err
 		}
@@ -118,9 +122,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 		}()
 	}
+	blockSlots := operators.StatsBlockSlots(pr.Features(), len(s.TaskEnv().PSStore))
 	for i := range params {
 		if reduce != "" {
-			params[i].Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params)}
+			params[i].Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
 		}
 		t := operators.Task{Kind: KindParse}
 		if err := t.SetParams(params[i]); err != nil {
@@ -208,7 +213,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		all = append(all, pieces[ds]...)
 	}
-	storeStats, err := reducedStats(ctx, s, reduce, outs)
+	storeStats, err := reducedStats(ctx, s, reduce, blockSlots, outs)
 	if err != nil {
 		return cty.NilVal, err
 	}
@@ -545,7 +550,7 @@ func humanBytes(n int64) string {
 // under prefix, a function reading each dataset's reduction; nil when they
 // did not, or when the reduction is incomplete (then a note says so, and
 // the tasks' blob copies are used).
-func reducedStats(ctx context.Context, s operators.Stage, prefix string, outs []*parseOutput) (func(ds string, rows int64) (*manifest.Stats, error), error) {
+func reducedStats(ctx context.Context, s operators.Stage, prefix string, blockSlots int, outs []*parseOutput) (func(ds string, rows int64) (*manifest.Stats, error), error) {
 	if prefix == "" {
 		return nil, nil
 	}
@@ -574,7 +579,7 @@ func reducedStats(ctx context.Context, s operators.Stage, prefix string, outs []
 			}
 		}
 		blocks += len(reported[ds])
-		st, err := operators.CollectStats(ctx, c, prefix, ds, reported[ds], rows)
+		st, err := operators.CollectStats(ctx, c, prefix, ds, blockSlots, reported[ds], rows)
 		if errors.Is(err, operators.ErrStatsIncomplete) {
 			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
 			return nil, nil
@@ -584,7 +589,7 @@ func reducedStats(ctx context.Context, s operators.Stage, prefix string, outs []
 		}
 		got[ds] = st
 	}
-	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, manifest.ReductionBlock, len(outs))})
+	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(outs))})
 	return func(ds string, rows int64) (*manifest.Stats, error) {
 		st := got[ds]
 		if st.Rows != rows {

@@ -77,6 +77,7 @@ func TestLoadStatsReducedInPSStore(t *testing.T) {
 			}
 			t.Cleanup(func() { lc.Close() })
 			h := runtimetest.New(t, src)
+			t.Setenv(operators.EnvStatsReduce, "psstore")
 			h.Env.PSStore, h.Env.Token = lc.Addrs(), lc.Token()
 			h.Retries = 2
 			fa := &failAfter{task: 1}

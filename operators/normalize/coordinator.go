@@ -144,7 +144,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	// With psstore shards, the tasks reduce their statistics there.
 	var reduce string
-	if len(s.TaskEnv().PSStore) > 0 {
+	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if inStore {
 		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
 			return cty.NilVal, err
 		}
@@ -156,9 +160,10 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 		}()
 	}
+	blockSlots := operators.StatsBlockSlots(train.Features, len(s.TaskEnv().PSStore))
 	for i, p := range params {
 		if reduce != "" {
-			p.Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params)}
+			p.Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
 		}
 		t := operators.Task{Kind: KindScale}
 		if err := t.SetParams(p); err != nil {
@@ -202,7 +207,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			for _, p := range pieces[ds] {
 				rows += p.Rows
 			}
-			st, err := operators.CollectStats(ctx, c, reduce, ds, reported[ds], rows)
+			st, err := operators.CollectStats(ctx, c, reduce, ds, blockSlots, reported[ds], rows)
 			if errors.Is(err, operators.ErrStatsIncomplete) {
 				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
 				storeStats = nil
@@ -215,7 +220,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			blocks += len(reported[ds])
 		}
 		if storeStats != nil {
-			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, manifest.ReductionBlock, len(results))})
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(results))})
 		}
 	}
 	if reduce != "" && storeStats != nil {

@@ -64,6 +64,7 @@ normalize "z" {
 	}
 	t.Cleanup(func() { lc.Close() })
 	h := runtimetest.New(t, src)
+	t.Setenv(operators.EnvStatsReduce, "psstore")
 	h.Env.PSStore, h.Env.Token = lc.Addrs(), lc.Token()
 	h.Retries = 2
 	f := &failFirstScale{}
