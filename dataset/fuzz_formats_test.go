@@ -99,11 +99,16 @@ func FuzzSniff(f *testing.F) {
 	})
 }
 
-// FuzzParquet opens arbitrary bytes as a Parquet file and maps its schema
-// (what the load coordinator does with every footer): it must fail with an
-// error or succeed, never panic or hang. Reading the rows of arbitrary bytes
-// is left to TestParquetCorrupt: parquet-go allocates as much as a corrupt
-// run-length header claims (gigabytes), which would stall a fuzzer.
+// FuzzParquet opens arbitrary bytes as a Parquet file, maps its schema
+// (what the load coordinator does with every footer) and checks every page
+// header a task would read (what a task does before reading a row group):
+// it must fail with an error or succeed, never panic, hang or allocate what
+// a corrupt footer or page header claims (parquet_bounds.go refuses such
+// files before parquet-go decodes them). Reading the values of arbitrary
+// pages is left to TestParquetCorrupt: the run lengths inside a page's
+// RLE-encoded levels and dictionary indices are only visible after the page
+// is decompressed, and parquet-go allocates what they claim (a fuzzed file,
+// kept as seed 1cc2ab53ee9d1a2d, made it allocate 3 GiB).
 func FuzzParquet(f *testing.F) {
 	good, err := os.ReadFile("testdata/people.parquet")
 	if err != nil {

@@ -232,12 +232,36 @@ func (f *ParquetFile) StoreError() error {
 func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ *ParquetFile, err error) {
 	defer recoverParquet(&err)
 	r := &readerAt{ctx: ctx, st: st, key: key}
+	if r.tail, r.tailOff, err = readFooter(r, size); err != nil {
+		if errors.Is(err, ErrParquetBounds) {
+			return nil, fmt.Errorf("parquet: %w", err)
+		}
+		return nil, err
+	}
 	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
+	if err := checkParquetFooter(f.Metadata(), size); err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
 	return &ParquetFile{File: f, r: r}, nil
 }
+
+// CheckRowGroup checks the page headers of the columns of row group gi
+// that p reads (see checkRowGroup) before p.ReadRowGroup reads them, so
+// that a corrupt header fails with an error rather than an allocation of
+// what it claims. An error matching ErrParquetBounds is the file's; any
+// other is the store's.
+func (f *ParquetFile) CheckRowGroup(p *Parquet, gi int) error {
+	if err := checkRowGroup(f.r, f.Metadata(), gi, p.reads); err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	return nil
+}
+
+// reads reports whether p decodes leaf column ci.
+func (p *Parquet) reads(ci int) bool { return ci < len(p.cols) && p.cols[ci].kind != csvIgnore }
 
 // readerAt reads an object by ranged GETs, remembering the store's first
 // error.
@@ -247,6 +271,10 @@ type readerAt struct {
 	key string
 	mu  sync.Mutex
 	err error
+	// tail is the end of the object, from tailOff, read first (readFooter)
+	// and served from memory to the Parquet library's reads of the footer.
+	tail    []byte
+	tailOff int64
 }
 
 func (r *readerAt) fail(err error) error {
@@ -261,6 +289,9 @@ func (r *readerAt) fail(err error) error {
 }
 
 func (r *readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if r.tail != nil && off >= r.tailOff && off+int64(len(p)) <= r.tailOff+int64(len(r.tail)) {
+		return copy(p, r.tail[off-r.tailOff:]), nil
+	}
 	rc, err := r.st.GetRange(r.ctx, r.key, off, int64(len(p)))
 	if err != nil {
 		return 0, r.fail(err)
@@ -302,8 +333,14 @@ func RowGroupSizes(f *parquet.File) []int64 {
 // *ParseError included). It is the reader load's tasks use, over bytes.
 func ReadParquetBytes(data []byte, opts ParquetOptions, fn func(*Row)) (n int64, err error) {
 	defer recoverParquet(&err)
+	if _, _, err := readFooter(bytes.NewReader(data), int64(len(data))); err != nil {
+		return 0, fmt.Errorf("parquet: %w", err)
+	}
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
+		return 0, fmt.Errorf("parquet: %w", err)
+	}
+	if err := checkParquetFooter(f.Metadata(), int64(len(data))); err != nil {
 		return 0, fmt.Errorf("parquet: %w", err)
 	}
 	p, err := NewParquet(f.Schema(), opts)
@@ -312,7 +349,10 @@ func ReadParquetBytes(data []byte, opts ParquetOptions, fn func(*Row)) (n int64,
 	}
 	var row Row
 	var first error
-	for _, rg := range f.RowGroups() {
+	for gi, rg := range f.RowGroups() {
+		if err := checkRowGroup(bytes.NewReader(data), f.Metadata(), gi, p.reads); err != nil {
+			return n, fmt.Errorf("parquet: %w", err)
+		}
 		got, stopped, err := p.ReadRowGroup(context.Background(), rg, n, &row, func(r *Row) error { fn(r); return nil },
 			func(pe *ParseError) bool { first = pe; return false })
 		n += got
@@ -326,16 +366,30 @@ func ReadParquetBytes(data []byte, opts ParquetOptions, fn func(*Row)) (n int64,
 	return n, nil
 }
 
-// ParquetFooter opens a Parquet file held in memory and maps its schema as
-// NewParquet does, without reading rows; it returns the row groups' sizes.
+// ParquetFooter opens a Parquet file held in memory, maps its schema as
+// NewParquet does and checks its footer and the page headers of the columns
+// NewParquet reads (the bounds of parquet_bounds.go), without reading rows;
+// it returns the row groups' sizes.
 func ParquetFooter(data []byte, opts ParquetOptions) (sizes []int64, err error) {
 	defer recoverParquet(&err)
+	if _, _, err := readFooter(bytes.NewReader(data), int64(len(data))); err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	if _, err := NewParquet(f.Schema(), opts); err != nil {
+	if err := checkParquetFooter(f.Metadata(), int64(len(data))); err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	p, err := NewParquet(f.Schema(), opts)
+	if err != nil {
 		return nil, err
+	}
+	for gi := range f.Metadata().RowGroups {
+		if err := checkRowGroup(bytes.NewReader(data), f.Metadata(), gi, p.reads); err != nil {
+			return nil, fmt.Errorf("parquet: %w", err)
+		}
 	}
 	return RowGroupSizes(f), nil
 }

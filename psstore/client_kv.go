@@ -307,13 +307,59 @@ func (c *Client) Append(ctx context.Context, key string, b []byte) error {
 	return c.merge(ctx, key, pb.MergeOp_MERGE_OP_APPEND, b)
 }
 
-func (c *Client) mergeOnce(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
+// MergeFunc folds operand into cur, the value stored at a key (nil when
+// there is none), and returns the value to store. It runs on the shard,
+// under the key's write lock, once per copy of the key: it must be
+// deterministic, and should be commutative and associative so that merges
+// arriving in any order give one result, and idempotent for a retried
+// operand (a client cannot know whether a merge whose answer was lost was
+// applied). It may reuse cur.
+type MergeFunc func(cur, operand []byte) ([]byte, error)
+
+var (
+	mergeFuncsMu sync.RWMutex
+	mergeFuncs   = map[string]MergeFunc{}
+)
+
+// RegisterMergeFunc makes fn the merge function named name for the shards
+// this process serves and for MergeWith's callers. Register at init: a
+// shard that does not know a name refuses its merges (codes.Unimplemented).
+// Registering a name twice panics.
+func RegisterMergeFunc(name string, fn MergeFunc) {
+	mergeFuncsMu.Lock()
+	defer mergeFuncsMu.Unlock()
+	if name == "" || fn == nil {
+		panic("psstore: RegisterMergeFunc: empty name or nil function")
+	}
+	if mergeFuncs[name] != nil {
+		panic("psstore: RegisterMergeFunc: " + name + " registered twice")
+	}
+	mergeFuncs[name] = fn
+}
+
+func lookupMergeFunc(name string) MergeFunc {
+	mergeFuncsMu.RLock()
+	defer mergeFuncsMu.RUnlock()
+	return mergeFuncs[name]
+}
+
+// MergeWith folds operand into the value stored at key with the merge
+// function registered as name (RegisterMergeFunc), atomically on each of
+// the key's shards. Read the result with Get.
+func (c *Client) MergeWith(ctx context.Context, key, name string, operand []byte) error {
+	if lookupMergeFunc(name) == nil {
+		return fmt.Errorf("psstore: merge %q: no merge function %q is registered", key, name)
+	}
+	return c.routed(ctx, func() error { return c.mergeOnce(ctx, key, pb.MergeOp_MERGE_OP_FUNC, name, operand) })
+}
+
+func (c *Client) mergeOnce(ctx context.Context, key string, op pb.MergeOp, fn string, data []byte) error {
 	p := c.partFor(key)
 	if err := c.checkKV("merge", key, len(data), c.owners[p][0]); err != nil {
 		return err
 	}
 	if c.r == 1 {
-		return c.mergeOn(ctx, c.owners[p][0], key, op, data)
+		return c.mergeOn(ctx, c.owners[p][0], key, op, fn, data)
 	}
 	// Every copy applies the merge; acknowledged once all have.
 	hosts := c.hostsOf(p)
@@ -321,14 +367,14 @@ func (c *Client) mergeOnce(ctx context.Context, key string, op pb.MergeOp, data 
 	var wg sync.WaitGroup
 	for i, sh := range hosts {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = c.mergeOn(ctx, sh, key, op, data) }()
+		go func() { defer wg.Done(); errs[i] = c.mergeOn(ctx, sh, key, op, fn, data) }()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 // mergeOn applies one merge on sh.
-func (c *Client) mergeOn(ctx context.Context, sh *shardConn, key string, op pb.MergeOp, data []byte) error {
+func (c *Client) mergeOn(ctx context.Context, sh *shardConn, key string, op pb.MergeOp, fn string, data []byte) error {
 	err := func() error {
 		// Only opening the stream is retried: a merge that reached the
 		// shard must not be applied twice.
@@ -345,7 +391,7 @@ func (c *Client) mergeOn(ctx context.Context, sh *shardConn, key string, op pb.M
 			end := min(off+valueChunkBytes, len(data))
 			ch := &pb.MergeChunk{Data: data[off:end]}
 			if first {
-				ch.Key, ch.Op = []byte(key), op
+				ch.Key, ch.Op, ch.Func = []byte(key), op, fn
 			}
 			if err := stream.Send(ch); err != nil {
 				if errors.Is(err, io.EOF) {

@@ -421,7 +421,7 @@ func (c *Client) List(ctx context.Context, prefix string) (v []string, err error
 // merge: the copy's successor in the new map (the same copy number) got
 // its data, merge included, from it.
 func (c *Client) merge(ctx context.Context, key string, op pb.MergeOp, data []byte) error {
-	return c.routed(ctx, func() error { return c.mergeOnce(ctx, key, op, data) })
+	return c.routed(ctx, func() error { return c.mergeOnce(ctx, key, op, "", data) })
 }
 
 // CreateModel creates the model on every shard. It is idempotent: creating

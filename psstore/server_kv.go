@@ -234,8 +234,13 @@ func (r *rpcService) Merge(stream grpc.ClientStreamingServer[pb.MergeChunk, pb.M
 		return err
 	}
 	op := first.Op
+	var fn MergeFunc
 	switch op {
 	case pb.MergeOp_MERGE_OP_SUM, pb.MergeOp_MERGE_OP_MIN, pb.MergeOp_MERGE_OP_MAX, pb.MergeOp_MERGE_OP_APPEND:
+	case pb.MergeOp_MERGE_OP_FUNC:
+		if fn = lookupMergeFunc(first.Func); fn == nil {
+			return status.Errorf(codes.Unimplemented, "psstore: merge %q: this shard knows no merge function %q; run shards of the same stratus version as the client", first.Key, first.Func)
+		}
 	default:
 		return status.Errorf(codes.InvalidArgument, "psstore: merge %q: unknown op %v", first.Key, op)
 	}
@@ -252,7 +257,7 @@ func (r *rpcService) Merge(stream grpc.ClientStreamingServer[pb.MergeChunk, pb.M
 		if err != nil {
 			return err
 		}
-		if len(c.Key) != 0 || c.Op != pb.MergeOp_MERGE_OP_UNSPECIFIED {
+		if len(c.Key) != 0 || c.Op != pb.MergeOp_MERGE_OP_UNSPECIFIED || c.Func != "" {
 			return status.Error(codes.InvalidArgument, "psstore: merge: only the first chunk may name the key and op")
 		}
 		if err := rv.add(c.Data); err != nil {
@@ -260,7 +265,7 @@ func (r *rpcService) Merge(stream grpc.ClientStreamingServer[pb.MergeChunk, pb.M
 		}
 	}
 	operand := rv.buf
-	if op != pb.MergeOp_MERGE_OP_APPEND && len(operand)%4 != 0 {
+	if op != pb.MergeOp_MERGE_OP_APPEND && op != pb.MergeOp_MERGE_OP_FUNC && len(operand)%4 != 0 {
 		return status.Errorf(codes.InvalidArgument, "psstore: merge %q: operand of %d bytes is not a float32 vector", first.Key, len(operand))
 	}
 	unlock := s.keyLock(first.Key)
@@ -283,7 +288,11 @@ func (r *rpcService) Merge(stream grpc.ClientStreamingServer[pb.MergeChunk, pb.M
 			}
 		}
 		var next []byte
-		if cur == nil {
+		if fn != nil {
+			if next, err = fn(cur, operand); err != nil {
+				return status.Errorf(codes.FailedPrecondition, "psstore: merge %q with %s: %v", first.Key, first.Func, err)
+			}
+		} else if cur == nil {
 			next = operand
 			if next == nil {
 				next = []byte{}

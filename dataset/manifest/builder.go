@@ -172,6 +172,9 @@ type Piece struct {
 	// StatsKey is where Save put Stats ("" when Rows = 0).
 	StatsKey string `json:"stats,omitempty"`
 	Stats    *Stats `json:"-"`
+	// StatsBlocks lists the statistics blocks
+	// the task merged into a reduction elsewhere (psstore), if it did.
+	StatsBlocks []int `json:"stats_blocks,omitempty"`
 }
 
 // inlineLimit bounds the JSON of a partition list kept in a task result.
@@ -226,11 +229,13 @@ func (p *Piece) Load(ctx context.Context, st blob.Store) error {
 
 // Assemble concatenates loaded pieces, in order, into m: partitions, rows,
 // entries, label balance and statistics (Labels), and Features raised to the largest piece's. It
-// returns the merged statistics.
-func Assemble(m *Manifest, pieces []*Piece) *Stats {
-	stats := NewStats()
+// returns the pieces' statistics reduced by ReduceStats (exact sums, rounded
+// once: the result a reduction through psstore's merges gives, in whatever
+// order the tasks merge).
+func Assemble(m *Manifest, pieces []*Piece) (*Stats, error) {
+	list := make([]*Stats, len(pieces))
 	var labels Labels
-	for _, p := range pieces {
+	for i, p := range pieces {
 		if p == nil {
 			continue
 		}
@@ -239,9 +244,7 @@ func Assemble(m *Manifest, pieces []*Piece) *Stats {
 		m.NNZ += p.NNZ
 		m.Positives += p.Positives
 		m.Features = max(m.Features, p.Features)
-		if p.Stats != nil {
-			stats.Merge(p.Stats)
-		}
+		list[i] = p.Stats
 		labels.merge(p.Labels.labels())
 	}
 	if labels.rows > 0 {
@@ -249,7 +252,7 @@ func Assemble(m *Manifest, pieces []*Piece) *Stats {
 		m.Labels = &labels
 	}
 	m.Negatives = m.Rows - m.Positives
-	return stats
+	return ReduceStats(list)
 }
 
 // LoadPieces loads the statistics of many pieces (Piece.Load), eight at a time.
@@ -258,6 +261,26 @@ func LoadPieces(ctx context.Context, st blob.Store, pieces []*Piece) error {
 	g.SetLimit(8)
 	for _, p := range pieces {
 		g.Go(func() error { return p.Load(gctx, st) })
+	}
+	return g.Wait()
+}
+
+// LoadPartitionLists loads the partition lists of many pieces (what Load
+// reads besides the statistics), eight at a time: for statistics reduced
+// elsewhere.
+func LoadPartitionLists(ctx context.Context, st blob.Store, pieces []*Piece) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, p := range pieces {
+		g.Go(func() error {
+			q := *p
+			q.StatsKey = ""
+			if err := q.Load(gctx, st); err != nil {
+				return err
+			}
+			p.Partitions = q.Partitions
+			return nil
+		})
 	}
 	return g.Wait()
 }

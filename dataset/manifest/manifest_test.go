@@ -179,7 +179,10 @@ func TestBuilderAndPieces(t *testing.T) {
 		}
 	}
 	m := &Manifest{Dataset: Train, Stage: "load.x", StageKey: "k1", Store: st.URI("")}
-	stats := Assemble(m, pieces)
+	stats, err := Assemble(m, pieces)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if m.Rows != 5000 || m.Positives != 2500 || m.Negatives != 2500 || m.NNZ != 10000 || m.Features != 310 {
 		t.Errorf("assembled %d rows %d+/%d- %d nnz %d features", m.Rows, m.Positives, m.Negatives, m.NNZ, m.Features)
 	}
@@ -271,7 +274,9 @@ func TestEmptyDataset(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	m := &Manifest{Dataset: Test, Features: 10}
-	Assemble(m, nil)
+	if _, err := Assemble(m, nil); err != nil {
+		t.Fatal(err)
+	}
 	uri, err := Write(ctx, st, Key("k", "test.json"), m)
 	if err != nil {
 		t.Fatal(err)

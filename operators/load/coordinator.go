@@ -72,6 +72,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		spans []span
 	}
 	var tasks []operators.Task
+	var params []parseParams
 	var refs []taskRef
 	for ii, in := range inputs {
 		n := taskCount(in.total, s.Capacity(), cfg.Tasks)
@@ -99,13 +100,38 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec,
 					RowGroups: o.parquet != nil, Size: o.size})
 			}
-			t := operators.Task{Kind: KindParse}
-			if err := t.SetParams(p); err != nil {
-				return cty.NilVal, err
-			}
-			tasks = append(tasks, t)
+			params = append(params, p)
 			refs = append(refs, taskRef{input: ii, spans: share})
 		}
+	}
+	// With psstore shards, the tasks reduce their statistics there.
+	var reduce string
+	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if inStore {
+		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
+			return cty.NilVal, err
+		}
+		defer func() {
+			if c, err := s.PSStore(context.WithoutCancel(ctx)); err == nil {
+				if err := operators.DeleteStats(context.WithoutCancel(ctx), c, reduce); err != nil {
+					s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("could not delete the statistics reduced in psstore under %s: %v", reduce, err)})
+				}
+			}
+		}()
+	}
+	blockSlots := operators.StatsBlockSlots(pr.Features(), len(s.TaskEnv().PSStore))
+	for i := range params {
+		if reduce != "" {
+			params[i].Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
+		}
+		t := operators.Task{Kind: KindParse}
+		if err := t.SetParams(params[i]); err != nil {
+			return cty.NilVal, err
+		}
+		tasks = append(tasks, t)
 	}
 	results, err := s.RunWave(ctx, operators.Wave{Name: "parse", Tasks: tasks})
 	if err != nil {
@@ -193,7 +219,16 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		all = append(all, pieces[ds]...)
 	}
-	if err := manifest.LoadPieces(ctx, run, all); err != nil {
+	storeStats, err := reducedStats(ctx, s, reduce, blockSlots, outs)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if storeStats != nil {
+		err = manifest.LoadPartitionLists(ctx, run, all)
+	} else {
+		err = manifest.LoadPieces(ctx, run, all)
+	}
+	if err != nil {
 		return cty.NilVal, err
 	}
 	base := manifest.Manifest{
@@ -205,7 +240,14 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		m := base
 		m.Dataset = ds
-		stats[ds] = manifest.Assemble(&m, pieces[ds])
+		if stats[ds], err = manifest.Assemble(&m, pieces[ds]); err != nil {
+			return cty.NilVal, fmt.Errorf("%s statistics: %w", ds, err)
+		}
+		if storeStats != nil {
+			if stats[ds], err = storeStats(ds, m.Rows); err != nil {
+				return cty.NilVal, err
+			}
+		}
 		if fs.Name == "ratings" {
 			m.Ratings = manifest.SummarizeRatings(stats[ds])
 		}
@@ -521,4 +563,57 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// reducedStats returns, when the tasks reduced their statistics in psstore
+// under prefix, a function reading each dataset's reduction; nil when they
+// did not, or when the reduction is incomplete (then a note says so, and
+// the tasks' blob copies are used).
+func reducedStats(ctx context.Context, s operators.Stage, prefix string, blockSlots int, outs []*parseOutput) (func(ds string, rows int64) (*manifest.Stats, error), error) {
+	if prefix == "" {
+		return nil, nil
+	}
+	c, err := s.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reported := map[string]map[int][]int{}
+	for ti, o := range outs {
+		for ds, blocks := range o.Reduced {
+			if reported[ds] == nil {
+				reported[ds] = map[int][]int{}
+			}
+			for _, b := range blocks {
+				reported[ds][b] = append(reported[ds][b], ti)
+			}
+		}
+	}
+	got := map[string]*manifest.Stats{}
+	var blocks int
+	for _, ds := range manifest.Datasets {
+		var rows int64
+		for _, o := range outs {
+			if p := o.Pieces[ds]; p != nil {
+				rows += p.Rows
+			}
+		}
+		blocks += len(reported[ds])
+		st, err := operators.CollectStats(ctx, c, prefix, ds, blockSlots, reported[ds], rows)
+		if errors.Is(err, operators.ErrStatsIncomplete) {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s statistics from psstore: %w", ds, err)
+		}
+		got[ds] = st
+	}
+	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(outs))})
+	return func(ds string, rows int64) (*manifest.Stats, error) {
+		st := got[ds]
+		if st.Rows != rows {
+			return nil, fmt.Errorf("%s statistics from psstore: over %d rows, the tasks wrote %d", ds, st.Rows, rows)
+		}
+		return st, nil
+	}, nil
 }

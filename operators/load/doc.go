@@ -40,7 +40,16 @@
 //     sum of the earlier ranges' line counts plus the line in the range),
 //     skipped counts, partitions in input order, statistics. Writes the
 //     statistics and manifests under stages/<stage key>/ (see package
-//     manifest) and returns the output.
+//     manifest) and returns the output. When the run has psstore shards
+//     and the statistics go through them (operators.ReduceStatsInStore: by
+//     default for waves of 64 tasks or more on an s3:// blob store;
+//     STRATUS_STATS_REDUCE=psstore|coordinator forces either way), the
+//     tasks have already reduced their statistics there
+//     (operators.MergeStats: exact, idempotent per task, 2^16 slots a key
+//     under a namespace of the stage and run); the coordinator reads the
+//     reduced blocks instead of every task's statistics, and deletes them.
+//     Without shards, or when the store's reduction is incomplete, it
+//     reduces the tasks' blob copies as before, to the same bytes.
 //
 // # Compressed inputs and the cache key
 //

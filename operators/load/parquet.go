@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -143,6 +144,12 @@ func parseParquetSegment(ctx context.Context, st blob.Store, seg segment, fs *fo
 		return 0, false, fmt.Errorf("%s: %d row groups, the load started with at least %d; was it rewritten during the load?", seg.Name, len(groups), seg.End)
 	}
 	for gi := seg.Start; gi < seg.End; gi++ {
+		if err := f.CheckRowGroup(r, int(gi)); err != nil {
+			if errors.Is(err, dataset.ErrParquetBounds) {
+				return rows, false, &dataset.CorruptError{Codec: "parquet", Err: err}
+			}
+			return rows, false, fmt.Errorf("%s: %w", seg.Name, err)
+		}
 		at := rows // rows of the segment so far: every row is added or bad, in order
 		n, stop, err := r.ReadRowGroup(ctx, groups[gi], rows, row, func(r *dataset.Row) error {
 			at++

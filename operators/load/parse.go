@@ -26,6 +26,9 @@ type parseParams struct {
 	Format         formatSpec `json:"format"`
 	Skip           bool       `json:"skip,omitempty"` // on_error = "skip"
 	PartitionBytes int        `json:"partition_bytes"`
+	// Reduce, when set, merges the task's statistics into psstore (they
+	// are still saved beside its partitions, the durable copy).
+	Reduce *operators.StatsReduce `json:"reduce,omitempty"`
 }
 
 // segment is a byte range [Start, End) of one object; its lines are those
@@ -60,6 +63,9 @@ type parseOutput struct {
 	// line that stopped the task (fail mode, with Failed set).
 	Bad    []badLine `json:"bad,omitempty"`
 	Failed bool      `json:"failed,omitempty"`
+	// Reduced lists, by dataset, the psstore statistics blocks the task
+	// merged into (with Reduce).
+	Reduced map[string][]int `json:"reduced,omitempty"`
 	// Fatal is an error in the data that is not a line's (compressed data
 	// that does not decode), with which the coordinator fails the stage
 	// rather than retrying the task.
@@ -215,6 +221,16 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
 		}
 		out.Pieces[ds] = piece
+		if p.Reduce != nil {
+			blocks, err := operators.MergeStats(ctx, env, p.Reduce, ds, piece.Stats)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+			}
+			if out.Reduced == nil {
+				out.Reduced = map[string][]int{}
+			}
+			out.Reduced[ds] = blocks
+		}
 	}
 	return result(out)
 }

@@ -3,6 +3,7 @@ package normalize
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -132,35 +133,102 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	}
 	slots := TasksPerSlot * max(1, s.Capacity())
 	per := max(1, (nparts+slots-1)/slots, MinTaskBytes/max(1, train.PartitionBytes))
+	var params []scaleParams
 	for _, ds := range sets {
 		m := in[ds]
 		key, _ := manifest.KeyOf(run, uris[ds])
 		for lo := 0; lo < len(m.Partitions); lo += per {
-			t := operators.Task{Kind: KindScale}
-			if err := t.SetParams(scaleParams{Dataset: ds, Manifest: key, From: lo, To: min(lo+per, len(m.Partitions)), Params: stepKey}); err != nil {
-				return cty.NilVal, err
-			}
-			tasks = append(tasks, t)
+			params = append(params, scaleParams{Dataset: ds, Manifest: key, From: lo, To: min(lo+per, len(m.Partitions)), Params: stepKey})
 			refs = append(refs, taskRef{ds})
 		}
+	}
+	// With psstore shards, the tasks reduce their statistics there.
+	var reduce string
+	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if inStore {
+		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
+			return cty.NilVal, err
+		}
+		defer func() {
+			if c, err := s.PSStore(context.WithoutCancel(ctx)); err == nil {
+				if err := operators.DeleteStats(context.WithoutCancel(ctx), c, reduce); err != nil {
+					s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("could not delete the statistics reduced in psstore under %s: %v", reduce, err)})
+				}
+			}
+		}()
+	}
+	blockSlots := operators.StatsBlockSlots(train.Features, len(s.TaskEnv().PSStore))
+	for i, p := range params {
+		if reduce != "" {
+			p.Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
+		}
+		t := operators.Task{Kind: KindScale}
+		if err := t.SetParams(p); err != nil {
+			return cty.NilVal, err
+		}
+		tasks = append(tasks, t)
 	}
 	results, err := s.RunWave(ctx, operators.Wave{Name: "scale", Tasks: tasks})
 	if err != nil {
 		return cty.NilVal, err
 	}
 	pieces := map[string][]*manifest.Piece{}
+	reported := map[string]map[int][]int{}
 	for i, r := range results {
 		var p manifest.Piece
 		if err := json.Unmarshal(r.Output, &p); err != nil {
 			return cty.NilVal, fmt.Errorf("scale task %d returned a malformed result: %w", i, err)
 		}
-		pieces[refs[i].ds] = append(pieces[refs[i].ds], &p)
+		ds := refs[i].ds
+		pieces[ds] = append(pieces[ds], &p)
+		if reported[ds] == nil {
+			reported[ds] = map[int][]int{}
+		}
+		for _, b := range p.StatsBlocks {
+			reported[ds][b] = append(reported[ds][b], i)
+		}
 	}
 	var all []*manifest.Piece
 	for _, ds := range sets {
 		all = append(all, pieces[ds]...)
 	}
-	if err := manifest.LoadPieces(ctx, run, all); err != nil {
+	storeStats := map[string]*manifest.Stats{}
+	if reduce != "" {
+		c, err := s.PSStore(ctx)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		var blocks int
+		for _, ds := range sets {
+			var rows int64
+			for _, p := range pieces[ds] {
+				rows += p.Rows
+			}
+			st, err := operators.CollectStats(ctx, c, reduce, ds, blockSlots, reported[ds], rows)
+			if errors.Is(err, operators.ErrStatsIncomplete) {
+				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
+				storeStats = nil
+				break
+			}
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("%s statistics from psstore: %w", ds, err)
+			}
+			storeStats[ds] = st
+			blocks += len(reported[ds])
+		}
+		if storeStats != nil {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(results))})
+		}
+	}
+	if reduce != "" && storeStats != nil {
+		err = manifest.LoadPartitionLists(ctx, run, all)
+	} else {
+		storeStats, err = nil, manifest.LoadPieces(ctx, run, all)
+	}
+	if err != nil {
 		return cty.NilVal, err
 	}
 
@@ -171,7 +239,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if src == nil { // an input without a validation set: an empty one
 			m := &manifest.Manifest{Dataset: ds, Stage: s.Address(), StageKey: s.Key(), Store: strings.TrimSuffix(run.URI(""), "/"),
 				Format: train.Format, Features: train.Features, Normalization: norm}
-			if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, manifest.Assemble(m, nil)); err != nil {
+			empty, err := manifest.Assemble(m, nil)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			if out[ds], err = operators.WriteDataset(ctx, run, s.Key(), m, empty); err != nil {
 				return cty.NilVal, err
 			}
 			continue
@@ -183,8 +255,17 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		n := *norm
 		n.Input = uris[ds]
 		m.Normalization = &n
-		st := manifest.Assemble(m, pieces[ds])
+		st, err := manifest.Assemble(m, pieces[ds])
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%s statistics: %w", ds, err)
+		}
 		m.Labels = src.Labels // the same rows: keep where the input's labels were first non-binary
+		if ss := storeStats[ds]; ss != nil {
+			if ss.Rows != m.Rows {
+				return cty.NilVal, fmt.Errorf("%s statistics from psstore: over %d rows, the tasks wrote %d", ds, ss.Rows, m.Rows)
+			}
+			st = ss
+		}
 		if m.Rows != src.Rows {
 			return cty.NilVal, fmt.Errorf("%s: rescaled %d rows of %d (a bug in normalize)", ds, m.Rows, src.Rows)
 		}

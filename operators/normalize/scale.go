@@ -25,6 +25,9 @@ type scaleParams struct {
 	From     int    `json:"from"`
 	To       int    `json:"to"`
 	Params   string `json:"params"`
+	// Reduce, when set, merges the task's statistics into psstore (they
+	// are still saved beside its partitions, the durable copy).
+	Reduce *operators.StatsReduce `json:"reduce,omitempty"`
 }
 
 // scale is the normalize.scale handler. It reads each partition (checking
@@ -84,6 +87,11 @@ func scale(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 	}
 	if err := piece.Save(ctx, run, prefix); err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+	}
+	if p.Reduce != nil {
+		if piece.StatsBlocks, err = operators.MergeStats(ctx, env, p.Reduce, p.Dataset, piece.Stats); err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+		}
 	}
 	out, err := json.Marshal(piece)
 	if err != nil {

@@ -47,6 +47,9 @@ const (
 	MergeOp_MERGE_OP_MIN         MergeOp = 2
 	MergeOp_MERGE_OP_MAX         MergeOp = 3
 	MergeOp_MERGE_OP_APPEND      MergeOp = 4 // bytes
+	// bytes, folded by the merge function the shard's binary registered
+	// under MergeChunk.func (psstore.RegisterMergeFunc).
+	MergeOp_MERGE_OP_FUNC MergeOp = 5
 )
 
 // Enum value maps for MergeOp.
@@ -57,6 +60,7 @@ var (
 		2: "MERGE_OP_MIN",
 		3: "MERGE_OP_MAX",
 		4: "MERGE_OP_APPEND",
+		5: "MERGE_OP_FUNC",
 	}
 	MergeOp_value = map[string]int32{
 		"MERGE_OP_UNSPECIFIED": 0,
@@ -64,6 +68,7 @@ var (
 		"MERGE_OP_MIN":         2,
 		"MERGE_OP_MAX":         3,
 		"MERGE_OP_APPEND":      4,
+		"MERGE_OP_FUNC":        5,
 	}
 )
 
@@ -917,6 +922,7 @@ type MergeChunk struct {
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                                // first chunk only
 	Op            MergeOp                `protobuf:"varint,2,opt,name=op,proto3,enum=stratus.psstore.v1.MergeOp" json:"op,omitempty"` // first chunk only
 	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`                              // operand; float ops: little-endian float32
+	Func          string                 `protobuf:"bytes,4,opt,name=func,proto3" json:"func,omitempty"`                              // first chunk only, MERGE_OP_FUNC: the function's name
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +976,13 @@ func (x *MergeChunk) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *MergeChunk) GetFunc() string {
+	if x != nil {
+		return x.Func
+	}
+	return ""
 }
 
 type MergeResponse struct {
@@ -2690,12 +2703,13 @@ const file_psstore_proto_rawDesc = "" +
 	"\vListRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\fR\x06prefix\"\"\n" +
 	"\fListResponse\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\fR\x04keys\"_\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\"s\n" +
 	"\n" +
 	"MergeChunk\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12+\n" +
 	"\x02op\x18\x02 \x01(\x0e2\x1b.stratus.psstore.v1.MergeOpR\x02op\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"#\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
+	"\x04func\x18\x04 \x01(\tR\x04func\"#\n" +
 	"\rMergeResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\"\xb3\x02\n" +
 	"\tModelSpec\x12\x12\n" +
@@ -2814,13 +2828,14 @@ const file_psstore_proto_rawDesc = "" +
 	"\x04home\x18\f \x01(\bR\x04home\"<\n" +
 	"\x0eImportResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x04R\x04keys\x12\x16\n" +
-	"\x06models\x18\x02 \x01(\x04R\x06models*n\n" +
+	"\x06models\x18\x02 \x01(\x04R\x06models*\x81\x01\n" +
 	"\aMergeOp\x12\x18\n" +
 	"\x14MERGE_OP_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fMERGE_OP_SUM\x10\x01\x12\x10\n" +
 	"\fMERGE_OP_MIN\x10\x02\x12\x10\n" +
 	"\fMERGE_OP_MAX\x10\x03\x12\x13\n" +
-	"\x0fMERGE_OP_APPEND\x10\x04*h\n" +
+	"\x0fMERGE_OP_APPEND\x10\x04\x12\x11\n" +
+	"\rMERGE_OP_FUNC\x10\x05*h\n" +
 	"\tOptimizer\x12\x19\n" +
 	"\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rOPTIMIZER_SGD\x10\x01\x12\x16\n" +
