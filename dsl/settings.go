@@ -158,8 +158,8 @@ const (
 
 // checkSettings checks every module's required_version against the binary's
 // version (when known), and the root module's state and cache against what this
-// version implements: the default local directories. A module may not set state or
-// cache.
+// version implements: the default local directories, and an s3:// state. A
+// module may not set state or cache.
 func (c *Config) checkSettings(binary string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	var bv *version.Version
@@ -205,6 +205,7 @@ func (c *Config) checkSettings(binary string) hcl.Diagnostics {
 			}
 			def := localLocation(&Location{}, l.def, m.Dir)
 			switch {
+			case l.name == "state" && !l.loc.IsLocal(): // s3://: state.Remote
 			case !l.loc.IsLocal():
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,

@@ -253,3 +253,20 @@ func (snap *Snapshot) NewerThan(other *Snapshot) string {
 	}
 	return ""
 }
+
+// SetSerial sets the serial the snapshot restores to.
+func (snap *Snapshot) SetSerial(n uint64) {
+	var b [8]byte
+	for i := range b {
+		b[7-i] = byte(n >> (8 * i))
+	}
+	enc := base64.StdEncoding.EncodeToString(b[:])
+	snap.Serial = n
+	for i, e := range snap.Entries {
+		if e.Key == kSerial {
+			snap.Entries[i] = SnapshotEntry{Key: kSerial, B64: &enc}
+			return
+		}
+	}
+	snap.Entries = append(snap.Entries, SnapshotEntry{Key: kSerial, B64: &enc})
+}

@@ -43,15 +43,15 @@ type CheckoutOptions struct {
 	Errored string
 }
 
-// Checkout pulls the remote state into a local working copy and opens it: an
-// empty state when nothing was pushed yet. A reader needs no lock; a writer
+// Checkout pulls the remote state into a local working copy and opens it. When
+// nothing was pushed yet, a writer gets an empty state and a reader nil. A reader needs no lock; a writer
 // (o.Writable) must hold the state's lock, and its pushes are conditional on
 // the snapshot being the one it pulled, so a writer whose lock was broken
 // cannot overwrite another's records. A snapshot that is not a Stratus state
 // fails, naming the object, and nothing is written.
 func (r *Remote) Checkout(ctx context.Context, o CheckoutOptions) (*Store, error) {
 	snap, etag, err := r.PullSnapshot(ctx)
-	if err != nil {
+	if err != nil || (snap == nil && !o.Writable) {
 		return nil, err
 	}
 	dir := o.Dir

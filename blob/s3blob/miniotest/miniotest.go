@@ -110,6 +110,22 @@ func (s *Server) start(t testing.TB, bin string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Endpoint = endpoint
+	// Live is not initialised: under load MinIO answers 503
+	// XMinioServerNotInitialized for a while after. Wait for a real request.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("minio on %s did not initialise within 30s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
