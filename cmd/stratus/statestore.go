@@ -49,7 +49,7 @@ func openState(dir string) (*state.Store, error) {
 		return nil, err
 	}
 	if r == nil {
-		return openState(dir)
+		return state.OpenExisting(stateDBDir(dir))
 	}
 	return r.Checkout(ctx, state.CheckoutOptions{})
 }
