@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -21,13 +22,16 @@ type LockInfo struct {
 	Host    string    `json:"host"`
 	Started time.Time `json:"started"`
 	Command string    `json:"command"`
+	// Boot is the holder's kernel boot ID (Linux), so that a host name shared
+	// by two machines (containers, VMs) never makes a live holder look gone.
+	Boot string `json:"boot,omitempty"`
 }
 
 // NewLockInfo describes this process running command.
 func NewLockInfo(command string) LockInfo {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return LockInfo{ID: hex.EncodeToString(b[:]), User: currentUser(), PID: os.Getpid(), Host: Hostname(), Started: time.Now().UTC(), Command: command}
+	return LockInfo{ID: hex.EncodeToString(b[:]), User: currentUser(), PID: os.Getpid(), Host: Hostname(), Started: time.Now().UTC(), Command: command, Boot: bootID()}
 }
 
 // Fill sets ID, User and Host where they are empty.
@@ -42,6 +46,9 @@ func (i *LockInfo) Fill() {
 	if i.Host == "" {
 		i.Host = n.Host
 	}
+	if i.Boot == "" && i.Host == n.Host {
+		i.Boot = n.Boot
+	}
 }
 
 func (i LockInfo) String() string {
@@ -52,11 +59,11 @@ func (i LockInfo) String() string {
 	return fmt.Sprintf("%s (%s, pid %d, since %s)", i.Command, who, i.PID, i.Started.Local().Format(time.DateTime))
 }
 
-// Gone reports whether the holder is known to have died: it ran on this host
-// and its process no longer exists. A holder on another host is never known
-// to be gone.
+// Gone reports whether the holder is known to have died: it ran on this host,
+// since its last boot, and its process no longer exists. A holder on another
+// host (or one that recorded no boot ID) is never known to be gone.
 func (i LockInfo) Gone() bool {
-	if i.PID <= 0 || i.Host != Hostname() {
+	if i.PID <= 0 || i.Host != Hostname() || i.Boot == "" || i.Boot != bootID() {
 		return false
 	}
 	err := syscall.Kill(i.PID, 0)
@@ -70,6 +77,15 @@ func Hostname() string {
 		return "unknown"
 	}
 	return h
+}
+
+// bootID is this kernel's boot ID, or "" where there is none.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func currentUser() string {

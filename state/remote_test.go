@@ -103,6 +103,16 @@ func TestRemoteLockGone(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "stale") || !strings.Contains(err.Error(), "stratus state unlock") {
 		t.Fatalf("stale lock error %q does not say it is stale and how to break it", err)
 	}
+	// The same host name on another machine (or boot), or a live pid, is not gone.
+	other := dead
+	other.Boot = "another-boot"
+	if other.Gone() {
+		t.Error("a holder of another boot with this host name counted as gone")
+	}
+	live := NewLockInfo("stratus apply")
+	if live.Gone() {
+		t.Error("this process counted as gone")
+	}
 }
 
 // TestRemotePushConditional: the snapshot is created only if absent and
