@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -27,7 +28,11 @@ again. pull and push move the whole state as one JSON snapshot.`,
 	open := func() (*state.Store, error) {
 		st, err := openState(dir)
 		if err == nil && st == nil {
-			return nil, fmt.Errorf("no state in %s: the pipeline has not been applied", stateDir(dir))
+			where := stateDir(dir)
+			if r, _ := remoteState(context.Background(), dir); r != nil {
+				where = r.URI(state.RemoteStateKey)
+			}
+			return nil, fmt.Errorf("no state in %s: the pipeline has not been applied", where)
 		}
 		return st, err
 	}
