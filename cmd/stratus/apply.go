@@ -95,7 +95,11 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 			return exitError{1}
 		}
 	}
-	lock, st, err := c.lockState(parent, dir, "stratus apply", f.lockTimeout)
+	// Signals are caught before the lock is taken, so that a Ctrl-C never
+	// leaves a remote lock behind (the deferred unlock runs).
+	ctx, stopSignals := c.interruptible(parent)
+	defer stopSignals()
+	lock, st, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -103,9 +107,6 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	if lock.Previous != nil && !f.asJSON {
 		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
 	}
-
-	ctx, stopSignals := c.interruptible(parent)
-	defer stopSignals()
 
 	var p *planner.Plan
 	if saved != nil {

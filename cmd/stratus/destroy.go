@@ -97,7 +97,9 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) (err e
 		return nil
 	}
 
-	lock, st, err := c.lockState(parent, dir, "stratus destroy", f.lockTimeout)
+	ctx, stop := c.interruptible(parent) // before the lock: see apply
+	defer stop()
+	lock, st, err := c.lockState(ctx, dir, "stratus destroy", f.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -105,8 +107,6 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) (err e
 	if recs, err = st.Stages(); err != nil {
 		return err
 	}
-	ctx, stop := c.interruptible(parent)
-	defer stop()
 
 	chosen, err := destroySelection(cfg, recs, f.targets)
 	if err != nil {
