@@ -34,7 +34,7 @@ func (c *cli) statePullPush(dir *string, lockTimeout *time.Duration) (*cobra.Com
 			}
 			var data []byte
 			if r != nil {
-				// The object as it is, once checked to be a state.
+				// Checked to be a state, and printed as pull prints a local one.
 				snap, _, err := r.PullSnapshot(cmd.Context())
 				if err != nil {
 					return err
