@@ -163,8 +163,8 @@ const (
 
 // checkSettings checks every module's required_version against the binary's
 // version (when known), and the root module's state and cache against what this
-// version implements: the default local directories, and a shared stage cache on
-// S3. A module may not set state or cache.
+// version implements: the default local directories, an s3:// state, and a
+// shared stage cache on S3. A module may not set state or cache.
 func (c *Config) checkSettings(binary string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	var bv *version.Version
@@ -212,6 +212,7 @@ func (c *Config) checkSettings(binary string) hcl.Diagnostics {
 			switch {
 			case l.name == "cache" && l.loc.Scheme == "s3":
 				// The team's shared stage cache (state/sharedcache).
+			case l.name == "state" && !l.loc.IsLocal(): // s3://: state.Remote
 			case !l.loc.IsLocal():
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,46 +9,87 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/stratus-ml/stratus/state"
 )
 
 // LockFile is the name of the apply lock inside a pipeline's .stratus directory.
 const LockFile = "apply.lock"
 
 // LockInfo records who holds the apply lock.
-type LockInfo struct {
-	PID     int       `json:"pid"`
-	Host    string    `json:"host"`
-	Started time.Time `json:"started"`
-	Command string    `json:"command"`
-}
+type LockInfo = state.LockInfo
 
-func (i LockInfo) String() string {
-	return fmt.Sprintf("%s (pid %d on %s, since %s)", i.Command, i.PID, i.Host, i.Started.Local().Format(time.DateTime))
-}
+// LockedError means another process holds the lock.
+type LockedError = state.LockedError
 
-// Lock is a held apply lock: a file holding LockInfo, flock(2)ed while held, so the
-// kernel releases it when its holder dies however it dies.
+// Lock is a held state lock: a local lock file holding LockInfo, flock(2)ed
+// while held, so the kernel releases it when its holder dies however it dies;
+// or a remote state's lock object (lock_remote.go).
 type Lock struct {
 	f    *os.File
 	path string
 	// Previous is the record of an earlier holder that died without releasing the
 	// lock (killed, crashed); nil after a clean release.
 	Previous *LockInfo
+
+	remote *state.Remote
+	id     string
 }
 
-// LockedError means another live process holds the lock.
-type LockedError struct {
-	Path   string
-	Holder LockInfo
-}
-
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("the pipeline is locked by %s. Wait for it to finish; if that process is gone, run `stratus state unlock` (lock file %s)", e.Holder, e.Path)
+// LockOptions say how to wait for a lock someone else holds.
+type LockOptions struct {
+	// Timeout is how long to wait for the holder to release it; 0 fails at once
+	// (-lock-timeout).
+	Timeout time.Duration
+	// Waiting, if set, is called once when the lock is held and Timeout > 0,
+	// before waiting, with the holder.
+	Waiting func(holder LockInfo)
 }
 
 // AcquireLock takes the apply lock in dir (a pipeline's .stratus directory), failing
 // with a *LockedError naming the holder when another live process has it.
 func AcquireLock(dir string, info LockInfo) (*Lock, error) {
+	return AcquireLockWait(context.Background(), dir, info, LockOptions{})
+}
+
+// AcquireLockWait is AcquireLock waiting up to o.Timeout for a holder to
+// release the lock.
+func AcquireLockWait(ctx context.Context, dir string, info LockInfo, o LockOptions) (*Lock, error) {
+	info.Fill()
+	return waitLock(ctx, o, func() (*Lock, error) { return acquireLocal(dir, info) })
+}
+
+// waitLock calls try until it returns something other than a *LockedError of a
+// live holder, or o.Timeout has passed, polling at most every second.
+func waitLock(ctx context.Context, o LockOptions, try func() (*Lock, error)) (*Lock, error) {
+	deadline := time.Now().Add(o.Timeout)
+	poll := 50 * time.Millisecond
+	told := false
+	for {
+		l, err := try()
+		var le *LockedError
+		if err == nil || !errors.As(err, &le) || le.Gone || o.Timeout <= 0 {
+			return l, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("waited %s (-lock-timeout) for the lock: %w", o.Timeout, err)
+		}
+		if !told && o.Waiting != nil {
+			o.Waiting(le.Holder)
+			told = true
+		}
+		t := time.NewTimer(min(poll, time.Until(deadline)+time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("stopped waiting for the lock: %w", ctx.Err())
+		case <-t.C:
+		}
+		poll = min(2*poll, time.Second)
+	}
+}
+
+func acquireLocal(dir string, info LockInfo) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -60,7 +102,7 @@ func AcquireLock(dir string, info LockInfo) (*Lock, error) {
 		holder := readLockInfo(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &LockedError{Path: path, Holder: holder}
+			return nil, &LockedError{Where: path, Holder: holder}
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -82,9 +124,16 @@ func AcquireLock(dir string, info LockInfo) (*Lock, error) {
 	return l, nil
 }
 
-// Release empties and unlocks the lock file and removes it.
+// Release releases the lock: empties, unlocks and removes the lock file, or
+// deletes the remote lock object if it is still this lock's.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
+		return nil
+	}
+	if l.remote != nil {
+		return l.releaseRemote()
+	}
+	if l.f == nil {
 		return nil
 	}
 	_ = l.f.Truncate(0)
@@ -112,7 +161,7 @@ func ForceUnlock(dir string, force bool) (*LockInfo, error) {
 	defer f.Close()
 	info := readLockInfo(f)
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil && !force {
-		return &info, &LockedError{Path: path, Holder: info}
+		return &info, &LockedError{Where: path, Holder: info}
 	}
 	if err := os.Remove(path); err != nil {
 		return &info, err

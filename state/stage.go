@@ -102,7 +102,10 @@ func (s *Store) PutStage(r *StageRecord) error {
 	if err != nil {
 		return fmt.Errorf("record stage %s: %w", r.Address, err)
 	}
-	return s.DeleteTasks(r.Key)
+	if err := s.DeleteTasks(r.Key); err != nil {
+		return err
+	}
+	return s.stageRecorded()
 }
 
 // DeleteStage forgets a stage, so the next plan runs it again. It reports whether

@@ -29,6 +29,8 @@ type Store struct {
 	// serialMu serializes the transactions that bump the serial: they all read
 	// it, so concurrent ones would abort each other with ErrConflict.
 	serialMu sync.Mutex
+	// work is set on the working copy of a remote state (working.go).
+	work *working
 }
 
 // ErrInUse means another process has the state database open.
@@ -82,7 +84,11 @@ func (s *Store) Close() error {
 	if s == nil {
 		return nil
 	}
-	return s.db.Close()
+	err := s.db.Close()
+	if cerr := s.closeWorking(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Key prefixes. Stage records by address, a cache-key index, task results of

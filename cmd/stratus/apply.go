@@ -22,7 +22,6 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
-	"github.com/stratus-ml/stratus/state"
 )
 
 type applyFlags struct {
@@ -34,6 +33,7 @@ type applyFlags struct {
 	asJSON      bool
 	ui          string
 	uiRemote    bool
+	lockTimeout time.Duration
 }
 
 func (c *cli) applyCmd() *cobra.Command {
@@ -63,10 +63,11 @@ Ctrl-C stops in-flight tasks and saves what completed; a second Ctrl-C exits at 
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print a machine-readable event stream (implies -auto-approve)")
 	cmd.Flags().StringVar(&f.ui, "ui", "", "serve the live dashboard on `ADDR` (such as 127.0.0.1:8080) and print its URL")
 	cmd.Flags().BoolVar(&f.uiRemote, "ui-allow-remote", false, "allow a non-loopback -ui address")
+	lockTimeoutFlag(cmd.Flags(), &f.lockTimeout)
 	return cmd
 }
 
-func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
+func (c *cli) apply(parent context.Context, target string, f applyFlags) (err error) {
 	if f.parallelism < 1 {
 		return fmt.Errorf("-parallelism must be at least 1")
 	}
@@ -94,24 +95,18 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) error {
 			return exitError{1}
 		}
 	}
-	lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{
-		PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus apply",
-	})
+	// Signals are caught before the lock is taken, so that a Ctrl-C never
+	// leaves a remote lock behind (the deferred unlock runs).
+	ctx, stopSignals := c.interruptible(parent)
+	defer stopSignals()
+	lock, st, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	defer c.unlockState(lock, st, &err)
 	if lock.Previous != nil && !f.asJSON {
 		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
 	}
-	st, err := state.Open(stateDBDir(dir))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
-	ctx, stopSignals := c.interruptible(parent)
-	defer stopSignals()
 
 	var p *planner.Plan
 	if saved != nil {

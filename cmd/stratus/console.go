@@ -45,7 +45,7 @@ func (c *cli) console(ctx context.Context, dir string, vf varFlags) error {
 	if !ok {
 		return exitError{1}
 	}
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return err
 	}

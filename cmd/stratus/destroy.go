@@ -19,7 +19,6 @@ import (
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dsl"
-	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/operators/taskenv"
@@ -33,6 +32,7 @@ type destroyFlags struct {
 	vf          varFlags
 	autoApprove bool
 	targets     []string
+	lockTimeout time.Duration
 }
 
 func (c *cli) destroyCmd() *cobra.Command {
@@ -61,6 +61,7 @@ models.`,
 	f.vf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "skip the confirmation prompt")
 	cmd.Flags().StringArrayVar(&f.targets, "target", nil, "destroy only the stage at `ADDR` and the stages that read it (repeatable)")
+	lockTimeoutFlag(cmd.Flags(), &f.lockTimeout)
 	return cmd
 }
 
@@ -74,13 +75,13 @@ type doomed struct {
 	keep string
 }
 
-func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error {
+func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) (err error) {
 	cfg, ok := c.loadPipeline(dir, f.vf, true)
 	if !ok {
 		return exitError{1}
 	}
 	ws := currentWorkspace(dir)
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return err
 	}
@@ -98,21 +99,16 @@ func (c *cli) destroy(parent context.Context, dir string, f destroyFlags) error 
 		return nil
 	}
 
-	lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus destroy"})
+	ctx, stop := c.interruptible(parent) // before the lock: see apply
+	defer stop()
+	lock, st, err := c.lockState(ctx, dir, "stratus destroy", f.lockTimeout)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	st, err = state.Open(stateDBDir(dir))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer c.unlockState(lock, st, &err)
 	if recs, err = st.Stages(); err != nil {
 		return err
 	}
-	ctx, stop := c.interruptible(parent)
-	defer stop()
 
 	chosen, err := destroySelection(cfg, recs, f.targets)
 	if err != nil {

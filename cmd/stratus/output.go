@@ -34,7 +34,7 @@ text.`,
 				fmt.Fprintln(c.stderr, "Error: -raw prints one output: give its NAME (stratus output -raw NAME), and not -json.")
 				return exitError{1}
 			}
-			st, err := state.OpenExisting(stateDBDir(dir))
+			st, err := openState(dir)
 			if err != nil {
 				return err
 			}

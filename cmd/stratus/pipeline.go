@@ -163,7 +163,7 @@ func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFl
 	if !ok {
 		return nil, exitError{1}
 	}
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ running. The file's extension picks the format: .png, .svg or .pdf.
 }
 
 func (c *cli) plot(dir, stage, out string) error {
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return err
 	}

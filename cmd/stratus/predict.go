@@ -110,7 +110,7 @@ func resolveModel(model, dir string) (string, error) {
 	if strings.Contains(model, "://") || strings.HasSuffix(model, ".json") {
 		return model, nil
 	}
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return "", err
 	}

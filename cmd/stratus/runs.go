@@ -110,7 +110,7 @@ func gitState(dir string) (commit string, dirty bool) {
 
 // openRuns opens the state of the pipeline in dir for reading runs.
 func openRuns(dir string) (*state.Store, error) {
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func (c *cli) showState(dir string, asJSON bool) error {
 	if err := checkWorkspace(dir, ws); err != nil {
 		return err
 	}
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,18 +19,24 @@ func (c *cli) stateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state",
 		Short: "Inspect and edit the record of completed stages",
-		Long: `The state (.stratus/state beside the pipeline) records every completed stage:
-its cache key, outputs, timings and cost. Removing a stage makes the next apply run it
-again.`,
+		Long: `The state (.stratus/state beside the pipeline, or the bucket that
+stratus { state = "s3://bucket/prefix" } names) records every completed stage: its
+cache key, outputs, timings and cost. Removing a stage makes the next apply run it
+again. pull and push move the whole state as one JSON snapshot.`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", ".", "the pipeline `DIR`")
 	open := func() (*state.Store, error) {
-		st, err := state.OpenExisting(stateDBDir(dir))
+		st, err := openState(dir)
 		if err == nil && st == nil {
-			return nil, fmt.Errorf("no state in %s: the pipeline has not been applied", stateDir(dir))
+			where := stateDir(dir)
+			if r, _ := remoteState(context.Background(), dir); r != nil {
+				where = r.URI(state.RemoteStateKey)
+			}
+			return nil, fmt.Errorf("no state in %s: the pipeline has not been applied", where)
 		}
 		return st, err
 	}
+	var lockTimeout time.Duration
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List the recorded stages",
@@ -110,17 +116,12 @@ again.`,
 		Short:   "Forget stages, so the next apply runs them again",
 		Example: `  stratus state rm train.lr`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			lock, err := executor.AcquireLock(stateDir(dir), executor.LockInfo{PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus state rm"})
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			lock, st, err := c.lockState(cmd.Context(), dir, "stratus state rm", lockTimeout)
 			if err != nil {
 				return err
 			}
-			defer lock.Release()
-			st, err := open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer c.unlockState(lock, st, &err)
 			for _, a := range args {
 				ok, err := st.DeleteStage(a)
 				if err != nil {
@@ -142,7 +143,16 @@ again.`,
   stratus state unlock -force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			info, err := executor.ForceUnlock(stateDir(dir), force)
+			r, err := remoteState(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			var info *executor.LockInfo
+			if r != nil {
+				info, err = executor.ForceUnlockRemote(cmd.Context(), r, force)
+			} else {
+				info, err = executor.ForceUnlock(stateDir(dir), force)
+			}
 			if err != nil {
 				return fmt.Errorf("%w\n(-force removes it anyway; only do that if that process is not running)", err)
 			}
@@ -155,7 +165,9 @@ again.`,
 		},
 	}
 	unlock.Flags().BoolVar(&force, "force", false, "remove the lock even if its holder is running")
-	cmd.AddCommand(list, show, rm, unlock)
+	lockTimeoutFlag(rm.Flags(), &lockTimeout)
+	pull, push := c.statePullPush(&dir, &lockTimeout)
+	cmd.AddCommand(list, show, rm, unlock, pull, push)
 	return cmd
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/stratus-ml/stratus/dashboard"
 	"github.com/stratus-ml/stratus/operators"
-	"github.com/stratus-ml/stratus/state"
 )
 
 func (c *cli) trialsCmd() *cobra.Command {
@@ -129,7 +128,7 @@ func (c *cli) trialsList(ctx context.Context, dir, stage string, asJSON bool) er
 			fmt.Fprintf(c.stderr, "Apply running since %s (pid %d).\n", s.Run.Started.Local().Format("2006-01-02 15:04:05"), s.Run.PID)
 		}
 	case errors.Is(err, dashboard.ErrNotRunning):
-		st, serr := state.OpenExisting(stateDBDir(dir))
+		st, serr := openState(dir)
 		if serr != nil {
 			return serr
 		}

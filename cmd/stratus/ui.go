@@ -63,7 +63,7 @@ func (c *cli) ui(parent context.Context, dir, addr string, allowRemote bool) err
 	case !errors.Is(err, dashboard.ErrNotRunning):
 		return err
 	}
-	st, err := state.OpenExisting(stateDBDir(dir))
+	st, err := openState(dir)
 	if err != nil {
 		return err
 	}
