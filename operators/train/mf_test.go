@@ -3,6 +3,7 @@ package train_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/stratus-ml/stratus/psstore"
 	"math"
 	"os"
 	"path/filepath"
@@ -276,11 +277,14 @@ func cholSolve(a, b []float64, n int) []float64 {
 // 120 epochs of 36k ratings are 4.3M updates: several lifetimes at the ~1M
 // ratings/s of this set.
 func TestMFLifetime(t *testing.T) {
+	// Over gRPC, as on Lambda, and long enough for several lifetimes on an idle
+	// machine too (in-process, 120 epochs ended within the first lifetime).
+	t.Setenv(psstore.TransportEnv, "grpc")
 	path, _ := writeRatings(t, t.TempDir(), gen.RatingsConfig{Users: 300, Items: 200, Ratings: 40000, Rank: 3, Mean: 3.5, Noise: 0.25, Seed: 7})
 	h := runtimetest.New(t, mfPipeline(path, `rank = 3
-  epochs   = 120
-  eval_interval = "200ms"
-  lifetime = "1s"`))
+  epochs   = 300
+  eval_interval = "100ms"
+  lifetime = "400ms"`))
 	sum, rec := h.MustApply()
 	rmse := metric(t, sum, "test_rmse")
 	relaunched := rec.Count(executor.TaskRelaunch, "train.mf")
@@ -293,7 +297,7 @@ func TestMFLifetime(t *testing.T) {
 	}
 	t.Logf("%d evaluations", evals)
 	if relaunched < 3 || evals < 5 {
-		t.Errorf("%d relaunches and %d evaluations at a 1s lifetime; want at least 3 and 5 (every generation of the evaluator evaluates)", relaunched, evals)
+		t.Errorf("%d relaunches and %d evaluations at a 400ms lifetime; want at least 3 and 5 (every generation of the evaluator evaluates)", relaunched, evals)
 	}
 	// TestMFConvergesLikeALS reaches 0.277 on this set; ALS 0.2766.
 	if !(rmse < 0.29) {

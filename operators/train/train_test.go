@@ -3,6 +3,7 @@ package train_test
 import (
 	"context"
 	"fmt"
+	"github.com/stratus-ml/stratus/psstore"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -282,6 +283,9 @@ func (c *churn) started(ctx context.Context, t *operators.Task, worker int, resu
 // so a crashed worker has one to resume from — and they are relaunched many
 // times; training still reaches the a9a target.
 func TestTrainChurn(t *testing.T) {
+	// Churn is rehearsed on the transport Lambda workers use: in-process, 150
+	// epochs of a9a end within two lifetimes and nothing is left to kill.
+	t.Setenv(psstore.TransportEnv, "grpc")
 	h := runtimetest.New(t, a9aPipeline(`
   workers       = 2
   minibatch     = 100
