@@ -78,11 +78,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (err error) {
 	dir := filepath.Dir(p)
 	var f *os.File
 	for try := 0; ; try++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("put %s: %w", s.URI(key), err)
+		// A concurrent Delete may prune a directory while it is made or before
+		// the file is created in it: make it again.
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			f, err = os.CreateTemp(dir, tmpPrefix+"*")
 		}
-		f, err = os.CreateTemp(dir, tmpPrefix+"*")
-		// A concurrent Delete may prune the directory between the two calls: make it again.
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || try == 8 {
 			break
 		}
