@@ -20,8 +20,9 @@ type Router struct {
 
 // route is a running stage's inbox; done closes when the stage finishes.
 type route struct {
-	ch   chan operators.Command
-	done chan struct{}
+	ch      chan operators.Command
+	done    chan struct{} // closed when the stage finished
+	drained chan struct{} // closed once close answered the commands left queued
 }
 
 // NewRouter returns an empty router.
@@ -31,7 +32,7 @@ func NewRouter() *Router { return &Router{chans: map[string]*route{}} }
 func (r *Router) open(stage string) chan operators.Command {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rt := &route{ch: make(chan operators.Command, 16), done: make(chan struct{})}
+	rt := &route{ch: make(chan operators.Command, 16), done: make(chan struct{}), drained: make(chan struct{})}
 	r.chans[stage] = rt
 	return rt.ch
 }
@@ -46,6 +47,7 @@ func (r *Router) close(stage string) {
 		return
 	}
 	close(rt.done)
+	defer close(rt.drained)
 	for {
 		select {
 		case cmd := <-rt.ch:
@@ -94,7 +96,9 @@ func (r *Router) Send(ctx context.Context, stage string, cmd operators.Command) 
 	case err := <-reply:
 		return err
 	case <-rt.done:
-		// The stage may have answered just before finishing.
+		// The stage may have answered just before finishing, or close may be
+		// answering the command it left queued.
+		<-rt.drained
 		select {
 		case err := <-reply:
 			return err

@@ -104,19 +104,24 @@ func registerPending(addr string) *inprocEntry {
 	return e
 }
 
-// resolve records the shard's start; a failed one is forgotten once its
-// waiters have seen the error.
+// resolve records the shard's start. A failed one stays registered, so a
+// client that dials it later is told why it failed (not "connection
+// refused"), until its cluster is closed (forget).
 func (e *inprocEntry) resolve(s *Server, err error) {
 	e.srv, e.err = s, err
 	close(e.ready)
-	if err != nil {
-		inprocShards.mu.Lock()
-		for a, x := range inprocShards.m {
+}
+
+// forget unregisters entries (a closed LocalCluster's).
+func forget(entries []*inprocEntry) {
+	inprocShards.mu.Lock()
+	defer inprocShards.mu.Unlock()
+	for a, x := range inprocShards.m {
+		for _, e := range entries {
 			if x == e {
 				delete(inprocShards.m, a)
 			}
 		}
-		inprocShards.mu.Unlock()
 	}
 }
 

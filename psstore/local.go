@@ -19,8 +19,9 @@ type LocalCluster struct {
 	token string
 	addrs []string
 
-	ready    chan struct{} // closed once the shards are open (or failed to)
-	servers  []*Server     // set before ready is closed
+	entries  []*inprocEntry // this cluster's in-process registrations
+	ready    chan struct{}  // closed once the shards are open (or failed to)
+	servers  []*Server      // set before ready is closed
 	startErr error
 
 	stopOnce sync.Once
@@ -79,6 +80,7 @@ func StartLocalAsync(ctx context.Context, n int, dataDir, token string, opts ...
 	for i, a := range lc.addrs {
 		entries[i] = registerPending(a) // clients of this process will call it directly (inproc.go)
 	}
+	lc.entries = entries
 	lc.wg.Add(1)
 	go func() { // owned by lc: opens the shards, then serves them until Close
 		defer lc.wg.Done()
@@ -186,5 +188,6 @@ func (lc *LocalCluster) Close() error {
 	<-lc.ready
 	lc.stop()
 	lc.wg.Wait()
+	forget(lc.entries)
 	return errors.Join(lc.startErr, lc.stopErr)
 }

@@ -182,13 +182,15 @@ func TestKillRecovery(t *testing.T) {
 	for acked.Load() < 100 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	// Let the periodic checkpointer catch "busy" mid-stream at least once.
+	// Let the periodic checkpointer catch "busy" mid-stream at least once, and
+	// kill when it holds updates newer than its checkpoint (under load the
+	// pusher can stall on its window while a checkpoint catches up).
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		st, err := c.ModelStats(ctx, "busy")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.CheckpointUpdates > 0 {
+		if st.CheckpointUpdates > 0 && st.Shards[0].Updates > st.Shards[0].CheckpointUpdates {
 			break
 		}
 		if time.Now().After(deadline) {
