@@ -14,10 +14,9 @@ import (
 
 // estimateRow is one line of apply's estimate-vs-actual table.
 type estimateRow struct {
-	stage, basis           string
-	estWall, actWall       time.Duration
-	estGBs, actGBs         float64
-	estPresent, actPresent bool
+	stage, basis     string
+	estWall, actWall time.Duration
+	estGBs, actGBs   float64
 }
 
 // parseEstimateTable reads the STAGE / ESTIMATED WALL / ACTUAL / ESTIMATED GB-S /
