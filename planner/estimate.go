@@ -35,15 +35,26 @@ const (
 	// rewrite of a9a took 0.0628 GB-s (36 ms) for two passes, 128 MB/s.
 	PassBytesPerSecond = 120e6
 	// ExamplesPerSecondPerWorker is what one SGD training worker processes per
-	// second: solver "sgd", minibatch 10, 2 workers on a9a reported
-	// examples_per_second 210,513, 105k per worker. (L-BFGS, which solver
-	// "auto" may choose, ran 20× faster: the default is the cautious one.)
-	ExamplesPerSecondPerWorker = 100e3
+	// second when it reaches its shards over gRPC (the Lambda backend, remote
+	// shards): solver "sgd", minibatch 100, 2 workers on a9a over gRPC ran
+	// 0.69M examples/s on an idle 2-core machine, 0.35M per worker; rounded down.
+	ExamplesPerSecondPerWorker = 300e3
+	// LocalExamplesPerSecondPerWorker is the same on the embedded default, whose
+	// workers call the in-process shards directly: 300k generated Criteo-like
+	// rows, defaults (SGD, 1 worker), 1.68M examples/s; rounded down.
+	LocalExamplesPerSecondPerWorker = 1.5e6
 	// BytesPerExample turns input bytes into examples for training: a9a's
-	// LIBSVM text averages 71.6 bytes per example.
-	BytesPerExample = 70
-	// DefaultEpochs is train's epoch cap when epochs is not set.
-	DefaultEpochs = 1000
+	// LIBSVM text averages 71.6 bytes per example, generated Criteo-like
+	// LIBSVM 335; a value between them.
+	BytesPerExample = 150
+	// DefaultEpochs is train's epoch cap when epochs is not set (sgdMaxEpochs).
+	DefaultEpochs = 100
+	// ConvergedExamplesPerRootRow models SGD stopped on convergence (no epochs
+	// set): it processes about this many examples times the square root of the
+	// training rows, at most DefaultEpochs passes. Fitted to the defaults'
+	// runs on generated Criteo-like rows: 300k rows stopped after 3.0M examples
+	// (10 epochs), 2M rows after about 6.5M (3 epochs).
+	ConvergedExamplesPerRootRow = 5000
 	// TaskOverhead is the fixed cost of starting one function. Assumed, not
 	// measured here: a warm Lambda invocation and opening its data, 100 ms.
 	TaskOverhead = 100 * time.Millisecond
@@ -190,7 +201,9 @@ var opModels = map[string]opModel{
 		return float64(in) / ParseBytesPerSecond, par, in
 	},
 	"normalize": func(in int64, _ cty.Value) (float64, int, int64) {
-		return 2 * float64(in) / PassBytesPerSecond, 1, in // a statistics pass and a rewrite
+		// A statistics pass and a rewrite, each a wave over the partitions:
+		// assume one function per 64 MB, as load.
+		return 2 * float64(in) / PassBytesPerSecond, int(in/(64<<20)) + 1, in
 	},
 	"train": func(in int64, cfg cty.Value) (float64, int, int64) {
 		return trainSeconds(in, cfg), intAttr(cfg, "workers", 4), ModelBytes
@@ -211,12 +224,21 @@ var opModels = map[string]opModel{
 	},
 }
 
-// trainSeconds is the function-seconds of training on in bytes: examples ×
-// epochs at ExamplesPerSecondPerWorker.
+// trainSeconds is the workers' function-seconds of training on in bytes:
+// trainExamples at ExamplesPerSecondPerWorker.
 func trainSeconds(in int64, cfg cty.Value) float64 {
-	examples := float64(in) / BytesPerExample
-	epochs := intAttr(cfg, "epochs", DefaultEpochs)
-	return examples * float64(epochs) / ExamplesPerSecondPerWorker
+	return trainExamples(in, cfg) / ExamplesPerSecondPerWorker
+}
+
+// trainExamples is how many examples training on in bytes processes: rows ×
+// epochs when epochs is set; else SGD's convergence stopping, modelled as
+// ConvergedExamplesPerRootRow × √rows, at most DefaultEpochs passes.
+func trainExamples(in int64, cfg cty.Value) float64 {
+	rows := max(float64(in)/BytesPerExample, 1)
+	if e := intAttr(cfg, "epochs", 0); e > 0 {
+		return rows * float64(e)
+	}
+	return min(ConvergedExamplesPerRootRow*math.Sqrt(rows), rows*DefaultEpochs)
 }
 
 // gridTrials is the number of trials a grid_search configuration runs: the
@@ -292,6 +314,13 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 	model := opModels[sp.Operator]
 	if model == nil {
 		model = genericModel
+	}
+	if m.limits.Backend == "local" && (sp.Operator == "train" || sp.Operator == "grid_search") {
+		inner := model // training workers call in-process shards
+		model = func(in int64, cfg cty.Value) (float64, int, int64) {
+			fs, par, out := inner(in, cfg)
+			return fs * ExamplesPerSecondPerWorker / LocalExamplesPerSecondPerWorker, par, out
+		}
 	}
 	fs, par, out := model(in, cfg)
 	if par < 1 {

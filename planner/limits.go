@@ -158,7 +158,7 @@ func (m *costModel) smallestRun(sp *StagePlan, p *Plan, workers int) (float64, t
 	if e := intAttr(base, "epochs", 0); e > 0 && e < epochs {
 		epochs = e
 	}
-	fs, wall := trainCost(trainShape{bytes: in, epochs: epochs}, workers)
+	fs, wall := trainCost(trainShape{bytes: in, epochs: epochs, rate: m.trainRate()}, workers)
 	gbs := fs * float64(m.memoryMB) / 1024
 	return m.pricing.Duration(gbs) + m.pricing.Requests(workers+1), wall, fmt.Sprintf("workers %d", workers)
 }

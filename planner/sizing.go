@@ -115,12 +115,23 @@ type trainShape struct {
 	bytes  int64 // training data
 	epochs int
 	bits   int // hash_bits of the model, 0 when not known
+	// examples, when set, is the examples training processes (trainExamples),
+	// instead of bytes/BytesPerExample × epochs; rate the examples per second
+	// of one worker, instead of ExamplesPerSecondPerWorker.
+	examples, rate float64
 }
 
 // trainCost is the cost model of estimate.go for training on w workers: the
 // function-seconds (workers and the evaluator beside them) and the wall time.
 func trainCost(s trainShape, w int) (fs float64, wall time.Duration) {
-	work := float64(s.bytes) / BytesPerExample * float64(max(s.epochs, 1)) / ExamplesPerSecondPerWorker
+	ex, rate := s.examples, s.rate
+	if ex <= 0 {
+		ex = max(float64(s.bytes)/BytesPerExample, 1) * float64(max(s.epochs, 1))
+	}
+	if rate <= 0 {
+		rate = ExamplesPerSecondPerWorker
+	}
+	work := ex / rate
 	sec := work/float64(w) + TaskOverhead.Seconds()
 	return work + float64(w)*TaskOverhead.Seconds(), time.Duration(sec * float64(time.Second))
 }
@@ -281,7 +292,7 @@ func (m *costModel) size(sp *StagePlan, cfg cty.Value, in int64, p *Plan) cty.Va
 	switch sp.Operator {
 	case "train":
 		if operators.IsAuto(attrs["workers"]) {
-			set(sizeWorkers(trainShape{bytes: in, epochs: intAttr(cfg, "epochs", DefaultEpochs), bits: modelBits(sp, p)}, m.limits, obj, price))
+			set(sizeWorkers(trainShape{bytes: in, epochs: intAttr(cfg, "epochs", DefaultEpochs), bits: modelBits(sp, p), examples: trainExamples(in, cfg), rate: m.trainRate()}, m.limits, obj, price))
 		} else {
 			explicit("workers", "set in the pipeline")
 		}
@@ -481,4 +492,13 @@ func fmtDur(d time.Duration) string {
 		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', 1, 64) + "s"
 	}
 	return d.Round(time.Second).String()
+}
+
+// trainRate is one training worker's examples per second on the plan's
+// backend: the embedded default's workers call in-process shards.
+func (m *costModel) trainRate() float64 {
+	if m.limits.Backend == "local" {
+		return LocalExamplesPerSecondPerWorker
+	}
+	return ExamplesPerSecondPerWorker
 }
