@@ -118,7 +118,11 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
-		if evaluated && time.Until(t.Deadline) < margin+max(p.Interval, lastEval) {
+		// Yield rather than start an evaluation that would run past the
+		// deadline. Every generation evaluates when it has the time for one, so
+		// a lifetime shorter than eval_interval still evaluates once per
+		// generation (it used to yield at once, never evaluating again).
+		if evaluated && time.Until(t.Deadline) < margin+lastEval {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
@@ -126,9 +130,10 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 			return nil, err
 		}
 		evaluated = true
-		// Wait for the next evaluation, watching for the stop signal meanwhile so the
-		// final evaluation follows it promptly.
-		for next := time.Now().Add(p.Interval); time.Now().Before(next); {
+		// Wait for the next evaluation (or the hand-over before the deadline, when
+		// the lifetime is shorter than the interval), watching for the stop signal
+		// meanwhile so the final evaluation follows it promptly.
+		for next := time.Now().Add(p.Interval); time.Now().Before(next) && time.Until(t.Deadline) > margin; {
 			select {
 			case <-time.After(min(stopPoll, time.Until(next))):
 			case <-ctx.Done():

@@ -319,3 +319,38 @@ func TestTrainChurn(t *testing.T) {
 		t.Errorf("under churn: test logloss %.4f (want ≤ 0.330), accuracy %.4f (want ≥ 0.845)", ll, acc)
 	}
 }
+
+// TestEvaluatorLifetimeShorterThanInterval: with a lifetime shorter than
+// eval_interval, every generation of the evaluator still evaluates once before
+// it hands over (it used to yield at once after the first, so the stopping
+// rules and the curve saw one point per run).
+func TestEvaluatorLifetimeShorterThanInterval(t *testing.T) {
+	t.Setenv(psstore.TransportEnv, "grpc") // as on Lambda, slow enough for several lifetimes
+	h := runtimetest.New(t, a9aPipeline(`
+  workers       = 1
+  solver        = "sgd"
+  epochs        = 60
+  eval_interval = "2s"
+  lifetime      = "500ms"
+`))
+	sum, rec := h.MustApply()
+	relaunched := 0
+	for _, e := range rec.Of(executor.TaskRelaunch, "train.lr") {
+		if e.Wave == "eval" {
+			relaunched++
+		}
+	}
+	evals := 0
+	for _, e := range rec.Events() {
+		if _, ok := e.Metrics["test_logloss"]; ok && e.Stage == "train.lr" && e.Type != executor.TaskFinished {
+			evals++
+		}
+	}
+	t.Logf("%d evaluator relaunches, %d evaluations; test logloss %.4f", relaunched, evals, metric(t, sum, "test_logloss"))
+	if relaunched < 2 {
+		t.Fatalf("%d evaluator relaunches at a 500ms lifetime: the run was too short to test anything", relaunched)
+	}
+	if evals < relaunched {
+		t.Errorf("%d evaluations over %d evaluator generations: a generation yielded without evaluating", evals, relaunched+1)
+	}
+}
