@@ -102,82 +102,60 @@ func (r *inprocRPC) Restore(ctx context.Context, in *pb.RestoreRequest, _ ...grp
 }
 
 func (r *inprocRPC) Put(ctx context.Context, _ ...grpc.CallOption) (grpc.ClientStreamingClient[pb.PutChunk, pb.PutResponse], error) {
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.Put(&grpc.GenericServerStream[pb.PutChunk, pb.PutResponse]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[pb.PutChunk, pb.PutResponse]{ClientStream: p}, nil
+	return clientStreaming[pb.PutChunk, pb.PutResponse](ctx, r, (*rpcService).Put)
 }
 
 func (r *inprocRPC) Merge(ctx context.Context, _ ...grpc.CallOption) (grpc.ClientStreamingClient[pb.MergeChunk, pb.MergeResponse], error) {
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.Merge(&grpc.GenericServerStream[pb.MergeChunk, pb.MergeResponse]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[pb.MergeChunk, pb.MergeResponse]{ClientStream: p}, nil
+	return clientStreaming[pb.MergeChunk, pb.MergeResponse](ctx, r, (*rpcService).Merge)
 }
 
 func (r *inprocRPC) Get(ctx context.Context, in *pb.GetRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pb.ValueChunk], error) {
-	in = proto.Clone(in).(*pb.GetRequest)
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.Get(in, &grpc.GenericServerStream[pb.GetRequest, pb.ValueChunk]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.CloseSend()
-	return &grpc.GenericClientStream[pb.GetRequest, pb.ValueChunk]{ClientStream: p}, nil
+	return serverStreaming(ctx, r, in, (*rpcService).Get)
 }
 
 func (r *inprocRPC) List(ctx context.Context, in *pb.ListRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pb.ListResponse], error) {
-	in = proto.Clone(in).(*pb.ListRequest)
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.List(in, &grpc.GenericServerStream[pb.ListRequest, pb.ListResponse]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.CloseSend()
-	return &grpc.GenericClientStream[pb.ListRequest, pb.ListResponse]{ClientStream: p}, nil
+	return serverStreaming(ctx, r, in, (*rpcService).List)
 }
 
 func (r *inprocRPC) PullDense(ctx context.Context, in *pb.PullDenseRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pb.DenseChunk], error) {
-	in = proto.Clone(in).(*pb.PullDenseRequest)
+	return serverStreaming(ctx, r, in, (*rpcService).PullDense)
+}
+
+func (r *inprocRPC) PullStream(ctx context.Context, _ ...grpc.CallOption) (grpc.BidiStreamingClient[pb.PullSparseRequest, pb.PullSparseResponse], error) {
+	return clientStreaming[pb.PullSparseRequest, pb.PullSparseResponse](ctx, r, (*rpcService).PullStream)
+}
+
+func (r *inprocRPC) Push(ctx context.Context, _ ...grpc.CallOption) (grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck], error) {
+	return clientStreaming[pb.PushRequest, pb.PushAck](ctx, r, (*rpcService).Push)
+}
+
+var _ pb.PSStoreClient = (*inprocRPC)(nil)
+
+// serverStreaming runs server-streaming handler h in this process on a copy
+// of in, as a gRPC client's call would: the request is sent and closed.
+func serverStreaming[Req proto.Message, Resp any](ctx context.Context, r *inprocRPC, in Req, h func(*rpcService, Req, grpc.ServerStreamingServer[Resp]) error) (grpc.ServerStreamingClient[Resp], error) {
+	in = proto.Clone(in).(Req)
 	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.PullDense(in, &grpc.GenericServerStream[pb.PullDenseRequest, pb.DenseChunk]{ServerStream: ss})
+		return h(s, in, &grpc.GenericServerStream[Req, Resp]{ServerStream: ss})
 	})
 	if err != nil {
 		return nil, err
 	}
 	p.CloseSend()
-	return &grpc.GenericClientStream[pb.PullDenseRequest, pb.DenseChunk]{ClientStream: p}, nil
+	return &grpc.GenericClientStream[Req, Resp]{ClientStream: p}, nil
 }
 
-func (r *inprocRPC) PullStream(ctx context.Context, _ ...grpc.CallOption) (grpc.BidiStreamingClient[pb.PullSparseRequest, pb.PullSparseResponse], error) {
+// clientStreaming runs client- or bidi-streaming handler h in this process;
+// S is the handler's stream interface, which the generic stream implements.
+func clientStreaming[Req, Resp, S any](ctx context.Context, r *inprocRPC, h func(*rpcService, S) error) (*grpc.GenericClientStream[Req, Resp], error) {
 	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.PullStream(&grpc.GenericServerStream[pb.PullSparseRequest, pb.PullSparseResponse]{ServerStream: ss})
+		return h(s, any(&grpc.GenericServerStream[Req, Resp]{ServerStream: ss}).(S))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &grpc.GenericClientStream[pb.PullSparseRequest, pb.PullSparseResponse]{ClientStream: p}, nil
+	return &grpc.GenericClientStream[Req, Resp]{ClientStream: p}, nil
 }
-
-func (r *inprocRPC) Push(ctx context.Context, _ ...grpc.CallOption) (grpc.BidiStreamingClient[pb.PushRequest, pb.PushAck], error) {
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.Push(&grpc.GenericServerStream[pb.PushRequest, pb.PushAck]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[pb.PushRequest, pb.PushAck]{ClientStream: p}, nil
-}
-
-var _ pb.PSStoreClient = (*inprocRPC)(nil)
 
 // pipeDepth is how many messages a pipe holds in each direction before a
 // Send waits (gRPC's flow-control window plays this part on the wire).
@@ -358,23 +336,9 @@ func (r *inprocRPC) DropPartition(ctx context.Context, in *pb.PartitionRequest, 
 }
 
 func (r *inprocRPC) ExportPartition(ctx context.Context, in *pb.PartitionRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pb.PartitionItem], error) {
-	in = proto.Clone(in).(*pb.PartitionRequest)
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.ExportPartition(in, &grpc.GenericServerStream[pb.PartitionRequest, pb.PartitionItem]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.CloseSend()
-	return &grpc.GenericClientStream[pb.PartitionRequest, pb.PartitionItem]{ClientStream: p}, nil
+	return serverStreaming(ctx, r, in, (*rpcService).ExportPartition)
 }
 
 func (r *inprocRPC) ImportPartition(ctx context.Context, _ ...grpc.CallOption) (grpc.ClientStreamingClient[pb.PartitionItem, pb.ImportResponse], error) {
-	p, err := r.open(ctx, func(s *rpcService, ss *pipeServer) error {
-		return s.ImportPartition(&grpc.GenericServerStream[pb.PartitionItem, pb.ImportResponse]{ServerStream: ss})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[pb.PartitionItem, pb.ImportResponse]{ClientStream: p}, nil
+	return clientStreaming[pb.PartitionItem, pb.ImportResponse](ctx, r, (*rpcService).ImportPartition)
 }
