@@ -403,7 +403,11 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels)
 	how := fmt.Sprintf("%d iterations, %.0f ratings/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
 	summary := map[string]float64{"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond}
-	for name, m := range map[string]*RatingMetrics{"test": mf.Test, "validation": mf.Validation} {
+	for _, set := range []struct {
+		name string
+		m    *RatingMetrics
+	}{{"test", mf.Test}, {"validation", mf.Validation}} { // in this order: the summary reads the same every run
+		name, m := set.name, set.m
 		if m != nil {
 			how += fmt.Sprintf("; %s RMSE %.4f, MAE %.4f", name, m.RMSE, m.MAE)
 			summary[name+"_rmse"], summary[name+"_mae"] = m.RMSE, m.MAE
