@@ -67,8 +67,16 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 	if p.Kind == "softmax" {
 		set.classes = len(p.Classes)
 	}
+	margin := handover(time.Until(t.Deadline))
+	// The first generation evaluates at least once, however short its lifetime;
+	// later ones yield rather than start an evaluation (its time measured in
+	// lastEval) that would run past the deadline.
+	evaluated := rs.Evaluations > 0
+	var lastEval time.Duration
 	var watch counterWatch
 	evalOnce := func() (evalPoint, error) {
+		began := time.Now()
+		defer func() { lastEval = time.Since(began) }()
 		w, err := ps.PullDense(ctx, p.Model)
 		if err != nil {
 			return evalPoint{}, fmt.Errorf("pull model: %w", err)
@@ -97,21 +105,6 @@ func runEvaluator(ctx context.Context, env operators.Env, t *operators.Task) (*o
 		}
 		return pt, nil
 	}
-	return evalLoop(ctx, ctl, t, p.Interval, &rs, evalOnce)
-}
-
-// evalLoop is one evaluator generation's schedule, the linear and the MF
-// evaluators' alike: evaluate (evalOnce, which publishes its point and counts
-// it in rs) every interval until the stop signal — then evaluate once more and
-// return that point as the task's output — or until the next evaluation would
-// run past the deadline — then yield rs. Every generation evaluates when it has
-// the time for one (the first always does), so a lifetime shorter than the
-// interval still evaluates once per generation; the wait ends at the
-// hand-over margin before the deadline.
-func evalLoop(ctx context.Context, ctl control, t *operators.Task, interval time.Duration, rs *evalResume, evalOnce func() (evalPoint, error)) (*operators.Result, error) {
-	margin := handover(time.Until(t.Deadline))
-	evaluated := rs.Evaluations > 0
-	var lastEval time.Duration // how long the last evaluation took
 	for {
 		stop, err := ctl.stopped(ctx)
 		if err != nil {
@@ -125,18 +118,22 @@ func evalLoop(ctx context.Context, ctl control, t *operators.Task, interval time
 			out, _ := json.Marshal(jsonSafe(pt))
 			return &operators.Result{Output: out}, nil
 		}
+		// Yield rather than start an evaluation that would run past the
+		// deadline. Every generation evaluates when it has the time for one, so
+		// a lifetime shorter than eval_interval still evaluates once per
+		// generation (it used to yield at once, never evaluating again).
 		if evaluated && time.Until(t.Deadline) < margin+lastEval {
 			b, _ := json.Marshal(rs)
 			return &operators.Result{Yield: true, Resume: b}, nil
 		}
-		began := time.Now()
 		if _, err := evalOnce(); err != nil {
 			return nil, err
 		}
-		lastEval, evaluated = time.Since(began), true
-		// Wait for the next evaluation, watching for the stop signal meanwhile so
-		// the final evaluation follows it promptly.
-		for next := time.Now().Add(interval); time.Now().Before(next) && time.Until(t.Deadline) > margin; {
+		evaluated = true
+		// Wait for the next evaluation (or the hand-over before the deadline, when
+		// the lifetime is shorter than the interval), watching for the stop signal
+		// meanwhile so the final evaluation follows it promptly.
+		for next := time.Now().Add(p.Interval); time.Now().Before(next) && time.Until(t.Deadline) > margin; {
 			select {
 			case <-time.After(min(stopPoll, time.Until(next))):
 			case <-ctx.Done():

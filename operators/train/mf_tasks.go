@@ -295,8 +295,13 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	if len(t.Resume) > 0 {
 		_ = json.Unmarshal(t.Resume, &rs)
 	}
+	margin := handover(time.Until(t.Deadline))
+	evaluated := rs.Evaluations > 0
+	var lastEval time.Duration
 	var watch counterWatch
 	evalOnce := func() (evalPoint, error) {
+		began := time.Now()
+		defer func() { lastEval = time.Since(began) }()
 		var dense []float32
 		if p.KeepBest {
 			// Evaluate exactly the weights that may be kept.
@@ -335,7 +340,43 @@ func runMFEval(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		}
 		return pt, nil
 	}
-	return evalLoop(ctx, ctl, t, p.Interval, &rs, evalOnce)
+	for {
+		stop, err := ctl.stopped(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read stop signal: %w", err)
+		}
+		if stop {
+			pt, err := evalOnce()
+			if err != nil {
+				return nil, err
+			}
+			out, _ := json.Marshal(jsonSafe(pt))
+			return &operators.Result{Output: out}, nil
+		}
+		// Yield rather than start an evaluation that would run past the
+		// deadline (the first generation evaluates at least once).
+		if evaluated && time.Until(t.Deadline) < margin+lastEval {
+			b, _ := json.Marshal(rs)
+			return &operators.Result{Yield: true, Resume: b}, nil
+		}
+		if _, err := evalOnce(); err != nil {
+			return nil, err
+		}
+		evaluated = true
+		// Wait for the next evaluation (or the hand-over before the deadline,
+		// when the lifetime is shorter than the interval), watching for the
+		// stop signal meanwhile.
+		for next := time.Now().Add(p.Interval); time.Now().Before(next) && time.Until(t.Deadline) > margin; {
+			select {
+			case <-time.After(min(stopPoll, time.Until(next))):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if stop, err := ctl.stopped(ctx); err == nil && stop {
+				break
+			}
+		}
+	}
 }
 
 // mfScoreParams are an MF score task's parameters.
