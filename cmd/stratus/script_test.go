@@ -139,7 +139,9 @@ func cmdSeedOutput(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	st, err := state.Open(stateDBDir(ts.MkAbs(args[0])))
 	ts.Check(err)
-	defer st.Close()
+	// A Close that fails may leave the directory lock held, and the next command
+	// would report "state in use": say why here instead.
+	defer func() { ts.Check(st.Close()) }()
 	outs, err := st.Outputs()
 	ts.Check(err)
 	if outs == nil {

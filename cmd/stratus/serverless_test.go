@@ -233,6 +233,7 @@ func TestServerless(t *testing.T) {
 			got := s.outputs(remote)
 			for _, m := range tc.metrics {
 				w, g := want[m].(float64), got[m].(float64)
+				t.Logf("%s: lambda %.5f, local %.5f", m, g, w)
 				if math.Abs(g-w) > 0.01*math.Abs(w) {
 					t.Errorf("%s on lambda = %.5f, local %.5f: more than 1%% apart", m, g, w)
 				}
