@@ -104,9 +104,8 @@ func cmdRecordApply(ts *testscript.TestScript, neg bool, args []string) {
 	if diags.HasErrors() {
 		ts.Fatalf("load: %s", diags.Error())
 	}
-	st, err := state.Open(stateDBDir(dir))
-	ts.Check(err)
-	defer st.Close()
+	st := openScriptState(ts, stateDBDir(dir), state.Open)
+	defer closeScriptState(ts, st, stateDBDir(dir))
 	p, diags := planner.Build(context.Background(), cfg, planner.Options{State: st})
 	if diags.HasErrors() {
 		ts.Fatalf("plan: %s", diags.Error())
@@ -137,11 +136,8 @@ func cmdSeedOutput(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	raw, err := state.EncodeValue(v)
 	ts.Check(err)
-	st, err := state.Open(stateDBDir(ts.MkAbs(args[0])))
-	ts.Check(err)
-	// A Close that fails may leave the directory lock held, and the next command
-	// would report "state in use": say why here instead.
-	defer func() { ts.Check(st.Close()) }()
+	st := openScriptState(ts, stateDBDir(ts.MkAbs(args[0])), state.Open)
+	defer closeScriptState(ts, st, stateDBDir(ts.MkAbs(args[0])))
 	outs, err := st.Outputs()
 	ts.Check(err)
 	if outs == nil {
@@ -167,9 +163,8 @@ func cmdPlanfileCheck(ts *testscript.TestScript, neg bool, args []string) {
 	if diags.HasErrors() {
 		ts.Fatalf("load: %s", diags.Error())
 	}
-	st, err := state.OpenExisting(stateDBDir(f.Dir))
-	ts.Check(err)
-	defer st.Close()
+	st := openScriptState(ts, stateDBDir(f.Dir), state.OpenExisting)
+	defer closeScriptState(ts, st, stateDBDir(f.Dir))
 	p, diags := planner.Build(context.Background(), cfg, planner.Options{State: st, Target: f.Target, Replace: f.Replace})
 	if diags.HasErrors() {
 		ts.Fatalf("plan: %s", diags.Error())
@@ -202,4 +197,42 @@ func cmdRedactKeys(ts *testscript.TestScript, neg bool, args []string) {
 	b, err := os.ReadFile(fn)
 	ts.Check(err)
 	ts.Check(os.WriteFile(fn, hexKey.ReplaceAll(b, []byte("<key>")), 0o644))
+}
+
+// The helper commands open the state in the test process, which other scripts'
+// goroutines fork from at the same time. A child forked while the database's
+// directory lock (a flock on an open directory) is held keeps a copy of that file
+// description until it execs, so the lock can outlive Close by that window and the
+// script's next command would see "state in use" — a race of the test process that a
+// user's separate stratus processes never meet. openScriptState waits for such a lock
+// to go, and closeScriptState waits until the lock it released is free again.
+
+// scriptLockWait bounds the wait for a forked child to exec.
+const scriptLockWait = 30 * time.Second
+
+func openScriptState(ts *testscript.TestScript, dir string, open func(string) (*state.Store, error)) *state.Store {
+	deadline := time.Now().Add(scriptLockWait)
+	for {
+		st, err := open(dir)
+		if errors.Is(err, state.ErrInUse) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		ts.Check(err)
+		return st
+	}
+}
+
+func closeScriptState(ts *testscript.TestScript, st *state.Store, dir string) {
+	if st == nil {
+		return
+	}
+	ts.Check(st.Close())
+	deadline := time.Now().Add(scriptLockWait)
+	for !dirLockFree(dir) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("the state lock of %s is still held %s after Close", dir, scriptLockWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
