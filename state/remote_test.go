@@ -83,6 +83,63 @@ func TestRemoteLock(t *testing.T) {
 	}
 }
 
+// TestRemoteWorkspaces: Create pushes an empty state once, RemoteWorkspaces
+// lists the workspaces that have one, Delete removes it.
+func TestRemoteWorkspaces(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	ctx := ctxT(t)
+	opts := s3blob.Options{Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+	list := func() []string {
+		t.Helper()
+		got, err := RemoteWorkspaces(ctx, bucket, "team/p", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := list(); len(got) != 0 {
+		t.Fatalf("workspaces of an empty bucket: %v", got)
+	}
+	for _, ws := range []string{"tuning", "ablation"} {
+		if err := remoteOf(t, srv, bucket, "team/p", ws).Create(ctx, "alice@a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The default workspace's state and a lock without a state are not workspaces.
+	if err := remoteOf(t, srv, bucket, "team/p", "").Create(ctx, "alice@a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := remoteOf(t, srv, bucket, "team/p", "locked").Lock(ctx, LockInfo{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !reflect.DeepEqual(got, []string{"ablation", "tuning"}) {
+		t.Fatalf("workspaces = %v, want [ablation tuning]", got)
+	}
+	tuning := remoteOf(t, srv, bucket, "team/p", "tuning")
+	if err := tuning.Create(ctx, "bob@b"); !errors.Is(err, ErrStateChanged) {
+		t.Fatalf("second Create: %v, want ErrStateChanged", err)
+	}
+	st, err := tuning.Checkout(ctx, CheckoutOptions{})
+	if err != nil || st == nil {
+		t.Fatalf("checkout of a created workspace: %v, %v", st, err)
+	}
+	recs, err := st.Stages()
+	st.Close()
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("stages of a created workspace: %v, %v", recs, err)
+	}
+	if err := tuning.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tuning.Exists(ctx); err != nil || ok {
+		t.Fatalf("Exists after Delete = %v, %v", ok, err)
+	}
+	if got := list(); !reflect.DeepEqual(got, []string{"ablation"}) {
+		t.Fatalf("workspaces after delete = %v", got)
+	}
+}
+
 // TestRemoteLockGone: a holder on this host whose process has exited is
 // reported as gone (a stale lock).
 func TestRemoteLockGone(t *testing.T) {

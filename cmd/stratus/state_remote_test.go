@@ -293,3 +293,82 @@ func snapEntries(t *testing.T, path string) []state.SnapshotEntry {
 	}
 	return snap.Entries
 }
+
+// TestRemoteWorkspacesCLI: with a remote state, a workspace one teammate creates
+// is in the bucket, so the other lists it, selects it and applies in it; deleting
+// it refuses while it records stages, as a local one does.
+func TestRemoteWorkspacesCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary and starts MinIO")
+	}
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	srv.SetEnv(t)
+	bin := buildTestBinary(t)
+	shared := t.TempDir()
+	src := `
+stratus {
+  state = "s3://` + bucket + `/team/p"
+}
+
+backend "local" {
+  blob = "` + shared + `"
+}
+
+test_map "first" {
+  tasks = 2
+}
+`
+	alice, bob := t.TempDir(), t.TempDir()
+	for _, d := range []string{alice, bob} {
+		if err := os.WriteFile(filepath.Join(d, "main.hcl"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(dir string, args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(dir string, args ...string) string {
+		t.Helper()
+		out, err := run(dir, args...)
+		if err != nil {
+			t.Fatalf("stratus %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must(alice, "workspace", "new", "tuning")
+	if out := must(bob, "workspace", "list"); out != "* default\n  tuning\n" {
+		t.Fatalf("bob's workspace list:\n%s", out)
+	}
+	if out, err := run(bob, "workspace", "new", "tuning"); err == nil || !strings.Contains(out, `workspace "tuning" already exists`) {
+		t.Fatalf("bob's workspace new tuning: %v\n%s", err, out)
+	}
+	must(bob, "workspace", "select", "tuning")
+	if out := must(bob, "apply", "-auto-approve"); !strings.Contains(out, "Apply complete!") {
+		t.Fatalf("bob's apply in tuning:\n%s", out)
+	}
+	// Alice sees bob's stages in the workspace, none in default.
+	must(alice, "workspace", "select", "tuning")
+	if out := must(alice, "state", "list"); !strings.Contains(out, "test_map.first") {
+		t.Fatalf("alice's state list in tuning:\n%s", out)
+	}
+	must(alice, "workspace", "select", "default")
+	if out, _ := run(alice, "state", "list"); strings.Contains(out, "test_map.first") {
+		t.Fatalf("alice's default workspace has tuning's stages:\n%s", out)
+	}
+	if out, err := run(alice, "workspace", "delete", "tuning"); err == nil || !strings.Contains(out, `workspace "tuning" records 1 stage(s)`) {
+		t.Fatalf("delete of a workspace with stages: %v\n%s", err, out)
+	}
+	must(alice, "workspace", "delete", "-force", "tuning")
+	_, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("team/p/workspaces/tuning/state.json")})
+	if err == nil {
+		t.Error("workspace delete left its remote state")
+	}
+	if out := must(alice, "workspace", "list"); out != "* default\n" {
+		t.Fatalf("alice's workspace list after the delete:\n%s", out)
+	}
+}

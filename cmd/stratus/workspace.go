@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratus-ml/stratus/blob/s3blob"
 	"github.com/stratus-ml/stratus/dsl"
 	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/state"
@@ -61,29 +64,66 @@ func validWorkspaceName(name string) error {
 }
 
 // workspaces lists the workspaces of the pipeline in dir: default first, then the
-// others by name.
+// others by name. With a remote state, they are the ones with a local directory
+// and the ones with a state in the bucket (a teammate's), as Terraform's s3
+// backend lists them.
 func workspaces(dir string) ([]string, error) {
-	out := []string{dsl.DefaultWorkspace}
 	ents, err := os.ReadDir(filepath.Join(dir, state.Dir, "workspaces"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	var names []string
+	seen := map[string]bool{}
 	for _, e := range ents {
 		if e.IsDir() && workspaceName.MatchString(e.Name()) {
-			names = append(names, e.Name())
+			seen[e.Name()] = true
 		}
 	}
+	remote, err := remoteWorkspaces(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range remote {
+		if workspaceName.MatchString(n) {
+			seen[n] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
 	sort.Strings(names)
-	return append(out, names...), nil
+	return append([]string{dsl.DefaultWorkspace}, names...), nil
 }
 
-func workspaceExists(dir, ws string) bool {
-	if ws == dsl.DefaultWorkspace {
-		return true
+// remoteWorkspaces lists the workspaces with a state in the pipeline's remote
+// state bucket; nil when its state is local.
+func remoteWorkspaces(dir string) ([]string, error) {
+	s, diags := dsl.ReadSettings(dir)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("%s", diags.Error())
 	}
-	st, err := os.Stat(workspaceDir(dir, ws))
-	return err == nil && st.IsDir()
+	if s == nil || s.State == nil || s.State.IsLocal() {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return state.RemoteWorkspaces(ctx, s.State.Bucket, s.State.Prefix, s3blob.Options{})
+}
+
+// workspaceExists reports whether workspace ws exists locally or, with a
+// remote state, in the bucket.
+func workspaceExists(dir, ws string) (bool, error) {
+	if ws == dsl.DefaultWorkspace {
+		return true, nil
+	}
+	if st, err := os.Stat(workspaceDir(dir, ws)); err == nil && st.IsDir() {
+		return true, nil
+	}
+	remote, err := remoteWorkspaces(dir)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(remote, ws), nil
 }
 
 // checkWorkspace reports a selected workspace that does not exist, naming the
@@ -92,8 +132,8 @@ func checkWorkspace(dir, ws string) error {
 	if err := validWorkspaceName(ws); err != nil {
 		return fmt.Errorf("the selected workspace (%s): %w", workspaceSource(dir), err)
 	}
-	if workspaceExists(dir, ws) {
-		return nil
+	if ok, err := workspaceExists(dir, ws); err != nil || ok {
+		return err
 	}
 	return noWorkspace(dir, ws, fmt.Sprintf(" (selected by %s)", workspaceSource(dir)))
 }
@@ -157,8 +197,15 @@ stratus.workspace. ` + envWorkspace + ` overrides the selected workspace.`,
 			if err := overridden(); err != nil {
 				return err
 			}
-			if workspaceExists(dir, name) {
+			exists, err := workspaceExists(dir, name)
+			if err != nil {
+				return err
+			}
+			if exists {
 				return fmt.Errorf("workspace %q already exists; select it with: stratus workspace select %s", name, name)
+			}
+			if err := createRemoteWorkspace(dir, name); err != nil {
+				return err
 			}
 			if err := os.MkdirAll(workspaceDir(dir, name), 0o755); err != nil {
 				return fmt.Errorf("create workspace: %w", err)
@@ -185,14 +232,22 @@ stratus.workspace. ` + envWorkspace + ` overrides the selected workspace.`,
 			if err := overridden(); err != nil {
 				return err
 			}
-			if !workspaceExists(dir, name) {
+			exists, err := workspaceExists(dir, name)
+			if err != nil {
+				return err
+			}
+			if !exists {
 				if !orCreate {
 					return fmt.Errorf("%w (or select it with -or-create)", noWorkspace(dir, name, ""))
 				}
-				if err := os.MkdirAll(workspaceDir(dir, name), 0o755); err != nil {
-					return fmt.Errorf("create workspace: %w", err)
+				if err := createRemoteWorkspace(dir, name); err != nil {
+					return err
 				}
 				fmt.Fprintf(c.stdout, "Created workspace %q.\n", name)
+			}
+			// A teammate's remote workspace gets its local directory here.
+			if err := os.MkdirAll(workspaceDir(dir, name), 0o755); err != nil {
+				return fmt.Errorf("create workspace: %w", err)
 			}
 			if err := selectWS(name); err != nil {
 				return err
@@ -247,13 +302,22 @@ outputs it recorded stay in the blob store with nothing tracking them.`,
 			if err := validWorkspaceName(name); err != nil {
 				return err
 			}
+			exists, err := workspaceExists(dir, name)
 			switch {
 			case name == dsl.DefaultWorkspace:
 				return errors.New("the default workspace cannot be deleted")
-			case !workspaceExists(dir, name):
+			case err != nil:
+				return err
+			case !exists:
 				return noWorkspace(dir, name, "")
 			case name == currentWorkspace(dir):
 				return fmt.Errorf("workspace %q is your active workspace: select another (stratus workspace select default) and try again", name)
+			}
+			refuse := func(n int) error {
+				return fmt.Errorf("workspace %q records %d stage(s) whose outputs are in the blob store. Run stratus destroy in it first (stratus workspace select %s && stratus destroy), or delete it with -force and leave those outputs untracked", name, n, name)
+			}
+			if err := deleteRemoteWorkspace(dir, name, force, refuse); err != nil {
+				return err
 			}
 			wd := workspaceDir(dir, name)
 			lock, err := executor.AcquireLock(wd, executor.LockInfo{PID: os.Getpid(), Host: hostname(), Started: time.Now(), Command: "stratus workspace delete"})
@@ -273,7 +337,7 @@ outputs it recorded stay in the blob store with nothing tracking them.`,
 			}
 			if len(recs) > 0 && !force {
 				lock.Release()
-				return fmt.Errorf("workspace %q records %d stage(s) whose outputs are in the blob store. Run stratus destroy in it first (stratus workspace select %s && stratus destroy), or delete it with -force and leave those outputs untracked", name, len(recs), name)
+				return refuse(len(recs))
 			}
 			lock.Release()
 			if err := os.RemoveAll(wd); err != nil {
@@ -294,4 +358,67 @@ func orDefault(ws string) string {
 		return dsl.DefaultWorkspace
 	}
 	return ws
+}
+
+// remoteStateOf returns workspace ws's remote state, or nil when the
+// pipeline's state is local.
+func remoteStateOf(ctx context.Context, dir, ws string) (*state.Remote, error) {
+	s, diags := dsl.ReadSettings(dir)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("%s", diags.Error())
+	}
+	if s == nil || s.State == nil || s.State.IsLocal() {
+		return nil, nil
+	}
+	return state.OpenRemote(ctx, s.State.Bucket, s.State.Prefix, ws, s3blob.Options{})
+}
+
+// createRemoteWorkspace pushes an empty state for workspace ws when the
+// pipeline's state is remote, so that teammates see the workspace.
+func createRemoteWorkspace(dir, ws string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := remoteStateOf(ctx, dir, ws)
+	if err != nil || r == nil {
+		return err
+	}
+	info := state.NewLockInfo("stratus workspace new")
+	if err := r.Create(ctx, info.User+"@"+info.Host); err != nil {
+		if errors.Is(err, state.ErrStateChanged) {
+			return fmt.Errorf("workspace %q already exists in %s; select it with: stratus workspace select %s", ws, r.URI(state.RemoteStateKey), ws)
+		}
+		return fmt.Errorf("create workspace %q: %w", ws, err)
+	}
+	return nil
+}
+
+// deleteRemoteWorkspace removes workspace ws's remote state under its lock,
+// refusing (with refuse) one that records stages unless force.
+func deleteRemoteWorkspace(dir, ws string, force bool, refuse func(int) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := remoteStateOf(ctx, dir, ws)
+	if err != nil || r == nil {
+		return err
+	}
+	info := state.NewLockInfo("stratus workspace delete")
+	if err := r.Lock(ctx, info); err != nil {
+		return err
+	}
+	defer r.Unlock(context.WithoutCancel(ctx), info.ID)
+	st, err := r.Checkout(ctx, state.CheckoutOptions{})
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		recs, err := st.Stages()
+		st.Close()
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 && !force {
+			return refuse(len(recs))
+		}
+	}
+	return r.Delete(ctx)
 }
