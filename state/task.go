@@ -24,15 +24,20 @@ func taskKey(stageKey, wave string, index int) string {
 	return fmt.Sprintf("%s%s/%s/%08d", pTask, stageKey, wave, index)
 }
 
-// PutTask records a task result of the stage run with key stageKey. Synced.
+// PutTask records a task result of the stage run with key stageKey. Synced; a
+// remote state's working copy is pushed at most every TaskPushInterval.
 func (s *Store) PutTask(stageKey string, r TaskRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode task record: %w", err)
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	err = s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set([]byte(taskKey(stageKey, r.Wave, r.Index)), b)
 	})
+	if err != nil {
+		return err
+	}
+	return s.taskRecorded()
 }
 
 // Tasks returns the recorded tasks of one wave of a stage run, by index.

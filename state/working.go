@@ -23,7 +23,16 @@ type working struct {
 
 	mu   sync.Mutex
 	etag string // of the snapshot pulled or last pushed; "" when there was none
+	// pushed is when the copy was last pushed, or a task record last claimed a
+	// push (taskRecorded).
+	pushed time.Time
 }
+
+// TaskPushInterval is how often, at most, a writable working copy pushes while
+// a stage records its tasks: a crash of the writer mid-stage then loses at most
+// this much of the stage's finished tasks (the next apply resumes the rest, as
+// it does from a local state), for one push per interval.
+const TaskPushInterval = 5 * time.Second
 
 // ErroredFile is the file, in the pipeline's .stratus directory, where a
 // writer saves the state it could not push (Terraform's errored.tfstate).
@@ -111,6 +120,7 @@ func (s *Store) Push(ctx context.Context) error {
 		return err
 	}
 	w.etag = etag
+	w.pushed = time.Now()
 	return nil
 }
 
@@ -118,6 +128,31 @@ func (s *Store) Push(ctx context.Context) error {
 // that a crash loses at most the stages in flight.
 func (s *Store) stageRecorded() error {
 	if s.work == nil || !s.work.writable {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return s.Push(ctx)
+}
+
+// taskRecorded pushes a writable working copy after a task was recorded when
+// the last push claimed by a task is TaskPushInterval old.
+func (s *Store) taskRecorded() error {
+	w := s.work
+	if w == nil || !w.writable {
+		return nil
+	}
+	w.mu.Lock()
+	now := time.Now()
+	if w.pushed.IsZero() {
+		w.pushed = now // the stage's first task: the interval starts here
+	}
+	due := now.Sub(w.pushed) >= TaskPushInterval
+	if due {
+		w.pushed = now
+	}
+	w.mu.Unlock()
+	if !due {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

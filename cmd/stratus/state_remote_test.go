@@ -372,3 +372,120 @@ test_map "first" {
 		t.Fatalf("alice's workspace list after the delete:\n%s", out)
 	}
 }
+
+// TestRemoteResumeAfterKill: an apply on a remote state pushes its finished tasks
+// while a stage runs (state.TaskPushInterval), so after it is killed with SIGKILL
+// and its stale lock is broken, the next apply — which has only the bucket to go
+// by — resumes the stage instead of running its finished tasks again.
+func TestRemoteResumeAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary and starts MinIO")
+	}
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	srv.SetEnv(t)
+	bin := buildTestBinary(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "marker")
+	// Two at a time, 250ms each: the stage lasts 10s, longer than the push
+	// interval, whatever the machine.
+	const tasks = 80
+	src := `
+stratus {
+  state = "s3://` + bucket + `/team/p"
+}
+
+backend "local" {
+  max_concurrency = 2
+}
+
+test_map "first" {
+  tasks = 3
+}
+
+test_map "slow" {
+  tasks  = ` + fmt.Sprint(tasks) + `
+  offset = test_map.first.count
+  sleep  = "250ms"
+  marker = "` + marker + `"
+}
+
+output "sum" {
+  value = test_map.slow.sum
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stratus := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		return cmd
+	}
+	s3c := srv.Client()
+	pushedTasks := func() int {
+		out, err := s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("team/p/state.json")})
+		if err != nil {
+			return 0
+		}
+		defer out.Body.Close()
+		snap, err := state.ParseSnapshot(out.Body, "state.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range snap.Entries {
+			if strings.HasPrefix(e.Key, "task/") {
+				n++
+			}
+		}
+		return n
+	}
+	cmd := stratus("apply", "-auto-approve")
+	var log syncBuf
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitUntil(t, "the apply to push finished tasks of test_map.slow", func() bool { return pushedTasks() > 0 }, log.String)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	pushed, before := pushedTasks(), len(markerLines(t, marker))
+	if before >= tasks {
+		t.Fatalf("the stage finished before the kill; nothing to resume")
+	}
+	if out, err := stratus("state", "unlock").CombinedOutput(); err != nil {
+		t.Fatalf("state unlock of the killed apply's lock: %v\n%s", err, out)
+	}
+	out, err := stratus("apply", "-auto-approve").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resumed apply: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "already done by an earlier run") {
+		t.Errorf("resumed apply does not report resumed tasks:\n%s", out)
+	}
+	// The tasks in the pushed state did not run again; the rest ran once more at most.
+	after := markerLines(t, marker)
+	counts := map[string]int{}
+	for _, m := range after {
+		counts[m]++
+	}
+	if len(counts) != tasks {
+		t.Errorf("%d distinct tasks ran, want %d", len(counts), tasks)
+	}
+	if redone := len(after) - tasks; redone > before-pushed {
+		t.Errorf("%d tasks ran twice; only the %d finished but not pushed before the kill may", redone, before-pushed)
+	}
+	want := 0
+	for i := 3; i < 3+tasks; i++ {
+		want += i * i
+	}
+	got, err := stratus("output", "-raw", "sum").Output()
+	if err != nil || strings.TrimSpace(string(got)) != fmt.Sprint(want) {
+		t.Errorf("sum after resume = %q (%v), want %d", got, err, want)
+	}
+}
