@@ -11,7 +11,12 @@
 # DIR keeps the generated data between runs (default: a new temporary
 # directory). Environment: STRATUS=path of a stratus binary (default: build
 # one), MINIO=path of minio (default: minio on PATH, else .tools/bin/minio),
-# SIZES (default "300000 1000000"), PORT (default 19556).
+# SIZES (default "300000 1000000"), RUNS (pairs of applies per size, default 1),
+# PORT (default 19556).
+#
+# Besides the applies it prints each teammate's first `stratus predict` of the
+# test set: Bob's reads the model's weights and the normalization from the cache
+# (adoption by reference), Alice's from her own store.
 #
 # Both applies start from a fresh pipeline directory with a cold digest cache,
 # so both hash their sources; the page cache is warmed with the data first so
@@ -23,6 +28,7 @@ dir=${1:-$(mktemp -d)}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 sizes=${SIZES:-300000 1000000}
+runs=${RUNS:-1}
 port=${PORT:-19556}
 bin=${STRATUS:-}
 if [ -z "$bin" ]; then
@@ -52,8 +58,9 @@ curl -fs -o /dev/null "http://127.0.0.1:$port/minio/health/ready"
 now() { date +%s.%N; }
 
 echo "$("$bin" version 2>/dev/null | head -1 || true); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %12s %14s %7s %10s\n' rows "alice (s)" "bob (s)" ratio "cache MB"
+printf '%-9s %11s %9s %7s %9s %13s %12s\n' rows "alice (s)" "bob (s)" ratio "cache MB" "predict alice" "predict bob"
 for rows in $sizes; do
+for run in $(seq "$runs"); do
 	data=$dir/data-$rows
 	mkdir -p "$data"
 	[ -s "$data/train.svm" ] || "$bin" gen criteo --rows "$rows" --seed 1 --format libsvm -o "$data/train.svm" 2>/dev/null
@@ -65,7 +72,7 @@ for rows in $sizes; do
 		cp "$data/train.svm" "$data/test.svm" "$dir/$who/"
 		cat >"$dir/$who/main.hcl" <<EOF
 stratus {
-  cache = "s3://team/cache-$rows"
+  cache = "s3://team/cache-$rows-$run"
 }
 load "d" {
   source      = "train.svm"
@@ -95,13 +102,17 @@ EOF
 	fi
 	for who in alice bob; do
 		(cd "$dir/$who" && "$bin" output -json | sed "s#$dir/$who#<dir>#g" >outputs.json &&
-			"$bin" predict -model train.lr -input test.svm -o predictions.txt 2>/dev/null)
+			s=$(now) && "$bin" predict -model train.lr -input test.svm -o predictions.txt 2>/dev/null &&
+			e=$(now) && echo "$s $e" >predict-time)
 	done
 	cmp "$dir/alice/outputs.json" "$dir/bob/outputs.json" || { echo "outputs differ" >&2; exit 1; }
 	cmp "$dir/alice/predictions.txt" "$dir/bob/predictions.txt" || { echo "predictions differ" >&2; exit 1; }
 	a=$(awk '{ print $2 - $1 }' "$dir/alice/time")
 	b=$(awk '{ print $2 - $1 }' "$dir/bob/time")
-	mb=$(du -sm "$dir/minio/team/cache-$rows" | cut -f1)
-	printf '%-9s %12.3f %14.3f %6.1f%% %10s\n' "$rows" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { print 100 * b / a }')" "$mb"
+	pa=$(awk '{ print $2 - $1 }' "$dir/alice/predict-time")
+	pb=$(awk '{ print $2 - $1 }' "$dir/bob/predict-time")
+	mb=$(du -sm "$dir/minio/team/cache-$rows-$run" | cut -f1)
+	printf '%-9s %11.3f %9.3f %6.1f%% %9s %13.3f %12.3f\n' "$rows" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { print 100 * b / a }')" "$mb" "$pa" "$pb"
+done
 done
 echo "outputs and predictions identical (alice vs bob) at every size; bob ran no stage"
