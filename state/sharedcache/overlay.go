@@ -81,27 +81,38 @@ func (v *overlay) materialise(ctx context.Context, key string) (found bool, err 
 	if err != nil || r == nil {
 		return false, err
 	}
-	v.mu.Lock()
-	f, running := v.fills[key]
-	if !running {
-		f = &fill{done: make(chan struct{})}
-		v.fills[key] = f
-	}
-	v.mu.Unlock()
-	if running {
+	for {
+		v.mu.Lock()
+		f, running := v.fills[key]
+		if !running {
+			f = &fill{done: make(chan struct{})}
+			v.fills[key] = f
+		}
+		v.mu.Unlock()
+		if !running {
+			return true, v.fillOne(ctx, f, key, r, *o)
+		}
 		select {
 		case <-f.done:
-			return true, f.err
 		case <-ctx.Done():
 			return true, ctx.Err()
 		}
+		// The reader that downloaded it gave up (its context ended): try again
+		// with ours.
+		if f.err == nil || ctx.Err() != nil || !(errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+			return true, f.err
+		}
 	}
-	f.err = v.download(ctx, r, *o)
+}
+
+// fillOne downloads key for every reader waiting on f.
+func (v *overlay) fillOne(ctx context.Context, f *fill, key string, r *Ref, o Object) error {
+	f.err = v.download(ctx, r, o)
 	v.mu.Lock()
 	delete(v.fills, key)
 	v.mu.Unlock()
 	close(f.done)
-	return true, f.err
+	return f.err
 }
 
 // download streams o from the cache r names into run, checking it as it streams.

@@ -22,9 +22,11 @@
 // output values carry object URIs), and every pipeline has its own store
 // (file:///…/.stratus/blobs on a laptop). Publishing therefore replaces the
 // publisher's root in the record's output and in every JSON object by the token
-// Root; adopting replaces the token by the adopter's root and writes each object
-// under the same key in the adopter's store, so stage keys, object keys and every
-// reference between them stay as they were. Digests are those of the published
+// Root; adopting replaces the token by the adopter's root and writes each such
+// object under the same key in the adopter's store, so stage keys, object keys and
+// every reference between them stay as they were. Objects that name no store and
+// are larger than EagerBytes are adopted by reference instead, under the same
+// keys, read through Overlay (ref.go). Digests are those of the published
 // (relocated) bytes, checked on every read.
 //
 // # Costs
