@@ -60,6 +60,7 @@ now() { date +%s.%N; }
 echo "$("$bin" version 2>/dev/null | head -1 || true); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %11s %9s %7s %9s %13s %12s\n' rows "alice (s)" "bob (s)" ratio "cache MB" "predict alice" "predict bob"
 for rows in $sizes; do
+rm -f "$dir/ratios-$rows"
 for run in $(seq "$runs"); do
 	data=$dir/data-$rows
 	mkdir -p "$data"
@@ -112,7 +113,12 @@ EOF
 	pa=$(awk '{ print $2 - $1 }' "$dir/alice/predict-time")
 	pb=$(awk '{ print $2 - $1 }' "$dir/bob/predict-time")
 	mb=$(du -sm "$dir/minio/team/cache-$rows-$run" | cut -f1)
-	printf '%-9s %11.3f %9.3f %6.1f%% %9s %13.3f %12.3f\n' "$rows" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { print 100 * b / a }')" "$mb" "$pa" "$pb"
+	ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { print 100 * b / a }')
+	echo "$ratio" >>"$dir/ratios-$rows"
+	printf '%-9s %11.3f %9.3f %6.1f%% %9s %13.3f %12.3f\n' "$rows" "$a" "$b" "$ratio" "$mb" "$pa" "$pb"
 done
+if [ "$runs" -gt 1 ]; then
+	printf '%-9s median ratio of %d runs: %.1f%%\n' "$rows" "$runs" "$(sort -g "$dir/ratios-$rows" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+fi
 done
 echo "outputs and predictions identical (alice vs bob) at every size; bob ran no stage"
