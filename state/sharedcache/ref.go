@@ -77,9 +77,13 @@ type Ref struct {
 }
 
 // byReference reports whether Adopt leaves o of the entry of key in the cache.
-func byReference(key string, o Object) bool {
+func byReference(key string, o Object) bool { return referable(key, o) && o.Size > EagerBytes }
+
+// referable reports whether o may be left in the cache at all: an object under
+// the stage's own prefixes that names no store (a reference lists no other).
+func referable(key string, o Object) bool {
 	own := strings.HasPrefix(o.Key, "stages/"+key+"/") || strings.HasPrefix(o.Key, "tasks/"+key[:16]+"/")
-	return own && !o.Relocated && o.Size > EagerBytes && o.Key != RefKey(key)
+	return own && !o.Relocated && o.Key != RefKey(key)
 }
 
 // DropRef removes the reference of the stage with cache key key from run, if
@@ -111,19 +115,26 @@ func readRef(ctx context.Context, run blob.Store, short string) (*Ref, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", run.URI(k), err)
 	}
+	return parseRef(b, short, run.URI(k))
+}
+
+// parseRef decodes and checks the reference read at uri for the stage whose key
+// starts with short: a reference of another stage, or one listing an object that
+// is not the stage's own, or names a store, is refused.
+func parseRef(b []byte, short, uri string) (*Ref, error) {
 	var r Ref
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("%s, the reference of an adopted stage, does not parse: %v; run the stage again with stratus apply -replace=ADDR", run.URI(k), err)
+		return nil, fmt.Errorf("%s, the reference of an adopted stage, does not parse: %v; run the stage again with stratus apply -replace=ADDR", uri, err)
 	}
 	switch {
 	case r.Format != RefFormat:
-		return nil, fmt.Errorf("%s has format %q; this build reads %q", run.URI(k), r.Format, RefFormat)
+		return nil, fmt.Errorf("%s has format %q; this build reads %q", uri, r.Format, RefFormat)
 	case !hexDigest.MatchString(r.Key) || !strings.HasPrefix(r.Key, short) || !strings.HasPrefix(r.Cache, "s3://"):
-		return nil, fmt.Errorf("%s names key %q and cache %q: not a reference of this stage", run.URI(k), r.Key, r.Cache)
+		return nil, fmt.Errorf("%s names key %q and cache %q: not a reference of this stage", uri, r.Key, r.Cache)
 	}
 	for _, o := range r.Objects {
-		if !hexDigest.MatchString(o.SHA256) || blob.ValidateKey(o.Key) != nil || !byReference(r.Key, o) {
-			return nil, fmt.Errorf("%s lists object %q (SHA-256 %q), which is not one of the stage's", run.URI(k), o.Key, o.SHA256)
+		if !hexDigest.MatchString(o.SHA256) || blob.ValidateKey(o.Key) != nil || !referable(r.Key, o) || o.Size < 0 || o.Size > MaxObjectBytes {
+			return nil, fmt.Errorf("%s lists object %q (SHA-256 %q, %d bytes), which is not one of the stage's", uri, o.Key, o.SHA256, o.Size)
 		}
 	}
 	return &r, nil
