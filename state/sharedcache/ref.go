@@ -34,8 +34,9 @@ import (
 // an object that does not match is not written and the read is a *CorruptError
 // naming the stage, cache key, entry and object. Nothing already recorded is
 // changed by a failed read, and nothing in the shared cache is ever deleted:
-// destroy and state rm delete the run's own objects and the reference, which are
-// under the stage's prefixes of the run's store.
+// destroy deletes the run's own objects and the reference, which are under the
+// stage's prefixes of the run's store; state rm only forgets the record (the next
+// apply adopts the stage again, rewriting the reference, or runs it and drops it).
 //
 // When a stage runs to completion in the run (a -replace of an adopted stage),
 // its own objects replace the adopted ones and DropRef removes the reference.
@@ -54,9 +55,9 @@ const RefFormat = "stratus-shared-ref/1"
 const EagerBytes = 256 << 10
 
 // RefKey is where the reference of the stage with cache key key is kept in the
-// adopting run's store: under the stage's task prefix, so that destroy and state
-// rm, which delete a stage's prefixes, delete it with the stage, and a key of
-// either of the stage's prefixes (stages/KEY/…, tasks/KEY[:16]/…) finds it.
+// adopting run's store: under the stage's task prefix, so that destroy, which
+// deletes a stage's prefixes, deletes it with the stage, and a key of either of
+// the stage's prefixes (stages/KEY/…, tasks/KEY[:16]/…) finds it.
 func RefKey(key string) string {
 	return "tasks/" + key[:min(16, len(key))] + "/stratus-shared-ref.json"
 }
