@@ -166,6 +166,27 @@ func testAdoptByReference(t *testing.T, srv *miniotest.Server) {
 		}
 	}
 
+	// Publishing the adopted stage to another cache (cache push, say): from the
+	// store alone it is refused, since the store does not hold every object;
+	// through the overlay it is whole.
+	other, err := Open(ctx, "s3://"+f.bucket+"/other/cache", Options{S3: f.opts, Who: "bob@desk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.RecordAt(root(bRun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bRun.Delete(ctx, bigPart); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := other.Publish(ctx, bRun, rec); err == nil || res.Published || !strings.Contains(err.Error(), "adopted from a shared cache by reference") {
+		t.Errorf("publish of a stage adopted by reference, from its store: %+v, %v", res, err)
+	}
+	if res, err := other.Publish(ctx, ov, rec); err != nil || !res.Published || res.Uploaded+res.Reused != len(e.Objects) {
+		t.Errorf("publish of a stage adopted by reference, through the overlay: %+v, %v (the entry has %d objects)", res, err, len(e.Objects))
+	}
+
 	// A stage that runs here drops the reference: the overlay then serves only
 	// what the run holds.
 	if err := DropRef(ctx, bRun, key); err != nil {
