@@ -90,6 +90,13 @@ bench-mf: build
 bench-softmax: build
 	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-softmax.sh
 
+# Two teammates on one shared stage cache (MinIO on loopback): the first apply
+# beside the adopting one, at 300k and 1M generated rows (SIZES=...), outputs and
+# predictions compared; the target is an adopting apply under 10% of the first.
+.PHONY: bench-sharedcache
+bench-sharedcache: build tools
+	STRATUS=$(CURDIR)/bin/stratus MINIO=$(TOOLS)/minio cmd/stratus/sharedcache-bench.sh
+
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.rie-$(RIE_VERSION)

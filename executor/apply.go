@@ -403,6 +403,9 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		rec.InputBytes = sp.Estimate.InputBytes
 	}
 	runner.mu.Unlock()
+	if err := o.dropSharedRef(ctx, sp.Key); err != nil {
+		return err
+	}
 	if err := o.State.PutStage(rec); err != nil {
 		return err
 	}

@@ -17,9 +17,10 @@ import (
 
 // SharedCache is the team's shared stage cache as apply uses it
 // (*sharedcache.Cache): stages planned cached from it are adopted into the run's
-// blob store and state, and every stage that runs to completion is published to it.
+// blob store (by reference: their large objects stay in the cache until read) and
+// state, and every stage that runs to completion is published to it.
 type SharedCache interface {
-	Adopt(ctx context.Context, run blob.Store, e *sharedcache.Entry) (*state.StageRecord, error)
+	Adopt(ctx context.Context, run blob.Store, e *sharedcache.Entry, stage string) (*state.StageRecord, error)
 	Publish(ctx context.Context, run blob.Store, rec *state.StageRecord) (sharedcache.Result, error)
 	URI() string
 }
@@ -49,10 +50,11 @@ func (o *Options) adoptAll(ctx context.Context, p *planner.Plan) (map[string]*st
 	return out, g.Wait()
 }
 
-// adoptShared copies a stage planned cached from the shared cache into the run's
-// store (every object's digest checked) and records it in the state under the
-// stage's address; it returns the record. Nothing is recorded when an object does
-// not match its entry.
+// adoptShared adopts a stage planned cached from the shared cache into the run's
+// store — its small objects copied (each digest checked), a reference to the
+// others, which are read from the cache when a later stage or command needs them —
+// and records it in the state under the stage's address; it returns the record.
+// Nothing is recorded when a copied object does not match its entry.
 func (o *Options) adoptShared(ctx context.Context, sp *planner.StagePlan) (*state.StageRecord, error) {
 	if o.Shared == nil {
 		return nil, fmt.Errorf("stage %s was planned from the shared cache, but this apply has none (a bug in stratus)", sp.Address)
@@ -61,7 +63,7 @@ func (o *Options) adoptShared(ctx context.Context, sp *planner.StagePlan) (*stat
 	if err != nil {
 		return nil, err
 	}
-	rec, err := o.Shared.Adopt(ctx, run, sp.Shared)
+	rec, err := o.Shared.Adopt(ctx, run, sp.Shared, sp.Address)
 	var corrupt *sharedcache.CorruptError
 	if errors.As(err, &corrupt) {
 		return nil, fmt.Errorf("stage %s: %w. Nothing was recorded and nothing in the shared cache was changed; run the stage here instead with stratus apply -replace=%s, or have the entry deleted so that the next apply publishes a good one", sp.Address, err, sp.Address)
@@ -74,6 +76,17 @@ func (o *Options) adoptShared(ctx context.Context, sp *planner.StagePlan) (*stat
 		return nil, err
 	}
 	return rec, nil
+}
+
+// dropSharedRef removes the shared cache reference of the stage with key from the
+// run's store, if an earlier apply adopted it: the stage has just run to
+// completion here, so its own objects are the ones to read from now on.
+func (o *Options) dropSharedRef(ctx context.Context, key string) error {
+	run, err := o.Services.Blob(ctx)
+	if err != nil {
+		return err
+	}
+	return sharedcache.DropRef(ctx, run, key)
 }
 
 // publisher publishes completed stages to the shared cache in the background, so

@@ -14,6 +14,7 @@ import (
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/state"
+	"github.com/stratus-ml/stratus/state/sharedcache"
 )
 
 func (c *cli) predictCmd() *cobra.Command {
@@ -57,9 +58,7 @@ stage, or a grid_search stage for its best model), or the URI or path of a model
 			if format != "" && format != art.Input.Format.Name {
 				return fmt.Errorf("the model was trained on %s data; -format %s does not match", art.Input.Format.Name, format)
 			}
-			p, err := train.NewPredictor(ctx, art, w, func(ctx context.Context, uri string) (blob.Store, error) {
-				return blobs.Open(ctx, uri, blobs.Options{})
-			})
+			p, err := train.NewPredictor(ctx, art, w, openReadStore)
 			if err != nil {
 				return err
 			}
@@ -142,15 +141,30 @@ func resolveModel(model, dir string) (string, error) {
 }
 
 // openObject opens the store holding the object at uri (file://, s3:// or a path)
-// and returns the object's key in it.
+// and returns the object's key in it. A stage output's URI (…/stages/KEY/…) is
+// opened at its pipeline's store, so that an object a stage adopted from a shared
+// cache by reference is read from there (openReadStore).
 func openObject(ctx context.Context, uri string) (blob.Store, string, error) {
 	dirURI, key := path.Split(uri)
+	if i := strings.LastIndex(uri, "/stages/"); i > 0 {
+		dirURI, key = uri[:i], uri[i+1:]
+	}
 	if dirURI == "" {
 		dirURI = "."
 	}
-	st, err := blobs.Open(ctx, dirURI, blobs.Options{})
+	st, err := openReadStore(ctx, dirURI)
 	if err != nil {
 		return nil, "", err
 	}
 	return st, key, nil
+}
+
+// openReadStore opens the store at uri for reading, stages adopted from a shared
+// cache by reference included (sharedcache.Overlay, with the AWS environment).
+func openReadStore(ctx context.Context, uri string) (blob.Store, error) {
+	st, err := blobs.Open(ctx, uri, blobs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return sharedcache.Overlay(st, blobs.Options{}), nil
 }

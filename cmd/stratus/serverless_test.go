@@ -278,6 +278,7 @@ func TestServerless(t *testing.T) {
 			t.Errorf("model after switching back = %q", uri)
 		}
 	})
+	t.Run("shared", func(t *testing.T) { testSharedCacheOnLambda(t, s) })
 	served := 0
 	for _, e := range s.ems {
 		served += strings.Count(e.Log(), "START RequestId")

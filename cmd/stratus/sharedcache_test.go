@@ -19,14 +19,15 @@ import (
 
 // sharedCacheBuckets are the buckets the scripts in testdata/sharedcache name in
 // their stratus blocks (an HCL setting is a literal, so each script has its own).
-var sharedCacheBuckets = []string{"teammates", "cache-errors", "cache-corrupt"}
+var sharedCacheBuckets = []string{"teammates", "cache-errors", "cache-corrupt", "cache-lazy"}
 
 // TestSharedCacheScripts runs the scripts in testdata/sharedcache against one
 // MinIO server the test starts: teammates' pipeline directories sharing a stage
 // cache on a bucket, as users meet it. The scripts get the server's endpoint and
 // credentials in the AWS environment, and commands to time a program (timed,
 // ratio), to compare outputs that name each pipeline's own directory (unroot),
-// and to damage the cache behind Stratus's back (cache-tamper).
+// to damage the cache behind Stratus's back (cache-tamper), and to list what it
+// holds (cache-objects).
 func TestSharedCacheScripts(t *testing.T) {
 	srv := miniotest.Start(t)
 	for _, b := range sharedCacheBuckets {
@@ -49,11 +50,12 @@ func TestSharedCacheScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":       cmdStatus,
-			"timed":        cmdTimed,
-			"ratio":        cmdRatio,
-			"unroot":       cmdUnroot,
-			"cache-tamper": func(ts *testscript.TestScript, neg bool, args []string) { cmdCacheTamper(ts, neg, args, srv) },
+			"status":        cmdStatus,
+			"timed":         cmdTimed,
+			"ratio":         cmdRatio,
+			"unroot":        cmdUnroot,
+			"cache-tamper":  func(ts *testscript.TestScript, neg bool, args []string) { cmdCacheTamper(ts, neg, args, srv) },
+			"cache-objects": func(ts *testscript.TestScript, neg bool, args []string) { cmdCacheObjects(ts, neg, args, srv) },
 		},
 	})
 }
@@ -154,4 +156,28 @@ func cmdCacheTamper(ts *testscript.TestScript, neg bool, args []string, srv *min
 		ts.Check(err)
 		fmt.Fprintln(ts.Stdout(), strings.TrimPrefix(k, prefix))
 	}
+}
+
+// cmdCacheObjects prints every object of a shared cache, key and size, one a line
+// in key order, and a count of entries and objects: cache-objects BUCKET PREFIX.
+func cmdCacheObjects(ts *testscript.TestScript, neg bool, args []string, srv *miniotest.Server) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cache-objects BUCKET PREFIX")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bucket, prefix := args[0], strings.Trim(args[1], "/")+"/"
+	p := s3.NewListObjectsV2Paginator(srv.Client(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
+	counts := map[string]int{}
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		ts.Check(err)
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(*o.Key, prefix)
+			kind, _, _ := strings.Cut(k, "/")
+			counts[kind]++
+			fmt.Fprintf(ts.Stdout(), "%s %d\n", k, aws.ToInt64(o.Size))
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "entries %d objects %d\n", counts["entries"], counts["objects"])
 }

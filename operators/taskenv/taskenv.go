@@ -16,6 +16,7 @@ import (
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
+	"github.com/stratus-ml/stratus/state/sharedcache"
 )
 
 // Factory makes Envs and the services behind them. It is safe for concurrent use.
@@ -108,10 +109,14 @@ func (f *Factory) store(ctx context.Context, te operators.TaskEnv, uri string) (
 	if s, ok := f.stores[k]; ok {
 		return s, nil
 	}
-	s, err := blobs.Open(ctx, uri, blobs.Options{Region: te.BlobRegion, Endpoint: te.BlobEndpoint})
+	opts := blobs.Options{Region: te.BlobRegion, Endpoint: te.BlobEndpoint}
+	s, err := blobs.Open(ctx, uri, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open blob store %s: %w", uri, err)
 	}
+	// Stages adopted from a shared cache by reference read their objects from
+	// it, on first use.
+	s = sharedcache.Overlay(s, opts)
 	f.stores[k] = s
 	return s, nil
 }

@@ -46,3 +46,36 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRef feeds parseRef what an adopting pipeline's store may hold at a
+// reference's key. It must never panic, and a reference it accepts must be of the
+// stage it was read for and list only the stage's own objects, with digests.
+func FuzzParseRef(f *testing.F) {
+	good, _ := json.Marshal(Ref{Format: RefFormat, Cache: "s3://team/cache", Entry: "s3://team/cache/entries/" + key + ".json", Key: key,
+		Stage: "load.adult", Published: time.Unix(1700000000, 0).UTC(),
+		Objects: []Object{{Key: "tasks/" + key[:16] + "/parse/0/g0-a0-x/part-00000", Size: EagerBytes + 1, SHA256: strings.Repeat("ab", 32)}}})
+	for _, seed := range [][]byte{
+		good, good[:len(good)/2], []byte("{}"), []byte("null"),
+		[]byte(strings.Replace(string(good), `"tasks/`, `"owners/`, 1)),
+		[]byte(strings.Replace(string(good), `"s3://team/cache"`, `"file:///etc"`, 1)),
+		[]byte(strings.Replace(string(good), `"size":262145`, `"size":-1`, 1)),
+		[]byte(strings.Replace(string(good), `"size":262145`, `"size":262145,"relocated":true`, 1)),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRef(b, key[:16], "file:///x/blobs/"+RefKey(key))
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(r.Key, key[:16]) || !strings.HasPrefix(r.Cache, "s3://") {
+			t.Fatalf("accepted a reference of key %q, cache %q", r.Key, r.Cache)
+		}
+		for _, o := range r.Objects {
+			short, _, ok := stageOf(o.Key)
+			if !ok || short != key[:16] || o.Relocated || !hexDigest.MatchString(o.SHA256) || o.Size < 0 {
+				t.Fatalf("accepted object %+v", o)
+			}
+		}
+	})
+}

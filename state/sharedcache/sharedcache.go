@@ -22,17 +22,21 @@
 // output values carry object URIs), and every pipeline has its own store
 // (file:///…/.stratus/blobs on a laptop). Publishing therefore replaces the
 // publisher's root in the record's output and in every JSON object by the token
-// Root; adopting replaces the token by the adopter's root and writes each object
-// under the same key in the adopter's store, so stage keys, object keys and every
-// reference between them stay as they were. Digests are those of the published
+// Root; adopting replaces the token by the adopter's root and writes each such
+// object under the same key in the adopter's store, so stage keys, object keys and
+// every reference between them stay as they were. Objects that name no store and
+// are larger than EagerBytes are adopted by reference instead, under the same
+// keys, read through Overlay (ref.go). Digests are those of the published
 // (relocated) bytes, checked on every read.
 //
 // # Costs
 //
 // Lookup is one GET of a small JSON object. Publish lists the stage's prefixes,
 // reads every object once (in memory, up to MaxObjectBytes each, Concurrency at a
-// time), and uploads those the cache lacks. Adopt downloads every object of the
-// entry once and writes it to the run's store.
+// time), and uploads those the cache lacks. Adopt copies only the entry's small
+// objects (EagerBytes) and writes one reference for the rest, so adopting costs
+// the same whatever the size of the stage's data; an object left in the cache is
+// downloaded, once, when something reads it (Overlay).
 package sharedcache
 
 import (
@@ -377,6 +381,9 @@ func stageObjects(ctx context.Context, run blob.Store, rec *state.StageRecord) (
 		}
 		set[k] = true
 	}
+	if set[RefKey(rec.Key)] {
+		return nil, fmt.Errorf("the stage was adopted from a shared cache by reference (%s), so its objects are not all in %s; run it here with stratus apply -replace=%s first", run.URI(RefKey(rec.Key)), root, rec.Address)
+	}
 	keys := make([]string, 0, len(set))
 	for k := range set {
 		keys = append(keys, k)
@@ -414,21 +421,39 @@ func outputURIs(raw json.RawMessage) []string {
 	return out
 }
 
-// Adopt copies the entry's objects into run (the adopting run's blob store) under
-// their keys, checking each one's digest, and returns the entry's record with its
-// output relocated to run. An object whose content does not match its digest, or
-// that is missing, is a *CorruptError naming it; then nothing is recorded (objects
-// already copied are content-addressed under the stage's key, and a run of the
-// stage overwrites them).
-func (c *Cache) Adopt(ctx context.Context, run blob.Store, e *Entry) (*state.StageRecord, error) {
+// Adopt adopts the entry into run (the adopting run's blob store) for the stage
+// at address stage, and returns the entry's record with its output relocated to
+// run. Objects of at most EagerBytes, and every object that names a blob store,
+// are copied into run under their keys, each one's digest checked; the others are
+// left in the cache, and a Ref to them is written at RefKey(e.Key) for Overlay to
+// read them through (see "Adoption by reference" in ref.go). A copied object
+// whose content does not match its digest, or that is missing, is a
+// *CorruptError naming it; then nothing is recorded (objects already copied are
+// content-addressed under the stage's key, and a run of the stage overwrites
+// them).
+func (c *Cache) Adopt(ctx context.Context, run blob.Store, e *Entry, stage string) (*state.StageRecord, error) {
 	root := strings.TrimSuffix(run.URI(""), "/")
+	ref := Ref{Format: RefFormat, Cache: c.URI(), Entry: c.EntryURI(e.Key), Key: e.Key, Stage: stage, Published: e.Published}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(Concurrency)
 	for _, o := range e.Objects {
+		if byReference(e.Key, o) {
+			ref.Objects = append(ref.Objects, o)
+			continue
+		}
 		g.Go(func() error { return c.adoptObject(gctx, run, root, e, o) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if len(ref.Objects) > 0 {
+		b, err := json.MarshalIndent(&ref, "", " ")
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", run.URI(RefKey(e.Key)), err)
+		}
+		if err := run.Put(ctx, RefKey(e.Key), bytes.NewReader(append(b, '\n'))); err != nil {
+			return nil, err
+		}
 	}
 	return e.RecordAt(root)
 }

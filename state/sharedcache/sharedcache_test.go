@@ -118,6 +118,8 @@ func TestMinIO(t *testing.T) {
 		"PublishRefusesIncompleteOutputs": testPublishRefusesIncompleteOutputs,
 		"ConditionalWrite":                testConditionalWrite,
 		"Unreachable":                     testUnreachable,
+		"AdoptByReference":                testAdoptByReference,
+		"ReadTimeErrors":                  testReadTimeErrors,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, srv) })
 	}
@@ -154,7 +156,7 @@ func testPublishLookupAdopt(t *testing.T, srv *miniotest.Server) {
 	if strings.Contains(string(e.Record.Output), root(aRun)) {
 		t.Fatalf("published output names alice's store: %s", e.Record.Output)
 	}
-	got, err := bob.Adopt(ctx, bRun, e)
+	got, err := bob.Adopt(ctx, bRun, e, "load.adult")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func testPublishLookupAdopt(t *testing.T, srv *miniotest.Server) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := bob.Adopt(ctx, teammate(t), e); err != nil {
+	if _, err := bob.Adopt(ctx, teammate(t), e, "load.adult"); err != nil {
 		t.Fatalf("adopt after the publisher deleted its outputs: %v", err)
 	}
 }
@@ -234,7 +236,7 @@ func testPublishRace(t *testing.T, srv *miniotest.Server) {
 	if err != nil || e == nil {
 		t.Fatalf("lookup: %v %v", e, err)
 	}
-	if _, err := f.open(t, "reader@host").Adopt(ctx, teammate(t), e); err != nil {
+	if _, err := f.open(t, "reader@host").Adopt(ctx, teammate(t), e, "load.adult"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -262,7 +264,7 @@ func testCorruptEntry(t *testing.T, srv *miniotest.Server) {
 	}
 	f.overwrite(t, objectKey(part.SHA256), []byte("PART\x00\x01tampered"))
 	adopter := teammate(t)
-	_, err = c.Adopt(ctx, adopter, e)
+	_, err = c.Adopt(ctx, adopter, e, "load.adult")
 	var ce *CorruptError
 	if !errors.As(err, &ce) {
 		t.Fatalf("adopt of a tampered object: %v, want a CorruptError", err)
@@ -280,7 +282,7 @@ func testCorruptEntry(t *testing.T, srv *miniotest.Server) {
 	if _, err := f.srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.bucket), Key: aws.String("team/cache/" + objectKey(part.SHA256))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = c.Adopt(ctx, teammate(t), e); !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing") {
+	if _, err = c.Adopt(ctx, teammate(t), e, "load.adult"); !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("adopt of a missing object: %v", err)
 	}
 
