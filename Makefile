@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate bench-sharedcache
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
