@@ -223,6 +223,7 @@ func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string
 		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
 		req := &p.pullReqs[s]
 		req.Model, req.Keys, req.NumKeys, req.Encoding = name, p.keyBuf[s], uint32(hi-lo), enc
+		req.MapVersion = c.smap.Version // the map this pull was routed with (routeMu held)
 		decode := func(resp *pb.PullSparseResponse) error {
 			if resp.Encoding != enc {
 				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)

@@ -103,15 +103,20 @@
 // (weights, optimizer state, update counters and incarnation, so the
 // coordinator's identity checks see the same slice).
 //
-// Every request carries the map version it was routed with. A member
-// refuses a request made with an older map than its own with
-// codes.Aborted "MOVED <version>" — except pushes and pulls of a slice
-// whose partition the member still holds — and the client fetches the
-// newer map from the members and runs the operation again with it (a
-// push again only to the copies it had not reached). A member given a
-// request made with a newer map than its own waits until it has that map.
-// Installing a map waits for the requests admitted under the older one
-// to finish (a gate held by every request).
+// Every request carries the map version it was routed with — each
+// message of the long-lived push and pull streams its own, since a stream
+// outlives map changes and one opened with an older map carries requests
+// routed with a newer one. A member refuses a request made with an older
+// map than its own with codes.Aborted "MOVED <version>" — except pushes
+// and pulls of a slice whose partition the member still holds — and the
+// client fetches the newer map from the members and runs the operation
+// again with it (a push again only to the copies it had not reached). A
+// refused push is refused alone: the pushes behind it on the stream are
+// applied. A MOVED refusal never gives up a copy (see replica.go): the
+// copy did not fail, it moved. A member given a request made with a newer
+// map than its own waits until it has that map. Installing a map waits
+// for the requests admitted under the older one to finish (a gate held by
+// every request).
 //
 // The rule of a move of partition p's copy from S to D, map v to v+1:
 //
@@ -132,7 +137,10 @@
 // still on S (which never dropped it). What a move may lose are pushes in
 // flight to S's copy when it installed v+1: at most the push window per
 // client, on that copy only — as when a client fails over from a copy
-// (with R >= 2 the other copies have them). A drained member stays in
+// (with R >= 2 the other copies have them). Every other push reaches every
+// copy: one routed with v+1 waits at D (and at the other members) until
+// they have v+1, so D applies it after S's final state, and the client
+// keeps pushing to D's copy. A drained member stays in
 // nothing but its own record: it answers MOVED until stopped. Only one
 // membership change may run at a time.
 //

@@ -12,10 +12,10 @@ import (
 // TestJoinAndDrainOnline runs two shard processes, keeps KV writers and
 // pushers working, joins a third shard and drains the first, all over real
 // gRPC; then every acknowledged KV write must be readable from a client
-// that knows only one seed, every model slice keeps its identity, and the
-// model holds every push but at most a push window per pusher and move (a
-// push in flight to a copy when it moved is lost on that copy, see
-// Elasticity).
+// that knows only one seed, every model slice keeps its identity, and
+// every copy of every partition holds every push but at most a push window
+// per pusher and move (a push in flight to a copy when it moved is lost on
+// that copy, see Elasticity).
 func TestJoinAndDrainOnline(t *testing.T) {
 	for _, r := range []int{1, 2} {
 		t.Run(fmt.Sprintf("R%d", r), func(t *testing.T) { testJoinAndDrain(t, r) })
@@ -170,16 +170,21 @@ func testJoinAndDrain(t *testing.T, r int) {
 			t.Errorf("partition %d: incarnation %x after the moves, %x before: the slice was not moved but made anew", p, s.Incarnation, before.Shards[p].Incarnation)
 		}
 	}
-	w, err := rc.PullDense(ctx, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every copy of every partition, not only the one PullDense reads.
 	total := pushes.Load()
 	slack := int64(window * pushers * int(moves.Load()))
-	for k, v := range w {
-		applied := int64(-v)
-		if applied > total || applied < total-slack {
-			t.Errorf("coordinate %d holds %d of %d pushes (allowed loss %d)", k, applied, total, slack)
+	for p, owners := range final.Owners {
+		for j, addr := range owners {
+			var w []float32
+			if err := rc.denseOnce(ctx, rc.conns[addr], final.SliceName("m", p, addr), &w); err != nil {
+				t.Fatalf("partition %d copy %d on %s: %v", p, j, addr, err)
+			}
+			for i, v := range w {
+				applied := int64(-v)
+				if applied > total || applied < total-slack {
+					t.Errorf("partition %d copy %d on %s, coordinate %d: %d of %d pushes (allowed loss %d)", p, j, addr, i*final.Partitions+p, applied, total, slack)
+				}
+			}
 		}
 	}
 	t.Logf("R=%d: %d KV writes, %d pushes, %d moves, map v%d", r, n, total, moves.Load(), final.Version)

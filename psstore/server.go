@@ -131,6 +131,12 @@ type Server struct {
 	placed  bool
 
 	smap shardMapState
+	// beforeImport, if set (by tests), is called as ImportPartition starts
+	// on partition p, before this member replaces its copy.
+	beforeImport atomic.Pointer[func(p uint32)]
+	// beforeRefusePush, if set (by tests), is called before a push stream
+	// is ended by a refusal of the map gate (MOVED).
+	beforeRefusePush atomic.Pointer[func()]
 
 	modelsMu   sync.RWMutex
 	models     map[string]*modelShard
