@@ -10,9 +10,13 @@ import (
 // grpcServer starts one shard of this process reached over gRPC only (it
 // is not registered for the in-process transport, so the map gate applies
 // as to `stratus psstore serve`), for tests that reach into the server.
-func grpcServer(t *testing.T, token string) (*Server, string) {
+func grpcServer(t *testing.T, token string, opts ...func(*ServerOptions)) (*Server, string) {
 	t.Helper()
-	s, err := NewServer(ServerOptions{DataDir: t.TempDir(), Token: token, CheckpointInterval: -1, Logf: func(string, ...any) {}})
+	o := ServerOptions{DataDir: t.TempDir(), Token: token, CheckpointInterval: -1, Logf: func(string, ...any) {}}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}

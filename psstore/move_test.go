@@ -16,19 +16,31 @@ import (
 // every copy of every partition holds every push but at most a push window
 // per pusher and move (a push in flight to a copy when it moved is lost on
 // that copy, see Elasticity).
+//
+// With one partition per shard (the placement of a fixed list) and R=1 the
+// join moves nothing (every member already holds its one partition); with
+// 4 partitions per shard (serve's default) the join itself moves
+// partitions onto the new shard, with R=1 as with R=2.
 func TestJoinAndDrainOnline(t *testing.T) {
-	for _, r := range []int{1, 2} {
-		t.Run(fmt.Sprintf("R%d", r), func(t *testing.T) { testJoinAndDrain(t, r) })
+	for _, tc := range []struct{ r, perShard int }{{1, 1}, {2, 1}, {1, 4}, {2, 4}} {
+		name := fmt.Sprintf("R%d", tc.r)
+		if tc.perShard > 1 {
+			name += fmt.Sprintf("-P%dx", tc.perShard)
+		}
+		t.Run(name, func(t *testing.T) { testJoinAndDrain(t, tc.r, tc.perShard) })
 	}
 }
 
-func testJoinAndDrain(t *testing.T, r int) {
+func testJoinAndDrain(t *testing.T, r, perShard int) {
 	const token = "move-test"
 	const window = 4
 	ctx := testCtx(t)
-	a := startChild(t, t.TempDir(), token, time.Hour)
-	b := startChild(t, t.TempDir(), token, time.Hour)
+	a := startChildParts(t, t.TempDir(), token, perShard)
+	b := startChildParts(t, t.TempDir(), token, perShard)
 	c := dial(t, []string{a.addr, b.addr}, token, WithReplicas(r), WithPushWindow(window))
+	if got := c.Map().Partitions; got != 2*perShard {
+		t.Fatalf("a cluster of 2 shards asking for %d partitions per shard has %d partitions", perShard, got)
+	}
 	spec := ModelSpec{Name: "m", Dim: 64, LearningRate: 1}
 	if err := c.CreateModel(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -123,6 +135,12 @@ func testJoinAndDrain(t *testing.T, r int) {
 	if _, ok := joined.Member(d.addr); !ok {
 		t.Fatalf("the joined shard is not a member: %+v", joined)
 	}
+	// The new shard's share: a third of the copies, rounded down (so
+	// nothing with one partition per shard and R=1).
+	if got, want := len(joined.Hosted(d.addr)), joined.Partitions*r/3; got != want {
+		t.Fatalf("after the join %s holds %d partitions, want %d: %+v", d.addr, got, want, joined)
+	}
+	joinMoves := moves.Load()
 	final, err := DrainMember(ctx, b.addr, a.addr, progress, WithToken(token))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +205,10 @@ func testJoinAndDrain(t *testing.T, r int) {
 			}
 		}
 	}
-	t.Logf("R=%d: %d KV writes, %d pushes, %d moves, map v%d", r, n, total, moves.Load(), final.Version)
+	if joinMoves != int64(len(joined.Hosted(d.addr))) {
+		t.Errorf("the join reported %d moves for the %d partitions it moved", joinMoves, len(joined.Hosted(d.addr)))
+	}
+	t.Logf("R=%d, %d partitions: %d KV writes, %d pushes, %d moves (%d in the join), map v%d", r, final.Partitions, n, total, moves.Load(), joinMoves, final.Version)
 }
 
 // TestMovedRedirects: a member given a newer map refuses a client's older

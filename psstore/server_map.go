@@ -297,6 +297,19 @@ func (r *rpcService) GetMap(context.Context, *pb.GetMapRequest) (*pb.MapResponse
 			return nil, status.Errorf(codes.Internal, "psstore: %v", err)
 		}
 		resp.Map = b
+		return resp, nil
+	}
+	// No map yet: the partition count this member asks a new cluster for.
+	r.s.placeMu.Lock()
+	place, placed := r.s.place, r.s.placed
+	r.s.placeMu.Unlock()
+	switch {
+	case placed:
+		resp.Partitions = place.count
+	case r.s.opts.Partitions > 0:
+		resp.Partitions = uint32(r.s.opts.Partitions)
+	default:
+		resp.PartitionsPerShard = uint32(r.s.opts.PartitionsPerShard)
 	}
 	return resp, nil
 }
