@@ -73,11 +73,16 @@
 // # Sharding and replication
 //
 // One server process is one shard; the Client decides placement from the
-// cluster's shard map (see Elasticity). With N partitions (for a static
-// cluster, the order of the address list given to Dial), model coordinate
-// k belongs to partition k mod N at local index k div N, so every slice holds about dim/N coordinates plus
-// optimizer state; a KV key belongs to partition fnv1a64(key) mod N.
-// Partition p lives on shard p and, with R copies (WithReplicas; default 2
+// cluster's shard map (see Elasticity). With N partitions, model
+// coordinate k belongs to partition k mod N at local index k div N, so
+// every slice holds about dim/N coordinates plus optimizer state; a KV key
+// belongs to partition fnv1a64(key) mod N. N is chosen when the cluster is
+// founded (ServerOptions.Partitions and PartitionsPerShard, `stratus
+// psstore serve --partitions`, whose default is 4 per shard; by default,
+// as for StartLocal's shards, the number of shards in the address list
+// given to Dial), and fixed for the life of the data. In the static
+// placement, partition p of a list of S shards lives on shard p mod S and,
+// with R copies (WithReplicas; default 2
 // with two shards or more), on the R-1 shards after it: acknowledged KV
 // writes are on every copy, pushes reach every copy asynchronously (a
 // replica lags by at most the push window), and a client whose copy fails
@@ -92,8 +97,8 @@
 // The cluster holds a versioned shard map (ShardMap): its members, and for
 // each of a fixed number of partitions the R members holding a copy,
 // primary first. A cluster dialled from a fixed address list is version 1
-// (StaticMap: partition p on member p and the R-1 after it, the placement
-// above); Dial gives that map to members that lack it, and later clients
+// (StaticMapPartitions: partition p on member p mod S and the R-1 after
+// it, the placement above); Dial gives that map to members that lack it, and later clients
 // may name any members as seeds: Dial takes the newest map they hold.
 // JoinCluster (`stratus psstore serve --join`) adds a member and
 // DrainMember (`stratus psstore drain`) removes one, each as a sequence of

@@ -350,6 +350,9 @@ func (c *Client) setPushErr(err error) {
 	c.errMu.Lock()
 	if c.pushErr == nil {
 		c.pushErr = err
+		if _, moved := movedVersion(err); moved {
+			c.pushMoved.Store(true)
+		}
 	}
 	c.errMu.Unlock()
 }
@@ -359,6 +362,7 @@ func (c *Client) takePushErr() error {
 	c.errMu.Lock()
 	err := c.pushErr
 	c.pushErr = nil
+	c.pushMoved.Store(false)
 	c.errMu.Unlock()
 	return err
 }
