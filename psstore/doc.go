@@ -78,7 +78,7 @@
 // every slice holds about dim/N coordinates plus optimizer state; a KV key
 // belongs to partition fnv1a64(key) mod N. N is chosen when the cluster is
 // founded (ServerOptions.Partitions and PartitionsPerShard, `stratus
-// psstore serve --partitions`, whose default is 4 per shard; by default,
+// psstore serve --partitions`, whose default is 2 per shard; by default,
 // as for StartLocal's shards, the number of shards in the address list
 // given to Dial), and fixed for the life of the data. In the static
 // placement, partition p of a list of S shards lives on shard p mod S and,

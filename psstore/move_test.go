@@ -19,7 +19,7 @@ import (
 //
 // With one partition per shard (the placement of a fixed list) and R=1 the
 // join moves nothing (every member already holds its one partition); with
-// 4 partitions per shard (serve's default) the join itself moves
+// 4 partitions per shard the join itself moves
 // partitions onto the new shard, with R=1 as with R=2.
 func TestJoinAndDrainOnline(t *testing.T) {
 	for _, tc := range []struct{ r, perShard int }{{1, 1}, {2, 1}, {1, 4}, {2, 4}} {

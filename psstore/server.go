@@ -141,10 +141,14 @@ func (o ServerOptions) withDefaults() (ServerOptions, error) {
 const MaxPartitions = 4096
 
 // DefaultPartitionsPerShard is the partitions per shard of a cluster of
-// `stratus psstore serve` shards started without --partitions: enough that
-// joins up to four times the first shard count each take a share of the
-// partitions, with R=1 as with R=2.
-const DefaultPartitionsPerShard = 4
+// `stratus psstore serve` shards started without --partitions: joins up to
+// twice the first shard count each take a share of the partitions, with
+// R=1 as with R=2. More partitions cost every pull and push a message per
+// partition and copy (make bench-psstore, 2 shards, R=2, on a loaded
+// 2-core machine: steady pull+push p50 942 µs with 2 partitions, 1300 µs
+// with 4, 1652 µs with 8); a cluster meant to grow further is founded
+// with a larger --partitions.
+const DefaultPartitionsPerShard = 2
 
 // Server is one psstore shard: a gRPC service over a badger database in
 // DataDir. Create it with NewServer, run it with Serve, stop it with Close.

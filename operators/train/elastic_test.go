@@ -16,7 +16,7 @@ import (
 // killed, key ranges moving while the workers pull and push. The apply
 // succeeds with the metrics of an undisturbed run on the same cluster
 // (within 1 %), and leaves nothing behind in psstore. With 4 partitions
-// per shard (serve's default) the join itself moves partitions onto the
+// per shard the join itself moves partitions onto the
 // new shard, with one copy as with two; with one per shard and one copy
 // only the drain moves.
 func TestTrainDuringJoinAndDrain(t *testing.T) {
