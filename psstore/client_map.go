@@ -159,8 +159,13 @@ func (c *Client) route(ctx context.Context, addrs []string) error {
 		// Version 1 is the static list the last client dialled: this
 		// client's own list, unless it names the same members or only some
 		// of them (seeds). (A shard restarted on another address.) The
-		// partitions stay the cluster's.
-		parts = m.Partitions
+		// partitions stay the cluster's when the list has as many shards;
+		// a list of another length gets as many partitions as shards, as
+		// before partition counts could differ, and the shards' recorded
+		// placement refuses it (Hello).
+		if len(addrs) == len(m.Members) {
+			parts = m.Partitions
+		}
 		m = nil
 	}
 	if m == nil {

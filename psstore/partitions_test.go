@@ -1,6 +1,7 @@
 package psstore
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -109,5 +110,67 @@ func TestClusterFoundedWithPartitions(t *testing.T) {
 			s.Close()
 			t.Errorf("NewServer with partitions %d, per shard %d: no error", bad.Partitions, bad.PartitionsPerShard)
 		}
+	}
+}
+
+// TestPartitionsKeptAcrossRestart: a cluster founded with more partitions
+// than shards, restarted on other addresses, keeps its partition count for
+// a client listing every shard in order, and a list in another order or of
+// another length is refused (the shards' recorded placement), as with one
+// partition per shard.
+func TestPartitionsKeptAcrossRestart(t *testing.T) {
+	grpcOnly(t) // its shards are reached over gRPC in both passes
+	const token = "restart"
+	ctx := testCtx(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	start := func() (addrs []string, stop func()) {
+		var srvs []*Server
+		var done []chan error
+		for _, d := range dirs {
+			s, err := NewServer(ServerOptions{DataDir: d, Token: token, Partitions: 4, CheckpointInterval: -1, Logf: func(string, ...any) {}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := make(chan error, 1)
+			go func() { ch <- s.Serve(lis) }()
+			srvs, done, addrs = append(srvs, s), append(done, ch), append(addrs, lis.Addr().String())
+		}
+		return addrs, func() {
+			for i, s := range srvs {
+				if err := s.Close(); err != nil {
+					t.Error(err)
+				}
+				if err := <-done[i]; err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	addrs, stop := start()
+	c := dial(t, addrs, token)
+	if err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	stop()
+
+	addrs, stop = start()
+	defer stop()
+	if _, err := Dial(ctx, []string{addrs[1], addrs[0]}, WithToken(token)); err == nil || !strings.Contains(err.Error(), "holds shard 1 of 4") {
+		t.Fatalf("swapped shards: %v", err)
+	}
+	if _, err := Dial(ctx, addrs[:1], WithToken(token)); err == nil || !strings.Contains(err.Error(), "holds shard 0 of 4") {
+		t.Fatalf("fewer shards: %v", err)
+	}
+	c = dial(t, addrs, token)
+	if got := c.Map().Partitions; got != 4 {
+		t.Fatalf("after the restart: %d partitions, want 4", got)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("after the restart: %q, %v", v, err)
 	}
 }
