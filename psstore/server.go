@@ -144,10 +144,10 @@ const MaxPartitions = 4096
 // `stratus psstore serve` shards started without --partitions: joins up to
 // twice the first shard count each take a share of the partitions, with
 // R=1 as with R=2. More partitions cost every pull and push a message per
-// partition and copy (make bench-psstore, 2 shards, R=2, on a loaded
-// 2-core machine: steady pull+push p50 942 µs with 2 partitions, 1300 µs
-// with 4, 1652 µs with 8); a cluster meant to grow further is founded
-// with a larger --partitions.
+// partition and copy (make bench-psstore, 2 shards, R=2, 4 clients, on a
+// shared 2-core machine: steady pull+push p50 986 µs with 2 partitions,
+// 1089 µs with 4, 1635 µs with 8, in one run); a cluster meant to grow
+// further is founded with a larger --partitions.
 const DefaultPartitionsPerShard = 2
 
 // Server is one psstore shard: a gRPC service over a badger database in
