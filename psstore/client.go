@@ -81,6 +81,9 @@ type Client struct {
 
 	errMu   sync.Mutex
 	pushErr error // first unreported push failure
+	// pushMoved is set with pushErr when a push was refused with MOVED,
+	// so a push under way stops queueing parts by the older map.
+	pushMoved atomic.Bool
 
 	retries atomic.Uint64 // attempts repeated for an unreachable shard
 

@@ -150,18 +150,31 @@ func (c *Client) route(ctx context.Context, addrs []string) error {
 			return fmt.Errorf("psstore: shard %d address %q: %w", i, addr, err)
 		}
 	}
-	m, held, err := c.fetchMap(ctx, addrs)
+	m, held, prefs, err := c.fetchMapPrefs(ctx, addrs)
 	if err != nil {
 		return err
 	}
+	parts := 0
 	if m != nil && m.Version == 1 && !seedsOf(addrs, m) && !slices.Equal(addrs, m.Addrs()) {
 		// Version 1 is the static list the last client dialled: this
 		// client's own list, unless it names the same members or only some
-		// of them (seeds). (A shard restarted on another address.)
+		// of them (seeds). (A shard restarted on another address.) The
+		// partitions stay the cluster's when the list has as many shards;
+		// a list of another length gets as many partitions as shards, as
+		// before partition counts could differ, and the shards' recorded
+		// placement refuses it (Hello).
+		if len(addrs) == len(m.Members) {
+			parts = m.Partitions
+		}
 		m = nil
 	}
 	if m == nil {
-		m = StaticMap(addrs, c.r)
+		if parts == 0 {
+			if parts, err = newClusterPartitions(addrs, prefs); err != nil {
+				return err
+			}
+		}
+		m = StaticMapPartitions(addrs, c.r, parts)
 		for _, a := range addrs {
 			if h := held[a]; h == nil || !sameMap(h, m) {
 				c.installV1 = append(c.installV1, a)
@@ -189,13 +202,66 @@ func sameMap(a, b *ShardMap) bool {
 	return err1 == nil && err2 == nil && string(x) == string(y)
 }
 
+// partitionPref is what a member without a map asks a new cluster's
+// partition count to be (see ServerOptions.Partitions).
+type partitionPref struct{ parts, perShard uint32 }
+
+// newClusterPartitions is the partition count of a cluster founded with
+// the shards at addrs, from what each asks for (prefs; a shard that did
+// not answer asks nothing): the count they agree on, else the partitions
+// per shard they agree on times the shard count, else the shard count.
+func newClusterPartitions(addrs []string, prefs map[string]partitionPref) (int, error) {
+	var parts, per uint32
+	var partsAt, perAt string
+	for _, a := range addrs {
+		pr, ok := prefs[a]
+		if !ok {
+			continue
+		}
+		if pr.parts > 0 {
+			if parts > 0 && pr.parts != parts {
+				return 0, fmt.Errorf("psstore: the shards disagree on the cluster's partition count: %s asks for %d, %s for %d: start every shard of a new cluster with the same --partitions (a shard that holds data keeps the count it was placed with)", partsAt, parts, a, pr.parts)
+			}
+			parts, partsAt = pr.parts, a
+		}
+		if pr.perShard > 0 {
+			if per > 0 && pr.perShard != per {
+				return 0, fmt.Errorf("psstore: the shards disagree on the cluster's partitions per shard: %s asks for %d, %s for %d: start every shard of a new cluster with the same --partitions", perAt, per, a, pr.perShard)
+			}
+			per, perAt = pr.perShard, a
+		}
+	}
+	n := len(addrs)
+	switch {
+	case parts > 0:
+		if int(parts) < n {
+			return 0, fmt.Errorf("psstore: shard %s asks for %d partitions, fewer than the %d shards the cluster is founded with: every shard needs a partition; start the shards with --partitions of at least %d", partsAt, parts, n, n)
+		}
+		return int(parts), nil
+	case per > 0:
+		if n*int(per) > MaxPartitions {
+			return 0, fmt.Errorf("psstore: %d shards × %d partitions per shard (asked by %s) is more than the %d partitions a cluster may have: start the shards with --partitions N", n, per, perAt, MaxPartitions)
+		}
+		return n * int(per), nil
+	}
+	return n, nil
+}
+
 // fetchMap asks addrs (one try each, in parallel) for their map and returns
 // the newest (nil when none has one or none answered) and each member's.
 func (c *Client) fetchMap(ctx context.Context, addrs []string) (*ShardMap, map[string]*ShardMap, error) {
+	m, held, _, err := c.fetchMapPrefs(ctx, addrs)
+	return m, held, err
+}
+
+// fetchMapPrefs is fetchMap also returning what each member without a map
+// asks a new cluster's partition count to be.
+func (c *Client) fetchMapPrefs(ctx context.Context, addrs []string) (*ShardMap, map[string]*ShardMap, map[string]partitionPref, error) {
 	fctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
 	defer cancel()
 	maps := make([]*ShardMap, len(addrs))
 	errs := make([]error, len(addrs))
+	prefs := make([]*partitionPref, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
 		sh := c.conns[a]
@@ -209,22 +275,28 @@ func (c *Client) fetchMap(ctx context.Context, addrs []string) (*ShardMap, map[s
 			}
 			if len(r.Map) > 0 {
 				maps[i], errs[i] = UnmarshalMap(r.Map)
+			} else {
+				prefs[i] = &partitionPref{r.Partitions, r.PartitionsPerShard}
 			}
 		}()
 	}
 	wg.Wait()
 	var best *ShardMap
 	held := map[string]*ShardMap{}
+	pref := map[string]partitionPref{}
 	for i, m := range maps {
 		if errs[i] != nil && !unreachable(errs[i]) {
-			return nil, nil, errs[i]
+			return nil, nil, nil, errs[i]
 		}
 		held[addrs[i]] = m
+		if prefs[i] != nil {
+			pref[addrs[i]] = *prefs[i]
+		}
 		if m != nil && (best == nil || m.Version > best.Version) {
 			best = m
 		}
 	}
-	return best, held, nil
+	return best, held, pref, nil
 }
 
 // setMap makes m the client's routing (routeMu held for writing, or at

@@ -223,6 +223,7 @@ func (c *Client) pullCopy(ctx context.Context, sh *shardConn, model, name string
 		p.keyBuf[s] = appendKeys(p.keyBuf[s][:0], keys[lo:hi])
 		req := &p.pullReqs[s]
 		req.Model, req.Keys, req.NumKeys, req.Encoding = name, p.keyBuf[s], uint32(hi-lo), enc
+		req.MapVersion = c.smap.Version // the map this pull was routed with (routeMu held)
 		decode := func(resp *pb.PullSparseResponse) error {
 			if resp.Encoding != enc {
 				return fmt.Errorf("shard answered in encoding %v, asked for %v", resp.Encoding, enc)
@@ -283,6 +284,15 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 		chunk := c.owners[s][0].maxKeys
 		for lo := 0; lo < len(ks); lo += chunk {
 			hi := min(lo+chunk, len(ks))
+			if c.pushMoved.Load() {
+				// A member refused a push with MOVED while this one was
+				// being queued: stop routing by the older map; the
+				// caller refreshes it and runs the push again, sending
+				// only the parts not queued yet.
+				if err := c.takePushErr(); err != nil {
+					return err
+				}
+			}
 			if c.r == 1 && c.owners[s][0].local != nil {
 				part := pushPart{s, lo, 0}
 				if pr.done[part] {

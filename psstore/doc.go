@@ -73,11 +73,16 @@
 // # Sharding and replication
 //
 // One server process is one shard; the Client decides placement from the
-// cluster's shard map (see Elasticity). With N partitions (for a static
-// cluster, the order of the address list given to Dial), model coordinate
-// k belongs to partition k mod N at local index k div N, so every slice holds about dim/N coordinates plus
-// optimizer state; a KV key belongs to partition fnv1a64(key) mod N.
-// Partition p lives on shard p and, with R copies (WithReplicas; default 2
+// cluster's shard map (see Elasticity). With N partitions, model
+// coordinate k belongs to partition k mod N at local index k div N, so
+// every slice holds about dim/N coordinates plus optimizer state; a KV key
+// belongs to partition fnv1a64(key) mod N. N is chosen when the cluster is
+// founded (ServerOptions.Partitions and PartitionsPerShard, `stratus
+// psstore serve --partitions`, whose default is 2 per shard; by default,
+// as for StartLocal's shards, the number of shards in the address list
+// given to Dial), and fixed for the life of the data. In the static
+// placement, partition p of a list of S shards lives on shard p mod S and,
+// with R copies (WithReplicas; default 2
 // with two shards or more), on the R-1 shards after it: acknowledged KV
 // writes are on every copy, pushes reach every copy asynchronously (a
 // replica lags by at most the push window), and a client whose copy fails
@@ -92,8 +97,8 @@
 // The cluster holds a versioned shard map (ShardMap): its members, and for
 // each of a fixed number of partitions the R members holding a copy,
 // primary first. A cluster dialled from a fixed address list is version 1
-// (StaticMap: partition p on member p and the R-1 after it, the placement
-// above); Dial gives that map to members that lack it, and later clients
+// (StaticMapPartitions: partition p on member p mod S and the R-1 after
+// it, the placement above); Dial gives that map to members that lack it, and later clients
 // may name any members as seeds: Dial takes the newest map they hold.
 // JoinCluster (`stratus psstore serve --join`) adds a member and
 // DrainMember (`stratus psstore drain`) removes one, each as a sequence of
@@ -103,15 +108,20 @@
 // (weights, optimizer state, update counters and incarnation, so the
 // coordinator's identity checks see the same slice).
 //
-// Every request carries the map version it was routed with. A member
-// refuses a request made with an older map than its own with
-// codes.Aborted "MOVED <version>" — except pushes and pulls of a slice
-// whose partition the member still holds — and the client fetches the
-// newer map from the members and runs the operation again with it (a
-// push again only to the copies it had not reached). A member given a
-// request made with a newer map than its own waits until it has that map.
-// Installing a map waits for the requests admitted under the older one
-// to finish (a gate held by every request).
+// Every request carries the map version it was routed with — each
+// message of the long-lived push and pull streams its own, since a stream
+// outlives map changes and one opened with an older map carries requests
+// routed with a newer one. A member refuses a request made with an older
+// map than its own with codes.Aborted "MOVED <version>" — except pushes
+// and pulls of a slice whose partition the member still holds — and the
+// client fetches the newer map from the members and runs the operation
+// again with it (a push again only to the copies it had not reached). A
+// refused push is refused alone: the pushes behind it on the stream are
+// applied. A MOVED refusal never gives up a copy (see replica.go): the
+// copy did not fail, it moved. A member given a request made with a newer
+// map than its own waits until it has that map. Installing a map waits
+// for the requests admitted under the older one to finish (a gate held by
+// every request).
 //
 // The rule of a move of partition p's copy from S to D, map v to v+1:
 //
@@ -132,7 +142,10 @@
 // still on S (which never dropped it). What a move may lose are pushes in
 // flight to S's copy when it installed v+1: at most the push window per
 // client, on that copy only — as when a client fails over from a copy
-// (with R >= 2 the other copies have them). A drained member stays in
+// (with R >= 2 the other copies have them). Every other push reaches every
+// copy: one routed with v+1 waits at D (and at the other members) until
+// they have v+1, so D applies it after S's final state, and the client
+// keeps pushing to D's copy. A drained member stays in
 // nothing but its own record: it answers MOVED until stopped. Only one
 // membership change may run at a time.
 //

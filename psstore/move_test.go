@@ -12,23 +12,35 @@ import (
 // TestJoinAndDrainOnline runs two shard processes, keeps KV writers and
 // pushers working, joins a third shard and drains the first, all over real
 // gRPC; then every acknowledged KV write must be readable from a client
-// that knows only one seed, every model slice keeps its identity, and the
-// model holds every push but at most a push window per pusher and move (a
-// push in flight to a copy when it moved is lost on that copy, see
-// Elasticity).
+// that knows only one seed, every model slice keeps its identity, and
+// every copy of every partition holds every push but at most a push window
+// per pusher and move (a push in flight to a copy when it moved is lost on
+// that copy, see Elasticity).
+//
+// With one partition per shard (the placement of a fixed list) and R=1 the
+// join moves nothing (every member already holds its one partition); with
+// 4 partitions per shard the join itself moves
+// partitions onto the new shard, with R=1 as with R=2.
 func TestJoinAndDrainOnline(t *testing.T) {
-	for _, r := range []int{1, 2} {
-		t.Run(fmt.Sprintf("R%d", r), func(t *testing.T) { testJoinAndDrain(t, r) })
+	for _, tc := range []struct{ r, perShard int }{{1, 1}, {2, 1}, {1, 4}, {2, 4}} {
+		name := fmt.Sprintf("R%d", tc.r)
+		if tc.perShard > 1 {
+			name += fmt.Sprintf("-P%dx", tc.perShard)
+		}
+		t.Run(name, func(t *testing.T) { testJoinAndDrain(t, tc.r, tc.perShard) })
 	}
 }
 
-func testJoinAndDrain(t *testing.T, r int) {
+func testJoinAndDrain(t *testing.T, r, perShard int) {
 	const token = "move-test"
 	const window = 4
 	ctx := testCtx(t)
-	a := startChild(t, t.TempDir(), token, time.Hour)
-	b := startChild(t, t.TempDir(), token, time.Hour)
+	a := startChildParts(t, t.TempDir(), token, perShard)
+	b := startChildParts(t, t.TempDir(), token, perShard)
 	c := dial(t, []string{a.addr, b.addr}, token, WithReplicas(r), WithPushWindow(window))
+	if got := c.Map().Partitions; got != 2*perShard {
+		t.Fatalf("a cluster of 2 shards asking for %d partitions per shard has %d partitions", perShard, got)
+	}
 	spec := ModelSpec{Name: "m", Dim: 64, LearningRate: 1}
 	if err := c.CreateModel(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -123,6 +135,12 @@ func testJoinAndDrain(t *testing.T, r int) {
 	if _, ok := joined.Member(d.addr); !ok {
 		t.Fatalf("the joined shard is not a member: %+v", joined)
 	}
+	// The new shard's share: a third of the copies, rounded down (so
+	// nothing with one partition per shard and R=1).
+	if got, want := len(joined.Hosted(d.addr)), joined.Partitions*r/3; got != want {
+		t.Fatalf("after the join %s holds %d partitions, want %d: %+v", d.addr, got, want, joined)
+	}
+	joinMoves := moves.Load()
 	final, err := DrainMember(ctx, b.addr, a.addr, progress, WithToken(token))
 	if err != nil {
 		t.Fatal(err)
@@ -170,19 +188,27 @@ func testJoinAndDrain(t *testing.T, r int) {
 			t.Errorf("partition %d: incarnation %x after the moves, %x before: the slice was not moved but made anew", p, s.Incarnation, before.Shards[p].Incarnation)
 		}
 	}
-	w, err := rc.PullDense(ctx, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every copy of every partition, not only the one PullDense reads.
 	total := pushes.Load()
 	slack := int64(window * pushers * int(moves.Load()))
-	for k, v := range w {
-		applied := int64(-v)
-		if applied > total || applied < total-slack {
-			t.Errorf("coordinate %d holds %d of %d pushes (allowed loss %d)", k, applied, total, slack)
+	for p, owners := range final.Owners {
+		for j, addr := range owners {
+			var w []float32
+			if err := rc.denseOnce(ctx, rc.conns[addr], final.SliceName("m", p, addr), &w); err != nil {
+				t.Fatalf("partition %d copy %d on %s: %v", p, j, addr, err)
+			}
+			for i, v := range w {
+				applied := int64(-v)
+				if applied > total || applied < total-slack {
+					t.Errorf("partition %d copy %d on %s, coordinate %d: %d of %d pushes (allowed loss %d)", p, j, addr, i*final.Partitions+p, applied, total, slack)
+				}
+			}
 		}
 	}
-	t.Logf("R=%d: %d KV writes, %d pushes, %d moves, map v%d", r, n, total, moves.Load(), final.Version)
+	if joinMoves != int64(len(joined.Hosted(d.addr))) {
+		t.Errorf("the join reported %d moves for the %d partitions it moved", joinMoves, len(joined.Hosted(d.addr)))
+	}
+	t.Logf("R=%d, %d partitions: %d KV writes, %d pushes, %d moves (%d in the join), map v%d", r, final.Partitions, n, total, moves.Load(), joinMoves, final.Version)
 }
 
 // TestMovedRedirects: a member given a newer map refuses a client's older

@@ -80,6 +80,10 @@ func (ps *pushStream) send(ctx context.Context, model string, k copyKey, keys, g
 		ps.sendMu.Lock()
 		r := &ps.req
 		r.Model, r.Keys, r.NumKeys, r.Grads, r.CountPush = model, keys, uint32(n), grads, countPush
+		// The map this push was routed with (the caller holds routeMu),
+		// not the older one the stream may have been opened with: a
+		// member behind it must wait for that map before applying it.
+		r.MapVersion = ps.c.smap.Version
 		if ps.c.opts.f16 {
 			r.Encoding = pb.ValueEncoding_VALUE_ENCODING_FLOAT16
 		} else {
@@ -259,12 +263,14 @@ func (ps *pushStream) fail(g *pushGen, err error, own uint64) {
 	}
 	// With replication, the lost pushes' copies are given up; the failure
 	// is news only if a partition has no good copy left.
-	covered := ps.c.r > 1 && lost > 0 && ps.giveUpLocked(ps.doneSeq+1, g.lastSeq, err)
-	if _, moved := movedVersion(err); moved {
-		// The map changed: the client must refresh it (the next push
-		// does, seeing the error), whatever copies are left.
-		covered = false
+	covered := false
+	if _, moved := movedVersion(err); !moved {
+		covered = ps.c.r > 1 && lost > 0 && ps.giveUpLocked(ps.doneSeq+1, g.lastSeq, err)
 	}
+	// A MOVED refusal gives up no copy: the copy did not fail, it moved,
+	// and the copy numbers of the newer map (which the client may hold
+	// already) name its successors. The client must refresh the map (the
+	// next push does, seeing the error), whatever copies are left.
 	// The error is recorded before the pushes count as resolved, so a
 	// Flush woken by them sees it.
 	if others > 0 && ps.c.ctx.Err() == nil && !covered {
@@ -344,6 +350,9 @@ func (c *Client) setPushErr(err error) {
 	c.errMu.Lock()
 	if c.pushErr == nil {
 		c.pushErr = err
+		if _, moved := movedVersion(err); moved {
+			c.pushMoved.Store(true)
+		}
 	}
 	c.errMu.Unlock()
 }
@@ -353,6 +362,7 @@ func (c *Client) takePushErr() error {
 	c.errMu.Lock()
 	err := c.pushErr
 	c.pushErr = nil
+	c.pushMoved.Store(false)
 	c.errMu.Unlock()
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,14 @@ func childShard(dir string) int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	s, err := NewServer(ServerOptions{DataDir: dir, Token: os.Getenv("PSSTORE_TEST_CHILD_TOKEN"), CheckpointInterval: interval})
+	perShard := 0
+	if v := os.Getenv("PSSTORE_TEST_CHILD_PARTITIONS_PER_SHARD"); v != "" {
+		if perShard, err = strconv.Atoi(v); err != nil {
+			fmt.Fprintln(os.Stderr, "child: bad partitions per shard:", err)
+			return 2
+		}
+	}
+	s, err := NewServer(ServerOptions{DataDir: dir, Token: os.Getenv("PSSTORE_TEST_CHILD_TOKEN"), CheckpointInterval: interval, PartitionsPerShard: perShard})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -72,7 +80,14 @@ func startChild(t testing.TB, dir, token string, checkpoint time.Duration) *chil
 	return startChildAt(t, "127.0.0.1:0", dir, token, checkpoint)
 }
 
-func startChildAt(t testing.TB, addr, dir, token string, checkpoint time.Duration) *childProc {
+// startChildParts is startChild for a shard that asks a new cluster for
+// perShard partitions per shard (ServerOptions.PartitionsPerShard).
+func startChildParts(t testing.TB, dir, token string, perShard int) *childProc {
+	t.Helper()
+	return startChildAt(t, "127.0.0.1:0", dir, token, time.Hour, "PSSTORE_TEST_CHILD_PARTITIONS_PER_SHARD="+strconv.Itoa(perShard))
+}
+
+func startChildAt(t testing.TB, addr, dir, token string, checkpoint time.Duration, env ...string) *childProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
@@ -80,6 +95,7 @@ func startChildAt(t testing.TB, addr, dir, token string, checkpoint time.Duratio
 		"PSSTORE_TEST_CHILD_DIR="+dir,
 		"PSSTORE_TEST_CHILD_TOKEN="+token,
 		"PSSTORE_TEST_CHILD_CHECKPOINT="+checkpoint.String())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

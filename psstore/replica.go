@@ -33,9 +33,11 @@ import (
 //     interleavings (as asynchronous SGD does anyway).
 //   - Reads (pulls, dense pulls, stats, Get) go to the first good copy; a
 //     copy that is unreachable, lost updates (a restart after a crash) or
-//     lacks the model is marked bad for the rest of the client's life and
+//     lacks the model is marked bad (until the client's map changes) and
 //     the next copy answers: the client fails over by itself, without
-//     waiting. A push whose copy failed is forgotten while another copy of
+//     waiting. A MOVED refusal marks no copy bad: the copy moved, and the
+//     client refreshes its map (see Elasticity in the package
+//     documentation). A push whose copy failed is forgotten while another copy of
 //     its partition is good; only when none is left does the client report
 //     an error.
 //

@@ -97,6 +97,17 @@ func requestVersion(ctx context.Context) uint64 {
 	return v
 }
 
+// messageVersion is the map version a message of a long-lived stream
+// (Push, PullStream) was routed with: its own, or, from a client that sets
+// none, the stream's (stream) — the version the stream was opened with,
+// which may be older than the map the client routes with now.
+func messageVersion(stream, msg uint64) uint64 {
+	if msg != 0 {
+		return msg
+	}
+	return stream
+}
+
 // enterVersion admits a request made with map version v: it waits (up to
 // mapWaitMax or ctx) while the member's map is older than v, refuses it
 // with MOVED when the member's is newer, and otherwise holds the gate for
@@ -286,6 +297,19 @@ func (r *rpcService) GetMap(context.Context, *pb.GetMapRequest) (*pb.MapResponse
 			return nil, status.Errorf(codes.Internal, "psstore: %v", err)
 		}
 		resp.Map = b
+		return resp, nil
+	}
+	// No map yet: the partition count this member asks a new cluster for.
+	r.s.placeMu.Lock()
+	place, placed := r.s.place, r.s.placed
+	r.s.placeMu.Unlock()
+	switch {
+	case placed:
+		resp.Partitions = place.count
+	case r.s.opts.Partitions > 0:
+		resp.Partitions = uint32(r.s.opts.Partitions)
+	default:
+		resp.PartitionsPerShard = uint32(r.s.opts.PartitionsPerShard)
 	}
 	return resp, nil
 }
@@ -444,6 +468,9 @@ func (r *rpcService) ImportPartition(stream grpc.ClientStreamingServer[pb.Partit
 	p, n, home := first.Partition, first.Partitions, first.Home
 	if n == 0 || p >= n {
 		return status.Errorf(codes.InvalidArgument, "psstore: import partition %d of %d is impossible", p, n)
+	}
+	if hook := s.beforeImport.Load(); hook != nil {
+		(*hook)(p)
 	}
 	if _, _, err := s.dropPartition(p, n); err != nil {
 		return status.Errorf(codes.Internal, "psstore: import partition %d: %v", p, err)

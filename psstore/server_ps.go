@@ -143,7 +143,7 @@ func (r *rpcService) PullStream(stream grpc.BidiStreamingServer[pb.PullSparseReq
 			}
 			return err
 		}
-		release, err := r.s.enterVersionFor(stream.Context(), v, req.Model)
+		release, err := r.s.enterVersionFor(stream.Context(), messageVersion(v, req.MapVersion), req.Model)
 		if err != nil {
 			return err
 		}
@@ -194,15 +194,28 @@ func (r *rpcService) Push(stream grpc.BidiStreamingServer[pb.PushRequest, pb.Pus
 		}
 		ack.Seq, ack.Code, ack.Message = req.Seq, 0, ""
 		if req.Model != "" || req.NumKeys != 0 || len(req.Keys) != 0 { // else a flush marker
-			release, err := s.enterVersionFor(stream.Context(), v, req.Model)
-			if err != nil {
-				// The stream was opened with an older map (or the
-				// member never got the newer one): end it, so the client
-				// opens another with the map it refreshes.
+			release, err := s.enterVersionFor(stream.Context(), messageVersion(v, req.MapVersion), req.Model)
+			_, moved := movedVersion(err)
+			if moved {
+				if hook := s.beforeRefusePush.Load(); hook != nil {
+					(*hook)()
+				}
+			}
+			if err != nil && (!moved || req.MapVersion == 0) {
+				// The member never got the newer map, or the stream's
+				// client does not version its pushes (its stream carries
+				// the map it was opened with): end the stream, so the
+				// client opens another with the map it refreshes.
 				return err
 			}
-			err = s.applyPush(req)
-			release()
+			if err == nil {
+				err = s.applyPush(req)
+				release()
+			}
+			// A push made with an older map, of a partition this member
+			// no longer holds, is refused alone (MOVED): the pushes behind
+			// it on the stream, for the partitions it still holds, are
+			// applied.
 			if err != nil {
 				st := status.Convert(err)
 				ack.Code, ack.Message = uint32(st.Code()), st.Message()

@@ -13,8 +13,9 @@ import (
 // stores the newest version it was given); clients fetch it from any member
 // and are redirected (ErrMoved) when theirs is older than a member's.
 //
-// The number of partitions is fixed for the life of the data (it is the
-// shard count of the cluster's first map): model coordinate k belongs to
+// The number of partitions is fixed for the life of the data (chosen when
+// the cluster is founded: the shards' --partitions, by default the shard
+// count of the cluster's first map): model coordinate k belongs to
 // partition k mod Partitions, KV key to fnv1a64(key) mod Partitions. What
 // changes is where the partitions live: a join or a drain moves copies of
 // partitions between members, one copy per map version.
@@ -45,13 +46,21 @@ type Member struct {
 // StaticMap is version 1 of the map of a cluster dialled as the ordered
 // address list addrs with r copies of every partition.
 func StaticMap(addrs []string, r int) *ShardMap {
+	return StaticMapPartitions(addrs, r, len(addrs))
+}
+
+// StaticMapPartitions is StaticMap with parts partitions (at least
+// len(addrs)): partition p on member p mod len(addrs) and the R-1 after it,
+// member i's home partition i.
+func StaticMapPartitions(addrs []string, r, parts int) *ShardMap {
 	n := len(addrs)
 	r = max(1, min(r, n))
-	m := &ShardMap{Version: 1, Partitions: n, Replicas: r}
+	parts = max(parts, n)
+	m := &ShardMap{Version: 1, Partitions: parts, Replicas: r}
 	for i, a := range addrs {
 		m.Members = append(m.Members, Member{Addr: a, Home: i})
 	}
-	for p := range n {
+	for p := range parts {
 		o := make([]string, r)
 		for j := range r {
 			o[j] = addrs[(p+j)%n]

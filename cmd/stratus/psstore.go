@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -44,6 +45,7 @@ func newPSStoreServeCmd() *cobra.Command {
 	var (
 		addr, dataDir, token, tlsCert, tlsKey string
 		addrFile, join, advertise, joinCA     string
+		partitions                            string
 		checkpoint                            time.Duration
 		maxValue, maxModelBytes               int64
 		maxKeys, maxModels, maxMsg            int
@@ -51,7 +53,7 @@ func newPSStoreServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --addr HOST:PORT --data-dir DIR --token TOKEN",
 		Short: "Run one psstore shard",
-		Long: `Run one psstore shard until interrupted (SIGINT or SIGTERM), then checkpoint the
+		Long: fmt.Sprintf(`Run one psstore shard until interrupted (SIGINT or SIGTERM), then checkpoint the
 models that changed and exit.
 
 The shard keeps its KV data and model checkpoints in --data-dir (badger, synced
@@ -60,6 +62,14 @@ checkpoint. The first client to connect tells the shard its index and the shard
 count, and the shard records them: a client later listing the shards in another
 order or number is refused, because the data would be misplaced.
 
+--partitions sets the number of partitions (key ranges) of a cluster founded
+with this shard: the first client to list shards that hold no data yet places
+the keys in that many partitions for the life of the data, and joins and drains
+move whole partitions. The default, auto, is %d per shard of that first list, so
+a shard that joins takes a share of them even with one copy of every key range.
+Every shard of a new cluster must be given the same value; a shard that holds
+data keeps its count.
+
 Every request must carry the token (--token, or the STRATUS_PSSTORE_TOKEN
 environment variable, which keeps it out of the process list).
 
@@ -67,7 +77,7 @@ With --join ADDR the shard (on an empty --data-dir) joins the cluster ADDR
 belongs to once it serves: it becomes a member of the cluster's shard map and
 takes its share of the key ranges, moved online from the other members (see
 "stratus psstore status"). --addr-file is then written once the join is
-complete. If the join fails the shard stops with the error.`,
+complete. If the join fails the shard stops with the error.`, psstore.DefaultPartitionsPerShard),
 		Example: `  stratus psstore serve --addr 10.0.0.5:7700 --data-dir /var/lib/stratus/ps0 --token "$TOKEN"
   STRATUS_PSSTORE_TOKEN=s3cret stratus psstore serve --addr 127.0.0.1:0 --data-dir ./ps0
   stratus psstore serve --addr 10.0.0.7:7700 --data-dir /var/lib/stratus/ps2 --join 10.0.0.5:7700`,
@@ -82,6 +92,10 @@ complete. If the join fails the shard stops with the error.`,
 			}
 			if dataDir == "" {
 				return errors.New("psstore serve: --data-dir is required: the shard keeps its data and checkpoints there")
+			}
+			parts, perShard, err := parsePartitions(partitions)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if ctx == nil {
@@ -100,6 +114,8 @@ complete. If the join fails the shard stops with the error.`,
 				MaxModels:          maxModels,
 				MaxModelBytes:      maxModelBytes,
 				MaxMessageBytes:    maxMsg,
+				Partitions:         parts,
+				PartitionsPerShard: perShard,
 			}
 			if checkpoint == 0 {
 				opts.CheckpointInterval = -1 // the flag's 0 means "off"
@@ -162,13 +178,27 @@ complete. If the join fails the shard stops with the error.`,
 	f.DurationVar(&checkpoint, "checkpoint-interval", 30*time.Second, "checkpoint changed models every `DURATION` (0 disables; Snapshot still works)")
 	f.Int64Var(&maxValue, "max-value-bytes", 64<<20, "accept KV values of at most `BYTES`")
 	f.IntVar(&maxKeys, "max-keys-per-request", 1<<20, "accept at most `N` keys in one sparse request or multi-get")
-	f.IntVar(&maxModels, "max-models", 64, "hold at most `N` models on the shard")
+	f.IntVar(&maxModels, "max-models", 64*psstore.DefaultPartitionsPerShard, fmt.Sprintf("hold at most `N` model slices on the shard: one per copy of a partition it holds, so with --partitions auto (%d per shard) and 2 copies %d per model", psstore.DefaultPartitionsPerShard, 2*psstore.DefaultPartitionsPerShard))
 	f.Int64Var(&maxModelBytes, "max-model-bytes", 4<<30, "use at most `BYTES` for all model slices on the shard (weights and optimizer state)")
 	f.IntVar(&maxMsg, "max-message-bytes", 16<<20, "accept gRPC messages of at most `BYTES` (at least 5 MiB)")
 	f.StringVar(&join, "join", "", "join the cluster the shard at `ADDR` belongs to (this shard's --data-dir must be empty)")
 	f.StringVar(&advertise, "advertise", "", "the `ADDR` other members and clients reach this shard at (default the listening address; required with --join when listening on 0.0.0.0)")
 	f.StringVar(&joinCA, "ca", "", "with --join: verify TLS members against the PEM CA in `FILE`")
+	f.StringVar(&partitions, "partitions", "auto", fmt.Sprintf("found a new cluster with `N` partitions (key ranges; joins and drains move whole partitions), or \"auto\": %d per shard of the first client's list", psstore.DefaultPartitionsPerShard))
 	return cmd
+}
+
+// parsePartitions reads serve's --partitions: "auto" (the default
+// partitions per shard) or a count.
+func parsePartitions(v string) (parts, perShard int, err error) {
+	if v == "" || v == "auto" {
+		return 0, psstore.DefaultPartitionsPerShard, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > psstore.MaxPartitions {
+		return 0, 0, fmt.Errorf("psstore serve: --partitions %q: want \"auto\" or a whole number from 1 to %d (at least the number of shards the cluster starts with)", v, psstore.MaxPartitions)
+	}
+	return n, 0, nil
 }
 
 // joinCluster joins the shard at self to seed's cluster and reports the
@@ -566,13 +596,16 @@ func newPSStoreStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show a psstore cluster's members, key ranges, models, memory and update counters",
-		Long: `Show the cluster's shard map (version, copies of every key range), every member
-(address, the partitions it holds a copy of — its primaries marked * —, uptime,
-models, memory, disk, requests, refused requests) and every model with the update
-counter of each partition's primary slice. --addr may name any member of a cluster
-with a shard map. A model none of whose copies of some partition kept every update is
-marked LOST with the reason; a lost copy whose partition another copy serves is
-listed below the table. Model counts and memory include replica slices.`,
+		Long: fmt.Sprintf(`Show the cluster's shard map (version, partitions, copies of every key range),
+every member (address, the partitions it holds a copy of — its primaries marked
+* —, uptime, model slices, memory, disk, requests, refused requests) and every
+model with the update counter of each partition's primary slice (with more than
+%d partitions: their sum, and the fewest with its partition). --addr may name any
+member of a cluster with a shard map. A model none of whose copies of some
+partition kept every update is marked LOST with the reason; a lost copy whose
+partition another copy serves is listed below the table. A member holds one
+slice of a model per partition copy it holds; slice counts and memory include
+the replicas.`, maxUpdateColumns),
 		Example: `  stratus psstore status --addr 10.0.0.5:7700,10.0.0.6:7700 --token "$TOKEN"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -588,7 +621,7 @@ listed below the table. Model counts and memory include replica slices.`,
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			smap := c.Map()
-			fmt.Fprintln(tw, "SHARD\tADDRESS\tPARTITIONS\tUP\tMODELS\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
+			fmt.Fprintln(tw, "SHARD\tADDRESS\tPARTITIONS\tUP\tSLICES\tMODEL MEMORY\tDISK\tREQUESTS\tREFUSED\tLOST")
 			var down []error
 			for i, s := range stats {
 				var parts []string
@@ -629,8 +662,13 @@ listed below the table. Model counts and memory include replica slices.`,
 			}
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			head := "MODEL\tBYTES"
-			for p := range smap.Partitions {
-				head += fmt.Sprintf("\tUPDATES@%d", p)
+			wide := smap.Partitions > maxUpdateColumns
+			if wide {
+				head += "\tUPDATES\tFEWEST"
+			} else {
+				for p := range smap.Partitions {
+					head += fmt.Sprintf("\tUPDATES@%d", p)
+				}
 			}
 			fmt.Fprintln(tw, head+"\tLAST ACTIVE\tSTATE")
 			for _, m := range models {
@@ -639,13 +677,26 @@ listed below the table. Model counts and memory include replica slices.`,
 				for i := range per {
 					per[i] = "-"
 				}
+				var sum uint64
+				fewest, fewestAt := uint64(0), -1
 				for _, s := range m.Shards {
 					if s.Copy == 0 && s.Partition >= 0 && s.Partition < len(per) { // a partition's primary
 						per[s.Partition] = fmt.Sprint(s.Updates)
+						sum += s.Updates
+						if fewestAt < 0 || s.Updates < fewest {
+							fewest, fewestAt = s.Updates, s.Partition
+						}
 					}
 				}
-				for _, p := range per {
-					row += "\t" + p
+				switch {
+				case !wide:
+					for _, p := range per {
+						row += "\t" + p
+					}
+				case fewestAt < 0:
+					row += "\t-\t-"
+				default:
+					row += fmt.Sprintf("\t%d\t%d@%d", sum, fewest, fewestAt)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", row, ageText(lastActive(m), now), modelState(m))
 			}
@@ -666,6 +717,10 @@ listed below the table. Model counts and memory include replica slices.`,
 	cf.register(cmd)
 	return cmd
 }
+
+// maxUpdateColumns is the most partitions status shows one update column
+// each for.
+const maxUpdateColumns = 8
 
 // writeAddrFile writes content to path through a temporary file and a
 // rename, so a reader never sees it half written.

@@ -34,7 +34,8 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdPSModel creates a model on a psstore cluster and pushes one gradient to
-// it, as a train stage would: ps-model ADDRS TOKEN NAME DIM.
+// it, as a train stage would: ps-model ADDRS TOKEN NAME DIM. The script's
+// $STRATUS_PSSTORE_REPLICAS sets the copies of a new cluster.
 func cmdPSModel(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 4 {
 		ts.Fatalf("usage: ps-model ADDRS TOKEN NAME DIM")
@@ -43,7 +44,13 @@ func cmdPSModel(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := psstore.Dial(ctx, strings.Split(args[0], ","), psstore.WithToken(args[1]))
+	opts := []psstore.Option{psstore.WithToken(args[1])}
+	if v := ts.Getenv(psstore.ReplicasEnv); v != "" { // the script's env, not this process's
+		r, err := strconv.Atoi(v)
+		ts.Check(err)
+		opts = append(opts, psstore.WithReplicas(r))
+	}
+	c, err := psstore.Dial(ctx, strings.Split(args[0], ","), opts...)
 	ts.Check(err)
 	defer c.Close()
 	ts.Check(c.CreateModel(ctx, psstore.ModelSpec{Name: args[2], Dim: dim, LearningRate: 0.1}))

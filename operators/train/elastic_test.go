@@ -15,14 +15,18 @@ import (
 // way), a third shard process joins and the first is drained out and then
 // killed, key ranges moving while the workers pull and push. The apply
 // succeeds with the metrics of an undisturbed run on the same cluster
-// (within 1 %), and leaves nothing behind in psstore.
+// (within 1 %), and leaves nothing behind in psstore. With 2 partitions
+// per shard (serve's default) the join itself moves partitions onto the
+// new shard, with one copy as with two; with one per shard and one copy
+// only the drain moves.
 func TestTrainDuringJoinAndDrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a9a twice")
 	}
-	for _, replicas := range []string{"1", "2"} {
-		t.Run("replicas="+replicas, func(t *testing.T) {
-			t.Setenv(psstore.ReplicasEnv, replicas)
+	for _, tc := range []struct{ replicas, perShard string }{{"1", "2"}, {"2", "1"}, {"2", "2"}} {
+		t.Run("replicas="+tc.replicas+",partitions-per-shard="+tc.perShard, func(t *testing.T) {
+			t.Setenv(psstore.ReplicasEnv, tc.replicas)
+			t.Setenv("STRATUS_TEST_SHARD_PARTITIONS_PER_SHARD", tc.perShard) // read by the shard processes
 			trainDuringJoinAndDrain(t)
 		})
 	}
@@ -71,6 +75,10 @@ func trainDuringJoinAndDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The new shard's share of the copies moved in while the workers ran.
+	if got, want := len(joined.Hosted(d.addr)), joined.Partitions*joined.Replicas/3; got != want {
+		t.Fatalf("the joined shard holds %d partitions, want %d: %+v", got, want, joined)
+	}
 	final, err := psstore.DrainMember(ctx, b.addr, a.addr, nil, psstore.WithToken(token))
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +89,7 @@ func trainDuringJoinAndDrain(t *testing.T) {
 	default:
 	}
 	a.kill() // drained: its key ranges are elsewhere
-	t.Logf("joined at map version %d, drained at %d: members %v", joined.Version, final.Version, final.Addrs())
+	t.Logf("%d partitions: joined at map version %d (%d partitions moved in), drained at %d: members %v", joined.Partitions, joined.Version, len(joined.Hosted(d.addr)), final.Version, final.Addrs())
 	r := <-done
 	if r.err != nil {
 		t.Fatalf("the apply failed while the cluster changed: %v\n%s", r.err, stageError(r.sum, "train.lr"))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +40,9 @@ func serveShard(dir string) int {
 		fmt.Fprintln(os.Stderr, "shard:", err)
 		return 2
 	}
-	s, err := psstore.NewServer(psstore.ServerOptions{DataDir: dir, Token: os.Getenv("STRATUS_TEST_SHARD_TOKEN"), Logf: func(string, ...any) {}})
+	// $STRATUS_TEST_SHARD_PARTITIONS_PER_SHARD: as serve --partitions auto.
+	perShard, _ := strconv.Atoi(os.Getenv("STRATUS_TEST_SHARD_PARTITIONS_PER_SHARD"))
+	s, err := psstore.NewServer(psstore.ServerOptions{DataDir: dir, Token: os.Getenv("STRATUS_TEST_SHARD_TOKEN"), PartitionsPerShard: perShard, Logf: func(string, ...any) {}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "shard:", err)
 		return 2

@@ -1343,11 +1343,15 @@ func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
 }
 
 type PullSparseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	Keys          []byte                 `protobuf:"bytes,2,opt,name=keys,proto3" json:"keys,omitempty"`
-	NumKeys       uint32                 `protobuf:"varint,3,opt,name=num_keys,json=numKeys,proto3" json:"num_keys,omitempty"`
-	Encoding      ValueEncoding          `protobuf:"varint,4,opt,name=encoding,proto3,enum=stratus.psstore.v1.ValueEncoding" json:"encoding,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Model    string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Keys     []byte                 `protobuf:"bytes,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	NumKeys  uint32                 `protobuf:"varint,3,opt,name=num_keys,json=numKeys,proto3" json:"num_keys,omitempty"`
+	Encoding ValueEncoding          `protobuf:"varint,4,opt,name=encoding,proto3,enum=stratus.psstore.v1.ValueEncoding" json:"encoding,omitempty"`
+	// map_version is the shard-map version the client routed this pull with
+	// (0: the version its stream was opened with). A long-lived stream
+	// outlives map changes, so each message says its own.
+	MapVersion    uint64 `protobuf:"varint,5,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1408,6 +1412,13 @@ func (x *PullSparseRequest) GetEncoding() ValueEncoding {
 		return x.Encoding
 	}
 	return ValueEncoding_VALUE_ENCODING_FLOAT32
+}
+
+func (x *PullSparseRequest) GetMapVersion() uint64 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
 }
 
 type PullSparseResponse struct {
@@ -1475,7 +1486,12 @@ type PushRequest struct {
 	CountPush bool `protobuf:"varint,7,opt,name=count_push,json=countPush,proto3" json:"count_push,omitempty"`
 	// ack_now asks the shard to acknowledge this push (and so all before it)
 	// as soon as it is applied.
-	AckNow        bool `protobuf:"varint,8,opt,name=ack_now,json=ackNow,proto3" json:"ack_now,omitempty"`
+	AckNow bool `protobuf:"varint,8,opt,name=ack_now,json=ackNow,proto3" json:"ack_now,omitempty"`
+	// map_version is the shard-map version the client routed this push with
+	// (0: the version its stream was opened with). A long-lived stream
+	// outlives map changes, so each message says its own: a member behind it
+	// waits for that map before applying the push.
+	MapVersion    uint64 `protobuf:"varint,9,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1564,6 +1580,13 @@ func (x *PushRequest) GetAckNow() bool {
 		return x.AckNow
 	}
 	return false
+}
+
+func (x *PushRequest) GetMapVersion() uint64 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
 }
 
 type PushAck struct {
@@ -2347,11 +2370,18 @@ func (x *InstallMapRequest) GetMember() string {
 }
 
 type MapResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Map           []byte                 `protobuf:"bytes,1,opt,name=map,proto3" json:"map,omitempty"` // empty: the member holds no map (a static cluster)
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Map     []byte                 `protobuf:"bytes,1,opt,name=map,proto3" json:"map,omitempty"` // empty: the member holds no map (a static cluster)
+	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// For a member without a map, the partition count it asks a cluster
+	// founded with it to have: its recorded placement's, or its configured
+	// count (serve --partitions N); 0 when it has neither.
+	Partitions uint32 `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// For a member without a map and without partitions: the partitions per
+	// shard it asks for (serve --partitions auto), 0 for none.
+	PartitionsPerShard uint32 `protobuf:"varint,4,opt,name=partitions_per_shard,json=partitionsPerShard,proto3" json:"partitions_per_shard,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *MapResponse) Reset() {
@@ -2394,6 +2424,20 @@ func (x *MapResponse) GetMap() []byte {
 func (x *MapResponse) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *MapResponse) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *MapResponse) GetPartitionsPerShard() uint32 {
+	if x != nil {
+		return x.PartitionsPerShard
 	}
 	return 0
 }
@@ -2735,15 +2779,17 @@ const file_psstore_proto_rawDesc = "" +
 	"\acreated\x18\x01 \x01(\bR\acreated\"*\n" +
 	"\x12DeleteModelRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\x15\n" +
-	"\x13DeleteModelResponse\"\x97\x01\n" +
+	"\x13DeleteModelResponse\"\xb8\x01\n" +
 	"\x11PullSparseRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\fR\x04keys\x12\x19\n" +
 	"\bnum_keys\x18\x03 \x01(\rR\anumKeys\x12=\n" +
-	"\bencoding\x18\x04 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"k\n" +
+	"\bencoding\x18\x04 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\x12\x1f\n" +
+	"\vmap_version\x18\x05 \x01(\x04R\n" +
+	"mapVersion\"k\n" +
 	"\x12PullSparseResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x01(\fR\x06values\x12=\n" +
-	"\bencoding\x18\x02 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"\xf1\x01\n" +
+	"\bencoding\x18\x02 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\"\x92\x02\n" +
 	"\vPushRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -2753,7 +2799,9 @@ const file_psstore_proto_rawDesc = "" +
 	"\bencoding\x18\x06 \x01(\x0e2!.stratus.psstore.v1.ValueEncodingR\bencoding\x12\x1d\n" +
 	"\n" +
 	"count_push\x18\a \x01(\bR\tcountPush\x12\x17\n" +
-	"\aack_now\x18\b \x01(\bR\x06ackNow\"I\n" +
+	"\aack_now\x18\b \x01(\bR\x06ackNow\x12\x1f\n" +
+	"\vmap_version\x18\t \x01(\x04R\n" +
+	"mapVersion\"I\n" +
 	"\aPushAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
@@ -2800,10 +2848,14 @@ const file_psstore_proto_rawDesc = "" +
 	"\rGetMapRequest\"=\n" +
 	"\x11InstallMapRequest\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\fR\x03map\x12\x16\n" +
-	"\x06member\x18\x02 \x01(\tR\x06member\"9\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\"\x8b\x01\n" +
 	"\vMapResponse\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\fR\x03map\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"d\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x01(\rR\n" +
+	"partitions\x120\n" +
+	"\x14partitions_per_shard\x18\x04 \x01(\rR\x12partitionsPerShard\"d\n" +
 	"\x10PartitionRequest\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x1e\n" +
 	"\n" +

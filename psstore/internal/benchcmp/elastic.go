@@ -12,15 +12,24 @@ import (
 	"github.com/stratus-ml/stratus/psstore"
 )
 
+// elasticRun is one join/drain measurement: the steady reference and the
+// same workload during membership changes, on one cluster.
+type elasticRun struct {
+	partitions, replicas int
+	steady, during       result
+	cycles, moves        int
+}
+
 // benchElastic measures pull+push while the cluster changes: n shard
-// processes, then, for the same duration, a cycle of a fresh shard joining
+// processes founding a cluster of perShard partitions per shard with r
+// copies, then, for the same duration, a cycle of a fresh shard joining
 // (its share of the partitions moving onto it) and being drained out again
 // (moving them back), repeated; every request made during the cycles
 // counts. The steady-state reference is the same workload on the same
-// cluster just before. The cluster keeps 2 copies of every partition (at
-// least): with one copy of each of n partitions on n members, a joining
-// member takes none (the partitions are fixed at the cluster's creation).
-func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets [][][]uint64) (steady, during result, cycles, moves int, err error) {
+// cluster just before. With one partition per shard and one copy a joining
+// member takes nothing, so that case needs r >= 2.
+func benchElastic(ctx context.Context, cfg config, n, perShard, r int, space uint64, keySets [][][]uint64) (er elasticRun, err error) {
+	er.replicas = r
 	dir, err := os.MkdirTemp("", "benchcmp-elastic-")
 	if err != nil {
 		return
@@ -30,7 +39,7 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 	var addrs []string
 	var pids []int
 	for i := 0; i < n+1; i++ {
-		addr, pid, stop, serr := startShardProcess(fmt.Sprintf("%s/shard-%d", dir, i), token)
+		addr, pid, stop, serr := startShardProcessParts(fmt.Sprintf("%s/shard-%d", dir, i), token, perShard)
 		if serr != nil {
 			err = serr
 			return
@@ -43,7 +52,7 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 	addrs = addrs[:n]
 	clients := make([]*psstore.Client, cfg.clients)
 	for i := range clients {
-		c, derr := psstore.Dial(ctx, addrs, psstore.WithToken(token), psstore.WithReplicas(max(2, cfg.replicas)))
+		c, derr := psstore.Dial(ctx, addrs, psstore.WithToken(token), psstore.WithReplicas(r))
 		if derr != nil {
 			err = derr
 			return
@@ -51,6 +60,7 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 		defer c.Close()
 		clients[i] = c
 	}
+	er.partitions = clients[0].Map().Partitions
 	const model = "bench"
 	if err = clients[0].CreateModel(ctx, psstore.ModelSpec{Name: model, Dim: space, Optimizer: "adagrad", LearningRate: 0.1}); err != nil {
 		return
@@ -75,7 +85,8 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 	if _, err = measure("warm-up", warm, pids, pullPush); err != nil {
 		return
 	}
-	if steady, err = measure(fmt.Sprintf("psstore %d shards R=2 pull+push, steady", n), cfg, pids, pullPush); err != nil {
+	label := fmt.Sprintf("psstore %d shards P=%d R=%d pull+push", n, er.partitions, r)
+	if er.steady, err = measure(label+", steady", cfg, pids, pullPush); err != nil {
 		return
 	}
 	// The membership cycles run beside the measurement, until it ends.
@@ -87,7 +98,7 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 		defer wg.Done()
 		count := func(ev psstore.MoveEvent) {
 			if ev.Move != nil {
-				moves++
+				er.moves++
 			}
 		}
 		for {
@@ -104,16 +115,16 @@ func benchElastic(ctx context.Context, cfg config, n int, space uint64, keySets 
 				cycleErr = e
 				return
 			}
-			cycles++
+			er.cycles++
 		}
 	}()
-	during, err = measure(fmt.Sprintf("psstore %d shards R=2 pull+push, moving", n), cfg, pids, pullPush)
+	er.during, err = measure(label+", moving", cfg, pids, pullPush)
 	close(stopCycles)
 	wg.Wait()
 	if err == nil {
 		err = cycleErr
 	}
-	if err == nil && cycles == 0 {
+	if err == nil && er.cycles == 0 {
 		err = errors.New("no join and drain completed during the measurement: make -duration longer")
 	}
 	for _, c := range clients {

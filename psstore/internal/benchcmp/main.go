@@ -48,7 +48,11 @@ type config struct {
 	replicas  int
 	inProcess bool
 	elastic   int // shards of the join/drain measurement (0: skip)
-	failover  int // trials of the kill -9 measurement (0: skip)
+	// elasticParts are the partitions per shard of the join/drain
+	// measurement's clusters, each measured with 1 and 2 copies (1 copy
+	// only with more partitions than shards: otherwise a join moves none).
+	elasticParts []int
+	failover     int // trials of the kill -9 measurement (0: skip)
 }
 
 func main() {
@@ -57,6 +61,8 @@ func main() {
 		shardsFlag string
 		serveDir   string
 		serveToken string
+		servePer   int
+		partsFlag  string
 	)
 	flag.IntVar(&cfg.clients, "clients", 4, "concurrent clients")
 	flag.IntVar(&cfg.keys, "keys", 2000, "keys per request")
@@ -69,9 +75,22 @@ func main() {
 	flag.IntVar(&cfg.failover, "failover", 3, "measure the time from kill -9 of a primary to the first acknowledged push on its keys, over `N` fresh 2-shard clusters with 2 copies (0 skips)")
 	flag.StringVar(&serveDir, "serve-shard", "", "internal: serve one shard on this data dir")
 	flag.StringVar(&serveToken, "token", "", "internal: token for -serve-shard")
+	flag.IntVar(&servePer, "partitions-per-shard", 0, "internal: partitions per shard for -serve-shard")
+	flag.StringVar(&partsFlag, "elastic-partitions", "1,2,4", "partitions per shard of the join/drain measurement's clusters (comma-separated; 1 is a fixed list's placement)")
 	flag.Parse()
 	if serveDir != "" {
-		os.Exit(serveShard(serveDir, serveToken))
+		os.Exit(serveShard(serveDir, serveToken, servePer))
+	}
+	for _, f := range strings.Split(partsFlag, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "benchcmp: -elastic-partitions %q: want whole numbers of at least 1\n", partsFlag)
+			os.Exit(2)
+		}
+		cfg.elasticParts = append(cfg.elasticParts, n)
 	}
 	for _, f := range strings.Split(shardsFlag, ",") {
 		if strings.TrimSpace(f) == "" {
@@ -144,15 +163,21 @@ func run(cfg config) error {
 		}
 		results = append(results, rs...)
 	}
-	var elastic *[2]result
-	var cycles, moves int
+	var elastic []elasticRun
 	if cfg.elastic > 0 && !cfg.inProcess {
-		steady, during, c, m, err := benchElastic(ctx, cfg, cfg.elastic, space, keySets)
-		if err != nil {
-			return fmt.Errorf("psstore join/drain: %w", err)
+		for _, per := range cfg.elasticParts {
+			for _, r := range []int{1, 2} {
+				if r == 1 && per == 1 {
+					continue // a join moves nothing: the reference is R=2
+				}
+				er, err := benchElastic(ctx, cfg, cfg.elastic, per, r, space, keySets)
+				if err != nil {
+					return fmt.Errorf("psstore join/drain (%d partitions per shard, %d copies): %w", per, r, err)
+				}
+				results = append(results, er.steady, er.during)
+				elastic = append(elastic, er)
+			}
 		}
-		results = append(results, steady, during)
-		elastic, cycles, moves = &[2]result{steady, during}, c, m
 	}
 	var failover []time.Duration
 	if cfg.failover > 0 && !cfg.inProcess {
@@ -192,10 +217,10 @@ func run(cfg config) error {
 		}
 		return nil
 	}
-	if elastic != nil {
-		s, d := elastic[0], elastic[1]
-		fmt.Printf("psstore %d shard(s), 2 copies, pull+push during %d join+drain cycles (%d partition moves): p50 %s vs %s steady (%.2fx), p99 %s vs %s\n",
-			cfg.elastic, cycles, moves, fmtDur(d.pct(0.5)), fmtDur(s.pct(0.5)), float64(d.pct(0.5))/float64(max(1, s.pct(0.5))), fmtDur(d.pct(0.99)), fmtDur(s.pct(0.99)))
+	for _, er := range elastic {
+		s, d := er.steady, er.during
+		fmt.Printf("psstore %d shard(s), %d partitions, %d copies, pull+push during %d join+drain cycles (%d partition moves): p50 %s vs %s steady (%.2fx), p99 %s vs %s\n",
+			cfg.elastic, er.partitions, er.replicas, er.cycles, er.moves, fmtDur(d.pct(0.5)), fmtDur(s.pct(0.5)), float64(d.pct(0.5))/float64(max(1, s.pct(0.5))), fmtDur(d.pct(0.99)), fmtDur(s.pct(0.99)))
 	}
 	if len(failover) > 0 {
 		fmt.Printf("kill -9 of a primary → first acknowledged push on its keys (2 shards, 2 copies, target < 1s):")
@@ -388,11 +413,17 @@ func benchPSStore(ctx context.Context, cfg config, n int, space uint64, keySets 
 // startShardProcess re-executes this program as one shard; the shard exits
 // when its stdin closes.
 func startShardProcess(dir, token string) (string, int, func(), error) {
+	return startShardProcessParts(dir, token, 0)
+}
+
+// startShardProcessParts is startShardProcess for a shard asking a new
+// cluster for perShard partitions per shard (0: one).
+func startShardProcessParts(dir, token string, perShard int) (string, int, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", 0, nil, err
 	}
-	cmd := exec.Command(exe, "-serve-shard", dir, "-token", token)
+	cmd := exec.Command(exe, "-serve-shard", dir, "-token", token, "-partitions-per-shard", strconv.Itoa(perShard))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -425,7 +456,7 @@ func startShardProcess(dir, token string) (string, int, func(), error) {
 }
 
 // serveShard is the child side of startShardProcess.
-func serveShard(dir, token string) int {
+func serveShard(dir, token string, perShard int) int {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "shard:", err)
@@ -433,7 +464,7 @@ func serveShard(dir, token string) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
-	srv, err := psstore.NewServer(psstore.ServerOptions{DataDir: dir, Token: token, CheckpointInterval: -1})
+	srv, err := psstore.NewServer(psstore.ServerOptions{DataDir: dir, Token: token, CheckpointInterval: -1, PartitionsPerShard: perShard})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "shard:", err)
 		return 1
