@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -393,25 +394,29 @@ func TestMalformedAndOversized(t *testing.T) {
 	_, err = raw.Hello(rctx, &pb.HelloRequest{ShardIndex: 3, ShardCount: 2})
 	expect("impossible placement", err, codes.InvalidArgument, "impossible")
 
-	// In-flight budget (1 MiB): two streams each holding 600 KiB cannot
-	// both be accepted, whatever the order they arrive in; afterwards the
-	// shard accepts again.
+	// In-flight budget (1 MiB): while one stream holds 600 KiB, a second
+	// stream of 600 KiB is refused; the first is then accepted, and afterwards
+	// the shard accepts again. The shard reads a stream's chunk when it gets to
+	// it: wait until it holds the first one's bytes (an event, not a time).
 	a, _ := raw.Put(rctx)
+	if err := a.Send(&pb.PutChunk{Key: []byte("held"), Data: make([]byte, 600<<10)}); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	<-lc.ready
+	for lc.servers[0].inflightHeld.Load() < 600<<10 {
+		if ctx.Err() != nil {
+			t.Fatal("the shard never held the first stream's 600 KiB")
+		}
+		runtime.Gosched()
+	}
 	b, _ := raw.Put(rctx)
-	for _, st := range []pb.PSStore_PutClient{a, b} {
-		if err := st.Send(&pb.PutChunk{Key: []byte("held"), Data: make([]byte, 600<<10)}); err != nil && err != io.EOF {
-			t.Fatal(err)
-		}
+	if err := b.Send(&pb.PutChunk{Key: []byte("refused"), Data: make([]byte, 600<<10)}); err != nil && err != io.EOF {
+		t.Fatal(err)
 	}
-	_, errA := a.CloseAndRecv()
 	_, errB := b.CloseAndRecv()
-	if (errA == nil) == (errB == nil) {
-		t.Errorf("in-flight budget: both or neither of two 600 KiB values accepted: %v / %v", errA, errB)
-	}
-	for _, err := range []error{errA, errB} {
-		if err != nil {
-			expect("in-flight budget", err, codes.ResourceExhausted, "retry later")
-		}
+	expect("in-flight budget", errB, codes.ResourceExhausted, "retry later")
+	if _, err := a.CloseAndRecv(); err != nil {
+		t.Fatalf("in-flight budget: the holder was refused: %v", err)
 	}
 	if err := c.Put(ctx, "small", []byte("x")); err != nil {
 		t.Fatalf("after the budget is free: %v", err)

@@ -176,6 +176,9 @@ type Server struct {
 
 	kvLocks  [256]sync.Mutex // per-key stripes serialising writes and merges
 	inflight *semaphore.Weighted
+	// inflightHeld is what inflight has given out, in bytes (it cannot be
+	// read from the semaphore without taking some).
+	inflightHeld atomic.Int64
 
 	// The in-process transport (inproc.go): calls admitted under inprocMu
 	// for reading; Close sets inprocDown under it for writing.

@@ -70,11 +70,13 @@ func (v *valueReceiver) reserve(n int64) error {
 		return status.Errorf(codes.ResourceExhausted, "psstore: shard is holding its limit of %d bytes of incoming values; retry later", v.s.opts.MaxInflightBytes)
 	}
 	v.held += n
+	v.s.inflightHeld.Add(n)
 	return nil
 }
 
 func (v *valueReceiver) release() {
 	if v.held > 0 {
+		v.s.inflightHeld.Add(-v.held)
 		v.s.inflight.Release(v.held)
 		v.held = 0
 	}
