@@ -344,10 +344,19 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		pricing:  o.Pricing, memoryMB: o.MemoryMB,
 	}
 	defer o.Router.close(sp.Address)
+	for _, c := range sp.Sizing {
+		if c.Auto {
+			if run.auto == nil {
+				run.auto = map[string]bool{}
+			}
+			run.auto[c.Param] = true
+		}
+	}
 	var watch *limitWatch
 	if (sp.Budget > 0 || sp.Deadline > 0) && planner.CanStopEarly(sp.Operator) {
 		watch = &limitWatch{budget: sp.Budget, deadline: sp.Deadline, began: began, runner: runner,
 			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop}
+		run.limits = watch
 		wctx, wcancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
