@@ -88,6 +88,8 @@ func (p *PlainProgress) Event(e Event) {
 			// A trial event naming no trial: nothing to show.
 		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// A trial's evaluation points and figures: its trial events summarise them.
+		case e.Kind == "workers" && e.Note == "":
+			// A train stage's starting worker count: the solver's note says it.
 		case e.Note != "":
 			line = fmt.Sprintf("%s: %s", e.Stage, indentLines(trialNote(e), "           "))
 		default:
@@ -273,6 +275,8 @@ func (t *TerminalProgress) Event(e Event) {
 			// A trial event naming no trial: nothing to show.
 		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// Shown in the trial table.
+		case e.Kind == "workers" && e.Note == "":
+			// The starting worker count, for the dashboard.
 		default:
 			if s := describeOperatorEvent(e); s != "" {
 				if e.Note != "" {

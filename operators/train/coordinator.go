@@ -362,6 +362,9 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if err := pool.launch(wctx, 0, segmentPlan{Workers: workers}); err != nil {
 		return nil, err
 	}
+	if o.Trial == "" {
+		s.Event(operators.Event{Kind: KindWorkersEvent, Labels: o.Labels, Metrics: map[string]float64{"workers": float64(pool.plan.Workers)}})
+	}
 	go func() {
 		r, err := s.RunWave(wctx, operators.Wave{Name: evalWave, Tasks: []operators.Task{etask}, LongRunning: true, Lifetime: cfg.Lifetime})
 		evalDone <- waveOut{res: r, err: err}
