@@ -406,7 +406,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics, Stopped: ss.Stopped,
-		Budget: sp.Budget, Deadline: sp.Deadline,
+		Budget: sp.Budget, Deadline: sp.Deadline, Calibration: runner.calibration(ss.Metrics),
 	}
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes

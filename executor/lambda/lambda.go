@@ -360,6 +360,9 @@ func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage exec
 			if mb, ok := billedMemory(usage.LogTail); ok {
 				usage.MemoryMB = mb
 			}
+			if d, ok := initDuration(usage.LogTail); ok {
+				usage.Init = d
+			}
 		}
 	}
 	p, isErr := parseErrorPayload(out.Payload)

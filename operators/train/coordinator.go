@@ -126,6 +126,8 @@ type Result struct {
 type Breakdown struct {
 	Get, Pull, Compute, Push time.Duration
 	P50, P99                 time.Duration
+	// PullP50 and PushP50 are the median psstore pull and push.
+	PullP50, PushP50 time.Duration
 }
 
 func (b Breakdown) String() string {
@@ -532,7 +534,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		diverged = &DivergedError{Trial: o.Trial, Logloss: fp.Logloss, Seconds: fp.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 	}
 	var ph phases
-	hist := newHistogram()
+	hist, pullHist, pushHist := newHistogram(), newHistogram(), newHistogram()
 	for _, r := range workerOut.res {
 		var wr workerResult
 		if err := json.Unmarshal(r.Output, &wr); err != nil {
@@ -542,10 +544,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		res.Examples += wr.Examples
 		ph.add(wr.Phases)
 		hist.merge(wr.Hist)
+		pullHist.merge(wr.PullHist)
+		pushHist.merge(wr.PushHist)
 	}
 	if res.Iterations > 0 {
 		n := time.Duration(res.Iterations)
-		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99)}
+		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99),
+			PullP50: pullHist.quantile(0.5), PushP50: pushHist.quantile(0.5)}
 	}
 	if res.Duration > 0 {
 		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
@@ -659,6 +664,12 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 			"iteration_p50_us": us(res.Breakdown.P50), "iteration_p99_us": us(res.Breakdown.P99),
 			"get_us": us(res.Breakdown.Get), "pull_us": us(res.Breakdown.Pull), "compute_us": us(res.Breakdown.Compute), "push_us": us(res.Breakdown.Push),
 		} {
+			sum[k] = v
+		}
+		for k, v := range map[string]float64{"pull_p50_us": us(res.Breakdown.PullP50), "push_p50_us": us(res.Breakdown.PushP50)} {
+			if v == 0 { // no pulls or pushes timed (MF reports its own)
+				continue
+			}
 			sum[k] = v
 		}
 	}

@@ -72,7 +72,12 @@ type workerResult struct {
 	Examples   int64     `json:"examples"`
 	Phases     phases    `json:"phases"`
 	Hist       histogram `json:"hist"`
-	Stopped    bool      `json:"stopped"` // told to stop before its epochs were done
+	// PullHist and PushHist time the psstore client's sparse pulls and pushes
+	// (a push is queued, so it is the client's side of it), for the latencies
+	// the stage records (calibration).
+	PullHist histogram `json:"pull_hist"`
+	PushHist histogram `json:"push_hist"`
+	Stopped  bool      `json:"stopped"` // told to stop before its epochs were done
 	// Rescaled says the worker ended its segment because the coordinator
 	// changed the worker count, at Position.
 	Rescaled bool     `json:"rescaled,omitempty"`
@@ -157,7 +162,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	if p.Kind == "linear_svm" || p.Kind == "linear_regression" {
 		fn = lossOf(p.Kind, p.Huber)
 	}
-	hist := newHistogram()
+	hist, pullHist, pushHist := newHistogram(), newHistogram(), newHistogram()
 	pos := rs.Position
 	var lossSum float64
 	var lossN int
@@ -177,7 +182,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			return nil, fmt.Errorf("push gradients: %w", err)
 		}
 		publish(true)
-		out, _ := json.Marshal(workerResult{Iterations: rs.Iterations, Examples: rs.Examples, Phases: rs.Phases, Hist: hist, Stopped: stopped,
+		out, _ := json.Marshal(workerResult{Iterations: rs.Iterations, Examples: rs.Examples, Phases: rs.Phases, Hist: hist, PullHist: pullHist, PushHist: pushHist, Stopped: stopped,
 			Rescaled: rescaled, Position: pos})
 		return &operators.Result{Output: out}, nil
 	}
@@ -267,6 +272,8 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			t4 := time.Now()
 			rs.Phases.add(phases{Get: t1.Sub(t0), Pull: t2.Sub(t1), Compute: t3.Sub(t2), Push: t4.Sub(t3)})
 			hist.add(t4.Sub(t0))
+			pullHist.add(t2.Sub(t1))
+			pushHist.add(t4.Sub(t3))
 			rs.Iterations++
 			rs.Examples += int64(b.Len())
 			lossSum += loss
