@@ -24,7 +24,7 @@ func (s *stageRun) Left() (usd float64, wall time.Duration) {
 	now := time.Now()
 	if w.budget > 0 {
 		_, fs := w.runner.running(now)
-		usd = w.budget - w.spent(fs)
+		usd = w.budget - w.spent(fs) - w.hostCost(now)
 	}
 	if w.deadline > 0 {
 		wall = w.deadline - now.Sub(w.began)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -107,5 +108,31 @@ func TestEstimateMinibatchLatency(t *testing.T) {
 	}
 	if r := e.GBSeconds / 12; math.Abs(r-8.5) > 1e-6 {
 		t.Errorf("minibatch 100 → 10: %g GB-s from the record's 12, ratio %g; want 8.5", e.GBSeconds, r)
+	}
+}
+
+// TestEstimatePSStoreHosts: on a backend whose psstore hosts are priced, a stage
+// that uses psstore pays them for its wall time, the cluster's members each;
+// one that does not pays nothing for them.
+func TestEstimatePSStoreHosts(t *testing.T) {
+	dir := estimateDir(t, 1000, 5)
+	pr := pricing.Default()
+	pr.HostPerHour = 0.05
+	build := func(hourly float64) *Plan {
+		pr.HostPerHour = hourly
+		p, diags := Build(t.Context(), load(t, dir), Options{Pricing: pr, Limits: Limits{Backend: "lambda", Functions: 100, Shards: 3}})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return p
+	}
+	priced, free := build(0.05), build(0)
+	tr, tr0 := priced.Stage("train.lr").Estimate, free.Stage("train.lr").Estimate
+	want := 3 * tr.Wall.Hours() * 0.05
+	if math.Abs(tr.PSStoreUSD-want) > 1e-12 || want <= 0 || math.Abs(tr.CostUSD-tr0.CostUSD-want) > 1e-12 {
+		t.Errorf("train: psstore $%g of $%g (unpriced $%g); want 3 hosts × %s × $0.05/h = $%g added", tr.PSStoreUSD, tr.CostUSD, tr0.CostUSD, tr.Wall, want)
+	}
+	if l := priced.Stage("load.d").Estimate; l.PSStoreUSD != 0 || l.CostUSD != free.Stage("load.d").Estimate.CostUSD {
+		t.Errorf("load pays for psstore hosts: %+v", l)
 	}
 }

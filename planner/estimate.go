@@ -83,8 +83,13 @@ type Estimate struct {
 	FunctionSeconds float64 `json:"function_seconds"`
 	// GBSeconds is FunctionSeconds times the function memory in GB.
 	GBSeconds float64 `json:"gb_seconds"`
-	// CostUSD is the dollars of GBSeconds and the invocations at the plan's prices.
+	// CostUSD is the dollars of GBSeconds and the invocations at the plan's
+	// prices, and of PSStoreUSD.
 	CostUSD float64 `json:"cost_usd"`
+	// PSStoreUSD is what the psstore hosts cost while the stage runs (a stage
+	// that uses psstore, on a backend whose hosts are priced: the lambda
+	// block's psstore_hourly_usd times the cluster's members).
+	PSStoreUSD float64 `json:"psstore_usd,omitempty"`
 	// Tasks is the number of functions the stage starts.
 	Tasks int `json:"tasks"`
 	// InputBytes is what the stage reads: its sources' sizes plus its upstream
@@ -352,6 +357,10 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 		e.Wall = time.Duration((fs/float64(par) + over) * float64(time.Second))
 		e.GBSeconds = e.FunctionSeconds * float64(m.memoryMB) / 1024
 		e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(par)
+	}
+	if e.Basis != BasisReused && m.pricing.HostPerHour > 0 && m.limits.Shards > 0 && sp.Node != nil && sp.Node.Stage != nil && sp.Node.Stage.Schema.UsesPSStore {
+		e.PSStoreUSD = m.pricing.Hosts(m.limits.Shards, e.Wall)
+		e.CostUSD += e.PSStoreUSD
 	}
 	sp.Estimate = e
 }

@@ -387,6 +387,9 @@ func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage exec
 		}
 		return nil, usage, fmt.Errorf("stage %s: task %s: function %s%s replied with something that is not a result (%v): %s", t.Stage, t.Name(), b.function(), where, err, snippet(out.Payload))
 	}
+	if usage.Init == 0 && res.ColdStart > 0 { // no REPORT tail (the emulator): the function's own figure
+		usage.Init = res.ColdStart
+	}
 	return &res, usage, nil
 }
 
