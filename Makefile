@@ -90,6 +90,12 @@ bench-mf: build
 bench-softmax: build
 	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-softmax.sh
 
+# Elastic training (workers = "auto") against 1, 2 and 4 fixed workers on a9a:
+# wall, GB-s, cost and test log loss, with ratios (RUNS=3 applies each).
+.PHONY: bench-elastic
+bench-elastic: build
+	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-elastic.sh
+
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.rie-$(RIE_VERSION)
