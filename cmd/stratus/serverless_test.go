@@ -356,6 +356,23 @@ output "test_logloss" {
 		if err := os.WriteFile(filepath.Join(remote, "backend.hcl"), block, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The plan prices the two hosts for the train stage's estimated time.
+		var planned struct {
+			Stages []struct {
+				Address  string
+				Estimate struct {
+					PSStoreUSD float64 `json:"psstore_usd"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(s.run(remote, "plan", "-json")), &planned); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range planned.Stages {
+			if (st.Address == "train.lr") != (st.Estimate.PSStoreUSD > 0) {
+				t.Errorf("plan: %s psstore hosts $%g; want them priced for train.lr only", st.Address, st.Estimate.PSStoreUSD)
+			}
+		}
 		s.run(local, "apply", "-auto-approve")
 		want := s.outputs(local)["test_logloss"].(float64)
 		log := s.run(remote, "apply", "-auto-approve")
