@@ -351,7 +351,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		params: workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json",
 			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}}
 	trainRows := unitRows(trainUnits, o.Data.Train)
-	var segAt []segmentAt
+	var scaleHist []ScalePoint // the evaluations as the scaling rule sees them
 	etask := operators.Task{Kind: KindEval}
 	keepBest := heldName == "validation" || heldName == "holdout"
 	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}); err != nil {
@@ -458,7 +458,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		lastT = pt.Seconds
 		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates, Iterations: pt.Pushes}
 		res.Series = append(res.Series, ep)
-		segAt = append(segAt, segmentAt{seg: pool.seg, workers: pool.plan.Workers})
+		scaleHist = append(scaleHist, scalePoint(ep, pool.seg, pool.plan.Workers, cfg.Minibatch))
 		now := time.Now()
 		rate := 0.0
 		if dt := now.Sub(lastUpdate).Seconds(); dt > 0 {
@@ -484,7 +484,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			stop("converged")
 		case el && pool.next == nil && workerOut == nil:
 			budget, deadline := stageLeft(s)
-			d := Scale(ScaleInput{History: scaleHistory(res.Series, segAt, cfg.Minibatch), Rows: trainRows, Workers: pool.plan.Workers,
+			d := Scale(ScaleInput{History: scaleHist, Rows: trainRows, Workers: pool.plan.Workers,
 				Max: s.Capacity() - 1, WorkerCost: s.FunctionCost(time.Second), BudgetLeft: budget, DeadlineLeft: deadline, Elapsed: time.Since(start).Seconds()})
 			if d.Workers == pool.plan.Workers {
 				break

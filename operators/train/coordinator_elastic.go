@@ -239,20 +239,12 @@ func (p *workerPool) remainder(outs []workerResult) (int, []prefetch.Unit) {
 // totals are the workers' results of every segment.
 func (p *workerPool) totals() []*operators.Result { return p.results }
 
-// scaleHistory turns a run's evaluations into the rule's points: examples are
-// the model's applied pushes times the minibatch; segs[i] is the segment (and
-// worker count) each evaluation belongs to.
-func scaleHistory(series []EvalPoint, segs []segmentAt, minibatch int) []ScalePoint {
-	h := make([]ScalePoint, 0, len(series))
-	for i, e := range series {
-		h = append(h, ScalePoint{Seconds: e.Seconds, Loss: e.Logloss, Examples: float64(e.Iterations) * float64(minibatch),
-			Workers: segs[i].workers, Segment: segs[i].seg})
-	}
-	return h
+// scalePoint is an evaluation as the scaling rule sees it: examples are the
+// model's applied pushes times the minibatch; seg is the segment (of workers
+// workers) it was taken in.
+func scalePoint(e EvalPoint, seg, workers, minibatch int) ScalePoint {
+	return ScalePoint{Seconds: e.Seconds, Loss: e.Logloss, Examples: float64(e.Iterations) * float64(minibatch), Workers: workers, Segment: seg}
 }
-
-// segmentAt is the segment an evaluation was taken in.
-type segmentAt struct{ seg, workers int }
 
 // scaleChange is one change of the worker count, as recorded and reported.
 type scaleChange struct {
