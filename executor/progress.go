@@ -220,6 +220,10 @@ func (t *TerminalProgress) Event(e Event) {
 		fmt.Fprintf(t.p, "%s: %s\n", e.Stage, indentLines(trialNote(e), "  "))
 		return
 	}
+	if e.Type == StageEvent && e.Kind == "workers" && e.Note != "" {
+		// A change of a train stage's worker count stays on screen, above the bars.
+		fmt.Fprintf(t.p, "%s %s: %s\n", e.Time.Format("15:04:05"), e.Stage, e.Note)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	key := e.Stage + "/" + e.Wave
