@@ -241,6 +241,7 @@ func TestServerless(t *testing.T) {
 					if m := regexp.MustCompile(`(?m)^  cold_starts = (\d+)$`).FindStringSubmatch(out); m != nil {
 						n, _ := strconv.Atoi(m[1])
 						cold += float64(n)
+						t.Logf("%s: %d cold start(s); %s", st, n, strings.Join(regexp.MustCompile(`(?m)^  (invocations|cold_start_ms) = \S+$`).FindAllString(out, -1), ","))
 					} else {
 						t.Errorf("%s records no cold starts:\n%s", st, out)
 					}
