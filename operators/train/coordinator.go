@@ -305,7 +305,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	el := elastic(s, o.Trial) && cfg.Epochs != 1
 	unitWorkers := workers
 	if el { // cut units for the most workers the run may scale to
-		unitWorkers = max(workers, s.Capacity()-1)
+		unitWorkers = max(workers, elasticMax(s.Capacity(), ps))
 	}
 	trainUnits := makeUnits(o.Data.Train, unitWorkers, cfg.Minibatch)
 	// What the evaluator measures, stops on and ranks by: the validation set; else,
@@ -333,9 +333,9 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if heldUnits == nil {
 		heldUnits = makeUnits(heldParts, 1, 1<<30)
 	}
-	elasticNote := ""
+	elasticNote, maxWorkers := "", elasticMax(s.Capacity(), ps)
 	if el {
-		elasticNote = fmt.Sprintf(" (elastic: 1 to %d by loss improvement per dollar)", s.Capacity()-1)
+		elasticNote = fmt.Sprintf(" (elastic: 1 to %d by loss improvement per dollar)", maxWorkers)
 	}
 	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver sgd (%s): %d workers%s, %s, learning rate %g, minibatch %d; stopping on the %s loss",
 		why, workers, elasticNote, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
@@ -485,7 +485,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		case el && pool.next == nil && workerOut == nil:
 			budget, deadline := stageLeft(s)
 			d := Scale(ScaleInput{History: scaleHist, Rows: trainRows, Workers: pool.plan.Workers,
-				Max: s.Capacity() - 1, WorkerCost: s.FunctionCost(time.Second), BudgetLeft: budget, DeadlineLeft: deadline, Elapsed: time.Since(start).Seconds()})
+				Max: maxWorkers, WorkerCost: s.FunctionCost(time.Second), BudgetLeft: budget, DeadlineLeft: deadline, Elapsed: time.Since(start).Seconds()})
 			if d.Workers == pool.plan.Workers {
 				break
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // An SGD run's workers run as segments: each a long-running wave of one worker
@@ -41,6 +42,24 @@ type limited interface {
 func elastic(s operators.Stage, trial string) bool {
 	a, ok := s.(autoSized)
 	return ok && trial == "" && a.AutoSized("workers") && s.Capacity() > 2
+}
+
+// shardWorkers bounds an elastic run's workers per psstore member: twice the
+// planner's sizing bound (planner.WorkersPerShard), so that scaling out can
+// find out whether the shards keep up without overloading them.
+const shardWorkers = 8
+
+// elasticMax is the most workers an elastic run may scale to: the backend's
+// concurrency less the evaluator, and shardWorkers per member of the psstore
+// cluster.
+func elasticMax(capacity int, ps *psstore.Client) int {
+	n := max(1, capacity-1)
+	if ps != nil {
+		if m := ps.Map(); m != nil && len(m.Members) > 0 {
+			n = min(n, shardWorkers*len(m.Members))
+		}
+	}
+	return n
 }
 
 // segmentPlan is what a segment runs.

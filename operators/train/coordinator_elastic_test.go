@@ -78,3 +78,14 @@ func TestRemainder(t *testing.T) {
 		t.Errorf("finished: epoch %d; want 5", e)
 	}
 }
+
+// TestElasticMax: an elastic run scales to the backend's concurrency less the
+// evaluator, at least one worker (the psstore bound is checked by the runs,
+// whose clients have a shard map).
+func TestElasticMax(t *testing.T) {
+	for capacity, want := range map[int]int{8: 7, 5: 4, 2: 1, 1: 1} {
+		if got := elasticMax(capacity, nil); got != want {
+			t.Errorf("capacity %d: %d workers; want %d", capacity, got, want)
+		}
+	}
+}
