@@ -197,7 +197,10 @@ func (p *workerPool) ended(ctx context.Context, w waveOut, stopping bool) (over 
 		// of the next segment says to what (launch reads it); else keep it.
 		plan = &segmentPlan{Workers: p.plan.Workers}
 	}
-	epoch, rest := p.remainder(outs)
+	epoch, rest, err := p.remainder(ctx, outs)
+	if err != nil {
+		return true, nil, err
+	}
 	if epoch >= p.params.Epochs {
 		return true, nil, nil
 	}
@@ -218,19 +221,21 @@ func (p *workerPool) ended(ctx context.Context, w waveOut, stopping bool) (over 
 // the last one was in, and the units of that epoch no worker had read (the
 // unit a worker was in from its row on). Workers already in a later epoch
 // read part of it twice (asynchronous SGD does not mind a few rows more).
-func (p *workerPool) remainder(outs []workerResult) (int, []prefetch.Unit) {
+func (p *workerPool) remainder(ctx context.Context, outs []workerResult) (int, []prefetch.Unit, error) {
 	epoch := math.MaxInt
 	for _, o := range outs {
 		epoch = min(epoch, o.Position.Epoch)
 	}
 	if epoch == math.MaxInt || epoch >= p.params.Epochs {
-		return epoch, nil
+		return epoch, nil, nil
 	}
 	src := p.units
 	if epoch == p.plan.StartEpoch && p.plan.RestKey != "" {
-		if rest, err := loadUnits(context.Background(), p.st, p.plan.RestKey); err == nil {
-			src = rest
+		rest, err := loadUnits(ctx, p.st, p.plan.RestKey)
+		if err != nil {
+			return 0, nil, err
 		}
+		src = rest
 	}
 	var rest []prefetch.Unit
 	for i, o := range outs {
@@ -250,9 +255,9 @@ func (p *workerPool) remainder(outs []workerResult) (int, []prefetch.Unit) {
 		}
 	}
 	if len(rest) == 0 {
-		return epoch + 1, nil
+		return epoch + 1, nil, nil
 	}
-	return epoch, rest
+	return epoch, rest, nil
 }
 
 // totals are the workers' results of every segment.

@@ -47,8 +47,8 @@ func TestRemainder(t *testing.T) {
 		}
 		outs = append(outs, workerResult{Rescaled: true, Position: pos})
 	}
-	e, rest := pool.remainder(outs)
-	if e != epoch {
+	e, rest, err := pool.remainder(t.Context(), outs)
+	if err != nil || e != epoch {
 		t.Fatalf("next segment starts at epoch %d; want %d", e, epoch)
 	}
 	left := rows(rest)
@@ -65,16 +65,16 @@ func TestRemainder(t *testing.T) {
 	for i := range 3 {
 		done = append(done, workerResult{Rescaled: true, Position: position{Epoch: epoch, Unit: len(deal(units, 7, epoch, i, 3))}})
 	}
-	if e, rest := pool.remainder(done); e != epoch+1 || rest != nil {
+	if e, rest, _ := pool.remainder(t.Context(), done); e != epoch+1 || rest != nil {
 		t.Errorf("all done: epoch %d with %d units; want %d and none", e, len(rest), epoch+1)
 	}
 	// Some worker in a later epoch: the earliest epoch wins.
 	mixed := append([]workerResult{{Rescaled: true, Position: position{Epoch: epoch + 1}}}, outs[1:]...)
-	if e, _ := pool.remainder(mixed); e != epoch {
+	if e, _, _ := pool.remainder(t.Context(), mixed); e != epoch {
 		t.Errorf("mixed epochs: %d; want the earliest, %d", e, epoch)
 	}
 	// Training over: the epochs are done.
-	if e, _ := pool.remainder([]workerResult{{Position: position{Epoch: 5}}}); e != 5 {
+	if e, _, _ := pool.remainder(t.Context(), []workerResult{{Position: position{Epoch: 5}}}); e != 5 {
 		t.Errorf("finished: epoch %d; want 5", e)
 	}
 }
