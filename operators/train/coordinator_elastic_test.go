@@ -49,7 +49,7 @@ func TestRemainder(t *testing.T) {
 	}
 	e, rest, err := pool.remainder(t.Context(), outs)
 	if err != nil || e != epoch {
-		t.Fatalf("next segment starts at epoch %d; want %d", e, epoch)
+		t.Fatalf("next segment starts at epoch %d (%v); want %d", e, err, epoch)
 	}
 	left := rows(rest)
 	for _, key := range []string{"p0", "p1"} {
