@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate bench-sharedcache
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate bench-sharedcache bench-elastic
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -96,6 +96,12 @@ bench-softmax: build
 .PHONY: bench-sharedcache
 bench-sharedcache: build tools
 	STRATUS=$(CURDIR)/bin/stratus MINIO=$(TOOLS)/minio cmd/stratus/sharedcache-bench.sh
+
+# Elastic training (workers = "auto") against 1, 2 and 4 fixed workers on a9a:
+# wall, GB-s, cost and test log loss, with ratios (RUNS=3 applies each).
+.PHONY: bench-elastic
+bench-elastic: build
+	STRATUS=$(CURDIR)/bin/stratus operators/train/bench-elastic.sh
 
 # Pinned tools, installed once into .tools/bin (a version stamp makes reinstalls
 # happen only when a pin changes).

@@ -171,6 +171,13 @@ func (h *Hub) Event(e executor.Event) {
 		emitStage(st)
 	case executor.StageEvent:
 		msgs = append(msgs, h.operatorEvent(e)...)
+		if n, ok := e.Metrics["workers"]; ok && e.Kind == "workers" && e.Labels[operators.TrialLabel] == "" {
+			st := h.stage(e.Stage)
+			st.Workers = int(n)
+			if e.Note == "" {
+				emitStage(st)
+			}
+		}
 		if e.Note != "" {
 			st := h.stage(e.Stage)
 			st.Note = e.Note

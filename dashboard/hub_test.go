@@ -219,3 +219,54 @@ func TestBundleCurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestHubWorkers follows a train stage's worker count: the count it starts
+// with (an event without a note, which the log does not show) and each change
+// an elastic run makes (a note, which it does); a trial's count is not the
+// stage's. A finished apply's dashboard replays the count from the series.
+func TestHubWorkers(t *testing.T) {
+	h := dashboard.NewHub(dashboard.HubOptions{})
+	t0 := time.Now()
+	h.Event(executor.Event{Time: t0, Type: executor.StageStarted, Stage: "train.lr", Operator: "train"})
+	workers := func() int { return h.Status().Stages[0].Workers }
+	h.Event(executor.Event{Time: t0, Type: executor.StageEvent, Stage: "train.lr", Kind: "workers", Metrics: map[string]float64{"workers": 1}})
+	if n, log := workers(), h.Status().Log; n != 1 || len(log) != 0 {
+		t.Fatalf("workers %d, log %+v; want 1 and no log line", n, log)
+	}
+	note := "workers 1 → 2: loss −9.5%/epoch at $0.0014/worker-min"
+	h.Event(executor.Event{Time: t0, Type: executor.StageEvent, Stage: "train.lr", Kind: "workers", Note: note, Metrics: map[string]float64{"workers": 2, "workers_from": 1}})
+	h.Event(executor.Event{Time: t0, Type: executor.StageEvent, Stage: "train.lr", Kind: "workers", Labels: map[string]string{operators.TrialLabel: "t-1"}, Metrics: map[string]float64{"workers": 5}})
+	s := h.Status()
+	if s.Stages[0].Workers != 2 || s.Stages[0].Note != note || len(s.Log) != 1 || s.Log[0].Text != note {
+		t.Fatalf("after the change: workers %d, note %q, log %+v", s.Stages[0].Workers, s.Stages[0].Note, s.Log)
+	}
+	if b, _ := json.Marshal(s.Stages[0]); !strings.Contains(string(b), `"workers":2`) {
+		t.Errorf("the stage's JSON lacks its workers: %s", b)
+	}
+
+	st, err := state.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, e := range []operators.Event{
+		{Time: t0.Add(time.Millisecond), Kind: "workers", Metrics: map[string]float64{"workers": 1}},
+		{Time: t0.Add(2 * time.Millisecond), Kind: "workers", Note: note, Metrics: map[string]float64{"workers": 2, "workers_from": 1}},
+		{Time: t0.Add(3 * time.Millisecond), Kind: "workers", Note: "workers 2 → 1: loss only −0.1%/epoch", Metrics: map[string]float64{"workers": 1, "workers_from": 2}},
+	} {
+		b, _ := json.Marshal(e)
+		if err := st.AppendSeries("train.lr", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.PutStage(&state.StageRecord{Address: "train.lr", Operator: "train", Key: "k1", Started: t0, Finished: t0.Add(5 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := dashboard.LoadState(st, dashboard.RunInfo{Dir: "/p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := fh.Status(); fs.Stages[0].Workers != 1 || len(fs.Log) != 2 {
+		t.Errorf("replayed: workers %d, log %+v; want 1 and two changes", fs.Stages[0].Workers, fs.Log)
+	}
+}

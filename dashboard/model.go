@@ -59,6 +59,9 @@ type StageStatus struct {
 	CostUSD  float64   `json:"cost_usd"`
 	Error    string    `json:"error,omitempty"`
 	Note     string    `json:"note,omitempty"` // the latest note
+	// Workers is a train stage's worker count, as it last reported it (an
+	// elastic run changes it while it trains).
+	Workers int `json:"workers,omitempty"`
 }
 
 // Trial is the latest state of one trial, from the stage's trial events

@@ -55,6 +55,10 @@ type Options struct {
 	Pricing pricing.Pricing
 	// MemoryMB is each function's memory, for cost estimates (default 1769).
 	MemoryMB int
+	// PSStoreHosts, when set, counts the psstore cluster's hosts, which a stage
+	// that uses psstore pays Pricing.HostPerHour each for while it runs (its
+	// budget includes them: limits.go).
+	PSStoreHosts func(ctx context.Context) int
 	// Shared is the team's shared stage cache, or nil: stages planned from it are
 	// adopted, stages that complete are published to it (shared.go).
 	Shared SharedCache
@@ -344,10 +348,30 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		pricing:  o.Pricing, memoryMB: o.MemoryMB,
 	}
 	defer o.Router.close(sp.Address)
+	for _, c := range sp.Sizing {
+		if c.Auto {
+			if run.auto == nil {
+				run.auto = map[string]bool{}
+			}
+			run.auto[c.Param] = true
+		}
+	}
+	// A budget holds the stage's functions and, while it runs, the psstore
+	// hosts it uses (when they are priced).
+	hosts := 0
+	if sp.Budget > 0 && o.Pricing.HostPerHour > 0 && o.PSStoreHosts != nil && op.Schema.UsesPSStore {
+		hosts = o.PSStoreHosts(ctx)
+	}
+	stageCost := func() float64 {
+		runner.mu.Lock()
+		defer runner.mu.Unlock()
+		return runner.cost(o.Pricing) + o.Pricing.Hosts(hosts, time.Since(began))
+	}
 	var watch *limitWatch
 	if (sp.Budget > 0 || sp.Deadline > 0) && planner.CanStopEarly(sp.Operator) {
 		watch = &limitWatch{budget: sp.Budget, deadline: sp.Deadline, began: began, runner: runner,
-			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop}
+			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop, hosts: hosts}
+		run.limits = watch
 		wctx, wcancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -361,9 +385,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		return err
 	}
 	if sp.Budget > 0 || sp.Deadline > 0 {
-		runner.mu.Lock()
-		cost := runner.cost(o.Pricing)
-		runner.mu.Unlock()
+		cost := stageCost()
 		switch wall := time.Since(began); {
 		case watch != nil:
 		case sp.Budget > 0 && cost > sp.Budget:
@@ -376,9 +398,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		}
 	}
 	if reason := watch.reached(); reason != "" {
-		runner.mu.Lock()
-		cost := runner.cost(o.Pricing)
-		runner.mu.Unlock()
+		cost := stageCost()
 		ss.Stopped = watch.describe(reason, cost, time.Since(began))
 		run.Event(operators.Event{Kind: "note", Note: ss.Stopped + "; the result is the best so far"})
 	}
@@ -397,7 +417,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		Started: began, Finished: time.Now(), Tasks: runner.tasks, Retries: runner.retried,
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics, Stopped: ss.Stopped,
-		Budget: sp.Budget, Deadline: sp.Deadline,
+		Budget: sp.Budget, Deadline: sp.Deadline, Calibration: runner.calibration(ss.Metrics),
 	}
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes

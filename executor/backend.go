@@ -33,6 +33,9 @@ type Usage struct {
 	MemoryMB int
 	// LogTail is the end of the function's log, when the backend returns one.
 	LogTail string
+	// Init is the function's cold start (Lambda's Init Duration), 0 when the
+	// attempt ran in a warm function or the backend has none.
+	Init time.Duration
 }
 
 // GBSeconds is the attempt's billable memory-time.

@@ -37,6 +37,8 @@ type limitWatch struct {
 	pricing  pricing.Pricing
 	memoryMB int
 	stop     chan<- string
+	// hosts is the psstore hosts the stage pays for while it runs (0: none).
+	hosts int
 
 	mu  sync.Mutex
 	cut string // "budget" or "deadline", once sent
@@ -67,8 +69,8 @@ func (w *limitWatch) watch(ctx context.Context) {
 func (w *limitWatch) check(now time.Time) string {
 	n, fs := w.runner.running(now)
 	if w.budget > 0 {
-		rest := w.gbs(float64(n+2)*limitTail.Seconds()) + w.pricing.Requests(2)
-		if w.spent(fs)+rest >= w.budget {
+		rest := w.gbs(float64(n+2)*limitTail.Seconds()) + w.pricing.Requests(2) + w.pricing.Hosts(w.hosts, 2*limitTail)
+		if w.spent(fs)+w.hostCost(now)+rest >= w.budget {
 			return "budget"
 		}
 	}
@@ -84,6 +86,11 @@ func (w *limitWatch) spent(fs float64) float64 {
 	gbs, req := w.runner.gbSeconds, w.runner.requests
 	w.runner.mu.Unlock()
 	return w.pricing.Duration(gbs) + w.pricing.Requests(req) + w.gbs(fs)
+}
+
+// hostCost is what the stage's psstore hosts cost from its start to now.
+func (w *limitWatch) hostCost(now time.Time) float64 {
+	return w.pricing.Hosts(w.hosts, now.Sub(w.began))
 }
 
 // gbs prices fs function-seconds at the function memory.

@@ -88,6 +88,8 @@ func (p *PlainProgress) Event(e Event) {
 			// A trial event naming no trial: nothing to show.
 		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// A trial's evaluation points and figures: its trial events summarise them.
+		case e.Kind == "workers" && e.Note == "":
+			// A train stage's starting worker count: the solver's note says it.
 		case e.Note != "":
 			line = fmt.Sprintf("%s: %s", e.Stage, indentLines(trialNote(e), "           "))
 		default:
@@ -218,6 +220,10 @@ func (t *TerminalProgress) Event(e Event) {
 		fmt.Fprintf(t.p, "%s: %s\n", e.Stage, indentLines(trialNote(e), "  "))
 		return
 	}
+	if e.Type == StageEvent && e.Kind == "workers" && e.Note != "" {
+		// A change of a train stage's worker count stays on screen, above the bars.
+		fmt.Fprintf(t.p, "%s %s: %s\n", e.Time.Format("15:04:05"), e.Stage, e.Note)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	key := e.Stage + "/" + e.Wave
@@ -273,6 +279,8 @@ func (t *TerminalProgress) Event(e Event) {
 			// A trial event naming no trial: nothing to show.
 		case (e.Kind == "metric" || e.Kind == "summary") && e.Labels[operators.TrialLabel] != "":
 			// Shown in the trial table.
+		case e.Kind == "workers" && e.Note == "":
+			// The starting worker count, for the dashboard.
 		default:
 			if s := describeOperatorEvent(e); s != "" {
 				if e.Note != "" {

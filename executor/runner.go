@@ -54,6 +54,10 @@ type waveRunner struct {
 	resumed   int
 	gbSeconds float64
 	requests  int
+	// coldStarts counts the attempts that started a function, and initSeconds
+	// sums their cold starts (calibration.go).
+	coldStarts  int
+	initSeconds float64
 	// inflight and inflightSince count the attempts running now and the sum
 	// of their start times (Unix seconds), for the cost so far (limits.go).
 	inflight      int
@@ -312,6 +316,10 @@ func (r *waveRunner) account(u Usage) {
 	r.tasks++
 	r.requests++
 	r.gbSeconds += u.GBSeconds()
+	if u.Init > 0 {
+		r.coldStarts++
+		r.initSeconds += u.Init.Seconds()
+	}
 }
 
 // delay is the wait before retry attempt+1: exponential from backoff, with full

@@ -29,7 +29,9 @@ type stageRun struct {
 	commands chan operators.Command
 	stop     chan string // budget or deadline reached (limits.go)
 	pricing  pricing.Pricing
-	memoryMB int // each function's memory
+	memoryMB int             // each function's memory
+	auto     map[string]bool // arguments the plan chose (elastic.go)
+	limits   *limitWatch     // nil without a budget or deadline
 
 	mu      sync.Mutex
 	metrics map[string]float64 // from "summary" events: the stage's headline figures
@@ -93,7 +95,7 @@ func (s *stageRun) Event(e operators.Event) {
 		}
 		s.mu.Unlock()
 	}
-	if (e.Kind == "metric" || e.Kind == operators.KindTrial) && s.runner.state != nil {
+	if (e.Kind == "metric" || e.Kind == operators.KindTrial || e.Kind == "workers") && s.runner.state != nil {
 		if b, err := json.Marshal(e); err == nil {
 			_ = s.runner.state.AppendSeries(s.addr, b)
 		}

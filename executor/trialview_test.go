@@ -126,3 +126,34 @@ func TestTerminalProgressTrialTable(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressWorkerChanges: a train stage's change of its worker count is a
+// line in plain progress and stays above the bars on a terminal; the starting
+// count (an event without a note, for the dashboard) is not shown.
+func TestProgressWorkerChanges(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	evs := []Event{
+		{Time: now, Type: StageStarted, Stage: "train.lr", Operator: "train"},
+		{Time: now, Type: StageEvent, Stage: "train.lr", Kind: "workers", Metrics: map[string]float64{"workers": 1}},
+		{Time: now, Type: WaveStarted, Stage: "train.lr", Wave: "workers", Tasks: 1},
+		{Time: now, Type: StageEvent, Stage: "train.lr", Kind: "workers", Note: "workers 1 → 2: loss −9.5%/epoch at $0.0014/worker-min", Metrics: map[string]float64{"workers": 2, "workers_from": 1}},
+		{Time: now, Type: WaveFinished, Stage: "train.lr", Wave: "workers"},
+	}
+	var plain bytes.Buffer
+	pp := NewPlainProgress(&plain)
+	for _, e := range evs {
+		pp.Event(e)
+	}
+	if want := "12:00:00 train.lr: started\n12:00:00 train.lr: wave workers, 1 task(s)\n12:00:00 train.lr: workers 1 → 2: loss −9.5%/epoch at $0.0014/worker-min\n12:00:00 train.lr: wave workers done in 0s\n"; plain.String() != want {
+		t.Errorf("plain progress:\n%s\nwant:\n%s", plain.String(), want)
+	}
+	var buf syncBuffer
+	tp := newTerminalProgress(&buf, mpb.WithAutoRefresh(), mpb.WithWidth(160))
+	for _, e := range evs {
+		tp.Event(e)
+	}
+	tp.Wait()
+	if got := buf.String(); !strings.Contains(got, "12:00:00 train.lr: workers 1 → 2: loss −9.5%/epoch at $0.0014/worker-min\n") {
+		t.Errorf("terminal output lacks the change:\n%s", got)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -35,7 +36,14 @@ import (
 type Handler struct {
 	reg  *operators.Registry
 	envs *taskenv.Factory
+	// served is set by the process's first invocation, which reports the
+	// cold start.
+	served atomic.Bool
 }
+
+// processStart is when the function's process started (its Go runtime, as
+// near as the process can tell).
+var processStart = time.Now()
 
 var _ lambda.Handler = (*Handler)(nil)
 
@@ -74,6 +82,12 @@ func logLevel() slog.Level {
 // type of the error ("PanicError" for a handler panic, with its stack as
 // stackTrace), errorMessage its text.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	// The first invocation of the process reports its cold start: the time
+	// from the process's start to this invocation.
+	var cold time.Duration
+	if h.served.CompareAndSwap(false, true) {
+		cold = time.Since(processStart)
+	}
 	if err := operators.CheckSize("task payload", payload); err != nil {
 		return nil, failure(err)
 	}
@@ -99,6 +113,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		}
 		env.Logger().Error("task failed", "err", err)
 		return nil, failure(err)
+	}
+	if cold > 0 {
+		r := *res
+		r.ColdStart = cold
+		res = &r
 	}
 	out, err := json.Marshal(res)
 	if err != nil {

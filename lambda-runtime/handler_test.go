@@ -67,7 +67,13 @@ func invoke(t *testing.T, h *Handler, ctx context.Context, task operators.Task) 
 
 func TestInvoke(t *testing.T) {
 	h := testHandler(t)
+	// The process's first invocation reports its cold start; later ones do not.
 	out, ie := invoke(t, h, context.Background(), operators.Task{Kind: "t.echo", Params: json.RawMessage(`{"a":1}`)})
+	var first operators.Result
+	if ie != nil || json.Unmarshal(out, &first) != nil || string(first.Output) != `{"a":1}` || first.ColdStart <= 0 {
+		t.Errorf("first echo: %s, %v; want its output and a cold start", out, ie)
+	}
+	out, ie = invoke(t, h, context.Background(), operators.Task{Kind: "t.echo", Params: json.RawMessage(`{"a":1}`)})
 	if ie != nil || string(out) != `{"output":{"a":1}}` {
 		t.Errorf("echo: %s, %v", out, ie)
 	}

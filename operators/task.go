@@ -66,6 +66,10 @@ type Result struct {
 	// the runner relaunches it as the next generation with Task.Resume = Resume.
 	Yield  bool            `json:"yield,omitempty"`
 	Resume json.RawMessage `json:"resume,omitempty"`
+	// ColdStart is set by a function runtime on the first invocation of its
+	// process: the time from the process's start to the invocation (the
+	// backend's calibration records it; Lambda's own Init Duration wins).
+	ColdStart time.Duration `json:"cold_start_ns,omitempty"`
 }
 
 // Env is what a handler may use inside its function. Implementations are built from

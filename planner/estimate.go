@@ -83,8 +83,13 @@ type Estimate struct {
 	FunctionSeconds float64 `json:"function_seconds"`
 	// GBSeconds is FunctionSeconds times the function memory in GB.
 	GBSeconds float64 `json:"gb_seconds"`
-	// CostUSD is the dollars of GBSeconds and the invocations at the plan's prices.
+	// CostUSD is the dollars of GBSeconds and the invocations at the plan's
+	// prices, and of PSStoreUSD.
 	CostUSD float64 `json:"cost_usd"`
+	// PSStoreUSD is what the psstore hosts cost while the stage runs (a stage
+	// that uses psstore, on a backend whose hosts are priced: the lambda
+	// block's psstore_hourly_usd times the cluster's members).
+	PSStoreUSD float64 `json:"psstore_usd,omitempty"`
 	// Tasks is the number of functions the stage starts.
 	Tasks int `json:"tasks"`
 	// InputBytes is what the stage reads: its sources' sizes plus its upstream
@@ -164,6 +169,11 @@ type costModel struct {
 	// *state.Store does); byOp is filled from it on first use.
 	lister stageLister
 	byOp   map[string]*state.StageRecord
+	// all is the state's records, and overhead the per-function overhead
+	// calibrated from them, with coldNote saying so (calibration.go).
+	all      []*state.StageRecord
+	overhead time.Duration
+	coldNote string
 }
 
 // stageLister is the optional part of a StateReader that lists every record.
@@ -331,19 +341,26 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 	case sp.Action == Cached && prior != nil:
 		e.Basis = BasisReused
 		m.fromRecord(e, prior, 1, 1)
-	case prior != nil && prior.Operator == sp.Operator && measured(prior):
+	case prior != nil && prior.Operator == sp.Operator && measured(prior) && m.sameBackend(prior):
 		// A record with measurements (one without, such as a record written
 		// before stages were timed, falls back to the defaults).
 		e.Basis = BasisHistory
 		m.fromHistory(e, prior, model, in, cfg, fs, par)
+		m.scaleIterations(e, sp, prior, cfg)
 	case sp.Action != Cached && m.sameOp(sp.Operator) != nil:
 		e.Basis = BasisHistory
 		m.fromHistory(e, m.sameOp(sp.Operator), model, in, cfg, fs, par)
+		m.scaleIterations(e, sp, m.sameOp(sp.Operator), cfg)
 	default:
-		e.FunctionSeconds = fs + float64(par)*TaskOverhead.Seconds()
-		e.Wall = time.Duration((fs/float64(par) + TaskOverhead.Seconds()) * float64(time.Second))
+		over := m.taskOverhead().Seconds()
+		e.FunctionSeconds = fs + float64(par)*over
+		e.Wall = time.Duration((fs/float64(par) + over) * float64(time.Second))
 		e.GBSeconds = e.FunctionSeconds * float64(m.memoryMB) / 1024
 		e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(par)
+	}
+	if e.Basis != BasisReused && m.pricing.HostPerHour > 0 && m.limits.Shards > 0 && sp.Node != nil && sp.Node.Stage != nil && sp.Node.Stage.Schema.UsesPSStore {
+		e.PSStoreUSD = m.pricing.Hosts(m.limits.Shards, e.Wall)
+		e.CostUSD += e.PSStoreUSD
 	}
 	sp.Estimate = e
 }
@@ -437,22 +454,17 @@ func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
 }
 
 // sameOp is the most recently finished measured record of operator op in the
-// state, or nil: the history of a stage that never ran at its own address. Only
+// state, on the plan's backend, or nil: the history of a stage that never ran at its own address. Only
 // records that know their input bytes qualify (the ratio needs both sizes).
 func (m *costModel) sameOp(op string) *state.StageRecord {
 	if m.byOp == nil {
 		m.byOp = map[string]*state.StageRecord{}
-		if m.lister != nil {
-			recs, err := m.lister.Stages()
-			if err == nil {
-				for _, r := range recs {
-					if !measured(r) || r.InputBytes <= 0 {
-						continue
-					}
-					if b := m.byOp[r.Operator]; b == nil || r.Finished.After(b.Finished) {
-						m.byOp[r.Operator] = r
-					}
-				}
+		for _, r := range m.records() {
+			if !measured(r) || r.InputBytes <= 0 || !m.sameBackend(r) {
+				continue
+			}
+			if b := m.byOp[r.Operator]; b == nil || r.Finished.After(b.Finished) {
+				m.byOp[r.Operator] = r
 			}
 		}
 	}

@@ -46,6 +46,10 @@ type StageRecord struct {
 	// so a plan can tell a raised limit from the one that cut it short.
 	Budget   float64       `json:"budget,omitempty"`
 	Deadline time.Duration `json:"deadline_ns,omitempty"`
+	// Calibration is what the run measured of its backend and operator, by
+	// name (planner/calibration.go): cold starts, psstore latencies; later
+	// plans estimate with it.
+	Calibration map[string]float64 `json:"calibration,omitempty"`
 }
 
 // Param is one argument as recorded: Canon is compared, Display is shown.

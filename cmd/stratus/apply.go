@@ -203,9 +203,12 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	}
 	if sum != nil {
 		c.writeSummary(c.stdout, sum, rt.Pricing, rt.MemoryMB)
-		if hosts := len(rt.TaskEnv.PSStore); rt.Pricing.HostPerHour > 0 && hosts > 0 && rt.Settings.Type == "lambda" {
-			fmt.Fprintf(c.stdout, "psstore hosts: %d × %s at $%.4f/h = $%.6f\n", hosts, sum.Duration.Round(time.Second),
-				rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
+		if rt.Pricing.HostPerHour > 0 && rt.Settings.Type == "lambda" {
+			// The cluster's members, not the block's seed list.
+			if hosts := rt.PSStoreHosts(ctx); hosts > 0 {
+				fmt.Fprintf(c.stdout, "psstore hosts: %d × %s at $%.4f/h = $%.6f\n", hosts, sum.Duration.Round(time.Second),
+					rt.Pricing.HostPerHour, rt.Pricing.Hosts(hosts, sum.Duration))
+			}
 		}
 		c.writeEstimateVsActual(c.stdout, p, sum)
 		c.writePublishWarnings(sum)

@@ -149,6 +149,7 @@ func planPricing(cfg *dsl.Config, backend string) (pricing.Pricing, int) {
 	}
 	if backend == "lambda" {
 		if pr, err := pricing.For(s.Lambda.Region, s.Lambda.Architecture); err == nil {
+			pr.HostPerHour = s.Lambda.PSStoreHourlyUSD // stages that use psstore pay its hosts
 			return pr, s.Lambda.MemoryMB
 		}
 	}

@@ -309,8 +309,10 @@ type estimateJSON struct {
 	FunctionSeconds float64 `json:"function_seconds"`
 	GBSeconds       float64 `json:"gb_seconds"`
 	CostUSD         float64 `json:"cost_usd"`
-	Tasks           int     `json:"tasks"`
-	InputBytes      int64   `json:"input_bytes"`
+	// PSStoreUSD is the part of CostUSD the psstore hosts cost.
+	PSStoreUSD float64 `json:"psstore_usd,omitempty"`
+	Tasks      int     `json:"tasks"`
+	InputBytes int64   `json:"input_bytes"`
 }
 
 // estimateTotalsJSON is the plan's summed estimate.
@@ -356,7 +358,7 @@ func writePlanStagesJSON(w io.Writer, serial uint64, stages []planner.FileStage,
 		if e := s.Estimate; e != nil {
 			out.Stages[len(out.Stages)-1].Estimate = &estimateJSON{
 				Basis: string(e.Basis), WallSeconds: round6(e.Wall.Seconds()), FunctionSeconds: round6(e.FunctionSeconds),
-				GBSeconds: round6(e.GBSeconds), CostUSD: roundUSD(e.CostUSD), Tasks: e.Tasks, InputBytes: e.InputBytes,
+				GBSeconds: round6(e.GBSeconds), CostUSD: roundUSD(e.CostUSD), PSStoreUSD: roundUSD(e.PSStoreUSD), Tasks: e.Tasks, InputBytes: e.InputBytes,
 			}
 		}
 		counts[string(s.Action)]++

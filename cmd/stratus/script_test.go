@@ -53,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"redact-keys":    cmdRedactKeys,
 			"wait-file":      cmdWaitFile, // psstore_script_test.go
 			"ps-model":       cmdPSModel,
+			"near":           cmdNear, // elastic_script_test.go
 		},
 	})
 }

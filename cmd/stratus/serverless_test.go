@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/stratus-ml/stratus/executor/lambda/lambdatest"
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/internal/testtools"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // serverless is the real serverless stack on this machine, as a user meets it: a
@@ -230,6 +232,27 @@ func TestServerless(t *testing.T) {
 			if tc.handover && !strings.Contains(log, "relaunched as generation") {
 				t.Errorf("no worker reached its 2s lifetime and handed over:\n%s", log)
 			}
+			if tc.pipeline == "a9a" {
+				// The first apply starts the emulators' functions: its records
+				// keep the cold starts (Init Duration), for later estimates.
+				cold := 0.0
+				for _, st := range []string{"load.adult", "normalize.adult", "train.lr"} {
+					out := s.run(remote, "state", "show", st)
+					if m := regexp.MustCompile(`(?m)^  cold_starts = (\d+)$`).FindStringSubmatch(out); m != nil {
+						n, _ := strconv.Atoi(m[1])
+						cold += float64(n)
+						t.Logf("%s: %d cold start(s); %s", st, n, strings.Join(regexp.MustCompile(`(?m)^  (invocations|cold_start_ms) = \S+$`).FindAllString(out, -1), ","))
+					} else {
+						t.Errorf("%s records no cold starts:\n%s", st, out)
+					}
+					if strings.Contains(out, "cold_starts = 0\n") == strings.Contains(out, "cold_start_ms = ") {
+						t.Errorf("%s: a cold start count and its mean disagree:\n%s", st, out)
+					}
+				}
+				if cold == 0 {
+					t.Errorf("the first apply on fresh emulators recorded no cold start")
+				}
+			}
 			got := s.outputs(remote)
 			for _, m := range tc.metrics {
 				w, g := want[m].(float64), got[m].(float64)
@@ -279,6 +302,101 @@ func TestServerless(t *testing.T) {
 		}
 	})
 	t.Run("shared", func(t *testing.T) { testSharedCacheOnLambda(t, s) })
+	// Elastic training on Lambda: with workers left "auto" the train stage
+	// starts at one worker function and adds more while the loss falls fast
+	// per dollar; its metrics are those of one fixed worker on the local
+	// backend within 1%. The backend block lists one of the cluster's two
+	// shards as its seed: the psstore hosts are priced by the members of the
+	// cluster's shard map, not by the list.
+	t.Run("elastic", func(t *testing.T) {
+		// Greeting both shards makes them one cluster (the earlier subtests'
+		// applies did; this subtest may run alone).
+		c, err := psstore.Dial(t.Context(), s.shardAddrs(), psstore.WithToken(s.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		src := func(workers string) string {
+			return `load "adult" {
+  source      = "../testdata/a9a"
+  test_source = "../testdata/a9a.t"
+  format      = "libsvm"
+}
+train "lr" {
+  input         = load.adult
+  solver        = "sgd"` + workers + `
+  minibatch     = 100
+  optimizer     = "adagrad"
+  learning_rate = 0.05
+  l2            = 0.0001
+  epochs        = 10
+  eval_interval = "50ms"
+}
+output "test_logloss" {
+  value = train.lr.metrics.test_logloss
+}
+`
+		}
+		remote, local := filepath.Join(s.root, "elastic"), filepath.Join(s.root, "elastic-local")
+		for dir, workers := range map[string]string{remote: "", local: "\n  workers       = 1"} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src(workers)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.writeBackend(remote, "elastic", "  psstore_hourly_usd = 0.05\n")
+		block, err := os.ReadFile(filepath.Join(remote, "backend.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds := fmt.Sprintf("psstore      = [%q, %q]", s.shards[0].addr, s.shards[1].addr)
+		if !bytes.Contains(block, []byte(seeds)) {
+			t.Fatalf("the backend block does not list the two shards as expected:\n%s", block)
+		}
+		block = bytes.Replace(block, []byte(seeds), []byte(fmt.Sprintf("psstore      = [%q]", s.shards[1].addr)), 1)
+		if err := os.WriteFile(filepath.Join(remote, "backend.hcl"), block, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The plan prices the two hosts for the train stage's estimated time.
+		var planned struct {
+			Stages []struct {
+				Address  string
+				Estimate struct {
+					PSStoreUSD float64 `json:"psstore_usd"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(s.run(remote, "plan", "-json")), &planned); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range planned.Stages {
+			if (st.Address == "train.lr") != (st.Estimate.PSStoreUSD > 0) {
+				t.Errorf("plan: %s psstore hosts $%g; want them priced for train.lr only", st.Address, st.Estimate.PSStoreUSD)
+			}
+		}
+		s.run(local, "apply", "-auto-approve")
+		want := s.outputs(local)["test_logloss"].(float64)
+		log := s.run(remote, "apply", "-auto-approve")
+		if !regexp.MustCompile(`(?m)train\.lr: solver sgd \(asked for\): 1 workers \(elastic: 1 to 4 by loss improvement per dollar\)`).MatchString(log) {
+			t.Errorf("the train stage did not start elastic at one worker of four:\n%s", log)
+		}
+		if !regexp.MustCompile(`(?m)train\.lr: workers 1 → 2: loss −[0-9.]+%/epoch at \$0\.[0-9]+/worker-min$`).MatchString(log) {
+			t.Errorf("the train stage did not scale out:\n%s", log)
+		}
+		if !strings.Contains(log, "psstore hosts: 2 × ") {
+			t.Errorf("the psstore hosts are not the cluster's two members (the block lists one seed):\n%s", log)
+		}
+		for _, l := range regexp.MustCompile(`(?m)^.*train\.lr: workers \d+ → \d+: .*$`).FindAllString(log, -1) {
+			t.Log(l)
+		}
+		got := s.outputs(remote)["test_logloss"].(float64)
+		t.Logf("test logloss: elastic on lambda %.5f, one fixed worker on local %.5f", got, want)
+		if got > want*1.01 {
+			t.Errorf("test logloss %.5f elastic on lambda, %.5f with one fixed worker on local: more than 1%% worse", got, want)
+		}
+	})
 	served := 0
 	for _, e := range s.ems {
 		served += strings.Count(e.Log(), "START RequestId")

@@ -103,6 +103,12 @@ again. pull and push move the whole state as one JSON snapshot.`,
 					fmt.Fprintf(w, "  %s sha256:%s\n", k, r.Sources[k])
 				}
 			}
+			if len(r.Calibration) > 0 { // what later plans estimate with (planner/calibration.go)
+				fmt.Fprintln(w, "\ncalibration:")
+				for _, k := range sortedNames(r.Calibration) {
+					fmt.Fprintf(w, "  %s = %g\n", k, r.Calibration[k])
+				}
+			}
 			v, err := state.DecodeValue(r.Output)
 			if err != nil {
 				return err

@@ -108,6 +108,7 @@ func (p errorPayload) message() string {
 }
 
 var (
+	initRE   = regexp.MustCompile(`Init Duration: (\d+(?:\.\d+)?) ms`)
 	billedRE = regexp.MustCompile(`Billed Duration: (\d+) ms`)
 	memoryRE = regexp.MustCompile(`Memory Size: (\d+) MB`)
 )
@@ -120,6 +121,25 @@ func billedMemory(tail string) (int, bool) {
 	}
 	mb, err := strconv.Atoi(m[len(m)-1][1])
 	return mb, err == nil && mb > 0
+}
+
+// initDuration finds the cold start in a log tail's last REPORT line: Lambda
+// (and its emulator) report "Init Duration" for an invocation that started
+// the function.
+func initDuration(tail string) (time.Duration, bool) {
+	i := strings.LastIndex(tail, "REPORT RequestId:")
+	if i < 0 {
+		return 0, false
+	}
+	m := initRE.FindStringSubmatch(tail[i:])
+	if m == nil {
+		return 0, false
+	}
+	ms, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || ms <= 0 {
+		return 0, false
+	}
+	return time.Duration(ms * float64(time.Millisecond)), true
 }
 
 // billedDuration finds the billed duration in a log tail's REPORT line.

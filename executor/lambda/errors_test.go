@@ -39,6 +39,23 @@ func TestBilledDuration(t *testing.T) {
 	}
 }
 
+func TestInitDuration(t *testing.T) {
+	// Lambda's order (Init Duration last) and the emulator's.
+	for _, tail := range []string{
+		"REPORT RequestId: a\tDuration: 1.5 ms\tBilled Duration: 2 ms\tMemory Size: 1769 MB\tMax Memory Used: 40 MB\tInit Duration: 212.34 ms\n",
+		"START RequestId: a\nREPORT RequestId: a\tInit Duration: 212.34 ms\tDuration: 1.5 ms\tBilled Duration: 2 ms\n",
+	} {
+		d, ok := initDuration(tail)
+		if !ok || d != 212340*time.Microsecond {
+			t.Errorf("init %v %v in %q; want 212.34ms", d, ok, tail)
+		}
+	}
+	// A warm invocation: an earlier report's cold start is not this one's.
+	if d, ok := initDuration("REPORT RequestId: a\tInit Duration: 100 ms\tBilled Duration: 3 ms\nREPORT RequestId: b\tBilled Duration: 12 ms\n"); ok {
+		t.Errorf("found a cold start %v in a warm invocation's report", d)
+	}
+}
+
 func TestFunctionErrorMessage(t *testing.T) {
 	e := &FunctionError{Function: "fn", Endpoint: "http://127.0.0.1:1", Stage: "load.a", Task: "load.a/parse[3]", Kind: "Unhandled",
 		Type: "Runtime.ExitError", Message: "exit status 2", Stack: make([]string, 20)}

@@ -360,6 +360,9 @@ func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage exec
 			if mb, ok := billedMemory(usage.LogTail); ok {
 				usage.MemoryMB = mb
 			}
+			if d, ok := initDuration(usage.LogTail); ok {
+				usage.Init = d
+			}
 		}
 	}
 	p, isErr := parseErrorPayload(out.Payload)
@@ -383,6 +386,9 @@ func (b *Backend) decode(t *operators.Task, endpoint string, r reply, usage exec
 			where = " at " + endpoint
 		}
 		return nil, usage, fmt.Errorf("stage %s: task %s: function %s%s replied with something that is not a result (%v): %s", t.Stage, t.Name(), b.function(), where, err, snippet(out.Payload))
+	}
+	if usage.Init == 0 && res.ColdStart > 0 { // no REPORT tail (the emulator): the function's own figure
+		usage.Init = res.ColdStart
 	}
 	return &res, usage, nil
 }

@@ -3,11 +3,16 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	goruntime "runtime"
+	"time"
 
 	"github.com/stratus-ml/stratus/dsl"
 	lambdabe "github.com/stratus-ml/stratus/executor/lambda"
+	"github.com/stratus-ml/stratus/operators"
+	"github.com/stratus-ml/stratus/operators/taskenv"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/psstore"
 )
 
 // PlanLimits are the limits of the backend cfg runs on (after the -backend
@@ -20,8 +25,10 @@ import (
 //   - lambda: the functions at once are max_concurrency when set, else the
 //     account's concurrency from GetAccountSettings (falling back, with a note,
 //     to planner.DefaultLambdaConcurrency when it cannot be read), or one per
-//     emulator endpoint; the shards are the block's list and the memory is the
-//     deployed function's.
+//     emulator endpoint; the shards are the members of the psstore cluster the
+//     block's list seeds (its shard map, when it can be read from here with the
+//     token in EnvToken; else the list), and the memory is the deployed
+//     function's.
 func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.Limits, bool) {
 	s, diags := SettingsOf(cfg)
 	if diags.HasErrors() {
@@ -53,6 +60,9 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 				lim.Functions, lim.Why = n, fmt.Sprintf("Lambda account concurrency %d (GetAccountSettings)", n)
 			}
 		}
+		if n := clusterMembers(ctx, lc, cfg.Dir); n > 0 {
+			lim.Shards = n // the cluster's members: the block lists only seeds
+		}
 		if lim.Shards == 0 {
 			lim.Shards = 1 // unreachable: lambda training needs listed shards
 		}
@@ -73,4 +83,34 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 		lim.MemoryMB = lc.MemoryMB
 	}
 	return lim, lc.MemoryAuto
+}
+
+// clusterMembers counts the members of the psstore cluster lc's list seeds,
+// from its shard map, or returns 0 when the map cannot be read from here (no
+// token, or no seed answers within a few seconds).
+func clusterMembers(ctx context.Context, lc lambdabe.Config, dir string) int {
+	token := os.Getenv(EnvToken)
+	if len(lc.PSStore) == 0 || token == "" {
+		return 0
+	}
+	te := operators.TaskEnv{PSStore: lc.PSStore, Token: token}
+	var err error
+	if te.PSStoreCA, err = lc.CAPEM(dir); err != nil {
+		return 0
+	}
+	opts, err := taskenv.PSStoreOptions(te)
+	if err != nil {
+		return 0
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := psstore.Dial(cctx, lc.PSStore, append(opts, psstore.WithRetry(psstore.RetryPolicy{Wait: 2 * time.Second}))...)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	if m := c.Map(); m != nil {
+		return len(m.Members)
+	}
+	return 0
 }

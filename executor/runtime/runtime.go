@@ -238,7 +238,28 @@ func (r *Runtime) ApplyOptions() executor.Options {
 	if r.Shared != nil {
 		o.Shared = r.Shared
 	}
+	if r.Settings != nil && r.Settings.Type == "lambda" {
+		o.PSStoreHosts = r.PSStoreHosts
+	}
 	return o
+}
+
+// PSStoreHosts counts the hosts of the psstore cluster the run uses: the
+// members of its shard map (a cluster grows and shrinks; the backend block
+// lists only seeds), or the seeds when the map cannot be read. 0 without
+// psstore.
+func (r *Runtime) PSStoreHosts(ctx context.Context) int {
+	if len(r.TaskEnv.PSStore) == 0 || r.Services == nil {
+		return len(r.TaskEnv.PSStore)
+	}
+	c, err := r.Services.PSStore(ctx)
+	if err != nil {
+		return len(r.TaskEnv.PSStore)
+	}
+	if m := c.Map(); m != nil && len(m.Members) > 0 {
+		return len(m.Members)
+	}
+	return len(r.TaskEnv.PSStore)
 }
 
 // Close releases everything Open started, last started first, and returns the

@@ -49,6 +49,29 @@ func (c control) stopped(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
+// rescale asks the workers of segments before segment to end theirs: the
+// coordinator changes the worker count (coordinator_elastic.go).
+func (c control) rescale(ctx context.Context, segment int) error {
+	return c.ps.Put(ctx, c.prefix+"segment", []byte(strconv.Itoa(segment)))
+}
+
+// signals reports whether the coordinator asked to stop and, when elastic,
+// the segment it asked for (0 when none).
+func (c control) signals(ctx context.Context, elastic bool) (stop bool, segment int, err error) {
+	if !elastic {
+		stop, err = c.stopped(ctx)
+		return stop, 0, err
+	}
+	vals, err := c.ps.MultiGet(ctx, []string{c.prefix + "stop", c.prefix + "segment"})
+	if err != nil {
+		return false, 0, err
+	}
+	if vals[1] != nil {
+		segment, _ = strconv.Atoi(string(vals[1]))
+	}
+	return vals[0] != nil, segment, nil
+}
+
 // reset clears the control keys of a run, before it starts.
 func (c control) reset(ctx context.Context) error {
 	keys, err := c.ps.List(ctx, c.prefix)
@@ -67,6 +90,7 @@ func (c control) reset(ctx context.Context) error {
 type workerStats struct {
 	Worker     int       `json:"worker"`
 	Generation int       `json:"generation"`
+	Segment    int       `json:"segment,omitempty"`
 	Position   position  `json:"position"`
 	Iterations int64     `json:"iterations"`
 	Examples   int64     `json:"examples"`

@@ -117,6 +117,8 @@ type Result struct {
 	Validation *Metrics
 	// MF holds a matrix factorization's figures (its RMSE and MAE).
 	MF *MFModel
+	// Scaling lists an elastic run's changes of its worker count.
+	Scaling []scaleChange
 }
 
 // Breakdown is where a worker iteration's time goes, on average, with its p50 and
@@ -124,6 +126,8 @@ type Result struct {
 type Breakdown struct {
 	Get, Pull, Compute, Push time.Duration
 	P50, P99                 time.Duration
+	// PullP50 and PushP50 are the median psstore pull and push.
+	PullP50, PushP50 time.Duration
 }
 
 func (b Breakdown) String() string {
@@ -298,7 +302,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	workersWave, evalWave = genWave(workersWave, gen), genWave(evalWave, gen)
 
-	trainUnits := makeUnits(o.Data.Train, workers, cfg.Minibatch)
+	el := elastic(s, o.Trial) && cfg.Epochs != 1
+	unitWorkers := workers
+	if el { // cut units for the most workers the run may scale to
+		unitWorkers = max(workers, elasticMax(s.Capacity(), ps))
+	}
+	trainUnits := makeUnits(o.Data.Train, unitWorkers, cfg.Minibatch)
 	// What the evaluator measures, stops on and ranks by: the validation set; else,
 	// when training runs until it converges, a holdout of the training set; else
 	// the test set, as before validation sets existed.
@@ -324,8 +333,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if heldUnits == nil {
 		heldUnits = makeUnits(heldParts, 1, 1<<30)
 	}
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver sgd (%s): %d workers, %s, learning rate %g, minibatch %d; stopping on the %s loss",
-		why, workers, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
+	elasticNote, maxWorkers := "", elasticMax(s.Capacity(), ps)
+	if el {
+		elasticNote = fmt.Sprintf(" (elastic: 1 to %d by loss improvement per dollar)", maxWorkers)
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver sgd (%s): %d workers%s, %s, learning rate %g, minibatch %d; stopping on the %s loss",
+		why, workers, elasticNote, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
 	if err := saveUnits(ctx, st, dir+"units.json", trainUnits); err != nil {
 		return nil, err
 	}
@@ -333,14 +346,12 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		return nil, err
 	}
 	start := time.Now()
-	wtasks := make([]operators.Task, workers)
-	for i := range wtasks {
-		wtasks[i] = operators.Task{Kind: KindWorker}
-		if err := wtasks[i].SetParams(workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json", Worker: i, Workers: workers,
-			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}); err != nil {
-			return nil, err
-		}
-	}
+	pool := &workerPool{s: s, st: st, ctl: ctl, wave: workersWave, dir: dir, units: trainUnits, lifetime: cfg.Lifetime, elastic: el,
+		done: make(chan waveOut, 1),
+		params: workerParams{Model: model, Dim: dim, UnitsKey: dir + "units.json",
+			Minibatch: cfg.Minibatch, Epochs: epochs, Seed: cfg.Seed, Prefetch: 2, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}}
+	trainRows := unitRows(trainUnits, o.Data.Train)
+	var scaleHist []ScalePoint // the evaluations as the scaling rule sees them
 	etask := operators.Task{Kind: KindEval}
 	keepBest := heldName == "validation" || heldName == "holdout"
 	if err := etask.SetParams(evalParams{Model: model, Dim: dim, UnitsKey: dir + "eval-units.json", Interval: cfg.EvalInterval, Start: start, KeepBest: keepBest, Kind: cfg.Model, Classes: o.Data.Classes, Huber: cfg.huber()}); err != nil {
@@ -349,18 +360,16 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type waveOut struct {
-		res []*operators.Result
-		err error
+	evalDone := make(chan waveOut, 1)
+	if err := pool.launch(wctx, 0, segmentPlan{Workers: workers}); err != nil {
+		return nil, err
 	}
-	workersDone, evalDone := make(chan waveOut, 1), make(chan waveOut, 1)
-	go func() {
-		r, err := s.RunWave(wctx, operators.Wave{Name: workersWave, Tasks: wtasks, LongRunning: true, Lifetime: cfg.Lifetime})
-		workersDone <- waveOut{r, err}
-	}()
+	if o.Trial == "" {
+		s.Event(operators.Event{Kind: KindWorkersEvent, Labels: o.Labels, Metrics: map[string]float64{"workers": float64(pool.plan.Workers)}})
+	}
 	go func() {
 		r, err := s.RunWave(wctx, operators.Wave{Name: evalWave, Tasks: []operators.Task{etask}, LongRunning: true, Lifetime: cfg.Lifetime})
-		evalDone <- waveOut{r, err}
+		evalDone <- waveOut{res: r, err: err}
 	}()
 
 	res := &Result{}
@@ -396,14 +405,27 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	for evalOut == nil || workerOut == nil {
 		select {
 		case <-tick.C:
-		case w := <-workersDone:
-			workerOut = &w
-			trainEnd = time.Now()
-			if w.err != nil && failure == nil && ctx.Err() == nil {
-				failure = w.err
+		case w := <-pool.done:
+			if w.err != nil {
+				workerOut = &w
+				trainEnd = time.Now()
+				if failure == nil && ctx.Err() == nil {
+					failure = w.err
+					cancel()
+				}
+				stop("epochs")
+				break
+			}
+			over, _, err := pool.ended(wctx, w, stopping != "" || failure != nil)
+			if err != nil && failure == nil && ctx.Err() == nil {
+				failure = err
 				cancel()
 			}
-			stop("epochs")
+			if over || err != nil {
+				workerOut = &waveOut{res: pool.totals()}
+				trainEnd = time.Now()
+				stop("epochs")
+			}
 		case e := <-evalDone:
 			evalOut = &e
 			if e.err != nil && failure == nil && ctx.Err() == nil {
@@ -436,6 +458,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		lastT = pt.Seconds
 		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates, Iterations: pt.Pushes}
 		res.Series = append(res.Series, ep)
+		scaleHist = append(scaleHist, scalePoint(ep, pool.seg, pool.plan.Workers, cfg.Minibatch))
 		now := time.Now()
 		rate := 0.0
 		if dt := now.Sub(lastUpdate).Seconds(); dt > 0 {
@@ -459,6 +482,23 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			stop("target_logloss")
 		case eps > 0 && converged(res.Series, eps):
 			stop("converged")
+		case el && pool.next == nil && workerOut == nil:
+			budget, deadline := stageLeft(s)
+			d := Scale(ScaleInput{History: scaleHist, Rows: trainRows, Workers: pool.plan.Workers,
+				Max: maxWorkers, WorkerCost: s.FunctionCost(time.Second), BudgetLeft: budget, DeadlineLeft: deadline, Elapsed: time.Since(start).Seconds()})
+			if d.Workers == pool.plan.Workers {
+				break
+			}
+			c := scaleChange{Seconds: pt.Seconds, From: pool.plan.Workers, To: d.Workers, Reason: d.Reason}
+			if err := pool.rescale(ctx, d.Workers, d.Reason); err != nil {
+				if failure == nil {
+					failure = fmt.Errorf("change the worker count: %w", err)
+					cancel()
+				}
+				break
+			}
+			res.Scaling = append(res.Scaling, c)
+			s.Event(scaleEvent(c, o.Labels))
 		}
 	}
 	if failure != nil {
@@ -494,7 +534,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		diverged = &DivergedError{Trial: o.Trial, Logloss: fp.Logloss, Seconds: fp.Seconds, LearningRate: cfg.LearningRate, Optimizer: cfg.Optimizer}
 	}
 	var ph phases
-	hist := newHistogram()
+	hist, pullHist, pushHist := newHistogram(), newHistogram(), newHistogram()
 	for _, r := range workerOut.res {
 		var wr workerResult
 		if err := json.Unmarshal(r.Output, &wr); err != nil {
@@ -504,10 +544,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		res.Examples += wr.Examples
 		ph.add(wr.Phases)
 		hist.merge(wr.Hist)
+		pullHist.merge(wr.PullHist)
+		pushHist.merge(wr.PushHist)
 	}
 	if res.Iterations > 0 {
 		n := time.Duration(res.Iterations)
-		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99)}
+		res.Breakdown = Breakdown{Get: ph.Get / n, Pull: ph.Pull / n, Compute: ph.Compute / n, Push: ph.Push / n, P50: hist.quantile(0.5), P99: hist.quantile(0.99),
+			PullP50: pullHist.quantile(0.5), PushP50: pushHist.quantile(0.5)}
 	}
 	if res.Duration > 0 {
 		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
@@ -623,12 +666,25 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		} {
 			sum[k] = v
 		}
+		for k, v := range map[string]float64{"pull_p50_us": us(res.Breakdown.PullP50), "push_p50_us": us(res.Breakdown.PushP50)} {
+			if v == 0 { // no pulls or pushes timed (MF reports its own)
+				continue
+			}
+			sum[k] = v
+		}
 	}
 	if v := res.Validation; v != nil {
 		sum["validation_logloss"], sum["validation_accuracy"], sum["validation_auc"] = finiteOrNaN(v.Logloss), v.Accuracy, v.AUC
 		sum["validation_rmse"], sum["validation_mae"], sum["validation_r2"] = v.RMSE, v.MAE, v.R2
 	}
 	sum["test_rmse"], sum["test_mae"], sum["r2"] = res.Metrics.RMSE, res.Metrics.MAE, res.Metrics.R2
+	if n := len(res.Scaling); n > 0 { // an elastic run: its last and largest worker counts, and how often they changed
+		most := res.Scaling[0].From
+		for _, c := range res.Scaling {
+			most = max(most, c.To)
+		}
+		sum["workers"], sum["workers_max"], sum["workers_changes"] = float64(res.Scaling[n-1].To), float64(most), float64(n)
+	}
 	for k, v := range sum {
 		if math.IsNaN(v) { // a figure the run does not have (no test set)
 			delete(sum, k)

@@ -3,6 +3,8 @@ package train_test
 import (
 	"context"
 	"math"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratus-ml/stratus/executor"
@@ -119,4 +121,86 @@ func runtimetestHarness(t *testing.T, src string, addrs []string, token string) 
 	h.Env.PSStore, h.Env.Token = addrs, token
 	h.Retries = 20 // a 300 ms lifetime is tight on a loaded machine
 	return h
+}
+
+// waveObserver signals once a task of the named wave of train.lr starts.
+type waveObserver struct {
+	wave string
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (o *waveObserver) Event(e executor.Event) {
+	if e.Type == executor.TaskStarted && e.Stage == "train.lr" && e.Wave == o.wave {
+		o.once.Do(func() { close(o.ch) })
+	}
+}
+
+// TestElasticResume interrupts an elastic training (workers = "auto") once it
+// has changed its worker count and started the next segment, with the shards
+// staying up: the next apply resumes the model and the same segments — the
+// first is done, the second runs the count the interrupted run chose — and
+// ends with the metrics of one fixed worker within 1 %.
+func TestElasticResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a9a three times")
+	}
+	const token = "elastic-resume"
+	addrs := []string{startShard(t, "127.0.0.1:0", t.TempDir(), token).addr, startShard(t, "127.0.0.1:0", t.TempDir(), token).addr}
+	args := `
+  solver        = "sgd"
+  minibatch     = 100
+  optimizer     = "adagrad"
+  learning_rate = 0.05
+  l2            = 0.0001
+  epochs        = 10
+  eval_interval = "50ms"
+`
+	sum, _ := runtimetestHarness(t, a9aPipeline(args+"  workers = 1\n"), addrs, token).MustApply()
+	want := metric(t, sum, "test_logloss")
+
+	h := runtimetestHarness(t, a9aPipeline(args), addrs, token)
+	obs := &waveObserver{wave: "workers.1", ch: make(chan struct{})}
+	h.Observer = obs
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := h.ApplyPlanContext(ctx, h.MustPlan())
+		done <- err
+	}()
+	select {
+	case <-obs.ch:
+		cancel()
+	case err := <-done:
+		t.Fatalf("the apply ended (%v) before the worker count changed", err)
+	}
+	if err := <-done; err == nil {
+		t.Skip("training finished before the interruption took effect")
+	}
+
+	h.Observer = nil
+	sum, rec := h.MustApply()
+	got := metric(t, sum, "test_logloss")
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	started := map[string]int{}
+	resumed := map[string]int{}
+	for _, e := range rec.Events() {
+		if e.Type == executor.WaveStarted && e.Stage == "train.lr" && strings.HasPrefix(e.Wave, "workers") {
+			started[e.Wave], resumed[e.Wave] = e.Tasks, e.Resumed
+		}
+	}
+	t.Logf("resumed apply: waves %v (already done %v), test logloss %.4f (one fixed worker %.4f)\n%s", started, resumed, got, want, notes)
+	if strings.Contains(notes, "not resuming") {
+		t.Fatalf("the intact model was not resumed:\n%s", notes)
+	}
+	if started["workers"] != 1 || resumed["workers"] != 1 {
+		t.Errorf("the first segment: %d task(s), %d already done; want its one worker, done", started["workers"], resumed["workers"])
+	}
+	if started["workers.1"] != 2 {
+		t.Errorf("the second segment ran %d workers; want the 2 the interrupted run chose", started["workers.1"])
+	}
+	if got > want*1.01 {
+		t.Fatalf("resumed elastic training: test logloss %.4f, one fixed worker %.4f", got, want)
+	}
 }

@@ -28,6 +28,15 @@ type workerParams struct {
 	Classes []float64 `json:"classes,omitempty"`
 	// Huber is linear_regression's Huber threshold (0: the squared loss).
 	Huber float64 `json:"huber,omitempty"`
+	// An elastic run's workers run in segments of one worker count each
+	// (coordinator_elastic.go): Segment numbers the worker's, which starts at
+	// StartEpoch with the units at RestKey (what the previous segment left of
+	// that epoch; empty: all units), and ends when the coordinator asks for a
+	// later segment.
+	Elastic    bool   `json:"elastic,omitempty"`
+	Segment    int    `json:"segment,omitempty"`
+	StartEpoch int    `json:"start_epoch,omitempty"`
+	RestKey    string `json:"rest,omitempty"`
 }
 
 // position is where a worker is: the epoch, the unit of its share of that epoch, and
@@ -63,7 +72,16 @@ type workerResult struct {
 	Examples   int64     `json:"examples"`
 	Phases     phases    `json:"phases"`
 	Hist       histogram `json:"hist"`
-	Stopped    bool      `json:"stopped"` // told to stop before its epochs were done
+	// PullHist and PushHist time the psstore client's sparse pulls and pushes
+	// (a push is queued, so it is the client's side of it), for the latencies
+	// the stage records (calibration).
+	PullHist histogram `json:"pull_hist"`
+	PushHist histogram `json:"push_hist"`
+	Stopped  bool      `json:"stopped"` // told to stop before its epochs were done
+	// Rescaled says the worker ended its segment because the coordinator
+	// changed the worker count, at Position.
+	Rescaled bool     `json:"rescaled,omitempty"`
+	Position position `json:"position"`
 }
 
 // Intervals of a worker's side traffic.
@@ -107,6 +125,13 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	store, ps, ctl, units := sh.store, sh.ps, sh.ctl, sh.units
 
 	var rs workerResume
+	rs.Position.Epoch = p.StartEpoch
+	var rest []prefetch.Unit
+	if p.RestKey != "" {
+		if rest, err = loadUnits(ctx, store, p.RestKey); err != nil {
+			return nil, err
+		}
+	}
 	if len(t.Resume) > 0 {
 		if err := json.Unmarshal(t.Resume, &rs); err != nil {
 			return nil, fmt.Errorf("task %s: bad resume position: %w", t.Name(), err)
@@ -117,7 +142,7 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	// own last publication may be further along.
 	if pub, err := ctl.workers(ctx, p.Workers); err == nil {
 		for _, s := range pub {
-			if s.Worker == p.Worker && rs.Position.before(s.Position) && !s.Done {
+			if s.Worker == p.Worker && s.Segment == p.Segment && rs.Position.before(s.Position) && !s.Done {
 				rs.Position, rs.Iterations, rs.Examples, rs.Phases = s.Position, s.Iterations, s.Examples, s.Phases
 			}
 		}
@@ -137,13 +162,13 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 	if p.Kind == "linear_svm" || p.Kind == "linear_regression" {
 		fn = lossOf(p.Kind, p.Huber)
 	}
-	hist := newHistogram()
+	hist, pullHist, pushHist := newHistogram(), newHistogram(), newHistogram()
 	pos := rs.Position
 	var lossSum float64
 	var lossN int
 	lastStopCheck, lastPublish := time.Now(), time.Now()
 	publish := func(done bool) {
-		s := workerStats{Worker: p.Worker, Generation: t.Generation, Position: pos, Iterations: rs.Iterations,
+		s := workerStats{Worker: p.Worker, Generation: t.Generation, Segment: p.Segment, Position: pos, Iterations: rs.Iterations,
 			Examples: rs.Examples, Phases: rs.Phases, Hist: hist, Done: done, Updated: time.Now()}
 		if lossN > 0 {
 			s.Loss = lossSum / float64(lossN)
@@ -152,26 +177,36 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 		lossSum, lossN = 0, 0
 	}
 	margin := handover(time.Until(t.Deadline))
-	finish := func(stopped bool) (*operators.Result, error) {
+	finish := func(stopped, rescaled bool) (*operators.Result, error) {
 		if err := ps.Flush(ctx); err != nil {
 			return nil, fmt.Errorf("push gradients: %w", err)
 		}
 		publish(true)
-		out, _ := json.Marshal(workerResult{Iterations: rs.Iterations, Examples: rs.Examples, Phases: rs.Phases, Hist: hist, Stopped: stopped})
+		out, _ := json.Marshal(workerResult{Iterations: rs.Iterations, Examples: rs.Examples, Phases: rs.Phases, Hist: hist, PullHist: pullHist, PushHist: pushHist, Stopped: stopped,
+			Rescaled: rescaled, Position: pos})
 		return &operators.Result{Output: out}, nil
 	}
 
 	for ; pos.Epoch < p.Epochs; pos.Epoch, pos.Unit, pos.Row = pos.Epoch+1, 0, 0 {
 		rs.Position = pos
-		mine := deal(units, p.Seed, pos.Epoch, p.Worker, p.Workers)
+		src := units
+		if pos.Epoch == p.StartEpoch && p.RestKey != "" {
+			src = rest
+		}
+		mine := deal(src, p.Seed, pos.Epoch, p.Worker, p.Workers)
 		it := prefetch.New(ctx, store, mine, prefetch.Options{Minibatch: p.Minibatch, Buffer: p.Prefetch, StartUnit: pos.Unit, StartRow: pos.Row, Labels: labelFunc(p.Kind, p.Classes)})
 		for {
 			now := time.Now()
 			if now.Sub(lastStopCheck) >= stopCheckEvery {
 				lastStopCheck = now
-				if stop, err := ctl.stopped(ctx); err == nil && stop {
+				stop, segment, err := ctl.signals(ctx, p.Elastic)
+				if err == nil && stop {
 					it.Close()
-					return finish(true)
+					return finish(true, false)
+				}
+				if err == nil && segment > p.Segment {
+					it.Close()
+					return finish(false, true)
 				}
 			}
 			if time.Until(t.Deadline) < margin {
@@ -237,6 +272,8 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			t4 := time.Now()
 			rs.Phases.add(phases{Get: t1.Sub(t0), Pull: t2.Sub(t1), Compute: t3.Sub(t2), Push: t4.Sub(t3)})
 			hist.add(t4.Sub(t0))
+			pullHist.add(t2.Sub(t1))
+			pushHist.add(t4.Sub(t3))
 			rs.Iterations++
 			rs.Examples += int64(b.Len())
 			lossSum += loss
@@ -248,5 +285,5 @@ func runWorker(ctx context.Context, env operators.Env, t *operators.Task) (*oper
 			return nil, err
 		}
 	}
-	return finish(false)
+	return finish(false, false)
 }

@@ -295,11 +295,13 @@ function renderDag() {
     g.append(node('text', { x: 10, y: 18, class: 'name' }, name));
     let sub = s.status;
     if (s.status === 'running' && s.active) sub += ` · ${s.active} fn`;
+    if (s.workers) sub += ` · ${s.workers} worker${s.workers === 1 ? '' : 's'}`;
     if (s.cost_usd) sub += ` · ${fmtCost(s.cost_usd)}`;
     g.append(node('text', { x: 10, y: 35, class: 'sub' }, sub));
     const tip = [s.address + ' (' + s.operator + ')', 'status: ' + s.status];
     if (s.action) tip.push('plan: ' + s.action + (s.reason ? ' — ' + s.reason : ''));
     if (s.tasks) tip.push('tasks: ' + s.tasks);
+    if (s.workers) tip.push('workers: ' + s.workers);
     if (s.note) tip.push(s.note);
     if (s.error) tip.push('error: ' + s.error);
     g.append(node('title', {}, tip.join('\n')));
