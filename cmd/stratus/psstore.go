@@ -647,7 +647,11 @@ the replicas.`, maxUpdateColumns),
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "shard map version %d: %d partitions, %d copies of every key range\n", smap.Version, smap.Partitions, c.Replicas())
+			copies := fmt.Sprintf("%d copies of every key range", c.Replicas())
+			if c.Replicas() == 1 {
+				copies = "1 copy of every key range"
+			}
+			fmt.Fprintf(w, "shard map version %d: %d partitions, %s\n", smap.Version, smap.Partitions, copies)
 			for _, err := range down {
 				fmt.Fprintf(w, "%v\n", err)
 			}
