@@ -184,7 +184,10 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 type lossFunc func(z, y float64) (loss, dz float64)
 
 // logisticLossFunc is logistic regression's log loss.
-func logisticLossFunc(z, y float64) (float64, float64) { return logistic(z, y), sigmoid(z) - y }
+func logisticLossFunc(z, y float64) (float64, float64) {
+	l, p := logisticSigmoid(z, y)
+	return l, p - y
+}
 
 // sqHingeLossFunc is the linear SVM's L2 (squared hinge) loss max(0, 1 − s·z)² for
 // s = 2y − 1 ∈ {−1, +1}: liblinear -s 2's primal, differentiable everywhere, so the

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
@@ -26,8 +27,10 @@ import (
 // It stops at the first of these, and says which:
 //
 //	converged   the objective fell by less than lbfgsTol·|f| (epsilon, when given) over the last
-//	            lbfgsWindow iterations, or ‖∇f‖ ≤ gradTol·‖∇f(w₀)‖ (liblinear's
-//	            rule, with its default tolerance);
+//	            lbfgsWindow iterations, or ‖∇f‖ ≤ tol·‖∇f(w₀)‖, liblinear's rule
+//	            with its default tolerance (gradientTol): for a binary classifier
+//	            tol = 0.01·max(min(pos, neg), 1)/rows, as liblinear -s 0 and -s 2
+//	            compute it; for other models gradTol;
 //	target_logloss  the held-out log loss reached the target;
 //	validation  the held-out log loss — on the validation set, else on a holdout of
 //	(holdout)   a tenth of the training set — has not improved on its best by more
@@ -299,13 +302,14 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	if cfg.Epsilon > 0 {
 		tol = cfg.Epsilon
 	}
+	gtol := gradientTol(cfg.Model, o.Data.Labels, o.Data.TrainRows)
 	stopping := ""
 	for stopping == "" {
 		if why := stopped(); why != "" {
 			stopping = why
 			break
 		}
-		if g0 == 0 || cur.gradNor <= gradTol*g0 {
+		if g0 == 0 || cur.gradNor <= gtol*g0 {
 			stopping = "converged"
 			break
 		}
@@ -432,6 +436,25 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		w32[j] = float32(x)
 	}
 	return finishRun(ctx, s, o, res, dir, w32, nil)
+}
+
+// gradientTol is the relative gradient norm the full-batch solver stops at.
+// For a binary classifier it is liblinear's default for its primal solvers
+// (-s 0 and -s 2: eps = 0.01, scaled by the smaller class's share of the rows,
+// "primal_solver_tol" in liblinear's train_one), so that a balanced set stops
+// at 1/200 of the initial gradient and a skewed one proportionally later; for
+// the other models, and without label statistics, gradTol.
+func gradientTol(model string, labels *manifest.Labels, rows int64) float64 {
+	if (model != "" && model != "logistic_regression" && model != "linear_svm") || labels == nil || labels.Many || rows <= 0 {
+		return gradTol
+	}
+	var pos int64
+	for _, d := range labels.Distinct {
+		if d.Value > 0 {
+			pos += d.Count
+		}
+	}
+	return 0.01 * float64(max(min(pos, rows-pos), 1)) / float64(rows)
 }
 
 // histPoint is what the stopping rules remember of an iteration.
