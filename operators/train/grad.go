@@ -62,8 +62,11 @@ const inlineDim = 2048
 // scoreParams are a "train.score" task's parameters: the metrics of the weights at
 // WKey on the units at UnitsKey.
 type scoreParams struct {
-	Model    string    `json:"model"`
-	WKey     string    `json:"w"`
+	Model string `json:"model"`
+	// The weights are W (a model of at most inlineDim coordinates), else at
+	// the KV key WKey, as for a gradient task.
+	W        []float64 `json:"wv,omitempty"`
+	WKey     string    `json:"w,omitempty"`
 	UnitsKey string    `json:"units"`
 	Classes  []float64 `json:"classes,omitempty"`
 	Huber    float64   `json:"huber,omitempty"`
@@ -146,17 +149,22 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
-	if err != nil {
-		return nil, err
+	w64 := p.W
+	if p.WKey != "" {
+		ps, err := env.PSStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ps.Get(ctx, p.WKey)
+		if err != nil {
+			return nil, fmt.Errorf("read weights: %w", err)
+		}
+		if w64, err = decodeF64(b, uint64(len(b)/8)); err != nil {
+			return nil, err
+		}
 	}
-	b, err := ps.Get(ctx, p.WKey)
-	if err != nil {
-		return nil, fmt.Errorf("read weights: %w", err)
-	}
-	w64, err := decodeF64(b, uint64(len(b)/8))
-	if err != nil {
-		return nil, err
+	if len(w64) == 0 {
+		return nil, fmt.Errorf("task %s: no weights to score", t.Name())
 	}
 	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1, p.Model, p.Classes)
 	if err != nil {

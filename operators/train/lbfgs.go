@@ -184,9 +184,16 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 // runLBFGS trains with the full-batch solver; see the constants above for its rule.
 func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) (*Result, error) {
 	cfg := o.Config
-	ps, err := s.PSStore(ctx)
-	if err != nil {
-		return nil, err
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
+	// A small model's weights and gradients travel in the tasks' parameters and
+	// results: such a run never touches psstore, so the local backend need not
+	// open its shards at all.
+	var ps *psstore.Client
+	if dim > inlineDim {
+		var err error
+		if ps, err = s.PSStore(ctx); err != nil {
+			return nil, err
+		}
 	}
 	st, err := s.Blob(ctx)
 	if err != nil {
@@ -199,7 +206,6 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	key := s.Key()
 	model := "train/" + key[:min(16, len(key))] + suffix
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 	// A share is at least shareEntries stored entries: smaller ones cost more in
 	// task overhead than they save in compute.
 	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))
@@ -395,23 +401,29 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	}
 
 	// Final figures: the whole test set (and the validation set) in one task each.
-	wkey := r.prefix + "w/final"
-	if err := ps.Put(ctx, wkey, encodeF64(final.w)); err != nil {
-		return nil, fmt.Errorf("write weights: %w", err)
+	score := func(units string) operators.Task {
+		return scoreTaskInline(cfg.Model, final.w, units, o.Data.Classes)
 	}
-	defer ps.Delete(context.WithoutCancel(ctx), wkey)
+	if ps != nil {
+		wkey := r.prefix + "w/final"
+		if err := ps.Put(ctx, wkey, encodeF64(final.w)); err != nil {
+			return nil, fmt.Errorf("write weights: %w", err)
+		}
+		defer ps.Delete(context.WithoutCancel(ctx), wkey)
+		score = func(units string) operators.Task { return scoreTask(cfg.Model, wkey, units, o.Data.Classes) }
+	}
 	var scoreTasks []operators.Task
 	var names []string
 	if len(testParts) > 0 {
 		names = append(names, "test")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json", o.Data.Classes))
+		scoreTasks = append(scoreTasks, score(dir+"fb-test.json"))
 	}
 	if heldName == "validation" {
 		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
 			return nil, err
 		}
 		names = append(names, "validation")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-validation-all.json", o.Data.Classes))
+		scoreTasks = append(scoreTasks, score(dir+"fb-validation-all.json"))
 	}
 	if len(scoreTasks) > 0 {
 		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
@@ -478,6 +490,13 @@ func validationStalled(hist []histPoint) bool {
 func scoreTask(model, wkey, units string, classes []float64) operators.Task {
 	t := operators.Task{Kind: KindScore}
 	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units, Classes: classes})
+	return t
+}
+
+// scoreTaskInline is scoreTask with a small model's weights in its parameters.
+func scoreTaskInline(model string, w []float64, units string, classes []float64) operators.Task {
+	t := operators.Task{Kind: KindScore}
+	_ = t.SetParams(scoreParams{Model: model, W: w, UnitsKey: units, Classes: classes})
 	return t
 }
 
