@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -108,7 +109,7 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	if p.Model == "softmax" {
 		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
 	} else {
-		out.Loss, out.Rows = lossGrad(train, w, g, fn)
+		out.Loss, out.Rows = lossGradChunked(train, w, g, fn)
 	}
 	if p.ValKey != "" {
 		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares, p.Model, p.Classes)
@@ -255,6 +256,103 @@ func lossGrad(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
 	}
 	g[dim-1] += gb
 	return loss, rows
+}
+
+// gradChunkEntries and maxGradChunks split a share's gradient pass into
+// chunks of at least that many stored entries, at most maxGradChunks, that
+// run on the function's cores (a local backend's task, or a Lambda function
+// of more than one vCPU).
+const (
+	gradChunkEntries = 100_000
+	maxGradChunks    = 8
+)
+
+// lossGradChunked is lossGrad over chunks of s computed concurrently, on at
+// most GOMAXPROCS goroutines, and summed in chunk order. The chunks depend on
+// the data alone, so the result is the same on any number of cores.
+func lossGradChunked(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
+	chunks := splitSet(s, gradChunkEntries, maxGradChunks)
+	if len(chunks) < 2 {
+		return lossGrad(s, w, g, fn)
+	}
+	losses := make([]float64, len(chunks))
+	rows := make([]int, len(chunks))
+	gs := make([][]float64, len(chunks))
+	next := make(chan int, len(chunks))
+	for i := range chunks {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(len(chunks), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() { // owned by this call: it waits for them below
+			defer wg.Done()
+			for i := range next {
+				gs[i] = make([]float64, len(g))
+				losses[i], rows[i] = lossGrad(chunks[i], w, gs[i], fn)
+			}
+		}()
+	}
+	wg.Wait()
+	var loss float64
+	n := 0
+	for i, gi := range gs {
+		for j, x := range gi {
+			g[j] += x
+		}
+		loss += losses[i]
+		n += rows[i]
+	}
+	return loss, n
+}
+
+// splitSet cuts s's rows, in order, into at most max sets of about the same
+// number of stored entries and at least per each (one set when s is smaller);
+// the sets share s's memory.
+func splitSet(s *evalSet, per, max int) []*evalSet {
+	var nnz int
+	for _, b := range s.parts {
+		nnz += len(b.Indices)
+	}
+	n := min(max, nnz/per)
+	if n < 2 {
+		return []*evalSet{s}
+	}
+	target := (nnz + n - 1) / n
+	out := []*evalSet{{}}
+	cur := 0 // entries in the last set
+	for _, b := range s.parts {
+		base := b.Offsets[0]
+		lo := 0
+		for r := 0; r < b.Len(); r++ {
+			cur += int(b.Offsets[r+1] - b.Offsets[r])
+			if cur >= target && len(out) < n {
+				last := out[len(out)-1]
+				last.parts = append(last.parts, subBatch(b, base, lo, r+1))
+				out = append(out, &evalSet{})
+				lo, cur = r+1, 0
+			}
+		}
+		if lo < b.Len() {
+			last := out[len(out)-1]
+			last.parts = append(last.parts, subBatch(b, base, lo, b.Len()))
+		}
+	}
+	if len(out[len(out)-1].parts) == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// subBatch is rows [lo, hi) of b, whose first offset is base.
+func subBatch(b partition.Batch, base uint32, lo, hi int) partition.Batch {
+	o0, o1 := b.Offsets[lo]-base, b.Offsets[hi]-base
+	sb := partition.Batch{Labels: b.Labels[lo:hi], Offsets: b.Offsets[lo : hi+1], Indices: b.Indices[o0:o1]}
+	if b.Values != nil {
+		sb.Values = b.Values[o0:o1]
+	}
+	return sb
 }
 
 // lossSum is the summed loss fn of s at w, its rows and how many of them the model
