@@ -282,6 +282,9 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	record := func(p *fbPoint) {
 		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
 		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
+		if cfg.Model == "linear_regression" && cfg.huber() == 0 {
+			ep.Logloss = 2 * p.valLoss // the mean squared error, as the SGD evaluator's points carry it
+		}
 		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
 		if p.valRows > 0 {
 			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
