@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -31,13 +33,17 @@ type gradParams struct {
 	// The weights are W, or when the model is large, at the KV key WKey (Dim
 	// little-endian float64s); the gradient goes to the result, or to the KV key
 	// GKey (float32s) when WKey is used.
-	W        []float64 `json:"wv,omitempty"`
-	WKey     string    `json:"w,omitempty"`
-	GKey     string    `json:"g,omitempty"`
-	UnitsKey string    `json:"units"` // blob key of the training units (JSON)
-	ValKey   string    `json:"val,omitempty"`
-	Share    int       `json:"share"`
-	Shares   int       `json:"shares"`
+	W    []float64 `json:"wv,omitempty"`
+	WKey string    `json:"w,omitempty"`
+	GKey string    `json:"g,omitempty"`
+	// The training (and held-out) units are Units (Val), or when the lists
+	// are long, at the blob keys UnitsKey (ValKey) as JSON.
+	UnitsKey string          `json:"units,omitempty"`
+	Units    []prefetch.Unit `json:"uv,omitempty"`
+	ValKey   string          `json:"val,omitempty"`
+	Val      []prefetch.Unit `json:"vv,omitempty"`
+	Share    int             `json:"share"`
+	Shares   int             `json:"shares"`
 	// Classes are softmax's classes (see labelFunc).
 	Classes []float64 `json:"classes,omitempty"`
 	// Huber is linear_regression's Huber threshold (0: the squared loss).
@@ -66,11 +72,12 @@ type scoreParams struct {
 	Model string `json:"model"`
 	// The weights are W (a model of at most inlineDim coordinates), else at
 	// the KV key WKey, as for a gradient task.
-	W        []float64 `json:"wv,omitempty"`
-	WKey     string    `json:"w,omitempty"`
-	UnitsKey string    `json:"units"`
-	Classes  []float64 `json:"classes,omitempty"`
-	Huber    float64   `json:"huber,omitempty"`
+	W        []float64       `json:"wv,omitempty"`
+	WKey     string          `json:"w,omitempty"`
+	UnitsKey string          `json:"units,omitempty"`
+	Units    []prefetch.Unit `json:"uv,omitempty"` // the units, when not at UnitsKey
+	Classes  []float64       `json:"classes,omitempty"`
+	Huber    float64         `json:"huber,omitempty"`
 }
 
 func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
@@ -101,7 +108,7 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	}
 	var out gradResult
 	g := make([]float64, p.Dim)
-	train, err := cachedShare(ctx, st, p.UnitsKey, p.Share, p.Shares, p.Model, p.Classes)
+	train, err := cachedShare(ctx, st, p.UnitsKey, p.Units, p.Share, p.Shares, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +118,8 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	} else {
 		out.Loss, out.Rows = lossGradChunked(train, w, g, fn)
 	}
-	if p.ValKey != "" {
-		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares, p.Model, p.Classes)
+	if p.ValKey != "" || p.Val != nil {
+		val, err := cachedShare(ctx, st, p.ValKey, p.Val, p.Share, p.Shares, p.Model, p.Classes)
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +174,7 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	if len(w64) == 0 {
 		return nil, fmt.Errorf("task %s: no weights to score", t.Name())
 	}
-	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1, p.Model, p.Classes)
+	set, err := cachedShare(ctx, st, p.UnitsKey, p.Units, 0, 1, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -446,10 +453,17 @@ type cachedSet struct {
 	used  int64
 }
 
-// cachedShare returns share i of n of the units listed at key in st: units i, i+n, …
-// with the labels as model reads them (labelFunc).
-func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model string, classes []float64) (*evalSet, error) {
-	id := fmt.Sprintf("%s\x00%d/%d\x00%s%v", st.URI(key), i, n, model, classes)
+// cachedShare returns share i of n of the units listed at key in st — or of
+// inline, when key is empty —: units i, i+n, … with the labels as model reads
+// them (labelFunc).
+func cachedShare(ctx context.Context, st blob.Store, key string, inline []prefetch.Unit, i, n int, model string, classes []float64) (*evalSet, error) {
+	src := st.URI(key)
+	if key == "" {
+		b, _ := json.Marshal(inline)
+		h := sha256.Sum256(b)
+		src = st.URI("") + "\x00inline:" + hex.EncodeToString(h[:])
+	}
+	id := fmt.Sprintf("%s\x00%d/%d\x00%s%v", src, i, n, model, classes)
 	dataCache.Lock()
 	c := dataCache.sets[id]
 	if c == nil {
@@ -460,10 +474,13 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model
 	c.used = dataCache.clock
 	dataCache.Unlock()
 	c.once.Do(func() {
-		units, err := loadUnits(ctx, st, key)
-		if err != nil {
-			c.err = err
-			return
+		units := inline
+		if key != "" {
+			var err error
+			if units, err = loadUnits(ctx, st, key); err != nil {
+				c.err = err
+				return
+			}
 		}
 		var mine []prefetch.Unit
 		for k := i; k < len(units); k += n {

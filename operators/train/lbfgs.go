@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
@@ -61,10 +62,10 @@ type fbRun struct {
 	shares int
 	n      float64 // training rows
 	l2     float64
-	prefix string // KV prefix of this run's weights and gradients
-	wave   string // wave name prefix
-	units  string // blob keys of the unit lists
-	val    string // blob key of the held-out units
+	prefix string   // KV prefix of this run's weights and gradients
+	wave   string   // wave name prefix
+	units  unitList // the training units
+	val    unitList // the held-out units
 	// heldName is what val holds: "validation", or "holdout" of the training set.
 	heldName string
 	passes   int
@@ -98,7 +99,8 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	tasks := make([]operators.Task, r.shares)
 	gkeys := make([]string, r.shares)
 	for i := range tasks {
-		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units, ValKey: held, Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
+		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units.Key, Units: r.units.Units, ValKey: held.Key, Val: held.Units,
+			Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
 		if inline {
 			gp.W = w
 		} else {
@@ -230,16 +232,17 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	r := &fbRun{s: s, ps: ps, o: o, dim: dim, shares: shares, n: float64(o.Data.TrainRows), l2: l2,
 		prefix: "fb/" + model + "/" + nonce + "/", wave: "lbfgs" + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
-		units: dir + "fb-units.json", val: dir + "fb-held.json", heldName: heldName, start: time.Now()}
-	if err := saveUnits(ctx, st, r.units, trainUnits); err != nil {
+		heldName: heldName, start: time.Now()}
+	if r.units, err = putUnits(ctx, st, dir+"fb-units.json", trainUnits); err != nil {
 		return nil, err
 	}
-	if err := saveUnits(ctx, st, r.val, heldUnits); err != nil {
+	if r.val, err = putUnits(ctx, st, dir+"fb-held.json", heldUnits); err != nil {
 		return nil, err
 	}
 	testParts := o.Data.Test
+	var testUnits unitList
 	if len(testParts) > 0 {
-		if err := saveUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
+		if testUnits, err = putUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
 			return nil, err
 		}
 	}
@@ -404,7 +407,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	}
 
 	// Final figures: the whole test set (and the validation set) in one task each.
-	score := func(units string) operators.Task {
+	score := func(units unitList) operators.Task {
 		return scoreTaskInline(cfg.Model, final.w, units, o.Data.Classes)
 	}
 	if ps != nil {
@@ -413,20 +416,25 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			return nil, fmt.Errorf("write weights: %w", err)
 		}
 		defer ps.Delete(context.WithoutCancel(ctx), wkey)
-		score = func(units string) operators.Task { return scoreTask(cfg.Model, wkey, units, o.Data.Classes) }
+		score = func(units unitList) operators.Task {
+			t := operators.Task{Kind: KindScore}
+			_ = t.SetParams(scoreParams{Model: cfg.Model, WKey: wkey, UnitsKey: units.Key, Units: units.Units, Classes: o.Data.Classes})
+			return t
+		}
 	}
 	var scoreTasks []operators.Task
 	var names []string
 	if len(testParts) > 0 {
 		names = append(names, "test")
-		scoreTasks = append(scoreTasks, score(dir+"fb-test.json"))
+		scoreTasks = append(scoreTasks, score(testUnits))
 	}
 	if heldName == "validation" {
-		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
+		vu, err := putUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30))
+		if err != nil {
 			return nil, err
 		}
 		names = append(names, "validation")
-		scoreTasks = append(scoreTasks, score(dir+"fb-validation-all.json"))
+		scoreTasks = append(scoreTasks, score(vu))
 	}
 	if len(scoreTasks) > 0 {
 		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
@@ -497,10 +505,33 @@ func scoreTask(model, wkey, units string, classes []float64) operators.Task {
 }
 
 // scoreTaskInline is scoreTask with a small model's weights in its parameters.
-func scoreTaskInline(model string, w []float64, units string, classes []float64) operators.Task {
+func scoreTaskInline(model string, w []float64, units unitList, classes []float64) operators.Task {
 	t := operators.Task{Kind: KindScore}
-	_ = t.SetParams(scoreParams{Model: model, W: w, UnitsKey: units, Classes: classes})
+	_ = t.SetParams(scoreParams{Model: model, W: w, UnitsKey: units.Key, Units: units.Units, Classes: classes})
 	return t
+}
+
+// inlineUnits is the longest unit list the full-batch solver's tasks carry in
+// their parameters (about 100 bytes a unit) rather than read from the blob
+// store: a small data set's run then writes no unit lists at all.
+const inlineUnits = 256
+
+// unitList is a list of units as a task finds it: in its parameters, or at a
+// blob key.
+type unitList struct {
+	Key   string
+	Units []prefetch.Unit
+}
+
+// putUnits makes units a unitList: inline when short, else saved at key.
+func putUnits(ctx context.Context, st blob.Store, key string, units []prefetch.Unit) (unitList, error) {
+	if len(units) <= inlineUnits {
+		if units == nil {
+			units = []prefetch.Unit{}
+		}
+		return unitList{Units: units}, nil
+	}
+	return unitList{Key: key}, saveUnits(ctx, st, key, units)
 }
 
 // direction is L-BFGS's two-loop recursion: −H·g for the inverse Hessian H the
