@@ -102,3 +102,60 @@ func TestOptionsReadOlderDatabases(t *testing.T) {
 		t.Fatalf("Stage(train.big) = %d params, %v; want %d", len(r.Params), err, len(params))
 	}
 }
+
+// TestLazyWrites: series points and digests wait for the next durable write,
+// yet every read sees them, a durable write carries them, and Close writes
+// the rest; a full queue writes itself.
+func TestLazyWrites(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendSeries("train.lr", json.RawMessage(`{"t":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDigest("/data/a", FileDigest{Size: 3, SHA256: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Digest("/data/a"); err != nil || d == nil || d.SHA256 != "abc" {
+		t.Fatalf("Digest before any durable write = %+v, %v", d, err)
+	}
+	if err := s.AppendSeries("train.lr", json.RawMessage(`{"t":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutTask("k", TaskRecord{Wave: "w", Index: 0, Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := s.takeLazy(); len(keys) != 0 {
+		t.Fatalf("%d records still queued after a durable write", len(keys))
+	}
+	for i := range lazyMaxEntries + 3 {
+		if err := s.AppendSeries("train.sgd", json.RawMessage(`{"t":`+strconv.Itoa(i)+`}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.lazy.mu.Lock()
+	queued := len(s.lazy.keys)
+	s.lazy.mu.Unlock()
+	if queued >= lazyMaxEntries {
+		t.Fatalf("%d records queued; a full queue writes itself", queued)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if pts, err := s.Series("train.lr"); err != nil || len(pts) != 2 || string(pts[1]) != `{"t":2}` {
+		t.Fatalf("train.lr series after reopening = %s, %v", pts, err)
+	}
+	if pts, err := s.Series("train.sgd"); err != nil || len(pts) != lazyMaxEntries+3 {
+		t.Fatalf("train.sgd series after reopening: %d points, %v; want %d", len(pts), err, lazyMaxEntries+3)
+	}
+	if d, err := s.Digest("/data/a"); err != nil || d == nil || d.SHA256 != "abc" {
+		t.Fatalf("Digest after reopening = %+v, %v", d, err)
+	}
+}

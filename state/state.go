@@ -32,6 +32,8 @@ type Store struct {
 	serialMu sync.Mutex
 	// work is set on the working copy of a remote state (working.go).
 	work *working
+	// lazy are records written with the next durable write (lazy.go).
+	lazy lazyWrites
 }
 
 // ErrInUse means another process has the state database open.
@@ -39,7 +41,8 @@ var ErrInUse = errors.New("state in use by another stratus process")
 
 // Open opens (creating if needed) the state database in dir, which is normally
 // <pipeline>/.stratus/state. Writes are synced, so a record that Open's caller saw
-// committed survives kill -9.
+// committed survives kill -9 — except metric series points and cached digests,
+// which are written with the next record that is (lazy.go).
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
@@ -108,7 +111,11 @@ func (s *Store) Close() error {
 	if s == nil {
 		return nil
 	}
+	lerr := s.flushLazy()
 	err := s.db.Close()
+	if err == nil {
+		err = lerr
+	}
 	if cerr := s.closeWorking(); err == nil {
 		err = cerr
 	}
@@ -160,12 +167,12 @@ func (s *Store) updateSerial(fn func(txn *badger.Txn) error) error {
 	s.serialMu.Lock()
 	defer s.serialMu.Unlock()
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(func(txn *badger.Txn) error {
+		err := s.db.Update(s.withLazy(func(txn *badger.Txn) error {
 			if err := fn(txn); err != nil {
 				return err
 			}
 			return bumpSerial(txn)
-		})
+		}))
 		if !errors.Is(err, badger.ErrConflict) || attempt == 20 {
 			return err
 		}
@@ -231,6 +238,11 @@ func (s *Store) scan(prefix string, fn func(key string, val []byte) error) error
 
 // deletePrefix deletes every key with prefix, in one write batch.
 func (s *Store) deletePrefix(prefix string) error {
+	if s.lazyPending(prefix) {
+		if err := s.flushLazy(); err != nil {
+			return err
+		}
+	}
 	var keys [][]byte
 	if err := s.scan(prefix, func(k string, _ []byte) error {
 		keys = append(keys, []byte(k))

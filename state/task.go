@@ -30,9 +30,9 @@ func (s *Store) PutTask(stageKey string, r TaskRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode task record: %w", err)
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.db.Update(s.withLazy(func(txn *badger.Txn) error {
 		return txn.Set([]byte(taskKey(stageKey, r.Wave, r.Index)), b)
-	})
+	}))
 }
 
 // Tasks returns the recorded tasks of one wave of a stage run, by index.
