@@ -166,13 +166,14 @@ func (s *Store) Serial() (uint64, error) {
 func (s *Store) updateSerial(fn func(txn *badger.Txn) error) error {
 	s.serialMu.Lock()
 	defer s.serialMu.Unlock()
+	write := s.withLazy(func(txn *badger.Txn) error { // each attempt carries the queued records
+		if err := fn(txn); err != nil {
+			return err
+		}
+		return bumpSerial(txn)
+	})
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(s.withLazy(func(txn *badger.Txn) error {
-			if err := fn(txn); err != nil {
-				return err
-			}
-			return bumpSerial(txn)
-		}))
+		err := s.db.Update(write)
 		if !errors.Is(err, badger.ErrConflict) || attempt == 20 {
 			return err
 		}
