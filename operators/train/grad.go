@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"weak"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/partition"
@@ -486,7 +487,7 @@ func cachedShare(ctx context.Context, st blob.Store, key string, inline []prefet
 		for k := i; k < len(units); k += n {
 			mine = append(mine, units[k])
 		}
-		c.set, c.err = loadEvalSet(ctx, st, mine, labelFunc(model, classes))
+		c.set, c.err = loadEvalSetWith(ctx, st, mine, prefetch.Options{Minibatch: 1 << 30, Buffer: 2, Read: sharedRead(model, classes)})
 		if c.err == nil {
 			for _, b := range c.set.parts {
 				c.bytes += int64(4*len(b.Indices) + 4*len(b.Values) + 8*len(b.Labels))
@@ -517,6 +518,49 @@ func cachedShare(ctx context.Context, st blob.Store, key string, inline []prefet
 		delete(dataCache.sets, oldest)
 	}
 	return c.set, nil
+}
+
+// partMemo holds the partitions the cached shares were read from, by store
+// URI, key and how their labels were read, as weak pointers: a share that
+// needs a partition another cached share holds (the full-batch solver's
+// holdout is rows of the training partitions) reuses it rather than read and
+// decode it again, and a partition no share holds any more is collected.
+var partMemo = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[partition.Partition]
+}{m: map[string]weak.Pointer[partition.Partition]{}}
+
+// sharedRead reads partitions through partMemo, labelled for model.
+func sharedRead(model string, classes []float64) func(context.Context, blob.Store, string) (*partition.Partition, error) {
+	labels := labelFunc(model, classes)
+	return func(ctx context.Context, st blob.Store, key string) (*partition.Partition, error) {
+		id := fmt.Sprintf("%s\x00%s%v", st.URI(key), model, classes)
+		partMemo.Lock()
+		if p := partMemo.m[id].Value(); p != nil {
+			partMemo.Unlock()
+			return p, nil
+		}
+		for k, w := range partMemo.m { // forget collected ones
+			if w.Value() == nil {
+				delete(partMemo.m, k)
+			}
+		}
+		partMemo.Unlock()
+		p, err := partition.Read(ctx, st, key)
+		if err != nil {
+			return nil, err
+		}
+		if labels != nil {
+			labels(p.Labels())
+		}
+		partMemo.Lock()
+		defer partMemo.Unlock()
+		if q := partMemo.m[id].Value(); q != nil {
+			return q, nil // read meanwhile by another share: one copy
+		}
+		partMemo.m[id] = weak.Make(p)
+		return p, nil
+	}
 }
 
 // lossName names a model's loss in metrics: logloss, sq_hinge for a linear SVM, or

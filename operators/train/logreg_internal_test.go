@@ -1,12 +1,20 @@
 package train
 
 import (
+	"context"
+	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/blob/fileblob"
+	"github.com/stratus-ml/stratus/dataset"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/partition"
+	"github.com/stratus-ml/stratus/dataset/prefetch"
 )
 
 // TestLogisticSigmoidMatches holds the fused loss-and-probability to the two
@@ -111,4 +119,80 @@ func TestLossGradChunked(t *testing.T) {
 			}
 		}
 	}
+}
+
+// countingStore counts Gets.
+type countingStore struct {
+	blob.Store
+	gets atomic.Int32
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, key)
+}
+
+// TestSharesSharePartitions: the full-batch solver's training and held-out
+// shares of one partition read it once, each sees its own rows with labels
+// read once (−1/+1 as 0/1), and another model's share reads it afresh.
+func TestSharesSharePartitions(t *testing.T) {
+	ctx := context.Background()
+	fs, err := fileblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: fs}
+	w := partition.NewStoreWriter(ctx, fs, "p/", 0)
+	for i := range 100 {
+		label := float32(-1)
+		if i%3 == 0 {
+			label = 1
+		}
+		if err := w.Add(&dataset.Row{Label: label, Indices: []uint32{uint32(i % 7)}, Values: []float32{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts, err := w.Close()
+	if err != nil || len(parts) != 1 {
+		t.Fatalf("%d partitions, %v", len(parts), err)
+	}
+	key := parts[0].Key
+	train := []prefetch.Unit{{Key: key, Lo: 0, Hi: 45}, {Key: key, Lo: 55, Hi: -1}}
+	held := []prefetch.Unit{{Key: key, Lo: 45, Hi: 55}}
+	a, err := cachedShare(ctx, st, "", train, 0, 1, "logistic_regression", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cachedShare(ctx, st, "", held, 0, 1, "logistic_regression", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.gets.Load(); n != 1 {
+		t.Errorf("%d reads of the partition for two shares of it; want 1", n)
+	}
+	if len(a.ys) != 90 || len(b.ys) != 10 {
+		t.Fatalf("shares of %d and %d rows; want 90 and 10", len(a.ys), len(b.ys))
+	}
+	for i, y := range append(append([]float32(nil), a.ys...), b.ys...) {
+		if y != 0 && y != 1 {
+			t.Fatalf("label %d is %v: labels read twice, or not at all", i, y)
+		}
+	}
+	for k, y := range b.ys { // rows 45 to 54: +1 on every third row, else −1
+		want := float32(0)
+		if (45+k)%3 == 0 {
+			want = 1
+		}
+		if y != want {
+			t.Fatalf("held-out row %d has label %v, want %v", 45+k, y, want)
+		}
+	}
+	if _, err := cachedShare(ctx, st, "", held, 0, 1, "linear_regression", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.gets.Load(); n != 2 {
+		t.Errorf("%d reads after a linear_regression share; want 2 (its labels are read as they are)", n)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 }
