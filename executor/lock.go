@@ -110,12 +110,14 @@ func acquireLocal(dir string, info LockInfo) (*Lock, error) {
 	if prev := readLockInfo(f); prev.PID != 0 {
 		l.Previous = &prev
 	}
+	// The holder's record is not synced: it names the holder for others
+	// and, after a crash, the apply that did not finish. A process that dies
+	// leaves it in the page cache, which is all either needs; the flock is
+	// the lock. (A sync was one of a small apply's slowest calls on a busy
+	// disk.)
 	b, _ := json.Marshal(info)
 	if err := f.Truncate(0); err == nil {
 		_, err = f.WriteAt(append(b, '\n'), 0)
-		if err == nil {
-			err = f.Sync()
-		}
 		if err != nil {
 			l.Release()
 			return nil, fmt.Errorf("write lock: %w", err)

@@ -91,6 +91,7 @@ type inprocEntry struct {
 	ready chan struct{}
 	srv   *Server
 	err   error
+	wake  func() // opens a lazy cluster (StartLocalLazy); nil for others
 }
 
 func registerPending(addr string) *inprocEntry {
@@ -155,6 +156,9 @@ func inprocServer(ctx context.Context, addr string, o *clientOptions) (*Server, 
 	select {
 	case <-e.ready:
 	default:
+		if e.wake != nil {
+			e.wake()
+		}
 		select {
 		case <-e.ready:
 		case <-ctx.Done():

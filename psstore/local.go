@@ -28,7 +28,14 @@ type LocalCluster struct {
 	stopErr  error
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
+
+	// wake starts the open of a lazy cluster (StartLocalLazy); woken is
+	// closed then. An eager cluster is woken at its start.
+	wakeOnce sync.Once
+	woken    chan struct{}
 }
+
+func (lc *LocalCluster) wake() { lc.wakeOnce.Do(func() { close(lc.woken) }) }
 
 // StartLocal starts n shards listening on random 127.0.0.1 ports. An empty
 // token is replaced by a random one (see Token). The cluster stops when ctx
@@ -53,6 +60,24 @@ func StartLocal(ctx context.Context, n int, dataDir, token string, opts ...func(
 // wait) and gets the start's error if it failed; a gRPC client's
 // connection waits in the listener's queue. Wait waits for the start.
 func StartLocalAsync(ctx context.Context, n int, dataDir, token string, opts ...func(*ServerOptions)) (*LocalCluster, error) {
+	lc, err := startLocal(ctx, n, dataDir, token, opts)
+	if err == nil {
+		lc.wake()
+	}
+	return lc, err
+}
+
+// StartLocalLazy is StartLocalAsync that opens the shards only when they are
+// first needed: a client of this process dialling one of them, a connection
+// to one of their addresses, or Wait or Servers. A run that never uses them
+// (a small model's full-batch training) never opens their data directories,
+// which is a small apply's largest fixed cost in time and memory; Close of a
+// cluster never woken creates nothing.
+func StartLocalLazy(ctx context.Context, n int, dataDir, token string, opts ...func(*ServerOptions)) (*LocalCluster, error) {
+	return startLocal(ctx, n, dataDir, token, opts)
+}
+
+func startLocal(ctx context.Context, n int, dataDir, token string, opts []func(*ServerOptions)) (*LocalCluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("psstore: start local cluster: %d shards: need at least 1", n)
 	}
@@ -63,7 +88,7 @@ func StartLocalAsync(ctx context.Context, n int, dataDir, token string, opts ...
 		}
 		token = hex.EncodeToString(b[:])
 	}
-	lc := &LocalCluster{token: token, ready: make(chan struct{})}
+	lc := &LocalCluster{token: token, ready: make(chan struct{}), woken: make(chan struct{})}
 	liss := make([]net.Listener, n)
 	for i := range liss {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,15 +104,44 @@ func StartLocalAsync(ctx context.Context, n int, dataDir, token string, opts ...
 	entries := make([]*inprocEntry, n)
 	for i, a := range lc.addrs {
 		entries[i] = registerPending(a) // clients of this process will call it directly (inproc.go)
+		entries[i].wake = lc.wake
 	}
 	lc.entries = entries
-	lc.wg.Add(1)
-	go func() { // owned by lc: opens the shards, then serves them until Close
-		defer lc.wg.Done()
-		lc.open(n, dataDir, token, opts, liss, entries)
-	}()
 	cctx, cancel := context.WithCancel(ctx)
 	lc.cancel = cancel
+	// A connection to a shard not yet open wakes the cluster; the shard's
+	// server then accepts it first (firstConnListener).
+	served := make([]net.Listener, n)
+	for i, lis := range liss {
+		fl := &firstConnListener{Listener: lis, first: make(chan net.Conn, 1)}
+		served[i] = fl
+		lc.wg.Add(1)
+		go func() { // owned by lc: ends when the listener closes or yields its first connection
+			defer lc.wg.Done()
+			c, err := lis.Accept()
+			if err != nil {
+				close(fl.first)
+				return
+			}
+			fl.first <- c
+			lc.wake()
+		}()
+	}
+	lc.wg.Add(1)
+	go func() { // owned by lc: opens the shards once woken, then serves them until Close
+		defer lc.wg.Done()
+		select {
+		case <-lc.woken:
+		case <-cctx.Done():
+			for i, lis := range liss {
+				lis.Close()
+				entries[i].resolve(nil, errors.New("psstore: the local cluster closed before it was used"))
+			}
+			close(lc.ready)
+			return
+		}
+		lc.open(n, dataDir, token, opts, served, entries)
+	}()
 	lc.wg.Add(1)
 	go func() {
 		defer lc.wg.Done()
@@ -146,9 +200,27 @@ func (lc *LocalCluster) open(n int, dataDir, token string, opts []func(*ServerOp
 	serve.Wait()
 }
 
+// firstConnListener is a listener whose first connection was accepted
+// before its server existed: Accept returns it first.
+type firstConnListener struct {
+	net.Listener
+	first chan net.Conn // closed without a connection if the listener failed
+	once  sync.Once
+}
+
+func (l *firstConnListener) Accept() (net.Conn, error) {
+	var c net.Conn
+	l.once.Do(func() { c = <-l.first })
+	if c != nil {
+		return c, nil
+	}
+	return l.Listener.Accept()
+}
+
 // Wait waits until the shards are open and returns the error of their
-// start, if it failed.
+// start, if it failed. It opens a lazy cluster's shards.
 func (lc *LocalCluster) Wait() error {
+	lc.wake()
 	<-lc.ready
 	return lc.startErr
 }
@@ -162,6 +234,7 @@ func (lc *LocalCluster) Token() string { return lc.token }
 // Servers exposes the shards (for their counters); it waits for their start
 // and is empty if it failed.
 func (lc *LocalCluster) Servers() []*Server {
+	lc.wake()
 	<-lc.ready
 	return lc.servers
 }

@@ -118,12 +118,15 @@ func chunkKey(name string, gen uint64, kind byte, i int) []byte {
 
 // openStore opens (creating if needed) the shard's badger database with
 // synced writes. Badger's caches are kept small: several shards may share
-// one process.
+// one process. A memtable's skiplist arena (its size plus 15% for the largest
+// batch) is allocated on the Go heap when it opens, so 4 MiB memtables: the
+// largest batch (614 KiB) stays above ValueThreshold, and larger values go to
+// the value log, as before.
 func openStore(dir string, logf func(string, ...any)) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{logf}).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithValueThreshold(256 << 10).
 		WithValueLogFileSize(256 << 20).

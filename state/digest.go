@@ -1,10 +1,8 @@
 package state
 
 import (
-	"time"
-
 	"encoding/json"
-	badger "github.com/dgraph-io/badger/v4"
+	"time"
 )
 
 // FileDigest caches a source file's content digest, valid while its size and
@@ -20,6 +18,11 @@ func (s *Store) Digest(path string) (*FileDigest, error) {
 	if s == nil {
 		return nil, nil
 	}
+	if s.lazyPending(pDigest + path) {
+		if err := s.flushLazy(); err != nil {
+			return nil, err
+		}
+	}
 	var d FileDigest
 	found, err := s.getJSON(pDigest+path, &d)
 	if err != nil || !found {
@@ -34,5 +37,5 @@ func (s *Store) PutDigest(path string, d FileDigest) error {
 		return nil
 	}
 	b, _ := json.Marshal(d)
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(pDigest+path), b) })
+	return s.setLazy([]byte(pDigest+path), b)
 }

@@ -60,7 +60,7 @@ func (s *Store) PutRun(r *RunRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(runKey(r)), b) }); err != nil {
+	if err := s.db.Update(s.withLazy(func(txn *badger.Txn) error { return txn.Set([]byte(runKey(r)), b) })); err != nil {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	badger "github.com/dgraph-io/badger/v4"
 )
 
 // seriesSeq orders points appended in the same nanosecond.
@@ -20,13 +18,16 @@ func (s *Store) AppendSeries(stage string, point json.RawMessage) error {
 	binary.BigEndian.PutUint64(k[:8], uint64(time.Now().UnixNano()))
 	binary.BigEndian.PutUint32(k[8:], seriesSeq.Add(1))
 	key := append([]byte(pSeries+stage+"/"), k[:]...)
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, point) })
+	return s.setLazy(key, point)
 }
 
 // Series returns a stage's recorded points in the order they were appended.
 func (s *Store) Series(stage string) ([]json.RawMessage, error) {
 	if s == nil {
 		return nil, nil
+	}
+	if err := s.flushLazy(); err != nil {
+		return nil, fmt.Errorf("read series of %s: %w", stage, err)
 	}
 	var out []json.RawMessage
 	err := s.scan(pSeries+stage+"/", func(_ string, v []byte) error {

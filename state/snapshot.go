@@ -59,6 +59,9 @@ var localOnly = []string{pDigest}
 // Snapshot takes a consistent snapshot of the whole state (one read
 // transaction). writtenBy names who took it (user@host), for the record.
 func (s *Store) Snapshot(writtenBy string) (*Snapshot, error) {
+	if err := s.flushLazy(); err != nil {
+		return nil, err
+	}
 	snap := &Snapshot{Format: SnapshotFormat, Version: SnapshotVersion, Written: time.Now().UTC(), WrittenBy: writtenBy, Runs: []string{}, Entries: []SnapshotEntry{}}
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
@@ -211,6 +214,7 @@ func (e SnapshotEntry) decode() (key, val []byte, err error) {
 func (s *Store) Restore(snap *Snapshot) error {
 	s.serialMu.Lock()
 	defer s.serialMu.Unlock()
+	s.takeLazy() // what the snapshot replaces
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("restore state %s: %w", s.dir, err)
 	}

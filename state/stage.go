@@ -89,6 +89,9 @@ func (s *Store) StageByKey(key string) (*StageRecord, error) {
 	return r, nil
 }
 
+// maxTxnDeletes is the most task records PutStage deletes in its own transaction.
+const maxTxnDeletes = 64
+
 // PutStage records a completed stage, indexes its key, drops the task records of its
 // run, and bumps the serial — in one transaction.
 func (s *Store) PutStage(r *StageRecord) error {
@@ -97,17 +100,36 @@ func (s *Store) PutStage(r *StageRecord) error {
 		return fmt.Errorf("encode stage record %s: %w", r.Address, err)
 	}
 	keyRef, _ := json.Marshal(r.Address)
+	// A few task records go in the same transaction; many (which could pass
+	// badger's largest batch) in a write batch of their own after it.
+	var tasks [][]byte
+	if err := s.scan(pTask+r.Key+"/", func(k string, _ []byte) error {
+		tasks = append(tasks, []byte(k))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record stage %s: %w", r.Address, err)
+	}
+	inTxn := len(tasks) <= maxTxnDeletes
 	err = s.updateSerial(func(txn *badger.Txn) error {
 		if err := txn.Set([]byte(pStage+r.Address), b); err != nil {
 			return err
+		}
+		if inTxn {
+			for _, k := range tasks {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
 		}
 		return txn.Set([]byte(pKey+r.Key), keyRef)
 	})
 	if err != nil {
 		return fmt.Errorf("record stage %s: %w", r.Address, err)
 	}
-	if err := s.DeleteTasks(r.Key); err != nil {
-		return err
+	if !inTxn {
+		if err := s.DeleteTasks(r.Key); err != nil {
+			return err
+		}
 	}
 	return s.stageRecorded()
 }
@@ -160,7 +182,7 @@ func (s *Store) PutOutputs(outputs map[string]json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("encode outputs: %w", err)
 	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kOutput), b) })
+	return s.db.Update(s.withLazy(func(txn *badger.Txn) error { return txn.Set([]byte(kOutput), b) }))
 }
 
 // Outputs returns the root outputs recorded by the last apply; nil before any.

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
+	badgeroptions "github.com/dgraph-io/badger/v4/options"
 )
 
 // Dir is the name of the working directory beside a pipeline.
@@ -31,6 +32,8 @@ type Store struct {
 	serialMu sync.Mutex
 	// work is set on the working copy of a remote state (working.go).
 	work *working
+	// lazy are records written with the next durable write (lazy.go).
+	lazy lazyWrites
 }
 
 // ErrInUse means another process has the state database open.
@@ -38,7 +41,8 @@ var ErrInUse = errors.New("state in use by another stratus process")
 
 // Open opens (creating if needed) the state database in dir, which is normally
 // <pipeline>/.stratus/state. Writes are synced, so a record that Open's caller saw
-// committed survives kill -9.
+// committed survives kill -9 — except metric series points and cached digests,
+// which are written with the next record that is (lazy.go).
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
@@ -56,20 +60,7 @@ func OpenExisting(dir string) (*Store, error) {
 }
 
 func open(dir string) (*Store, error) {
-	opts := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithSyncWrites(true).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(8 << 20).
-		// Badger requires the value threshold below its largest batch, 15% of the
-		// memtable (1.2 MiB here); its 1 MiB default would make every Open fail.
-		// Values above it (large stage outputs) go to the value log.
-		WithValueThreshold(64 << 10).
-		WithValueLogFileSize(16 << 20).
-		WithBlockCacheSize(4 << 20).
-		WithIndexCacheSize(2 << 20).
-		WithNumCompactors(2)
-	db, err := badger.Open(opts)
+	db, err := badger.Open(options(dir))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("%w: %s is open in another process (an apply still running?); wait for it to finish", ErrInUse, dir)
@@ -79,12 +70,52 @@ func open(dir string) (*Store, error) {
 	return &Store{db: db, dir: dir}, nil
 }
 
+// options are the state database's badger options, sized to what it holds: a
+// few kilobytes of records per stage, written a transaction of at most three
+// keys at a time, by one process. Badger's defaults are for a database server
+// (a 64 MiB memtable, five of them, a 256 MiB block cache); every stratus
+// command opens this one, and its memtable's skiplist arena — the memtable,
+// plus 15% for the largest batch, allocated on the Go heap at Open — was most
+// of a small apply's heap. Here:
+//
+//   - MemTableSize 1 MiB, NumMemtables 2: a memtable holds thousands of
+//     records; the largest batch badger accepts is 15% of it (157 KiB), and
+//     ValueThreshold must stay below that, so values above 32 KiB (large stage
+//     outputs) go to the value log, and a transaction's three keys fit;
+//   - tables of 256 KiB (BaseTableSize; building one allocates twice that);
+//   - no block compression and so no block cache: tables are read through
+//     their memory map (compression is recorded per table, so a database
+//     written with it still reads);
+//   - SyncWrites stays on: a record Open's caller saw committed survives
+//     kill -9, which resume relies on.
+func options(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithSyncWrites(true).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(1 << 20).
+		WithBaseTableSize(256 << 10).
+		WithNumMemtables(2).
+		WithValueThreshold(32 << 10).
+		WithValueLogFileSize(16 << 20).
+		WithCompression(badgeroptions.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false)
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	if s == nil {
 		return nil
 	}
+	lerr := s.flushLazy()
 	err := s.db.Close()
+	if err == nil {
+		err = lerr
+	}
 	if cerr := s.closeWorking(); err == nil {
 		err = cerr
 	}
@@ -135,13 +166,14 @@ func (s *Store) Serial() (uint64, error) {
 func (s *Store) updateSerial(fn func(txn *badger.Txn) error) error {
 	s.serialMu.Lock()
 	defer s.serialMu.Unlock()
+	write := s.withLazy(func(txn *badger.Txn) error { // each attempt carries the queued records
+		if err := fn(txn); err != nil {
+			return err
+		}
+		return bumpSerial(txn)
+	})
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(func(txn *badger.Txn) error {
-			if err := fn(txn); err != nil {
-				return err
-			}
-			return bumpSerial(txn)
-		})
+		err := s.db.Update(write)
 		if !errors.Is(err, badger.ErrConflict) || attempt == 20 {
 			return err
 		}
@@ -207,6 +239,11 @@ func (s *Store) scan(prefix string, fn func(key string, val []byte) error) error
 
 // deletePrefix deletes every key with prefix, in one write batch.
 func (s *Store) deletePrefix(prefix string) error {
+	if s.lazyPending(prefix) {
+		if err := s.flushLazy(); err != nil {
+			return err
+		}
+	}
 	var keys [][]byte
 	if err := s.scan(prefix, func(k string, _ []byte) error {
 		keys = append(keys, []byte(k))

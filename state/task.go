@@ -31,9 +31,9 @@ func (s *Store) PutTask(stageKey string, r TaskRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode task record: %w", err)
 	}
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err = s.db.Update(s.withLazy(func(txn *badger.Txn) error {
 		return txn.Set([]byte(taskKey(stageKey, r.Wave, r.Index)), b)
-	})
+	}))
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type Writer struct {
 	closed  bool
 }
 
+// initialEntries is the entries a Writer's buffers hold before they first grow.
+const initialEntries = 64 << 10
+
 // NewWriter returns a Writer that hands each partition to flush. A
 // partition is cut before the row that would take it past target bytes
 // (target <= 0 means DefaultTarget), so partitions stay within target unless
@@ -52,15 +55,16 @@ func NewWriter(flush FlushFunc, target int) *Writer {
 		target = DefaultTarget
 	}
 	w := &Writer{flush: flush, target: target}
-	if target <= 64<<20 {
-		// Size the buffers for a full partition up front: about 8 bytes
-		// per entry (index and value) and a guess of 16 entries per row.
-		nnz := target / 8
-		w.indices = make([]uint32, 0, nnz)
-		w.values = make([]float32, 0, nnz)
-		w.labels = make([]float32, 0, nnz/16)
-		w.offsets = make([]uint32, 0, nnz/16+1)
-	}
+	// Buffers start at a full partition's size (about 8 bytes per entry,
+	// index and value, and a guess of 16 entries per row) or initialEntries,
+	// whichever is less, and grow with the data: the first partition pays a
+	// few reallocations, the next reuse them, and a small input — most of the
+	// writers of a small apply — never holds a full partition's 8 MiB.
+	nnz := min(target/8, initialEntries)
+	w.indices = make([]uint32, 0, nnz)
+	w.values = make([]float32, 0, nnz)
+	w.labels = make([]float32, 0, nnz/16)
+	w.offsets = make([]uint32, 0, nnz/16+1)
 	w.reset()
 	return w
 }
@@ -133,6 +137,9 @@ func (w *Writer) Add(r *dataset.Row) error {
 			}
 		}
 	}
+	if len(w.indices)+n > cap(w.indices) || len(w.labels) == cap(w.labels) {
+		w.grow(n)
+	}
 	w.labels = append(w.labels, r.Label)
 	w.indices = append(w.indices, r.Indices...)
 	w.values = append(w.values, r.Values...)
@@ -140,6 +147,22 @@ func (w *Writer) Add(r *dataset.Row) error {
 	w.maxIdx = max(w.maxIdx, rowMax)
 	w.allOnes = w.allOnes && rowOnes
 	return nil
+}
+
+// grow doubles the buffers that cannot take one more row of n entries (at
+// least to fit it): a few reallocations up to a full partition, rather than
+// append's many when slices are large.
+func (w *Writer) grow(n int) {
+	if need := len(w.indices) + n; need > cap(w.indices) {
+		c := max(2*cap(w.indices), need)
+		w.indices = append(make([]uint32, 0, c), w.indices...)
+		w.values = append(make([]float32, 0, c), w.values...)
+	}
+	if len(w.labels) == cap(w.labels) {
+		c := max(2*cap(w.labels), 16)
+		w.labels = append(make([]float32, 0, c), w.labels...)
+		w.offsets = append(make([]uint32, 0, c+1), w.offsets...)
+	}
 }
 
 // cut encodes and flushes the current partition.
@@ -153,8 +176,8 @@ func (w *Writer) cut() error {
 	if nnz > 0 {
 		features = int(w.maxIdx) + 1
 	}
-	if cap(w.buf) < w.target && w.target <= 64<<20 {
-		w.buf = make([]byte, 0, w.target) // partitions rarely exceed the target
+	if need := encodedSize(len(w.labels), nnz, width, w.allOnes); cap(w.buf) < need {
+		w.buf = make([]byte, 0, need)
 	}
 	w.buf = encode(w.buf, w.labels, w.offsets, w.indices, w.values, width, w.allOnes, features)
 	seq := len(w.parts)

@@ -45,6 +45,10 @@ type Options struct {
 	// it is fetched: how a model reads the labels as the input spelled them
 	// (a binary model's 0/1 from −1/+1, a softmax model's class indices).
 	Labels func(labels []float32)
+	// Read, when set, fetches a partition instead of partition.Read, its
+	// labels already as the model reads them (Labels is then not applied): a
+	// caller that keeps partitions it read shares them among iterators.
+	Read func(ctx context.Context, st blob.Store, key string) (*partition.Partition, error)
 }
 
 // Iterator yields minibatches. Next is not safe for concurrent use; the background
@@ -90,6 +94,9 @@ func New(ctx context.Context, st blob.Store, units []Unit, opts Options) *Iterat
 			var err error
 			if last != nil && i > opts.StartUnit && units[i-1].Key == units[i].Key {
 				p = last
+			} else if opts.Read != nil {
+				p, err = opts.Read(ctx, st, units[i].Key)
+				last = p
 			} else {
 				p, err = partition.Read(ctx, st, units[i].Key)
 				if err == nil && opts.Labels != nil {

@@ -206,9 +206,11 @@ func (r *Runtime) setBackend(be executor.Backend, wrap func(executor.Backend) ex
 }
 
 // startPSStore starts the local shards and hands their addresses to tasks.
-// The shards open in the background while the first stages run (opening
-// them is most of a small apply's fixed cost); a task's client waits for
-// them, and a failed start is its error.
+// They open when first dialled (psstore.StartLocalLazy), which a stage that
+// needs them does as it starts; opening them is most of a small apply's
+// fixed cost, and a run that never dials them — a small model's full-batch
+// training — never pays it. A task's client waits for them, and a failed
+// start is its error.
 func (r *Runtime) startPSStore(ctx context.Context, stateDir string, n int) error {
 	lc, err := startLocalShards(ctx, stateDir, n, true)
 	if err != nil {
@@ -290,7 +292,7 @@ func StartLocalShards(ctx context.Context, stateDir string, n int) (*psstore.Loc
 func startLocalShards(ctx context.Context, stateDir string, n int, async bool) (*psstore.LocalCluster, error) {
 	start := psstore.StartLocal
 	if async {
-		start = psstore.StartLocalAsync
+		start = psstore.StartLocalLazy
 	}
 	lc, err := start(context.WithoutCancel(ctx), n, LocalShardsDir(stateDir, n), "", func(o *psstore.ServerOptions) {
 		o.Logf = func(string, ...any) {}

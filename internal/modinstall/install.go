@@ -1,5 +1,8 @@
 // Package modinstall downloads a pipeline's remote modules — what `stratus init`
-// does — with hashicorp/go-getter: git (git::https://…, git::file://…, with
+// does — with hashicorp/go-getter (v2, whose core leaves out the Google Cloud
+// Storage getter and the gRPC, xDS and OpenTelemetry trees it links: v1 put
+// them in every stratus process, 22 MB of resident memory and 200 package
+// initialisers before main): git (git::https://…, git::file://…, with
 // Terraform's //subdir and ?ref=), https archives, local file:// trees, and
 // s3://bucket/prefix through Stratus's own S3 client (the same endpoint and
 // credentials as data sources). Each download lands in .stratus/modules/<address>
@@ -16,7 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	getter "github.com/hashicorp/go-getter"
+	getter "github.com/hashicorp/go-getter/v2"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/stratus-ml/stratus/dsl"
@@ -122,6 +125,13 @@ func Install(ctx context.Context, dir string, opts Options) ([]Installed, *dsl.C
 		Detail: fmt.Sprintf("Installing remote modules took more than %d rounds; each round installs one more level of nesting.", maxRounds)}}
 }
 
+// trimmed is an error without the newline and full stop a tool's output ends
+// with (git's messages), so that a sentence can follow it.
+type trimmed struct{ error }
+
+func (t trimmed) Error() string { return strings.TrimRight(t.error.Error(), "\n. ") }
+func (t trimmed) Unwrap() error { return t.error }
+
 // download fetches source into the module's download directory and returns its
 // lock entry. A locked git module is fetched at its locked commit and must hash as
 // locked.
@@ -141,28 +151,23 @@ func download(ctx context.Context, root, addr, source string, locked *dsl.Locked
 	if err != nil {
 		return nil, err
 	}
-	getters := map[string]getter.Getter{}
-	for k, g := range getter.Getters {
-		getters[k] = g
+	// S3 first: go-getter asks each getter in turn whether a source is its own.
+	getters := append([]getter.Getter{&s3Getter{}}, getter.Getters...)
+	c := &getter.Client{Getters: getters, DisableSymlinks: true}
+	req := &getter.Request{
+		Src:     src,
+		Dst:     dst,
+		Pwd:     pwd,
+		GetMode: getter.ModeDir,
+		Copy:    true, // a file:// source is copied, not symlinked to
 	}
-	getters["file"] = &getter.FileGetter{Copy: true} // a copy, not a symlink to the source
-	getters["s3"] = &s3Getter{ctx: ctx}
-	c := &getter.Client{
-		Ctx:             ctx,
-		Src:             src,
-		Dst:             dst,
-		Pwd:             pwd,
-		Mode:            getter.ClientModeDir,
-		Getters:         getters,
-		DisableSymlinks: true,
-	}
-	if err := c.Get(); err != nil {
+	if _, err := c.Get(ctx, req); err != nil {
 		os.RemoveAll(dst)
 		hint := "Check the address; the forms are git::https://host/repo.git//subdir?ref=v1.2.0, https://host/module.tar.gz//subdir and s3://bucket/prefix"
 		if strings.HasPrefix(src, "git::") {
 			hint = "Check the address, and that the ref exists (git ls-remote --tags URL); the form is git::https://host/repo.git//subdir?ref=v1.2.0"
 		}
-		return nil, fmt.Errorf("downloading %q: %w. %s", source, err, hint)
+		return nil, fmt.Errorf("downloading %q: %w. %s", source, trimmed{err}, hint)
 	}
 	e := &dsl.LockedModule{Address: addr, Source: source, Version: gitCommit(ctx, dst)}
 	if e.Hash, err = dsl.HashDir(dst); err != nil {

@@ -77,6 +77,32 @@ type metricsJSON struct {
 	Logloss  jnum `json:"test_logloss"`
 	Accuracy jnum `json:"accuracy"`
 	AUC      jnum `json:"auc"`
+	// A regression's and a factorization's figures; absent (NaN) in records
+	// of classifiers, and in records written before they were ranked.
+	RMSE *jnum `json:"test_rmse,omitempty"`
+	MAE  *jnum `json:"test_mae,omitempty"`
+	R2   *jnum `json:"r2,omitempty"`
+}
+
+func toMetricsJSON(m train.Metrics) metricsJSON {
+	opt := func(x float64) *jnum {
+		if math.IsNaN(x) {
+			return nil
+		}
+		j := jnum(x)
+		return &j
+	}
+	return metricsJSON{Logloss: jnum(m.Logloss), Accuracy: jnum(m.Accuracy), AUC: jnum(m.AUC), RMSE: opt(m.RMSE), MAE: opt(m.MAE), R2: opt(m.R2)}
+}
+
+func (j metricsJSON) metrics() train.Metrics {
+	val := func(x *jnum) float64 {
+		if x == nil {
+			return math.NaN()
+		}
+		return float64(*x)
+	}
+	return train.Metrics{Logloss: float64(j.Logloss), Accuracy: float64(j.Accuracy), AUC: float64(j.AUC), RMSE: val(j.RMSE), MAE: val(j.MAE), R2: val(j.R2)}
 }
 
 type pointJSON struct {

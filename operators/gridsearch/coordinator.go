@@ -102,18 +102,13 @@ func coordinate(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
 	}
-	if baseCfg.Model == "matrix_factorization" {
-		return cty.NilVal, fmt.Errorf("base stage %s trains matrix_factorization, which grid_search cannot rank yet (by test_rmse): tune rank, l2 and learning_rate with one train stage each, and compare their metrics.test_rmse", base.Address)
-	}
-	if baseCfg.Model == "linear_regression" {
-		return cty.NilVal, fmt.Errorf("base stage %s trains linear_regression, which grid_search cannot rank yet (its metric is test_rmse, not one of test_logloss, accuracy, auc): compare separate train stages' metrics.test_rmse", base.Address)
-	}
 	if sp.obj.Metric == "" {
-		name, _ := train.Metric(baseCfg.Model)
-		sp.obj = newObjective(name)
-	} else if sp.obj.Metric == "test_logloss" && baseCfg.Model == "linear_svm" {
-		return cty.NilVal, fmt.Errorf("metric test_logloss: base stage %s trains linear_svm, which has no log loss; rank by accuracy or auc (the default is accuracy)", base.Address)
+		name, lower := train.Metric(baseCfg.Model)
+		sp.obj = objective{Metric: name, Lower: lower}
+	} else if err := metricFits(sp.obj.Metric, baseCfg.Model); err != nil {
+		return cty.NilVal, fmt.Errorf("metric %s: base stage %s %w", sp.obj.Metric, base.Address, err)
 	}
+	sp.obj.Model = baseCfg.Model
 	data, err := train.ReadInput(ctx, st, base.Config.GetAttr("input"))
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("base stage %s: %w", base.Address, err)
@@ -347,9 +342,10 @@ func (r *search) adopt(t *trial, rec *record) {
 	t.cached = true
 	t.status, t.reason, t.detail = rec.Status, rec.Reason, rec.Detail
 	t.byRule = rec.Policy != ""
-	t.metrics = train.Metrics{Logloss: float64(rec.Metrics.Logloss), Accuracy: float64(rec.Metrics.Accuracy), AUC: float64(rec.Metrics.AUC)}
+	t.metrics = rec.Metrics.metrics()
 	if v := rec.Validation; v != nil {
-		t.validation = &train.Metrics{Logloss: float64(v.Logloss), Accuracy: float64(v.Accuracy), AUC: float64(v.AUC)}
+		vm := v.metrics()
+		t.validation = &vm
 	}
 	t.iters, t.eps, t.model, t.final = rec.Iterations, float64(rec.Examples), rec.Model, true
 	t.points = fromPoints(rec.Series)
@@ -428,12 +424,13 @@ func (r *search) onEval(t *trial, p train.EvalPoint) {
 	}
 	t.hasRate = true
 	t.points = append(t.points, p)
-	t.metrics = train.Metrics{Logloss: p.Logloss, Accuracy: p.Accuracy, AUC: p.AUC}
+	t.metrics = r.sp.obj.pointMetrics(p)
 	t.iters = int64(p.Iterations)
 	if e := r.sp.early; e != nil && e.rule == "threshold" && t.stopping == "" {
-		if reason := (thresholdRule{MaxLogloss: e.maxLogloss}).check(p.Logloss); reason != "" {
-			detail := fmt.Sprintf("test logloss %.4g after %.1fs", p.Logloss, p.Seconds)
-			if finiteValue(p.Logloss) {
+		if loss := r.sp.obj.loss(t.metrics); (thresholdRule{MaxLogloss: e.maxLogloss}).check(loss) != "" {
+			reason := operators.ReasonDiverged
+			detail := fmt.Sprintf("test logloss %.4g after %.1fs", loss, p.Seconds)
+			if finiteValue(loss) {
 				detail += fmt.Sprintf(" exceeds max_logloss %g", e.maxLogloss)
 			}
 			r.requestStop(t, reason, detail, true)
@@ -527,10 +524,57 @@ func (r *search) curve(t *trial) curve {
 	return c
 }
 
-// value is the objective of an evaluation.
-func (o objective) value(p train.EvalPoint) float64 {
-	return o.of(train.Metrics{Logloss: p.Logloss, Accuracy: p.Accuracy, AUC: p.AUC})
+// metricFits says why a model cannot be ranked by metric, or nil.
+func metricFits(metric, model string) error {
+	switch model {
+	case "matrix_factorization":
+		if metric != "test_rmse" && metric != "test_mae" {
+			return fmt.Errorf("trains matrix_factorization, whose figures are test_rmse and test_mae; rank by one of them (the default is test_rmse)")
+		}
+	case "linear_regression":
+		if metric != "test_rmse" && metric != "test_mae" && metric != "r2" {
+			return fmt.Errorf("trains linear_regression, whose figures are test_rmse, test_mae and r2; rank by one of them (the default is test_rmse)")
+		}
+	case "linear_svm":
+		if metric != "accuracy" && metric != "auc" {
+			return fmt.Errorf("trains linear_svm, which has no log loss; rank by accuracy or auc (the default is accuracy)")
+		}
+	default:
+		if metric != "test_logloss" && metric != "accuracy" && metric != "auc" {
+			return fmt.Errorf("trains %s, a classifier; rank by test_logloss (the default), accuracy or auc", orLogReg(model))
+		}
+	}
+	return nil
 }
+
+func orLogReg(model string) string {
+	if model == "" {
+		return "logistic_regression"
+	}
+	return model
+}
+
+// pointMetrics are the figures of an evaluation as a trial's metrics: an
+// evaluator's point carries the held-out loss, accuracy and AUC of a
+// classifier; linear_regression's loss is its mean squared error (no MAE or
+// R² on the curve); matrix factorization's point carries its RMSE and MAE.
+func (o objective) pointMetrics(p train.EvalPoint) train.Metrics {
+	n := math.NaN()
+	switch o.Model {
+	case "matrix_factorization":
+		return train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: p.Logloss, MAE: p.Accuracy, R2: n}
+	case "linear_regression":
+		rmse := n
+		if p.Logloss >= 0 {
+			rmse = math.Sqrt(p.Logloss)
+		}
+		return train.Metrics{Logloss: p.Logloss, Accuracy: n, AUC: n, RMSE: rmse, MAE: n, R2: n}
+	}
+	return train.Metrics{Logloss: p.Logloss, Accuracy: p.Accuracy, AUC: p.AUC, RMSE: n, MAE: n, R2: n}
+}
+
+// value is the objective of an evaluation.
+func (o objective) value(p train.EvalPoint) float64 { return o.of(o.pointMetrics(p)) }
 
 // of picks the objective out of a trial's metrics.
 func (o objective) of(m train.Metrics) float64 {
@@ -539,8 +583,40 @@ func (o objective) of(m train.Metrics) float64 {
 		return m.Accuracy
 	case "auc":
 		return m.AUC
+	case "test_rmse":
+		return m.RMSE
+	case "test_mae":
+		return m.MAE
+	case "r2":
+		return m.R2
 	}
 	return m.Logloss
+}
+
+// loss is the figure the threshold rule watches in a trial's metrics: the
+// log loss (a regression's mean squared error), or a factorization's RMSE.
+func (o objective) loss(m train.Metrics) float64 {
+	if o.Model == "matrix_factorization" {
+		return m.RMSE
+	}
+	return m.Logloss
+}
+
+// resultMetrics are a finished run's metrics, and its validation metrics (nil
+// without a validation set), with a factorization's RMSE and MAE in place.
+func resultMetrics(res *train.Result) (train.Metrics, *train.Metrics) {
+	m, v := res.Metrics, res.Validation
+	if mf := res.MF; mf != nil {
+		n := math.NaN()
+		m = train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: n, MAE: n, R2: n}
+		if mf.Test != nil {
+			m.RMSE, m.MAE, m.Rows = mf.Test.RMSE, mf.Test.MAE, mf.Test.Rows
+		}
+		if mf.Validation != nil {
+			v = &train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: mf.Validation.RMSE, MAE: mf.Validation.MAE, R2: n, Rows: mf.Validation.Rows}
+		}
+	}
+	return m, v
 }
 
 // ended records a trial's train.Run returning: its status, its workers freed, its
@@ -577,8 +653,8 @@ func (r *search) ended(ctx context.Context, f finished) {
 		t.status, t.reason, t.detail, t.byRule = operators.TrialDone, res.Stopped, "", false
 	}
 	if res != nil {
-		t.metrics, t.iters, t.eps, t.model, t.final = res.Metrics, res.Iterations, res.ExamplesPerSecond, res.ModelURI, true
-		t.validation = res.Validation
+		t.iters, t.eps, t.model, t.final = res.Iterations, res.ExamplesPerSecond, res.ModelURI, true
+		t.metrics, t.validation = resultMetrics(res)
 		if len(res.Series) > 0 {
 			t.points = res.Series
 		}
@@ -586,9 +662,9 @@ func (r *search) ended(ctx context.Context, f finished) {
 	// A trial that ended on its own between two evaluations, past the threshold,
 	// diverged all the same.
 	if e := r.sp.early; t.status == operators.TrialDone && e != nil && e.rule == "threshold" {
-		if reason := (thresholdRule{MaxLogloss: e.maxLogloss}).check(t.metrics.Logloss); reason != "" {
-			t.status, t.reason, t.byRule = operators.TrialStopped, reason, true
-			t.detail = fmt.Sprintf("final test logloss %.4g exceeds max_logloss %g", t.metrics.Logloss, e.maxLogloss)
+		if loss := r.sp.obj.loss(t.metrics); (thresholdRule{MaxLogloss: e.maxLogloss}).check(loss) != "" {
+			t.status, t.reason, t.byRule = operators.TrialStopped, operators.ReasonDiverged, true
+			t.detail = fmt.Sprintf("final test logloss %.4g exceeds max_logloss %g", loss, e.maxLogloss)
 		}
 	}
 	var rec *record
@@ -613,14 +689,15 @@ func (r *search) ended(ctx context.Context, f finished) {
 // record is t's trial-cache record; mu held.
 func (r *search) record(t *trial) *record {
 	rec := &record{Trial: t.id, Params: json.RawMessage(t.pjson), Status: t.status, Reason: t.reason, Detail: t.detail,
-		Metrics:    metricsJSON{Logloss: jnum(t.metrics.Logloss), Accuracy: jnum(t.metrics.Accuracy), AUC: jnum(t.metrics.AUC)},
+		Metrics:    toMetricsJSON(t.metrics),
 		Iterations: t.iters, Examples: jnum(t.eps), Model: t.model, Seconds: t.ended.Sub(t.started).Seconds(), Workers: t.cfg.Workers,
 		Series: toPoints(t.points), Stage: r.s.Address(), StageKey: r.s.Key(), Finished: t.ended.UTC()}
 	if t.byRule {
 		rec.Policy = r.policy()
 	}
 	if v := t.validation; v != nil {
-		rec.Validation = &metricsJSON{Logloss: jnum(v.Logloss), Accuracy: jnum(v.Accuracy), AUC: jnum(v.AUC)}
+		vj := toMetricsJSON(*v)
+		rec.Validation = &vj
 	}
 	return rec
 }

@@ -119,11 +119,12 @@ func (r *search) metricsValue(t *trial) cty.Value {
 	if !t.hasMetrics() {
 		return cty.NullVal(operators.MetricsType)
 	}
-	v := train.Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()}
+	n := math.NaN()
+	v := train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: n, MAE: n, R2: n}
 	if t.validation != nil {
 		v = *t.validation
 	}
-	return cty.ObjectVal(map[string]cty.Value{
+	vals := map[string]cty.Value{
 		"test_logloss":        optNumber(t.metrics.Logloss),
 		"accuracy":            optNumber(t.metrics.Accuracy),
 		"auc":                 optNumber(t.metrics.AUC),
@@ -132,7 +133,12 @@ func (r *search) metricsValue(t *trial) cty.Value {
 		"validation_auc":      optNumber(v.AUC),
 		"iterations":          cty.NumberIntVal(t.iters),
 		"examples_per_second": optNumber(math.Round(t.eps)),
-	})
+	}
+	if r.regression() { // a regression's or a factorization's figures
+		vals["test_rmse"], vals["test_mae"], vals["r2"] = optNumber(t.metrics.RMSE), optNumber(t.metrics.MAE), optNumber(t.metrics.R2)
+		vals["validation_rmse"], vals["validation_mae"], vals["validation_r2"] = optNumber(v.RMSE), optNumber(v.MAE), optNumber(v.R2)
+	}
+	return cty.ObjectVal(vals)
 }
 
 func optNumber(x float64) cty.Value {
@@ -203,7 +209,12 @@ func (r *search) writeTable(ctx context.Context, sorted []*trial, best *trial) (
 	var cb bytes.Buffer
 	w := csv.NewWriter(&cb)
 	head := append([]string{"rank", "trial"}, names...)
-	head = append(head, "status", "reason", "cached", "best", "test_logloss", "accuracy", "auc", "iterations", "seconds", "workers", "model")
+	cols := r.columns()
+	head = append(head, "status", "reason", "cached", "best")
+	for _, c := range cols {
+		head = append(head, c.name)
+	}
+	head = append(head, "iterations", "seconds", "workers", "model")
 	_ = w.Write(head)
 	var rows []resultRow
 	for i, t := range sorted {
@@ -214,17 +225,19 @@ func (r *search) writeTable(ctx context.Context, sorted []*trial, best *trial) (
 		}
 		isBest := best != nil && t == best
 		secs := r.seconds(t)
-		rec = append(rec, string(t.status), t.reason, strconv.FormatBool(t.cached), strconv.FormatBool(isBest),
-			csvNum(t, t.metrics.Logloss), csvNum(t, t.metrics.Accuracy), csvNum(t, t.metrics.AUC),
-			strconv.FormatInt(t.iters, 10), strconv.FormatFloat(secs, 'f', 2, 64), strconv.Itoa(t.cfg.Workers), t.model)
+		rec = append(rec, string(t.status), t.reason, strconv.FormatBool(t.cached), strconv.FormatBool(isBest))
+		for _, c := range cols {
+			rec = append(rec, csvNum(t, c.of(t.metrics)))
+		}
+		rec = append(rec, strconv.FormatInt(t.iters, 10), strconv.FormatFloat(secs, 'f', 2, 64), strconv.Itoa(t.cfg.Workers), t.model)
 		_ = w.Write(rec)
 		row := resultRow{Rank: i + 1, Trial: t.id, Best: isBest, Params: json.RawMessage(t.pjson), Status: t.status, Reason: t.reason,
 			Detail: t.detail, Cached: t.cached, Iterations: t.iters, Seconds: math.Round(secs*100) / 100, Workers: t.cfg.Workers, Model: t.model,
 			Metrics: map[string]*float64{}}
 		if t.hasMetrics() {
-			row.Metrics["test_logloss"] = ptr(t.metrics.Logloss)
-			row.Metrics["accuracy"] = ptr(t.metrics.Accuracy)
-			row.Metrics["auc"] = ptr(t.metrics.AUC)
+			for _, c := range cols {
+				row.Metrics[c.name] = ptr(c.of(t.metrics))
+			}
 		}
 		rows = append(rows, row)
 	}
@@ -274,7 +287,12 @@ func (r *search) tableText(sorted []*trial, best *trial) string {
 	for _, n := range names {
 		head = append(head, strings.ToUpper(n))
 	}
-	head = append(head, "STATUS", "REASON", "TEST_LOGLOSS", "ACCURACY", "AUC", "ITERATIONS", "SECONDS")
+	cols := r.columns()
+	head = append(head, "STATUS", "REASON")
+	for _, c := range cols {
+		head = append(head, strings.ToUpper(c.name))
+	}
+	head = append(head, "ITERATIONS", "SECONDS")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, t := range sorted {
 		mark := ""
@@ -290,8 +308,11 @@ func (r *search) tableText(sorted []*trial, best *trial) string {
 		if t.cached {
 			status += " (cached)"
 		}
-		row = append(row, status, t.reason, fmtNum(t, t.metrics.Logloss), fmtNum(t, t.metrics.Accuracy), fmtNum(t, t.metrics.AUC),
-			strconv.FormatInt(t.iters, 10), strconv.FormatFloat(r.seconds(t), 'f', 1, 64))
+		row = append(row, status, t.reason)
+		for _, c := range cols {
+			row = append(row, fmtNum(t, c.of(t.metrics)))
+		}
+		row = append(row, strconv.FormatInt(t.iters, 10), strconv.FormatFloat(r.seconds(t), 'f', 1, 64))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	tw.Flush()
@@ -310,7 +331,8 @@ func fmtNum(t *trial, x float64) string {
 func (r *search) summary(best *trial) map[string]float64 {
 	m := map[string]float64{"trials": float64(len(r.trials)), "iterations": float64(best.iters)}
 	for k, x := range map[string]float64{"test_logloss": best.metrics.Logloss, "accuracy": best.metrics.Accuracy,
-		"auc": best.metrics.AUC, "examples_per_second": best.eps} {
+		"auc": best.metrics.AUC, "test_rmse": best.metrics.RMSE, "test_mae": best.metrics.MAE, "r2": best.metrics.R2,
+		"examples_per_second": best.eps} {
 		if finiteValue(x) {
 			m[k] = x
 		}
@@ -332,8 +354,35 @@ func (r *search) rankedBy() string {
 		return r.sp.obj.Metric
 	}
 	switch r.sp.obj.Metric {
-	case "accuracy", "auc":
+	case "accuracy", "auc", "r2":
 		return "validation_" + r.sp.obj.Metric
+	case "test_rmse", "test_mae":
+		return "validation_" + strings.TrimPrefix(r.sp.obj.Metric, "test_")
 	}
 	return "validation_logloss"
+}
+
+// regression reports whether the base model is ranked by an error (a
+// regression or a factorization) rather than as a classifier.
+func (r *search) regression() bool {
+	return r.sp.obj.Model == "linear_regression" || r.sp.obj.Model == "matrix_factorization"
+}
+
+// column is one figure of the results tables.
+type column struct {
+	name string
+	of   func(train.Metrics) float64
+}
+
+// columns are the figures the results tables show for the base model: a
+// classifier's log loss, accuracy and AUC, a regression's RMSE, MAE and R², a
+// factorization's RMSE and MAE.
+func (r *search) columns() []column {
+	switch r.sp.obj.Model {
+	case "linear_regression":
+		return []column{{"test_rmse", func(m train.Metrics) float64 { return m.RMSE }}, {"test_mae", func(m train.Metrics) float64 { return m.MAE }}, {"r2", func(m train.Metrics) float64 { return m.R2 }}}
+	case "matrix_factorization":
+		return []column{{"test_rmse", func(m train.Metrics) float64 { return m.RMSE }}, {"test_mae", func(m train.Metrics) float64 { return m.MAE }}}
+	}
+	return []column{{"test_logloss", func(m train.Metrics) float64 { return m.Logloss }}, {"accuracy", func(m train.Metrics) float64 { return m.Accuracy }}, {"auc", func(m train.Metrics) float64 { return m.AUC }}}
 }

@@ -16,7 +16,7 @@ import (
 // point is one evaluation of a trial's objective.
 type point struct {
 	T float64 // seconds since the trial's training started
-	V float64 // the objective (test_logloss, accuracy or auc)
+	V float64 // the objective (test_logloss, accuracy, auc, test_rmse, …)
 }
 
 // curve is a trial as the rules see it.
@@ -28,14 +28,23 @@ type curve struct {
 	Done bool
 }
 
-// objective says which way is better.
+// objective says what trials are ranked by and which way is better.
 type objective struct {
 	Metric string
-	Lower  bool // test_logloss: lower is better; accuracy, auc: higher
+	Lower  bool // test_logloss, test_rmse, test_mae: lower is better; accuracy, auc, r2: higher
+	// Model is the base stage's model, which says what its training curves
+	// carry (see value).
+	Model string
 }
 
+// newObjective is the objective of a metric, with its direction: the losses
+// and errors are minimised, the scores maximised.
 func newObjective(metric string) objective {
-	return objective{Metric: metric, Lower: metric == "test_logloss"}
+	switch metric {
+	case "test_logloss", "test_rmse", "test_mae":
+		return objective{Metric: metric, Lower: true}
+	}
+	return objective{Metric: metric}
 }
 
 // better reports whether a is strictly better than b. NaN is never better.

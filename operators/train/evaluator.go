@@ -165,7 +165,13 @@ type evalSet struct {
 
 // loadEvalSet reads every unit of the test set.
 func loadEvalSet(ctx context.Context, store blob.Store, units []prefetch.Unit, labels func([]float32)) (*evalSet, error) {
-	it := prefetch.New(ctx, store, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2, Labels: labels})
+	return loadEvalSetWith(ctx, store, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2, Labels: labels})
+}
+
+// loadEvalSetWith is loadEvalSet with the iterator's options (a Read that
+// shares partitions).
+func loadEvalSetWith(ctx context.Context, store blob.Store, units []prefetch.Unit, opts prefetch.Options) (*evalSet, error) {
+	it := prefetch.New(ctx, store, units, opts)
 	defer it.Close()
 	s := &evalSet{}
 	for {

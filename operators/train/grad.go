@@ -2,13 +2,17 @@ package train
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
+	"weak"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/partition"
@@ -30,13 +34,17 @@ type gradParams struct {
 	// The weights are W, or when the model is large, at the KV key WKey (Dim
 	// little-endian float64s); the gradient goes to the result, or to the KV key
 	// GKey (float32s) when WKey is used.
-	W        []float64 `json:"wv,omitempty"`
-	WKey     string    `json:"w,omitempty"`
-	GKey     string    `json:"g,omitempty"`
-	UnitsKey string    `json:"units"` // blob key of the training units (JSON)
-	ValKey   string    `json:"val,omitempty"`
-	Share    int       `json:"share"`
-	Shares   int       `json:"shares"`
+	W    []float64 `json:"wv,omitempty"`
+	WKey string    `json:"w,omitempty"`
+	GKey string    `json:"g,omitempty"`
+	// The training (and held-out) units are Units (Val), or when the lists
+	// are long, at the blob keys UnitsKey (ValKey) as JSON.
+	UnitsKey string          `json:"units,omitempty"`
+	Units    []prefetch.Unit `json:"uv,omitempty"`
+	ValKey   string          `json:"val,omitempty"`
+	Val      []prefetch.Unit `json:"vv,omitempty"`
+	Share    int             `json:"share"`
+	Shares   int             `json:"shares"`
 	// Classes are softmax's classes (see labelFunc).
 	Classes []float64 `json:"classes,omitempty"`
 	// Huber is linear_regression's Huber threshold (0: the squared loss).
@@ -62,11 +70,15 @@ const inlineDim = 2048
 // scoreParams are a "train.score" task's parameters: the metrics of the weights at
 // WKey on the units at UnitsKey.
 type scoreParams struct {
-	Model    string    `json:"model"`
-	WKey     string    `json:"w"`
-	UnitsKey string    `json:"units"`
-	Classes  []float64 `json:"classes,omitempty"`
-	Huber    float64   `json:"huber,omitempty"`
+	Model string `json:"model"`
+	// The weights are W (a model of at most inlineDim coordinates), else at
+	// the KV key WKey, as for a gradient task.
+	W        []float64       `json:"wv,omitempty"`
+	WKey     string          `json:"w,omitempty"`
+	UnitsKey string          `json:"units,omitempty"`
+	Units    []prefetch.Unit `json:"uv,omitempty"` // the units, when not at UnitsKey
+	Classes  []float64       `json:"classes,omitempty"`
+	Huber    float64         `json:"huber,omitempty"`
 }
 
 func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {
@@ -97,7 +109,7 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	}
 	var out gradResult
 	g := make([]float64, p.Dim)
-	train, err := cachedShare(ctx, st, p.UnitsKey, p.Share, p.Shares, p.Model, p.Classes)
+	train, err := cachedShare(ctx, st, p.UnitsKey, p.Units, p.Share, p.Shares, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +117,10 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	if p.Model == "softmax" {
 		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
 	} else {
-		out.Loss, out.Rows = lossGrad(train, w, g, fn)
+		out.Loss, out.Rows = lossGradChunked(train, w, g, fn)
 	}
-	if p.ValKey != "" {
-		val, err := cachedShare(ctx, st, p.ValKey, p.Share, p.Shares, p.Model, p.Classes)
+	if p.ValKey != "" || p.Val != nil {
+		val, err := cachedShare(ctx, st, p.ValKey, p.Val, p.Share, p.Shares, p.Model, p.Classes)
 		if err != nil {
 			return nil, err
 		}
@@ -146,19 +158,24 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	if err != nil {
 		return nil, err
 	}
-	ps, err := env.PSStore(ctx)
-	if err != nil {
-		return nil, err
+	w64 := p.W
+	if p.WKey != "" {
+		ps, err := env.PSStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ps.Get(ctx, p.WKey)
+		if err != nil {
+			return nil, fmt.Errorf("read weights: %w", err)
+		}
+		if w64, err = decodeF64(b, uint64(len(b)/8)); err != nil {
+			return nil, err
+		}
 	}
-	b, err := ps.Get(ctx, p.WKey)
-	if err != nil {
-		return nil, fmt.Errorf("read weights: %w", err)
+	if len(w64) == 0 {
+		return nil, fmt.Errorf("task %s: no weights to score", t.Name())
 	}
-	w64, err := decodeF64(b, uint64(len(b)/8))
-	if err != nil {
-		return nil, err
-	}
-	set, err := cachedShare(ctx, st, p.UnitsKey, 0, 1, p.Model, p.Classes)
+	set, err := cachedShare(ctx, st, p.UnitsKey, p.Units, 0, 1, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +201,10 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 type lossFunc func(z, y float64) (loss, dz float64)
 
 // logisticLossFunc is logistic regression's log loss.
-func logisticLossFunc(z, y float64) (float64, float64) { return logistic(z, y), sigmoid(z) - y }
+func logisticLossFunc(z, y float64) (float64, float64) {
+	l, p := logisticSigmoid(z, y)
+	return l, p - y
+}
 
 // sqHingeLossFunc is the linear SVM's L2 (squared hinge) loss max(0, 1 − s·z)² for
 // s = 2y − 1 ∈ {−1, +1}: liblinear -s 2's primal, differentiable everywhere, so the
@@ -244,6 +264,103 @@ func lossGrad(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
 	}
 	g[dim-1] += gb
 	return loss, rows
+}
+
+// gradChunkEntries and maxGradChunks split a share's gradient pass into
+// chunks of at least that many stored entries, at most maxGradChunks, that
+// run on the function's cores (a local backend's task, or a Lambda function
+// of more than one vCPU).
+const (
+	gradChunkEntries = 100_000
+	maxGradChunks    = 8
+)
+
+// lossGradChunked is lossGrad over chunks of s computed concurrently, on at
+// most GOMAXPROCS goroutines, and summed in chunk order. The chunks depend on
+// the data alone, so the result is the same on any number of cores.
+func lossGradChunked(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
+	chunks := splitSet(s, gradChunkEntries, maxGradChunks)
+	if len(chunks) < 2 {
+		return lossGrad(s, w, g, fn)
+	}
+	losses := make([]float64, len(chunks))
+	rows := make([]int, len(chunks))
+	gs := make([][]float64, len(chunks))
+	next := make(chan int, len(chunks))
+	for i := range chunks {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(len(chunks), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() { // owned by this call: it waits for them below
+			defer wg.Done()
+			for i := range next {
+				gs[i] = make([]float64, len(g))
+				losses[i], rows[i] = lossGrad(chunks[i], w, gs[i], fn)
+			}
+		}()
+	}
+	wg.Wait()
+	var loss float64
+	n := 0
+	for i, gi := range gs {
+		for j, x := range gi {
+			g[j] += x
+		}
+		loss += losses[i]
+		n += rows[i]
+	}
+	return loss, n
+}
+
+// splitSet cuts s's rows, in order, into at most max sets of about the same
+// number of stored entries and at least per each (one set when s is smaller);
+// the sets share s's memory.
+func splitSet(s *evalSet, per, max int) []*evalSet {
+	var nnz int
+	for _, b := range s.parts {
+		nnz += len(b.Indices)
+	}
+	n := min(max, nnz/per)
+	if n < 2 {
+		return []*evalSet{s}
+	}
+	target := (nnz + n - 1) / n
+	out := []*evalSet{{}}
+	cur := 0 // entries in the last set
+	for _, b := range s.parts {
+		base := b.Offsets[0]
+		lo := 0
+		for r := 0; r < b.Len(); r++ {
+			cur += int(b.Offsets[r+1] - b.Offsets[r])
+			if cur >= target && len(out) < n {
+				last := out[len(out)-1]
+				last.parts = append(last.parts, subBatch(b, base, lo, r+1))
+				out = append(out, &evalSet{})
+				lo, cur = r+1, 0
+			}
+		}
+		if lo < b.Len() {
+			last := out[len(out)-1]
+			last.parts = append(last.parts, subBatch(b, base, lo, b.Len()))
+		}
+	}
+	if len(out[len(out)-1].parts) == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// subBatch is rows [lo, hi) of b, whose first offset is base.
+func subBatch(b partition.Batch, base uint32, lo, hi int) partition.Batch {
+	o0, o1 := b.Offsets[lo]-base, b.Offsets[hi]-base
+	sb := partition.Batch{Labels: b.Labels[lo:hi], Offsets: b.Offsets[lo : hi+1], Indices: b.Indices[o0:o1]}
+	if b.Values != nil {
+		sb.Values = b.Values[o0:o1]
+	}
+	return sb
 }
 
 // lossSum is the summed loss fn of s at w, its rows and how many of them the model
@@ -337,10 +454,17 @@ type cachedSet struct {
 	used  int64
 }
 
-// cachedShare returns share i of n of the units listed at key in st: units i, i+n, …
-// with the labels as model reads them (labelFunc).
-func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model string, classes []float64) (*evalSet, error) {
-	id := fmt.Sprintf("%s\x00%d/%d\x00%s%v", st.URI(key), i, n, model, classes)
+// cachedShare returns share i of n of the units listed at key in st — or of
+// inline, when key is empty —: units i, i+n, … with the labels as model reads
+// them (labelFunc).
+func cachedShare(ctx context.Context, st blob.Store, key string, inline []prefetch.Unit, i, n int, model string, classes []float64) (*evalSet, error) {
+	src := st.URI(key)
+	if key == "" {
+		b, _ := json.Marshal(inline)
+		h := sha256.Sum256(b)
+		src = st.URI("") + "\x00inline:" + hex.EncodeToString(h[:])
+	}
+	id := fmt.Sprintf("%s\x00%d/%d\x00%s%v", src, i, n, model, classes)
 	dataCache.Lock()
 	c := dataCache.sets[id]
 	if c == nil {
@@ -351,16 +475,19 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model
 	c.used = dataCache.clock
 	dataCache.Unlock()
 	c.once.Do(func() {
-		units, err := loadUnits(ctx, st, key)
-		if err != nil {
-			c.err = err
-			return
+		units := inline
+		if key != "" {
+			var err error
+			if units, err = loadUnits(ctx, st, key); err != nil {
+				c.err = err
+				return
+			}
 		}
 		var mine []prefetch.Unit
 		for k := i; k < len(units); k += n {
 			mine = append(mine, units[k])
 		}
-		c.set, c.err = loadEvalSet(ctx, st, mine, labelFunc(model, classes))
+		c.set, c.err = loadEvalSetWith(ctx, st, mine, prefetch.Options{Minibatch: 1 << 30, Buffer: 2, Read: sharedRead(model, classes)})
 		if c.err == nil {
 			for _, b := range c.set.parts {
 				c.bytes += int64(4*len(b.Indices) + 4*len(b.Values) + 8*len(b.Labels))
@@ -391,6 +518,49 @@ func cachedShare(ctx context.Context, st blob.Store, key string, i, n int, model
 		delete(dataCache.sets, oldest)
 	}
 	return c.set, nil
+}
+
+// partMemo holds the partitions the cached shares were read from, by store
+// URI, key and how their labels were read, as weak pointers: a share that
+// needs a partition another cached share holds (the full-batch solver's
+// holdout is rows of the training partitions) reuses it rather than read and
+// decode it again, and a partition no share holds any more is collected.
+var partMemo = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[partition.Partition]
+}{m: map[string]weak.Pointer[partition.Partition]{}}
+
+// sharedRead reads partitions through partMemo, labelled for model.
+func sharedRead(model string, classes []float64) func(context.Context, blob.Store, string) (*partition.Partition, error) {
+	labels := labelFunc(model, classes)
+	return func(ctx context.Context, st blob.Store, key string) (*partition.Partition, error) {
+		id := fmt.Sprintf("%s\x00%s%v", st.URI(key), model, classes)
+		partMemo.Lock()
+		if p := partMemo.m[id].Value(); p != nil {
+			partMemo.Unlock()
+			return p, nil
+		}
+		for k, w := range partMemo.m { // forget collected ones
+			if w.Value() == nil {
+				delete(partMemo.m, k)
+			}
+		}
+		partMemo.Unlock()
+		p, err := partition.Read(ctx, st, key)
+		if err != nil {
+			return nil, err
+		}
+		if labels != nil {
+			labels(p.Labels())
+		}
+		partMemo.Lock()
+		defer partMemo.Unlock()
+		if q := partMemo.m[id].Value(); q != nil {
+			return q, nil // read meanwhile by another share: one copy
+		}
+		partMemo.m[id] = weak.Make(p)
+		return p, nil
+	}
 }
 
 // lossName names a model's loss in metrics: logloss, sq_hinge for a linear SVM, or

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-ml/stratus/blob"
+	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
 	"github.com/stratus-ml/stratus/psstore"
@@ -26,8 +28,10 @@ import (
 // It stops at the first of these, and says which:
 //
 //	converged   the objective fell by less than lbfgsTol·|f| (epsilon, when given) over the last
-//	            lbfgsWindow iterations, or ‖∇f‖ ≤ gradTol·‖∇f(w₀)‖ (liblinear's
-//	            rule, with its default tolerance);
+//	            lbfgsWindow iterations, or ‖∇f‖ ≤ tol·‖∇f(w₀)‖, liblinear's rule
+//	            with its default tolerance (gradientTol): for a binary classifier
+//	            tol = 0.01·max(min(pos, neg), 1)/rows, as liblinear -s 0 and -s 2
+//	            compute it; for other models gradTol;
 //	target_logloss  the held-out log loss reached the target;
 //	validation  the held-out log loss — on the validation set, else on a holdout of
 //	(holdout)   a tenth of the training set — has not improved on its best by more
@@ -58,10 +62,10 @@ type fbRun struct {
 	shares int
 	n      float64 // training rows
 	l2     float64
-	prefix string // KV prefix of this run's weights and gradients
-	wave   string // wave name prefix
-	units  string // blob keys of the unit lists
-	val    string // blob key of the held-out units
+	prefix string   // KV prefix of this run's weights and gradients
+	wave   string   // wave name prefix
+	units  unitList // the training units
+	val    unitList // the held-out units
 	// heldName is what val holds: "validation", or "holdout" of the training set.
 	heldName string
 	passes   int
@@ -95,7 +99,8 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	tasks := make([]operators.Task, r.shares)
 	gkeys := make([]string, r.shares)
 	for i := range tasks {
-		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units, ValKey: held, Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
+		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units.Key, Units: r.units.Units, ValKey: held.Key, Val: held.Units,
+			Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
 		if inline {
 			gp.W = w
 		} else {
@@ -181,9 +186,16 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 // runLBFGS trains with the full-batch solver; see the constants above for its rule.
 func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) (*Result, error) {
 	cfg := o.Config
-	ps, err := s.PSStore(ctx)
-	if err != nil {
-		return nil, err
+	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
+	// A small model's weights and gradients travel in the tasks' parameters and
+	// results: such a run never touches psstore, so the local backend need not
+	// open its shards at all.
+	var ps *psstore.Client
+	if dim > inlineDim {
+		var err error
+		if ps, err = s.PSStore(ctx); err != nil {
+			return nil, err
+		}
 	}
 	st, err := s.Blob(ctx)
 	if err != nil {
@@ -196,7 +208,6 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	key := s.Key()
 	model := "train/" + key[:min(16, len(key))] + suffix
 	dir := "stages/" + key + "/train" + suffix + "/"
-	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 	// A share is at least shareEntries stored entries: smaller ones cost more in
 	// task overhead than they save in compute.
 	shares := max(1, min(cfg.Workers, s.Capacity(), int(o.Data.TrainNNZ/shareEntries)))
@@ -221,16 +232,17 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	r := &fbRun{s: s, ps: ps, o: o, dim: dim, shares: shares, n: float64(o.Data.TrainRows), l2: l2,
 		prefix: "fb/" + model + "/" + nonce + "/", wave: "lbfgs" + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
-		units: dir + "fb-units.json", val: dir + "fb-held.json", heldName: heldName, start: time.Now()}
-	if err := saveUnits(ctx, st, r.units, trainUnits); err != nil {
+		heldName: heldName, start: time.Now()}
+	if r.units, err = putUnits(ctx, st, dir+"fb-units.json", trainUnits); err != nil {
 		return nil, err
 	}
-	if err := saveUnits(ctx, st, r.val, heldUnits); err != nil {
+	if r.val, err = putUnits(ctx, st, dir+"fb-held.json", heldUnits); err != nil {
 		return nil, err
 	}
 	testParts := o.Data.Test
+	var testUnits unitList
 	if len(testParts) > 0 {
-		if err := saveUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
+		if testUnits, err = putUnits(ctx, st, dir+"fb-test.json", makeUnits(testParts, 1, 1<<30)); err != nil {
 			return nil, err
 		}
 	}
@@ -273,6 +285,9 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	record := func(p *fbPoint) {
 		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
 		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
+		if cfg.Model == "linear_regression" && cfg.huber() == 0 {
+			ep.Logloss = 2 * p.valLoss // the mean squared error, as the SGD evaluator's points carry it
+		}
 		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
 		if p.valRows > 0 {
 			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
@@ -299,13 +314,14 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	if cfg.Epsilon > 0 {
 		tol = cfg.Epsilon
 	}
+	gtol := gradientTol(cfg.Model, o.Data.Labels, o.Data.TrainRows)
 	stopping := ""
 	for stopping == "" {
 		if why := stopped(); why != "" {
 			stopping = why
 			break
 		}
-		if g0 == 0 || cur.gradNor <= gradTol*g0 {
+		if g0 == 0 || cur.gradNor <= gtol*g0 {
 			stopping = "converged"
 			break
 		}
@@ -391,23 +407,34 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	}
 
 	// Final figures: the whole test set (and the validation set) in one task each.
-	wkey := r.prefix + "w/final"
-	if err := ps.Put(ctx, wkey, encodeF64(final.w)); err != nil {
-		return nil, fmt.Errorf("write weights: %w", err)
+	score := func(units unitList) operators.Task {
+		return scoreTaskInline(cfg.Model, final.w, units, o.Data.Classes)
 	}
-	defer ps.Delete(context.WithoutCancel(ctx), wkey)
+	if ps != nil {
+		wkey := r.prefix + "w/final"
+		if err := ps.Put(ctx, wkey, encodeF64(final.w)); err != nil {
+			return nil, fmt.Errorf("write weights: %w", err)
+		}
+		defer ps.Delete(context.WithoutCancel(ctx), wkey)
+		score = func(units unitList) operators.Task {
+			t := operators.Task{Kind: KindScore}
+			_ = t.SetParams(scoreParams{Model: cfg.Model, WKey: wkey, UnitsKey: units.Key, Units: units.Units, Classes: o.Data.Classes})
+			return t
+		}
+	}
 	var scoreTasks []operators.Task
 	var names []string
 	if len(testParts) > 0 {
 		names = append(names, "test")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-test.json", o.Data.Classes))
+		scoreTasks = append(scoreTasks, score(testUnits))
 	}
 	if heldName == "validation" {
-		if err := saveUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30)); err != nil {
+		vu, err := putUnits(ctx, st, dir+"fb-validation-all.json", makeUnits(o.Data.Validation, 1, 1<<30))
+		if err != nil {
 			return nil, err
 		}
 		names = append(names, "validation")
-		scoreTasks = append(scoreTasks, scoreTask(cfg.Model, wkey, dir+"fb-validation-all.json", o.Data.Classes))
+		scoreTasks = append(scoreTasks, score(vu))
 	}
 	if len(scoreTasks) > 0 {
 		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
@@ -434,6 +461,25 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	return finishRun(ctx, s, o, res, dir, w32, nil)
 }
 
+// gradientTol is the relative gradient norm the full-batch solver stops at.
+// For a binary classifier it is liblinear's default for its primal solvers
+// (-s 0 and -s 2: eps = 0.01, scaled by the smaller class's share of the rows,
+// "primal_solver_tol" in liblinear's train_one), so that a balanced set stops
+// at 1/200 of the initial gradient and a skewed one proportionally later; for
+// the other models, and without label statistics, gradTol.
+func gradientTol(model string, labels *manifest.Labels, rows int64) float64 {
+	if (model != "" && model != "logistic_regression" && model != "linear_svm") || labels == nil || labels.Many || rows <= 0 {
+		return gradTol
+	}
+	var pos int64
+	for _, d := range labels.Distinct {
+		if d.Value > 0 {
+			pos += d.Count
+		}
+	}
+	return 0.01 * float64(max(min(pos, rows-pos), 1)) / float64(rows)
+}
+
 // histPoint is what the stopping rules remember of an iteration.
 type histPoint struct{ f, held float64 }
 
@@ -456,6 +502,36 @@ func scoreTask(model, wkey, units string, classes []float64) operators.Task {
 	t := operators.Task{Kind: KindScore}
 	_ = t.SetParams(scoreParams{Model: model, WKey: wkey, UnitsKey: units, Classes: classes})
 	return t
+}
+
+// scoreTaskInline is scoreTask with a small model's weights in its parameters.
+func scoreTaskInline(model string, w []float64, units unitList, classes []float64) operators.Task {
+	t := operators.Task{Kind: KindScore}
+	_ = t.SetParams(scoreParams{Model: model, W: w, UnitsKey: units.Key, Units: units.Units, Classes: classes})
+	return t
+}
+
+// inlineUnits is the longest unit list the full-batch solver's tasks carry in
+// their parameters (about 100 bytes a unit) rather than read from the blob
+// store: a small data set's run then writes no unit lists at all.
+const inlineUnits = 256
+
+// unitList is a list of units as a task finds it: in its parameters, or at a
+// blob key.
+type unitList struct {
+	Key   string
+	Units []prefetch.Unit
+}
+
+// putUnits makes units a unitList: inline when short, else saved at key.
+func putUnits(ctx context.Context, st blob.Store, key string, units []prefetch.Unit) (unitList, error) {
+	if len(units) <= inlineUnits {
+		if units == nil {
+			units = []prefetch.Unit{}
+		}
+		return unitList{Units: units}, nil
+	}
+	return unitList{Key: key}, saveUnits(ctx, st, key, units)
 }
 
 // direction is L-BFGS's two-loop recursion: −H·g for the inverse Hessian H the

@@ -115,8 +115,9 @@ func (m *minibatch) gradientOf(b partition.Batch, fn lossFunc) float64 {
 		y := float64(b.Labels[r])
 		var d float64
 		if fn == nil {
-			loss += logistic(z, y)
-			d = (sigmoid(z) - y) * inv
+			l, dz := logisticLossFunc(z, y)
+			loss += l
+			d = dz * inv
 		} else {
 			l, dz := fn(z, y)
 			loss += l
@@ -143,6 +144,23 @@ func sigmoid(z float64) float64 {
 	}
 	e := math.Exp(z)
 	return e / (1 + e)
+}
+
+// logisticSigmoid is logistic(z, y) and sigmoid(z) from one exponential — the
+// pair every gradient step needs (bit for bit the same as the two calls).
+func logisticSigmoid(z, y float64) (loss, p float64) {
+	e := math.Exp(-math.Abs(z))
+	if z > 0 {
+		loss = z + math.Log1p(e)
+	} else {
+		loss = math.Log1p(e)
+	}
+	if z >= 0 {
+		p = 1 / (1 + e)
+	} else {
+		p = e / (1 + e)
+	}
+	return loss - y*z, p
 }
 
 // logistic is the log loss of margin z for label y ∈ {0, 1}: log(1+e^z) − y·z,
