@@ -124,7 +124,7 @@ grid_search "tune" {
   train = train.base
   grid = {
     minibatch     = [20, 100]
-    learning_rate = [0.05, 0.1, 0.5, 5000]
+    learning_rate = [0.05, 0.1, 0.3, 5000]
   }
   max_parallel = 3
   early_stop {
@@ -158,7 +158,7 @@ output "final_logloss" { value = train.final.metrics.test_logloss }
 	if len(ts) != 8 {
 		t.Fatalf("%d trials, want 8", len(ts))
 	}
-	for _, rate := range []float64{0.05, 0.1, 0.5, 5000} {
+	for _, rate := range []float64{0.05, 0.1, 0.3, 5000} {
 		for _, mb := range []int64{20, 100} {
 			tid := id(map[string]cty.Value{"learning_rate": lr(rate), "minibatch": cty.NumberIntVal(mb)})
 			tr, ok := ts[tid]
