@@ -369,8 +369,9 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	}
 	var watch *limitWatch
 	if (sp.Budget > 0 || sp.Deadline > 0) && planner.CanStopEarly(sp.Operator) {
+		prev, _ := o.State.Stage(sp.Address)
 		watch = &limitWatch{budget: sp.Budget, deadline: sp.Deadline, began: began, runner: runner,
-			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop, hosts: hosts}
+			pricing: o.Pricing, memoryMB: o.MemoryMB, stop: run.stop, hosts: hosts, tail: stopTail(prev)}
 		run.limits = watch
 		wctx, wcancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -418,6 +419,9 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 		GBSeconds: runner.gbSeconds, CostUSD: runner.cost(o.Pricing),
 		Backend: o.Backend.Name(), Metrics: ss.Metrics, Stopped: ss.Stopped,
 		Budget: sp.Budget, Deadline: sp.Deadline, Calibration: runner.calibration(ss.Metrics),
+	}
+	if took := watch.stopTook(rec.Finished); took > 0 {
+		rec.Calibration[planner.CalStopMS] = float64(took) / float64(time.Millisecond)
 	}
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes

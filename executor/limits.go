@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
 )
 
 // A stage with a budget or a deadline (planner.StagePlan.Budget, Deadline) is
@@ -22,7 +23,9 @@ import (
 // cost on Lambda, the figure the apply summary shows). The estimate for the rest
 // is what stopping costs: every running function for limitTail more (the time a
 // stop takes to reach workers and for them to hand over), and two short tasks
-// for exporting and scoring the model.
+// for exporting and scoring the model — or, once a run of the stage was cut
+// short, what its stop measured (stopTail), so a machine slower to stop than
+// assumed is allowed for on the next run.
 const (
 	limitTail  = planner.TaskOverhead
 	limitEvery = 20 * time.Millisecond
@@ -39,9 +42,43 @@ type limitWatch struct {
 	stop     chan<- string
 	// hosts is the psstore hosts the stage pays for while it runs (0: none).
 	hosts int
+	// tail is what stopping takes from the stop to the stage's end: limitTail
+	// per function and two short tasks, or, when an earlier run of the stage
+	// was cut short and took longer, that run's measured stop (stopTail).
+	tail time.Duration
 
-	mu  sync.Mutex
-	cut string // "budget" or "deadline", once sent
+	mu    sync.Mutex
+	cut   string    // "budget" or "deadline", once sent
+	cutAt time.Time // when it was sent
+}
+
+// stopTail is the stopping time a limit watch allows for: 2×limitTail, or a
+// quarter more than the last stop an earlier run of the stage measured
+// (prev, the CalStopMS of its record), whichever is longer.
+func stopTail(prev *state.StageRecord) time.Duration {
+	tail := 2 * limitTail
+	if prev != nil {
+		if ms, ok := prev.Calibration[planner.CalStopMS]; ok && ms > 0 {
+			if t := time.Duration(1.25 * ms * float64(time.Millisecond)); t > tail {
+				tail = t
+			}
+		}
+	}
+	return tail
+}
+
+// stopTook is how long the stage took from its stop to now, or 0 when it was
+// not cut short.
+func (w *limitWatch) stopTook(now time.Time) time.Duration {
+	if w == nil {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut == "" {
+		return 0
+	}
+	return now.Sub(w.cutAt)
 }
 
 // watch checks the limits every limitEvery until ctx ends. It must be run by
@@ -56,7 +93,7 @@ func (w *limitWatch) watch(ctx context.Context) {
 		case now := <-t.C:
 			if reason := w.check(now); reason != "" {
 				w.mu.Lock()
-				w.cut = reason
+				w.cut, w.cutAt = reason, time.Now()
 				w.mu.Unlock()
 				w.stop <- reason // buffered: the one send
 				return
@@ -68,13 +105,18 @@ func (w *limitWatch) watch(ctx context.Context) {
 // check returns the limit the stage is about to reach, or "".
 func (w *limitWatch) check(now time.Time) string {
 	n, fs := w.runner.running(now)
+	tail := w.tail
+	if tail < 2*limitTail {
+		tail = 2 * limitTail
+	}
 	if w.budget > 0 {
-		rest := w.gbs(float64(n+2)*limitTail.Seconds()) + w.pricing.Requests(2) + w.pricing.Hosts(w.hosts, 2*limitTail)
+		// Every running function for half the tail, and two short tasks.
+		rest := w.gbs(float64(n+2)*(tail/2).Seconds()) + w.pricing.Requests(2) + w.pricing.Hosts(w.hosts, tail)
 		if w.spent(fs)+w.hostCost(now)+rest >= w.budget {
 			return "budget"
 		}
 	}
-	if w.deadline > 0 && now.Sub(w.began)+2*limitTail >= w.deadline {
+	if w.deadline > 0 && now.Sub(w.began)+tail >= w.deadline {
 		return "deadline"
 	}
 	return ""

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stratus-ml/stratus/internal/pricing"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
 )
 
 // TestBudgetIncludesHosts: a stage's budget holds its functions and the psstore
@@ -33,5 +35,36 @@ func TestBudgetIncludesHosts(t *testing.T) {
 	}
 	if usd, _ := (&stageRun{}).Left(); !math.IsInf(usd, 1) {
 		t.Errorf("no limits: $%g left, want +Inf", usd)
+	}
+}
+
+// TestStopTail: a stage's watch allows the stop an earlier cut-short run of it
+// measured, a quarter more, when that is longer than the default tail.
+func TestStopTail(t *testing.T) {
+	rec := func(ms float64) *state.StageRecord {
+		return &state.StageRecord{Calibration: map[string]float64{planner.CalStopMS: ms}}
+	}
+	for _, c := range []struct {
+		prev *state.StageRecord
+		want time.Duration
+	}{
+		{nil, 2 * limitTail},
+		{&state.StageRecord{}, 2 * limitTail},
+		{rec(50), 2 * limitTail},
+		{rec(400), 500 * time.Millisecond},
+	} {
+		if got := stopTail(c.prev); got != c.want {
+			t.Errorf("stopTail(%v) = %s, want %s", c.prev, got, c.want)
+		}
+	}
+	// The deadline check stops that much before the deadline.
+	now := time.Now()
+	w := &limitWatch{deadline: 2 * time.Second, began: now.Add(-1600 * time.Millisecond), runner: &waveRunner{}, pricing: pricing.Default(), memoryMB: 1769}
+	if got := w.check(now); got != "" {
+		t.Errorf("default tail, 400ms before the deadline: %q, want no limit yet", got)
+	}
+	w.tail = stopTail(rec(400))
+	if got := w.check(now); got != "deadline" {
+		t.Errorf("a measured 400ms stop, 400ms before the deadline: %q, want deadline", got)
 	}
 }

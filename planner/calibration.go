@@ -39,6 +39,10 @@ const (
 	// computation and minibatch read, in microseconds.
 	CalComputeUS = "compute_us"
 	CalGetUS     = "get_us"
+	// CalStopMS is how long a stage cut short by its budget or deadline took
+	// from the stop to its end (handing over, exporting, scoring), in
+	// milliseconds: the next run of the stage stops that much earlier.
+	CalStopMS = "stop_ms"
 )
 
 // CalibrationMetrics are the summary metrics of a stage that its record keeps
