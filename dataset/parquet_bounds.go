@@ -83,8 +83,13 @@ func readFooter(r io.ReaderAt, size int64) ([]byte, int64, error) {
 		}
 		return nil, 0, err
 	}
-	if n < 12 || string(tail[n-4:]) != "PAR1" {
+	if n < 4 || string(tail[n-4:]) != "PAR1" {
 		return tail, size - n, nil
+	}
+	if n < 12 {
+		// parquet-go would take the leading "PAR1" for the footer's length
+		// and allocate 789 MiB (fuzz seed e4ed33777d2ea00c).
+		return nil, 0, boundsErr("a file of %d bytes, too short to hold a footer", size)
 	}
 	flen := int64(binary.LittleEndian.Uint32(tail[n-8:]))
 	if flen > size-12 {
