@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -73,6 +74,10 @@ func Sniff(head []byte) Content {
 	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
 		return Content{Codec: CodecGzip}
 	case len(head) >= 4 && bytes.Equal(head[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Content{Codec: CodecZstd}
+	case len(head) >= 8 && head[0]&0xf0 == 0x50 && bytes.Equal(head[1:4], []byte{0x2a, 0x4d, 0x18}):
+		// A skippable frame (pzstd starts every frame with one; the
+		// seekable format ends with one): zstd's decoder skips it.
 		return Content{Codec: CodecZstd}
 	case len(head) >= 4 && head[0] == 'B' && head[1] == 'Z' && head[2] == 'h' && head[3] >= '1' && head[3] <= '9':
 		return Content{Codec: CodecBzip2}
@@ -163,6 +168,12 @@ func (c Content) Describe() string {
 // decodes into the caller's buffer, saving a copy). Close stops that
 // goroutine (it does not close r).
 func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
+	return decompress(r, codec, true)
+}
+
+// decompress is Decompress, decoding on the caller's goroutine unless
+// ahead (for a few bytes' worth, as the tail of a framed range).
+func decompress(r io.Reader, codec string, ahead bool) (io.ReadCloser, error) {
 	switch codec {
 	case "":
 		return io.NopCloser(r), nil
@@ -170,6 +181,9 @@ func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if !ahead {
+			return zr, nil
 		}
 		return readAhead(zr, zr.Close), nil
 	case CodecZstd:
@@ -192,11 +206,14 @@ func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		z := &zstdCloser{d: zr}
-		if runtime.GOMAXPROCS(0) == 1 {
+		if !ahead || runtime.GOMAXPROCS(0) == 1 {
 			return z, nil // nothing to overlap with: decode into the caller's buffer
 		}
 		return readAhead(z, z.Close), nil
 	case CodecBzip2:
+		if !ahead {
+			return io.NopCloser(bzip2.NewReader(r)), nil
+		}
 		return readAhead(bzip2.NewReader(r), nil), nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", codec)
@@ -352,6 +369,31 @@ func OpenObject(ctx context.Context, st blob.Store, key, codec string) (io.ReadC
 	return &decompressed{zr: zr, body: rc, rec: body, codec: codec}, nil
 }
 
+// OpenFramedRange opens the frames of the object at key (compressed with
+// codec, framed as framing: see Framing) that start in the byte range
+// [start, end), as OpenFrames reads them, and returns the reader and the
+// ScanOptions to scan it with. A read error that the decoder or the
+// framing raises, rather than the store, is a *CorruptError. Close closes
+// the object, then stops the decoders.
+func OpenFramedRange(ctx context.Context, st blob.Store, key, codec, framing string, start, end int64) (io.ReadCloser, ScanOptions, error) {
+	opts := ScanOptions{Object: st.URI(key)}
+	rc, err := st.GetRange(ctx, key, start, -1)
+	if err != nil {
+		return nil, opts, err
+	}
+	body := &recorder{r: rc}
+	zr, fo, err := OpenFrames(body, codec, framing, start, end)
+	if err != nil {
+		rc.Close()
+		if serr := body.failed(); serr != nil {
+			return nil, opts, serr
+		}
+		return nil, opts, err
+	}
+	fo.Object = opts.Object
+	return &decompressed{zr: zr, body: rc, rec: body, codec: codec}, fo, nil
+}
+
 // CorruptError is compressed data that does not decode: a truncated file, a
 // bad checksum, or bytes that are not of the codec.
 type CorruptError struct {
@@ -399,7 +441,8 @@ type decompressed struct {
 
 func (d *decompressed) Read(p []byte) (int, error) {
 	n, err := d.zr.Read(p)
-	if err != nil && err != io.EOF && d.rec.failed() == nil {
+	var ce *CorruptError
+	if err != nil && err != io.EOF && d.rec.failed() == nil && !errors.As(err, &ce) {
 		err = &CorruptError{Codec: d.codec, Err: err}
 	}
 	return n, err
