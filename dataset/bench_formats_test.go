@@ -55,6 +55,10 @@ func benchParts(b *testing.B, n int) map[string][][]byte {
 		p[""] = append(p[""], plain)
 		p[dataset.CodecGzip] = append(p[dataset.CodecGzip], gz.Bytes())
 		p[dataset.CodecZstd] = append(p[dataset.CodecZstd], zw.EncodeAll(plain, nil))
+		// Framed as pzstd (frames of 8 MiB of content, as it cuts LIBSVM at
+		// level 3) and bgzip write them.
+		p[framedPzstd] = append(p[framedPzstd], gen.Pzstd(plain, 8<<20))
+		p[framedBGZF] = append(p[framedBGZF], gen.BGZF(plain))
 	}
 	parts[n] = p
 	return p
@@ -69,6 +73,12 @@ func lineStart(data []byte, i int) int {
 	return bytes.LastIndexByte(data[:i], '\n') + 1
 }
 
+// Keys of benchParts' framed compressions.
+const (
+	framedPzstd = "zstd-pzstd"
+	framedBGZF  = "gzip-bgzf"
+)
+
 // loadPart does one load task's CPU work on a part: decompress, parse,
 // encode partitions (dropped).
 func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
@@ -77,7 +87,24 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	sc := dataset.NewScanner(r, f, dataset.ScanOptions{})
+	scanPart(b, r, f, dataset.ScanOptions{})
+}
+
+// loadFrames does one load task's CPU work on the byte range [start, end)
+// of a framed object, as load reads it (dataset.OpenFrames).
+func loadFrames(b *testing.B, obj []byte, codec, framing string, start, end int64, f dataset.Format) int64 {
+	r, opts, err := dataset.OpenFrames(bytes.NewReader(obj[start:]), codec, framing, start, end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	return scanPart(b, r, f, opts)
+}
+
+// scanPart parses r's rows into partitions (dropped) and returns how many.
+func scanPart(b *testing.B, r io.Reader, f dataset.Format, opts dataset.ScanOptions) int64 {
+	sc := dataset.NewScanner(r, f, opts)
+	var rows int64
 	w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
 	var row dataset.Row
 	for {
@@ -91,10 +118,12 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 		if err := w.Add(&row); err != nil {
 			b.Fatal(err)
 		}
+		rows++
 	}
 	if _, err := w.Close(); err != nil {
 		b.Fatal(err)
 	}
+	return rows
 }
 
 // BenchmarkCompressedLIBSVM loads the Criteo-like LIBSVM rows plain, gzipped
@@ -102,13 +131,44 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 // files (N = the machine's cores; for plain, N ranges of one file), one
 // goroutine each, as load's tasks do: run it with -cpu 1,N for one core and
 // all cores. files=1 is one compressed file, which load streams in one task
-// (its decoder running ahead on another goroutine). make bench-data prints
-// the ratios to plain.
+// (its decoder running ahead on another goroutine). files=1/zstd-pzstd and
+// files=1/gzip-bgzf are one file cut into frames (pzstd, bgzip), which load
+// splits by frame into N ranges, one goroutine each, as plain files. make
+// bench-data prints the ratios to plain.
 func BenchmarkCompressedLIBSVM(b *testing.B) {
 	n := runtime.NumCPU()
 	for _, files := range []int{n, 1} {
 		p := benchParts(b, files)
-		for _, codec := range []string{"", dataset.CodecGzip, dataset.CodecZstd} {
+		for _, codec := range []string{"", dataset.CodecGzip, dataset.CodecZstd, framedBGZF, framedPzstd} {
+			if framed := codec == framedBGZF || codec == framedPzstd; framed {
+				if files != 1 {
+					continue
+				}
+				obj := p[codec][0]
+				c, framing := dataset.CodecZstd, dataset.FramingPzstd
+				if codec == framedBGZF {
+					c, framing = dataset.CodecGzip, dataset.FramingBGZF
+				}
+				b.Run("files=1/"+codec, func(b *testing.B) {
+					b.SetBytes(int64(len(benchLIBSVM)))
+					for i := 0; i < b.N; i++ {
+						var wg sync.WaitGroup
+						rows := make([]int64, n)
+						for k := 0; k < n; k++ {
+							wg.Add(1)
+							go func() {
+								defer wg.Done()
+								rows[k] = loadFrames(b, obj, c, framing, int64(len(obj)*k/n), int64(len(obj)*(k+1)/n), dataset.NewLIBSVM())
+							}()
+						}
+						wg.Wait()
+						if total := sumInt64(rows); total != 100000 {
+							b.Fatalf("the ranges read %d rows, want 100000", total)
+						}
+					}
+				})
+				continue
+			}
 			name := codec
 			if name == "" {
 				name = "plain"
@@ -283,4 +343,11 @@ func BenchmarkParquetVsCSV(b *testing.B) {
 			}
 		}
 	})
+}
+
+func sumInt64(xs []int64) (s int64) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }

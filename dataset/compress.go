@@ -164,16 +164,18 @@ func (c Content) Describe() string {
 // itself). Gzip (including concatenated members, as pigz and bgzip write)
 // and zstd use klauspost/compress; bzip2 the standard library. Every codec
 // is decoded on a goroutine of its own ahead of the reader, so decoding and
-// parsing use two cores (zstd only when GOMAXPROCS > 1: on one core it
-// decodes into the caller's buffer, saving a copy). Close stops that
-// goroutine (it does not close r).
+// parsing use two cores (zstd only when GOMAXPROCS > 1: on one core there
+// is nothing to overlap, and it decodes frame by frame instead, each frame
+// that states its size whole, which takes less CPU: see MaxWholeFrame).
+// Close stops that goroutine (it does not close r).
 func Decompress(r io.Reader, codec string) (io.ReadCloser, error) {
-	return decompress(r, codec, true)
+	one := runtime.GOMAXPROCS(0) == 1
+	return decompress(r, codec, !one, one)
 }
 
-// decompress is Decompress, decoding on the caller's goroutine unless
-// ahead (for a few bytes' worth, as the tail of a framed range).
-func decompress(r io.Reader, codec string, ahead bool) (io.ReadCloser, error) {
+// decompress is Decompress, decoding on a goroutine ahead of the reader if
+// ahead, and zstd frame by frame if frames (see zstdFrames).
+func decompress(r io.Reader, codec string, ahead, frames bool) (io.ReadCloser, error) {
 	switch codec {
 	case "":
 		return io.NopCloser(r), nil
@@ -201,13 +203,15 @@ func decompress(r io.Reader, codec string, ahead bool) (io.ReadCloser, error) {
 				return nil, fmt.Errorf("zstd: %w", err)
 			}
 		}
-		if err := zr.Reset(r); err != nil {
+		z := &zstdCloser{d: zr, r: zr}
+		if frames {
+			z.r = newZstdFrames(r, zr)
+		} else if err := zr.Reset(r); err != nil {
 			zstdDecoders.Put(zr)
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		z := &zstdCloser{d: zr}
-		if !ahead || runtime.GOMAXPROCS(0) == 1 {
-			return z, nil // nothing to overlap with: decode into the caller's buffer
+		if !ahead {
+			return z, nil
 		}
 		return readAhead(z, z.Close), nil
 	case CodecBzip2:
@@ -227,6 +231,7 @@ var zstdDecoders sync.Pool
 // it is used by one goroutine.
 type zstdCloser struct {
 	d *zstd.Decoder // nil once closed
+	r io.Reader     // d, or frames read through d
 }
 
 // Close stops the decoder's goroutines (Reset(nil)) and keeps it for reuse.
@@ -244,7 +249,7 @@ func (z *zstdCloser) Read(p []byte) (int, error) {
 	if z.d == nil {
 		return 0, io.ErrClosedPipe
 	}
-	return z.d.Read(p)
+	return z.r.Read(p)
 }
 
 // readAhead reads r on a goroutine into a few blocks ahead of the caller.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 )
 
 // A compressed file is one stream, decoded from its start, unless it is cut
@@ -100,7 +101,9 @@ func OpenFrames(r io.Reader, codec, framing string, start, end int64) (io.ReadCl
 	if f.off >= end {
 		return io.NopCloser(bytes.NewReader(nil)), ScanOptions{}, nil
 	}
-	own, err := Decompress(f, codec)
+	// Frames are decoded whole where they can be (see MaxWholeFrame), ahead
+	// of the reader when there are cores to overlap with.
+	own, err := decompress(f, codec, runtime.GOMAXPROCS(0) > 1, true)
 	if err != nil {
 		return nil, opts, &CorruptError{Codec: codec, Err: err}
 	}
@@ -206,7 +209,7 @@ func (r *framedRange) Read(p []byte) (int, error) {
 		}
 		// The range's frames are done: the rest of its last line is in
 		// the frames after (if any).
-		if r.tail, err = decompress(r.rest, r.codec, false); err != nil {
+		if r.tail, err = decompress(r.rest, r.codec, false, false); err != nil {
 			if errors.Is(err, io.EOF) {
 				r.done = true
 				return 0, io.EOF
