@@ -42,8 +42,12 @@ func Framing(head []byte) string {
 	return ""
 }
 
-// pzstdMarker starts a skippable frame of 4 bytes (the next frame's size).
-var pzstdMarker = []byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0}
+// pzstdMarker starts a skippable frame of 4 bytes (the next frame's size);
+// bgzfLead starts a gzip member with extra fields.
+var (
+	pzstdMarker = []byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0}
+	bgzfLead    = []byte{0x1f, 0x8b, 8}
+)
 
 // pzstdAt returns the size of the pzstd frame at b[i:] (its skippable frame
 // and the zstd frame after it), or 0 if none starts there or b is too
@@ -133,8 +137,16 @@ func (f *frames) sync() error {
 			}
 			return err
 		}
+		lead := pzstdMarker[:4]
+		if f.framing == FramingBGZF {
+			lead = bgzfLead
+		}
 		for i := 0; i+frameHeader <= len(b); i++ {
-			if frameAt(f.framing, b, i) > 0 {
+			j := bytes.Index(b[i:], lead)
+			if j < 0 || i+j+frameHeader > len(b) {
+				break
+			}
+			if i += j; frameAt(f.framing, b, i) > 0 {
 				f.br.Discard(i)
 				f.off += int64(i)
 				return nil
