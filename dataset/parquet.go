@@ -255,7 +255,12 @@ func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ 
 // what it claims. An error matching ErrParquetBounds is the file's; any
 // other is the store's.
 func (f *ParquetFile) CheckRowGroup(p *Parquet, gi int) error {
-	if err := checkRowGroup(f.r, f.Metadata(), gi, p.reads); err != nil {
+	return CheckRowGroup(f.r, f.File, p, gi)
+}
+
+// CheckRowGroup is ParquetFile.CheckRowGroup for a file read from r.
+func CheckRowGroup(r io.ReaderAt, f *parquet.File, p *Parquet, gi int) error {
+	if err := checkRowGroup(r, f.Metadata(), gi, p.reads); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
 	return nil

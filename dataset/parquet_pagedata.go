@@ -56,10 +56,12 @@ func (k *pageChecker) check(h *format.PageHeader, codec format.CompressionCodec,
 	switch {
 	case h.DictionaryPageHeader.Valid && h.Type == format.DictionaryPage:
 		// PLAIN values, bounded by the page's bytes once decompressed.
-		_, err := k.decompress(codec, page, u)
-		return err
+		return k.bounded(codec, page, u)
 	case h.DataPageHeader.Valid && h.Type == format.DataPage:
 		v1 := &h.DataPageHeader.V
+		if maxDef == 0 && !runEncoded(v1.Encoding) {
+			return k.bounded(codec, page, u)
+		}
 		data, err := k.decompress(codec, page, u)
 		if err != nil {
 			return err
@@ -94,6 +96,12 @@ func (k *pageChecker) check(h *format.PageHeader, codec format.CompressionCodec,
 			}
 		}
 		data := page[rl+dl:]
+		if !runEncoded(v2.Encoding) {
+			if !v2.IsCompressed.Valid || v2.IsCompressed.V {
+				return k.bounded(codec, data, u-rl-dl)
+			}
+			return nil
+		}
 		if !v2.IsCompressed.Valid || v2.IsCompressed.V {
 			var err error
 			if data, err = k.decompress(codec, data, u-rl-dl); err != nil {
@@ -103,6 +111,38 @@ func (k *pageChecker) check(h *format.PageHeader, codec format.CompressionCodec,
 		return checkValues(v2.Encoding, data, nv-int64(v2.NumNulls))
 	}
 	return nil // parquet-go refuses the page without reading it
+}
+
+// runEncoded reports whether values in encoding enc hold run lengths or
+// counts that parquet-go allocates by (checkValues checks them).
+func runEncoded(enc format.Encoding) bool {
+	switch enc {
+	case format.PlainDictionary, format.RLEDictionary, format.RLE, format.DeltaBinaryPacked, format.DeltaLengthByteArray, format.DeltaByteArray:
+		return true
+	}
+	return false
+}
+
+// bounded checks that parquet-go's decompression of page (to the header's
+// u bytes) allocates no more than u: for snappy, whose block states its
+// length, by reading that length; otherwise by decompressing it
+// (decompress).
+func (k *pageChecker) bounded(codec format.CompressionCodec, page []byte, u int) error {
+	switch codec {
+	case format.Uncompressed:
+		return nil
+	case format.Snappy:
+		claim, err := snappy.DecodedLen(page)
+		if err != nil {
+			return dataErr("the snappy data does not decompress (%v)", err)
+		}
+		if claim != u {
+			return dataErr("the snappy data claims %d bytes, the page header %d", claim, u)
+		}
+		return nil
+	}
+	_, err := k.decompress(codec, page, u)
+	return err
 }
 
 // decompress undoes codec on page, into k.buf, failing unless it gives
