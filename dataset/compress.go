@@ -236,6 +236,9 @@ type zstdCloser struct {
 
 // Close stops the decoder's goroutines (Reset(nil)) and keeps it for reuse.
 func (z *zstdCloser) Close() error {
+	if f, ok := z.r.(*zstdFrames); ok {
+		f.release()
+	}
 	if d := z.d; d != nil {
 		z.d = nil
 		if d.Reset(nil) == nil {

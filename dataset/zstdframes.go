@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -26,21 +27,37 @@ const MaxWholeFrame = 64 << 20
 // skippable frames are skipped; from the first frame that cannot be
 // decoded whole, the rest of the stream is streamed by the decoder.
 type zstdFrames struct {
-	br     *bufio.Reader
-	d      *zstd.Decoder
-	raw    []byte // the frame's compressed bytes
-	out    []byte // its content
+	br *bufio.Reader
+	d  *zstd.Decoder
+	*frameBuf
 	cur    []byte // the unread part of out
 	stream bool   // d streams the rest of br
 	err    error
 }
+
+// frameBuf holds a frame's compressed bytes and content. Idle ones are
+// kept (frameBufs): a frame of tens of MB allocated afresh for every file
+// costs page faults and clearing on the order of its decoding.
+type frameBuf struct {
+	raw, out []byte
+}
+
+var frameBufs = sync.Pool{New: func() any { return new(frameBuf) }}
 
 func newZstdFrames(r io.Reader, d *zstd.Decoder) *zstdFrames {
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 1<<16 {
 		br = bufio.NewReaderSize(r, 1<<20)
 	}
-	return &zstdFrames{br: br, d: d}
+	return &zstdFrames{br: br, d: d, frameBuf: frameBufs.Get().(*frameBuf)}
+}
+
+// release keeps z's buffers for another stream; z is not read again.
+func (z *zstdFrames) release() {
+	if b := z.frameBuf; b != nil {
+		z.frameBuf, z.cur, z.err = nil, nil, io.ErrClosedPipe
+		frameBufs.Put(b)
+	}
 }
 
 func (z *zstdFrames) Read(p []byte) (int, error) {
