@@ -248,6 +248,18 @@ func (z *zstdCloser) Close() error {
 	return nil
 }
 
+func (z *zstdCloser) lender() func() ([]byte, error) {
+	if f, ok := z.r.(*zstdFrames); ok {
+		return func() ([]byte, error) {
+			if z.d == nil {
+				return nil, io.ErrClosedPipe
+			}
+			return f.lend()
+		}
+	}
+	return nil
+}
+
 func (z *zstdCloser) Read(p []byte) (int, error) {
 	if z.d == nil {
 		return 0, io.ErrClosedPipe
@@ -341,6 +353,30 @@ func (a *aheadReader) Read(p []byte) (int, error) {
 	n := copy(p, a.cur)
 	a.cur = a.cur[n:]
 	return n, nil
+}
+
+// lender lends the read-ahead blocks: each stays valid until the next
+// loan, when it goes back to be filled again.
+func (a *aheadReader) lender() func() ([]byte, error) {
+	return func() ([]byte, error) {
+		for len(a.cur) == 0 {
+			if a.err != nil {
+				return nil, a.err
+			}
+			if a.buf != nil {
+				a.free <- a.buf[:cap(a.buf)]
+				a.buf = nil
+			}
+			blk, ok := <-a.ch
+			if !ok {
+				return nil, io.ErrClosedPipe
+			}
+			a.cur, a.buf, a.err = blk.b, blk.b, blk.err
+		}
+		c := a.cur
+		a.cur = nil
+		return c, nil
+	}
 }
 
 func (a *aheadReader) Close() error {
@@ -449,11 +485,31 @@ type decompressed struct {
 
 func (d *decompressed) Read(p []byte) (int, error) {
 	n, err := d.zr.Read(p)
+	return n, d.corrupt(err)
+}
+
+func (d *decompressed) lender() func() ([]byte, error) {
+	l, ok := d.zr.(lender)
+	if !ok {
+		return nil
+	}
+	lend := l.lender()
+	if lend == nil {
+		return nil
+	}
+	return func() ([]byte, error) {
+		c, err := lend()
+		return c, d.corrupt(err)
+	}
+}
+
+// corrupt is err as Read returns it: a decoder's error is a *CorruptError.
+func (d *decompressed) corrupt(err error) error {
 	var ce *CorruptError
 	if err != nil && err != io.EOF && d.rec.failed() == nil && !errors.As(err, &ce) {
 		err = &CorruptError{Codec: d.codec, Err: err}
 	}
-	return n, err
+	return err
 }
 
 // Close closes the body first, so that a decoder goroutine blocked reading it

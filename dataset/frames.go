@@ -236,10 +236,51 @@ func (r *framedRange) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		r.done = true
+		if n == 0 {
+			return 0, io.EOF
+		}
 	} else if err != nil {
 		return n, r.corrupt(err)
 	}
 	return n, nil
+}
+
+// lender lends the range's own frames when its decoder lends (see
+// lender), then reads the tail (a line's end) into a buffer of its own.
+func (r *framedRange) lender() func() ([]byte, error) {
+	l, ok := r.own.(lender)
+	if !ok {
+		return nil
+	}
+	lend := l.lender()
+	if lend == nil {
+		return nil
+	}
+	var buf []byte
+	return func() ([]byte, error) {
+		if r.tail == nil && !r.done {
+			c, err := lend()
+			if err == nil {
+				return c, nil
+			}
+			if err != io.EOF {
+				return nil, r.corrupt(err)
+			}
+		}
+		if buf == nil {
+			buf = make([]byte, 64<<10)
+		}
+		for tries := 0; tries < 100; tries++ {
+			n, err := r.Read(buf) // the tail, from the frames after
+			if n > 0 {
+				return buf[:n], nil
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		return nil, io.ErrNoProgress
+	}
 }
 
 func (r *framedRange) corrupt(err error) error {

@@ -25,8 +25,18 @@ func framedText() []byte {
 	return b.Bytes()
 }
 
+// lineFormat is a Format that keeps every line (with its "\n").
+type lineFormat struct{ lines []string }
+
+func (*lineFormat) Name() string  { return "lines" }
+func (*lineFormat) Features() int { return 0 }
+func (l *lineFormat) ParseLine(line []byte, _ *dataset.Row) (bool, error) {
+	l.lines = append(l.lines, string(line)+"\n")
+	return true, nil
+}
+
 // readRanges reads a framed object cut into n byte ranges, as load's tasks
-// do, and returns the lines each range reads.
+// do (OpenFrames, then a Scanner), and returns the lines each range reads.
 func readRanges(t *testing.T, obj []byte, codec, framing string, n int) [][]string {
 	t.Helper()
 	var out [][]string
@@ -36,23 +46,20 @@ func readRanges(t *testing.T, obj []byte, codec, framing string, n int) [][]stri
 		if err != nil {
 			t.Fatalf("range %d: %v", k, err)
 		}
-		content, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("range %d: %v", k, err)
-		}
-		if opts.SkipPartialLine {
-			if i := bytes.IndexByte(content, '\n'); i >= 0 {
-				content = content[i+1:]
-			} else {
-				content = nil
+		f := &lineFormat{}
+		sc := dataset.NewScanner(rc, f, opts)
+		var row dataset.Row
+		for {
+			err := sc.Next(&row)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("range %d: %v", k, err)
 			}
 		}
-		lines := strings.SplitAfter(string(content), "\n")
-		if lines[len(lines)-1] == "" {
-			lines = lines[:len(lines)-1]
-		}
-		out = append(out, lines)
+		rc.Close()
+		out = append(out, f.lines)
 	}
 	return out
 }

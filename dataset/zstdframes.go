@@ -75,6 +75,34 @@ func (z *zstdFrames) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// lend returns the unread part of the current frame (or the next one's),
+// valid until the next lend or Read. Once streaming, it lends the decoder's
+// output read into z.out.
+func (z *zstdFrames) lend() ([]byte, error) {
+	for len(z.cur) == 0 {
+		if z.stream {
+			if cap(z.out) < 1<<20 {
+				z.out = make([]byte, 1<<20)
+			}
+			n, err := z.d.Read(z.out[:cap(z.out)])
+			if n > 0 {
+				return z.out[:n], nil
+			}
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return nil, err
+		}
+		if z.err != nil {
+			return nil, z.err
+		}
+		z.err = z.next()
+	}
+	c := z.cur
+	z.cur = nil
+	return c, nil
+}
+
 var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // next decodes the next frame into z.cur, skips a skippable frame, or
