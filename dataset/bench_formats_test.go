@@ -150,22 +150,23 @@ func BenchmarkCompressedLIBSVM(b *testing.B) {
 					c, framing = dataset.CodecGzip, dataset.FramingBGZF
 				}
 				b.Run("files=1/"+codec, func(b *testing.B) {
-					b.SetBytes(int64(len(benchLIBSVM)))
-					for i := 0; i < b.N; i++ {
-						var wg sync.WaitGroup
-						rows := make([]int64, n)
-						for k := 0; k < n; k++ {
-							wg.Add(1)
-							go func() {
-								defer wg.Done()
-								rows[k] = loadFrames(b, obj, c, framing, int64(len(obj)*k/n), int64(len(obj)*(k+1)/n), dataset.NewLIBSVM())
-							}()
+					perCPU(b, int64(len(benchLIBSVM)), func() {
+						for i := 0; i < b.N; i++ {
+							var wg sync.WaitGroup
+							rows := make([]int64, n)
+							for k := 0; k < n; k++ {
+								wg.Add(1)
+								go func() {
+									defer wg.Done()
+									rows[k] = loadFrames(b, obj, c, framing, int64(len(obj)*k/n), int64(len(obj)*(k+1)/n), dataset.NewLIBSVM())
+								}()
+							}
+							wg.Wait()
+							if total := sumInt64(rows); total != 100000 {
+								b.Fatalf("the ranges read %d rows, want 100000", total)
+							}
 						}
-						wg.Wait()
-						if total := sumInt64(rows); total != 100000 {
-							b.Fatalf("the ranges read %d rows, want 100000", total)
-						}
-					}
+					})
 				})
 				continue
 			}
@@ -177,18 +178,19 @@ func BenchmarkCompressedLIBSVM(b *testing.B) {
 				continue // plain is cut into ranges: files=n is its figure
 			}
 			b.Run(fmt.Sprintf("files=%d/%s", files, name), func(b *testing.B) {
-				b.SetBytes(int64(len(benchLIBSVM)))
-				for i := 0; i < b.N; i++ {
-					var wg sync.WaitGroup
-					for _, part := range p[codec] {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							loadPart(b, part, codec, dataset.NewLIBSVM())
-						}()
+				perCPU(b, int64(len(benchLIBSVM)), func() {
+					for i := 0; i < b.N; i++ {
+						var wg sync.WaitGroup
+						for _, part := range p[codec] {
+							wg.Add(1)
+							go func() {
+								defer wg.Done()
+								loadPart(b, part, codec, dataset.NewLIBSVM())
+							}()
+						}
+						wg.Wait()
 					}
-					wg.Wait()
-				}
+				})
 			})
 		}
 	}
@@ -281,73 +283,87 @@ func BenchmarkParquetVsCSV(b *testing.B) {
 		}
 	}
 	b.Run("csv", func(b *testing.B) {
-		b.SetBytes(int64(len(benchCSV)))
-		for i := 0; i < b.N; i++ {
-			var wg sync.WaitGroup
-			for k := 0; k < n; k++ {
-				part := benchCSV[lineStart(benchCSV, len(benchCSV)*k/n):lineStart(benchCSV, len(benchCSV)*(k+1)/n)]
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: "label", Categorical: cats})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					loadPart(b, part, "", c)
-				}()
-			}
-			wg.Wait()
-		}
-	})
-	b.Run("parquet", func(b *testing.B) {
-		b.SetBytes(int64(len(benchCSV)))
-		for i := 0; i < b.N; i++ {
-			f, err := parquet.OpenFile(bytes.NewReader(benchP), int64(len(benchP)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-			if err != nil {
-				b.Fatal(err)
-			}
-			groups := f.RowGroups()
-			var wg sync.WaitGroup
-			var rows [64]int64
-			for k := 0; k < n; k++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					p, err := dataset.NewParquet(f.Schema(), dataset.ParquetOptions{Label: "label"})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
-					var row dataset.Row
-					for g := k; g < len(groups); g += n {
-						// As a load task does: its pages checked, then read.
-						if err := dataset.CheckRowGroup(bytes.NewReader(benchP), f, p, g); err != nil {
-							b.Error(err)
-						}
-						got, _, err := p.ReadRowGroup(context.Background(), groups[g], 0, &row, func(r *dataset.Row) error { return w.Add(r) },
-							func(pe *dataset.ParseError) bool { b.Error(pe); return false })
+		perCPU(b, int64(len(benchCSV)), func() {
+			for i := 0; i < b.N; i++ {
+				var wg sync.WaitGroup
+				for k := 0; k < n; k++ {
+					part := benchCSV[lineStart(benchCSV, len(benchCSV)*k/n):lineStart(benchCSV, len(benchCSV)*(k+1)/n)]
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: "label", Categorical: cats})
 						if err != nil {
 							b.Error(err)
+							return
 						}
-						rows[k%64] += got
-					}
-					if _, err := w.Close(); err != nil {
-						b.Error(err)
-					}
-				}()
+						loadPart(b, part, "", c)
+					}()
+				}
+				wg.Wait()
 			}
-			wg.Wait()
-			var total int64
-			for _, r := range rows {
-				total += r
-			}
-			if total != 100000 {
-				b.Fatalf("read %d rows, want 100000", total)
-			}
-		}
+		})
 	})
+	b.Run("parquet", func(b *testing.B) {
+		perCPU(b, int64(len(benchCSV)), func() {
+			for i := 0; i < b.N; i++ {
+				f, err := parquet.OpenFile(bytes.NewReader(benchP), int64(len(benchP)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+				if err != nil {
+					b.Fatal(err)
+				}
+				groups := f.RowGroups()
+				var wg sync.WaitGroup
+				var rows [64]int64
+				for k := 0; k < n; k++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						p, err := dataset.NewParquet(f.Schema(), dataset.ParquetOptions{Label: "label"})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
+						var row dataset.Row
+						for g := k; g < len(groups); g += n {
+							// As a load task does: its pages checked, then read.
+							if err := dataset.CheckRowGroup(bytes.NewReader(benchP), f, p, g); err != nil {
+								b.Error(err)
+							}
+							got, _, err := p.ReadRowGroup(context.Background(), groups[g], 0, &row, func(r *dataset.Row) error { return w.Add(r) },
+								func(pe *dataset.ParseError) bool { b.Error(pe); return false })
+							if err != nil {
+								b.Error(err)
+							}
+							rows[k%64] += got
+						}
+						if _, err := w.Close(); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				var total int64
+				for _, r := range rows {
+					total += r
+				}
+				if total != 100000 {
+					b.Fatalf("read %d rows, want 100000", total)
+				}
+			}
+		})
+	})
+}
+
+// perCPU runs a benchmark's loop and reports, beside MB/s, its bytes per
+// second of the process's CPU time (cpuMB/s): on one core the same work as
+// MB/s, but steady when other processes take turns on the core.
+func perCPU(b *testing.B, bytes int64, loop func()) {
+	b.SetBytes(bytes)
+	c0 := cpuTime()
+	loop()
+	if c := cpuTime() - c0; c > 0 {
+		b.ReportMetric(float64(bytes)*float64(b.N)/c.Seconds()/1e6, "cpuMB/s")
+	}
 }
 
 func sumInt64(xs []int64) (s int64) {
