@@ -205,8 +205,10 @@ func decompress(r io.Reader, codec string, ahead, frames bool) (io.ReadCloser, e
 		}
 		z := &zstdCloser{d: zr, r: zr}
 		if frames {
-			z.r = newZstdFrames(r, zr)
-		} else if err := zr.Reset(r); err != nil {
+			z.r = newZstdFrames(r, zr, ahead)
+			return z, nil
+		}
+		if err := zr.Reset(r); err != nil {
 			zstdDecoders.Put(zr)
 			return nil, fmt.Errorf("zstd: %w", err)
 		}

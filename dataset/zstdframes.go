@@ -32,6 +32,9 @@ type zstdFrames struct {
 	*frameBuf
 	cur    []byte // the unread part of out
 	stream bool   // d streams the rest of br
+	ahead  bool   // stream on a goroutine ahead of the reader
+	ra     *aheadReader
+	raLend func() ([]byte, error)
 	err    error
 }
 
@@ -44,16 +47,25 @@ type frameBuf struct {
 
 var frameBufs = sync.Pool{New: func() any { return new(frameBuf) }}
 
-func newZstdFrames(r io.Reader, d *zstd.Decoder) *zstdFrames {
+// newZstdFrames reads r's frames with d; if ahead, the frames it streams
+// are decoded on a goroutine ahead of the reader (ra). Frames decoded whole
+// are lent as they are: copying them into read-ahead blocks would cost
+// more than it overlaps.
+func newZstdFrames(r io.Reader, d *zstd.Decoder, ahead bool) *zstdFrames {
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 1<<16 {
 		br = bufio.NewReaderSize(r, 1<<20)
 	}
-	return &zstdFrames{br: br, d: d, frameBuf: frameBufs.Get().(*frameBuf)}
+	return &zstdFrames{br: br, d: d, ahead: ahead, frameBuf: frameBufs.Get().(*frameBuf)}
 }
 
-// release keeps z's buffers for another stream; z is not read again.
+// release stops the read-ahead goroutine and keeps z's buffers for another
+// stream; z is not read again.
 func (z *zstdFrames) release() {
+	if z.ra != nil {
+		z.ra.Close()
+		z.ra = nil
+	}
 	if b := z.frameBuf; b != nil {
 		z.frameBuf, z.cur, z.err = nil, nil, io.ErrClosedPipe
 		frameBufs.Put(b)
@@ -62,6 +74,9 @@ func (z *zstdFrames) release() {
 
 func (z *zstdFrames) Read(p []byte) (int, error) {
 	for len(z.cur) == 0 {
+		if z.ra != nil {
+			return z.ra.Read(p)
+		}
 		if z.stream {
 			return z.d.Read(p)
 		}
@@ -80,6 +95,9 @@ func (z *zstdFrames) Read(p []byte) (int, error) {
 // output read into z.out.
 func (z *zstdFrames) lend() ([]byte, error) {
 	for len(z.cur) == 0 {
+		if z.ra != nil {
+			return z.raLend()
+		}
 		if z.stream {
 			if cap(z.out) < 1<<20 {
 				z.out = make([]byte, 1<<20)
@@ -178,6 +196,10 @@ func (z *zstdFrames) streamRest() error {
 		return fmt.Errorf("zstd: %w", err)
 	}
 	z.stream = true
+	if z.ahead {
+		z.ra = readAhead(z.d, nil)
+		z.raLend = z.ra.lender()
+	}
 	return nil
 }
 

@@ -38,8 +38,9 @@ func TestZstdFrames(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		want = append(want, part(i)...)
 	}
-	for _, frames := range []bool{true, false} {
-		r, err := decompress(bytes.NewReader(obj), CodecZstd, false, frames)
+	for _, c := range []struct{ frames, ahead bool }{{true, false}, {true, true}, {false, false}, {false, true}} {
+		frames := c.frames
+		r, err := decompress(bytes.NewReader(obj), CodecZstd, c.ahead, frames)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +49,7 @@ func TestZstdFrames(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("frames=%v: %d bytes, %v; want %d bytes", frames, len(got), err, len(want))
 		}
-		r, _ = decompress(bytes.NewReader(obj[:len(obj)/3]), CodecZstd, false, frames)
+		r, _ = decompress(bytes.NewReader(obj[:len(obj)/3]), CodecZstd, c.ahead, frames)
 		_, err = io.ReadAll(r)
 		r.Close()
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
