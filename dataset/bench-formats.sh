@@ -5,7 +5,10 @@
 # compare), on one core and on all cores (go test -cpu 1,N). Each figure is the
 # median of COUNT rounds (default 5), each round running every benchmark once
 # (3 iterations), so that a machine busy with other work slows reference and
-# subject alike.
+# subject alike. Beside MB/s, "MB/CPU-s" is the same work per second of the
+# process's CPU time: on one core the figure MB/s would be on an idle
+# machine, and steady when other processes take turns on the cores (on all
+# cores it counts work, not parallelism: read MB/s there).
 #
 #   dataset/bench-formats.sh
 set -euo pipefail
@@ -25,14 +28,15 @@ awk -v cores="$cores" '
 	name = $1; procs = 1
 	if (match(name, /-[0-9]+$/)) { procs = substr(name, RSTART + 1); name = substr(name, 1, RSTART - 1) }
 	sub(/^Benchmark/, "", name)
-	for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") v = $i
+	c = 0
+	for (i = 1; i <= NF; i++) { if ($(i+1) == "MB/s") v = $i; if ($(i+1) == "cpuMB/s") c = $i }
 	key = name SUBSEP procs
-	n[key]++; vals[key, n[key]] = v
+	n[key]++; vals[key, n[key]] = v; cvals[key, n[key]] = c
 	if (!(name in seen)) { seen[name] = 1; order[++names] = name }
 }
-function median(key,   m, i, j, t, a) {
+function median(key, cpu,   m, i, j, t, a) {
 	m = n[key]
-	for (i = 1; i <= m; i++) a[i] = vals[key, i]
+	for (i = 1; i <= m; i++) a[i] = cpu ? cvals[key, i] : vals[key, i]
 	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 }
@@ -42,15 +46,16 @@ function ref(name) {
 	return ""
 }
 END {
-	printf "%-34s %6s %10s %10s %7s\n", "benchmark", "cores", "MB/s", "ref MB/s", "ratio"
+	printf "%-34s %6s %10s %10s %7s %10s %10s %7s\n", "benchmark", "cores", "MB/s", "ref MB/s", "ratio", "MB/CPU-s", "ref", "ratio"
 	for (k = 1; k <= names; k++) {
 		name = order[k]
 		for (p = 1; p <= cores; p += (cores > 1 ? cores - 1 : 1)) {
 			key = name SUBSEP p
 			if (!(key in n)) continue
 			r = ref(name); rk = r SUBSEP p
-			mv = median(key); rv = (rk in n) ? median(rk) : 0
-			printf "%-34s %6d %10.1f %10.1f %6.2fx\n", name, p, mv, rv, rv ? mv / rv : 0
+			mv = median(key, 0); rv = (rk in n) ? median(rk, 0) : 0
+			mc = median(key, 1); rc = (rk in n) ? median(rk, 1) : 0
+			printf "%-34s %6d %10.1f %10.1f %6.2fx %10.1f %10.1f %6.2fx\n", name, p, mv, rv, rv ? mv / rv : 0, mc, rc, rc ? mc / rc : 0
 		}
 	}
 }' "$out"

@@ -55,6 +55,10 @@ func benchParts(b *testing.B, n int) map[string][][]byte {
 		p[""] = append(p[""], plain)
 		p[dataset.CodecGzip] = append(p[dataset.CodecGzip], gz.Bytes())
 		p[dataset.CodecZstd] = append(p[dataset.CodecZstd], zw.EncodeAll(plain, nil))
+		// Framed as pzstd (frames of 8 MiB of content, as it cuts LIBSVM at
+		// level 3) and bgzip write them.
+		p[framedPzstd] = append(p[framedPzstd], gen.Pzstd(plain, 8<<20))
+		p[framedBGZF] = append(p[framedBGZF], gen.BGZF(plain))
 	}
 	parts[n] = p
 	return p
@@ -69,6 +73,12 @@ func lineStart(data []byte, i int) int {
 	return bytes.LastIndexByte(data[:i], '\n') + 1
 }
 
+// Keys of benchParts' framed compressions.
+const (
+	framedPzstd = "zstd-pzstd"
+	framedBGZF  = "gzip-bgzf"
+)
+
 // loadPart does one load task's CPU work on a part: decompress, parse,
 // encode partitions (dropped).
 func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
@@ -77,7 +87,24 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	sc := dataset.NewScanner(r, f, dataset.ScanOptions{})
+	scanPart(b, r, f, dataset.ScanOptions{})
+}
+
+// loadFrames does one load task's CPU work on the byte range [start, end)
+// of a framed object, as load reads it (dataset.OpenFrames).
+func loadFrames(b *testing.B, obj []byte, codec, framing string, start, end int64, f dataset.Format) int64 {
+	r, opts, err := dataset.OpenFrames(bytes.NewReader(obj[start:]), codec, framing, start, end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	return scanPart(b, r, f, opts)
+}
+
+// scanPart parses r's rows into partitions (dropped) and returns how many.
+func scanPart(b *testing.B, r io.Reader, f dataset.Format, opts dataset.ScanOptions) int64 {
+	sc := dataset.NewScanner(r, f, opts)
+	var rows int64
 	w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
 	var row dataset.Row
 	for {
@@ -91,10 +118,12 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 		if err := w.Add(&row); err != nil {
 			b.Fatal(err)
 		}
+		rows++
 	}
 	if _, err := w.Close(); err != nil {
 		b.Fatal(err)
 	}
+	return rows
 }
 
 // BenchmarkCompressedLIBSVM loads the Criteo-like LIBSVM rows plain, gzipped
@@ -102,13 +131,45 @@ func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
 // files (N = the machine's cores; for plain, N ranges of one file), one
 // goroutine each, as load's tasks do: run it with -cpu 1,N for one core and
 // all cores. files=1 is one compressed file, which load streams in one task
-// (its decoder running ahead on another goroutine). make bench-data prints
-// the ratios to plain.
+// (its decoder running ahead on another goroutine). files=1/zstd-pzstd and
+// files=1/gzip-bgzf are one file cut into frames (pzstd, bgzip), which load
+// splits by frame into N ranges, one goroutine each, as plain files. make
+// bench-data prints the ratios to plain.
 func BenchmarkCompressedLIBSVM(b *testing.B) {
 	n := runtime.NumCPU()
 	for _, files := range []int{n, 1} {
 		p := benchParts(b, files)
-		for _, codec := range []string{"", dataset.CodecGzip, dataset.CodecZstd} {
+		for _, codec := range []string{"", dataset.CodecGzip, dataset.CodecZstd, framedBGZF, framedPzstd} {
+			if framed := codec == framedBGZF || codec == framedPzstd; framed {
+				if files != 1 {
+					continue
+				}
+				obj := p[codec][0]
+				c, framing := dataset.CodecZstd, dataset.FramingPzstd
+				if codec == framedBGZF {
+					c, framing = dataset.CodecGzip, dataset.FramingBGZF
+				}
+				b.Run("files=1/"+codec, func(b *testing.B) {
+					perCPU(b, int64(len(benchLIBSVM)), func() {
+						for i := 0; i < b.N; i++ {
+							var wg sync.WaitGroup
+							rows := make([]int64, n)
+							for k := 0; k < n; k++ {
+								wg.Add(1)
+								go func() {
+									defer wg.Done()
+									rows[k] = loadFrames(b, obj, c, framing, int64(len(obj)*k/n), int64(len(obj)*(k+1)/n), dataset.NewLIBSVM())
+								}()
+							}
+							wg.Wait()
+							if total := sumInt64(rows); total != 100000 {
+								b.Fatalf("the ranges read %d rows, want 100000", total)
+							}
+						}
+					})
+				})
+				continue
+			}
 			name := codec
 			if name == "" {
 				name = "plain"
@@ -117,18 +178,19 @@ func BenchmarkCompressedLIBSVM(b *testing.B) {
 				continue // plain is cut into ranges: files=n is its figure
 			}
 			b.Run(fmt.Sprintf("files=%d/%s", files, name), func(b *testing.B) {
-				b.SetBytes(int64(len(benchLIBSVM)))
-				for i := 0; i < b.N; i++ {
-					var wg sync.WaitGroup
-					for _, part := range p[codec] {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							loadPart(b, part, codec, dataset.NewLIBSVM())
-						}()
+				perCPU(b, int64(len(benchLIBSVM)), func() {
+					for i := 0; i < b.N; i++ {
+						var wg sync.WaitGroup
+						for _, part := range p[codec] {
+							wg.Add(1)
+							go func() {
+								defer wg.Done()
+								loadPart(b, part, codec, dataset.NewLIBSVM())
+							}()
+						}
+						wg.Wait()
 					}
-					wg.Wait()
-				}
+				})
 			})
 		}
 	}
@@ -136,8 +198,10 @@ func BenchmarkCompressedLIBSVM(b *testing.B) {
 
 // benchCSVParquet makes 100,000 generated Criteo-like rows as CSV (label,
 // 13 integer columns, 26 hex string columns, empty fields missing) and as
-// Parquet (Snappy, nullable int64 and dictionary-encoded string columns, as
-// Arrow, pandas and Spark write them by default; row groups of 10,000).
+// Parquet (Snappy, nullable int64 and dictionary-encoded string columns in
+// version 1 data pages, as Arrow, pandas and Spark write them by default
+// (parquet-go writes version 2, whose levels are not compressed); row
+// groups of 10,000).
 func benchCSVParquet(b *testing.B) {
 	pqOnce.Do(func() {
 		var tsv bytes.Buffer
@@ -171,7 +235,7 @@ func benchCSVParquet(b *testing.B) {
 			col[nm] = i
 		}
 		var pq bytes.Buffer
-		w := parquet.NewWriter(&pq, schema, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(10000))
+		w := parquet.NewWriter(&pq, schema, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(10000), parquet.DataPageVersion(1))
 		var csv bytes.Buffer
 		csv.WriteString(strings.Join(names, ",") + "\n")
 		row := make(parquet.Row, len(names))
@@ -205,7 +269,8 @@ func benchCSVParquet(b *testing.B) {
 }
 
 // BenchmarkParquetVsCSV loads the same 100,000 rows from CSV and from
-// Parquet (parse and encode partitions), both in MB/s of the CSV's size so
+// Parquet (parse and encode partitions; Parquet's pages checked first, as
+// load's tasks check them), both in MB/s of the CSV's size so
 // that the figures compare as rows per second. Parquet's row groups (CSV's
 // ranges) are shared among N goroutines (N = the machine's cores), as load's
 // tasks share them: run with -cpu 1,N.
@@ -220,67 +285,92 @@ func BenchmarkParquetVsCSV(b *testing.B) {
 		}
 	}
 	b.Run("csv", func(b *testing.B) {
-		b.SetBytes(int64(len(benchCSV)))
-		for i := 0; i < b.N; i++ {
-			var wg sync.WaitGroup
-			for k := 0; k < n; k++ {
-				part := benchCSV[lineStart(benchCSV, len(benchCSV)*k/n):lineStart(benchCSV, len(benchCSV)*(k+1)/n)]
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: "label", Categorical: cats})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					loadPart(b, part, "", c)
-				}()
-			}
-			wg.Wait()
-		}
-	})
-	b.Run("parquet", func(b *testing.B) {
-		b.SetBytes(int64(len(benchCSV)))
-		for i := 0; i < b.N; i++ {
-			f, err := parquet.OpenFile(bytes.NewReader(benchP), int64(len(benchP)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-			if err != nil {
-				b.Fatal(err)
-			}
-			groups := f.RowGroups()
-			var wg sync.WaitGroup
-			var rows [64]int64
-			for k := 0; k < n; k++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					p, err := dataset.NewParquet(f.Schema(), dataset.ParquetOptions{Label: "label"})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
-					var row dataset.Row
-					for g := k; g < len(groups); g += n {
-						got, _, err := p.ReadRowGroup(context.Background(), groups[g], 0, &row, func(r *dataset.Row) error { return w.Add(r) },
-							func(pe *dataset.ParseError) bool { b.Error(pe); return false })
+		perCPU(b, int64(len(benchCSV)), func() {
+			for i := 0; i < b.N; i++ {
+				var wg sync.WaitGroup
+				for k := 0; k < n; k++ {
+					part := benchCSV[lineStart(benchCSV, len(benchCSV)*k/n):lineStart(benchCSV, len(benchCSV)*(k+1)/n)]
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c, err := dataset.NewCSV(header, dataset.CSVOptions{Label: "label", Categorical: cats})
 						if err != nil {
 							b.Error(err)
+							return
 						}
-						rows[k%64] += got
-					}
-					if _, err := w.Close(); err != nil {
-						b.Error(err)
-					}
-				}()
+						loadPart(b, part, "", c)
+					}()
+				}
+				wg.Wait()
 			}
-			wg.Wait()
-			var total int64
-			for _, r := range rows {
-				total += r
-			}
-			if total != 100000 {
-				b.Fatalf("read %d rows, want 100000", total)
-			}
-		}
+		})
 	})
+	b.Run("parquet", func(b *testing.B) {
+		perCPU(b, int64(len(benchCSV)), func() {
+			for i := 0; i < b.N; i++ {
+				f, err := parquet.OpenFile(bytes.NewReader(benchP), int64(len(benchP)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+				if err != nil {
+					b.Fatal(err)
+				}
+				groups := f.RowGroups()
+				var wg sync.WaitGroup
+				var rows [64]int64
+				for k := 0; k < n; k++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						p, err := dataset.NewParquet(f.Schema(), dataset.ParquetOptions{Label: "label"})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
+						var row dataset.Row
+						for g := k; g < len(groups); g += n {
+							// As a load task does: its pages checked, then read.
+							if err := dataset.CheckRowGroup(bytes.NewReader(benchP), f, p, g); err != nil {
+								b.Error(err)
+							}
+							got, _, err := p.ReadRowGroup(context.Background(), groups[g], 0, &row, func(r *dataset.Row) error { return w.Add(r) },
+								func(pe *dataset.ParseError) bool { b.Error(pe); return false })
+							if err != nil {
+								b.Error(err)
+							}
+							rows[k%64] += got
+						}
+						if _, err := w.Close(); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				var total int64
+				for _, r := range rows {
+					total += r
+				}
+				if total != 100000 {
+					b.Fatalf("read %d rows, want 100000", total)
+				}
+			}
+		})
+	})
+}
+
+// perCPU runs a benchmark's loop and reports, beside MB/s, its bytes per
+// second of the process's CPU time (cpuMB/s): on one core the same work as
+// MB/s, but steady when other processes take turns on the core.
+func perCPU(b *testing.B, bytes int64, loop func()) {
+	b.SetBytes(bytes)
+	c0 := cpuTime()
+	loop()
+	if c := cpuTime() - c0; c > 0 {
+		b.ReportMetric(float64(bytes)*float64(b.N)/c.Seconds()/1e6, "cpuMB/s")
+	}
+}
+
+func sumInt64(xs []int64) (s int64) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }

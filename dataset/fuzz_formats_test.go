@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -100,15 +101,14 @@ func FuzzSniff(f *testing.F) {
 }
 
 // FuzzParquet opens arbitrary bytes as a Parquet file, maps its schema
-// (what the load coordinator does with every footer) and checks every page
-// header a task would read (what a task does before reading a row group):
-// it must fail with an error or succeed, never panic, hang or allocate what
-// a corrupt footer or page header claims (parquet_bounds.go refuses such
-// files before parquet-go decodes them). Reading the values of arbitrary
-// pages is left to TestParquetCorrupt: the run lengths inside a page's
-// RLE-encoded levels and dictionary indices are only visible after the page
-// is decompressed, and parquet-go allocates what they claim (a fuzzed file,
-// kept as seed 1cc2ab53ee9d1a2d, made it allocate 3 GiB).
+// (what the load coordinator does with every footer), checks every page a
+// task would read and reads every row (what a task does): it must fail with
+// an error or succeed, never panic, hang or allocate what a corrupt footer,
+// page header or page claims (parquet_bounds.go and parquet_pagedata.go
+// refuse such files before parquet-go decodes them; seed 1cc2ab53ee9d1a2d
+// made it allocate 3 GiB). Memory is bounded by the page limits
+// (MaxParquetPageBytes, MaxParquetPageValues), not by the input: a read
+// allocating more than maxFuzzAlloc fails.
 func FuzzParquet(f *testing.F) {
 	good, err := os.ReadFile("testdata/people.parquet")
 	if err != nil {
@@ -122,10 +122,24 @@ func FuzzParquet(f *testing.F) {
 		b[at] ^= 0x5a
 		f.Add(b)
 	}
+	opts := dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8}
+	layout := dataset.NewLIBSVM() // row checks without a fixed feature count: a fuzzed schema decides it
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = dataset.ParquetFooter(data, dataset.ParquetOptions{Label: "clicked", Ignore: []string{"id"}, HashBits: 8})
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _ = dataset.ParquetFooter(data, opts)
+		_, _ = dataset.ReadParquetBytes(data, opts, func(row *dataset.Row) { checkRow(t, layout, row) })
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > maxFuzzAlloc {
+			t.Fatalf("reading %d bytes allocated %d", len(data), n)
+		}
 	})
 }
+
+// maxFuzzAlloc bounds what reading a fuzzed Parquet file may allocate: a
+// page of the largest size allowed, decompressed by the check and by
+// parquet-go, and its values.
+const maxFuzzAlloc = 4*dataset.MaxParquetPageBytes + 8*dataset.MaxParquetPageValues
 
 // TestParquetCorrupt reads every row of 300 damaged copies of the test file
 // (bytes changed, lengths set huge, the file cut short): each read ends in

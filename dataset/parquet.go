@@ -34,10 +34,11 @@ type ParquetOptions struct {
 }
 
 type pqColumn struct {
-	name string
-	kind csvKind
-	slot uint32 // numeric
-	key  uint64 // categorical
+	name   string
+	kind   csvKind
+	slot   uint32 // numeric
+	key    uint64 // categorical
+	maxDef int    // the leaf's definition levels
 }
 
 // Parquet turns the rows of Parquet files into Rows, as CSV does its lines:
@@ -84,8 +85,8 @@ func NewParquet(s *parquet.Schema, opts ParquetOptions) (*Parquet, error) {
 			top[name] = true
 			p.names = append(p.names, name)
 		}
-		c := pqColumn{name: name}
 		leaf, _ := s.Lookup(path...)
+		c := pqColumn{name: name, maxDef: leaf.MaxDefinitionLevel}
 		switch {
 		case ignore[name]:
 			if name == opts.Label {
@@ -254,14 +255,25 @@ func OpenParquet(ctx context.Context, st blob.Store, key string, size int64) (_ 
 // what it claims. An error matching ErrParquetBounds is the file's; any
 // other is the store's.
 func (f *ParquetFile) CheckRowGroup(p *Parquet, gi int) error {
-	if err := checkRowGroup(f.r, f.Metadata(), gi, p.reads); err != nil {
+	return CheckRowGroup(f.r, f.File, p, gi)
+}
+
+// CheckRowGroup is ParquetFile.CheckRowGroup for a file read from r.
+func CheckRowGroup(r io.ReaderAt, f *parquet.File, p *Parquet, gi int) error {
+	if err := checkRowGroup(r, f.Metadata(), gi, p.reads); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
 	return nil
 }
 
-// reads reports whether p decodes leaf column ci.
-func (p *Parquet) reads(ci int) bool { return ci < len(p.cols) && p.cols[ci].kind != csvIgnore }
+// reads reports whether p decodes leaf column ci, and its definition
+// levels.
+func (p *Parquet) reads(ci int) (int, bool) {
+	if ci >= len(p.cols) || p.cols[ci].kind == csvIgnore {
+		return 0, false
+	}
+	return p.cols[ci].maxDef, true
+}
 
 // readerAt reads an object by ranged GETs, remembering the store's first
 // error.

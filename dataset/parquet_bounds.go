@@ -13,7 +13,7 @@ import (
 // The Parquet library allocates what a file's metadata claims before it
 // reads the bytes that would prove it wrong: a page header saying 2 GiB
 // allocates 2 GiB. Before any page is read, checkParquetFooter holds the
-// footer, and checkRowGroup every page header of the columns read, to the
+// footer, and checkRowGroup every page of the columns read, to the
 // file's size and to these limits (far above what Arrow, pandas, Spark or
 // DuckDB write: pages of about 1 MiB and 20,000 rows), so a corrupt or
 // hostile file fails with an error saying which column and page is wrong.
@@ -30,7 +30,7 @@ const (
 
 // ErrParquetBounds is matched by the errors of files whose metadata claims
 // more than the file holds or the limits above allow.
-var ErrParquetBounds = errors.New("the file's metadata is inconsistent")
+var ErrParquetBounds = errors.New("the file's metadata or page contents are inconsistent")
 
 func boundsErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s; the file is corrupt or was not written completely: write it again", ErrParquetBounds, fmt.Sprintf(format, args...))
@@ -83,8 +83,13 @@ func readFooter(r io.ReaderAt, size int64) ([]byte, int64, error) {
 		}
 		return nil, 0, err
 	}
-	if n < 12 || string(tail[n-4:]) != "PAR1" {
+	if n < 4 || string(tail[n-4:]) != "PAR1" {
 		return tail, size - n, nil
+	}
+	if n < 12 {
+		// parquet-go would take the leading "PAR1" for the footer's length
+		// and allocate 789 MiB (fuzz seed e4ed33777d2ea00c).
+		return nil, 0, boundsErr("a file of %d bytes, too short to hold a footer", size)
 	}
 	flen := int64(binary.LittleEndian.Uint32(tail[n-8:]))
 	if flen > size-12 {
@@ -125,18 +130,25 @@ func chunkName(cc *format.ColumnChunk, ci int) string {
 	return fmt.Sprint(ci)
 }
 
-// checkRowGroup reads every page header of row group gi's columns for which
-// read(ci) is true (the columns a read will decode) and checks each page to
-// lie within its chunk, its uncompressed size to be one its codec can
-// produce from its compressed size and within MaxParquetPageBytes, and its
-// values to be within its row group's rows and MaxParquetPageValues. It
-// reads r in windows of up to 1 MiB, so a chunk of small pages costs one
-// read.
-func checkRowGroup(r io.ReaderAt, md *format.FileMetaData, gi int, read func(ci int) bool) error {
+// checkRowGroup reads every page of row group gi's columns for which read
+// says ok (the columns a read will decode; it gives their definition
+// levels) and checks each page to lie within its chunk, its uncompressed
+// size to be one its codec can produce from its compressed size and within
+// MaxParquetPageBytes, its values to be within its row group's rows and
+// MaxParquetPageValues, and (pageChecker) its data to decompress to that
+// size and its run-length and delta streams to hold no more than its
+// values. read == nil checks every column's headers only. It reads r in
+// windows of at least 1 MiB, so a chunk of small pages costs one read.
+func checkRowGroup(r io.ReaderAt, md *format.FileMetaData, gi int, read func(ci int) (maxDef int, ok bool)) error {
 	rg := &md.RowGroups[gi]
 	var win pageWindow
+	var pc pageChecker
 	for ci := range rg.Columns {
-		if read != nil && !read(ci) {
+		maxDef, ok := 0, true
+		if read != nil {
+			maxDef, ok = read(ci)
+		}
+		if !ok {
 			continue
 		}
 		cc := &rg.Columns[ci]
@@ -192,6 +204,19 @@ func checkRowGroup(r io.ReaderAt, md *format.FileMetaData, gi int, read func(ci 
 				return at("%d values, more than the %d a page may hold", nv, MaxParquetPageValues)
 			}
 			values += nv
+			if read != nil {
+				page, err := win.span(r, data, c, end)
+				if err != nil {
+					return err
+				}
+				if err := pc.check(&h, cc.MetaData.Codec, page, maxDef); err != nil {
+					var de *pageDataErr
+					if errors.As(err, &de) {
+						return at("%v", de)
+					}
+					return err
+				}
+			}
 			off = data + c
 		}
 		if values > cc.MetaData.NumValues && cc.MetaData.NumValues > 0 {
@@ -227,6 +252,27 @@ func (e *pageHeaderError) Error() string { return e.err.Error() }
 type pageWindow struct {
 	buf []byte
 	off int64 // file offset of buf[0]
+}
+
+// span returns the n bytes of the file at off (off+n <= end, the chunk's
+// end), reading ahead to the chunk's end by up to 1 MiB.
+func (w *pageWindow) span(r io.ReaderAt, off, n, end int64) ([]byte, error) {
+	if off < w.off || off+n > w.off+int64(len(w.buf)) {
+		size := min(max(n, 1<<20), end-off)
+		if int64(cap(w.buf)) < size {
+			w.buf = make([]byte, size)
+		}
+		w.buf = w.buf[:size]
+		m, err := r.ReadAt(w.buf, off)
+		if m < len(w.buf) {
+			if err == nil || err == io.EOF {
+				return nil, boundsErr("the file ends at byte %d, inside a column chunk that ends at %d", off+int64(m), end)
+			}
+			return nil, err
+		}
+		w.off = off
+	}
+	return w.buf[off-w.off : off-w.off+n], nil
 }
 
 // header decodes the page header at off (before end, the chunk's end) into

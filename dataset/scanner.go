@@ -78,6 +78,10 @@ type Scanner struct {
 	r      io.Reader
 	f      Format
 	opts   ScanOptions
+	lend   func() ([]byte, error) // r's lend, when it lends (see lender)
+	own    []byte                 // the Scanner's buffer, when buf is lent
+	next   []byte                 // lent bytes not yet in buf
+	lent   bool                   // buf is lent (read only, valid until the next lend)
 	buf    []byte
 	lo, hi int   // unread bytes are buf[lo:hi]
 	pos    int64 // object offset of buf[lo]
@@ -103,7 +107,95 @@ func NewScanner(r io.Reader, f Format, opts ScanOptions) *Scanner {
 	if first <= 0 {
 		first = 1
 	}
-	return &Scanner{r: r, f: f, opts: opts, buf: make([]byte, opts.BufferSize), pos: opts.Offset, line: first, skip: opts.SkipPartialLine}
+	s := &Scanner{r: r, f: f, opts: opts, pos: opts.Offset, line: first, skip: opts.SkipPartialLine}
+	if l, ok := r.(lender); ok {
+		s.lend = l.lender()
+	}
+	if s.lend == nil {
+		s.buf = make([]byte, opts.BufferSize)
+	}
+	return s
+}
+
+// lender is a reader that can lend the bytes it holds rather than copy
+// them into the caller's buffer (a decoder's decoded frame or read-ahead
+// block): the Scanner then finds lines in them in place, copying only a
+// line cut between two loans. lender returns the function that lends, or
+// nil if the reader cannot lend (it is then read as any reader). The
+// function returns the next bytes (never empty), valid until its next
+// call, or an error (io.EOF at the end).
+type lender interface {
+	lender() func() ([]byte, error)
+}
+
+// fillLent is fill for a lending reader.
+func (s *Scanner) fillLent() bool {
+	if s.eof || s.err != nil {
+		return false
+	}
+	if s.lo == s.hi {
+		// Nothing pending: look at the next loan in place.
+		c := s.next
+		if c == nil {
+			var err error
+			if c, err = s.borrow(); err != nil {
+				return false
+			}
+		}
+		s.buf, s.lo, s.hi, s.lent, s.next = c, 0, len(c), true, nil
+		return true
+	}
+	// A line cut at the end of a loan: gather it in the Scanner's buffer,
+	// then the next loan through its first "\n".
+	room := s.opts.MaxLineBytes + 1 - (s.hi - s.lo)
+	if room <= 0 {
+		return false // the caller handles the long line
+	}
+	if s.lent {
+		n := s.hi - s.lo
+		if cap(s.own) < n {
+			s.own = make([]byte, 0, max(n, s.opts.BufferSize))
+		}
+		s.own = append(s.own[:0], s.buf[s.lo:s.hi]...)
+		s.buf, s.lo, s.hi, s.lent = s.own, 0, n, false
+	} else if s.lo > 0 {
+		n := copy(s.buf, s.buf[s.lo:s.hi])
+		s.lo, s.hi = 0, n
+	}
+	c := s.next
+	if c == nil {
+		var err error
+		if c, err = s.borrow(); err != nil {
+			return false
+		}
+	}
+	take := len(c)
+	if i := bytes.IndexByte(c, '\n'); i >= 0 {
+		take = i + 1
+	}
+	take = min(take, room)
+	s.buf = append(s.buf[:s.hi], c[:take]...)
+	s.own = s.buf
+	s.hi += take
+	if s.next = c[take:]; len(s.next) == 0 {
+		s.next = nil
+	}
+	return true
+}
+
+// borrow calls s.lend, recording its end or error.
+func (s *Scanner) borrow() ([]byte, error) {
+	c, err := s.lend()
+	if err == io.EOF {
+		s.eof = true
+	} else if err != nil {
+		s.err = err
+	}
+	if err == nil && len(c) == 0 {
+		err = io.ErrNoProgress
+		s.err = err
+	}
+	return c, err
 }
 
 // Lines returns the number of lines consumed so far (rows, blank and
@@ -116,6 +208,9 @@ func (s *Scanner) Pos() int64 { return s.pos }
 // fill reads more input into buf, compacting or growing it first when full.
 // It returns false at EOF or on a read error (in s.err).
 func (s *Scanner) fill() bool {
+	if s.lend != nil {
+		return s.fillLent()
+	}
 	if s.eof || s.err != nil {
 		return false
 	}
@@ -163,6 +258,13 @@ func (s *Scanner) rawLine() (line []byte, off int64, tooLong, ok bool) {
 	for {
 		if i := bytes.IndexByte(s.buf[s.lo+searched:s.hi], '\n'); i >= 0 {
 			end := s.lo + searched + i
+			if end-s.lo > s.opts.MaxLineBytes {
+				// Only a lent buffer holds a line this long whole.
+				line, off = append([]byte(nil), s.buf[s.lo:s.lo+min(end-s.lo, maxText+1, s.opts.MaxLineBytes+1)]...), s.pos
+				s.pos += int64(end + 1 - s.lo)
+				s.lo = end + 1
+				return line, off, true, true
+			}
 			line, off = s.buf[s.lo:end], s.pos
 			s.pos += int64(end + 1 - s.lo)
 			s.lo = end + 1
@@ -194,7 +296,7 @@ func (s *Scanner) rawLine() (line []byte, off int64, tooLong, ok bool) {
 
 // skipLongLine consumes the rest of an overlong line, keeping its start.
 func (s *Scanner) skipLongLine() ([]byte, int64, bool, bool) {
-	head := append([]byte(nil), s.buf[s.lo:min(s.hi, s.lo+maxText+1)]...)
+	head := append([]byte(nil), s.buf[s.lo:min(s.hi, s.lo+maxText+1, s.lo+s.opts.MaxLineBytes+1)]...)
 	off := s.pos
 	for {
 		if i := bytes.IndexByte(s.buf[s.lo:s.hi], '\n'); i >= 0 {

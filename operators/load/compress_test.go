@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/stratus-ml/stratus/dataset/gen"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/executor"
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
@@ -238,6 +239,58 @@ func TestLoadCompressedEmpty(t *testing.T) {
 	h.Write("junk.gz", "\x1f\x8bjunk that is not deflate")
 	msg, _ = stageError(t, h, "load.x")
 	if want := `junk.gz: gzip-compressed, but its first bytes do not decode: the file is truncated or corrupt; check it with gzip -t`; !strings.Contains(msg, want) {
+		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+}
+
+// TestLoadFramed: a zstd file cut into frames as pzstd writes them, and a
+// gzip file of BGZF members (bgzip), are split at frame boundaries into
+// tasks = 4 ranges, decoded in parallel, and give exactly the plain file's
+// rows, statistics and digest; a note says so. A bad line in a later range
+// is reported at its line of the whole file.
+func TestLoadFramed(t *testing.T) {
+	a9a := readFile(t, testdata(t, "a9a"))
+	h := runtimetest.New(t, `
+load "plain" {
+  source = "a9a"
+}
+load "pzstd" {
+  source = "a9a.zst"
+  tasks  = 4
+}
+load "bgzf" {
+  source = "a9a.gz"
+  tasks  = 4
+}
+`)
+	h.Write("a9a", string(a9a))
+	h.Write("a9a.zst", string(gen.Pzstd(a9a, 256<<10)))
+	h.Write("a9a.gz", string(gen.BGZF(a9a)))
+	_, rec := h.MustApply()
+	train := func(stage string) *manifest.Manifest { return h.Dataset(h.Output(stage).GetAttr("train")) }
+	ref := train("load.plain")
+	refRows := runtimetest.RowDigests(h.Rows(ref))
+	for _, c := range []struct{ stage, codec, framing string }{{"load.pzstd", "zstd", "pzstd"}, {"load.bgzf", "gzip", "bgzf"}} {
+		m := train(c.stage)
+		sameDataset(t, h, c.stage, m, ref, refRows)
+		if o := m.Source.Objects; len(o) != 1 || o[0].Compression != c.codec || m.Source.Lines != ref.Source.Lines {
+			t.Errorf("%s: source %+v (lines %d, plain %d)", c.stage, o, m.Source.Lines, ref.Source.Lines)
+		}
+		if n := rec.Count(executor.TaskStarted, c.stage); n != 4 {
+			t.Errorf("%s: %d tasks, want 4", c.stage, n)
+		}
+		want := fmt.Sprintf("source: 1 compressed file(s) cut into frames (%s), split at frame boundaries and decoded in parallel", c.framing)
+		if notes := strings.Join(rec.Notes(c.stage), "\n"); !strings.Contains(notes, want) || strings.Contains(notes, "streamed whole") {
+			t.Errorf("%s: notes: %s", c.stage, notes)
+		}
+	}
+
+	lines := a9aLines(t, 20000)
+	lines[17499] = "+1 3:1 7:x\n"
+	h = runtimetest.New(t, "load \"bad\" {\n  source = \"bad.gz\"\n  tasks  = 4\n}\n")
+	h.Write("bad.gz", string(gen.BGZF([]byte(strings.Join(lines, "")))))
+	msg, _ := stageError(t, h, "load.bad")
+	if want := `bad.gz:17500:8: invalid value "7:x"`; !strings.Contains(msg, want) {
 		t.Errorf("error does not say %q:\n%s", want, msg)
 	}
 }

@@ -87,8 +87,14 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d task(s), not tasks = %d: %s", in.attr, len(shares), cfg.Tasks, what)})
 		}
-		if c := in.compressed(); c > 0 {
-			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d compressed file(s) (%s), each streamed whole by one task, in %d task(s)", in.attr, c, strings.Join(in.codecs(), ", "), len(shares))})
+		if c, f := in.compressed(), 0; c > 0 {
+			var kinds []string
+			if f, kinds = in.framed(); f > 0 {
+				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d compressed file(s) cut into frames (%s), split at frame boundaries and decoded in parallel, as plain files are split", in.attr, f, strings.Join(kinds, ", "))})
+			}
+			if c > f {
+				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d compressed file(s) (%s), each streamed whole by one task, in %d task(s)", in.attr, c-f, strings.Join(in.codecs(), ", "), len(shares))})
+			}
 		}
 		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
@@ -97,7 +103,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			}
 			for _, sp := range share {
 				o := in.objects[sp.obj]
-				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec,
+				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec, Framing: o.framing,
 					RowGroups: o.parquet != nil, Size: o.size})
 			}
 			params = append(params, p)

@@ -29,7 +29,11 @@
 //  5. Cuts each input into byte ranges (see taskCount and cut in ranges.go:
 //     about max(32 MiB, size / (4 × backend slots)) each, or `tasks` of
 //     them) and runs one wave, "parse", of one task per range. A compressed
-//     object cannot be read from the middle, so it is never cut (cutWhole):
+//     object cut into frames that record their sizes (pzstd, bgzip; see
+//     dataset.Framing) is cut as a plain one: a range reads the frames that
+//     start in it, and the end of its last line from the frames after
+//     (dataset.OpenFrames). Any other compressed object cannot be read from
+//     the middle, so it is never cut (cutWhole):
 //     the shares are filled in object order, a compressed object goes to one
 //     share whole, and a share closes at its size. Several compressed files
 //     therefore parse in parallel (small ones grouped into one task), while

@@ -39,6 +39,10 @@ type object struct {
 	// codec is the object's compression (dataset.Codec*), found by content
 	// (sniff); "" for none.
 	codec string
+	// framing is a compressed object's framing (dataset.Framing*), when it
+	// is cut into frames that byte ranges can be decoded from; "" when it is
+	// one stream, read whole.
+	framing string
 	// parquet is a Parquet object's row groups (format = "parquet").
 	parquet *parquetInfo
 }
@@ -83,13 +87,29 @@ func (in *input) sizes() []int64 {
 }
 
 // whole reports, for each object, whether it must be read whole (it is
-// compressed).
+// compressed as one stream).
 func (in *input) whole() []bool {
 	out := make([]bool, len(in.objects))
 	for i, o := range in.objects {
-		out[i] = o.codec != ""
+		out[i] = o.codec != "" && o.framing == ""
 	}
 	return out
+}
+
+// framed counts the input's compressed objects cut into frames, and lists
+// their framings, each once.
+func (in *input) framed() (int, []string) {
+	n := 0
+	var kinds []string
+	for _, o := range in.objects {
+		if o.framing != "" {
+			n++
+			if !slices.Contains(kinds, o.framing) {
+				kinds = append(kinds, o.framing)
+			}
+		}
+	}
+	return n, kinds
 }
 
 // compressed counts the input's compressed objects.

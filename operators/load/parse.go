@@ -43,8 +43,11 @@ type segment struct {
 	End   int64  `json:"end"`
 	// Codec is the object's compression (dataset.Codec*), "" for none. A
 	// compressed object cannot be read from the middle: its segment is the
-	// whole object, streamed once.
-	Codec string `json:"codec,omitempty"`
+	// whole object, streamed once, unless it has a Framing
+	// (dataset.Framing*): then the segment is the frames starting in
+	// [Start, End), read as a plain range is (dataset.OpenFramedRange).
+	Codec   string `json:"codec,omitempty"`
+	Framing string `json:"framing,omitempty"`
 	// RowGroups: a Parquet object of Size bytes, whose row groups [Start,
 	// End) the segment is.
 	RowGroups bool  `json:"row_groups,omitempty"`
@@ -261,9 +264,12 @@ func bad(seg int, line int64, pe *dataset.ParseError) badLine {
 func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
 	var rc io.ReadCloser
 	var opts dataset.ScanOptions
-	if seg.Codec != "" {
+	switch {
+	case seg.Framing != "":
+		rc, opts, err = dataset.OpenFramedRange(ctx, st, seg.Key, seg.Codec, seg.Framing, seg.Start, seg.End)
+	case seg.Codec != "":
 		rc, err = dataset.OpenObject(ctx, st, seg.Key, seg.Codec)
-	} else {
+	default:
 		rc, opts, err = dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
 	}
 	if err != nil {

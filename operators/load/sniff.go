@@ -59,6 +59,7 @@ func (o *object) sniff(ctx context.Context, s operators.Stage, format string) er
 	text := raw
 	if c.Codec != "" {
 		o.codec = c.Codec
+		o.framing = dataset.Framing(raw)
 		var err error
 		text, err = decodeHeadErr(raw, c.Codec)
 		if len(text) == 0 && err != nil && (int64(len(raw)) == o.size || !errors.Is(err, io.ErrUnexpectedEOF)) {
