@@ -469,9 +469,11 @@ func (m *costModel) fromRecord(e *Estimate, r *state.StageRecord, work, wall flo
 		wall = 1
 	}
 	e.Wall = time.Duration(float64(r.Finished.Sub(r.Started)) * wall)
-	e.GBSeconds = r.GBSeconds * work
-	e.FunctionSeconds = e.GBSeconds * 1024 / float64(m.memoryMB)
+	e.FunctionSeconds, e.GBSeconds = m.recordSeconds(r, work)
 	e.Tasks = r.Tasks
+	if e.Basis == BasisReused {
+		e.GBSeconds = r.GBSeconds // what reuse saved is what the run used
+	}
 	if e.Basis == BasisReused && r.CostUSD > 0 {
 		e.CostUSD = r.CostUSD
 		return
