@@ -234,6 +234,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		if sp != nil {
 			sel.apply(sp)
 			cm.estimate(sp, sp.estimateCfg, sp.sourceBytes, p)
+			cm.addEvaluators(sp, p)
 			p.Stages = append(p.Stages, sp)
 			p.by[addr] = sp
 		}
