@@ -99,7 +99,8 @@ Apply complete! 2 ran, 0 cached, in 1.6s.
 //
 // It runs only with STRATUS_BENCH=1. STRATUS_BENCH_ROWS overrides the sizes
 // (comma separated; 0 runs none), STRATUS_BENCH_BACKENDS the backends ("local",
-// "serverless"), and STRATUS_BENCH_EXAMPLES=0 leaves the example pipelines out.
+// "serverless"), STRATUS_BENCH_EXAMPLES=0 leaves the example pipelines out, and
+// STRATUS_BENCH_LOGS names a directory to keep every apply's output in.
 func TestBenchEstimates(t *testing.T) {
 	if os.Getenv("STRATUS_BENCH") == "" {
 		t.Skip("a benchmark: run it with make bench-estimate")
@@ -198,6 +199,8 @@ type estimateBench struct {
 	run   func(dir string, args ...string) (string, error)
 	setup func(dir string) // writes the backend block with a new bucket prefix, or nil (local)
 	rows  []estimatePair
+	// applies counts the applies, naming their logs (STRATUS_BENCH_LOGS).
+	applies int
 }
 
 // estimatePair is one stage's estimate-vs-actual, fresh and from history.
@@ -232,6 +235,13 @@ func (b *estimateBench) apply(dir string, args ...string) []estimateRow {
 	out, err := b.run(dir, append([]string{"apply", "-auto-approve", "-no-color"}, args...)...)
 	if err != nil {
 		b.t.Fatalf("stratus apply in %s: %v\n%s", dir, err, out)
+	}
+	if logs := os.Getenv("STRATUS_BENCH_LOGS"); logs != "" {
+		b.applies++
+		name := filepath.Join(logs, fmt.Sprintf("%s-%02d.log", strings.Fields(b.name)[0], b.applies))
+		if err := os.WriteFile(name, []byte(out), 0o644); err != nil {
+			b.t.Fatal(err)
+		}
 	}
 	rows, err := parseEstimateTable(out)
 	if err != nil {
