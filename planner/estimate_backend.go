@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"time"
+
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -53,18 +55,44 @@ func (m *costModel) boundParallel(op string, model opModel) opModel {
 	}
 }
 
+// UploadBytesPerSecond is how fast a load on a remote backend copies local
+// source files into the run's bucket before its functions read them (the
+// coordinator hashes each file, then puts it): make bench-estimate measured
+// 105 MiB in under 1 s and 702 MiB in about 4 s to MinIO on loopback, 175 MB/s;
+// rounded down. A link to S3 is usually slower; the stage's history then says
+// so.
+const UploadBytesPerSecond = 150e6
+
+// correctDefaults applies the corrections below to a defaults estimate (one
+// from history already holds them). It runs after estimate, before
+// sizeBackend re-prices the GB-seconds at the chosen memory.
+func (m *costModel) correctDefaults(sp *StagePlan, p *Plan) {
+	if sp.Estimate == nil || sp.Estimate.Basis != BasisDefaults {
+		return
+	}
+	m.addEvaluators(sp, p)
+	m.addUpload(sp)
+}
+
+// addUpload adds to a load's wall time on a remote backend the upload of its
+// local sources, which the coordinator does before the parse wave (no
+// function runs meanwhile): 2M generated rows' load took 10.6 s on the
+// serverless stack, 4 s of it uploading.
+func (m *costModel) addUpload(sp *StagePlan) {
+	if m.limits.Backend == "local" || m.limits.Backend == "" || sp.Operator != "load" || sp.localBytes <= 0 {
+		return
+	}
+	sp.Estimate.Wall += time.Duration(float64(sp.localBytes) / UploadBytesPerSecond * float64(time.Second))
+}
+
 // addEvaluators adds to a defaults estimate of a training stage the function
 // that evaluates the model beside the workers for as long as they train (one
 // per trial of a grid search): the defaults counted the workers alone, so a
 // stage of one worker was estimated at half its GB-seconds (10k generated
 // rows on the serverless stack: 4.7 GB-s estimated, 7.2 measured; on the local
-// backend 1.1 and 5.9). It runs after estimate, before sizeBackend re-prices
-// the GB-seconds at the chosen memory.
+// backend 1.1 and 5.9).
 func (m *costModel) addEvaluators(sp *StagePlan, p *Plan) {
 	e := sp.Estimate
-	if e == nil || e.Basis != BasisDefaults {
-		return
-	}
 	var fs float64
 	evaluators := 1
 	switch sp.Operator {
