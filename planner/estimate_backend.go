@@ -20,9 +20,11 @@ import (
 // 5.3 s). Any other stage runs at most Functions functions at once (a load
 // of 2M rows in 11 parts on 5 emulators runs in waves), a train stage one
 // fewer, for its evaluator. On the local backend, whose functions share the
-// machine, CPU-bound work goes no faster than its cores: 2M rows' load and
-// normalize were estimated at 1.2 s over 11 functions and took 3.8–6.1 s on
-// 2 cores.
+// machine, CPU-bound work goes no faster than its cores, and each function's
+// measured time (its goroutine's) stretches by functions over cores: 2M rows'
+// load and normalize were estimated at 1.2 s over 11 functions and took
+// 3.8–6.1 s on 2 cores, 8 at a time. So do Lambda emulators on this machine
+// (HostCores).
 func (m *costModel) boundParallel(op string, model opModel) opModel {
 	return func(in int64, cfg cty.Value) (float64, int, int64) {
 		fs, par, out := model(in, cfg)
@@ -48,10 +50,14 @@ func (m *costModel) boundParallel(op string, model opModel) opModel {
 				par = min(par, f)
 			}
 		}
-		if c := m.limits.Cores; c > 0 {
-			par = min(par, c)
+		par = max(par, 1)
+		// More functions than cores time-share them: the work takes
+		// work/cores, and each function's billed time stretches by
+		// functions/cores.
+		if c := m.cores(); c > 0 && par > c {
+			fs *= float64(par) / float64(c)
 		}
-		return fs, max(par, 1), out
+		return fs, par, out
 	}
 }
 
@@ -83,6 +89,15 @@ func (m *costModel) addUpload(sp *StagePlan) {
 		return
 	}
 	sp.Estimate.Wall += time.Duration(float64(sp.localBytes) / UploadBytesPerSecond * float64(time.Second))
+}
+
+// cores is what bounds the plan's CPU-bound work: the local backend's cores,
+// or the cores Lambda emulators on this machine share; 0 on Lambda.
+func (m *costModel) cores() int {
+	if m.limits.Cores > 0 {
+		return m.limits.Cores
+	}
+	return m.limits.HostCores
 }
 
 // addEvaluators adds to a defaults estimate of a training stage the function

@@ -10,30 +10,37 @@ import (
 // TestBoundParallel: a model's functions are bounded by what the backend runs
 // at once — five emulators run a load of 11 parts 5 at a time, a train stage's
 // workers beside their evaluator, one trial of 2 workers and an evaluator of a
-// grid search — and on the local backend by the cores.
+// grid search — and where they share fewer cores (the local backend, emulators
+// on this machine) their work stretches each function's time by functions over
+// cores, so the wall time is the work over the cores.
 func TestBoundParallel(t *testing.T) {
 	grid := cty.ObjectVal(map[string]cty.Value{"train": cty.ObjectVal(map[string]cty.Value{"workers": cty.NumberIntVal(2)})})
+	none := cty.EmptyObjectVal
 	for _, c := range []struct {
 		op   string
 		lim  Limits
 		par  int
 		cfg  cty.Value
 		want int
+		fs   float64
 	}{
-		{"load", Limits{}, 11, cty.EmptyObjectVal, 11},
-		{"load", Limits{Backend: "lambda", Functions: 5}, 11, cty.EmptyObjectVal, 5},
-		{"load", Limits{Backend: "local", Functions: 8, Cores: 2}, 11, cty.EmptyObjectVal, 2},
-		{"train", Limits{Backend: "lambda", Functions: 5}, 8, cty.EmptyObjectVal, 4},
-		{"train", Limits{Backend: "lambda", Functions: 100}, 8, cty.EmptyObjectVal, 8},
-		{"grid_search", Limits{Backend: "lambda", Functions: 5}, 6, grid, 2},
-		{"grid_search", Limits{Backend: "lambda", Functions: 9}, 6, grid, 6},
-		{"grid_search", Limits{Backend: "lambda", Functions: 2}, 6, grid, 2}, // at least one trial
+		{"load", Limits{}, 11, none, 11, 10},
+		{"load", Limits{Backend: "lambda", Functions: 5}, 11, none, 5, 10},
+		{"load", Limits{Backend: "lambda", Functions: 5, HostCores: 2}, 11, none, 5, 25},
+		{"load", Limits{Backend: "local", Functions: 8, Cores: 2}, 11, none, 8, 40},
+		{"load", Limits{Backend: "local", Functions: 8, Cores: 2}, 1, none, 1, 10},
+		{"train", Limits{Backend: "lambda", Functions: 5}, 8, none, 4, 10},
+		{"train", Limits{Backend: "lambda", Functions: 100}, 8, none, 8, 10},
+		{"grid_search", Limits{Backend: "lambda", Functions: 5}, 6, grid, 2, 10},
+		{"grid_search", Limits{Backend: "lambda", Functions: 9}, 6, grid, 6, 10},
+		{"grid_search", Limits{Backend: "lambda", Functions: 2}, 6, grid, 2, 10}, // at least one trial
+		{"grid_search", Limits{Backend: "local", Functions: 8, Cores: 2}, 6, grid, 4, 20},
 	} {
 		m := &costModel{limits: c.lim}
 		model := m.boundParallel(c.op, func(int64, cty.Value) (float64, int, int64) { return 10, c.par, 7 })
 		fs, par, out := model(1, c.cfg)
-		if fs != 10 || out != 7 || par != c.want {
-			t.Errorf("%s on %+v, %d functions: %g s, %d functions, %d bytes; want 10 s over %d, 7 bytes", c.op, c.lim, c.par, fs, par, out, c.want)
+		if math.Abs(fs-c.fs) > 1e-9 || out != 7 || par != c.want {
+			t.Errorf("%s on %+v, %d functions: %g s over %d functions, %d bytes; want %g s over %d, 7 bytes", c.op, c.lim, c.par, fs, par, out, c.fs, c.want)
 		}
 	}
 }
