@@ -322,7 +322,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			return fs * ExamplesPerSecondPerWorker / LocalExamplesPerSecondPerWorker, par, out
 		}
 	}
-	model = m.boundParallel(sp.Operator, model)
+	model = m.boundParallel(sp.Operator, m.scaleMinibatch(sp.Operator, model))
 	fs, par, out := model(in, cfg)
 	if par < 1 {
 		par = 1
