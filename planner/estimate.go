@@ -419,7 +419,10 @@ func (m *costModel) fromHistory(e *Estimate, r *state.StageRecord, model opModel
 
 // withParams is cfg with its top-level numeric attributes set to the values
 // recorded in params (by their display form), so the model can be run on a
-// recorded configuration.
+// recorded configuration. An attribute unknown at plan time (set from an
+// upstream stage's output) stays unknown: the plan cannot tell it changed, so
+// the model sees the same (default) value then and now, and the record's
+// figures stand unscaled by it.
 func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
 	if !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
 		return cfg
@@ -427,7 +430,7 @@ func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
 	attrs := cfg.AsValueMap()
 	for name, v := range attrs {
 		p, ok := params[name]
-		if !ok || v.Type() != cty.Number {
+		if !ok || !v.IsKnown() || v.Type() != cty.Number {
 			continue
 		}
 		if f, err := strconv.ParseFloat(p.Display, 64); err == nil {
