@@ -203,8 +203,11 @@ func (m *costModel) addEvaluators(sp *StagePlan, p *Plan) {
 	default:
 		return
 	}
+	// Add to the figures rather than recompute them, so that any other part
+	// of the cost (such as psstore hosts) stays.
+	gbs := fs * float64(m.memoryMB) / 1024
 	e.FunctionSeconds += fs
 	e.Tasks += evaluators
-	e.GBSeconds = e.FunctionSeconds * float64(m.memoryMB) / 1024
-	e.CostUSD = m.pricing.Duration(e.GBSeconds) + m.pricing.Requests(e.Tasks)
+	e.GBSeconds += gbs
+	e.CostUSD += m.pricing.Duration(gbs) + m.pricing.Requests(evaluators)
 }
