@@ -133,10 +133,14 @@ web:
 bench-tune:
 	$(GO) test -run '^$$' -bench GridSearchA9A -benchtime 3x ./operators/gridsearch/
 
-# destroy's deletes on a real MinIO: one at a time (the reference) and concurrent.
-bench-estimate:
-	STRATUS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchEstimates$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
+# Plan's estimates against the measured applies, per stage, on the local backend
+# and the serverless stack (MinIO, psstore serve, emulators running the deployed
+# function): generated data at 10k, 300k and 2M rows (STRATUS_BENCH_ROWS=...)
+# and the example pipelines, fresh and from history; one table per backend.
+bench-estimate: tools
+	STRATUS_BENCH=1 STRATUS_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 120m -run '^TestBenchEstimates$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
 
+# destroy's deletes on a real MinIO: one at a time (the reference) and concurrent.
 bench-destroy:
 	$(GO) test -run '^$$' -bench DestroyDeletes -benchtime 3x ./cmd/stratus/
 

@@ -426,6 +426,7 @@ func (o *Options) runStage(ctx context.Context, sp *planner.StagePlan, ev *dsl.E
 	if sp.Estimate != nil {
 		rec.InputBytes = sp.Estimate.InputBytes
 	}
+	rec.MemoryMB = o.MemoryMB // what runner.gbSeconds were priced at
 	runner.mu.Unlock()
 	if err := o.dropSharedRef(ctx, sp.Key); err != nil {
 		return err

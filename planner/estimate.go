@@ -332,6 +332,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			return fs * ExamplesPerSecondPerWorker / LocalExamplesPerSecondPerWorker, par, out
 		}
 	}
+	model = m.boundParallel(sp.Operator, m.scaleMinibatch(sp.Operator, model))
 	fs, par, out := model(in, cfg)
 	if par < 1 {
 		par = 1
@@ -435,7 +436,10 @@ func (m *costModel) fromHistory(e *Estimate, r *state.StageRecord, model opModel
 
 // withParams is cfg with its top-level numeric attributes set to the values
 // recorded in params (by their display form), so the model can be run on a
-// recorded configuration.
+// recorded configuration. An attribute unknown at plan time (set from an
+// upstream stage's output) stays unknown: the plan cannot tell it changed, so
+// the model sees the same (default) value then and now, and the record's
+// figures stand unscaled by it.
 func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
 	if !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
 		return cfg
@@ -443,7 +447,7 @@ func withParams(cfg cty.Value, params map[string]state.Param) cty.Value {
 	attrs := cfg.AsValueMap()
 	for name, v := range attrs {
 		p, ok := params[name]
-		if !ok || v.Type() != cty.Number {
+		if !ok || !v.IsKnown() || v.Type() != cty.Number {
 			continue
 		}
 		if f, err := strconv.ParseFloat(p.Display, 64); err == nil {
@@ -481,9 +485,11 @@ func (m *costModel) fromRecord(e *Estimate, r *state.StageRecord, work, wall flo
 		wall = 1
 	}
 	e.Wall = time.Duration(float64(r.Finished.Sub(r.Started)) * wall)
-	e.GBSeconds = r.GBSeconds * work
-	e.FunctionSeconds = e.GBSeconds * 1024 / float64(m.memoryMB)
+	e.FunctionSeconds, e.GBSeconds = m.recordSeconds(r, work)
 	e.Tasks = r.Tasks
+	if e.Basis == BasisReused {
+		e.GBSeconds = r.GBSeconds // what reuse saved is what the run used
+	}
 	if e.Basis == BasisReused && r.CostUSD > 0 {
 		e.CostUSD = r.CostUSD
 		return

@@ -230,13 +230,34 @@ grid_search "g" {
 	if g.InputBytes != base.InputBytes {
 		t.Errorf("grid input %d bytes, want the base stage's %d", g.InputBytes, base.InputBytes)
 	}
-	work := base.FunctionSeconds - float64(base.Tasks)*TaskOverhead.Seconds()
-	gwork := g.FunctionSeconds - float64(g.Tasks)*TaskOverhead.Seconds()
-	if r := gwork / work; math.Abs(r-6) > 1e-9 {
-		t.Errorf("grid work %g, base %g: ratio %g, want 6 trials", gwork, work, r)
+	// The base's 2 workers and its evaluator, which runs as long as they do;
+	// each trial's evaluator runs as long as one of its 2 workers.
+	over := TaskOverhead.Seconds()
+	work := base.FunctionSeconds - base.Wall.Seconds() - 2*over
+	gwork := g.FunctionSeconds/1.5 - 6*over
+	// Over gRPC a minibatch of 20 costs its round trips: the trials' mean.
+	mb := (minibatchFactor(20) + minibatchFactor(100)) / 2
+	if r := gwork / work; math.Abs(r-6*mb) > 1e-9 || mb < 2.5 {
+		t.Errorf("grid work %g, base %g: ratio %g, want 6 trials × %g for minibatches 20 and 100", gwork, work, r, mb)
 	}
-	if g.Tasks != 3*2 {
-		t.Errorf("grid tasks %d, want max_parallel 3 × 2 workers", g.Tasks)
+	if base.Tasks != 2+1 || g.Tasks != 3*2+6 {
+		t.Errorf("base tasks %d, grid tasks %d; want 2 workers and an evaluator, max_parallel 3 × 2 workers and 6 evaluators", base.Tasks, g.Tasks)
+	}
+
+	// Five functions at once (five Lambda emulators) run one trial of 2
+	// workers and an evaluator at a time, not max_parallel's 3: three times
+	// the wall time of the same work.
+	build := func(functions int) *Estimate {
+		t.Helper()
+		p, diags := Build(t.Context(), load(t, dir), Options{Limits: Limits{Backend: "lambda", Functions: functions, Shards: 2}})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return p.Stage("grid_search.g").Estimate
+	}
+	free, five := build(0), build(5)
+	if r := (five.Wall.Seconds() - over) / (free.Wall.Seconds() - over); math.Abs(r-3) > 1e-6 {
+		t.Errorf("5 functions: %s, unbounded %s: wall ratio %g, want 3", five.Wall, free.Wall, r)
 	}
 }
 

@@ -94,6 +94,9 @@ type StagePlan struct {
 	// action is final (-replace and the blob-store check may change it).
 	estimateCfg cty.Value
 	sourceBytes int64
+	// localBytes is the part of sourceBytes in local files, which a remote
+	// backend's load uploads first (estimate_backend.go).
+	localBytes int64
 }
 
 // Plan is a compiled pipeline.
@@ -234,6 +237,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 		if sp != nil {
 			sel.apply(sp)
 			cm.estimate(sp, sp.estimateCfg, sp.sourceBytes, p)
+			cm.correctDefaults(sp, p)
 			p.Stages = append(p.Stages, sp)
 			p.by[addr] = sp
 		}
@@ -374,7 +378,9 @@ func (p *Plan) planStage(ctx context.Context, ev *dsl.Evaluator, n *dsl.Node, st
 			sp.Params[a.Name] = state.Param{Canon: canon.Encode(cty.StringVal(relToModule(n.Module.Dir, src))), Display: canon.Display(v)}
 		}
 		if !IsRemote(src) {
-			sp.sourceBytes += localSourceBytes(n.Module.Dir, src)
+			n := localSourceBytes(n.Module.Dir, src)
+			sp.sourceBytes += n
+			sp.localBytes += n
 		}
 		var digest string
 		var err error

@@ -79,6 +79,11 @@ type Limits struct {
 	Shards int
 	// MemoryMB is the fixed function memory, or 0 when the planner chooses.
 	MemoryMB int
+	// HostCores, when set, says that a remote backend's functions share this
+	// many cores (Lambda emulators on this machine): estimates bound their
+	// CPU-bound work by them as they do the local backend's by Cores, while
+	// sizing, which sizes for Lambda, ignores it.
+	HostCores int
 }
 
 // Choice is one sized parameter of a stage or of the backend.

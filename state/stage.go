@@ -38,6 +38,11 @@ type StageRecord struct {
 	// and its upstream stages' estimated output); the next plan scales this
 	// run's measured figures by the ratio of its own estimate to it. 0: unknown.
 	InputBytes int64 `json:"input_bytes,omitempty"`
+	// MemoryMB is the function memory the run's GB-seconds were measured at,
+	// so a later plan at another memory (auto-sizing chooses it per plan)
+	// re-prices the run's function-seconds rather than its GB-seconds. 0:
+	// unknown (a record from before it was kept).
+	MemoryMB int `json:"memory_mb,omitempty"`
 	// Stopped says the stage was cut short by its budget or deadline and kept
 	// its best result so far ("stopped by budget: $0.48 of $0.50"); "" when it
 	// ran to its end.

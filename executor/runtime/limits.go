@@ -48,6 +48,7 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 				n = len(eps) // the environment overrides the block, as in Open
 			}
 			lim.Functions, lim.Why = n, fmt.Sprintf("%d Lambda emulator endpoints", n)
+			lim.HostCores = loopbackCores(eps, lc.Endpoints)
 		case lc.MaxConcurrency > 0:
 			lim.Functions, lim.Why = lc.MaxConcurrency, fmt.Sprintf("max_concurrency %d", lc.MaxConcurrency)
 		default:
