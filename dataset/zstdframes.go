@@ -36,6 +36,11 @@ type zstdFrames struct {
 	ra     *aheadReader
 	raLend func() ([]byte, error)
 	err    error
+	// spare, when set, is asked at the first frame: true streams the whole
+	// stream on the read-ahead goroutine (ahead), for its overlap with
+	// parsing, rather than decoding frames whole (see Decompress).
+	spare func() bool
+	asked bool
 }
 
 // frameBuf holds a frame's compressed bytes and content. Idle ones are
@@ -146,6 +151,12 @@ func (z *zstdFrames) next() error {
 	}
 	if !h.HasFCS || h.FrameContentSize > MaxWholeFrame || h.DictionaryID != 0 {
 		return z.streamRest()
+	}
+	if z.ahead && z.spare != nil && !z.asked {
+		z.asked = true
+		if z.spare() {
+			return z.streamRest()
+		}
 	}
 	// Walk the frame's blocks to its end (and its checksum), holding it to
 	// what a frame of that content can take (zstd's compress bound).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -55,5 +56,67 @@ func TestZstdFrames(t *testing.T) {
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("frames=%v, cut: %v", frames, err)
 		}
+	}
+}
+
+// TestDecompressSpareCore: a zstd stream with a core to spare beside its parser
+// (fewer than half the cores decoding when it reads its first frame) streams
+// on a read-ahead goroutine, for the overlap; when every core has a stream,
+// streams decode whole frames, which take less CPU. Both read the same content,
+// and Close counts a stream out once.
+func TestDecompressSpareCore(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	content := []byte(strings.Repeat("1 3:1 7:0.5\n", 1000))
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := enc.EncodeAll(content, nil)
+	base := openStreams.Load()
+	frames := func(r io.ReadCloser) *zstdFrames {
+		t.Helper()
+		f, ok := r.(*countedStream).ReadCloser.(*zstdCloser).r.(*zstdFrames)
+		if !ok {
+			t.Fatalf("a zstd stream reads %T, want frames", r.(*countedStream).ReadCloser.(*zstdCloser).r)
+		}
+		return f
+	}
+	read := func(r io.ReadCloser) {
+		t.Helper()
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, content) {
+			t.Errorf("decoded %d bytes (%v), want %d", len(got), err, len(content))
+		}
+	}
+	// Alone on two cores: streamed ahead.
+	alone, err := Decompress(bytes.NewReader(obj), CodecZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(alone)
+	if f := frames(alone); f.ra == nil {
+		t.Error("a stream alone on 2 cores decoded whole frames, want streaming ahead")
+	}
+	alone.Close()
+	alone.Close()
+	// Two at once on two cores: whole frames for both.
+	a, err := Decompress(bytes.NewReader(obj), CodecZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Decompress(bytes.NewReader(obj), CodecZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []io.ReadCloser{a, b} {
+		read(r)
+		if f := frames(r); f.ra != nil || f.stream {
+			t.Error("one of two streams on 2 cores streamed, want whole frames")
+		}
+	}
+	a.Close()
+	b.Close()
+	if n := openStreams.Load(); n != base {
+		t.Errorf("%d streams open after closing them, want %d", n, base)
 	}
 }
