@@ -74,9 +74,9 @@ func Sniff(head []byte) Content {
 	switch {
 	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
 		return Content{Codec: CodecGzip}
-	case len(head) >= 4 && bytes.Equal(head[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case len(head) >= 4 && bytes.Equal(head[:4], zstdMagic):
 		return Content{Codec: CodecZstd}
-	case len(head) >= 8 && head[0]&0xf0 == 0x50 && bytes.Equal(head[1:4], []byte{0x2a, 0x4d, 0x18}):
+	case skippableFrame(head):
 		// A skippable frame (pzstd starts every frame with one; the
 		// seekable format ends with one): zstd's decoder skips it.
 		return Content{Codec: CodecZstd}

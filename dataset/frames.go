@@ -53,7 +53,7 @@ var (
 // and the zstd frame after it), or 0 if none starts there or b is too
 // short to tell.
 func pzstdAt(b []byte, i int) int64 {
-	if len(b)-i < 16 || !bytes.Equal(b[i:i+8], pzstdMarker) || !bytes.Equal(b[i+12:i+16], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+	if len(b)-i < 16 || !bytes.Equal(b[i:i+8], pzstdMarker) || !bytes.Equal(b[i+12:i+16], zstdMagic) {
 		return 0
 	}
 	return 12 + int64(binary.LittleEndian.Uint32(b[i+8:]))

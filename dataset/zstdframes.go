@@ -128,6 +128,12 @@ func (z *zstdFrames) lend() ([]byte, error) {
 
 var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
+// skippableFrame reports whether b starts with a zstd skippable frame's
+// header (magic 0x184D2A5?, then its 4-byte size).
+func skippableFrame(b []byte) bool {
+	return len(b) >= 8 && b[0]&0xf0 == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18
+}
+
 // next decodes the next frame into z.cur, skips a skippable frame, or
 // turns to streaming; io.EOF at the end of the stream.
 func (z *zstdFrames) next() error {
@@ -138,7 +144,7 @@ func (z *zstdFrames) next() error {
 		}
 		return err
 	}
-	if len(head) >= 8 && head[0]&0xf0 == 0x50 && head[1] == 0x2a && head[2] == 0x4d && head[3] == 0x18 {
+	if skippableFrame(head) {
 		n := 8 + int(binary.LittleEndian.Uint32(head[4:]))
 		if _, err := z.br.Discard(n); err != nil {
 			return unexpected(err)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -303,7 +302,7 @@ func (r *Remote) Exists(ctx context.Context) (bool, error) {
 // Terraform's s3 backend shows it. It fails with ErrStateChanged when a state
 // is there already.
 func (r *Remote) Create(ctx context.Context, writtenBy string) error {
-	snap := &Snapshot{Format: SnapshotFormat, Version: SnapshotVersion, Written: time.Now().UTC(), WrittenBy: writtenBy, Runs: []string{}, Entries: []SnapshotEntry{}}
+	snap := emptySnapshot(writtenBy)
 	_, err := r.Push(ctx, snap.Bytes(), "")
 	return err
 }

@@ -53,6 +53,11 @@ type SnapshotEntry struct {
 	B64    *string         `json:"b64,omitempty"`
 }
 
+// emptySnapshot is a snapshot of no records, taken now by writtenBy.
+func emptySnapshot(writtenBy string) *Snapshot {
+	return &Snapshot{Format: SnapshotFormat, Version: SnapshotVersion, Written: time.Now().UTC(), WrittenBy: writtenBy, Runs: []string{}, Entries: []SnapshotEntry{}}
+}
+
 // localOnly lists the key prefixes a snapshot leaves out.
 var localOnly = []string{pDigest}
 
@@ -62,7 +67,7 @@ func (s *Store) Snapshot(writtenBy string) (*Snapshot, error) {
 	if err := s.flushLazy(); err != nil {
 		return nil, err
 	}
-	snap := &Snapshot{Format: SnapshotFormat, Version: SnapshotVersion, Written: time.Now().UTC(), WrittenBy: writtenBy, Runs: []string{}, Entries: []SnapshotEntry{}}
+	snap := emptySnapshot(writtenBy)
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()

@@ -28,6 +28,22 @@ const remoteWorkingDir = "remote-state"
 // local. The S3 endpoint, region and credentials come from the AWS
 // environment (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_PROFILE, …).
 func remoteState(ctx context.Context, dir string) (*state.Remote, error) {
+	return remoteStateOf(ctx, dir, currentWorkspace(dir))
+}
+
+// remoteStateOf returns workspace ws's remote state, or nil when the
+// pipeline's state is local.
+func remoteStateOf(ctx context.Context, dir, ws string) (*state.Remote, error) {
+	loc, err := remoteStateLocation(dir)
+	if err != nil || loc == nil {
+		return nil, err
+	}
+	return state.OpenRemote(ctx, loc.Bucket, loc.Prefix, ws, s3blob.Options{})
+}
+
+// remoteStateLocation is the `state = "s3://…"` setting of the pipeline in
+// dir, or nil when its state is local.
+func remoteStateLocation(dir string) (*dsl.Location, error) {
 	s, diags := dsl.ReadSettings(dir)
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("%s", diags.Error())
@@ -35,7 +51,7 @@ func remoteState(ctx context.Context, dir string) (*state.Remote, error) {
 	if s == nil || s.State == nil || s.State.IsLocal() {
 		return nil, nil
 	}
-	return state.OpenRemote(ctx, s.State.Bucket, s.State.Prefix, currentWorkspace(dir), s3blob.Options{})
+	return s.State, nil
 }
 
 // openState opens the pipeline's state for reading, without a lock: nil when

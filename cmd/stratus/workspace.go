@@ -98,16 +98,13 @@ func workspaces(dir string) ([]string, error) {
 // remoteWorkspaces lists the workspaces with a state in the pipeline's remote
 // state bucket; nil when its state is local.
 func remoteWorkspaces(dir string) ([]string, error) {
-	s, diags := dsl.ReadSettings(dir)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("%s", diags.Error())
-	}
-	if s == nil || s.State == nil || s.State.IsLocal() {
-		return nil, nil
+	loc, err := remoteStateLocation(dir)
+	if err != nil || loc == nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return state.RemoteWorkspaces(ctx, s.State.Bucket, s.State.Prefix, s3blob.Options{})
+	return state.RemoteWorkspaces(ctx, loc.Bucket, loc.Prefix, s3blob.Options{})
 }
 
 // workspaceExists reports whether workspace ws exists locally or, with a
@@ -358,19 +355,6 @@ func orDefault(ws string) string {
 		return dsl.DefaultWorkspace
 	}
 	return ws
-}
-
-// remoteStateOf returns workspace ws's remote state, or nil when the
-// pipeline's state is local.
-func remoteStateOf(ctx context.Context, dir, ws string) (*state.Remote, error) {
-	s, diags := dsl.ReadSettings(dir)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("%s", diags.Error())
-	}
-	if s == nil || s.State == nil || s.State.IsLocal() {
-		return nil, nil
-	}
-	return state.OpenRemote(ctx, s.State.Bucket, s.State.Prefix, ws, s3blob.Options{})
 }
 
 // createRemoteWorkspace pushes an empty state for workspace ws when the

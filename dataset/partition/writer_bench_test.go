@@ -2,6 +2,7 @@ package partition_test
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/stratus-ml/stratus/dataset/partition"
@@ -14,7 +15,7 @@ import (
 func BenchmarkWriter(b *testing.B) {
 	for _, n := range []int{300, 40000} {
 		rows := randomRows(1, n, 14, 1<<20, true)
-		b.Run("rows="+itoa(n), func(b *testing.B) {
+		b.Run("rows="+strconv.Itoa(n), func(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			for range b.N {
@@ -33,15 +34,4 @@ func BenchmarkWriter(b *testing.B) {
 			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/1024, "heap-KB")
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
