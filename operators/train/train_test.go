@@ -283,8 +283,10 @@ func (c *churn) started(ctx context.Context, t *operators.Task, worker int, resu
 // so a crashed worker has one to resume from — and they are relaunched many
 // times; training still reaches the a9a target.
 func TestTrainChurn(t *testing.T) {
-	// Churn is rehearsed on the transport Lambda workers use: in-process, 150
-	// epochs of a9a end within two lifetimes and nothing is left to kill.
+	// Churn is rehearsed on the transport Lambda workers use: in-process, the
+	// epochs of a9a end within two lifetimes and nothing is left to kill. Over
+	// gRPC on an idle machine, 150 epochs took 2s (three relaunches): 300 keep
+	// the run several lifetimes long.
 	t.Setenv(psstore.TransportEnv, "grpc")
 	h := runtimetest.New(t, a9aPipeline(`
   workers       = 2
@@ -292,7 +294,7 @@ func TestTrainChurn(t *testing.T) {
   optimizer     = "adagrad"
   learning_rate = 0.1
   l2            = 0.0001
-  epochs        = 150
+  epochs        = 300
   eval_interval = "100ms"
   lifetime      = "1s"
 `))
