@@ -303,9 +303,10 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	workersWave, evalWave = genWave(workersWave, gen), genWave(evalWave, gen)
 
 	el := elastic(s, o.Trial) && cfg.Epochs != 1
+	maxWorkers := elasticMax(s.Capacity(), ps)
 	unitWorkers := workers
 	if el { // cut units for the most workers the run may scale to
-		unitWorkers = max(workers, elasticMax(s.Capacity(), ps))
+		unitWorkers = max(workers, maxWorkers)
 	}
 	trainUnits := makeUnits(o.Data.Train, unitWorkers, cfg.Minibatch)
 	// What the evaluator measures, stops on and ranks by: the validation set; else,
@@ -333,7 +334,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	if heldUnits == nil {
 		heldUnits = makeUnits(heldParts, 1, 1<<30)
 	}
-	elasticNote, maxWorkers := "", elasticMax(s.Capacity(), ps)
+	elasticNote := ""
 	if el {
 		elasticNote = fmt.Sprintf(" (elastic: 1 to %d by loss improvement per dollar)", maxWorkers)
 	}
@@ -416,13 +417,13 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 				stop("epochs")
 				break
 			}
-			over, _, err := pool.ended(wctx, w, stopping != "" || failure != nil)
+			over, err := pool.ended(wctx, w, stopping != "" || failure != nil)
 			if err != nil && failure == nil && ctx.Err() == nil {
 				failure = err
 				cancel()
 			}
 			if over || err != nil {
-				workerOut = &waveOut{res: pool.totals()}
+				workerOut = &waveOut{res: pool.results}
 				trainEnd = time.Now()
 				stop("epochs")
 			}
@@ -601,14 +602,6 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 			}
 		}
 	}
-	if cfg.Model == "linear_svm" || cfg.Model == "linear_regression" {
-		// The evaluator's loss was the squared hinge (or a regression's loss),
-		// for the stopping rules: these models have no log loss to report.
-		res.Metrics.Logloss = math.NaN()
-		if res.Validation != nil {
-			res.Validation.Logloss = math.NaN()
-		}
-	}
 	// The model leaves psstore once its artifact is written (unless keep_model).
 	return finishRun(ctx, s, o, res, dir, w, func() { mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels) })
 }
@@ -622,9 +615,10 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		return nil, err
 	}
 	cfg, key := o.Config, s.Key()
-	if cfg.Model == "linear_regression" {
-		// The Logloss the solvers carried is the held-out loss: a regression has no
-		// log loss to report.
+	if cfg.Model == "linear_svm" || cfg.Model == "linear_regression" {
+		// The Logloss the solvers carried is the held-out loss (the squared hinge,
+		// or a regression's loss) for the stopping rules: these models have no log
+		// loss to report.
 		res.Metrics.Logloss = math.NaN()
 		if res.Validation != nil {
 			res.Validation.Logloss = math.NaN()

@@ -72,7 +72,6 @@ type segmentPlan struct {
 
 // waveOut is a segment's wave result.
 type waveOut struct {
-	seg int
 	res []*operators.Result
 	err error
 }
@@ -92,7 +91,6 @@ type workerPool struct {
 
 	seg     int         // the running segment
 	plan    segmentPlan // its plan
-	started time.Time   // when it started
 	next    *segmentPlan
 	results []*operators.Result // of the segments that ended
 }
@@ -130,11 +128,11 @@ func (p *workerPool) launch(ctx context.Context, k int, plan segmentPlan) error 
 			return err
 		}
 	}
-	p.seg, p.plan, p.started, p.next = k, plan, time.Now(), nil
+	p.seg, p.plan, p.next = k, plan, nil
 	name := p.segWave(k)
 	go func() {
 		r, err := p.s.RunWave(ctx, operators.Wave{Name: name, Tasks: tasks, LongRunning: true, Lifetime: p.lifetime})
-		p.done <- waveOut{seg: k, res: r, err: err}
+		p.done <- waveOut{res: r, err: err}
 	}()
 	return nil
 }
@@ -175,21 +173,21 @@ func (p *workerPool) rescale(ctx context.Context, n int, reason string) error {
 
 // ended takes a segment's results: it returns true when training is over
 // (every worker finished its epochs or was stopped), and otherwise launches the
-// next segment, from where the workers left the epoch, and returns its plan.
-func (p *workerPool) ended(ctx context.Context, w waveOut, stopping bool) (over bool, next *segmentPlan, err error) {
+// next segment, from where the workers left the epoch.
+func (p *workerPool) ended(ctx context.Context, w waveOut, stopping bool) (over bool, err error) {
 	p.results = append(p.results, w.res...)
 	var outs []workerResult
 	rescaled := false
 	for _, r := range w.res {
 		var wr workerResult
 		if err := json.Unmarshal(r.Output, &wr); err != nil {
-			return true, nil, fmt.Errorf("bad worker result: %w", err)
+			return true, fmt.Errorf("bad worker result: %w", err)
 		}
 		outs = append(outs, wr)
 		rescaled = rescaled || wr.Rescaled
 	}
 	if !rescaled || stopping {
-		return true, nil, nil
+		return true, nil
 	}
 	plan := p.next
 	if plan == nil {
@@ -199,22 +197,22 @@ func (p *workerPool) ended(ctx context.Context, w waveOut, stopping bool) (over 
 	}
 	epoch, rest, err := p.remainder(ctx, outs)
 	if err != nil {
-		return true, nil, err
+		return true, err
 	}
 	if epoch >= p.params.Epochs {
-		return true, nil, nil
+		return true, nil
 	}
 	plan.StartEpoch, plan.RestKey = epoch, ""
 	if len(rest) > 0 {
 		plan.RestKey = fmt.Sprintf("%ssegments/%s.rest.json", p.dir, p.segWave(p.seg+1))
 		if err := saveUnits(ctx, p.st, plan.RestKey, rest); err != nil {
-			return true, nil, err
+			return true, err
 		}
 	}
 	if err := p.launch(ctx, p.seg+1, *plan); err != nil {
-		return true, nil, err
+		return true, err
 	}
-	return false, &p.plan, nil
+	return false, nil
 }
 
 // remainder is where the next segment starts: the earliest epoch a worker of
@@ -261,7 +259,6 @@ func (p *workerPool) remainder(ctx context.Context, outs []workerResult) (int, [
 }
 
 // totals are the workers' results of every segment.
-func (p *workerPool) totals() []*operators.Result { return p.results }
 
 // scalePoint is an evaluation as the scaling rule sees it: examples are the
 // model's applied pushes times the minibatch; seg is the segment (of workers

@@ -78,7 +78,6 @@ type scoreParams struct {
 	UnitsKey string          `json:"units,omitempty"`
 	Units    []prefetch.Unit `json:"uv,omitempty"` // the units, when not at UnitsKey
 	Classes  []float64       `json:"classes,omitempty"`
-	Huber    float64         `json:"huber,omitempty"`
 }
 
 func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operators.Result, error) {

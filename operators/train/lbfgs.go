@@ -468,7 +468,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 // at 1/200 of the initial gradient and a skewed one proportionally later; for
 // the other models, and without label statistics, gradTol.
 func gradientTol(model string, labels *manifest.Labels, rows int64) float64 {
-	if (model != "" && model != "logistic_regression" && model != "linear_svm") || labels == nil || labels.Many || rows <= 0 {
+	if !binaryModel(model) || labels == nil || labels.Many || rows <= 0 {
 		return gradTol
 	}
 	var pos int64

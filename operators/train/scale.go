@@ -111,7 +111,7 @@ func Scale(in ScaleInput) ScaleDecision {
 		return d
 	}
 	cur := segs[len(segs)-1]
-	rho, cost, ok := measure(in.History, cur, in.Rows, n, in.WorkerCost)
+	rho, cost, ok := measure(in.History, cur, in.Rows, in.WorkerCost)
 	if !ok {
 		return d
 	}
@@ -157,9 +157,9 @@ func segments(h []ScalePoint) []segment {
 }
 
 // measure returns a segment's relative loss improvement per epoch and the
-// dollars an epoch costs at n workers, from its evaluations after the first,
+// dollars an epoch costs at its workers, from its evaluations after the first,
 // and whether it has enough of them.
-func measure(h []ScalePoint, s segment, rows, n int, workerCost float64) (rho, cost float64, ok bool) {
+func measure(h []ScalePoint, s segment, rows int, workerCost float64) (rho, cost float64, ok bool) {
 	lo := s.lo + 1 // the first spans the hand-over
 	if s.lo == 0 {
 		lo = 0 // the run's first segment has no hand-over
@@ -178,14 +178,14 @@ func measure(h []ScalePoint, s segment, rows, n int, workerCost float64) (rho, c
 		return 0, 0, false
 	}
 	rho = 1 - math.Pow(lb/la, 1/epochs) // compounded per epoch
-	cost = float64(n) * workerCost * dt / epochs
+	cost = float64(s.workers) * workerCost * dt / epochs
 	return rho, cost, true
 }
 
 // firstCost is the epoch cost of the run's first segment that was measured.
 func firstCost(h []ScalePoint, segs []segment, rows int, workerCost float64) float64 {
 	for _, s := range segs {
-		if _, c, ok := measure(h, s, rows, s.workers, workerCost); ok {
+		if _, c, ok := measure(h, s, rows, workerCost); ok {
 			return c
 		}
 	}
