@@ -58,6 +58,20 @@ func emptySnapshot(writtenBy string) *Snapshot {
 	return &Snapshot{Format: SnapshotFormat, Version: SnapshotVersion, Written: time.Now().UTC(), WrittenBy: writtenBy, Runs: []string{}, Entries: []SnapshotEntry{}}
 }
 
+// StageCount is the number of stage records in the snapshot (0 for nil).
+func (snap *Snapshot) StageCount() int {
+	if snap == nil {
+		return 0
+	}
+	n := 0
+	for _, e := range snap.Entries {
+		if strings.HasPrefix(e.Key, pStage) {
+			n++
+		}
+	}
+	return n
+}
+
 // localOnly lists the key prefixes a snapshot leaves out.
 var localOnly = []string{pDigest}
 

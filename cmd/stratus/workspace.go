@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -116,11 +115,13 @@ func workspaceExists(dir, ws string) (bool, error) {
 	if st, err := os.Stat(workspaceDir(dir, ws)); err == nil && st.IsDir() {
 		return true, nil
 	}
-	remote, err := remoteWorkspaces(dir)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := remoteStateOf(ctx, dir, ws)
+	if err != nil || r == nil {
 		return false, err
 	}
-	return slices.Contains(remote, ws), nil
+	return r.Exists(ctx)
 }
 
 // checkWorkspace reports a selected workspace that does not exist, naming the
@@ -390,19 +391,12 @@ func deleteRemoteWorkspace(dir, ws string, force bool, refuse func(int) error) e
 		return err
 	}
 	defer r.Unlock(context.WithoutCancel(ctx), info.ID)
-	st, err := r.Checkout(ctx, state.CheckoutOptions{})
+	snap, _, err := r.PullSnapshot(ctx)
 	if err != nil {
 		return err
 	}
-	if st != nil {
-		recs, err := st.Stages()
-		st.Close()
-		if err != nil {
-			return err
-		}
-		if len(recs) > 0 && !force {
-			return refuse(len(recs))
-		}
+	if n := snap.StageCount(); n > 0 && !force {
+		return refuse(n)
 	}
 	return r.Delete(ctx)
 }

@@ -52,9 +52,6 @@ type fill struct {
 	err  error
 }
 
-// Unwrap returns the store the overlay reads through.
-func (v *overlay) Unwrap() blob.Store { return v.Store }
-
 // referenced returns the reference and object for key, or nils when nothing
 // references it.
 func (v *overlay) referenced(ctx context.Context, key string) (*Ref, *Object, error) {
