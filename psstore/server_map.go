@@ -477,11 +477,16 @@ func (r *rpcService) ImportPartition(stream grpc.ClientStreamingServer[pb.Partit
 	}
 	var resp pb.ImportResponse
 	var key, val []byte
+	// The keys go in one write batch, flushed (synced) before the response:
+	// one synced transaction per key held the moving partition's requests
+	// for an fsync per key.
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
 	flushKV := func() error {
 		if key == nil {
 			return nil
 		}
-		err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(kvKey(key), val) })
+		err := wb.Set(kvKey(key), val)
 		key, val = nil, nil
 		resp.Keys++
 		return err
@@ -514,6 +519,9 @@ func (r *rpcService) ImportPartition(stream grpc.ClientStreamingServer[pb.Partit
 		}
 	}
 	if err := flushKV(); err != nil {
+		return status.Errorf(codes.Internal, "psstore: import: %v", err)
+	}
+	if err := wb.Flush(); err != nil {
 		return status.Errorf(codes.Internal, "psstore: import: %v", err)
 	}
 	return stream.SendAndClose(&resp)

@@ -218,7 +218,6 @@ func joinCluster(ctx context.Context, w io.Writer, seed, self, token, caFile, ad
 	}
 	final, err := psstore.JoinCluster(ctx, seed, self, func(ev psstore.MoveEvent) { printMoveEvent(w, ev) }, opts...)
 	if err != nil {
-		fmt.Fprintf(w, "psstore: join failed: %v\n", err)
 		return err
 	}
 	fmt.Fprintf(w, "psstore: joined: %s holds partitions %v (shard map version %d, %d members)\n", self, final.Hosted(self), final.Version, len(final.Members))
