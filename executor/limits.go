@@ -125,9 +125,9 @@ func (w *limitWatch) check(now time.Time) string {
 // spent is the billed cost so far plus fs function-seconds still running.
 func (w *limitWatch) spent(fs float64) float64 {
 	w.runner.mu.Lock()
-	gbs, req := w.runner.gbSeconds, w.runner.requests
+	billed := w.runner.cost(w.pricing)
 	w.runner.mu.Unlock()
-	return w.pricing.Duration(gbs) + w.pricing.Requests(req) + w.gbs(fs)
+	return billed + w.gbs(fs)
 }
 
 // hostCost is what the stage's psstore hosts cost from its start to now.

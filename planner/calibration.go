@@ -74,8 +74,6 @@ func (m *costModel) taskOverhead() time.Duration {
 	}
 	if inv > 0 && cold > 0 {
 		m.overhead += time.Duration(coldMS / inv * float64(time.Millisecond))
-		m.coldNote = "cold starts: " + strconv.FormatFloat(cold/inv*100, 'f', 0, 64) + "% of invocations, " +
-			strconv.FormatFloat(coldMS/cold, 'f', 0, 64) + " ms each"
 	}
 	return m.overhead
 }

@@ -170,10 +170,9 @@ type costModel struct {
 	lister stageLister
 	byOp   map[string]*state.StageRecord
 	// all is the state's records, and overhead the per-function overhead
-	// calibrated from them, with coldNote saying so (calibration.go).
+	// calibrated from them (calibration.go).
 	all      []*state.StageRecord
 	overhead time.Duration
-	coldNote string
 }
 
 // stageLister is the optional part of a StateReader that lists every record.

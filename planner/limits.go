@@ -81,7 +81,7 @@ func (m *costModel) checkLimits(p *Plan) hcl.Diagnostics {
 		case sp.Budget > 0 && e.CostUSD > sp.Budget:
 			sp.LimitNote = fmt.Sprintf("the estimate (%s) is over budget %s: apply stops the stage before it exceeds it and keeps its best result", FormatUSD(e.CostUSD), FormatUSD(sp.Budget))
 		case sp.Deadline > 0 && e.Wall > sp.Deadline:
-			sp.LimitNote = fmt.Sprintf("the estimate (%s) is over deadline %s: apply stops the stage before it exceeds it and keeps its best result", fmtDur(e.Wall), sp.Deadline)
+			sp.LimitNote = fmt.Sprintf("the estimate (%s) is over deadline %s: apply stops the stage before it exceeds it and keeps its best result", FormatWall(e.Wall), sp.Deadline)
 		case sp.Budget > 0 && sp.Deadline > 0:
 			sp.LimitNote = fmt.Sprintf("within budget %s and deadline %s", FormatUSD(sp.Budget), sp.Deadline)
 		case sp.Budget > 0:

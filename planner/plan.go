@@ -87,8 +87,6 @@ type StagePlan struct {
 	LimitNote string
 	// limits locate the budget and deadline in the source, for diagnostics.
 	limits dsl.Limits
-	// sizingMiss says the sizing could not meet the budget or deadline.
-	sizingMiss bool
 	Node       *dsl.Node
 	// estimateCfg and sourceBytes are the estimate's inputs, kept until the
 	// action is final (-replace and the blob-store check may change it).

@@ -119,7 +119,6 @@ type Objective struct {
 type trainShape struct {
 	bytes  int64 // training data
 	epochs int
-	bits   int // hash_bits of the model, 0 when not known
 	// examples, when set, is the examples training processes (trainExamples),
 	// instead of bytes/BytesPerExample × epochs; rate the examples per second
 	// of one worker, instead of ExamplesPerSecondPerWorker.
@@ -192,10 +191,10 @@ func pick(n int, obj Objective, cost func(int) float64, wall func(int) time.Dura
 	case obj.Deadline > 0:
 		for v := 1; v <= n; v++ {
 			if fits(v) {
-				return v, true, fmt.Sprintf("; the cheapest within deadline %s (≈%s)", obj.Deadline, fmtDur(wall(v)))
+				return v, true, fmt.Sprintf("; the cheapest within deadline %s (≈%s)", obj.Deadline, FormatWall(wall(v)))
 			}
 		}
-		return n, false, fmt.Sprintf("; the fastest, ≈%s, misses deadline %s", fmtDur(wall(n)), obj.Deadline)
+		return n, false, fmt.Sprintf("; the fastest, ≈%s, misses deadline %s", FormatWall(wall(n)), obj.Deadline)
 	default:
 		for v := n; v >= 1; v-- {
 			if fits(v) {
@@ -281,11 +280,8 @@ func (m *costModel) size(sp *StagePlan, cfg cty.Value, in int64, p *Plan) cty.Va
 		return m.pricing.Duration(fs*float64(m.memoryMB)/1024) + m.pricing.Requests(tasks)
 	}
 	attrs := cfg.AsValueMap()
-	set := func(c Choice, ok bool) {
+	set := func(c Choice, _ bool) { // whether c meets the limits: planner/limits.go checks
 		sp.Sizing = append(sp.Sizing, c)
-		if !ok {
-			sp.sizingMiss = true
-		}
 		attrs[c.Param] = cty.NumberIntVal(int64(c.Value))
 	}
 	explicit := func(name, why string) {
@@ -297,7 +293,7 @@ func (m *costModel) size(sp *StagePlan, cfg cty.Value, in int64, p *Plan) cty.Va
 	switch sp.Operator {
 	case "train":
 		if operators.IsAuto(attrs["workers"]) {
-			set(sizeWorkers(trainShape{bytes: in, epochs: intAttr(cfg, "epochs", DefaultEpochs), bits: modelBits(sp, p), examples: trainExamples(in, cfg), rate: m.trainRate()}, m.limits, obj, price))
+			set(sizeWorkers(trainShape{bytes: in, epochs: intAttr(cfg, "epochs", DefaultEpochs), examples: trainExamples(in, cfg), rate: m.trainRate()}, m.limits, obj, price))
 		} else {
 			explicit("workers", "set in the pipeline")
 		}
@@ -492,7 +488,9 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func fmtDur(d time.Duration) string {
+// FormatWall shows a duration as plan and apply do: tenths of a second
+// below 10s, whole seconds above.
+func FormatWall(d time.Duration) string {
 	if d < 10*time.Second {
 		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', 1, 64) + "s"
 	}

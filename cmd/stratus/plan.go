@@ -199,10 +199,10 @@ func (c *cli) writeEstimates(w io.Writer, stages []planner.FileStage) string {
 			shown = true
 		}
 		if s.Action == planner.Cached {
-			fmt.Fprintf(tw, "  %s %s\tsaved %s\t%s GB-s\t%s\treused\n", c.actionSymbol(w, s.Action), s.Address, fmtWall(e.Wall), fmtGBs(e.GBSeconds), fmtUSD(e.CostUSD))
+			fmt.Fprintf(tw, "  %s %s\tsaved %s\t%s GB-s\t%s\treused\n", c.actionSymbol(w, s.Action), s.Address, planner.FormatWall(e.Wall), fmtGBs(e.GBSeconds), planner.FormatUSD(e.CostUSD))
 			continue
 		}
-		fmt.Fprintf(tw, "  %s %s\t%s\t%s GB-s\t%s\t%s\n", c.actionSymbol(w, s.Action), s.Address, fmtWall(e.Wall), fmtGBs(e.GBSeconds), fmtUSD(e.CostUSD), e.Basis)
+		fmt.Fprintf(tw, "  %s %s\t%s\t%s GB-s\t%s\t%s\n", c.actionSymbol(w, s.Action), s.Address, planner.FormatWall(e.Wall), fmtGBs(e.GBSeconds), planner.FormatUSD(e.CostUSD), e.Basis)
 	}
 	tw.Flush()
 	if !shown {
@@ -211,22 +211,13 @@ func (c *cli) writeEstimates(w io.Writer, stages []planner.FileStage) string {
 	fmt.Fprintln(w)
 	t := planner.TotalsOf(stages)
 	if !t.HaveRun {
-		return fmt.Sprintf(" Reuse saves %s, %s GB-s, %s.", fmtWall(t.SavedWall), fmtGBs(t.SavedGBSeconds), fmtUSD(t.SavedCostUSD))
+		return fmt.Sprintf(" Reuse saves %s, %s GB-s, %s.", planner.FormatWall(t.SavedWall), fmtGBs(t.SavedGBSeconds), planner.FormatUSD(t.SavedCostUSD))
 	}
-	out := fmt.Sprintf(" Estimated: %s, %s GB-s, %s", fmtWall(t.Wall), fmtGBs(t.GBSeconds), fmtUSD(t.CostUSD))
+	out := fmt.Sprintf(" Estimated: %s, %s GB-s, %s", planner.FormatWall(t.Wall), fmtGBs(t.GBSeconds), planner.FormatUSD(t.CostUSD))
 	if t.HaveSaved {
-		out += fmt.Sprintf(" (saved %s by reuse)", fmtUSD(t.SavedCostUSD))
+		out += fmt.Sprintf(" (saved %s by reuse)", planner.FormatUSD(t.SavedCostUSD))
 	}
 	return out + "."
-}
-
-// fmtWall rounds a duration for a plan: tenths of a second below 10s, whole
-// seconds above.
-func fmtWall(d time.Duration) string {
-	if d < 10*time.Second {
-		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', 1, 64) + "s"
-	}
-	return d.Round(time.Second).String()
 }
 
 // fmtGBs shows GB-seconds with one decimal, or two significant figures below 0.1.
@@ -235,19 +226,6 @@ func fmtGBs(g float64) string {
 		return strconv.FormatFloat(g, 'f', int(-math.Floor(math.Log10(g)))+1, 64)
 	}
 	return strconv.FormatFloat(g, 'f', 1, 64)
-}
-
-// fmtUSD shows dollars with two significant figures below a cent (a plan's
-// figures are often fractions of one) and cents above.
-func fmtUSD(v float64) string {
-	if v <= 0 {
-		return "$0"
-	}
-	decimals := 2
-	if v < 0.01 {
-		decimals = int(-math.Floor(math.Log10(v))) + 1
-	}
-	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
 }
 
 func (c *cli) actionSymbol(w io.Writer, a planner.Action) string {
