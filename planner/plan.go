@@ -87,7 +87,7 @@ type StagePlan struct {
 	LimitNote string
 	// limits locate the budget and deadline in the source, for diagnostics.
 	limits dsl.Limits
-	Node       *dsl.Node
+	Node   *dsl.Node
 	// estimateCfg and sourceBytes are the estimate's inputs, kept until the
 	// action is final (-replace and the blob-store check may change it).
 	estimateCfg cty.Value
