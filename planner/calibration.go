@@ -119,16 +119,21 @@ func iterationScale(r *state.StageRecord, now int) float64 {
 // DefaultMinibatch is train's minibatch when the pipeline leaves it out.
 const DefaultMinibatch = 100
 
-// scaleIterations scales a train estimate from the record r by
-// iterationScale, for a minibatch other than r's.
-func (m *costModel) scaleIterations(e *Estimate, sp *StagePlan, r *state.StageRecord, cfg cty.Value) {
+// iterationFactor is iterationScale for a train stage planned from record r
+// (1 for other operators and for matrix factorization, whose minibatch is its
+// own: ratings per iteration).
+func (m *costModel) iterationFactor(sp *StagePlan, r *state.StageRecord, cfg cty.Value) float64 {
 	if sp.Operator != "train" || r == nil {
-		return
+		return 1
 	}
 	if p, ok := r.Params["model"]; ok && strings.Contains(p.Display, "matrix_factorization") {
-		return // its minibatch is its own (ratings per iteration)
+		return 1
 	}
-	k := iterationScale(r, intAttr(cfg, "minibatch", DefaultMinibatch))
+	return iterationScale(r, intAttr(cfg, "minibatch", DefaultMinibatch))
+}
+
+// scaleBy scales an estimate's time and GB-seconds by k (iterationFactor).
+func (m *costModel) scaleBy(e *Estimate, k float64) {
 	if k == 1 {
 		return
 	}

@@ -109,6 +109,18 @@ func TestEstimateMinibatchLatency(t *testing.T) {
 	if r := e.GBSeconds / 12; math.Abs(r-8.5) > 1e-6 {
 		t.Errorf("minibatch 100 → 10: %g GB-s from the record's 12, ratio %g; want 8.5", e.GBSeconds, r)
 	}
+	// A record that names its minibatch: the measured latencies scale the
+	// estimate, and the default model's minibatch factor does not as well.
+	dir = estimateDir(t, 1000, 5)
+	st = openState(t)
+	writeFiles(t, dir, map[string]string{"main.hcl": strings.Replace(estimatePipeline, "epochs  = EPOCHS", "epochs  = 5\n  minibatch = 100", 1)})
+	recordOn(t, st, plan(t, load(t, dir), st), "local", map[string]float64{CalPullP50US: 100, CalPushP50US: 50, CalComputeUS: 20, CalGetUS: 10})
+	writeFiles(t, dir, map[string]string{"main.hcl": strings.Replace(estimatePipeline, "epochs  = EPOCHS", "epochs  = 5\n  minibatch = 10", 1)})
+	p = plan(t, load(t, dir), st)
+	e = p.Stage("train.lr").Estimate
+	if r := e.GBSeconds / 12; e.Basis != BasisHistory || math.Abs(r-8.5) > 1e-6 {
+		t.Errorf("recorded minibatch 100 → 10: %s, %g GB-s from the record's 12, ratio %g; want 8.5 from history", e.Basis, e.GBSeconds, r)
+	}
 }
 
 // TestEstimatePSStoreHosts: on a backend whose psstore hosts are priced, a stage

@@ -331,12 +331,28 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			return fs * ExamplesPerSecondPerWorker / LocalExamplesPerSecondPerWorker, par, out
 		}
 	}
+	base := m.boundParallel(sp.Operator, model)
 	model = m.boundParallel(sp.Operator, m.scaleMinibatch(sp.Operator, model))
 	fs, par, out := model(in, cfg)
 	if par < 1 {
 		par = 1
 	}
 	e := &Estimate{Basis: BasisDefaults, InputBytes: in, OutputBytes: out, Tasks: par}
+	// history scales record r by the model's ratio of work; when r's measured
+	// latencies say what a minibatch change costs (iterationFactor), they
+	// replace the default model's minibatch factor rather than compound it.
+	history := func(r *state.StageRecord) {
+		hm, hfs, hpar := model, fs, par
+		k := m.iterationFactor(sp, r, cfg)
+		if k != 1 {
+			hm = base
+			if hfs, hpar, _ = base(in, cfg); hpar < 1 {
+				hpar = 1
+			}
+		}
+		m.fromHistory(e, r, hm, in, cfg, hfs, hpar)
+		m.scaleBy(e, k)
+	}
 	switch prior := sp.Prior; {
 	case sp.Action == Cached && prior != nil:
 		e.Basis = BasisReused
@@ -345,12 +361,10 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 		// A record with measurements (one without, such as a record written
 		// before stages were timed, falls back to the defaults).
 		e.Basis = BasisHistory
-		m.fromHistory(e, prior, model, in, cfg, fs, par)
-		m.scaleIterations(e, sp, prior, cfg)
+		history(prior)
 	case sp.Action != Cached && m.sameOp(sp.Operator) != nil:
 		e.Basis = BasisHistory
-		m.fromHistory(e, m.sameOp(sp.Operator), model, in, cfg, fs, par)
-		m.scaleIterations(e, sp, m.sameOp(sp.Operator), cfg)
+		history(m.sameOp(sp.Operator))
 	default:
 		over := m.taskOverhead().Seconds()
 		e.FunctionSeconds = fs + float64(par)*over
