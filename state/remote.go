@@ -14,9 +14,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 
 	"github.com/stratus-ml/stratus/blob/s3blob"
 )
@@ -147,7 +145,7 @@ func (r *Remote) Push(ctx context.Context, data []byte, etag string) (string, er
 	}
 	out, err := r.client.PutObject(ctx, in)
 	if err != nil {
-		if isPrecondition(err) {
+		if s3blob.IsPreconditionFailed(err) {
 			return "", fmt.Errorf("write %s: %w: another writer pushed a state after this one read it (was its lock broken with `stratus state unlock -force`?); nothing was overwritten", r.URI(RemoteStateKey), ErrStateChanged)
 		}
 		return "", r.mapErr(ctx, "write", RemoteStateKey, err)
@@ -191,17 +189,16 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // else fails at once with a *LockedError (waiting is the caller's policy).
 func (r *Remote) Lock(ctx context.Context, info LockInfo) error {
 	b, _ := json.Marshal(info)
-	_, err := r.client.PutObject(ctx, &s3.PutObjectInput{
+	created, err := s3blob.PutObjectIfAbsent(ctx, r.client, &s3.PutObjectInput{
 		Bucket: &r.bucket, Key: aws.String(r.prefix + RemoteLockKey),
 		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
 		ContentType: aws.String("application/json"),
-		IfNoneMatch: aws.String("*"),
 	})
-	if err == nil {
-		return nil
-	}
-	if !isPrecondition(err) {
+	switch {
+	case err != nil:
 		return r.mapErr(ctx, "lock", RemoteLockKey, err)
+	case created:
+		return nil
 	}
 	holder, herr := r.LockHolder(ctx)
 	switch {
@@ -276,7 +273,7 @@ func (r *Remote) deleteLock(ctx context.Context, etag string) (bool, error) {
 		in.IfMatch = aws.String(etag)
 	}
 	if _, err := r.client.DeleteObject(ctx, in); err != nil {
-		if isPrecondition(err) || isNotFound(err) {
+		if s3blob.IsPreconditionFailed(err) || isNotFound(err) {
 			return false, nil // replaced, or released by its holder, in between
 		}
 		return false, r.mapErr(ctx, "unlock", RemoteLockKey, err)
@@ -346,30 +343,9 @@ func RemoteWorkspaces(ctx context.Context, bucket, prefix string, opts s3blob.Op
 	return names, nil
 }
 
-func errCode(err error) (string, int) {
-	var code string
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var status int
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
-
 func isNotFound(err error) bool {
-	code, status := errCode(err)
+	code, status := s3blob.ErrorCode(err)
 	return code == "NoSuchKey" || (status == http.StatusNotFound && code != "NoSuchBucket")
-}
-
-// isPrecondition is S3's answer to a failed If-Match / If-None-Match: 412, or
-// 409 ConditionalRequestConflict when two such writes race.
-func isPrecondition(err error) bool {
-	code, status := errCode(err)
-	return status == http.StatusPreconditionFailed || code == "PreconditionFailed" || code == "ConditionalRequestConflict"
 }
 
 func (r *Remote) at() string {
@@ -385,7 +361,7 @@ func (r *Remote) mapErr(ctx context.Context, op, key string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", op, uri, ctx.Err())
 	}
-	code, status := errCode(err)
+	code, status := s3blob.ErrorCode(err)
 	switch {
 	case code == "NoSuchBucket":
 		return fmt.Errorf("%s %s: %w: bucket %q does not exist%s: create it, or fix the state setting of the stratus block", op, uri, ErrRemoteAccess, r.bucket, r.at())

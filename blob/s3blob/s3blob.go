@@ -333,6 +333,41 @@ func (s *Store) putMultipart(ctx context.Context, key, k string, r io.Reader, fi
 	return nil
 }
 
+// PutIfAbsent writes data at key only if no object is there yet, with one
+// conditional PutObject (If-None-Match: *): S3 and MinIO refuse it when the key
+// exists. created is false, and nothing is written, when the key exists or a
+// concurrent conditional write of it is in flight (that write wins). Other
+// failures are reported as Put reports them.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, data []byte) (created bool, err error) {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return false, err
+	}
+	created, err = PutObjectIfAbsent(ctx, s.client, &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return false, s.mapErr(ctx, "put", key, err)
+	}
+	return created, nil
+}
+
+// PutObjectIfAbsent sends in with If-None-Match: *, for a caller that holds
+// its own client and maps errors its own way (a remote state's lock). created
+// is false, with a nil error, when the key exists or a concurrent conditional
+// write of it is in flight (IsPreconditionFailed); any other error is the
+// SDK's, unmapped.
+func PutObjectIfAbsent(ctx context.Context, client *s3.Client, in *s3.PutObjectInput) (created bool, err error) {
+	in.IfNoneMatch = aws.String("*")
+	if _, err := client.PutObject(ctx, in); err != nil {
+		if IsPreconditionFailed(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // Get opens the object.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	k, err := s.objectKey(key)
@@ -367,7 +402,7 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) (io.Read
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k, Range: &rng})
 	if err != nil {
-		if code, status := errCode(err); code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable {
+		if code, status := ErrorCode(err); code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable {
 			// off is at or past the end (or the object is empty).
 			if _, err := s.Stat(ctx, key); err != nil {
 				return nil, err
@@ -437,8 +472,17 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// errCode returns the S3 error code and HTTP status of err, if any.
-func errCode(err error) (code string, status int) {
+// IsPreconditionFailed reports S3's answer to a failed conditional request
+// (If-Match, If-None-Match): 412 PreconditionFailed, or 409
+// ConditionalRequestConflict when two conditional writes of a key race.
+func IsPreconditionFailed(err error) bool {
+	code, status := ErrorCode(err)
+	return status == http.StatusPreconditionFailed || code == "PreconditionFailed" || code == "ConditionalRequestConflict"
+}
+
+// ErrorCode returns the S3 error code and HTTP status of an SDK error: ""
+// and 0 where err carries none.
+func ErrorCode(err error) (code string, status int) {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		code = ae.ErrorCode()
@@ -465,7 +509,7 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", op, uri, ctx.Err())
 	}
-	code, status := errCode(err)
+	code, status := ErrorCode(err)
 	switch {
 	case code == "NoSuchBucket":
 		return s.noBucket(op, uri, err)
@@ -473,7 +517,7 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 		// HEAD answers a bare 404 for a missing bucket too: ask which.
 		if op == "stat" || code != "NoSuchKey" {
 			if _, berr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); berr != nil {
-				if c, st := errCode(berr); c == "NotFound" || c == "NoSuchBucket" || st == http.StatusNotFound {
+				if c, st := ErrorCode(berr); c == "NotFound" || c == "NoSuchBucket" || st == http.StatusNotFound {
 					return s.noBucket(op, uri, err)
 				}
 			}

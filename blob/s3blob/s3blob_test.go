@@ -3,9 +3,13 @@ package s3blob_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/stratus-ml/stratus/blob"
@@ -209,4 +213,79 @@ func TestMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// PutIfAbsent writes a key once: a second write, and every loser of a race of
+// writers, writes nothing and is told so, and the first write's bytes stay.
+func TestPutIfAbsent(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	s := newStore(t, srv, bucket, "team", nil)
+	for i, want := range []bool{true, false} {
+		created, err := s.PutIfAbsent(ctx, "entries/x.json", []byte(fmt.Sprint("write ", i)))
+		if err != nil || created != want {
+			t.Fatalf("write %d: created %v, %v; want %v", i, created, err, want)
+		}
+	}
+	out, err := srv.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("team/entries/x.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(out.Body); string(b) != "write 0" {
+		t.Fatalf("the object holds %q after two writes, want the first", b)
+	}
+
+	const writers = 8
+	var wg sync.WaitGroup
+	won := make([]bool, writers)
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			won[i], errs[i] = s.PutIfAbsent(ctx, "race", []byte(fmt.Sprint(i)))
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i := range writers {
+		if errs[i] != nil {
+			t.Errorf("writer %d: %v", i, errs[i])
+		}
+		if won[i] {
+			if winner >= 0 {
+				t.Errorf("writers %d and %d both created the key", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer created the key")
+	}
+	b, err := readAll(ctx, s, "race")
+	if err != nil || string(b) != fmt.Sprint(winner) {
+		t.Errorf("the key holds %q, %v; want the winner's %d", b, err, winner)
+	}
+
+	if _, err := s.PutIfAbsent(ctx, "../x", nil); err == nil {
+		t.Error("PutIfAbsent of an invalid key succeeded")
+	}
+	_, err = newStore(t, srv, "no-such-bucket", "", nil).PutIfAbsent(ctx, "k", []byte("x"))
+	if !errors.Is(err, blob.ErrNoBucket) || !strings.Contains(err.Error(), "put s3://no-such-bucket/k") {
+		t.Errorf("PutIfAbsent into a missing bucket: %v; want ErrNoBucket naming the URI", err)
+	}
+	_, err = newStore(t, srv, bucket, "", func(o *s3blob.Options) { o.AccessKeyID = "nobody" }).PutIfAbsent(ctx, "k", []byte("x"))
+	if !errors.Is(err, blob.ErrAccessDenied) || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Errorf("PutIfAbsent with an unknown access key: %v; want ErrAccessDenied naming AWS_ACCESS_KEY_ID", err)
+	}
+}
+
+func readAll(ctx context.Context, s *s3blob.Store, key string) ([]byte, error) {
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }

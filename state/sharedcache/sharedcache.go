@@ -140,15 +140,16 @@ func (e *Entry) RecordAt(root string) (*state.StageRecord, error) {
 
 // Cache is an opened shared cache. It is safe for concurrent use.
 type Cache struct {
-	store blob.Store
-	cond  conditional
+	store store
 	who   string
 	now   func() time.Time
 }
 
-// conditional writes an object only if its key is free: created is false, and
+// store holds the cache's objects and entries. Entries are written only if
+// their key is free (s3blob's conditional write): created is false, and
 // nothing is written, when an object is already there.
-type conditional interface {
+type store interface {
+	blob.Store
 	PutIfAbsent(ctx context.Context, key string, data []byte) (created bool, err error)
 }
 
@@ -315,7 +316,7 @@ func (c *Cache) Publish(ctx context.Context, run blob.Store, rec *state.StageRec
 	if err != nil {
 		return res, fmt.Errorf("encode entry %s: %w", res.Entry, err)
 	}
-	created, err := c.cond.PutIfAbsent(ctx, entryKey(rec.Key), append(b, '\n'))
+	created, err := c.store.PutIfAbsent(ctx, entryKey(rec.Key), append(b, '\n'))
 	if err != nil {
 		return res, err
 	}
@@ -347,7 +348,7 @@ func (c *Cache) publishObject(ctx context.Context, run blob.Store, root, key str
 	} else if !errors.Is(err, blob.ErrNotFound) {
 		return o, false, err
 	}
-	created, err := c.cond.PutIfAbsent(ctx, ok, b)
+	created, err := c.store.PutIfAbsent(ctx, ok, b)
 	return o, created, err
 }
 

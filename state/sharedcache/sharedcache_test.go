@@ -319,7 +319,7 @@ func testConditionalWrite(t *testing.T, srv *miniotest.Server) {
 	f := newFixture(t, srv)
 	c := f.open(t, "alice@laptop")
 	for i, want := range []bool{true, false, false} {
-		created, err := c.cond.PutIfAbsent(ctx, "entries/x.json", []byte(fmt.Sprint("write ", i)))
+		created, err := c.store.PutIfAbsent(ctx, "entries/x.json", []byte(fmt.Sprint("write ", i)))
 		if err != nil || created != want {
 			t.Fatalf("write %d: created %v, %v; want %v", i, created, err, want)
 		}
