@@ -398,51 +398,28 @@ func (r *rpcService) ExportPartition(req *pb.PartitionRequest, stream grpc.Serve
 // keys and its model slices.
 func (s *Server) dropPartition(p, n uint32) (keys, models uint64, err error) {
 	s.modelsMu.Lock()
-	var drop []string
+	drop := map[string]*modelShard{}
 	for name, m := range s.models {
 		if uint32(m.shardIndex) == p && uint32(m.shardCount) == n {
-			drop = append(drop, name)
-			delete(s.models, name)
-			s.modelBytes -= modelBytes(m.spec, m.localDim)
-			m.ckMu.Lock()
-			m.deleted = true
-			m.ckMu.Unlock()
+			drop[name] = m
+			s.forgetModelLocked(name, m)
 		}
 	}
 	s.modelsMu.Unlock()
-	for _, name := range drop {
-		if err := deleteModelData(s.db, name); err != nil {
-			return 0, 0, err
+	for name, m := range drop { // every one, so that each is marked deleted
+		if derr := s.deleteModel(name, m); derr != nil && err == nil {
+			err = derr
 		}
 	}
-	var del [][]byte
-	err = s.db.View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
-		opt.PrefetchValues = false
-		opt.Prefix = []byte(kvPrefix)
-		it := txn.NewIterator(opt)
-		defer it.Close()
-		for it.Seek(opt.Prefix); it.ValidForPrefix(opt.Prefix); it.Next() {
-			if partitionOfKey(it.Item().Key()[len(kvPrefix):], n) == p {
-				del = append(del, it.Item().KeyCopy(nil))
-			}
-		}
-		return nil
-	})
 	if err != nil {
 		return 0, 0, err
 	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range del {
-		if err := wb.Delete(k); err != nil {
-			return 0, 0, err
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	prefix := []byte(kvPrefix)
+	del, err := deleteWhere(s.db, prefix, func(k []byte) bool { return partitionOfKey(k[len(prefix):], n) == p })
+	if err != nil {
 		return 0, 0, err
 	}
-	return uint64(len(del)), uint64(len(drop)), nil
+	return uint64(del), uint64(len(drop)), nil
 }
 
 func (r *rpcService) DropPartition(_ context.Context, req *pb.PartitionRequest) (*pb.ImportResponse, error) {

@@ -69,20 +69,33 @@ func (r *rpcService) DeleteModel(_ context.Context, req *pb.DeleteModelRequest) 
 	s.modelsMu.Lock()
 	m := s.models[req.Model]
 	if m != nil {
-		delete(s.models, req.Model)
-		s.modelBytes -= modelBytes(m.spec, m.localDim)
+		s.forgetModelLocked(req.Model, m)
 	}
 	s.modelsMu.Unlock()
 	if m == nil {
 		return &pb.DeleteModelResponse{}, nil
 	}
-	m.ckMu.Lock()
-	defer m.ckMu.Unlock()
-	m.deleted = true
-	if err := deleteModelData(s.db, req.Model); err != nil {
+	if err := s.deleteModel(req.Model, m); err != nil {
 		return nil, status.Errorf(codes.Internal, "psstore: %v", err)
 	}
 	return &pb.DeleteModelResponse{}, nil
+}
+
+// forgetModelLocked takes model slice m, named name, out of the server's
+// models and their memory; the caller holds modelsMu and then deletes it
+// (deleteModel).
+func (s *Server) forgetModelLocked(name string, m *modelShard) {
+	delete(s.models, name)
+	s.modelBytes -= modelBytes(m.spec, m.localDim)
+}
+
+// deleteModel marks m, named name, deleted, so that no checkpoint writes it
+// again, and removes its metadata and chunks.
+func (s *Server) deleteModel(name string, m *modelShard) error {
+	m.ckMu.Lock()
+	defer m.ckMu.Unlock()
+	m.deleted = true
+	return deleteModelData(s.db, name)
 }
 
 // sparseScratch is per-request decoding space, pooled.

@@ -399,7 +399,14 @@ func deleteModelData(db *badger.DB, name string) error {
 // deletePrefixExcept deletes every key with prefix that does not also have
 // prefix keep (nil keeps nothing).
 func deletePrefixExcept(db *badger.DB, prefix, keep []byte) error {
-	var doomed [][]byte
+	_, err := deleteWhere(db, prefix, func(k []byte) bool { return keep == nil || !bytes.HasPrefix(k, keep) })
+	return err
+}
+
+// deleteWhere deletes, in one write batch, every key with prefix for which
+// doomed (given the whole key) is true, and returns how many it deleted.
+func deleteWhere(db *badger.DB, prefix []byte, doomed func(key []byte) bool) (int, error) {
+	var del [][]byte
 	err := db.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
@@ -407,25 +414,26 @@ func deletePrefixExcept(db *badger.DB, prefix, keep []byte) error {
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			k := it.Item().Key()
-			if keep != nil && bytes.HasPrefix(k, keep) {
-				continue
+			if doomed(it.Item().Key()) {
+				del = append(del, it.Item().KeyCopy(nil))
 			}
-			doomed = append(doomed, it.Item().KeyCopy(nil))
 		}
 		return nil
 	})
-	if err != nil || len(doomed) == 0 {
-		return err
+	if err != nil || len(del) == 0 {
+		return 0, err
 	}
 	wb := db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, k := range doomed {
+	for _, k := range del {
 		if err := wb.Delete(k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return wb.Flush()
+	if err := wb.Flush(); err != nil {
+		return 0, err
+	}
+	return len(del), nil
 }
 
 // listModels returns the names of models with checkpoint metadata, and
