@@ -160,25 +160,10 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 		hctx, hcancel = context.WithTimeout(ctx, max(o.dialTimeout, o.retry.Wait+o.retry.MaxDelay))
 		defer hcancel()
 	}
-	hello := func(ctx context.Context, sh *shardConn) error {
-		mb, _ := c.smap.Member(sh.addr)
-		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
-			ShardIndex:    uint32(max(mb.Home, 0)),
-			ShardCount:    uint32(c.parts),
-			ClientVersion: Version,
-			Joined:        mb.Home < 0,
-		})
-		if err != nil {
-			return err
-		}
-		sh.maxKeys = min(o.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
-		sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
-		return nil
-	}
 	if c.r > 1 {
-		err = c.helloReplicated(hctx, hello)
+		err = c.helloReplicated(hctx)
 	} else {
-		err = c.each(hctx, "connect", hello)
+		err = c.each(hctx, "connect", c.hello)
 	}
 	if err != nil {
 		c.Close()
@@ -191,18 +176,36 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Client, error) 
 	return c, nil
 }
 
+// hello greets sh with its place in the client's map (which it records or
+// checks) and takes the shard's request limits.
+func (c *Client) hello(ctx context.Context, sh *shardConn) error {
+	mb, _ := c.smap.Member(sh.addr)
+	resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{
+		ShardIndex:    uint32(max(mb.Home, 0)),
+		ShardCount:    uint32(c.parts),
+		ClientVersion: Version,
+		Joined:        mb.Home < 0,
+	})
+	if err != nil {
+		return err
+	}
+	sh.maxKeys = min(c.opts.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
+	sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
+	return nil
+}
+
 // helloReplicated greets every shard, but with replication a shard that is
 // unreachable right now does not stop the client, as long as every
 // partition has a copy on a shard that answered: the client fails over from
 // the missing one like any client (its limits are taken from the others).
-func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context, *shardConn) error) error {
+func (c *Client) helloReplicated(ctx context.Context) error {
 	errs := make([]error, len(c.shards))
 	var wg sync.WaitGroup
 	for i, sh := range c.shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = hello(ctx, sh) // one try: a shard that is down must not hold the client up
+			errs[i] = c.hello(ctx, sh) // one try: a shard that is down must not hold the client up
 		}()
 	}
 	wg.Wait()
@@ -229,7 +232,7 @@ func (c *Client) helloReplicated(ctx context.Context, hello func(context.Context
 					down = append(down, c.shards[i])
 				}
 			}
-			return c.some(ctx, "connect", down, hello)
+			return c.some(ctx, "connect", down, c.hello)
 		}
 	}
 	for i, sh := range c.shards {

@@ -409,13 +409,9 @@ func (c *Client) helloNew(ctx context.Context) error {
 		if sh.maxKeys > 0 {
 			continue
 		}
-		mb, _ := c.smap.Member(sh.addr)
-		resp, err := sh.rpc.Hello(ctx, &pb.HelloRequest{ShardIndex: uint32(max(mb.Home, 0)), ShardCount: uint32(c.parts), ClientVersion: Version, Joined: mb.Home < 0})
-		if err != nil {
+		if err := c.hello(ctx, sh); err != nil {
 			return c.wrap(ctx, "connect", sh, err)
 		}
-		sh.maxKeys = min(c.opts.maxKeys, int(min(resp.MaxKeysPerRequest, 1<<30)))
-		sh.maxValueBytes = int64(min(resp.MaxValueBytes, 1<<40))
 	}
 	return nil
 }
