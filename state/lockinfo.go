@@ -52,12 +52,21 @@ func (i *LockInfo) Fill() {
 }
 
 func (i LockInfo) String() string {
-	who := i.Host
-	if i.User != "" {
-		who = i.User + "@" + i.Host
-	}
-	return fmt.Sprintf("%s (%s, pid %d, since %s)", i.Command, who, i.PID, i.Started.Local().Format(time.DateTime))
+	return fmt.Sprintf("%s (%s, pid %d, since %s)", i.Command, i.Who(), i.PID, i.Started.Local().Format(time.DateTime))
 }
+
+// Who is the holder as user@host (the host alone when the record names no
+// user).
+func (i LockInfo) Who() string {
+	if i.User == "" {
+		return i.Host
+	}
+	return i.User + "@" + i.Host
+}
+
+// Who is this process's user@host: the name its locks, the state snapshots
+// it writes and the shared-cache entries it publishes go by.
+func Who() string { return LockInfo{User: currentUser(), Host: Hostname()}.Who() }
 
 // Gone reports whether the holder is known to have died: it ran on this host,
 // since its last boot, and its process no longer exists. A holder on another

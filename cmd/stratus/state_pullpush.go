@@ -51,7 +51,7 @@ func (c *cli) statePullPush(dir *string, lockTimeout *time.Duration) (*cobra.Com
 				if st == nil {
 					return fmt.Errorf("no state in %s: the pipeline has not been applied", stateDir(*dir))
 				}
-				snap, err := st.Snapshot(whoami())
+				snap, err := st.Snapshot(state.Who())
 				st.Close()
 				if err != nil {
 					return err
@@ -100,7 +100,7 @@ state it replaces is kept (state.backup.json beside it).`,
 			}
 			defer c.unlockState(lock, st, &err)
 			where := stateWhere(*dir, st.Remote())
-			cur, err := st.Snapshot(whoami())
+			cur, err := st.Snapshot(state.Who())
 			if err != nil {
 				return err
 			}
@@ -178,10 +178,4 @@ func writeSnapshotFile(path string, data []byte) error {
 		return errors.Join(fmt.Errorf("write %s", path), werr)
 	}
 	return nil
-}
-
-// whoami is user@host, for the snapshots this process writes.
-func whoami() string {
-	i := state.NewLockInfo("")
-	return i.User + "@" + i.Host
 }

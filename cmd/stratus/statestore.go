@@ -108,7 +108,7 @@ func (c *cli) lockState(ctx context.Context, dir, command string, timeout time.D
 	}
 	st, err := r.Checkout(ctx, state.CheckoutOptions{
 		Dir: filepath.Join(stateDir(dir), remoteWorkingDir), Writable: true,
-		By: info.User + "@" + info.Host, Errored: filepath.Join(stateDir(dir), state.ErroredFile),
+		By: info.Who(), Errored: filepath.Join(stateDir(dir), state.ErroredFile),
 	})
 	if err != nil {
 		lock.Release()

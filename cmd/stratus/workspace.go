@@ -368,7 +368,7 @@ func createRemoteWorkspace(dir, ws string) error {
 		return err
 	}
 	info := state.NewLockInfo("stratus workspace new")
-	if err := r.Create(ctx, info.User+"@"+info.Host); err != nil {
+	if err := r.Create(ctx, info.Who()); err != nil {
 		if errors.Is(err, state.ErrStateChanged) {
 			return fmt.Errorf("workspace %q already exists in %s; select it with: stratus workspace select %s", ws, r.URI(state.RemoteStateKey), ws)
 		}

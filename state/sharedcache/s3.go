@@ -8,13 +8,14 @@ import (
 
 	"github.com/stratus-ml/stratus/blob/blobs"
 	"github.com/stratus-ml/stratus/blob/s3blob"
+	"github.com/stratus-ml/stratus/state"
 )
 
 // Options configure Open.
 type Options struct {
 	// S3 are the endpoint, region and credentials (empty: the AWS environment).
 	S3 blobs.Options
-	// Who names the publisher, user@host (default Who()).
+	// Who names the publisher, user@host (default state.Who()).
 	Who string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -36,7 +37,7 @@ func Open(ctx context.Context, uri string, o Options) (*Cache, error) {
 		return nil, fmt.Errorf("shared cache %s: not an S3 store", uri)
 	}
 	if o.Who == "" {
-		o.Who = Who()
+		o.Who = state.Who()
 	}
 	if o.Now == nil {
 		o.Now = time.Now

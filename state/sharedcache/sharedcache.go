@@ -48,8 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/user"
 	"regexp"
 	"sort"
 	"strings"
@@ -551,20 +549,4 @@ func relocate(b []byte, from, to string) ([]byte, error) {
 func jsonRoot(root string) string {
 	b, _ := json.Marshal(root)
 	return string(b[1 : len(b)-1])
-}
-
-// Who is the user@host that publishes from this process.
-func Who() string {
-	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	if name == "" {
-		name = "unknown"
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown"
-	}
-	return name + "@" + host
 }
