@@ -132,8 +132,8 @@ func (s *Store) PutStage(r *StageRecord) error {
 		return fmt.Errorf("record stage %s: %w", r.Address, err)
 	}
 	if !inTxn {
-		if err := s.DeleteTasks(r.Key); err != nil {
-			return err
+		if err := s.deleteKeys(tasks); err != nil {
+			return fmt.Errorf("record stage %s: drop its task records: %w", r.Address, err)
 		}
 	}
 	return s.stageRecorded()

@@ -251,6 +251,11 @@ func (s *Store) deletePrefix(prefix string) error {
 	}); err != nil {
 		return err
 	}
+	return s.deleteKeys(keys)
+}
+
+// deleteKeys deletes keys in one write batch.
+func (s *Store) deleteKeys(keys [][]byte) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, k := range keys {
