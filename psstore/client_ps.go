@@ -293,16 +293,8 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 					return err
 				}
 			}
-			if c.r == 1 && c.owners[s][0].local != nil {
-				part := pushPart{s, lo, 0}
-				if pr.done[part] {
-					continue
-				}
-				if err := c.owners[s][0].lpush.send(ctx, c.copyName(model, s, 0), copyKey{}, ks[lo:hi], vs[lo:hi], !counted[0], true); err != nil {
-					return err
-				}
-				counted[0] = true
-				pr.mark(part)
+			part := pushPart{s, lo, 0}
+			if c.r == 1 && pr.done[part] {
 				continue
 			}
 			p.keyBuf[s], p.valBuf[s] = p.keyBuf[s][:0], p.valBuf[s][:0]
@@ -311,11 +303,7 @@ func (c *Client) pushSparse(ctx context.Context, model string, keys []uint64, gr
 				p.valBuf[s] = appendValues(p.valBuf[s], vs[lo:hi], c.opts.f16)
 			}
 			if c.r == 1 {
-				part := pushPart{s, lo, 0}
-				if pr.done[part] {
-					continue
-				}
-				if err := c.owners[s][0].push.send(ctx, c.copyName(model, s, 0), copyKey{}, p.keyBuf[s], p.valBuf[s], hi-lo, !counted[0], true); err != nil {
+				if err := c.sendPart(ctx, c.owners[s][0], c.copyName(model, s, 0), copyKey{}, p.keyBuf[s], p.valBuf[s], ks[lo:hi], vs[lo:hi], !counted[0], true); err != nil {
 					return err
 				}
 				counted[0] = true
@@ -351,12 +339,7 @@ func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, 
 		for jj := j + 1; jj < c.r; jj++ {
 			more = more || ignore || !c.copies.isBad(copyKey{model, s, jj})
 		}
-		var err error
-		if h := c.copyHost(s, j); h.local != nil {
-			err = h.lpush.send(ctx, c.copyName(model, s, j), k, rawKeys, rawVals, j < len(counted) && !counted[j], !sent && !more)
-		} else {
-			err = h.push.send(ctx, c.copyName(model, s, j), k, keys, vals, len(rawKeys), j < len(counted) && !counted[j], !sent && !more)
-		}
+		err := c.sendPart(ctx, c.copyHost(s, j), c.copyName(model, s, j), k, keys, vals, rawKeys, rawVals, j < len(counted) && !counted[j], !sent && !more)
 		if err == nil {
 			sent = true
 			pr.mark(part)
@@ -381,6 +364,18 @@ func (c *Client) pushCopies(ctx context.Context, model string, s, lo int, keys, 
 		return last
 	}
 	return nil
+}
+
+// sendPart queues one push part on h's stream for the copy named name: the
+// raw keys and gradients to a shard in this process, their wire encoding
+// (keys, vals) to one reached over gRPC. countPush says the part counts the
+// push on that copy; wait, whether to wait for a shard that is unreachable
+// rather than fail at once (see RetryPolicy).
+func (c *Client) sendPart(ctx context.Context, h *shardConn, name string, k copyKey, keys, vals []byte, rawKeys []uint64, rawVals []float32, countPush, wait bool) error {
+	if h.local != nil {
+		return h.lpush.send(ctx, name, k, rawKeys, rawVals, countPush, wait)
+	}
+	return h.push.send(ctx, name, k, keys, vals, len(rawKeys), countPush, wait)
 }
 
 // Flush waits until every push this client made before the call is
