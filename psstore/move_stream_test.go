@@ -1,6 +1,7 @@
 package psstore
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -50,6 +51,84 @@ func copyWeights(t *testing.T, s *Server, m *ShardMap, model string, p int, addr
 	return w
 }
 
+// moveRig is the cluster of the move tests: three shards reached over gRPC
+// only (a and b members, d to join), a client of a and b with two replicas
+// and a push window of window, and model "m" of 16 coordinates with
+// learning rate 1, so that every push of ones takes one from each coordinate.
+type moveRig struct {
+	t                   *testing.T
+	ctx                 context.Context
+	a, b, d             *Server
+	aAddr, bAddr, dAddr string
+	c                   *Client
+	keys                []uint64
+	ones, dst           []float32
+	pushes              int // pushes of ones the client made
+}
+
+func newMoveRig(t *testing.T, token string, window int) *moveRig {
+	grpcOnly(t) // its shards are reached over gRPC in both passes
+	r := &moveRig{t: t, ctx: testCtx(t)}
+	r.a, r.aAddr = grpcServer(t, token)
+	r.b, r.bAddr = grpcServer(t, token)
+	r.d, r.dAddr = grpcServer(t, token)
+	r.c = dial(t, []string{r.aAddr, r.bAddr}, token, WithReplicas(2), WithPushWindow(window))
+	spec := ModelSpec{Name: "m", Dim: 16, LearningRate: 1}
+	if err := r.c.CreateModel(r.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	r.keys = make([]uint64, spec.Dim)
+	r.ones = make([]float32, spec.Dim)
+	r.dst = make([]float32, spec.Dim)
+	for i := range r.keys {
+		r.keys[i], r.ones[i] = uint64(i), 1
+	}
+	return r
+}
+
+// push pulls and pushes every key n times and flushes. It may run on a
+// goroutine of its own: it reports a failure with t.Error and returns false.
+func (r *moveRig) push(n int) bool {
+	for range n {
+		if err := r.c.PullSparse(r.ctx, "m", r.keys, r.dst); err != nil {
+			r.t.Error(err)
+			return false
+		}
+		if err := r.c.PushSparse(r.ctx, "m", r.keys, r.ones); err != nil {
+			r.t.Error(err)
+			return false
+		}
+		r.pushes++
+	}
+	if err := r.c.Flush(r.ctx); err != nil {
+		r.t.Error(err)
+		return false
+	}
+	return true
+}
+
+// mustPush is push on the test's goroutine: a failure ends the test.
+func (r *moveRig) mustPush(n int) {
+	if !r.push(n) {
+		r.t.FailNow()
+	}
+}
+
+// checkCopies fails the test unless every copy of every partition under
+// final holds every push but at most slack, the pushes moves may lose.
+func (r *moveRig) checkCopies(final *ShardMap, slack, moves int) {
+	srv := map[string]*Server{r.aAddr: r.a, r.bAddr: r.b, r.dAddr: r.d}
+	for p, owners := range final.Owners {
+		for _, addr := range owners {
+			for k, v := range copyWeights(r.t, srv[addr], final, "m", p, addr) {
+				if applied := int(-v); applied > r.pushes || applied < r.pushes-slack {
+					r.t.Errorf("partition %d copy on %s, coordinate %d: %d of %d pushes (allowed loss %d over %d moves)", p, addr, k, applied, r.pushes, slack, moves)
+				}
+			}
+		}
+	}
+}
+
 // TestMoveOntoMemberWithOpenStreams: a partition's copy moves onto a member
 // the pushing client already has push and pull streams to (here the drain
 // after a join moves a's copy onto the joined shard). The client's streams
@@ -62,43 +141,10 @@ func copyWeights(t *testing.T, s *Server, m *ShardMap, model string, p int, addr
 // partition must then hold every push but at most one push window per
 // move (see Elasticity).
 func TestMoveOntoMemberWithOpenStreams(t *testing.T) {
-	grpcOnly(t) // its shards are reached over gRPC in both passes
-	const token = "move-streams"
-	const window = 4
-	ctx := testCtx(t)
-	a, aAddr := grpcServer(t, token)
-	b, bAddr := grpcServer(t, token)
-	d, dAddr := grpcServer(t, token)
-	srv := map[string]*Server{aAddr: a, bAddr: b, dAddr: d}
-	c := dial(t, []string{aAddr, bAddr}, token, WithReplicas(2), WithPushWindow(window))
-	spec := ModelSpec{Name: "m", Dim: 16, LearningRate: 1}
-	if err := c.CreateModel(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	keys := make([]uint64, spec.Dim)
-	ones := make([]float32, spec.Dim)
-	for i := range keys {
-		keys[i], ones[i] = uint64(i), 1
-	}
-	dst := make([]float32, len(keys))
-	pushes := 0
-	push := func(n int) {
-		for range n {
-			if err := c.PullSparse(ctx, "m", keys, dst); err != nil {
-				t.Error(err)
-				return
-			}
-			if err := c.PushSparse(ctx, "m", keys, ones); err != nil {
-				t.Error(err)
-				return
-			}
-			pushes++
-		}
-		if err := c.Flush(ctx); err != nil {
-			t.Error(err)
-		}
-	}
-	push(3)
+	const token, window = "move-streams", 4
+	r := newMoveRig(t, token, window)
+	ctx, c, d := r.ctx, r.c, r.d
+	r.mustPush(3)
 
 	moves := 0
 	progress := func(ev MoveEvent) {
@@ -106,13 +152,13 @@ func TestMoveOntoMemberWithOpenStreams(t *testing.T) {
 			moves++
 		}
 	}
-	if _, err := JoinCluster(ctx, aAddr, dAddr, progress, WithToken(token)); err != nil {
+	if _, err := JoinCluster(ctx, r.aAddr, r.dAddr, progress, WithToken(token)); err != nil {
 		t.Fatal(err)
 	}
 	// The client follows the join and opens its streams to d.
-	push(3)
-	if _, ok := c.conns[dAddr]; !ok {
-		t.Fatalf("after the join the client has no connection to %s: %+v", dAddr, c.Map())
+	r.mustPush(3)
+	if _, ok := c.conns[r.dAddr]; !ok {
+		t.Fatalf("after the join the client has no connection to %s: %+v", r.dAddr, c.Map())
 	}
 
 	// Drain a: its copy moves onto d. Hold d's import until the client
@@ -129,12 +175,12 @@ func TestMoveOntoMemberWithOpenStreams(t *testing.T) {
 	var final *ShardMap
 	go func() {
 		var err error
-		final, err = DrainMember(ctx, bAddr, aAddr, progress, WithToken(token))
+		final, err = DrainMember(ctx, r.bAddr, r.aAddr, progress, WithToken(token))
 		drained <- err
 	}()
 	<-importing
 	pushed := make(chan struct{})
-	go func() { defer close(pushed); push(10) }()
+	go func() { defer close(pushed); r.push(10) }()
 wait:
 	for d.smap.waiting.Load() == 0 {
 		select {
@@ -151,24 +197,15 @@ wait:
 		t.Fatal(err)
 	}
 	<-pushed
-	push(20)
+	r.push(20)
 	if t.Failed() {
 		return
 	}
 
-	if len(final.Hosted(aAddr)) != 0 || len(final.Hosted(dAddr)) != 2 {
-		t.Fatalf("after the drain: %+v, want both partitions on %s", final, dAddr)
+	if len(final.Hosted(r.aAddr)) != 0 || len(final.Hosted(r.dAddr)) != 2 {
+		t.Fatalf("after the drain: %+v, want both partitions on %s", final, r.dAddr)
 	}
-	slack := window * moves
-	for p, owners := range final.Owners {
-		for _, addr := range owners {
-			for k, v := range copyWeights(t, srv[addr], final, "m", p, addr) {
-				if applied := int(-v); applied > pushes || applied < pushes-slack {
-					t.Errorf("partition %d copy on %s, coordinate %d: %d of %d pushes (allowed loss %d over %d moves)", p, addr, k, applied, pushes, slack, moves)
-				}
-			}
-		}
-	}
+	r.checkCopies(final, window*moves, moves)
 }
 
 // TestMovedPushRefusalAfterRefresh: the MOVED refusal of a push sent with
@@ -179,41 +216,10 @@ wait:
 // destination's import are held so the events come in that order on every
 // run.
 func TestMovedPushRefusalAfterRefresh(t *testing.T) {
-	grpcOnly(t) // its shards are reached over gRPC in both passes
-	const token = "moved-after-refresh"
-	const window = 4
-	ctx := testCtx(t)
-	a, aAddr := grpcServer(t, token)
-	b, bAddr := grpcServer(t, token)
-	d, dAddr := grpcServer(t, token)
-	srv := map[string]*Server{aAddr: a, bAddr: b, dAddr: d}
-	c := dial(t, []string{aAddr, bAddr}, token, WithReplicas(2), WithPushWindow(window))
-	spec := ModelSpec{Name: "m", Dim: 16, LearningRate: 1}
-	if err := c.CreateModel(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	keys := make([]uint64, spec.Dim)
-	ones := make([]float32, spec.Dim)
-	for i := range keys {
-		keys[i], ones[i] = uint64(i), 1
-	}
-	dst := make([]float32, len(keys))
-	pushes := 0
-	push := func(n int) {
-		for range n {
-			if err := c.PullSparse(ctx, "m", keys, dst); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.PushSparse(ctx, "m", keys, ones); err != nil {
-				t.Fatal(err)
-			}
-			pushes++
-		}
-		if err := c.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	push(3)
+	const token, window = "moved-after-refresh", 4
+	r := newMoveRig(t, token, window)
+	ctx, c, a, d, keys := r.ctx, r.c, r.a, r.d, r.keys
+	r.mustPush(3)
 
 	// The join moves a's primary copy of partition 0 to d. Hold d's import.
 	importing, releaseImport := make(chan struct{}), make(chan struct{})
@@ -227,7 +233,7 @@ func TestMovedPushRefusalAfterRefresh(t *testing.T) {
 	var final *ShardMap
 	go func() {
 		var err error
-		final, err = JoinCluster(ctx, aAddr, dAddr, nil, WithToken(token))
+		final, err = JoinCluster(ctx, r.aAddr, r.dAddr, nil, WithToken(token))
 		joined <- err
 	}()
 	<-importing
@@ -241,16 +247,16 @@ func TestMovedPushRefusalAfterRefresh(t *testing.T) {
 		<-releaseRefusal
 	}
 	a.beforeRefusePush.Store(&holdRefusal)
-	if err := c.PushSparse(ctx, "m", keys, ones); err != nil {
+	if err := c.PushSparse(ctx, "m", keys, r.ones); err != nil {
 		t.Fatal(err)
 	}
-	pushes++
+	r.pushes++
 	<-refusing
 
 	// A pull is redirected by a (MOVED): the client refreshes to the
 	// join's map and pulls partition 0 from d, which waits for that map.
 	pulled := make(chan error, 1)
-	go func() { pulled <- c.PullSparse(ctx, "m", keys, dst) }()
+	go func() { pulled <- c.PullSparse(ctx, "m", keys, r.dst) }()
 	for d.smap.waiting.Load() == 0 {
 		select {
 		case err := <-pulled:
@@ -277,19 +283,10 @@ func TestMovedPushRefusalAfterRefresh(t *testing.T) {
 	if err := <-pulled; err != nil {
 		t.Fatal(err)
 	}
-	push(20)
+	r.mustPush(20)
 
-	if got := final.Owners[0]; got[0] != dAddr {
-		t.Fatalf("after the join partition 0 is on %v, want its primary on %s", got, dAddr)
+	if got := final.Owners[0]; got[0] != r.dAddr {
+		t.Fatalf("after the join partition 0 is on %v, want its primary on %s", got, r.dAddr)
 	}
-	slack := window // one move
-	for p, owners := range final.Owners {
-		for _, addr := range owners {
-			for k, v := range copyWeights(t, srv[addr], final, "m", p, addr) {
-				if applied := int(-v); applied > pushes || applied < pushes-slack {
-					t.Errorf("partition %d copy on %s, coordinate %d: %d of %d pushes (allowed loss %d)", p, addr, k, applied, pushes, slack)
-				}
-			}
-		}
-	}
+	r.checkCopies(final, window, 1) // one move
 }
