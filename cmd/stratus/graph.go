@@ -28,7 +28,8 @@ action the plan would take. Render DOT with Graphviz:
 				fmt.Fprintf(c.stderr, "Error: -format must be dot or mermaid, not %q.\n", format)
 				return exitError{1}
 			}
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, selectFlags{}, true)
+			// Sizing is not drawn: plan without asking Lambda or psstore.
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, selectFlags{}, true, false)
 			if err != nil {
 				return err
 			}

@@ -118,9 +118,24 @@ func (s *selectFlags) register(fs *pflag.FlagSet) {
 
 // buildPlan plans cfg against st (read-only use), limited or forced by sel.
 func (c *cli) buildPlan(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags) (*planner.Plan, bool) {
+	return c.buildPlanLimits(ctx, cfg, st, sel, true)
+}
+
+// buildPlanLimits is buildPlan; dial says whether the backend's limits may be
+// read over the network (Lambda's account concurrency, the psstore cluster's
+// map), which sizing needs and graph, which draws only actions, does not.
+func (c *cli) buildPlanLimits(ctx context.Context, cfg *dsl.Config, st *state.Store, sel selectFlags, dial bool) (*planner.Plan, bool) {
 	backend, root := runtime.Location(cfg, c.backend, absDir(stateDir(cfg.Dir)))
 	pr, memoryMB := planPricing(cfg, backend)
-	limits, autoMemory := runtime.PlanLimits(ctx, cfg, c.backend)
+	var (
+		limits     planner.Limits
+		autoMemory bool
+	)
+	if dial {
+		limits, autoMemory = runtime.PlanLimits(ctx, cfg, c.backend)
+	} else {
+		limits, autoMemory = runtime.OfflineLimits(cfg, c.backend)
+	}
 	opts := planner.Options{
 		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
 		BlobRoot: root, Backend: backend, Pricing: pr, MemoryMB: memoryMB,
@@ -158,8 +173,8 @@ func planPricing(cfg *dsl.Config, backend string) (pricing.Pricing, int) {
 
 // planDir loads the pipeline in dir and plans it against its state (read, never
 // created), printing every problem. It returns nil after printing when there are
-// errors.
-func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFlags, allowMissingVars bool) (*planner.Plan, error) {
+// errors. dial is buildPlanLimits's.
+func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFlags, allowMissingVars, dial bool) (*planner.Plan, error) {
 	cfg, ok := c.loadPipeline(dir, vf, allowMissingVars)
 	if !ok {
 		return nil, exitError{1}
@@ -169,7 +184,7 @@ func (c *cli) planDir(ctx context.Context, dir string, vf varFlags, sel selectFl
 		return nil, err
 	}
 	defer st.Close()
-	p, ok := c.buildPlan(ctx, cfg, st, sel)
+	p, ok := c.buildPlanLimits(ctx, cfg, st, sel, dial)
 	if !ok {
 		return nil, exitError{1}
 	}

@@ -42,7 +42,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes, 1 error,
 2 changes to apply.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.planDir(cmd.Context(), dirArg(args), vf, sel, false)
+			p, err := c.planDir(cmd.Context(), dirArg(args), vf, sel, false, true)
 			if err != nil {
 				return err
 			}

@@ -30,6 +30,20 @@ import (
 //     token in EnvToken; else the list), and the memory is the deployed
 //     function's.
 func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.Limits, bool) {
+	return planLimits(ctx, cfg, override, true)
+}
+
+// OfflineLimits are PlanLimits read without a request, for a command that
+// draws actions and needs no sizing (graph): on lambda the account's
+// concurrency is assumed (planner.DefaultLambdaConcurrency) unless the block or
+// the environment says it, and the shards are the block's list.
+func OfflineLimits(cfg *dsl.Config, override string) (planner.Limits, bool) {
+	return planLimits(context.Background(), cfg, override, false)
+}
+
+// planLimits is PlanLimits; dial says whether it may ask Lambda and the psstore
+// cluster.
+func planLimits(ctx context.Context, cfg *dsl.Config, override string, dial bool) (planner.Limits, bool) {
 	s, diags := SettingsOf(cfg)
 	if diags.HasErrors() {
 		return planner.Limits{}, false
@@ -51,6 +65,9 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 			lim.HostCores = loopbackCores(eps, lc.Endpoints)
 		case lc.MaxConcurrency > 0:
 			lim.Functions, lim.Why = lc.MaxConcurrency, fmt.Sprintf("max_concurrency %d", lc.MaxConcurrency)
+		case !dial:
+			lim.Functions = planner.DefaultLambdaConcurrency
+			lim.Why = fmt.Sprintf("Lambda concurrency %d (assumed)", lim.Functions)
 		default:
 			n, err := lambdabe.AccountConcurrency(ctx, lc.Region)
 			if err != nil {
@@ -61,8 +78,10 @@ func PlanLimits(ctx context.Context, cfg *dsl.Config, override string) (planner.
 				lim.Functions, lim.Why = n, fmt.Sprintf("Lambda account concurrency %d (GetAccountSettings)", n)
 			}
 		}
-		if n := clusterMembers(ctx, lc, cfg.Dir); n > 0 {
-			lim.Shards = n // the cluster's members: the block lists only seeds
+		if dial {
+			if n := clusterMembers(ctx, lc, cfg.Dir); n > 0 {
+				lim.Shards = n // the cluster's members: the block lists only seeds
+			}
 		}
 		if lim.Shards == 0 {
 			lim.Shards = 1 // unreachable: lambda training needs listed shards

@@ -2,10 +2,12 @@ package runtime_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	goruntime "runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stratus-ml/stratus/executor/runtime"
@@ -111,5 +113,56 @@ func TestPlanLimitsLocal(t *testing.T) {
 }`)
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), `memory_mb must be a whole number of at least 128, or "auto"`) {
 		t.Fatalf("memory_mb = \"many\": %v", diags)
+	}
+}
+
+// TestOfflineLimitsMakeNoRequest: the limits graph plans with ask neither
+// Lambda (GetAccountSettings) nor the psstore cluster, though both are there to
+// ask (a token is set and a seed listens): the functions are assumed, the
+// shards are the block's list.
+func TestOfflineLimitsMakeNoRequest(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.Error(w, "no request expected", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	awsEnv(t, srv.URL)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	var dialled atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			dialled.Add(1)
+			cancel() // seen: PlanLimits need not wait for the seed below
+			c.Close()
+		}
+	}()
+	t.Setenv(runtime.EnvToken, "tok")
+	cfg, diags := load(t, strings.Replace(lambdaBlock, `"10.0.0.5:7000"`, `"`+lis.Addr().String()+`"`, 1))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	lim, autoMem := runtime.OfflineLimits(cfg, "")
+	if lim.Backend != "lambda" || lim.Functions != 100 || lim.Shards != 2 || lim.MemoryMB != 1769 || autoMem || lim.Why != "Lambda concurrency 100 (assumed)" {
+		t.Errorf("OfflineLimits = %+v, %v; want 100 assumed functions, 2 shards, 1769 MB fixed", lim, autoMem)
+	}
+	if a, d := asked.Load(), dialled.Load(); a != 0 || d != 0 {
+		t.Errorf("OfflineLimits made %d Lambda requests and %d psstore connections, want none", a, d)
+	}
+	// PlanLimits with the same settings asks both: the seams this test
+	// watches are the ones it would use.
+	runtime.PlanLimits(ctx, cfg, "")
+	if asked.Load() == 0 || dialled.Load() == 0 {
+		t.Fatalf("PlanLimits made %d Lambda requests and %d psstore connections; the test watches the wrong seams", asked.Load(), dialled.Load())
 	}
 }
