@@ -119,7 +119,10 @@ type Plan struct {
 	Sizing   []Choice
 	MemoryMB int
 	Limits   Limits
-	by       map[string]*StagePlan
+	// SharedCache is the shared stage cache the plan looked stages up in
+	// (Options.Shared), for the run to publish to; nil without one.
+	SharedCache SharedCache
+	by          map[string]*StagePlan
 }
 
 // Stage returns the plan of the stage at addr, or nil.
@@ -198,7 +201,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	ev := cfg.NewEvaluator()
 	diags = append(diags, ev.EvalAll()...)
 
-	p := &Plan{Config: cfg, Graph: g, by: map[string]*StagePlan{}, Targets: opts.Target, Replace: opts.Replace}
+	p := &Plan{Config: cfg, Graph: g, by: map[string]*StagePlan{}, Targets: opts.Target, Replace: opts.Replace, SharedCache: opts.Shared}
 	sel, ds := newSelection(cfg, g, opts)
 	diags = append(diags, ds...)
 	if ds.HasErrors() {

@@ -77,7 +77,8 @@ type Runtime struct {
 	// Pricing prices what the run uses; MemoryMB is each function's memory.
 	Pricing  pricing.Pricing
 	MemoryMB int
-	// Shared is the pipeline's shared stage cache, or nil (SharedCache).
+	// Shared is the pipeline's shared stage cache, or nil: the one the plan
+	// looked its stages up in (Plan.SharedCache), else SharedCache's.
 	Shared *sharedcache.Cache
 
 	closers []func() error
@@ -190,7 +191,9 @@ func Open(ctx context.Context, p *planner.Plan, o Options) (*Runtime, error) {
 		return nil, errors.New("training on Lambda needs psstore shards reachable from the functions: run `stratus psstore serve` on a host and list it in the backend block: psstore = [\"host:port\"]")
 	}
 	r.Services = envs.Services(r.TaskEnv)
-	if r.Shared, err = SharedCache(ctx, p.Config); err != nil {
+	if sc, ok := p.SharedCache.(*sharedcache.Cache); ok && sc != nil {
+		r.Shared = sc // the one the plan looked its stages up in
+	} else if r.Shared, err = SharedCache(ctx, p.Config); err != nil {
 		r.Close()
 		return nil, err
 	}
