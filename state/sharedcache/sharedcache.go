@@ -143,7 +143,7 @@ type Cache struct {
 	now   func() time.Time
 }
 
-// store holds the cache's objects and entries. Entries are written only if
+// store holds the cache's objects and entries, which are written only if
 // their key is free (s3blob's conditional write): created is false, and
 // nothing is written, when an object is already there.
 type store interface {
