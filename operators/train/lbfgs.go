@@ -71,16 +71,15 @@ type fbRun struct {
 	passes   int
 	start    time.Time
 
-	maxPasses  int     // the pass budget (epochs)
-	tol, gtol  float64 // the objective's and the gradient's relative tolerance
-	hessian    bool    // newton: the passes return the Hessian (hessianDim)
-	timeout    <-chan time.Time
-	res        *Result
-	hist       []histPoint
-	best       *fbPoint // by held-out loss
-	lastEvent  time.Time
-	unsent     map[string]float64
-	curvPasses int // newton: the pass whose curvature the Hessian-vector tasks use
+	maxPasses int     // the pass budget (epochs)
+	tol, gtol float64 // the objective's and the gradient's relative tolerance
+	hessian   bool    // newton: the passes return the Hessian (hessianDim)
+	timeout   <-chan time.Time
+	res       *Result
+	hist      []histPoint
+	best      *fbPoint // by held-out loss
+	lastEvent time.Time
+	unsent    map[string]float64
 }
 
 // fbPoint is f and its gradient at w, with the held-out figures of the same pass.
