@@ -57,10 +57,13 @@ type gradParams struct {
 	// float64s at WKey) times the Hessian of the summed loss at W, into G (or at
 	// GKey as float64s), reading the rows' curvature left under Curv, or
 	// computing it again when this function does not hold it.
-	Hess bool      `json:"hess,omitempty"`
-	Curv string    `json:"curv,omitempty"`
-	HV   bool      `json:"hv,omitempty"`
-	V    []float64 `json:"hv_v,omitempty"`
+	Hess bool `json:"hess,omitempty"`
+	// HessEvery > 1 sums the Hessian (and its diagonal) over every HessEvery-th
+	// row of the share only, scaled to the share's rows.
+	HessEvery int       `json:"hess_every,omitempty"`
+	Curv      string    `json:"curv,omitempty"`
+	HV        bool      `json:"hv,omitempty"`
+	V         []float64 `json:"hv_v,omitempty"`
 }
 
 // gradResult is a "train.grad" task's output: sums over its share.
@@ -140,7 +143,7 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
 	case p.Hess || p.Curv != "":
 		var h []float64
-		out.Loss, out.Rows, diag, h = secondOrder(train, w, g, p.Model, p.Huber, p.Hess, p.Curv)
+		out.Loss, out.Rows, diag, h = secondOrder(train, w, g, p.Model, p.Huber, p.Hess, p.Curv, p.HessEvery)
 		if p.Hess {
 			out.H = encodeF64(h)
 		} else if p.WKey == "" {

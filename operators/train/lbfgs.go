@@ -74,6 +74,7 @@ type fbRun struct {
 	maxPasses int     // the pass budget (epochs)
 	tol, gtol float64 // the objective's and the gradient's relative tolerance
 	hessian   bool    // newton: the passes return the Hessian (hessianDim)
+	hessEvery int     // newton: the Hessian sums every hessEvery-th row of a share
 	timeout   <-chan time.Time
 	res       *Result
 	hist      []histPoint
@@ -119,6 +120,9 @@ func (r *fbRun) eval(ctx context.Context, w []float64, hess, curv bool) (*fbPoin
 	for i := range tasks {
 		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units.Key, Units: r.units.Units, ValKey: held.Key, Val: held.Units,
 			Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber(), Hess: hess}
+		if hess {
+			gp.HessEvery = r.hessEvery
+		}
 		if inline {
 			gp.W = w
 		} else {
@@ -335,6 +339,9 @@ func runFullBatch(ctx context.Context, s operators.Stage, o RunOptions, solver, 
 	passes := "gradient tasks"
 	if solver == "newton" {
 		r.hessian = dim <= hessianDim && ps == nil
+		if r.hessian {
+			r.hessEvery = max(1, int(o.Data.TrainRows)/shares/max(hessSampleRows, 64*int(dim)))
+		}
 		passes = "gradient and Hessian-vector tasks"
 		if r.hessian {
 			passes = "gradient and Hessian tasks"

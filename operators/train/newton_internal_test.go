@@ -54,7 +54,7 @@ func TestNewtonCentralDifferences(t *testing.T) {
 			lRef, _ := lossGrad(set, w, gRef, fn)
 			g := make([]float64, dim)
 			key := "test/" + name
-			loss, rows, diag, packed := secondOrder(set, w, g, m.model, m.huber, true, key)
+			loss, rows, diag, packed := secondOrder(set, w, g, m.model, m.huber, true, key, 1)
 			if rows != 60 || math.Abs(loss-lRef) > 1e-9*math.Abs(lRef) {
 				t.Fatalf("%s: loss %.12g over %d rows, lossGrad's %.12g over 60", name, loss, rows, lRef)
 			}
@@ -116,6 +116,48 @@ func TestNewtonCentralDifferences(t *testing.T) {
 	}
 }
 
+// TestSampledHessian checks secondOrder's sampled Hessian: with every = 3 it
+// is the Hessian of every third row of the share, in order across chunks and
+// batches, scaled by rows/sampled; the gradient and loss stay those of every
+// row.
+func TestSampledHessian(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const dim = 10
+	p := randomPartition(t, rng, 1000, 8, dim, false)
+	set := &evalSet{parts: []partition.Batch{p.Batch(0, 400), p.Batch(400, p.Rows())}}
+	var sample []partition.Batch
+	for r := 0; r < p.Rows(); r += 3 {
+		sample = append(sample, p.Batch(r, r+1))
+	}
+	w := make([]float64, dim)
+	for i := range w {
+		w[i] = rng.NormFloat64() * 0.3
+	}
+	g, gAll := make([]float64, dim), make([]float64, dim)
+	loss, rows, diag, h := secondOrder(set, w, g, "logistic_regression", 0, true, "", 3)
+	lossAll, _, _, _ := secondOrder(set, w, gAll, "logistic_regression", 0, true, "", 1)
+	_, n, diagS, hS := secondOrder(&evalSet{parts: sample}, w, make([]float64, dim), "logistic_regression", 0, true, "", 1)
+	if rows != 1000 || n != 334 || loss != lossAll {
+		t.Fatalf("rows %d, sample %d, loss %g against %g", rows, n, loss, lossAll)
+	}
+	for j := range g {
+		if g[j] != gAll[j] {
+			t.Fatalf("gradient %d: %g sampled, %g not", j, g[j], gAll[j])
+		}
+	}
+	sc := 1000.0 / 334
+	for j := range h {
+		if math.Abs(h[j]-sc*hS[j]) > 1e-9*math.Max(1, math.Abs(h[j])) {
+			t.Fatalf("packed Hessian %d: %g, the sample's scaled %g", j, h[j], sc*hS[j])
+		}
+	}
+	for j := range diag {
+		if math.Abs(diag[j]-sc*diagS[j]) > 1e-9*math.Max(1, math.Abs(diag[j])) {
+			t.Fatalf("diagonal %d: %g, the sample's scaled %g", j, diag[j], sc*diagS[j])
+		}
+	}
+}
+
 // TestTRPCG checks the trust-region CG step against the exact Newton step of
 // a small quadratic: inside a large region CG reaches −H⁻¹g to its tolerance;
 // with a small radius the step lies on the boundary in the M-norm.
@@ -145,7 +187,8 @@ func TestTRPCG(t *testing.T) {
 }
 
 // BenchmarkPass times one share's gradient pass as L-BFGS runs it, Newton's
-// with the whole Hessian, and a Hessian-vector pass, on an a9a-shaped share
+// with the whole Hessian (of every row, and of every third), and a
+// Hessian-vector pass, on an a9a-shaped share
 // (32,561 rows, 14 binary features of 123, a model of 124).
 func BenchmarkPass(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -164,7 +207,13 @@ func BenchmarkPass(b *testing.B) {
 	b.Run("hessian", func(b *testing.B) {
 		for b.Loop() {
 			g := make([]float64, 124)
-			secondOrder(set, w, g, "logistic_regression", 0, true, "")
+			secondOrder(set, w, g, "logistic_regression", 0, true, "", 1)
+		}
+	})
+	b.Run("hessian-sampled", func(b *testing.B) { // every 3rd row, as a9a's run samples it
+		for b.Loop() {
+			g := make([]float64, 124)
+			secondOrder(set, w, g, "logistic_regression", 0, true, "", 3)
 		}
 	})
 	b.Run("hv", func(b *testing.B) {
