@@ -620,8 +620,10 @@ func uTMv(u, m, v []float64) float64 {
 
 // trpcg is liblinear's preconditioned CG on the trust-region subproblem at p
 // with radius delta: the step s, the residual r = −g − H·s, the CG iterations
-// and whether s reached the boundary. out says the pass budget ran out.
-func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float64) (s, res []float64, iters int, boundary, out bool, err error) {
+// and whether s reached the boundary. When its products are waves, a stop
+// (the pass budget, the timeout or a stop request) ends it between them, and
+// stop says why.
+func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float64) (s, res []float64, iters int, boundary bool, stop string, err error) {
 	n := len(p.g)
 	s, res = make([]float64, n), make([]float64, n)
 	z, d := make([]float64, n), make([]float64, n)
@@ -636,13 +638,18 @@ func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float6
 		if math.Sqrt(zTr) <= cgtol {
 			break
 		}
-		if p.h == nil && r.passes >= r.maxPasses {
-			return s, res, iters, boundary, true, nil
+		if p.h == nil {
+			if r.passes >= r.maxPasses {
+				return s, res, iters, boundary, "epochs", nil
+			}
+			if why := r.stopped(); why != "" {
+				return s, res, iters, boundary, why, nil
+			}
 		}
 		iters++
 		hd, err := r.hv(ctx, p, d)
 		if err != nil {
-			return nil, nil, 0, false, false, err
+			return nil, nil, 0, false, "", err
 		}
 		alpha := zTr / dot(d, hd)
 		axpy(alpha, d, s)
@@ -672,7 +679,7 @@ func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float6
 		}
 		zTr = znew
 	}
-	return s, res, iters, boundary, false, nil
+	return s, res, iters, boundary, "", nil
 }
 
 // tron runs the trust-region Newton method from cur and returns its last
@@ -692,11 +699,14 @@ func (r *fbRun) tron(ctx context.Context, cur *fbPoint) (*fbPoint, string, error
 		if r.passes >= r.maxPasses {
 			return cur, "epochs", nil
 		}
-		s, res, _, boundary, out, err := r.trpcg(ctx, cur, m, delta)
+		s, res, _, boundary, stop, err := r.trpcg(ctx, cur, m, delta)
 		if err != nil {
 			return nil, "", err
 		}
-		if out || r.passes >= r.maxPasses {
+		if stop != "" {
+			return cur, stop, nil
+		}
+		if r.passes >= r.maxPasses {
 			return cur, "epochs", nil
 		}
 		w := make([]float64, len(cur.w))

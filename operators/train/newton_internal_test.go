@@ -167,8 +167,8 @@ func TestTRPCG(t *testing.T) {
 	p := &fbPoint{g: []float64{1, -2, 0.5, 3}, h: h, diag: []float64{4, 3, 2, 1}}
 	r := &fbRun{dim: 4, l2: 0.1, maxPasses: 100}
 	m := r.preconditioner(p)
-	s, res, _, boundary, _, err := r.trpcg(t.Context(), p, m, 1e6)
-	if err != nil || boundary {
+	s, res, _, boundary, stop, err := r.trpcg(t.Context(), p, m, 1e6)
+	if err != nil || boundary || stop != "" {
 		t.Fatalf("err %v, boundary %v", err, boundary)
 	}
 	for j := 0; j < n; j++ { // H·s = −g − r

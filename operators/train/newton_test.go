@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -314,5 +315,33 @@ output "model"   { value = train.lr.model }
 				t.Errorf("objective %.8f, want within 1e-3 of Newton's optimum %.8f", f, fRef)
 			}
 		})
+	}
+}
+
+// TestNewtonEpochsInCG: the pass budget (epochs) counts Hessian-vector waves
+// and ends a CG loop between them: with hashed heart_scale (CG steps are waves)
+// and epochs = 4, training stops on epochs after exactly 4 passes, with the
+// weights of the last accepted iterate.
+func TestNewtonEpochsInCG(t *testing.T) {
+	h := runtimetest.New(t, `
+load "heart" {
+  source            = "`+testdata("heart_scale")+`"
+  validation_source = "`+testdata("heart_scale")+`"
+  hash_bits         = 9
+}
+
+train "lr" {
+  input  = load.heart
+  solver = "newton"
+  epochs = 4
+}
+
+output "metrics" { value = train.lr.metrics }
+output "model"   { value = train.lr.model }
+`)
+	_, rec := h.MustApply()
+	notes := strings.Join(rec.Notes("train.lr"), "\n")
+	if !regexp.MustCompile(`stopped \(epochs\) after [^:]*: newton, [01] iterations, 4 passes`).MatchString(notes) {
+		t.Errorf("notes do not say it stopped on epochs after 4 passes:\n%s", notes)
 	}
 }
