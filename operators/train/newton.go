@@ -362,10 +362,11 @@ func parallel(n int, fn func(i int)) {
 // the key its task was given, for the Hessian-vector tasks at the same weights.
 // Safe to lose (the task computes it again), bounded by curvCacheBytes and
 // curvCacheKeys, oldest out first.
-const (
-	curvCacheBytes = 256 << 20
-	curvCacheKeys  = 64
-)
+const curvCacheKeys = 64
+
+// curvCacheBytes bounds the curvature cache (a variable for tests: 0 keeps
+// nothing, as in a function that ran no gradient task of the run).
+var curvCacheBytes int64 = 256 << 20
 
 var curvCache = struct {
 	sync.Mutex

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stratus-ml/stratus/executor/runtime/runtimetest"
+	"github.com/stratus-ml/stratus/operators/train"
 )
 
 // sparseSet is a LIBSVM file read in the test: rows of (1-based index, value)
@@ -257,15 +258,28 @@ output "model"   { value = train.svm.model }
 // Hessian limit: every CG step is a wave of Hessian-vector tasks, inline and
 // through psstore) and checks the objective — from the model's predictions and
 // weights — against Newton's optimum of the unhashed problem computed in the
-// test: 13 features hashed without collision are the same problem. Within
+// test: 13 features hashed without collision are the same problem — also when
+// no function holds the curvature its gradient task left (a cold Lambda
+// function), so each Hessian-vector task computes it again. Within
 // 1e-3 (relative) as the solver stops on liblinear's gradient rule; a wrong
 // product in any wave gets nowhere near.
 func TestNewtonHessianVectorWaves(t *testing.T) {
 	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
 	lambda := 1 / float64(len(xs))
 	fRef, _, _ := objective(xs, ys, newton(xs, ys, 14, lambda), lambda)
-	for _, bits := range []int{9, 12} {
-		t.Run(strconv.Itoa(bits), func(t *testing.T) {
+	for _, c := range []struct {
+		bits   int
+		cached bool
+	}{{9, true}, {12, true}, {9, false}} {
+		bits := c.bits
+		name := strconv.Itoa(bits)
+		if !c.cached { // every Hessian-vector task computes the curvature again
+			name += "/uncached"
+		}
+		t.Run(name, func(t *testing.T) {
+			if !c.cached {
+				defer train.SetCurvatureCache(0)()
+			}
 			h := runtimetest.New(t, `
 load "heart" {
   source            = "`+testdata("heart_scale")+`"
