@@ -1,4 +1,4 @@
-// Package train is the `train` operator. It has two solvers, chosen per stage by
+// Package train is the `train` operator. It has three solvers, chosen per stage by
 // solver = "auto" (see chooseSolver) and named in the stage's notes, the model
 // artifact (solver) and the summary:
 //
@@ -11,6 +11,10 @@
 //     validation loss stops improving (a validation set only: by less than 1e-4
 //     over 5 iterations; the best weights are kept), at target_logloss, at epochs
 //     passes (1000 without epochs) or at timeout.
+//   - newton: liblinear's trust-region Newton (TRON) on the same objective, with
+//     the same passes and stopping rules (newton.go); auto's choice for
+//     logistic_regression, linear_svm and linear_regression of at most 256
+//     coordinates, whose passes return the Hessian.
 //   - sgd: asynchronous minibatch SGD on stateless workers with the model in
 //     psstore and an evaluator beside them. Without epochs it runs until the
 //     held-out loss converges: the best of the last 5 evaluations improves on the
