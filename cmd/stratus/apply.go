@@ -160,6 +160,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 
 	obs, finish := c.observer(f.asJSON)
 	started := time.Now()
+	git := gitAsync(dir)
 	opts := rt.ApplyOptions()
 	opts.Plan, opts.State, opts.Registry = p, st, registry
 	opts.Observer = executor.Observers{obs, ctl.Observer()}
@@ -167,7 +168,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	sum, applyErr := executor.Apply(ctx, opts)
 	ctl.Close()
 	finish()
-	c.recordRun(ctx, st, dir, p, sum, started, applyErr)
+	c.recordRun(ctx, st, dir, p, sum, started, applyErr, git)
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {

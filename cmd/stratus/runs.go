@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -28,7 +29,8 @@ import (
 // recordRun writes the history of an apply to the state: every apply, whether it
 // succeeded, failed or was interrupted. A failure to record is a warning; the
 // apply's own result stands.
-func (c *cli) recordRun(ctx context.Context, st *state.Store, dir string, p *planner.Plan, sum *executor.Summary, started time.Time, applyErr error) {
+// git is the pipeline's commit as gitAsync found it.
+func (c *cli) recordRun(ctx context.Context, st *state.Store, dir string, p *planner.Plan, sum *executor.Summary, started time.Time, applyErr error, git func() (string, bool)) {
 	r := &state.RunRecord{
 		ID:       newRunID(),
 		Started:  started.UTC(),
@@ -43,7 +45,7 @@ func (c *cli) recordRun(ctx context.Context, st *state.Store, dir string, p *pla
 	case applyErr != nil:
 		r.Status, r.Error = "failed", applyErr.Error()
 	}
-	r.GitCommit, r.GitDirty = gitState(dir)
+	r.GitCommit, r.GitDirty = git()
 	if p.Config != nil {
 		if p.Config.Backend != nil {
 			r.Backend = p.Config.Backend.Type
@@ -94,6 +96,28 @@ func currentUser() string {
 		return u
 	}
 	return "unknown"
+}
+
+// gitAsync runs gitState(dir) on a goroutine, so that its git processes run
+// while the pipeline applies rather than after it, and returns a function that
+// waits for the result. The commit is the one checked out when the apply began.
+func gitAsync(dir string) func() (commit string, dirty bool) {
+	type result struct {
+		commit string
+		dirty  bool
+	}
+	ch := make(chan result, 1)
+	go func() { // owned by the returned function, which waits for it
+		var s result
+		s.commit, s.dirty = gitState(dir)
+		ch <- s
+	}()
+	var once sync.Once
+	var s result
+	return func() (string, bool) {
+		once.Do(func() { s = <-ch })
+		return s.commit, s.dirty
+	}
 }
 
 // gitState is the commit checked out in dir and whether dir's files differ from it;

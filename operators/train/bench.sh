@@ -34,12 +34,19 @@
 # and workers relaunched at a 3 s lifetime.
 #
 # Needs liblinear-tools, python3-sklearn and GNU time. Environment: ROWS,
-# BENCH_DIR (kept if set), STRATUS (default bin/stratus), LIBLINEAR_C, WORKERS.
+# BENCH_DIR (kept if set), STRATUS (default bin/stratus), LIBLINEAR_C, WORKERS,
+# SETS (default "a9a heart gen": the time-to-accuracy sets to run), SGD=0 to
+# skip the asynchronous SGD runs after them, ROUNDS (default 1): with more,
+# each tool runs that many times, one after another per round (the tools
+# liblinear and Stratus run that many times each and the table shows the run
+# of median wall time (its peak memory, its train stage); scikit-learn runs once.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
 
 rows=${ROWS:-200000}
+sets=${SETS:-a9a heart gen}
+rounds=${ROUNDS:-1}
 workers=${WORKERS:-3}
 C=${LIBLINEAR_C:-1}
 py=/usr/bin/python3
@@ -48,7 +55,10 @@ for tool in liblinear-train liblinear-predict /usr/bin/time $py; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install liblinear-tools python3-sklearn time)" >&2; exit 1; }
 done
 $py -c 'import sklearn' 2>/dev/null || { echo "bench: scikit-learn is missing (apt-get install python3-sklearn)" >&2; exit 1; }
-[ -x "$stratus" ] || go build -o "$stratus" ./cmd/stratus
+if [ ! -x "$stratus" ]; then
+  [ -z "${STRATUS:-}" ] || { echo "bench: STRATUS=$STRATUS is not an executable" >&2; exit 1; }
+  go build -o "$stratus" ./cmd/stratus
+fi
 
 dir=${BENCH_DIR:-}
 if [ -z "$dir" ]; then
@@ -64,7 +74,7 @@ cp "$repo/testdata/a9a" a9a/train.svm
 cp "$repo/testdata/a9a.t" a9a/test.svm
 awk 'NR % 5 != 0' "$repo/testdata/heart_scale" > heart/train.svm
 awk 'NR % 5 == 0' "$repo/testdata/heart_scale" > heart/test.svm
-if [ ! -s gen/train.svm ] || [ "$(cat gen/rows 2>/dev/null)" != "$rows" ]; then
+if [[ " $sets " == *" gen "* ]] && { [ ! -s gen/train.svm ] || [ "$(cat gen/rows 2>/dev/null)" != "$rows" ]; }; then
   echo "generating $rows rows ..." >&2
   "$stratus" gen criteo --rows "$rows" --seed 1 --format libsvm -o gen/train.svm 2>gen/gen.log
   "$stratus" gen criteo --rows $((rows / 10)) --seed 2 --format libsvm -o gen/test.svm 2>>gen/gen.log
@@ -111,8 +121,23 @@ ms_to_s() { awk -v d="$1" 'BEGIN { s = 0; if (d ~ /m[0-9]/) { split(d, p, "m"); 
 # ratio A B: A/B; a reference under GNU time's 0.01 s resolution gives a lower bound.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "n/a"; else if (b == 0) printf ">%.0fx", a / 0.01; else printf "%.2fx", a / b }'; }
 
-for set in a9a heart gen; do
-  /usr/bin/time -v -o "$set/ll.time" liblinear-train -q -s 0 -c "$C" "$set/train.svm" "$set/model.ll"
+# measure OUT PREP CMD...: runs CMD ROUNDS times under GNU time, evaluating PREP
+# before each, and leaves in OUT the report of the run of median wall time and
+# in OUT.log its output.
+measure() {
+  local out=$1 prep=$2 i best
+  shift 2
+  for i in $(seq "$rounds"); do
+    eval "$prep"
+    /usr/bin/time -v -o "$out.$i" "$@" > "$out.log.$i" 2>&1 || { cat "$out.log.$i" >&2; exit 1; }
+  done
+  best=$(for i in $(seq "$rounds"); do echo "$(wall "$out.$i") $i"; done | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) { print $2 }')
+  cp "$out.$best" "$out"
+  cp "$out.log.$best" "$out.log"
+}
+
+for set in $sets; do
+  measure "$set/ll.time" "" liblinear-train -q -s 0 -c "$C" "$set/train.svm" "$set/model.ll"
   liblinear-predict -b 1 "$set/test.svm" "$set/model.ll" "$set/pred.ll" >/dev/null
   ll=$(logloss "$set/pred.ll" "$set/test.svm")
   target=$(awk -v l="$ll" 'BEGIN { printf "%.5f", l * 1.01 }')
@@ -132,8 +157,8 @@ train "lr" {
 
 output "test_logloss" { value = train.lr.metrics.test_logloss }
 HCL
-  rm -rf "$set/stratus/.stratus"
-  /usr/bin/time -v -o "$set/st.time" "$stratus" apply -auto-approve -no-color "$set/stratus" > "$set/st.log" 2>&1 || { cat "$set/st.log" >&2; exit 1; }
+  measure "$set/st.time" 'rm -rf "$set/stratus/.stratus"' "$stratus" apply -auto-approve -no-color "$set/stratus"
+  cp "$set/st.time.log" "$set/st.log"
   st=$(printf '%.5f' "$("$stratus" output -json "$set/stratus" test_logloss)")
   how=$(grep -o 'solver [a-z]* ([^)]*)' "$set/st.log" | head -1 | sed 's/ (.*//')
   why=$(grep -o 'stopped ([a-z_ ]*) after [^:]*: [^;]*' "$set/st.log" | head -1)
@@ -158,6 +183,7 @@ HCL
   [ "$set" = gen ] && gen_target=$target && gen_ll=$ll
 done
 
+[ "${SGD:-1}" = 0 ] && exit 0
 # Asynchronous SGD on a9a over both psstore transports.
 printf '\n%-12s %-34s %9s %13s %s\n' "data" "stratus sgd, 2 workers, 5 epochs" "wall (s)" "test logloss" "train stage"
 for tr in grpc auto; do
@@ -190,6 +216,7 @@ pull() { grep -o 'pull_us [0-9.e+]*' "$1" | tail -1 | awk '{ print $2 }'; }
 printf '%-12s iteration p50 grpc/in-process %s, p99 %s, mean pull %s\n' "" \
   "$(ratio "$(p50 a9a/sgd-grpc.log)" "$(p50 a9a/sgd-auto.log)")" "$(ratio "$(p99 a9a/sgd-grpc.log)" "$(p99 a9a/sgd-auto.log)")" "$(ratio "$(pull a9a/sgd-grpc.log)" "$(pull a9a/sgd-auto.log)")"
 
+[ -n "${gen_target:-}" ] || exit 0 # the generated set did not run (SETS)
 # Asynchronous SGD on the generated set, stopped at the target, with and without churn.
 run_sgd() {
   local name=$1 backend=$2 extra=$3

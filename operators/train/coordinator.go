@@ -109,8 +109,9 @@ type Result struct {
 	Duration time.Duration
 	// Breakdown is the per-iteration time of the workers.
 	Breakdown Breakdown
-	// Solver is the solver that ran ("sgd" or "lbfgs") and SolverWhy why it was
-	// chosen; Passes counts the full-batch solver's gradient passes.
+	// Solver is the solver that ran ("sgd", "lbfgs" or "newton") and SolverWhy
+	// why it was chosen; Passes counts the full-batch solver's passes (gradient
+	// and Hessian-vector waves).
 	Solver, SolverWhy string
 	Passes            int
 	// Validation holds the final metrics on the validation set, when there is one.
@@ -256,8 +257,8 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		return nil, err
 	}
 	solver, why := chooseSolver(cfg, o.Data)
-	if solver == "lbfgs" {
-		return runLBFGS(ctx, s, o, why)
+	if solver != "sgd" {
+		return runFullBatch(ctx, s, o, solver, why)
 	}
 	ps, err := s.PSStore(ctx)
 	if err != nil {
@@ -637,8 +638,8 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		cleanup()
 	}
 	how := fmt.Sprintf("%d iterations, %.0f examples/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
-	if res.Solver == "lbfgs" {
-		how = fmt.Sprintf("lbfgs, %d iterations, %d gradient passes", res.Iterations, res.Passes)
+	if fullBatch(res.Solver) {
+		how = fmt.Sprintf("%s, %d iterations, %d passes", res.Solver, res.Iterations, res.Passes)
 		if v := res.Validation; v != nil && !math.IsNaN(v.Logloss) {
 			how += fmt.Sprintf("; validation logloss %.4f", v.Logloss)
 		} else if v != nil {
@@ -651,7 +652,7 @@ func finishRun(ctx context.Context, s operators.Stage, o RunOptions, res *Result
 		"test_logloss": finiteOrNaN(res.Metrics.Logloss), "accuracy": res.Metrics.Accuracy, "auc": res.Metrics.AUC,
 		"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond,
 	}
-	if res.Solver == "lbfgs" {
+	if fullBatch(res.Solver) {
 		sum["passes"] = float64(res.Passes)
 	} else {
 		for k, v := range map[string]float64{

@@ -23,3 +23,12 @@ func SetWorkerHooks(started func(ctx context.Context, t *operators.Task, worker 
 	testHooks.started, testHooks.published = started, published
 	return func() { testHooks = old }
 }
+
+// SetCurvatureCache sets the curvature cache's bound until the returned
+// function restores it: 0 makes every Hessian-vector task compute its rows'
+// curvature again.
+func SetCurvatureCache(bytes int64) (restore func()) {
+	old := curvCacheBytes
+	curvCacheBytes = bytes
+	return func() { curvCacheBytes = old }
+}

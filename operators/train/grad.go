@@ -49,6 +49,21 @@ type gradParams struct {
 	Classes []float64 `json:"classes,omitempty"`
 	// Huber is linear_regression's Huber threshold (0: the squared loss).
 	Huber float64 `json:"huber,omitempty"`
+	// Newton's passes (newton.go): Hess asks for the Hessian of the summed
+	// loss as well (H, inline weights only); Curv for its diagonal (Diag, or at
+	// GKey+"/diag" as float64s) and names where the task leaves each row's
+	// curvature for the Hessian-vector tasks at the same weights. HV makes the
+	// task a Hessian-vector product instead: V (or the second half of the
+	// float64s at WKey) times the Hessian of the summed loss at W, into G (or at
+	// GKey as float64s), reading the rows' curvature left under Curv, or
+	// computing it again when this function does not hold it.
+	Hess bool `json:"hess,omitempty"`
+	// HessEvery > 1 sums the Hessian (and its diagonal) over every HessEvery-th
+	// row of the share only, scaled to the share's rows.
+	HessEvery int       `json:"hess_every,omitempty"`
+	Curv      string    `json:"curv,omitempty"`
+	HV        bool      `json:"hv,omitempty"`
+	V         []float64 `json:"hv_v,omitempty"`
 }
 
 // gradResult is a "train.grad" task's output: sums over its share.
@@ -58,8 +73,14 @@ type gradResult struct {
 	ValLoss    float64 `json:"val_loss"`
 	ValRows    int     `json:"val_rows"`
 	ValCorrect int     `json:"val_correct"`
-	// G is the gradient when the weights came inline.
+	// G is the gradient (or the Hessian-vector product) when the weights came
+	// inline.
 	G []float64 `json:"g,omitempty"`
+	// H is the Hessian of the summed loss, its upper triangle packed by rows
+	// as little-endian float64s (base64 in JSON: a tenth of the time of
+	// numbers), and Diag its diagonal (gradParams.Hess and Curv).
+	H    []byte    `json:"h,omitempty"`
+	Diag []float64 `json:"diag,omitempty"`
 }
 
 // inlineDim is the largest model whose weights and gradients travel inline in the
@@ -89,6 +110,9 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	if err != nil {
 		return nil, err
 	}
+	if p.HV {
+		return runHV(ctx, env, st, t, &p)
+	}
 	w := p.W
 	if p.WKey != "" {
 		ps, err := env.PSStore(ctx)
@@ -107,15 +131,25 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 		return nil, fmt.Errorf("task %s: %d weights for a model of %d", t.Name(), len(w), p.Dim)
 	}
 	var out gradResult
+	var diag []float64
 	g := make([]float64, p.Dim)
 	train, err := cachedShare(ctx, st, p.UnitsKey, p.Units, p.Share, p.Shares, p.Model, p.Classes)
 	if err != nil {
 		return nil, err
 	}
 	fn := lossOf(p.Model, p.Huber)
-	if p.Model == "softmax" {
+	switch {
+	case p.Model == "softmax":
 		out.Loss, out.Rows = softmaxLossGrad(train, w, g, len(p.Classes))
-	} else {
+	case p.Hess || p.Curv != "":
+		var h []float64
+		out.Loss, out.Rows, diag, h = secondOrder(train, w, g, p.Model, p.Huber, p.Hess, p.Curv, p.HessEvery)
+		if p.Hess {
+			out.H = encodeF64(h)
+		} else if p.WKey == "" {
+			out.Diag = diag
+		}
+	default:
 		out.Loss, out.Rows = lossGradChunked(train, w, g, fn)
 	}
 	if p.ValKey != "" || p.Val != nil {
@@ -142,6 +176,11 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 		}
 		if err := ps.Put(ctx, p.GKey, g32); err != nil {
 			return nil, fmt.Errorf("write gradient: %w", err)
+		}
+		if p.Curv != "" && !p.Hess {
+			if err := ps.Put(ctx, p.GKey+"/diag", encodeF64(diag)); err != nil {
+				return nil, fmt.Errorf("write Hessian diagonal: %w", err)
+			}
 		}
 	}
 	doc, _ := json.Marshal(out)

@@ -70,6 +70,17 @@ type fbRun struct {
 	heldName string
 	passes   int
 	start    time.Time
+
+	maxPasses int     // the pass budget (epochs)
+	tol, gtol float64 // the objective's and the gradient's relative tolerance
+	hessian   bool    // newton: the passes return the Hessian (hessianDim)
+	hessEvery int     // newton: the Hessian sums every hessEvery-th row of a share
+	timeout   <-chan time.Time
+	res       *Result
+	hist      []histPoint
+	best      *fbPoint // by held-out loss
+	lastEvent time.Time
+	unsent    map[string]float64
 }
 
 // fbPoint is f and its gradient at w, with the held-out figures of the same pass.
@@ -80,10 +91,18 @@ type fbPoint struct {
 	valRows            int
 	heldOut            string // "validation" or "holdout": what valLoss is measured on
 	trainLoss, gradNor float64
+	rows               int // training rows the pass summed over
+	pass               int // the pass's number
+	// h is the Hessian (dim×dim, row-major) and diag its diagonal, when the
+	// pass computed them (newton).
+	h, diag []float64
 }
 
-// eval runs one gradient pass at w.
-func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
+// eval runs one gradient pass at w. With hess (a model of at most hessianDim
+// coordinates, inline) the pass also returns the Hessian; with curv it returns
+// the Hessian's diagonal and leaves each row's curvature with the tasks for the
+// Hessian-vector passes at w (see hv).
+func (r *fbRun) eval(ctx context.Context, w []float64, hess, curv bool) (*fbPoint, error) {
 	k := r.passes
 	r.passes++
 	inline := r.dim <= inlineDim
@@ -100,12 +119,18 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	gkeys := make([]string, r.shares)
 	for i := range tasks {
 		gp := gradParams{Model: r.o.Config.Model, Dim: r.dim, UnitsKey: r.units.Key, Units: r.units.Units, ValKey: held.Key, Val: held.Units,
-			Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber()}
+			Share: i, Shares: r.shares, Classes: r.o.Data.Classes, Huber: r.o.Config.huber(), Hess: hess}
+		if hess {
+			gp.HessEvery = r.hessEvery
+		}
 		if inline {
 			gp.W = w
 		} else {
 			gkeys[i] = r.prefix + "g/" + strconv.Itoa(k) + "/" + strconv.Itoa(i)
 			gp.WKey, gp.GKey = wkey, gkeys[i]
+		}
+		if curv {
+			gp.Curv = r.curvKey(k, i)
 		}
 		tasks[i] = operators.Task{Kind: KindGrad}
 		if err := tasks[i].SetParams(gp); err != nil {
@@ -116,20 +141,36 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &fbPoint{w: w, g: make([]float64, r.dim), valLoss: math.NaN(), valAcc: math.NaN()}
+	p := &fbPoint{w: w, g: make([]float64, r.dim), valLoss: math.NaN(), valAcc: math.NaN(), pass: k}
 	var loss, vloss float64
 	var rows, vrows, vcorrect int
-	var gs [][]byte
+	var gs, ds [][]byte
 	if !inline {
 		gs, err = r.ps.MultiGet(ctx, gkeys)
 		if err != nil {
 			return nil, fmt.Errorf("read gradients: %w", err)
 		}
-		defer func() {
+		var dkeys []string
+		if curv {
 			for _, k := range gkeys {
+				dkeys = append(dkeys, k+"/diag")
+			}
+			if ds, err = r.ps.MultiGet(ctx, dkeys); err != nil {
+				return nil, fmt.Errorf("read Hessian diagonals: %w", err)
+			}
+		}
+		defer func() {
+			for _, k := range append(gkeys, dkeys...) {
 				_ = r.ps.Delete(context.WithoutCancel(ctx), k)
 			}
 		}()
+	}
+	n := int(r.dim)
+	if hess {
+		p.h = make([]float64, n*n)
+	}
+	if hess || curv {
+		p.diag = make([]float64, n)
 	}
 	for i, out := range res {
 		var gr gradResult
@@ -155,6 +196,29 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 				p.g[j] += float64(x)
 			}
 		}
+		if hess {
+			packed, err := decodeF64(gr.H, uint64(n*(n+1)/2))
+			if err != nil {
+				return nil, fmt.Errorf("Hessian of gradient share %d: %w", i, err)
+			}
+			unpackAdd(packed, p.h, n)
+		} else if curv {
+			diag := gr.Diag
+			if !inline {
+				if ds[i] == nil {
+					return nil, fmt.Errorf("Hessian diagonal of share %d is missing from psstore", i)
+				}
+				if diag, err = decodeF64(ds[i], r.dim); err != nil {
+					return nil, fmt.Errorf("Hessian diagonal of share %d: %w", i, err)
+				}
+			}
+			if len(diag) != n {
+				return nil, fmt.Errorf("gradient share %d has a Hessian diagonal of %d coordinates, not %d", i, len(diag), n)
+			}
+			for j, x := range diag {
+				p.diag[j] += x
+			}
+		}
 		loss += gr.Loss
 		rows += gr.Rows
 		vloss += gr.ValLoss
@@ -164,13 +228,33 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	if rows == 0 {
 		return nil, fmt.Errorf("the gradient pass saw no training rows")
 	}
+	p.rows = rows
 	inv := 1 / float64(rows)
 	var reg float64
+	nc := len(r.o.Data.Classes)
 	for j := range p.g {
 		p.g[j] *= inv
-		if regularized(uint64(j), r.dim, len(r.o.Data.Classes)) {
+		if regularized(uint64(j), r.dim, nc) {
 			p.g[j] += r.l2 * w[j]
 			reg += w[j] * w[j]
+		}
+	}
+	if p.h != nil {
+		for j := range p.h {
+			p.h[j] *= inv
+		}
+		for j := 0; j < n; j++ {
+			if regularized(uint64(j), r.dim, nc) {
+				p.h[j*n+j] += r.l2
+			}
+			p.diag[j] = p.h[j*n+j]
+		}
+	} else if p.diag != nil {
+		for j := range p.diag {
+			p.diag[j] *= inv
+			if regularized(uint64(j), r.dim, nc) {
+				p.diag[j] += r.l2
+			}
 		}
 	}
 	p.trainLoss = loss * inv
@@ -183,8 +267,10 @@ func (r *fbRun) eval(ctx context.Context, w []float64) (*fbPoint, error) {
 	return p, nil
 }
 
-// runLBFGS trains with the full-batch solver; see the constants above for its rule.
-func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) (*Result, error) {
+// runFullBatch trains with a full-batch solver, "lbfgs" or "newton": the same
+// passes, held-out sets, stopping rules and final scoring; only the steps differ
+// (see fbRun.lbfgs and fbRun.tron).
+func runFullBatch(ctx context.Context, s operators.Stage, o RunOptions, solver, why string) (*Result, error) {
 	cfg := o.Config
 	dim := modelDim(cfg.Model, o.Data.Features, o.Data.Classes)
 	// A small model's weights and gradients travel in the tasks' parameters and
@@ -231,7 +317,7 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 	// deterministic) rather than trust gradients an interrupted run left behind.
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	r := &fbRun{s: s, ps: ps, o: o, dim: dim, shares: shares, n: float64(o.Data.TrainRows), l2: l2,
-		prefix: "fb/" + model + "/" + nonce + "/", wave: "lbfgs" + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
+		prefix: "fb/" + model + "/" + nonce + "/", wave: solver + strings.ReplaceAll(suffix, "/", "-") + "-" + nonce + "-",
 		heldName: heldName, start: time.Now()}
 	if r.units, err = putUnits(ctx, st, dir+"fb-units.json", trainUnits); err != nil {
 		return nil, err
@@ -246,164 +332,67 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 			return nil, err
 		}
 	}
-	maxPasses := cfg.Epochs
-	if maxPasses == 0 {
-		maxPasses = lbfgsMaxPass
+	r.maxPasses = cfg.Epochs
+	if r.maxPasses == 0 {
+		r.maxPasses = lbfgsMaxPass
 	}
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver lbfgs (%s): %d gradient tasks, l2 %.3g; stopping on the %s loss", why, shares, l2, heldName)})
+	passes := "gradient tasks"
+	if solver == "newton" {
+		r.hessian = dim <= hessianDim && ps == nil
+		if r.hessian {
+			r.hessEvery = max(1, int(o.Data.TrainRows)/shares/max(hessSampleRows, 64*int(dim)))
+		}
+		passes = "gradient and Hessian-vector tasks"
+		if r.hessian {
+			passes = "gradient and Hessian tasks"
+		}
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("solver %s (%s): %d %s, l2 %.3g; stopping on the %s loss", solver, why, shares, passes, l2, heldName)})
 
-	var timeout <-chan time.Time
 	if cfg.Timeout > 0 {
 		timer := time.NewTimer(cfg.Timeout)
 		defer timer.Stop()
-		timeout = timer.C
+		r.timeout = timer.C
 	}
-	stopReq := o.Stop
-	stopped := func() string {
-		select {
-		case <-timeout:
-			return "timeout"
-		case reason := <-stopReq:
-			return reason
-		default:
-			return ""
-		}
+	r.tol = lbfgsTol
+	if cfg.Epsilon > 0 {
+		r.tol = cfg.Epsilon
 	}
+	r.gtol = gradientTol(cfg.Model, o.Data.Labels, o.Data.TrainRows)
 
 	// Without a test set there are no test figures: null, not 0.
-	res := &Result{Solver: "lbfgs", SolverWhy: why, Metrics: nanMetrics()}
-	cur, err := r.eval(ctx, make([]float64, dim))
+	r.res = &Result{Solver: solver, SolverWhy: why, Metrics: nanMetrics()}
+	res := r.res
+	cur, err := r.eval(ctx, make([]float64, dim), r.hessian, solver == "newton" && !r.hessian)
 	if err != nil {
 		return nil, err
 	}
-	g0 := cur.gradNor
-	best := cur // by held-out loss
-	var hist []histPoint
-	var ss, ys [][]float64
-	var lastEvent time.Time
-	var unsent map[string]float64
-	record := func(p *fbPoint) {
-		hist = append(hist, histPoint{f: p.f, held: p.valLoss})
-		ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
-		if cfg.Model == "linear_regression" && cfg.huber() == 0 {
-			ep.Logloss = 2 * p.valLoss // the mean squared error, as the SGD evaluator's points carry it
-		}
-		m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
-		if p.valRows > 0 {
-			m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
-			res.Series = append(res.Series, ep)
-			if o.OnEval != nil {
-				o.OnEval(ep)
-			}
-		}
-		// Metric events are durable writes: a few a second are plenty for a curve.
-		unsent = m
-		if now := time.Now(); now.Sub(lastEvent) >= metricEvery || len(hist) == 1 {
-			lastEvent, unsent = now, nil
-			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: m})
-		}
+	r.best = cur
+	r.record(cur)
+	var stopping string
+	if solver == "newton" {
+		cur, stopping, err = r.tron(ctx, cur)
+	} else {
+		cur, stopping, err = r.lbfgs(ctx, cur)
 	}
-	flush := func() { // the last point, which the curve must end on
-		if unsent != nil {
-			s.Event(operators.Event{Kind: "metric", Labels: o.Labels, Metrics: unsent})
-			unsent = nil
-		}
+	if err != nil {
+		return nil, err
 	}
-	record(cur)
-	tol := lbfgsTol
-	if cfg.Epsilon > 0 {
-		tol = cfg.Epsilon
-	}
-	gtol := gradientTol(cfg.Model, o.Data.Labels, o.Data.TrainRows)
-	stopping := ""
-	for stopping == "" {
-		if why := stopped(); why != "" {
-			stopping = why
-			break
-		}
-		if g0 == 0 || cur.gradNor <= gtol*g0 {
-			stopping = "converged"
-			break
-		}
-		d := direction(cur.g, ss, ys)
-		gd := dot(cur.g, d)
-		if gd >= 0 { // not a descent direction: restart from steepest descent
-			ss, ys = nil, nil
-			d = scale(cur.g, -1)
-			gd = dot(cur.g, d)
-		}
-		step := 1.0
-		if len(ss) == 0 {
-			step = 1 / math.Max(norm(d), 1)
-		}
-		var next *fbPoint
-		for tries := 0; tries < 30; tries++ {
-			if r.passes >= maxPasses {
-				break
-			}
-			w := make([]float64, dim)
-			for j := range w {
-				w[j] = cur.w[j] + step*d[j]
-			}
-			p, err := r.eval(ctx, w)
-			if err != nil {
-				return nil, err
-			}
-			if p.f <= cur.f+armijo*step*gd {
-				next = p
-				break
-			}
-			step /= 2
-		}
-		if next == nil {
-			if r.passes >= maxPasses {
-				stopping = "epochs"
-			} else {
-				stopping = "line search"
-			}
-			break
-		}
-		sv, yv := make([]float64, dim), make([]float64, dim)
-		for j := range sv {
-			sv[j], yv[j] = next.w[j]-cur.w[j], next.g[j]-cur.g[j]
-		}
-		if dot(sv, yv) > 1e-12*dot(yv, yv) {
-			ss, ys = append(ss, sv), append(ys, yv)
-			if len(ss) > lbfgsMemory {
-				ss, ys = ss[1:], ys[1:]
-			}
-		}
-		cur = next
-		record(cur)
-		if cur.valLoss < best.valLoss {
-			best = cur
-		}
-		switch {
-		case cfg.TargetLogloss > 0 && cur.valRows > 0 && cur.valLoss <= cfg.TargetLogloss:
-			stopping = "target_logloss"
-		case len(hist) > lbfgsWindow && hist[len(hist)-1-lbfgsWindow].f-cur.f <= tol*math.Abs(cur.f):
-			stopping = "converged"
-		case len(hist) > lbfgsWindow && validationStalled(hist):
-			stopping = r.heldName
-		case r.passes >= maxPasses:
-			stopping = "epochs"
-		}
-	}
-	flush()
+	r.flush()
 	final := cur
-	if best.valLoss < cur.valLoss {
-		final = best
+	if r.best.valLoss < cur.valLoss {
+		final = r.best
 	}
 	res.Stopped = stopping
 	res.Duration = time.Since(r.start)
-	res.Iterations = int64(len(hist) - 1)
+	res.Iterations = int64(len(r.hist) - 1)
 	res.Passes = r.passes
 	res.Examples = int64(r.passes) * o.Data.TrainRows
 	if res.Duration > 0 {
 		res.ExamplesPerSecond = float64(res.Examples) / res.Duration.Seconds()
 	}
 	if math.IsNaN(final.f) || math.IsInf(final.f, 0) {
-		return res, &DivergedError{Trial: o.Trial, Logloss: final.f, Seconds: res.Duration.Seconds(), Optimizer: "lbfgs"}
+		return res, &DivergedError{Trial: o.Trial, Logloss: final.f, Seconds: res.Duration.Seconds(), Optimizer: solver}
 	}
 
 	// Final figures: the whole test set (and the validation set) in one task each.
@@ -459,6 +448,143 @@ func runLBFGS(ctx context.Context, s operators.Stage, o RunOptions, why string) 
 		w32[j] = float32(x)
 	}
 	return finishRun(ctx, s, o, res, dir, w32, nil)
+}
+
+// stopped is the reason to stop that came from outside: the timeout or a stop
+// request; "" when there is none.
+func (r *fbRun) stopped() string {
+	select {
+	case <-r.timeout:
+		return "timeout"
+	case reason := <-r.o.Stop:
+		return reason
+	default:
+		return ""
+	}
+}
+
+// record remembers an accepted iterate: its history point, the held-out curve,
+// and a metric event (a few a second: they are durable writes).
+func (r *fbRun) record(p *fbPoint) {
+	cfg := r.o.Config
+	r.hist = append(r.hist, histPoint{f: p.f, held: p.valLoss})
+	ep := EvalPoint{Seconds: time.Since(r.start).Seconds(), Logloss: p.valLoss, Accuracy: p.valAcc, Iterations: uint64(r.passes)}
+	if cfg.Model == "linear_regression" && cfg.huber() == 0 {
+		ep.Logloss = 2 * p.valLoss // the mean squared error, as the SGD evaluator's points carry it
+	}
+	m := map[string]float64{"t": ep.Seconds, "objective": p.f, "train_" + lossName(cfg.Model): p.trainLoss, "gradient_norm": p.gradNor, "passes": float64(r.passes)}
+	if p.valRows > 0 {
+		m[p.heldOut+"_"+lossName(cfg.Model)] = p.valLoss
+		r.res.Series = append(r.res.Series, ep)
+		if r.o.OnEval != nil {
+			r.o.OnEval(ep)
+		}
+	}
+	r.unsent = m
+	if now := time.Now(); now.Sub(r.lastEvent) >= metricEvery || len(r.hist) == 1 {
+		r.lastEvent, r.unsent = now, nil
+		r.s.Event(operators.Event{Kind: "metric", Labels: r.o.Labels, Metrics: m})
+	}
+	if p.valLoss < r.best.valLoss {
+		r.best = p
+	}
+}
+
+// flush sends the last point, which the curve must end on.
+func (r *fbRun) flush() {
+	if r.unsent != nil {
+		r.s.Event(operators.Event{Kind: "metric", Labels: r.o.Labels, Metrics: r.unsent})
+		r.unsent = nil
+	}
+}
+
+// converged reports whether p meets liblinear's gradient rule.
+func (r *fbRun) converged(p *fbPoint, g0 float64) bool {
+	return g0 == 0 || p.gradNor <= r.gtol*g0
+}
+
+// after applies the stopping rules that follow an accepted iterate cur: the
+// target, the objective's window, the held-out loss's stall and the pass
+// budget; "" to go on.
+func (r *fbRun) after(cur *fbPoint) string {
+	cfg, hist := r.o.Config, r.hist
+	switch {
+	case cfg.TargetLogloss > 0 && cur.valRows > 0 && cur.valLoss <= cfg.TargetLogloss:
+		return "target_logloss"
+	case len(hist) > lbfgsWindow && hist[len(hist)-1-lbfgsWindow].f-cur.f <= r.tol*math.Abs(cur.f):
+		return "converged"
+	case len(hist) > lbfgsWindow && validationStalled(hist):
+		return r.heldName
+	case r.passes >= r.maxPasses:
+		return "epochs"
+	}
+	return ""
+}
+
+// lbfgs runs L-BFGS from cur and returns its last iterate and why it stopped.
+func (r *fbRun) lbfgs(ctx context.Context, cur *fbPoint) (*fbPoint, string, error) {
+	dim := r.dim
+	g0 := cur.gradNor
+	var ss, ys [][]float64
+	for {
+		if why := r.stopped(); why != "" {
+			return cur, why, nil
+		}
+		if r.converged(cur, g0) {
+			return cur, "converged", nil
+		}
+		d := direction(cur.g, ss, ys)
+		gd := dot(cur.g, d)
+		if gd >= 0 { // not a descent direction: restart from steepest descent
+			ss, ys = nil, nil
+			d = scale(cur.g, -1)
+			gd = dot(cur.g, d)
+		}
+		step := 1.0
+		if len(ss) == 0 {
+			step = 1 / math.Max(norm(d), 1)
+		}
+		var next *fbPoint
+		for tries := 0; tries < 30; tries++ {
+			if r.passes >= r.maxPasses {
+				break
+			}
+			w := make([]float64, dim)
+			for j := range w {
+				w[j] = cur.w[j] + step*d[j]
+			}
+			p, err := r.eval(ctx, w, false, false)
+			if err != nil {
+				return nil, "", err
+			}
+			if p.f <= cur.f+armijo*step*gd {
+				next = p
+				break
+			}
+			step /= 2
+		}
+		if next == nil {
+			if r.passes >= r.maxPasses {
+				return cur, "epochs", nil
+			}
+			return cur, "line search", nil
+		}
+		sv, yv := make([]float64, dim), make([]float64, dim)
+		for j := range sv {
+			sv[j], yv[j] = next.w[j]-cur.w[j], next.g[j]-cur.g[j]
+		}
+		if dot(sv, yv) > 1e-12*dot(yv, yv) {
+			ss, ys = append(ss, sv), append(ys, yv)
+			if len(ss) > lbfgsMemory {
+				ss, ys = ss[1:], ys[1:]
+			}
+		}
+		cur = next
+		r.record(cur)
+		if why := r.after(cur); why != "" {
+			return cur, why, nil
+		}
+	}
 }
 
 // gradientTol is the relative gradient norm the full-batch solver stops at.

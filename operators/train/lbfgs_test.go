@@ -119,8 +119,8 @@ func solve(a [][]float64, b []float64) []float64 {
 	return x
 }
 
-// TestLBFGSReachesNewtonOptimum trains heart_scale with the defaults — the full-batch
-// solver, chosen by solver = "auto", its gradient passes waves of tasks — and checks
+// TestLBFGSReachesNewtonOptimum trains heart_scale with L-BFGS — the full-batch
+// solver, its gradient passes waves of tasks — and checks
 // the model against the optimum Newton's method finds in the test for the same
 // objective (λ = 1/rows). The validation set is the training set itself, so no
 // holdout is taken from the rows the objective is over; the validation rule stops
@@ -135,7 +135,8 @@ load "heart" {
 }
 
 train "lr" {
-  input = load.heart
+  input  = load.heart
+  solver = "lbfgs"
 }
 
 output "metrics" { value = train.lr.metrics }
@@ -160,7 +161,7 @@ output "model"   { value = train.lr.model }
 		t.Errorf("objective %.8f, want within 1e-3 of Newton's optimum %.8f", f, fRef)
 	}
 	notes := strings.Join(rec.Notes("train.lr"), "\n")
-	if !strings.Contains(notes, "solver lbfgs (auto: ") || !strings.Contains(notes, "stopped (") {
+	if !strings.Contains(notes, "solver lbfgs (asked for)") || !strings.Contains(notes, "stopped (") {
 		t.Errorf("notes do not show the solver and why it stopped:\n%s", notes)
 	}
 }
@@ -260,8 +261,9 @@ load "heart" {
 }
 
 train "svm" {
-  input = load.heart
-  model = "linear_svm"
+  input  = load.heart
+  model  = "linear_svm"
+  solver = "lbfgs"
 }
 
 output "metrics" { value = train.svm.metrics }

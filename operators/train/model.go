@@ -38,7 +38,7 @@ type Artifact struct {
 	Validation *Metrics `json:"validation_metrics,omitempty"`
 	// MF is a matrix factorization's rank, mean and metrics (mf.go).
 	MF *MFModel `json:"matrix_factorization,omitempty"`
-	// Solver is the solver that trained the model: sgd or lbfgs.
+	// Solver is the solver that trained the model: sgd, lbfgs or newton.
 	Solver string `json:"solver,omitempty"`
 	// Training figures and lineage.
 	Iterations        int64     `json:"iterations"`

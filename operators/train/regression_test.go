@@ -113,7 +113,8 @@ print(np.sqrt(np.mean((m.predict(Xt) - yt) ** 2)))
 		name, args string
 		tol        float64
 	}{
-		{"lbfgs", ``, 0.001},
+		{"newton", ``, 0.001}, // solver = "auto"
+		{"lbfgs", `solver = "lbfgs"`, 0.001},
 		{"sgd", `learning_rate = 0.5
   minibatch     = 20
   workers       = 1`, 0.05},
@@ -148,8 +149,8 @@ output "model"   { value = train.lr.model }
 			}
 			_ = rec
 			art, weights := readModel(t, h, sum)
-			if art.Model != "linear_regression" || len(weights) != 11 {
-				t.Errorf("artifact model %q, %d weights", art.Model, len(weights))
+			if art.Model != "linear_regression" || len(weights) != 11 || art.Solver != c.name {
+				t.Errorf("artifact model %q solver %q, %d weights; want linear_regression, %s, 11", art.Model, art.Solver, len(weights), c.name)
 			}
 		})
 	}

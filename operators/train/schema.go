@@ -1,4 +1,4 @@
-// Package train is the `train` operator. It has two solvers, chosen per stage by
+// Package train is the `train` operator. It has three solvers, chosen per stage by
 // solver = "auto" (see chooseSolver) and named in the stage's notes, the model
 // artifact (solver) and the summary:
 //
@@ -11,6 +11,10 @@
 //     validation loss stops improving (a validation set only: by less than 1e-4
 //     over 5 iterations; the best weights are kept), at target_logloss, at epochs
 //     passes (1000 without epochs) or at timeout.
+//   - newton: liblinear's trust-region Newton (TRON) on the same objective, with
+//     the same passes and stopping rules (newton.go); auto's choice for
+//     logistic_regression, linear_svm and linear_regression of at most 256
+//     coordinates, whose passes return the Hessian.
 //   - sgd: asynchronous minibatch SGD on stateless workers with the model in
 //     psstore and an evaluator beside them. Without epochs it runs until the
 //     held-out loss converges: the best of the last 5 evaluations improves on the
@@ -75,8 +79,8 @@ var Schema = &operators.Schema{
 			Doc: "matrix_factorization: the rank of the user and item factors (default 10)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Auto: true, Default: operators.AutoValue, Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions, or \"auto\" (the default): the planner chooses from the data size and the backend's concurrency, within the stage's budget and deadline, and says why in the plan."},
-		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs"},
-			Doc: "auto: L-BFGS over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given, else asynchronous SGD. The choice is shown and recorded in the model."},
+		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs", "newton"},
+			Doc: "auto: a full-batch solver over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given — trust-region Newton (liblinear's TRON) for a model of at most 256 coordinates other than softmax, else L-BFGS —, otherwise asynchronous SGD. newton: trust-region Newton for logistic_regression, linear_svm and linear_regression. The choice is shown and recorded in the model."},
 		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
 			Doc: "SGD: rows per minibatch (default 100; matrix_factorization: twice its users and items, 1000 to 50000 ratings)."},
 		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
@@ -145,6 +149,11 @@ func checkModelArgs(cfg cty.Value) []operators.Problem {
 					Detail: fmt.Sprintf("got %g: the Huber loss is quadratic within δ of the label, so δ > 0.", d)})
 			}
 		}
+	}
+	if sv := cfg.GetAttr("solver"); sv.IsKnown() && !sv.IsNull() && sv.AsString() == "newton" && !newtonModel(model) {
+		ps = append(ps, operators.Problem{Attr: "solver", Summary: "Solver newton does not apply to " + model,
+			Detail: "Trust-region Newton trains logistic_regression, linear_svm and linear_regression: use solver = \"auto\" or \"lbfgs\"" +
+				map[bool]string{true: " (matrix_factorization: \"auto\" or \"sgd\").", false: "."}[model == "matrix_factorization"]})
 	}
 	if model != "linear_regression" {
 		for _, a := range []string{"loss", "huber_delta"} {

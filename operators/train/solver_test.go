@@ -15,7 +15,11 @@ func TestChooseSolver(t *testing.T) {
 		want string
 		why  string
 	}{
-		{Config{Solver: "auto"}, small, "lbfgs", "fits in memory"},
+		{Config{Solver: "auto"}, small, "newton", "Hessian of 124 coordinates"},
+		{Config{Solver: "auto", Model: "linear_svm"}, small, "newton", "fits in memory"},
+		{Config{Solver: "auto", Model: "softmax"}, &Data{Features: 123, TrainRows: 32561, TrainNNZ: 451592, Classes: []float64{0, 1, 2}}, "lbfgs", "fits in memory"},
+		{Config{Solver: "auto"}, &Data{Features: 1000, TrainRows: 32561, TrainNNZ: 451592}, "lbfgs", "fits in memory"},
+		{Config{Solver: "newton"}, &Data{Features: 1000, TrainRows: 32561, TrainNNZ: 451592}, "newton", "asked for"},
 		{Config{Solver: "auto", SGDArgs: true}, small, "sgd", "SGD arguments"},
 		{Config{Solver: "auto"}, hashed, "sgd", "coordinates"},
 		{Config{Solver: "auto", Model: "linear_svm"}, hashed, "sgd", "coordinates"},
