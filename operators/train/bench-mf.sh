@@ -111,7 +111,7 @@ wall() { awk '/Elapsed \(wall clock\)/ { n = split($NF, p, ":"); s = 0; for (i =
 /usr/bin/time -v -o st.time "$stratus" apply -auto-approve -no-color stratus > st.log 2>&1 || { cat st.log >&2; exit 1; }
 st_rmse=$(printf '%.5f' "$("$stratus" output -json stratus test_rmse)")
 st_wall=$(wall st.time)
-how=$(grep -o 'train.mf: stopped ([a-z_ ]*) after [^:]*: [0-9]* iterations, [0-9]* ratings/s' st.log | sed 's/^train.mf: //')
+how=$(grep -o 'train.mf: stopped ([a-z_ ]*) after [^:]*: [^;]*' st.log | sed 's/^train.mf: //')
 
 /usr/bin/time -v -o als.time $py als.py train.csv test.csv "$rank" "$iters" > als.out
 read -r als_fit als_rmse < als.out

@@ -70,15 +70,35 @@ func ratingRows(t testing.TB, rows []dataset.Row) []ratingRow {
 	return out
 }
 
-// TestMFConvergesLikeALS trains a matrix factorization with its defaults on
-// generated rank-3 ratings with noise σ = 0.25 and compares its test RMSE
-// with the noise floor and with alternating least squares on the same
-// objective and training rows, computed here.
+// TestMFConvergesLikeALS trains a matrix factorization with its defaults
+// (alternating least squares, as auto picks it) and with SGD on generated
+// rank-3 ratings with noise σ = 0.25 and compares each test RMSE with the
+// noise floor and with alternating least squares on the same objective and
+// training rows, computed here.
 func TestMFConvergesLikeALS(t *testing.T) {
+	for _, c := range []struct{ name, args, solver, transport string }{
+		{"als", "rank = 3", "solver als (auto: ", ""},
+		// Over gRPC, as on Lambda: the model and the solved blocks through psstore's KV face.
+		{"als-grpc", "rank = 3", "solver als (auto: ", "grpc"},
+		{"sgd", "rank = 3\n  solver = \"sgd\"", "solver sgd (asked for)", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.transport != "" {
+				t.Setenv(psstore.TransportEnv, c.transport)
+			}
+			testMFConverges(t, c.args, c.solver)
+		})
+	}
+}
+
+func testMFConverges(t *testing.T, args, solver string) {
 	const noise = 0.25
 	path, truth := writeRatings(t, t.TempDir(), gen.RatingsConfig{Users: 300, Items: 200, Ratings: 40000, Rank: 3, Mean: 3.5, Noise: noise, Seed: 7})
-	h := runtimetest.New(t, mfPipeline(path, "rank = 3"))
+	h := runtimetest.New(t, mfPipeline(path, args))
 	sum, rec := h.MustApply()
+	if notes := strings.Join(rec.Notes("train.mf"), "\n"); !strings.Contains(notes, solver) {
+		t.Errorf("the notes do not say %q:\n%s", solver, notes)
+	}
 	rmse, mae := metric(t, sum, "test_rmse"), metric(t, sum, "test_mae")
 	vrmse := metric(t, sum, "validation_rmse")
 	t.Logf("stratus: test RMSE %.4f, MAE %.4f, validation RMSE %.4f\n%s", rmse, mae, vrmse, strings.Join(rec.Notes("train.mf"), "\n"))
@@ -98,6 +118,9 @@ func TestMFConvergesLikeALS(t *testing.T) {
 	if !(rmse <= 1.05*alsRMSE) {
 		t.Errorf("test RMSE %.4f, more than 5%% over ALS's %.4f", rmse, alsRMSE)
 	}
+	if strings.HasPrefix(solver, "solver als") && !(rmse <= 1.01*alsRMSE) {
+		t.Errorf("ALS's test RMSE %.4f, more than 1%% over the reference ALS's %.4f", rmse, alsRMSE)
+	}
 	if !(rmse <= 1.15*floor) {
 		t.Errorf("test RMSE %.4f, more than 15%% over the noise floor %.4f", rmse, floor)
 	}
@@ -109,6 +132,10 @@ func TestMFConvergesLikeALS(t *testing.T) {
 	art, w := readModel(t, h, sum)
 	if art.MF == nil || art.MF.Rank != 3 || art.MF.Test == nil || math.Abs(art.MF.Test.RMSE-rmse) > 1e-9 {
 		t.Fatalf("artifact %+v", art.MF)
+	}
+	// The artifact's metrics are the stage's, as for the other models.
+	if art.Metrics.RMSE != art.MF.Test.RMSE || art.Metrics.MAE != art.MF.Test.MAE || art.Validation == nil || art.Validation.RMSE != vrmse {
+		t.Errorf("artifact metrics %+v, validation %+v; its factorization's test %+v, the stage's validation RMSE %g", art.Metrics, art.Validation, art.MF.Test, vrmse)
 	}
 	var in bytes.Buffer
 	for _, r := range te {
@@ -282,6 +309,7 @@ func TestMFLifetime(t *testing.T) {
 	t.Setenv(psstore.TransportEnv, "grpc")
 	path, _ := writeRatings(t, t.TempDir(), gen.RatingsConfig{Users: 300, Items: 200, Ratings: 40000, Rank: 3, Mean: 3.5, Noise: 0.25, Seed: 7})
 	h := runtimetest.New(t, mfPipeline(path, `rank = 3
+  solver   = "sgd"
   epochs   = 300
   eval_interval = "100ms"
   lifetime = "400ms"`))
