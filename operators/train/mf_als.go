@@ -195,6 +195,12 @@ func loadRatingIndex(ctx context.Context, st blob.Store, ul unitList, slots int)
 			us, is, rs = append(us, u), append(is, i), append(rs, b.Labels[r])
 		}
 	}
+	return indexRatings(us, is, rs, slots), nil
+}
+
+// indexRatings indexes ratings (user slot, item slot, rating) by user and
+// by item (a counting sort on each).
+func indexRatings(us, is []uint32, rs []float32, slots int) *ratingIndex {
 	x := &ratingIndex{n: len(rs)}
 	for side := 0; side < 2; side++ {
 		own, other := us, is
@@ -218,7 +224,7 @@ func loadRatingIndex(ctx context.Context, st blob.Store, ul unitList, slots int)
 			by.other[p], by.ratings[p] = other[k], rs[k]
 		}
 	}
-	return x, nil
+	return x
 }
 
 // sideLen is the number of slots 2j+side below slots.
@@ -304,39 +310,49 @@ func solveALS(x *ratingIndex, p alsParams, w, out []float32) (rated, ratings int
 	return rated, ratings
 }
 
+// solveRange solves the blocks of side indices [lo, hi). For each slot it
+// gathers the other side's factors of its ratings column by column, so that
+// every entry of the normal equations is one dot product of two contiguous
+// columns (no stores in the inner loop).
 func solveRange(x *ratingIndex, p alsParams, w, out []float32, lo, hi int) [2]int {
 	k := p.Rank + 1
 	by := &x.by[p.Side]
 	a := make([]float64, k*k)
 	rhs := make([]float64, k)
-	f := make([]float64, k)
+	var cols []float64 // columns 1 … k−1 of [1, q] and then y, each rows long
 	var cnt [2]int
 	for j := lo; j < hi; j++ {
 		dst := out[(j-p.Lo)*k : (j-p.Lo+1)*k]
-		rows := int(by.off[j+1] - by.off[j])
+		first, last := int(by.off[j]), int(by.off[j+1])
+		rows := last - first
 		if rows == 0 {
 			clear(dst)
 			continue
 		}
-		clear(a)
-		clear(rhs)
-		f[0] = 1
-		for e := by.off[j]; e < by.off[j+1]; e++ {
+		if cap(cols) < k*rows {
+			cols = make([]float64, k*rows)
+		}
+		cols = cols[:k*rows]
+		col := func(c int) []float64 { return cols[(c-1)*rows : c*rows] } // c in 1 … k; k is y
+		y := col(k)
+		for t, e := 0, first; e < last; t, e = t+1, e+1 {
 			o := int(by.other[e])
 			q := w[o*k : (o+1)*k]
 			for c := 1; c < k; c++ {
-				f[c] = float64(q[c])
+				cols[(c-1)*rows+t] = float64(q[c])
 			}
-			y := float64(by.ratings[e]) - p.Mean - float64(q[0])
-			// The lower triangle of Σ f fᵀ, row by row.
-			for r := 0; r < k; r++ {
-				fr := f[r]
-				rhs[r] += fr * y
-				row := a[r*k : r*k+r+1]
-				for c := range row {
-					row[c] += fr * f[c]
-				}
+			y[t] = float64(by.ratings[e]) - p.Mean - float64(q[0])
+		}
+		// The lower triangle: row 0 and column 0 are the columns' sums (f₀ = 1).
+		a[0] = float64(rows)
+		rhs[0] = alsSum(y)
+		for r := 1; r < k; r++ {
+			cr := col(r)
+			a[r*k] = alsSum(cr)
+			for c := 1; c <= r; c++ {
+				a[r*k+c] = alsDot(cr, col(c))
 			}
+			rhs[r] = alsDot(cr, y)
 		}
 		reg := p.L2 * float64(rows)
 		for r := 0; r < k; r++ {
@@ -353,6 +369,37 @@ func solveRange(x *ratingIndex, p alsParams, w, out []float32, lo, hi int) [2]in
 		cnt[1] += rows
 	}
 	return cnt
+}
+
+func alsDot(x, y []float64) float64 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func alsSum(x []float64) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i]
+		s1 += x[i+1]
+		s2 += x[i+2]
+		s3 += x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // cholSolveLower solves a·x = b in place (x in b) for the symmetric matrix
