@@ -26,7 +26,9 @@ import (
 //
 // The model in psstore has (k+1) coordinates per slot: slot s holds its bias
 // at s·(k+1) and its factor at s·(k+1)+1 … s·(k+1)+k; it is initialised
-// N(0, 0.1²) (psstore's "normal" init, keyed on the seed). Workers run
+// N(0, 0.1²) (psstore's "normal" init, keyed on the seed). Two solvers
+// train it (chooseMFSolver): alternating least squares (mf_als.go) and
+// asynchronous SGD, as follows. Workers run
 // asynchronous minibatch SGD over their share of the ratings: pull the
 // minibatch's slots, push the sum of the per-rating gradients, which the
 // shards apply with the optimizer (per-coordinate adagrad by default, so a

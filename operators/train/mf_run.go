@@ -128,8 +128,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 // held-out RMSE, timeout, divergence or request.
 func (m *mfRun) sgd(ctx context.Context, why string) (*Result, error) {
 	s, o, cfg, ps, st := m.s, m.o, m.cfg, m.ps, m.st
-	stats, sum, seen, model, dir, suffix, slots, dim := m.stats, m.sum, m.seen, m.model, m.dir, m.suffix, m.slots, m.dim
-	_ = seen
+	stats, sum, model, dir, suffix, slots, dim := m.stats, m.sum, m.model, m.dir, m.suffix, m.slots, m.dim
 	workers := cfg.Workers
 	if capacity := s.Capacity(); workers+1 > capacity {
 		if capacity < 2 {
@@ -177,7 +176,7 @@ func (m *mfRun) sgd(ctx context.Context, why string) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := writeSeen(ctx, st, dir+"seen.u32", seen); err != nil {
+	if err := writeSeen(ctx, st, dir+"seen.u32", m.seen); err != nil {
 		return nil, err
 	}
 

@@ -37,11 +37,13 @@
 //     test_rmse, test_mae, r2 (its held-out loss for the stopping rules is the
 //     mean training loss, named "loss").
 //   - matrix_factorization (mf.go) trains on a ratings dataset: mean + user
-//     and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
-//     by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
-//     (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
-//     set, else a holdout of a tenth of the training set when epochs is not given or
-//     there is no test set); the exported model is scored on the test set
+//     and item biases + rank-k factors, k+1 coordinates per user and item, by
+//     alternating least squares (mf_als.go: waves of train.mf_als tasks, auto's
+//     choice when the factors fit) or by asynchronous SGD workers
+//     (train.mf_worker) on the model in psstore beside an RMSE evaluator
+//     (train.mf_eval), each stopping on the held-out RMSE (validation set, else a
+//     holdout of a tenth of the training set when epochs is not given or there is
+//     no test set); the exported model is scored on the test set
 //     (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
 //     validation set), lower is better.
 //
