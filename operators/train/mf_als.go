@@ -311,15 +311,18 @@ func solveALS(x *ratingIndex, p alsParams, w, out []float32) (rated, ratings int
 }
 
 // solveRange solves the blocks of side indices [lo, hi). For each slot it
-// gathers the other side's factors of its ratings column by column, so that
-// every entry of the normal equations is one dot product of two contiguous
-// columns (no stores in the inner loop).
+// gathers the columns G = [1, q₁ … q_k, y] of its ratings (q the other
+// side's factor, y = r − μ − the other side's bias), so that the normal
+// equations are the lower triangle of GᵀG, computed two rows by two columns
+// at a time (alsGram): contiguous loads, no stores in the inner loop.
 func solveRange(x *ratingIndex, p alsParams, w, out []float32, lo, hi int) [2]int {
 	k := p.Rank + 1
+	m := k + 1 // the columns of G
 	by := &x.by[p.Side]
+	g := make([]float64, m*m)
 	a := make([]float64, k*k)
 	rhs := make([]float64, k)
-	var cols []float64 // columns 1 … k−1 of [1, q] and then y, each rows long
+	var cols []float64
 	var cnt [2]int
 	for j := lo; j < hi; j++ {
 		dst := out[(j-p.Lo)*k : (j-p.Lo+1)*k]
@@ -329,34 +332,28 @@ func solveRange(x *ratingIndex, p alsParams, w, out []float32, lo, hi int) [2]in
 			clear(dst)
 			continue
 		}
-		if cap(cols) < k*rows {
-			cols = make([]float64, k*rows)
+		if cap(cols) < m*rows {
+			cols = make([]float64, m*rows)
 		}
-		cols = cols[:k*rows]
-		col := func(c int) []float64 { return cols[(c-1)*rows : c*rows] } // c in 1 … k; k is y
-		y := col(k)
+		cols = cols[:m*rows]
+		for t := range rows {
+			cols[t] = 1
+		}
+		y := cols[k*rows : m*rows]
 		for t, e := 0, first; e < last; t, e = t+1, e+1 {
 			o := int(by.other[e])
 			q := w[o*k : (o+1)*k]
 			for c := 1; c < k; c++ {
-				cols[(c-1)*rows+t] = float64(q[c])
+				cols[c*rows+t] = float64(q[c])
 			}
 			y[t] = float64(by.ratings[e]) - p.Mean - float64(q[0])
 		}
-		// The lower triangle: row 0 and column 0 are the columns' sums (f₀ = 1).
-		a[0] = float64(rows)
-		rhs[0] = alsSum(y)
-		for r := 1; r < k; r++ {
-			cr := col(r)
-			a[r*k] = alsSum(cr)
-			for c := 1; c <= r; c++ {
-				a[r*k+c] = alsDot(cr, col(c))
-			}
-			rhs[r] = alsDot(cr, y)
-		}
+		alsGram(cols, rows, m, g)
 		reg := p.L2 * float64(rows)
 		for r := 0; r < k; r++ {
+			copy(a[r*k:r*k+r+1], g[r*m:r*m+r+1])
 			a[r*k+r] += reg
+			rhs[r] = g[k*m+r]
 		}
 		if !cholSolveLower(a, rhs, k) {
 			clear(dst) // not positive definite (λ = 0 and too few ratings): leave it unknown
@@ -371,35 +368,53 @@ func solveRange(x *ratingIndex, p alsParams, w, out []float32, lo, hi int) [2]in
 	return cnt
 }
 
-func alsDot(x, y []float64) float64 {
-	y = y[:len(x)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i] * y[i]
-		s1 += x[i+1] * y[i+1]
-		s2 += x[i+2] * y[i+2]
-		s3 += x[i+3] * y[i+3]
+// alsGram sets the lower triangle of out (m×m, row-major) to GᵀG for the m
+// columns of n values in cols.
+func alsGram(cols []float64, n, m int, out []float64) {
+	col := func(c int) []float64 { return cols[c*n : (c+1)*n] }
+	for r := 0; r+1 < m; r += 2 {
+		x0, x1 := col(r), col(r+1)
+		for c := 0; c <= r; c += 2 {
+			s00, s01, s10, s11 := alsDot2(x0, x1, col(c), col(c+1))
+			out[r*m+c], out[(r+1)*m+c], out[(r+1)*m+c+1] = s00, s10, s11
+			if c+1 <= r {
+				out[r*m+c+1] = s01
+			}
+		}
 	}
-	for ; i < len(x); i++ {
-		s0 += x[i] * y[i]
+	if m%2 == 1 { // the last row alone
+		r := m - 1
+		for c := 0; c <= r; c++ {
+			out[r*m+c] = alsDot(col(r), col(c))
+		}
 	}
-	return (s0 + s1) + (s2 + s3)
 }
 
-func alsSum(x []float64) float64 {
-	var s0, s1, s2, s3 float64
+// alsDot2 is the four dot products of x0 and x1 with y0 and y1.
+func alsDot2(x0, x1, y0, y1 []float64) (s00, s01, s10, s11 float64) {
+	x1, y0, y1 = x1[:len(x0)], y0[:len(x0)], y1[:len(x0)]
+	for i, a0 := range x0 {
+		a1, b0, b1 := x1[i], y0[i], y1[i]
+		s00 += a0 * b0
+		s01 += a0 * b1
+		s10 += a1 * b0
+		s11 += a1 * b1
+	}
+	return
+}
+
+func alsDot(x, y []float64) float64 {
+	y = y[:len(x)]
+	var s0, s1 float64
 	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i]
-		s1 += x[i+1]
-		s2 += x[i+2]
-		s3 += x[i+3]
+	for ; i+2 <= len(x); i += 2 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
 	}
-	for ; i < len(x); i++ {
-		s0 += x[i]
+	if i < len(x) {
+		s0 += x[i] * y[i]
 	}
-	return (s0 + s1) + (s2 + s3)
+	return s0 + s1
 }
 
 // cholSolveLower solves a·x = b in place (x in b) for the symmetric matrix
