@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stratus-ml/stratus/dataset/partition"
 )
 
 // randomIndex is a ratings index of n random ratings over slots slots.
@@ -120,4 +122,59 @@ func BenchmarkSolveALS(b *testing.B) {
 		solveALS(x, p, w, out)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/rating")
+}
+
+// TestMFBatchBuild checks a worker's minibatch index over several builds of
+// one scratch (the stamps of one build must not leak into the next): the
+// keys are each distinct slot's, in increasing order, and every rating row
+// points at its user's and item's blocks.
+func TestMFBatchBuild(t *testing.T) {
+	const rank = 2
+	r := rand.New(rand.NewPCG(4, 5))
+	m := newMFBatch(rank)
+	for _, c := range []struct{ rows, users, items int }{{50, 400, 300}, {3000, 40, 30}, {7, 5000, 5000}, {1, 1, 1}} {
+		var b partition.Batch
+		b.Offsets = []uint32{0}
+		for range c.rows {
+			u, i := uint32(2*r.IntN(c.users)), uint32(2*r.IntN(c.items)+1)
+			if r.IntN(2) == 0 {
+				u, i = i, u // either order in the row
+			}
+			b.Indices = append(b.Indices, u, i)
+			b.Offsets = append(b.Offsets, uint32(len(b.Indices)))
+			b.Labels = append(b.Labels, 1)
+		}
+		// A row that is not a rating pair.
+		b.Indices = append(b.Indices, 4)
+		b.Offsets = append(b.Offsets, uint32(len(b.Indices)))
+		b.Labels = append(b.Labels, 1)
+		m.build(&b)
+		want := map[uint32]bool{}
+		for row := 0; row < b.Len(); row++ {
+			u, i, ok := mfSlots(&b, row)
+			if !ok {
+				if m.users[row] != -1 || m.items[row] != -1 {
+					t.Fatalf("row %d is not a pair, blocks %d, %d", row, m.users[row], m.items[row])
+				}
+				continue
+			}
+			want[u], want[i] = true, true
+			if m.slots[m.users[row]] != u || m.slots[m.items[row]] != i {
+				t.Fatalf("row %d (%d, %d): blocks of slots %d and %d", row, u, i, m.slots[m.users[row]], m.slots[m.items[row]])
+			}
+		}
+		if len(m.slots) != len(want) || len(m.keys) != len(want)*(rank+1) || len(m.w) != len(m.keys) {
+			t.Fatalf("%d slots, %d keys for %d distinct slots", len(m.slots), len(m.keys), len(want))
+		}
+		for n := 1; n < len(m.keys); n++ {
+			if m.keys[n] <= m.keys[n-1] {
+				t.Fatalf("keys not increasing at %d: %d, %d", n, m.keys[n-1], m.keys[n])
+			}
+		}
+		for n, s := range m.slots {
+			if !want[s] || m.keys[n*(rank+1)] != mfKey(s, 0, rank) {
+				t.Fatalf("slot %d at %d: not in the batch, or key %d", s, n, m.keys[n*(rank+1)])
+			}
+		}
+	}
 }
