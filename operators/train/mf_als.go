@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,16 +65,24 @@ const (
 	alsMaxModelBytes = 256 << 20
 )
 
+// alsRatingBytes is what a function holds per training rating while ALS
+// runs: its index by user and by item (8 bytes each) and the 12 bytes a
+// rating of the list it is built from.
+const alsRatingBytes = 28
+
 // chooseMFSolver resolves cfg.Solver for matrix factorization and says why:
 // "sgd" and "als" as given; "auto" is "sgd" when the stage gives an SGD
 // argument (optimizer, learning_rate, minibatch), the rank exceeds
-// alsMaxRank or the model alsMaxModelBytes, else "als".
-func chooseMFSolver(cfg Config, dim uint64) (solver, why string) {
+// alsMaxRank, the model alsMaxModelBytes or the ratings' index
+// fullBatchBytes, else "als".
+func chooseMFSolver(cfg Config, dim uint64, ratings int64) (solver, why string) {
 	switch {
 	case cfg.Solver == "sgd" || cfg.Solver == "als":
 		return cfg.Solver, "asked for"
 	case cfg.SGDArgs:
 		return "sgd", "auto: the stage sets SGD arguments"
+	case alsRatingBytes*ratings > fullBatchBytes:
+		return "sgd", fmt.Sprintf("auto: the ratings need %s in memory, over the ALS limit of %s", mib(alsRatingBytes*ratings), mib(fullBatchBytes))
 	case cfg.Rank > alsMaxRank:
 		return "sgd", fmt.Sprintf("auto: rank %d, over the ALS limit of %d", cfg.Rank, alsMaxRank)
 	case 4*dim > alsMaxModelBytes:
@@ -137,6 +146,16 @@ type alsEntry struct {
 	once sync.Once
 	idx  *ratingIndex
 	err  error
+	size int64 // idx.bytes(), set under alsData's lock once built
+}
+
+// bytes is what the index holds.
+func (x *ratingIndex) bytes() int64 {
+	var n int64
+	for _, by := range x.by {
+		n += int64(4*len(by.off) + 4*len(by.other) + 4*len(by.ratings))
+	}
+	return n
 }
 
 const alsDataEntries = 4
@@ -157,14 +176,35 @@ func cachedRatingIndex(ctx context.Context, st blob.Store, ul unitList, slots in
 	}
 	alsData.Unlock()
 	e.once.Do(func() { e.idx, e.err = loadRatingIndex(ctx, st, ul, slots) })
+	alsData.Lock()
+	defer alsData.Unlock()
 	if e.err != nil {
-		alsData.Lock()
 		if alsData.m[id] == e {
 			delete(alsData.m, id) // retried, not remembered
+			alsData.order = slices.DeleteFunc(alsData.order, func(k string) bool { return k == id })
 		}
-		alsData.Unlock()
+		return nil, e.err
 	}
-	return e.idx, e.err
+	// Within dataCacheLimit: forget the oldest others (their functions still
+	// hold what they use).
+	if e.size == 0 {
+		e.size = e.idx.bytes()
+	}
+	var total int64
+	for _, k := range alsData.order {
+		if x := alsData.m[k]; x != nil {
+			total += x.size
+		}
+	}
+	for len(alsData.order) > 1 && total > dataCacheLimit && alsData.order[0] != id {
+		old := alsData.order[0]
+		if x := alsData.m[old]; x != nil {
+			total -= x.size
+		}
+		delete(alsData.m, old)
+		alsData.order = alsData.order[1:]
+	}
+	return e.idx, nil
 }
 
 func loadRatingIndex(ctx context.Context, st blob.Store, ul unitList, slots int) (*ratingIndex, error) {

@@ -178,3 +178,29 @@ func TestMFBatchBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseMFSolver: auto trains with ALS unless the stage asks for SGD or
+// its arguments, or the factors or the ratings are too large to hold.
+func TestChooseMFSolver(t *testing.T) {
+	base := Config{Solver: "auto", Rank: 10}
+	for _, c := range []struct {
+		name    string
+		cfg     func(Config) Config
+		dim     uint64
+		ratings int64
+		want    string
+	}{
+		{"fits", func(c Config) Config { return c }, 12001 * 11, 1e6, "als"},
+		{"asked sgd", func(c Config) Config { c.Solver = "sgd"; return c }, 12001 * 11, 1e6, "sgd"},
+		{"asked als", func(c Config) Config { c.Solver, c.Rank = "als", 500; return c }, 1 << 40, 1e12, "als"},
+		{"sgd args", func(c Config) Config { c.SGDArgs = true; return c }, 12001 * 11, 1e6, "sgd"},
+		{"rank", func(c Config) Config { c.Rank = alsMaxRank + 1; return c }, 12001 * 202, 1e6, "sgd"},
+		{"model", func(c Config) Config { return c }, alsMaxModelBytes/4 + 1, 1e6, "sgd"},
+		{"ratings", func(c Config) Config { return c }, 12001 * 11, fullBatchBytes/alsRatingBytes + 1, "sgd"},
+	} {
+		got, why := chooseMFSolver(c.cfg(base), c.dim, c.ratings)
+		if got != c.want || why == "" {
+			t.Errorf("%s: %s (%s), want %s", c.name, got, why, c.want)
+		}
+	}
+}

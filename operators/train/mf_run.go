@@ -110,7 +110,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	}
 	slots := o.Data.Features
 	dim := uint64(slots) * uint64(cfg.Rank+1)
-	solver, why := chooseMFSolver(cfg, dim)
+	solver, why := chooseMFSolver(cfg, dim, sum.Ratings)
 	if solver == "sgd" && !cfg.MinibatchSet {
 		cfg.Minibatch = mfMinibatch(sum.Users, sum.Items)
 	}
