@@ -204,3 +204,24 @@ func TestChooseMFSolver(t *testing.T) {
 		}
 	}
 }
+
+// TestALSStalled: one slow sweep (the second, from the small initial
+// factors) does not stop ALS; two without a real improvement do, and so do
+// two that got worse.
+func TestALSStalled(t *testing.T) {
+	for _, c := range []struct {
+		hist []float64
+		want bool
+	}{
+		{[]float64{0.5964, 0.5938}, false},
+		{[]float64{0.5964, 0.5962, 0.5960}, true},
+		{[]float64{0.5964, 0.5962, 0.5792}, false},
+		{[]float64{0.5344, 0.5339, 0.5337, 0.5337}, true},
+		{[]float64{0.5344, 0.5339, 0.5337, 0.5331}, false},
+		{[]float64{0.60, 0.55, 0.56, 0.57}, true},
+	} {
+		if got := alsStalled(c.hist, 1e-3); got != c.want {
+			t.Errorf("alsStalled(%v) = %v, want %v", c.hist, got, c.want)
+		}
+	}
+}
