@@ -218,56 +218,78 @@ func loadRatingIndex(ctx context.Context, st blob.Store, ul unitList, slots int)
 			return nil, err
 		}
 	}
-	it := prefetch.New(ctx, st, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2})
-	defer it.Close()
-	var us, is []uint32
-	var rs []float32
-	for {
-		b, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read ratings: %w", err)
-		}
-		for r := 0; r < b.Len(); r++ {
-			u, i, ok := mfSlots(&b, r)
-			if !ok || int(u) >= slots || int(i) >= slots {
-				continue
+	// Two reads of the partitions (count, then fill) rather than one into
+	// temporary lists: a read costs less than the memory the lists and their
+	// growth would add to the function's peak.
+	each := func(yield func(u, i uint32, r float32)) error {
+		it := prefetch.New(ctx, st, units, prefetch.Options{Minibatch: 1 << 30, Buffer: 2})
+		defer it.Close()
+		for {
+			b, err := it.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
 			}
-			us, is, rs = append(us, u), append(is, i), append(rs, b.Labels[r])
+			if err != nil {
+				return fmt.Errorf("read ratings: %w", err)
+			}
+			for r := 0; r < b.Len(); r++ {
+				u, i, ok := mfSlots(&b, r)
+				if ok && int(u) < slots && int(i) < slots {
+					yield(u, i, b.Labels[r])
+				}
+			}
 		}
 	}
-	return indexRatings(us, is, rs, slots), nil
+	return indexRatings(each, slots)
 }
 
-// indexRatings indexes ratings (user slot, item slot, rating) by user and
-// by item (a counting sort on each).
-func indexRatings(us, is []uint32, rs []float32, slots int) *ratingIndex {
-	x := &ratingIndex{n: len(rs)}
-	for side := 0; side < 2; side++ {
-		own, other := us, is
-		if side == 1 {
-			own, other = is, us
-		}
-		n := sideLen(slots, side)
+// indexRatings indexes the ratings (user slot, item slot, rating) that each
+// yields by user and by item, by a counting sort on each side: each is
+// called twice, to count and to fill, and must yield the same ratings both
+// times.
+func indexRatings(each func(yield func(u, i uint32, r float32)) error, slots int) (*ratingIndex, error) {
+	x := &ratingIndex{}
+	for side := range 2 {
+		x.by[side].off = make([]int32, sideLen(slots, side)+1)
+	}
+	u0, i0 := x.by[0].off, x.by[1].off
+	if err := each(func(u, i uint32, _ float32) {
+		u0[u/2+1]++
+		i0[i/2+1]++
+		x.n++
+	}); err != nil {
+		return nil, err
+	}
+	var next [2][]int32
+	for side := range 2 {
 		by := &x.by[side]
-		by.off = make([]int32, n+1)
-		for _, s := range own {
-			by.off[s/2+1]++
-		}
+		n := len(by.off) - 1
 		for j := 0; j < n; j++ {
 			by.off[j+1] += by.off[j]
 		}
-		next := append([]int32(nil), by.off[:n]...)
-		by.other, by.ratings = make([]uint32, len(rs)), make([]float32, len(rs))
-		for k, s := range own {
-			p := next[s/2]
-			next[s/2]++
-			by.other[p], by.ratings[p] = other[k], rs[k]
-		}
+		next[side] = append([]int32(nil), by.off[:n]...)
+		by.other, by.ratings = make([]uint32, x.n), make([]float32, x.n)
 	}
-	return x
+	filled, bad := 0, false
+	bu, bi := &x.by[0], &x.by[1]
+	nu, ni := next[0], next[1]
+	if err := each(func(u, i uint32, r float32) {
+		filled++
+		p, q := nu[u/2], ni[i/2]
+		if bad || p >= bu.off[u/2+1] || q >= bi.off[i/2+1] {
+			bad = true // more ratings of u or i than the count: not the same ratings
+			return
+		}
+		nu[u/2], ni[i/2] = p+1, q+1
+		bu.other[p], bu.ratings[p] = i, r
+		bi.other[q], bi.ratings[q] = u, r
+	}); err != nil {
+		return nil, err
+	}
+	if bad || filled != x.n {
+		return nil, fmt.Errorf("read ratings: the second read of the training set yielded other ratings than the first (%d, then %d)", x.n, filled)
+	}
+	return x, nil
 }
 
 // sideLen is the number of slots 2j+side below slots.

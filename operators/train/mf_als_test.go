@@ -17,7 +17,16 @@ func randomIndex(slots, n int, seed uint64) *ratingIndex {
 		is[k] = uint32(2*r.IntN(sideLen(slots, 1)) + 1)
 		rs[k] = float32(3 + r.NormFloat64())
 	}
-	return indexRatings(us, is, rs, slots)
+	x, err := indexRatings(func(yield func(u, i uint32, r float32)) error {
+		for k := range rs {
+			yield(us[k], is[k], rs[k])
+		}
+		return nil
+	}, slots)
+	if err != nil {
+		panic(err)
+	}
+	return x
 }
 
 // TestSolveALS checks each solved block against the normal equations it
