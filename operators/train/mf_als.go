@@ -534,6 +534,13 @@ func alsInit(slots, rank int, seed int64) []float32 {
 	return w
 }
 
+func alsTasks(n int) string {
+	if n == 1 {
+		return "1 task"
+	}
+	return strconv.Itoa(n) + " tasks"
+}
+
 // alsWindow is the number of sweeps the convergence rule looks back over.
 const alsWindow = 2
 
@@ -590,8 +597,12 @@ func (m *mfRun) als(ctx context.Context, why string) (*Result, error) {
 		}
 	}
 	keepBest := heldName != "test" // never choose weights by the test set
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("matrix factorization: rank %d, l2 %g, %d slots (%d users, %d items, %d ratings, mean %.4f); solver als (%s): %d tasks a half-step; stopping on the %s RMSE",
-		cfg.Rank, cfg.L2, m.slots, m.sum.Users, m.sum.Items, m.sum.Ratings, m.sum.Mean, why, shares, heldName)})
+	stopRule := fmt.Sprintf("stopping on the %s RMSE", heldName)
+	if eps == 0 {
+		stopRule = fmt.Sprintf("%d sweeps (epochs), evaluating on the %s RMSE", maxSweeps, heldName)
+	}
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("matrix factorization: rank %d, l2 %g, %d slots (%d users, %d items, %d ratings, mean %.4f); solver als (%s): %s a half-step; %s",
+		cfg.Rank, cfg.L2, m.slots, m.sum.Users, m.sum.Items, m.sum.Ratings, m.sum.Mean, why, alsTasks(shares), stopRule)})
 
 	var timeout <-chan time.Time
 	if cfg.Timeout > 0 {
@@ -751,6 +762,6 @@ func (m *mfRun) als(ctx context.Context, why string) (*Result, error) {
 		s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("keeping the weights of the best %s evaluation (RMSE %.4f, not %.4f at the end)", heldName, best.RMSE, last.RMSE)})
 		w, held = bestW, best
 	}
-	how := fmt.Sprintf("als, %d sweeps of %d tasks a half-step, %.0f ratings/s", res.Iterations, shares, res.ExamplesPerSecond)
+	how := fmt.Sprintf("als, %d sweeps of %s a half-step, %.0f ratings/s", res.Iterations, alsTasks(shares), res.ExamplesPerSecond)
 	return m.finish(ctx, res, w, held, heldName, how, nil)
 }
