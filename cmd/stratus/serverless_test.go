@@ -211,6 +211,9 @@ func TestServerless(t *testing.T) {
 		{"a9a", []string{"test_logloss", "accuracy"}, "model", false},
 		{"criteo", []string{"test_logloss"}, "", false},
 		{"a9a-tune", []string{"best_logloss", "final_logloss"}, "", true},
+		// Matrix factorization by ALS: the model and the solved blocks through
+		// the shards' KV face, the ratings read from the bucket.
+		{"ratings", []string{"test_rmse", "validation_rmse"}, "model", false},
 	} {
 		t.Run(tc.pipeline, func(t *testing.T) {
 			local := filepath.Join(localRoot, "pipelines", tc.pipeline)
@@ -228,6 +231,9 @@ func TestServerless(t *testing.T) {
 			// The cost is the bill's (REPORT lines), labelled so, with the shard hosts.
 			if !strings.Contains(log, "  LAMBDA COST") || strings.Contains(log, "ESTIMATED LAMBDA COST") || !strings.Contains(log, "psstore hosts: 2 × ") {
 				t.Errorf("the summary lacks the billed Lambda cost or the psstore hosts:\n%s", log)
+			}
+			if tc.pipeline == "ratings" && !strings.Contains(log, "solver als (auto: ") {
+				t.Errorf("the matrix factorization did not train with ALS on lambda:\n%s", log)
 			}
 			if tc.handover && !strings.Contains(log, "relaunched as generation") {
 				t.Errorf("no worker reached its 2s lifetime and handed over:\n%s", log)

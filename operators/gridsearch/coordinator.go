@@ -603,20 +603,9 @@ func (o objective) loss(m train.Metrics) float64 {
 }
 
 // resultMetrics are a finished run's metrics, and its validation metrics (nil
-// without a validation set), with a factorization's RMSE and MAE in place.
+// without a validation set); train.Run sets them for every model.
 func resultMetrics(res *train.Result) (train.Metrics, *train.Metrics) {
-	m, v := res.Metrics, res.Validation
-	if mf := res.MF; mf != nil {
-		n := math.NaN()
-		m = train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: n, MAE: n, R2: n}
-		if mf.Test != nil {
-			m.RMSE, m.MAE, m.Rows = mf.Test.RMSE, mf.Test.MAE, mf.Test.Rows
-		}
-		if mf.Validation != nil {
-			v = &train.Metrics{Logloss: n, Accuracy: n, AUC: n, RMSE: mf.Validation.RMSE, MAE: mf.Validation.MAE, R2: n, Rows: mf.Validation.Rows}
-		}
-	}
-	return m, v
+	return res.Metrics, res.Validation
 }
 
 // ended records a trial's train.Run returning: its status, its workers freed, its

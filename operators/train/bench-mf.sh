@@ -6,8 +6,10 @@
 # on the test ratings is the noise floor.
 #
 #   - stratus apply of load (format = "ratings") + train model =
-#     "matrix_factorization", rank = RANK and nothing else (defaults: adagrad,
-#     stopping when the held-out RMSE converges on a tenth of the training set);
+#     "matrix_factorization", rank = RANK and nothing else (defaults: solver auto,
+#     which picks alternating least squares for factors this size, stopping when
+#     the RMSE on a holdout of a tenth of the training set converges);
+#   - the same with solver = "sgd" (asynchronous SGD, adagrad; SGD=0 skips it);
 #   - ALS in numpy (system /usr/bin/python3): the same objective — squared error
 #     + λ per rating on the user's and the item's bias and factor (ALS-WR), λ =
 #     0.05, train's default — each user's and item's block solved exactly in
@@ -16,9 +18,9 @@
 #     counted), on all the training ratings.
 #
 # Each prints wall time, peak memory (/usr/bin/time -v, whole process) and test
-# RMSE; then Stratus over ALS as ratios. Stratus trains on nine tenths of the
+# RMSE; then Stratus (defaults) over ALS as ratios. Stratus trains on nine tenths of the
 # training ratings (the rest is its stopping holdout); ALS on all of them.
-# Environment: USERS, ITEMS, RATINGS, RANK, ALS_ITERS, BENCH_DIR (kept if set),
+# Environment: USERS, ITEMS, RATINGS, RANK, ALS_ITERS, SGD, BENCH_DIR (kept if set),
 # STRATUS (default bin/stratus).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +29,7 @@ items=${ITEMS:-4000}
 ratings=${RATINGS:-1000000}
 rank=${RANK:-10}
 iters=${ALS_ITERS:-10}
+sgd=${SGD:-1}
 py=/usr/bin/python3
 stratus=$(realpath "${STRATUS:-bin/stratus}")
 for tool in /usr/bin/time $py; do
@@ -35,7 +38,7 @@ done
 $py -c 'import numpy' 2>/dev/null || { echo "bench-mf: numpy is missing for $py (apt-get install python3-numpy)" >&2; exit 1; }
 dir=${BENCH_DIR:-$(mktemp -d)}
 [ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$dir"' EXIT
-mkdir -p "$dir/stratus"
+mkdir -p "$dir/stratus" "$dir/stratus-sgd"
 cd "$dir"
 
 "$stratus" gen ratings --users "$users" --items "$items" --ratings "$ratings" --rank "$rank" --noise 0.5 --seed 1 -o train.csv 2> gen-train.log
@@ -57,6 +60,7 @@ train "mf" {
 
 output "test_rmse" { value = train.mf.metrics.test_rmse }
 HCL
+sed 's/^  rank  = .*/&\n  solver = "sgd"/' stratus/main.hcl > stratus-sgd/main.hcl
 
 cat > als.py <<'PY'
 import sys, time
@@ -111,7 +115,12 @@ wall() { awk '/Elapsed \(wall clock\)/ { n = split($NF, p, ":"); s = 0; for (i =
 /usr/bin/time -v -o st.time "$stratus" apply -auto-approve -no-color stratus > st.log 2>&1 || { cat st.log >&2; exit 1; }
 st_rmse=$(printf '%.5f' "$("$stratus" output -json stratus test_rmse)")
 st_wall=$(wall st.time)
-how=$(grep -o 'train.mf: stopped ([a-z_ ]*) after [^:]*: [0-9]* iterations, [0-9]* ratings/s' st.log | sed 's/^train.mf: //')
+how=$(grep -o 'train.mf: stopped ([a-z_ ]*) after [^:]*: [^;]*' st.log | sed 's/^train.mf: //')
+if [ "$sgd" != 0 ]; then
+  /usr/bin/time -v -o sgd.time "$stratus" apply -auto-approve -no-color stratus-sgd > sgd.log 2>&1 || { cat sgd.log >&2; exit 1; }
+  sgd_rmse=$(printf '%.5f' "$("$stratus" output -json stratus-sgd test_rmse)")
+  sgd_how=$(grep -o 'train.mf: stopped ([a-z_ ]*) after [^:]*: [^;]*' sgd.log | sed 's/^train.mf: //')
+fi
 
 /usr/bin/time -v -o als.time $py als.py train.csv test.csv "$rank" "$iters" > als.out
 read -r als_fit als_rmse < als.out
@@ -121,5 +130,8 @@ printf 'generated: %d users × %d items, %d training and %d test ratings, rank %
 printf '%-40s %9s %10s %10s  %s\n' "tool" "wall (s)" "peak (MB)" "test RMSE" "notes"
 printf '%-40s %9s %10s %10s  %s\n' "ALS, numpy ($iters sweeps, λ 0.05)" "$als_fit" "$(peak als.time)" "$als_rmse" "read + fit in process; whole process $(wall als.time) s"
 printf '%-40s %9s %10s %10s  %s\n' "stratus apply (matrix_factorization)" "$st_wall" "$(peak st.time)" "$st_rmse" "load + train, whole process; $how"
+if [ "$sgd" != 0 ]; then
+  printf '%-40s %9s %10s %10s  %s\n' "stratus apply (solver = \"sgd\")" "$(wall sgd.time)" "$(peak sgd.time)" "$sgd_rmse" "load + train, whole process; $sgd_how"
+fi
 awk -v sw="$st_wall" -v aw="$als_fit" -v sr="$st_rmse" -v ar="$als_rmse" -v f="$floor" 'BEGIN {
   printf "\nstratus / ALS: time %.2f×, test RMSE %.4f× (ALS %.4f× and stratus %.4f× the noise floor)\n", sw / aw, sr / ar, ar / f, sr / f }'

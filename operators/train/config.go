@@ -14,7 +14,8 @@ import (
 // Config is a train stage's evaluated configuration.
 type Config struct {
 	Model string
-	// Solver is the solver asked for: "auto", "sgd", "lbfgs" or "newton" (see chooseSolver).
+	// Solver is the solver asked for: "auto", "sgd", "lbfgs", "newton" or, for
+	// matrix factorization, "als" (see chooseSolver and chooseMFSolver).
 	Solver       string
 	Workers      int
 	Minibatch    int

@@ -43,6 +43,7 @@ func Operator() *operators.Operator {
 			KindMFWorker: runMFWorker,
 			KindMFEval:   runMFEval,
 			KindMFScore:  runMFScore,
+			KindMFALS:    runMFALS,
 		},
 	}
 }
@@ -116,7 +117,8 @@ type Result struct {
 	Passes            int
 	// Validation holds the final metrics on the validation set, when there is one.
 	Validation *Metrics
-	// MF holds a matrix factorization's figures (its RMSE and MAE).
+	// MF is a matrix factorization's model record (its metrics are in
+	// Metrics and Validation, as for the other models).
 	MF *MFModel
 	// Scaling lists an elastic run's changes of its worker count.
 	Scaling []scaleChange
@@ -194,10 +196,6 @@ func (r *Result) MetricsValue() cty.Value {
 		"validation_auc":      vauc,
 		"iterations":          cty.NumberIntVal(r.Iterations),
 		"examples_per_second": f(math.Round(r.ExamplesPerSecond)),
-	}
-	if r.MF != nil { // matrix factorization's errors come from its own scoring
-		m["test_rmse"], m["test_mae"] = mfMetric(r.MF, "test", "rmse"), mfMetric(r.MF, "test", "mae")
-		m["validation_rmse"], m["validation_mae"] = mfMetric(r.MF, "validation", "rmse"), mfMetric(r.MF, "validation", "mae")
 	}
 	return cty.ObjectVal(m)
 }

@@ -26,7 +26,9 @@ import (
 //
 // The model in psstore has (k+1) coordinates per slot: slot s holds its bias
 // at s·(k+1) and its factor at s·(k+1)+1 … s·(k+1)+k; it is initialised
-// N(0, 0.1²) (psstore's "normal" init, keyed on the seed). Workers run
+// N(0, 0.1²) (psstore's "normal" init, keyed on the seed). Two solvers
+// train it (chooseMFSolver): alternating least squares (mf_als.go) and
+// asynchronous SGD, as follows. Workers run
 // asynchronous minibatch SGD over their share of the ratings: pull the
 // minibatch's slots, push the sum of the per-rating gradients, which the
 // shards apply with the optimizer (per-coordinate adagrad by default, so a
@@ -101,8 +103,13 @@ func mfGrad(mean, l2 float64, r float32, pu, qi, gu, gq []float32) float64 {
 // mfBatch is a worker's scratch for one minibatch: the distinct coordinates
 // the minibatch touches, their pulled values and their summed gradients.
 type mfBatch struct {
-	rank  int
-	pos   map[uint32]int // slot → its block's index
+	rank int
+	// stamp[s] is the build that last saw slot s, and pos[s] its block's
+	// index in that build (slot-indexed arrays, not maps: a minibatch of
+	// MF's default size touches most slots).
+	stamp []uint32
+	pos   []int32
+	gen   uint32
 	slots []uint32
 	keys  []uint64
 	w, g  []float32
@@ -110,39 +117,61 @@ type mfBatch struct {
 	users, items []int
 }
 
-func newMFBatch(rank int) *mfBatch { return &mfBatch{rank: rank, pos: map[uint32]int{}} }
+func newMFBatch(rank int) *mfBatch { return &mfBatch{rank: rank} }
+
+// see marks slot s seen in this build, growing the slot arrays to hold it.
+func (m *mfBatch) see(s uint32) {
+	if int(s) >= len(m.stamp) {
+		n := max(int(s)+1, 2*len(m.stamp), 1024)
+		m.stamp = append(m.stamp, make([]uint32, n-len(m.stamp))...)
+		m.pos = append(m.pos, make([]int32, n-len(m.pos))...)
+	}
+	if m.stamp[s] != m.gen {
+		m.stamp[s] = m.gen
+		m.slots = append(m.slots, s)
+	}
+}
 
 // build collects the distinct slots of b and their keys, in increasing
 // order (psstore sorts a request's keys: sorted ones cost it least).
 func (m *mfBatch) build(b *partition.Batch) {
-	clear(m.pos)
+	m.gen++
+	if m.gen == 0 { // wrapped: forget every stamp
+		clear(m.stamp)
+		m.gen = 1
+	}
 	m.slots, m.keys, m.users, m.items = m.slots[:0], m.keys[:0], m.users[:0], m.items[:0]
-	for r := 0; r < b.Len(); r++ {
-		u, i, ok := mfSlots(b, r)
-		if !ok {
-			continue
-		}
-		for _, s := range [2]uint32{u, i} {
-			if _, seen := m.pos[s]; !seen {
-				m.pos[s] = 0
-				m.slots = append(m.slots, s)
-			}
-		}
-	}
-	slices.Sort(m.slots)
-	for k, s := range m.slots {
-		m.pos[s] = k
-		for j := 0; j <= m.rank; j++ {
-			m.keys = append(m.keys, mfKey(s, j, m.rank))
-		}
-	}
 	for r := 0; r < b.Len(); r++ {
 		u, i, ok := mfSlots(b, r)
 		if !ok {
 			m.users, m.items = append(m.users, -1), append(m.items, -1)
 			continue
 		}
-		m.users, m.items = append(m.users, m.pos[u]), append(m.items, m.pos[i])
+		m.see(u)
+		m.see(i)
+		m.users, m.items = append(m.users, int(u)), append(m.items, int(i))
+	}
+	if 16*len(m.slots) >= len(m.stamp) {
+		// Most slots: their order by a scan of the stamps, cheaper than a sort.
+		m.slots = m.slots[:0]
+		for s, st := range m.stamp {
+			if st == m.gen {
+				m.slots = append(m.slots, uint32(s))
+			}
+		}
+	} else {
+		slices.Sort(m.slots)
+	}
+	for k, s := range m.slots {
+		m.pos[s] = int32(k)
+		for j := 0; j <= m.rank; j++ {
+			m.keys = append(m.keys, mfKey(s, j, m.rank))
+		}
+	}
+	for r, u := range m.users {
+		if u >= 0 {
+			m.users[r], m.items[r] = int(m.pos[u]), int(m.pos[m.items[r]])
+		}
 	}
 	n := len(m.keys)
 	if cap(m.w) < n {

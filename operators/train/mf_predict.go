@@ -29,9 +29,17 @@ func checkMF(cfg cty.Value) []operators.Problem {
 		return []operators.Problem{{Attr: "target_logloss", Summary: "Argument does not apply to matrix_factorization",
 			Detail: "A matrix factorization predicts ratings and has no log loss: remove target_logloss; training stops when the held-out RMSE converges (epsilon) or after epochs."}}
 	}
-	if mf && cfg.GetAttr("solver").IsKnown() && !cfg.GetAttr("solver").IsNull() && cfg.GetAttr("solver").AsString() == "lbfgs" {
+	solver := ""
+	if v := cfg.GetAttr("solver"); v.IsKnown() && !v.IsNull() {
+		solver = v.AsString()
+	}
+	if mf && solver == "lbfgs" {
 		return []operators.Problem{{Attr: "solver", Summary: "Solver does not apply to matrix_factorization",
-			Detail: "A matrix factorization's objective is not convex; it trains with asynchronous SGD: use solver = \"auto\" or \"sgd\"."}}
+			Detail: "A matrix factorization trains with alternating least squares or asynchronous SGD: use solver = \"auto\", \"als\" or \"sgd\"."}}
+	}
+	if !mf && solver == "als" {
+		return []operators.Problem{{Attr: "solver", Summary: "Solver applies only to matrix_factorization",
+			Detail: "Alternating least squares trains a matrix factorization: use solver = \"auto\", \"lbfgs\" or \"sgd\", or train model = \"matrix_factorization\"."}}
 	}
 	return nil
 }

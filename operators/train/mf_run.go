@@ -7,8 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/zclconf/go-cty/cty"
-
+	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/dataset/manifest"
 	"github.com/stratus-ml/stratus/dataset/prefetch"
 	"github.com/stratus-ml/stratus/operators"
@@ -44,7 +43,7 @@ func mfConfig(cfg Config) (Config, error) {
 		return cfg, fmt.Errorf("target_logloss does not apply to matrix_factorization, which has no log loss; it stops when the held-out RMSE converges (epsilon) or after epochs")
 	}
 	if cfg.Solver == "lbfgs" {
-		return cfg, fmt.Errorf("solver = \"lbfgs\" does not apply to matrix_factorization, whose objective is not convex: it trains with asynchronous SGD (solver = \"auto\" or \"sgd\")")
+		return cfg, fmt.Errorf("solver = \"lbfgs\" does not apply to matrix_factorization: it trains with alternating least squares or asynchronous SGD (solver = \"auto\", \"als\" or \"sgd\")")
 	}
 	if !cfg.LearningRateSet {
 		cfg.LearningRate = DefaultMFLearningRate
@@ -52,16 +51,33 @@ func mfConfig(cfg Config) (Config, error) {
 	return cfg, nil
 }
 
-// runMF trains a matrix factorization (see mf.go): the model in psstore,
-// workers and an evaluator as two long-running waves, stopping on epochs,
-// convergence of the held-out RMSE, timeout, divergence or request; then the
-// model is exported with unknown slots zeroed and scored on the test set.
+// mfRun is one matrix factorization run's shared state: what both solvers
+// read before training and what finish needs after.
+type mfRun struct {
+	s      operators.Stage
+	o      RunOptions
+	cfg    Config
+	ps     *psstore.Client
+	st     blob.Store
+	stats  *manifest.Stats
+	sum    *manifest.RatingsSummary
+	seen   []uint32 // the training set's slots
+	model  string   // the psstore model (SGD) and key prefix (ALS)
+	dir    string
+	suffix string
+	slots  int
+	dim    uint64
+}
+
+// runMF trains a matrix factorization (see mf.go) with the solver
+// chooseMFSolver picks: alternating least squares (mf_als.go) or
+// asynchronous SGD (sgd); then the model is exported with unknown slots
+// zeroed and scored on the test set (finish).
 func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) {
 	cfg, err := mfConfig(o.Config)
 	if err != nil {
 		return nil, err
 	}
-	o.Config = cfg
 	ps, err := s.PSStore(ctx)
 	if err != nil {
 		return nil, err
@@ -79,16 +95,11 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		return nil, fmt.Errorf("read training set statistics: %w", err)
 	}
 	sum := manifest.SummarizeRatings(stats)
-	if !cfg.MinibatchSet {
-		cfg.Minibatch = mfMinibatch(sum.Users, sum.Items)
-		o.Config = cfg
-	}
 	var seen []uint32
 	stats.Each(func(i uint32, f manifest.Feature) { seen = append(seen, i) })
 	if sum.Ratings == 0 {
 		return nil, fmt.Errorf("the training set %s holds no ratings", o.Data.TrainManifest)
 	}
-
 	suffix := ""
 	if o.Trial != "" {
 		suffix = "/" + o.Trial
@@ -97,9 +108,27 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	dir := "stages/" + s.Key() + "/train" + suffix + "/"
 	slots := o.Data.Features
 	dim := uint64(slots) * uint64(cfg.Rank+1)
+	solver, why := chooseMFSolver(cfg, dim, sum.Ratings)
+	if solver == "sgd" && !cfg.MinibatchSet {
+		cfg.Minibatch = mfMinibatch(sum.Users, sum.Items)
+	}
+	o.Config = cfg
+	m := &mfRun{s: s, o: o, cfg: cfg, ps: ps, st: st, stats: stats, sum: sum, seen: seen, model: model,
+		dir: "stages/" + s.Key() + "/train" + suffix + "/", suffix: suffix, slots: slots, dim: dim}
+	if solver == "als" {
+		return m.als(ctx, why)
+	}
+	return m.sgd(ctx, why)
+}
+
+// sgd trains with asynchronous SGD: the model in psstore, workers and an
+// evaluator as two long-running waves, stopping on epochs, convergence of the
+// held-out RMSE, timeout, divergence or request.
+func (m *mfRun) sgd(ctx context.Context, why string) (*Result, error) {
+	s, o, cfg, ps, st := m.s, m.o, m.cfg, m.ps, m.st
+	stats, sum, model, dir, suffix, slots, dim := m.stats, m.sum, m.model, m.dir, m.suffix, m.slots, m.dim
 	workers := cfg.Workers
 	if capacity := s.Capacity(); workers+1 > capacity {
 		if capacity < 2 {
@@ -140,14 +169,14 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 	if heldUnits == nil {
 		heldUnits = makeUnits(heldParts, 1, 1<<30)
 	}
-	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("matrix factorization: rank %d, l2 %g, %d slots (%d users, %d items, %d ratings, mean %.4f); sgd: %d workers, %s, learning rate %g, minibatch %d; stopping on the %s RMSE",
-		cfg.Rank, cfg.L2, slots, sum.Users, sum.Items, sum.Ratings, sum.Mean, workers, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
+	s.Event(operators.Event{Kind: "note", Labels: o.Labels, Note: fmt.Sprintf("matrix factorization: rank %d, l2 %g, %d slots (%d users, %d items, %d ratings, mean %.4f); solver sgd (%s): %d workers, %s, learning rate %g, minibatch %d; stopping on the %s RMSE",
+		cfg.Rank, cfg.L2, slots, sum.Users, sum.Items, sum.Ratings, sum.Mean, why, workers, cfg.Optimizer, cfg.LearningRate, cfg.Minibatch, heldName)})
 	for key, units := range map[string][]prefetch.Unit{"units.json": trainUnits, "eval-units.json": heldUnits} {
 		if err := saveUnits(ctx, st, dir+key, units); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeSeen(ctx, st, dir+"seen.u32", seen); err != nil {
+	if err := writeSeen(ctx, st, dir+"seen.u32", m.seen); err != nil {
 		return nil, err
 	}
 
@@ -185,7 +214,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		evalDone <- waveOut{r, err}
 	}()
 
-	res := &Result{Solver: "sgd", SolverWhy: "matrix factorization trains with asynchronous SGD"}
+	res := &Result{Solver: "sgd", SolverWhy: why}
 	var (
 		stopping            string
 		diverged            bool
@@ -350,10 +379,23 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 			}
 		}
 	}
-	// Unknown slots (never rated in training) predict with nothing of theirs.
+	how := fmt.Sprintf("%d iterations, %.0f ratings/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
+	return m.finish(ctx, res, w, held, heldName, how, func() { mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels) })
+}
+
+// finish exports a trained factorization: it zeroes the unknown slots of w
+// (never rated in training: they predict with nothing of theirs), writes the
+// artifact, scores it on the test set and sets the run's metrics — once,
+// here: res.Metrics carries the test RMSE and MAE (NaN, so null, without a
+// test set) and res.Validation the validation set's, which the stage's
+// metrics, grid search and the artifact all read. held is the final
+// figures on the held-out set heldName; how says how training went; cleanup,
+// when set, runs after scoring.
+func (m *mfRun) finish(ctx context.Context, res *Result, w []float32, held *RatingMetrics, heldName, how string, cleanup func()) (*Result, error) {
+	s, o, cfg, st, sum, dir, slots := m.s, m.o, m.cfg, m.st, m.sum, m.dir, m.slots
 	k := cfg.Rank + 1
 	known := make([]bool, slots)
-	for _, x := range seen {
+	for _, x := range m.seen {
 		if int(x) < slots {
 			known[x] = true
 		}
@@ -364,18 +406,22 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 	}
 	mf := &MFModel{Rank: cfg.Rank, Mean: sum.Mean, Slots: slots, Users: sum.Users, Items: sum.Items}
-	if heldName == "validation" {
+	res.Metrics, res.Validation = nanMetrics(), nil
+	if heldName == "validation" && held != nil && held.Rows > 0 {
 		mf.Validation = held
+		v := nanMetrics()
+		v.RMSE, v.MAE, v.Rows = held.RMSE, held.MAE, held.Rows
+		res.Validation = &v
 	}
 	res.MF = mf
 	art := &Artifact{Model: cfg.Model, Features: o.Data.Features, Input: o.Data.info(), Solver: res.Solver, MF: mf,
-		Metrics:    Metrics{Logloss: math.NaN(), Accuracy: math.NaN(), AUC: math.NaN()},
+		Metrics: res.Metrics, Validation: res.Validation,
 		Iterations: res.Iterations, ExamplesPerSecond: res.ExamplesPerSecond, Stage: s.Address(), CacheKey: s.Key(),
 		Trial: o.Trial, Config: cfg, Stopped: res.Stopped, Created: time.Now().UTC()}
+	var err error
 	if res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", art, w); err != nil {
 		return nil, err
 	}
-	res.Metrics = art.Metrics
 	if len(o.Data.Test) > 0 {
 		if err := saveUnits(ctx, st, dir+"test-units.json", makeUnits(o.Data.Test, 1, 1<<30)); err != nil {
 			return nil, err
@@ -384,7 +430,7 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		if err := t.SetParams(mfScoreParams{ModelKey: dir + "model/model.json", UnitsKey: dir + "test-units.json"}); err != nil {
 			return nil, err
 		}
-		out, err := s.RunWave(ctx, operators.Wave{Name: wave(suffix, "mf-score"), Tasks: []operators.Task{t}})
+		out, err := s.RunWave(ctx, operators.Wave{Name: wave(m.suffix, "mf-score"), Tasks: []operators.Task{t}})
 		if err != nil {
 			return nil, err
 		}
@@ -394,14 +440,17 @@ func runMF(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error
 		}
 		if tm.Rows > 0 {
 			mf.Test = &tm
+			res.Metrics.RMSE, res.Metrics.MAE, res.Metrics.Rows = tm.RMSE, tm.MAE, tm.Rows
+			art.Metrics = res.Metrics
 			// Rewrite the artifact with its test metrics.
 			if res.ModelURI, err = writeArtifact(ctx, st, dir+"model/", art, w); err != nil {
 				return nil, err
 			}
 		}
 	}
-	mc.cleanup(ctx, s, ctl, cfg.KeepModel, o.Labels)
-	how := fmt.Sprintf("%d iterations, %.0f ratings/s; %s", res.Iterations, res.ExamplesPerSecond, res.Breakdown)
+	if cleanup != nil {
+		cleanup()
+	}
 	summary := map[string]float64{"iterations": float64(res.Iterations), "examples_per_second": res.ExamplesPerSecond}
 	for _, set := range []struct {
 		name string
@@ -429,23 +478,4 @@ func ratingStddev(stats *manifest.Stats, sum *manifest.RatingsSummary) float64 {
 	})
 	n := float64(sum.Ratings)
 	return math.Sqrt(math.Max(sq/n-sum.Mean*sum.Mean, 0))
-}
-
-// mfMetric is a matrix factorization's figure for a metrics object: null
-// for other models and for a set the run did not have.
-func mfMetric(m *MFModel, set, name string) cty.Value {
-	if m == nil {
-		return cty.NullVal(cty.Number)
-	}
-	r := m.Test
-	if set == "validation" {
-		r = m.Validation
-	}
-	if r == nil || r.Rows == 0 {
-		return cty.NullVal(cty.Number)
-	}
-	if name == "mae" {
-		return cty.NumberFloatVal(r.MAE)
-	}
-	return cty.NumberFloatVal(r.RMSE)
 }

@@ -70,15 +70,35 @@ func ratingRows(t testing.TB, rows []dataset.Row) []ratingRow {
 	return out
 }
 
-// TestMFConvergesLikeALS trains a matrix factorization with its defaults on
-// generated rank-3 ratings with noise σ = 0.25 and compares its test RMSE
-// with the noise floor and with alternating least squares on the same
-// objective and training rows, computed here.
+// TestMFConvergesLikeALS trains a matrix factorization with its defaults
+// (alternating least squares, as auto picks it) and with SGD on generated
+// rank-3 ratings with noise σ = 0.25 and compares each test RMSE with the
+// noise floor and with alternating least squares on the same objective and
+// training rows, computed here.
 func TestMFConvergesLikeALS(t *testing.T) {
+	for _, c := range []struct{ name, args, solver, transport string }{
+		{"als", "rank = 3", "solver als (auto: ", ""},
+		// Over gRPC, as on Lambda: the model and the solved blocks through psstore's KV face.
+		{"als-grpc", "rank = 3", "solver als (auto: ", "grpc"},
+		{"sgd", "rank = 3\n  solver = \"sgd\"", "solver sgd (asked for)", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.transport != "" {
+				t.Setenv(psstore.TransportEnv, c.transport)
+			}
+			testMFConverges(t, c.args, c.solver)
+		})
+	}
+}
+
+func testMFConverges(t *testing.T, args, solver string) {
 	const noise = 0.25
 	path, truth := writeRatings(t, t.TempDir(), gen.RatingsConfig{Users: 300, Items: 200, Ratings: 40000, Rank: 3, Mean: 3.5, Noise: noise, Seed: 7})
-	h := runtimetest.New(t, mfPipeline(path, "rank = 3"))
+	h := runtimetest.New(t, mfPipeline(path, args))
 	sum, rec := h.MustApply()
+	if notes := strings.Join(rec.Notes("train.mf"), "\n"); !strings.Contains(notes, solver) {
+		t.Errorf("the notes do not say %q:\n%s", solver, notes)
+	}
 	rmse, mae := metric(t, sum, "test_rmse"), metric(t, sum, "test_mae")
 	vrmse := metric(t, sum, "validation_rmse")
 	t.Logf("stratus: test RMSE %.4f, MAE %.4f, validation RMSE %.4f\n%s", rmse, mae, vrmse, strings.Join(rec.Notes("train.mf"), "\n"))
@@ -98,6 +118,9 @@ func TestMFConvergesLikeALS(t *testing.T) {
 	if !(rmse <= 1.05*alsRMSE) {
 		t.Errorf("test RMSE %.4f, more than 5%% over ALS's %.4f", rmse, alsRMSE)
 	}
+	if strings.HasPrefix(solver, "solver als") && !(rmse <= 1.01*alsRMSE) {
+		t.Errorf("ALS's test RMSE %.4f, more than 1%% over the reference ALS's %.4f", rmse, alsRMSE)
+	}
 	if !(rmse <= 1.15*floor) {
 		t.Errorf("test RMSE %.4f, more than 15%% over the noise floor %.4f", rmse, floor)
 	}
@@ -109,6 +132,10 @@ func TestMFConvergesLikeALS(t *testing.T) {
 	art, w := readModel(t, h, sum)
 	if art.MF == nil || art.MF.Rank != 3 || art.MF.Test == nil || math.Abs(art.MF.Test.RMSE-rmse) > 1e-9 {
 		t.Fatalf("artifact %+v", art.MF)
+	}
+	// The artifact's metrics are the stage's, as for the other models.
+	if art.Metrics.RMSE != art.MF.Test.RMSE || art.Metrics.MAE != art.MF.Test.MAE || art.Validation == nil || art.Validation.RMSE != vrmse {
+		t.Errorf("artifact metrics %+v, validation %+v; its factorization's test %+v, the stage's validation RMSE %g", art.Metrics, art.Validation, art.MF.Test, vrmse)
 	}
 	var in bytes.Buffer
 	for _, r := range te {
@@ -270,21 +297,24 @@ func cholSolve(a, b []float64, n int) []float64 {
 	return x
 }
 
-// TestMFLifetime relaunches the MF workers and evaluator every second: each
+// TestMFLifetime relaunches the SGD workers and evaluator every 800ms: each
 // generation resumes where the last one yielded, every generation of the
 // evaluator evaluates (an interval or lifetime shorter than the other once
 // starved it), and training still converges as far as without relaunches.
-// 120 epochs of 36k ratings are 4.3M updates: several lifetimes at the ~1M
-// ratings/s of this set.
+// 600 epochs of 36k ratings are 22M updates: several lifetimes at the
+// 3-8M ratings/s of this set over gRPC.
 func TestMFLifetime(t *testing.T) {
 	// Over gRPC, as on Lambda, and long enough for several lifetimes on an idle
-	// machine too (in-process, 120 epochs ended within the first lifetime).
+	// machine too (in-process, 120 epochs ended within the first lifetime). A
+	// lifetime of 400ms (and 300 epochs) left too little hand-over time on a
+	// loaded machine: the last flush or put of a generation timed out.
 	t.Setenv(psstore.TransportEnv, "grpc")
 	path, _ := writeRatings(t, t.TempDir(), gen.RatingsConfig{Users: 300, Items: 200, Ratings: 40000, Rank: 3, Mean: 3.5, Noise: 0.25, Seed: 7})
 	h := runtimetest.New(t, mfPipeline(path, `rank = 3
-  epochs   = 300
+  solver   = "sgd"
+  epochs   = 600
   eval_interval = "100ms"
-  lifetime = "400ms"`))
+  lifetime = "800ms"`))
 	sum, rec := h.MustApply()
 	rmse := metric(t, sum, "test_rmse")
 	relaunched := rec.Count(executor.TaskRelaunch, "train.mf")
@@ -297,7 +327,7 @@ func TestMFLifetime(t *testing.T) {
 	}
 	t.Logf("%d evaluations", evals)
 	if relaunched < 3 || evals < 5 {
-		t.Errorf("%d relaunches and %d evaluations at a 400ms lifetime; want at least 3 and 5 (every generation of the evaluator evaluates)", relaunched, evals)
+		t.Errorf("%d relaunches and %d evaluations at an 800ms lifetime; want at least 3 and 5 (every generation of the evaluator evaluates)", relaunched, evals)
 	}
 	// TestMFConvergesLikeALS reaches 0.277 on this set; ALS 0.2766.
 	if !(rmse < 0.29) {

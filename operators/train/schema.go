@@ -41,11 +41,13 @@
 //     test_rmse, test_mae, r2 (its held-out loss for the stopping rules is the
 //     mean training loss, named "loss").
 //   - matrix_factorization (mf.go) trains on a ratings dataset: mean + user
-//     and item biases + rank-k factors, k+1 coordinates per user and item in psstore,
-//     by asynchronous SGD workers (train.mf_worker) beside an RMSE evaluator
-//     (train.mf_eval), with the SGD stopping rule on the held-out RMSE (validation
-//     set, else a holdout of a tenth of the training set when epochs is not given or
-//     there is no test set); the exported model is scored on the test set
+//     and item biases + rank-k factors, k+1 coordinates per user and item, by
+//     alternating least squares (mf_als.go: waves of train.mf_als tasks, auto's
+//     choice when the factors fit) or by asynchronous SGD workers
+//     (train.mf_worker) on the model in psstore beside an RMSE evaluator
+//     (train.mf_eval), each stopping on the held-out RMSE (validation set, else a
+//     holdout of a tenth of the training set when epochs is not given or there is
+//     no test set); the exported model is scored on the test set
 //     (train.mf_score). Its metrics are test_rmse and test_mae (validation_* with a
 //     validation set), lower is better.
 //
@@ -79,8 +81,8 @@ var Schema = &operators.Schema{
 			Doc: "matrix_factorization: the rank of the user and item factors (default 10)."},
 		{Name: "workers", Type: cty.Number, Integer: true, Auto: true, Default: operators.AutoValue, Min: operators.Float(1), Max: operators.Float(1000),
 			Doc: "Number of concurrent worker functions, or \"auto\" (the default): the planner chooses from the data size and the backend's concurrency, within the stage's budget and deadline, and says why in the plan."},
-		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs", "newton"},
-			Doc: "auto: a full-batch solver over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given — trust-region Newton (liblinear's TRON) for a model of at most 256 coordinates other than softmax, else L-BFGS —, otherwise asynchronous SGD. newton: trust-region Newton for logistic_regression, linear_svm and linear_regression. The choice is shown and recorded in the model."},
+		{Name: "solver", Type: cty.String, Default: cty.StringVal("auto"), Enum: []string{"auto", "sgd", "lbfgs", "newton", "als"},
+			Doc: "auto: a full-batch solver over the whole training set when it fits in memory and no SGD argument (optimizer, learning_rate, minibatch) is given — trust-region Newton (liblinear's TRON) for a model of at most 256 coordinates other than softmax, else L-BFGS —, otherwise asynchronous SGD; for matrix_factorization, alternating least squares (als) when the factors fit, else SGD. newton: trust-region Newton for logistic_regression, linear_svm and linear_regression. The choice is shown and recorded in the model."},
 		{Name: "minibatch", Type: cty.Number, Integer: true, Min: operators.Float(1), Max: operators.Float(1e6),
 			Doc: "SGD: rows per minibatch (default 100; matrix_factorization: twice its users and items, 1000 to 50000 ratings)."},
 		{Name: "learning_rate", Type: cty.Number, Min: operators.Float(0),
