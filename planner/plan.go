@@ -186,6 +186,10 @@ type Options struct {
 	// pass). The zero Limits size against nothing but the data.
 	Limits     Limits
 	AutoMemory bool
+	// Machine is this machine's history of stage runs (LoadMachineHistory),
+	// which estimates a stage with no record of its operator in the state;
+	// nil estimates such stages from the defaults.
+	Machine *MachineHistory
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
