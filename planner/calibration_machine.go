@@ -131,6 +131,9 @@ func LoadMachineHistory(path string) *MachineHistory {
 	return h
 }
 
+// Entries are the history's runs.
+func (h *MachineHistory) Entries() []MachineEntry { return h.entries }
+
 // readMachineFile reads and decodes the file; a missing one is empty.
 func readMachineFile(path string) (*machineFile, error) {
 	b, err := os.ReadFile(path)
