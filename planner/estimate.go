@@ -386,6 +386,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 		e.CostUSD += e.PSStoreUSD
 	}
 	sp.Estimate = e
+	m.elastic(sp, p, model, in, cfg)
 }
 
 // stageArgs handles an argument that takes a whole upstream stage to run again

@@ -95,6 +95,9 @@ type StagePlan struct {
 	// localBytes is the part of sourceBytes in local files, which a remote
 	// backend's load uploads first (estimate_backend.go).
 	localBytes int64
+	// elastic is the range elastic training may use (estimate_elastic.go),
+	// or nil.
+	elastic *elasticBound
 }
 
 // Plan is a compiled pipeline.
@@ -246,6 +249,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	}
 	p.Limits = opts.Limits
 	cm.sizeBackend(p)
+	cm.elasticReasons(p)
 	diags = append(diags, cm.checkLimits(p)...)
 	return p, diags
 }
