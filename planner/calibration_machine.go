@@ -29,8 +29,9 @@ import (
 //     plan of 4 — and the class of the operator's work (load's format, train's
 //     model and solver), which must match;
 //   - the file keeps at most machineKeep entries per backend, operator and class;
-//     a run replaces the entry of a size within a factor of machineSameSize of
-//     its own, else the oldest goes;
+//     a run is averaged into the entry of a size within a factor of
+//     machineSameSize of its own (blend: the mean of the last few such runs),
+//     else added, and the oldest goes;
 //   - a plan takes the entry whose input size is nearest its own (by ratio; the
 //     newest of equals) and scales it as it scales a record of the pipeline's
 //     history.
@@ -52,7 +53,9 @@ const (
 	machineKeep     = 8
 	machineSameSize = 1.25
 	machineLockWait = 5 * time.Second
-	machineFormat   = 1
+	// machineBlend bounds the runs an entry averages (blend).
+	machineBlend  = 4
+	machineFormat = 1
 )
 
 // BasisMachine marks an estimate made from the machine's history.
@@ -78,6 +81,8 @@ type MachineEntry struct {
 	BytesPerFunctionSecond float64            `json:"bytes_per_function_second,omitempty"`
 	Calibration            map[string]float64 `json:"calibration,omitempty"`
 	Finished               time.Time          `json:"finished"`
+	// Runs is how many runs of about this size the figures average (blend).
+	Runs int `json:"runs,omitempty"`
 }
 
 // machineFile is the file's JSON.
@@ -230,7 +235,7 @@ func MachineEntries(p *Plan, recs []*state.StageRecord) []MachineEntry {
 		e := MachineEntry{
 			Backend: r.Backend, Operator: r.Operator, Class: machineClass(r.Operator, disp), Params: params,
 			InputBytes: r.InputBytes, WallNS: int64(r.Finished.Sub(r.Started)), GBSeconds: r.GBSeconds,
-			MemoryMB: r.MemoryMB, Tasks: r.Tasks, Calibration: r.Calibration, Finished: r.Finished,
+			MemoryMB: r.MemoryMB, Tasks: r.Tasks, Calibration: r.Calibration, Finished: r.Finished, Runs: 1,
 		}
 		if mem := r.MemoryMB; mem > 0 && r.GBSeconds > 0 {
 			e.BytesPerFunctionSecond = math.Round(float64(r.InputBytes) / (r.GBSeconds * 1024 / float64(mem)))
@@ -284,7 +289,7 @@ func foldEntry(entries []MachineEntry, e MachineEntry) []MachineEntry {
 	}
 	for i, x := range entries {
 		if same(x) && sizeRatio(x.InputBytes, e.InputBytes) <= machineSameSize {
-			entries[i] = e
+			entries[i] = blend(x, e)
 			return entries
 		}
 	}
@@ -310,6 +315,29 @@ func foldEntry(entries []MachineEntry, e MachineEntry) []MachineEntry {
 		}
 	}
 	return kept
+}
+
+// blend folds the run e into the entry x of about its size: e's figures
+// averaged with x's scaled to e's input bytes, each weighing its runs (x at
+// most machineBlend less e's), so the entry is the mean of a few recent runs rather
+// than the last alone (a run on a loaded machine moves it by a part). The rest
+// (parameters, calibration, throughput) is e's.
+func blend(x, e MachineEntry) MachineEntry {
+	re := max(e.Runs, 1)
+	rx := min(max(x.Runs, 1), machineBlend-re)
+	k := float64(e.InputBytes) / float64(x.InputBytes)
+	if rx <= 0 || x.InputBytes <= 0 || math.IsNaN(k) || math.IsInf(k, 0) || x.MemoryMB != e.MemoryMB {
+		e.Runs = re
+		return e
+	}
+	w := float64(re) / float64(re+rx)
+	e.WallNS = int64(w*float64(e.WallNS) + (1-w)*k*float64(x.WallNS))
+	e.GBSeconds = w*e.GBSeconds + (1-w)*k*x.GBSeconds
+	if e.GBSeconds > 0 && e.MemoryMB > 0 {
+		e.BytesPerFunctionSecond = math.Round(float64(e.InputBytes) / (e.GBSeconds * 1024 / float64(e.MemoryMB)))
+	}
+	e.Runs = re + rx
+	return e
 }
 
 // sizeRatio is the larger of a/b and b/a (≥ 1).

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,19 @@ func TestMachineHistoryFold(t *testing.T) {
 	es = foldEntry(es, e(1100, 1)) // within 1.25×: replaces
 	if len(es) != 1 || es[0].InputBytes != 1100 {
 		t.Fatalf("after a run of about the same size: %+v", es)
+	}
+	// Runs of about one size average: the mean of the runs up to
+	// machineBlend of them, then each new run weighs 1/machineBlend.
+	x := MachineEntry{Backend: "local", Operator: "train", InputBytes: 1000, WallNS: 10, GBSeconds: 10, MemoryMB: 1769, Runs: 1}
+	for i, want := range []float64{15, 20, 25, 31.25} { // 10, then 20, 30, 40: their means; then 50 weighs ¼: 50/4 + 25·¾
+		next := MachineEntry{Backend: "local", Operator: "train", InputBytes: 1000, WallNS: int64(20 + 10*i), GBSeconds: float64(20 + 10*i), MemoryMB: 1769, Runs: 1}
+		x = blend(x, next)
+		if math.Abs(x.GBSeconds-want) > 1e-9 || x.Runs != min(i+2, machineBlend) {
+			t.Fatalf("after %d runs: %g GB-s over %d runs, want %g", i+2, x.GBSeconds, x.Runs, want)
+		}
+	}
+	if y := blend(MachineEntry{InputBytes: 1000, GBSeconds: 10, MemoryMB: 1769, Runs: 1}, MachineEntry{InputBytes: 1200, GBSeconds: 12, MemoryMB: 1769, Runs: 1}); y.GBSeconds != 12 {
+		t.Errorf("a run of 1.2× the bytes and 1.2× the GB-s: blended to %g, want 12", y.GBSeconds)
 	}
 	for i := 2; i < 20; i++ {
 		es = foldEntry(es, e(int64(1000)<<i, i))
