@@ -22,7 +22,8 @@ import (
 // applied with workers = "auto" (the planner's count, elastic) and with 1, 2,
 // 4 and 8 fixed, each to the same held-out log loss (target_logloss: 1% above
 // what a reference run with the defaults converged to, at most 20 epochs),
-// STRATUS_BENCH_RUNS times each (default 3; the median cost shown). It prints
+// STRATUS_BENCH_RUNS times each (default 5; the median cost shown), the
+// configurations interleaved run by run. It prints
 // each configuration's wall time, GB-seconds and estimated Lambda cost of the
 // train stage, and the auto choice's cost over the best fixed one's (target:
 // at most 1.2×).
@@ -40,7 +41,7 @@ func TestBenchSizing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, runs := 300_000, 3
+	rows, runs := 300_000, 5
 	if s := os.Getenv("STRATUS_BENCH_ROWS"); s != "" {
 		if rows, err = strconv.Atoi(s); err != nil {
 			t.Fatalf("STRATUS_BENCH_ROWS %q: %v", s, err)
@@ -116,17 +117,21 @@ output "test_logloss" {
 	row := regexp.MustCompile(`(?m)^\s*train\.lr\s+ran\s+\d+.*?\s(\S+)\s+([0-9.]+)\s+\$([0-9.]+)\s*$`)
 	planned := regexp.MustCompile(`(?m)^\s*\+?~? ?train\.lr: workers (\d+): `)
 	changes := regexp.MustCompile(`train\.lr: workers \d+ → (\d+)`)
-	var results []result
-	for _, w := range []string{"auto", "1", "2", "4", "8"} {
-		line := `workers = "auto"`
-		if w != "auto" {
-			line = "workers = " + w
-		}
-		write(line, fmt.Sprintf("target_logloss = %.6f\n  epochs         = 20", target))
-		var walls []time.Duration
-		var gbss, costs, losses []float64
-		r := result{name: "workers " + w}
-		for range runs {
+	// Interleaved, run by run, so that a change of the machine's load falls
+	// on every configuration alike.
+	configs := []string{"auto", "1", "2", "4", "8"}
+	results := make([]result, len(configs))
+	walls := make([][]time.Duration, len(configs))
+	gbss, costs, losses := make([][]float64, len(configs)), make([][]float64, len(configs)), make([][]float64, len(configs))
+	for range runs {
+		for i, w := range configs {
+			line := `workers = "auto"`
+			if w != "auto" {
+				line = "workers = " + w
+			}
+			write(line, fmt.Sprintf("target_logloss = %.6f\n  epochs         = 20", target))
+			r := &results[i]
+			r.name = "workers " + w
 			out := run("apply", "-auto-approve", "-no-color", "-replace=train.lr")
 			m := row.FindStringSubmatch(out)
 			if m == nil {
@@ -138,8 +143,8 @@ output "test_logloss" {
 			}
 			gbs, _ := strconv.ParseFloat(m[2], 64)
 			cost, _ := strconv.ParseFloat(m[3], 64)
-			walls, gbss, costs = append(walls, wall), append(gbss, gbs), append(costs, cost)
-			losses = append(losses, logloss())
+			walls[i], gbss[i], costs[i] = append(walls[i], wall), append(gbss[i], gbs), append(costs[i], cost)
+			losses[i] = append(losses[i], logloss())
 			if strings.Contains(out, "stopped (target_logloss)") {
 				r.reached++
 			}
@@ -151,8 +156,10 @@ output "test_logloss" {
 				r.most = max(r.most, n)
 			}
 		}
-		r.wall, r.gbs, r.cost, r.loss = medianD(walls), median(gbss), median(costs), median(losses)
-		results = append(results, r)
+	}
+	for i := range results {
+		r := &results[i]
+		r.wall, r.gbs, r.cost, r.loss = medianD(walls[i]), median(gbss[i]), median(costs[i]), median(losses[i])
 	}
 
 	best := -1
@@ -162,8 +169,8 @@ output "test_logloss" {
 		}
 	}
 	var w strings.Builder
-	fmt.Fprintf(&w, "auto-sizing against a hand sweep of workers: SGD on %s generated Criteo-like rows, local backend, each run to test log loss %.4f (the defaults converged to %.4f), median of %d runs\n", fmtRows(rows), target, ref, runs)
-	fmt.Fprintf(&w, "%-12s %9s %8s %11s %9s %8s %s\n", "CONFIG", "WALL", "GB-S", "COST", "LOGLOSS", "REACHED", "VS BEST FIXED")
+	fmt.Fprintf(&w, "auto-sizing against a hand sweep of workers: SGD on %s of generated Criteo-like LIBSVM, local backend, each run to test log loss %.4f (the defaults converged to %.4f), median of %d runs\n", fmtRows(rows), target, ref, runs)
+	fmt.Fprintf(&w, "%-34s %9s %8s %11s %9s %8s %s\n", "CONFIG", "WALL", "GB-S", "COST", "LOGLOSS", "REACHED", "VS BEST FIXED")
 	for _, r := range results {
 		vs := "-"
 		if best >= 0 {
@@ -177,7 +184,7 @@ output "test_logloss" {
 			}
 			name += ")"
 		}
-		fmt.Fprintf(&w, "%-12s %9s %8.1f %11s %9.4f %5d/%d %s\n", name, r.wall.Round(10*time.Millisecond), r.gbs, fmt.Sprintf("$%.6f", r.cost), r.loss, r.reached, runs, vs)
+		fmt.Fprintf(&w, "%-34s %9s %8.1f %11s %9.4f %6d/%d %s\n", name, r.wall.Round(10*time.Millisecond), r.gbs, fmt.Sprintf("$%.6f", r.cost), r.loss, r.reached, runs, vs)
 	}
 	switch {
 	case best < 0:
