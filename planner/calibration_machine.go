@@ -170,16 +170,19 @@ func readMachineFile(path string) (*machineFile, error) {
 }
 
 // classParams are the arguments machineClass reads, kept in entries.
-var classParams = map[string]bool{"format": true, "compression": true, "model": true, "solver": true}
+var classParams = map[string]bool{"format": true, "model": true, "solver": true}
+
+// classDefaults are the values of classParams when a stage leaves them out.
+var classDefaults = map[string]string{"format": "libsvm", "model": "logistic_regression", "solver": "auto"}
 
 // machineClass is what of a stage's arguments (display forms) makes its
-// throughput another: load's format and compression, train's model and
-// solver; "" for other operators.
+// throughput another: load's format, train's model and solver (a stage that
+// leaves one out has the operator's default); "" for other operators.
 func machineClass(op string, params map[string]string) string {
 	var keys []string
 	switch op {
 	case "load":
-		keys = []string{"format", "compression"}
+		keys = []string{"format"}
 	case "train":
 		keys = []string{"model", "solver"}
 	default:
@@ -189,7 +192,7 @@ func machineClass(op string, params map[string]string) string {
 	for _, k := range keys {
 		v := strings.Trim(params[k], `"`)
 		if v == "" || v == "null" {
-			v = "default"
+			v = classDefaults[k] // left out is the operator's default
 		}
 		parts = append(parts, k+"="+v)
 	}

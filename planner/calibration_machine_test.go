@@ -93,7 +93,7 @@ func TestMachineHistoryClassAndSize(t *testing.T) {
 	}
 	lr := machineClass("train", map[string]string{"model": `"logistic_regression"`})
 	mf := machineClass("train", map[string]string{"model": `"matrix_factorization"`})
-	if lr == mf || machineClass("load", nil) != machineClass("load", map[string]string{"format": "null"}) {
+	if lr == mf || machineClass("load", nil) != machineClass("load", map[string]string{"format": `"libsvm"`}) || machineClass("train", nil) != lr {
 		t.Fatalf("classes %q %q", lr, mf)
 	}
 	h := &MachineHistory{entries: []MachineEntry{mk("train", mf, 1000, 1), mk("train", lr, 1e6, 2), mk("train", lr, 1e3, 3), mk("train", lr, 1e9, 4)}}
