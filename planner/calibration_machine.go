@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -236,7 +238,7 @@ func MachineEntries(p *Plan, recs []*state.StageRecord) []MachineEntry {
 			}
 		}
 		e := MachineEntry{
-			Backend: r.Backend, Operator: r.Operator, Class: machineClass(r.Operator, disp), Params: params,
+			Backend: r.Backend, Operator: r.Operator, Class: machineClass(r.Operator, disp) + ranSolver(r, disp), Params: params,
 			InputBytes: r.InputBytes, WallNS: int64(r.Finished.Sub(r.Started)), GBSeconds: r.GBSeconds,
 			MemoryMB: r.MemoryMB, Tasks: r.Tasks, Calibration: r.Calibration, Finished: r.Finished, Runs: 1,
 		}
@@ -412,7 +414,7 @@ func (h *MachineHistory) find(backend, op, class string, in int64) *state.StageR
 	var best *MachineEntry
 	for i := range h.entries {
 		e := &h.entries[i]
-		if e.Operator != op || e.Class != class || (backend != "" && e.Backend != backend) {
+		if e.Operator != op || !classMatch(e.Class, class) || (backend != "" && e.Backend != backend) {
 			continue
 		}
 		if best == nil {
@@ -440,9 +442,47 @@ func (h *MachineHistory) find(backend, op, class string, in int64) *state.StageR
 
 // machineRecord is the machine's history for sp (its operator and class, on
 // the plan's backend, nearest in input size in), or nil.
-func (m *costModel) machineRecord(sp *StagePlan, in int64) *state.StageRecord {
+func (m *costModel) machineRecord(sp *StagePlan, cfg cty.Value, p *Plan, in int64) *state.StageRecord {
 	if m.machine == nil {
 		return nil
 	}
-	return m.machine.find(m.limits.Backend, sp.Operator, machineClass(sp.Operator, displays(sp.Params)), in)
+	class := machineClass(sp.Operator, displays(sp.Params))
+	if sp.Operator == "train" && strings.HasSuffix(class, "solver=auto") && knownSGD(sp, cfg, p) {
+		class += autoSGD
+	}
+	return m.machine.find(m.limits.Backend, sp.Operator, class, in)
+}
+
+// The solver a train stage with solver "auto" ran, as its entry's class
+// ends: SGD streams minibatches; the full-batch solvers (L-BFGS and others
+// that count gradient passes) make passes over data in memory, at another
+// throughput. A plan that cannot tell which auto will choose takes either.
+const (
+	autoSGD       = ":sgd"
+	autoFullBatch = ":full_batch"
+)
+
+// ranSolver is the class suffix of a train record with solver "auto": which
+// kind of solver ran, from its metrics ("passes" for a full-batch solver, a
+// minibatch iteration's timings for SGD); "" otherwise.
+func ranSolver(r *state.StageRecord, disp map[string]string) string {
+	if r.Operator != "train" || !strings.HasSuffix(machineClass("train", disp), "solver=auto") {
+		return ""
+	}
+	if _, ok := r.Metrics["passes"]; ok {
+		return autoFullBatch
+	}
+	if _, ok := r.Metrics["iteration_p50_us"]; ok {
+		return autoSGD
+	}
+	return ""
+}
+
+// classMatch reports whether an entry of class have serves a plan of class
+// want: the same, or want leaves open which solver "auto" chooses.
+func classMatch(have, want string) bool {
+	if have == want {
+		return true
+	}
+	return strings.HasSuffix(want, "solver=auto") && strings.HasPrefix(have, want+":")
 }

@@ -109,6 +109,23 @@ func TestMachineHistoryClassAndSize(t *testing.T) {
 	if r := h.find("local", "train", machineClass("train", map[string]string{"model": `"softmax"`}), 1000); r != nil {
 		t.Errorf("softmax found %+v", r)
 	}
+
+	// Solver "auto": an entry says which kind of solver ran; a plan that
+	// knows auto will choose SGD takes only SGD's, one that cannot tell
+	// either.
+	auto := machineClass("train", nil)
+	sgd := ranSolver(&state.StageRecord{Operator: "train", Metrics: map[string]float64{"iteration_p50_us": 50}}, nil)
+	full := ranSolver(&state.StageRecord{Operator: "train", Metrics: map[string]float64{"passes": 12}}, nil)
+	if sgd != autoSGD || full != autoFullBatch || ranSolver(&state.StageRecord{Operator: "train", Metrics: map[string]float64{"passes": 1}}, map[string]string{"solver": `"sgd"`}) != "" {
+		t.Fatalf("ran solvers %q %q", sgd, full)
+	}
+	h = &MachineHistory{entries: []MachineEntry{mk("train", auto+full, 1000, 1), mk("train", auto+sgd, 1e6, 2)}}
+	if r := h.find("local", "train", auto+autoSGD, 1000); r == nil || r.GBSeconds != 2 {
+		t.Errorf("known SGD: %+v, want the SGD entry", r)
+	}
+	if r := h.find("local", "train", auto, 1000); r == nil || r.GBSeconds != 1 {
+		t.Errorf("either solver: %+v, want the nearest entry", r)
+	}
 }
 
 // TestMachineHistoryFold: a run replaces the entry of about its size; the file

@@ -369,11 +369,11 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 	case sp.Action != Cached && m.sameOp(sp.Operator) != nil:
 		e.Basis = BasisHistory
 		history(m.sameOp(sp.Operator))
-	case sp.Action != Cached && m.machineRecord(sp, in) != nil:
+	case sp.Action != Cached && m.machineRecord(sp, cfg, p, in) != nil:
 		// No record of the operator in this pipeline: this machine's runs of
 		// it (calibration_machine.go).
 		e.Basis = BasisMachine
-		history(m.machineRecord(sp, in))
+		history(m.machineRecord(sp, cfg, p, in))
 	default:
 		over := m.taskOverhead().Seconds()
 		e.FunctionSeconds = fs + float64(par)*over

@@ -51,7 +51,7 @@ func (m *costModel) elastic(sp *StagePlan, p *Plan, model opModel, in int64, cfg
 		return
 	}
 	maybe := ""
-	if solver != "sgd" && !sgdArgs(cfg) && modelBits(sp, p) <= 16 {
+	if !knownSGD(sp, cfg, p) {
 		// solver "auto" picks SGD for a model over 2^16 coordinates or a
 		// training set too large for memory, which the data decide.
 		maybe = "if solver \"auto\" chooses SGD (the data decide): "
@@ -107,6 +107,14 @@ func (m *costModel) elasticReasons(p *Plan) {
 			FormatWall(time.Duration(float64(e.Wall)*kw)), fmtGBsPlan(gbs), FormatUSD(m.pricing.Duration(gbs)+m.pricing.Requests(b.max+1)+e.PSStoreUSD*kw))
 		sp.Sizing[b.choice].Reason = r
 	}
+}
+
+// knownSGD reports whether plan can tell a train stage trains with SGD:
+// solver "sgd", or "auto" with an SGD argument or a model over 2^16
+// coordinates (2^hash_bits of the load it reads), which make auto choose it.
+func knownSGD(sp *StagePlan, cfg cty.Value, p *Plan) bool {
+	solver := strings.Trim(paramDisplay(sp, "solver"), `"`)
+	return solver == "sgd" || sgdArgs(cfg) || (p != nil && modelBits(sp, p) > 16)
 }
 
 // paramDisplay is the display form of sp's argument name, or "".
