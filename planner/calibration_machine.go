@@ -212,9 +212,10 @@ func displays(params map[string]state.Param) map[string]string {
 
 // MachineEntries turns the records of the stages of p that ran (recs, as the
 // state now holds them) into entries of the machine's history: with the
-// planner's choices in place of "auto" arguments. Records of other
-// operators' runs, cut short, or without measurements or input bytes are left
-// out (they would teach the plan a stop, not a throughput).
+// planner's choices in place of "auto" arguments. Records of runs cut short
+// by a budget or deadline (they would teach the plan a stop, not a
+// throughput), or without measurements, input bytes or a backend, are left
+// out.
 func MachineEntries(p *Plan, recs []*state.StageRecord) []MachineEntry {
 	var out []MachineEntry
 	for _, r := range recs {
