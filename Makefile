@@ -52,7 +52,7 @@ demo: build
 	./bin/stratus apply -auto-approve pipelines/a9a
 
 # Benchmarks print their figures beside a reference measured in the same run.
-bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate bench-sharedcache bench-elastic
+bench: bench-plan bench-data bench-load bench-psstore bench-executor bench-lambda bench-train bench-mf bench-tune bench-destroy bench-estimate bench-sharedcache bench-elastic bench-sizing
 
 bench-plan:
 	$(GO) test -run '^$$' -bench BenchmarkPlan -benchmem ./planner/
@@ -139,6 +139,11 @@ bench-tune:
 # and the example pipelines, fresh and from history; one table per backend.
 bench-estimate: tools
 	STRATUS_BENCH=1 STRATUS_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 120m -run '^TestBenchEstimates$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
+
+.PHONY: bench-sizing
+# The planner's workers against a hand sweep (1, 2, 4, 8), cost to the same log loss.
+bench-sizing:
+	STRATUS_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBenchSizing$$' -v ./cmd/stratus/ | grep -v -E '^(=== RUN|--- PASS|PASS)'
 
 # destroy's deletes on a real MinIO: one at a time (the reference) and concurrent.
 bench-destroy:

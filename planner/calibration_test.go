@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/state"
 )
@@ -146,5 +148,21 @@ func TestEstimatePSStoreHosts(t *testing.T) {
 	}
 	if l := priced.Stage("load.d").Estimate; l.PSStoreUSD != 0 || l.CostUSD != free.Stage("load.d").Estimate.CostUSD {
 		t.Errorf("load pays for psstore hosts: %+v", l)
+	}
+}
+
+// TestIterationFactorUnknownMinibatch: a minibatch set from an upstream
+// stage's output (unknown at plan time) does not rescale the record, which
+// ran at the value it had then; a known one does.
+func TestIterationFactorUnknownMinibatch(t *testing.T) {
+	m := &costModel{}
+	sp := &StagePlan{Operator: "train"}
+	r := &state.StageRecord{Params: map[string]state.Param{"minibatch": {Display: "20"}},
+		Calibration: map[string]float64{CalPullP50US: 300, CalPushP50US: 50, CalComputeUS: 7, CalGetUS: 1}}
+	if k := m.iterationFactor(sp, r, cty.ObjectVal(map[string]cty.Value{"minibatch": cty.UnknownVal(cty.Number)})); k != 1 {
+		t.Errorf("unknown minibatch: factor %g, want 1", k)
+	}
+	if k := m.iterationFactor(sp, r, cty.ObjectVal(map[string]cty.Value{"minibatch": cty.NumberIntVal(100)})); k >= 0.5 {
+		t.Errorf("minibatch 20 → 100: factor %g, want well under 1", k)
 	}
 }

@@ -63,7 +63,9 @@ const (
 	ModelBytes = 1 << 20
 )
 
-// Basis says where an estimate's figures come from.
+// Basis says where an estimate's figures come from (and BasisMachine, in
+// calibration_machine.go: this machine's run of the operator in another
+// pipeline, scaled as history is).
 type Basis string
 
 // The bases.
@@ -173,6 +175,8 @@ type costModel struct {
 	// calibrated from them (calibration.go).
 	all      []*state.StageRecord
 	overhead time.Duration
+	// machine is this machine's history (calibration_machine.go), or nil.
+	machine *MachineHistory
 }
 
 // stageLister is the optional part of a StateReader that lists every record.
@@ -181,7 +185,7 @@ type stageLister interface {
 }
 
 func newCostModel(opts Options) *costModel {
-	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB, limits: opts.Limits, autoMemory: opts.AutoMemory}
+	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB, limits: opts.Limits, autoMemory: opts.AutoMemory, machine: opts.Machine}
 	if l, ok := opts.State.(stageLister); ok && opts.State != nil {
 		m.lister = l
 	}
@@ -365,6 +369,11 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 	case sp.Action != Cached && m.sameOp(sp.Operator) != nil:
 		e.Basis = BasisHistory
 		history(m.sameOp(sp.Operator))
+	case sp.Action != Cached && m.machineRecord(sp, cfg, p, in) != nil:
+		// No record of the operator in this pipeline: this machine's runs of
+		// it (calibration_machine.go).
+		e.Basis = BasisMachine
+		history(m.machineRecord(sp, cfg, p, in))
 	default:
 		over := m.taskOverhead().Seconds()
 		e.FunctionSeconds = fs + float64(par)*over
@@ -377,6 +386,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 		e.CostUSD += e.PSStoreUSD
 	}
 	sp.Estimate = e
+	m.elastic(sp, p, model, in, cfg)
 }
 
 // stageArgs handles an argument that takes a whole upstream stage to run again

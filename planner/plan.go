@@ -95,6 +95,9 @@ type StagePlan struct {
 	// localBytes is the part of sourceBytes in local files, which a remote
 	// backend's load uploads first (estimate_backend.go).
 	localBytes int64
+	// elastic is the range elastic training may use (estimate_elastic.go),
+	// or nil.
+	elastic *elasticBound
 }
 
 // Plan is a compiled pipeline.
@@ -189,6 +192,10 @@ type Options struct {
 	// pass). The zero Limits size against nothing but the data.
 	Limits     Limits
 	AutoMemory bool
+	// Machine is this machine's history of stage runs (LoadMachineHistory),
+	// which estimates a stage with no record of its operator in the state;
+	// nil estimates such stages from the defaults.
+	Machine *MachineHistory
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every
@@ -245,6 +252,7 @@ func Build(ctx context.Context, cfg *dsl.Config, opts Options) (*Plan, hcl.Diagn
 	}
 	p.Limits = opts.Limits
 	cm.sizeBackend(p)
+	cm.elasticReasons(p)
 	diags = append(diags, cm.checkLimits(p)...)
 	return p, diags
 }

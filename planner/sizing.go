@@ -104,6 +104,9 @@ func (c Choice) String() string {
 	if c.Param == "memory_mb" {
 		return fmt.Sprintf("memory %d MB: %s", c.Value, c.Reason)
 	}
+	if c.Param == "workers_max" {
+		return fmt.Sprintf("elastic, up to %d workers: %s", c.Value, c.Reason)
+	}
 	return fmt.Sprintf("%s %d: %s", name, c.Value, c.Reason)
 }
 

@@ -169,6 +169,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	ctl.Close()
 	finish()
 	c.recordRun(ctx, st, dir, p, sum, started, applyErr, git)
+	c.foldMachineHistory(st, p, sum)
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratus-ml/stratus/planner"
 )
 
 // estimateRow is one line of apply's estimate-vs-actual table.
@@ -89,13 +91,17 @@ Apply complete! 2 ran, 0 cached, in 1.6s.
 // 300k and 2M rows, load → normalize → train with defaults) and for the example
 // pipelines in pipelines/.
 //
-// Every case runs twice: fresh (a new directory, so estimates come from the
-// documented defaults), then from history (generated data: new data of the same
-// size; examples: every stage replaced and the grid search's trial cache
-// forgotten), whose estimates use the first run's records. It prints one table per backend: for each stage, estimate / actual
-// and the error of wall time and GB-seconds, fresh and from history, with the
-// issue's target — within 25% for every stage that runs longer than 2 s —
-// marked MISS where missed.
+// Every case runs three times: fresh (a new directory and an empty machine
+// calibration history, so estimates come from the documented defaults); from
+// the pipeline's history (generated data: new data of the same size; examples:
+// every stage replaced and the grid search's trial cache forgotten), whose
+// estimates use the first run's records; and from the machine's history (a new
+// state, the second round's data), whose estimates use the backend's machine
+// history: every run of the cases before it and its own two (as a user who ran
+// pipelines of several sizes on this machine has). It prints one table per
+// backend: for each stage, estimate / actual and the error of wall time and
+// GB-seconds in each round, with the issue's target — within 25% for every
+// stage that runs longer than 2 s — marked MISS where missed.
 //
 // It runs only with STRATUS_BENCH=1. STRATUS_BENCH_ROWS overrides the sizes
 // (comma separated; 0 runs none), STRATUS_BENCH_BACKENDS the backends ("local",
@@ -156,10 +162,10 @@ func TestBenchEstimates(t *testing.T) {
 		switch strings.TrimSpace(be) {
 		case "local":
 			b = estimateBench{name: "local (embedded default, goroutines on this machine)", root: copyPipelines(t),
-				run: func(dir string, args ...string) (string, error) {
+				run: func(dir, calib string, args ...string) (string, error) {
 					cmd := exec.Command(bin, args...)
 					cmd.Dir = dir
-					cmd.Env = append(os.Environ(), "NO_COLOR=1")
+					cmd.Env = append(os.Environ(), "NO_COLOR=1", planner.MachineHistoryEnv+"="+calib)
 					out, err := cmd.CombinedOutput()
 					return string(out), err
 				}}
@@ -169,7 +175,13 @@ func TestBenchEstimates(t *testing.T) {
 			s := startServerless(t, 5, 5*time.Minute)
 			n := 0
 			b = estimateBench{name: "serverless (MinIO, 2 psstore serve shards, 5 Lambda emulators running the deployed function)", root: s.root,
-				run: s.exec,
+				run: func(dir, calib string, args ...string) (string, error) {
+					cmd := exec.Command(s.bin, args...)
+					cmd.Dir = dir
+					cmd.Env = append(s.env(), planner.MachineHistoryEnv+"="+calib)
+					out, err := cmd.CombinedOutput()
+					return string(out), err
+				},
 				setup: func(dir string) {
 					n++
 					s.writeBackend(dir, fmt.Sprintf("bench%d", n), "  timeout = \"5m\"\n")
@@ -178,6 +190,7 @@ func TestBenchEstimates(t *testing.T) {
 			t.Fatalf("STRATUS_BENCH_BACKENDS: unknown backend %q (local, serverless)", be)
 		}
 		b.t = t
+		b.machine = filepath.Join(t.TempDir(), "machine.json")
 		for _, n := range sizes {
 			b.generated(n, data[n])
 		}
@@ -195,19 +208,30 @@ func TestBenchEstimates(t *testing.T) {
 type estimateBench struct {
 	t     *testing.T
 	name  string
-	root  string // a copy of pipelines/ and testdata/ (copyPipelines)
-	run   func(dir string, args ...string) (string, error)
-	setup func(dir string) // writes the backend block with a new bucket prefix, or nil (local)
+	root  string                                                  // a copy of pipelines/ and testdata/ (copyPipelines)
+	run   func(dir, calib string, args ...string) (string, error) // with STRATUS_CALIBRATION=calib
+	setup func(dir string)                                        // writes the backend block with a new bucket prefix, or nil (local)
 	rows  []estimatePair
+	// machine is the backend's machine calibration history, which gathers
+	// every case's runs.
+	machine string
 	// applies counts the applies, naming their logs (STRATUS_BENCH_LOGS).
 	applies int
 }
 
-// estimatePair is one stage's estimate-vs-actual, fresh and from history.
+// estimatePair is one stage's estimate-vs-actual in each round: fresh, from
+// the machine's history, from the pipeline's history.
 type estimatePair struct {
-	data, stage    string
-	fresh, history *estimateRow
+	data, stage string
+	rounds      [3]*estimateRow
 }
+
+// The rounds of a case, in the table's order.
+const (
+	roundFresh = iota
+	roundMachine
+	roundHistory
+)
 
 const estimateBenchPipeline = `
 load "d" {
@@ -226,13 +250,14 @@ train "lr" {
 }
 `
 
-// apply plans and applies in dir and returns the estimate-vs-actual table.
-func (b *estimateBench) apply(dir string, args ...string) []estimateRow {
+// apply plans and applies in dir with the machine calibration history calib
+// and returns the estimate-vs-actual table.
+func (b *estimateBench) apply(dir, calib string, args ...string) []estimateRow {
 	b.t.Helper()
-	if out, err := b.run(dir, append([]string{"plan", "-no-color"}, args...)...); err != nil {
+	if out, err := b.run(dir, calib, append([]string{"plan", "-no-color"}, args...)...); err != nil {
 		b.t.Fatalf("stratus plan in %s: %v\n%s", dir, err, out)
 	}
-	out, err := b.run(dir, append([]string{"apply", "-auto-approve", "-no-color"}, args...)...)
+	out, err := b.run(dir, calib, append([]string{"apply", "-auto-approve", "-no-color"}, args...)...)
 	if err != nil {
 		b.t.Fatalf("stratus apply in %s: %v\n%s", dir, err, out)
 	}
@@ -251,49 +276,82 @@ func (b *estimateBench) apply(dir string, args ...string) []estimateRow {
 }
 
 // generated measures the default pipeline on n generated rows: fresh on the
-// first data directory, then from history on the second.
+// first data directory, then from the pipeline's history on the second, then
+// from the machine's in a new pipeline directory on the second.
 func (b *estimateBench) generated(n int, data [2]string) {
-	dir := b.t.TempDir()
-	if b.setup != nil {
-		b.setup(dir)
-	}
-	var rounds [2][]estimateRow
-	for round, d := range data {
+	own := filepath.Join(b.t.TempDir(), "calibration.json")
+	var rounds [3][]estimateRow
+	run := func(dir, d, calib string) []estimateRow {
 		hcl := strings.ReplaceAll(estimateBenchPipeline, "DATA", d)
 		if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(hcl), 0o644); err != nil {
 			b.t.Fatal(err)
 		}
-		rounds[round] = b.apply(dir)
+		return b.apply(dir, calib)
 	}
+	dir := b.t.TempDir()
+	if b.setup != nil {
+		b.setup(dir)
+	}
+	rounds[roundFresh] = run(dir, data[0], own)
+	rounds[roundHistory] = run(dir, data[1], own)
+	b.gather(own)
+	other := b.t.TempDir()
+	if b.setup != nil {
+		b.setup(other)
+	}
+	rounds[roundMachine] = run(other, data[1], b.machine)
 	b.add(fmtRows(n), rounds)
 }
 
-// example measures an example pipeline: fresh, then every stage replaced.
+// gather adds the runs of a case's own calibration history to the backend's.
+func (b *estimateBench) gather(own string) {
+	b.t.Helper()
+	h := planner.LoadMachineHistory(own)
+	if h.Note != "" {
+		b.t.Fatal(h.Note)
+	}
+	if _, err := planner.FoldMachineHistory(b.machine, h.Entries()); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// example measures an example pipeline: fresh, then every stage replaced,
+// then from a new state with the machine's history.
 func (b *estimateBench) example(name string) {
 	dir := filepath.Join(b.root, "pipelines", name)
+	own := filepath.Join(b.t.TempDir(), "calibration.json")
 	_ = os.RemoveAll(filepath.Join(dir, ".stratus"))
 	if b.setup != nil {
 		b.setup(dir)
 	}
-	fresh := b.apply(dir)
+	var rounds [3][]estimateRow
+	rounds[roundFresh] = b.apply(dir, own)
 	// Replaced, a grid search would still find its trials in the trial cache
 	// (in the run's blob store): forget them, so every trial runs again.
-	if b.setup != nil {
-		b.setup(dir) // a new bucket prefix: a new blob store
-	} else {
-		if err := os.RemoveAll(filepath.Join(dir, ".stratus", "blobs", "gridsearch", "trials")); err != nil {
+	forget := func() {
+		if b.setup != nil {
+			b.setup(dir) // a new bucket prefix: a new blob store
+		} else if err := os.RemoveAll(filepath.Join(dir, ".stratus", "blobs", "gridsearch", "trials")); err != nil {
 			b.t.Fatal(err)
 		}
 	}
+	forget()
 	var replace []string
-	for _, r := range fresh {
+	for _, r := range rounds[roundFresh] {
 		replace = append(replace, "-replace="+r.stage)
 	}
-	b.add(name, [2][]estimateRow{fresh, b.apply(dir, replace...)})
+	rounds[roundHistory] = b.apply(dir, own, replace...)
+	b.gather(own)
+	if err := os.RemoveAll(filepath.Join(dir, ".stratus")); err != nil {
+		b.t.Fatal(err)
+	}
+	forget()
+	rounds[roundMachine] = b.apply(dir, b.machine)
+	b.add(name, rounds)
 }
 
-// add pairs the two rounds' rows by stage, in the order they ran.
-func (b *estimateBench) add(data string, rounds [2][]estimateRow) {
+// add pairs the rounds' rows by stage, in the order they ran.
+func (b *estimateBench) add(data string, rounds [3][]estimateRow) {
 	var order []string
 	by := map[string]*estimatePair{}
 	for round, rows := range rounds {
@@ -305,11 +363,7 @@ func (b *estimateBench) add(data string, rounds [2][]estimateRow) {
 				by[r.stage] = p
 				order = append(order, r.stage)
 			}
-			if round == 0 {
-				p.fresh = r
-			} else {
-				p.history = r
-			}
+			p.rounds[round] = r
 		}
 	}
 	for _, st := range order {
@@ -339,9 +393,17 @@ func relErr(est, act float64) float64 {
 func (b *estimateBench) table() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "backend %s\n", b.name)
-	fmt.Fprintf(&w, "%-11s %-26s | %-24s %-24s | %-24s %-24s | %s\n", "DATA", "STAGE",
-		"WALL fresh est/act", "WALL history est/act", "GB-S fresh est/act", "GB-S history est/act", "TARGET (fresh, history)")
-	judged, misses := [2]int{}, [2]int{}
+	names := [3]string{"fresh", "machine", "history"}
+	fmt.Fprintf(&w, "%-11s %-26s |", "DATA", "STAGE")
+	for _, n := range names {
+		fmt.Fprintf(&w, " %-23s", "WALL "+n+" est/act")
+	}
+	fmt.Fprint(&w, " |")
+	for _, n := range names {
+		fmt.Fprintf(&w, " %-23s", "GB-S "+n+" est/act")
+	}
+	fmt.Fprint(&w, " | TARGET (fresh, machine, history)\n")
+	var judged, misses [3]int
 	cell := func(r *estimateRow, wall bool) string {
 		if r == nil {
 			return "-"
@@ -352,8 +414,8 @@ func (b *estimateBench) table() string {
 		return fmt.Sprintf("%.1f/%.1f %+.0f%%", r.estGBs, r.actGBs, relErr(r.estGBs, r.actGBs))
 	}
 	for _, p := range b.rows {
-		var verdict [2]string
-		for i, r := range []*estimateRow{p.fresh, p.history} {
+		var verdict [3]string
+		for i, r := range p.rounds {
 			verdict[i] = "-"
 			if r == nil || r.actWall <= 2*time.Second {
 				continue
@@ -365,9 +427,17 @@ func (b *estimateBench) table() string {
 				misses[i]++
 			}
 		}
-		fmt.Fprintf(&w, "%-11s %-26s | %-24s %-24s | %-24s %-24s | %s, %s\n", p.data, p.stage,
-			cell(p.fresh, true), cell(p.history, true), cell(p.fresh, false), cell(p.history, false), verdict[0], verdict[1])
+		fmt.Fprintf(&w, "%-11s %-26s |", p.data, p.stage)
+		for _, r := range p.rounds {
+			fmt.Fprintf(&w, " %-23s", cell(r, true))
+		}
+		fmt.Fprint(&w, " |")
+		for _, r := range p.rounds {
+			fmt.Fprintf(&w, " %-23s", cell(r, false))
+		}
+		fmt.Fprintf(&w, " | %s\n", strings.Join(verdict[:], ", "))
 	}
-	fmt.Fprintf(&w, "stages longer than 2 s outside ±25%%: fresh %d of %d, from history %d of %d\n\n", misses[0], judged[0], misses[1], judged[1])
+	fmt.Fprintf(&w, "stages longer than 2 s outside ±25%%: fresh %d of %d, from the machine's history %d of %d, from the pipeline's history %d of %d\n\n",
+		misses[0], judged[0], misses[1], judged[1], misses[2], judged[2])
 	return w.String()
 }

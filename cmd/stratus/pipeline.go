@@ -139,7 +139,7 @@ func (c *cli) buildPlanLimits(ctx context.Context, cfg *dsl.Config, st *state.St
 	opts := planner.Options{
 		State: st, Remote: remoteSources(cfg), Target: sel.targets, Replace: sel.replaces,
 		BlobRoot: root, Backend: backend, Pricing: pr, MemoryMB: memoryMB,
-		Limits: limits, AutoMemory: autoMemory,
+		Limits: limits, AutoMemory: autoMemory, Machine: c.machineHistory(),
 	}
 	if sc, err := runtime.SharedCache(ctx, cfg); err != nil {
 		fmt.Fprintf(c.stderr, "Error: %s\n", err)

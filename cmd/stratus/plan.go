@@ -202,7 +202,7 @@ func (c *cli) writeEstimates(w io.Writer, stages []planner.FileStage) string {
 			fmt.Fprintf(tw, "  %s %s\tsaved %s\t%s GB-s\t%s\treused\n", c.actionSymbol(w, s.Action), s.Address, planner.FormatWall(e.Wall), fmtGBs(e.GBSeconds), planner.FormatUSD(e.CostUSD))
 			continue
 		}
-		fmt.Fprintf(tw, "  %s %s\t%s\t%s GB-s\t%s\t%s\n", c.actionSymbol(w, s.Action), s.Address, planner.FormatWall(e.Wall), fmtGBs(e.GBSeconds), planner.FormatUSD(e.CostUSD), e.Basis)
+		fmt.Fprintf(tw, "  %s %s\t%s\t%s GB-s\t%s\t%s\n", c.actionSymbol(w, s.Action), s.Address, planner.FormatWall(e.Wall), fmtGBs(e.GBSeconds), planner.FormatUSD(e.CostUSD), basisText(e.Basis))
 	}
 	tw.Flush()
 	if !shown {
@@ -218,6 +218,17 @@ func (c *cli) writeEstimates(w io.Writer, stages []planner.FileStage) string {
 		out += fmt.Sprintf(" (saved %s by reuse)", planner.FormatUSD(t.SavedCostUSD))
 	}
 	return out + "."
+}
+
+// basisText says where a stage's estimate comes from, as plan shows it.
+func basisText(b planner.Basis) string {
+	switch b {
+	case planner.BasisHistory:
+		return "from this pipeline's history"
+	case planner.BasisMachine:
+		return "from this machine's history"
+	}
+	return string(b)
 }
 
 // fmtGBs shows GB-seconds with one decimal, or two significant figures below 0.1.

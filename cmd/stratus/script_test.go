@@ -25,7 +25,16 @@ import (
 // TestMain lets the test binary double as the stratus command inside scripts: the
 // scripts' "stratus" runs run() in a child process of this binary, with the script's
 // working directory and environment, and no terminal (so no colour).
+//
+// No test reads or writes this machine's calibration history (the user's cache
+// directory, planner/calibration_machine.go), so that a plan's output never
+// depends on what ran before: the test process and every binary it starts
+// inherit STRATUS_CALIBRATION=off unless the caller set it, and each script has
+// its own history in its work directory (TestScripts' Setup).
 func TestMain(m *testing.M) {
+	if _, ok := os.LookupEnv(planner.MachineHistoryEnv); !ok {
+		os.Setenv(planner.MachineHistoryEnv, "off")
+	}
 	testscript.Main(m, map[string]func(){
 		"stratus": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -43,6 +52,11 @@ func TestScripts(t *testing.T) {
 			// $TESTDATA is the repository's data sets, for scripts that apply for real.
 			abs, err := filepath.Abs("../../testdata")
 			env.Setenv("TESTDATA", abs)
+			// This script's own calibration history and cache directory,
+			// empty at its start (see TestMain).
+			cache := filepath.Join(env.WorkDir, ".cache")
+			env.Setenv("XDG_CACHE_HOME", cache)
+			env.Setenv(planner.MachineHistoryEnv, filepath.Join(cache, "stratus", "calibration.json"))
 			return err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/stratus-ml/stratus/executor"
+	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
+)
+
+// machineHistory reads this machine's calibration history for a plan
+// (planner/calibration_machine.go); a file it cannot read is ignored with a
+// note on stderr, never an error.
+func (c *cli) machineHistory() *planner.MachineHistory {
+	h := planner.LoadMachineHistory(planner.MachineHistoryPath())
+	if h.Note != "" {
+		fmt.Fprintf(c.stderr, "Note: %s.\n", h.Note)
+	}
+	return h
+}
+
+// foldMachineHistory adds the runs of the stages that ran in this apply to the
+// machine's calibration history. A failure is a note: the apply succeeded.
+func (c *cli) foldMachineHistory(st *state.Store, p *planner.Plan, sum *executor.Summary) {
+	path := planner.MachineHistoryPath()
+	if path == "" || sum == nil || st == nil {
+		return
+	}
+	var recs []*state.StageRecord
+	for _, s := range sum.Stages {
+		if s.Action != "ran" {
+			continue
+		}
+		if r, err := st.Stage(s.Address); err == nil && r != nil {
+			recs = append(recs, r)
+		}
+	}
+	note, err := planner.FoldMachineHistory(path, planner.MachineEntries(p, recs))
+	if note != "" {
+		fmt.Fprintf(c.stderr, "Note: %s.\n", note)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Note: this apply's runs were not added to the machine's calibration history: %v.\n", err)
+	}
+}
