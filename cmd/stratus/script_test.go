@@ -35,9 +35,20 @@ func TestMain(m *testing.M) {
 	if _, ok := os.LookupEnv(planner.MachineHistoryEnv); !ok {
 		os.Setenv(planner.MachineHistoryEnv, "off")
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(removingBuild{m}, map[string]func(){
 		"stratus": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
+}
+
+// removingBuild runs the tests, then removes the binary buildStratus built.
+type removingBuild struct{ m *testing.M }
+
+func (r removingBuild) Run() int {
+	code := r.m.Run()
+	if builtStratusDir != "" {
+		os.RemoveAll(builtStratusDir)
+	}
+	return code
 }
 
 // TestScripts runs the CLI scripts in testdata/script. Set STRATUS_UPDATE_SCRIPTS=1

@@ -51,12 +51,18 @@ type shardProc struct {
 	out       *bytes.Buffer
 }
 
+// builtStratusDir is the directory buildStratus built into ("" before it ran);
+// TestMain removes it after the tests (each test binary's build is 90 MB, and
+// /tmp is shared by every run on the machine).
+var builtStratusDir string
+
 // buildStratus builds the stratus binary (no test operators), once per test binary.
 var buildStratus = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "stratus-bin-")
 	if err != nil {
 		return "", err
 	}
+	builtStratusDir = dir
 	bin := filepath.Join(dir, "stratus")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
