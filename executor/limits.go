@@ -110,13 +110,17 @@ func (w *limitWatch) check(now time.Time) string {
 		tail = 2 * limitTail
 	}
 	if w.budget > 0 {
-		// Every running function for half the tail, and two short tasks.
-		rest := w.gbs(float64(n+2)*(tail/2).Seconds()) + w.pricing.Requests(2) + w.pricing.Hosts(w.hosts, tail)
+		// Every running function for half the tail and until the next look,
+		// and two short tasks.
+		rest := w.gbs(float64(n+2)*(tail/2).Seconds()+float64(n)*limitEvery.Seconds()) + w.pricing.Requests(2) + w.pricing.Hosts(w.hosts, tail+limitEvery)
 		if w.spent(fs)+w.hostCost(now)+rest >= w.budget {
 			return "budget"
 		}
 	}
-	if w.deadline > 0 && now.Sub(w.began)+tail >= w.deadline {
+	// The next look comes limitEvery from now (later on a loaded machine): a
+	// stop that waits for it may start too late, so this one stops when the
+	// next would be.
+	if w.deadline > 0 && now.Sub(w.began)+limitEvery+tail >= w.deadline {
 		return "deadline"
 	}
 	return ""
