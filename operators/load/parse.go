@@ -188,7 +188,7 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		if seg.RowGroups {
 			lines, failed, err = parseParquetSegment(ctx, st, seg, &p.Format, add, &row, onBad)
 		} else {
-			lines, failed, err = parseSegment(ctx, st, seg, pr, add, &row, onBad)
+			lines, failed, err = parseSegment(ctx, st, seg, &p.Format, pr, add, &row, onBad)
 		}
 		var ce *dataset.CorruptError
 		if errors.As(err, &ce) {
@@ -261,14 +261,21 @@ func bad(seg int, line int64, pe *dataset.ParseError) badLine {
 // segment's first line); onBad returns false to stop. It returns the lines
 // consumed and whether onBad stopped it. add is given each row with its
 // line number in the segment.
-func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
+func parseSegment(ctx context.Context, st blob.Store, seg segment, format *formatSpec, pr *parser, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
 	var rc io.ReadCloser
+	var cl io.Closer
+	var sc dataset.RowReader
 	var opts dataset.ScanOptions
 	switch {
 	case seg.Framing != "":
 		rc, opts, err = dataset.OpenFramedRange(ctx, st, seg.Key, seg.Codec, seg.Framing, seg.Start, seg.End)
 	case seg.Codec != "":
-		rc, err = dataset.OpenObject(ctx, st, seg.Key, seg.Codec)
+		// One stream, read whole: parsed on the cores its decoder leaves
+		// (dataset.StreamScanner), into the same rows in the same order.
+		newFormat := func() (dataset.Format, error) { return format.build() }
+		var ss *dataset.StreamScanner
+		ss, err = dataset.ScanObject(ctx, st, seg.Key, seg.Codec, newFormat, dataset.ScanOptions{Object: seg.Name})
+		cl, sc = ss, ss
 	default:
 		rc, opts, err = dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
 	}
@@ -279,9 +286,12 @@ func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, a
 		}
 		return 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
 	}
-	defer rc.Close()
-	opts.Object = seg.Name
-	sc := dataset.NewScanner(rc, pr, opts)
+	if sc == nil {
+		cl = rc
+		opts.Object = seg.Name
+		sc = dataset.NewScanner(rc, pr, opts)
+	}
+	defer cl.Close()
 	for n := 0; ; n++ {
 		if n&4095 == 0 && ctx.Err() != nil {
 			return sc.Lines(), false, ctx.Err()
