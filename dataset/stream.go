@@ -20,6 +20,12 @@ type RowReader interface {
 	// Lines returns the number of lines consumed so far (see
 	// Scanner.Lines).
 	Lines() int64
+	// RowOffset returns the object offset of the last row's line (see
+	// Scanner.RowOffset).
+	RowOffset() int64
+	// Pos returns the object offset just past the lines consumed (see
+	// Scanner.Pos).
+	Pos() int64
 }
 
 // StreamScanner reads the rows of one whole compressed stream, as a
@@ -61,6 +67,8 @@ type StreamScanner struct {
 	i       int                    // its next item
 	base    int64                  // lines of the chunks before cur
 	lines   int64
+	rowOff  int64 // see RowOffset
+	pos     int64 // object offset past the chunks read
 	err     error // sticky
 	closed  bool
 	workers int
@@ -76,6 +84,7 @@ const streamChunk = 1 << 20
 type chunkJob struct {
 	buf  []byte // the lines (the last may lack "\n" at the end of the stream)
 	off  int64  // object offset of buf[0]
+	end  int64  // object offset past its lines (more than off+len(buf) when a line too long was cut)
 	err  error  // set instead of buf: the read error that ends the stream
 	done chan struct{}
 
@@ -90,6 +99,7 @@ type chunkJob struct {
 // chunkItem is a row or a bad line of a chunk, in order.
 type chunkItem struct {
 	lines int64 // the chunk's lines consumed through this one
+	off   int64 // object offset of its line
 	row   int   // index of the row, or -1 for err
 	err   error
 }
@@ -225,6 +235,7 @@ func (s *StreamScanner) Next(row *Row) error {
 					}
 					return it.err
 				}
+				s.rowOff = it.off
 				k, a := it.row, 0
 				if k > 0 {
 					a = j.ends[k-1]
@@ -237,6 +248,7 @@ func (s *StreamScanner) Next(row *Row) error {
 			}
 			s.base += j.lines
 			s.lines = s.base
+			s.pos = j.end
 			s.cur = nil
 			select {
 			case s.free <- j:
@@ -265,6 +277,23 @@ func (s *StreamScanner) Lines() int64 {
 		return s.seq.Lines()
 	}
 	return s.lines
+}
+
+// RowOffset implements RowReader: the offset in the decompressed content.
+func (s *StreamScanner) RowOffset() int64 {
+	if s.seq != nil {
+		return s.seq.RowOffset()
+	}
+	return s.rowOff
+}
+
+// Pos returns the offset in the decompressed content just past the lines
+// consumed; after io.EOF, the content's size.
+func (s *StreamScanner) Pos() int64 {
+	if s.seq != nil {
+		return s.seq.Pos()
+	}
+	return s.pos
 }
 
 // Close stops the goroutines, closes the object (if ScanObject opened
@@ -416,6 +445,7 @@ func (s *StreamScanner) chunker() {
 		}
 		j.buf, j.off, j.err, j.done = buf, off, nil, make(chan struct{})
 		off += int64(len(buf) + skip)
+		j.end = off
 		if len(buf) > 0 && !s.send(j, true) {
 			return
 		}
@@ -461,7 +491,7 @@ func (s *StreamScanner) parser(f Format) {
 				}
 				continue
 			}
-			j.items = append(j.items, chunkItem{lines: sc.Lines(), row: len(j.labels)})
+			j.items = append(j.items, chunkItem{lines: sc.Lines(), off: sc.RowOffset(), row: len(j.labels)})
 			j.labels = append(j.labels, row.Label)
 			j.idx = append(j.idx, row.Indices...)
 			j.val = append(j.val, row.Values...)

@@ -16,8 +16,9 @@ import (
 	"github.com/stratus-ml/stratus/dataset"
 )
 
-// rowTrace is everything a RowReader gives, one line per Next: the row (or
-// the error, with its object, line and offset) and Lines after it.
+// rowTrace is everything a RowReader gives, one line per Next: the row and
+// its line's offset (or the error, with its object, line and offset) and
+// Lines after it; at the end, Pos.
 func rowTrace(t *testing.T, sc dataset.RowReader) string {
 	t.Helper()
 	var b strings.Builder
@@ -25,7 +26,7 @@ func rowTrace(t *testing.T, sc dataset.RowReader) string {
 	for {
 		err := sc.Next(&row)
 		if err == io.EOF {
-			fmt.Fprintf(&b, "EOF %d\n", sc.Lines())
+			fmt.Fprintf(&b, "EOF %d at %d\n", sc.Lines(), sc.Pos())
 			return b.String()
 		}
 		var pe *dataset.ParseError
@@ -36,7 +37,7 @@ func rowTrace(t *testing.T, sc dataset.RowReader) string {
 			fmt.Fprintf(&b, "error %v (%d)\n", err, sc.Lines())
 			return b.String()
 		default:
-			fmt.Fprintf(&b, "%g %v %v (%d)\n", row.Label, row.Indices, row.Values, sc.Lines())
+			fmt.Fprintf(&b, "%g %v %v @%d (%d)\n", row.Label, row.Indices, row.Values, sc.RowOffset(), sc.Lines())
 		}
 	}
 }
@@ -81,7 +82,7 @@ func TestStreamScanner(t *testing.T) {
 	plain := streamContent(t)
 	opts := dataset.ScanOptions{Object: "data", MaxLineBytes: 64 << 10}
 	want := rowTrace(t, dataset.NewScanner(bytes.NewReader(plain), dataset.NewLIBSVM(), opts))
-	for _, w := range []string{"bad data:6:", "bad data:7001:1: line too long", "bad data:30001:", "EOF 97684"} {
+	for _, w := range []string{"bad data:6:", "bad data:7001:1: line too long", "bad data:30001:", "EOF 97684 at "} {
 		if !strings.Contains(want, w) {
 			t.Fatalf("the plain trace lacks %q", w)
 		}
