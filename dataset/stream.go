@@ -72,6 +72,7 @@ type StreamScanner struct {
 	err     error // sticky
 	closed  bool
 	workers int
+	chunk   int // streamChunk; less in tests
 }
 
 // streamChunk is the size of the chunks a StreamScanner parses in
@@ -153,7 +154,7 @@ func newStreamScanner(rec *recorder, body io.Closer, codec string, newFormat fun
 		return nil, err
 	}
 	openStreams.Add(1)
-	return &StreamScanner{zr: zr, body: body, rec: rec, codec: codec, newFormat: newFormat, opts: opts, counted: true}, nil
+	return &StreamScanner{zr: zr, body: body, rec: rec, codec: codec, newFormat: newFormat, opts: opts, counted: true, chunk: streamChunk}, nil
 }
 
 // Workers returns the number of parser goroutines (0 before the first
@@ -400,26 +401,35 @@ func (s *StreamScanner) chunker() {
 	maxLine := s.opts.MaxLineBytes
 	off := s.opts.Offset // object offset of carry[0]
 	var carry []byte     // the start of a line the last chunk did not end
+	ended := false       // the stream ended after carry
 	for {
 		j := s.job()
 		buf := append(j.buf[:0], carry...)
 		carry = carry[:0]
-		if cap(buf) < streamChunk {
-			buf = make([]byte, len(buf), streamChunk)
+		size := max(s.chunk, len(buf)) // what buf holds, more for a long line
+		if cap(buf) < size {
+			buf = make([]byte, len(buf), size)
 		}
 		var err error
-		nl := -1  // the last "\n" in buf
-		skip := 0 // bytes of an overlong line dropped
+		nl := bytes.LastIndexByte(buf, '\n') // the last "\n" in buf (the carry after a line too long may hold some)
+		skip := 0                            // bytes of an overlong line dropped
 		for {
-			if len(buf) == cap(buf) {
+			if ended {
+				err = io.EOF
+				break
+			}
+			if len(buf) == size {
 				// One line fills the chunk: grow it, up to the line limit.
-				nb := make([]byte, len(buf), min(2*cap(buf), maxLine+1+streamChunk))
-				copy(nb, buf)
-				buf = nb
+				size = min(2*size, maxLine+1+s.chunk)
+				if cap(buf) < size {
+					nb := make([]byte, len(buf), size)
+					copy(nb, buf)
+					buf = nb
+				}
 			}
 			start := len(buf)
 			var n int
-			n, err = s.read(buf[start:cap(buf)])
+			n, err = s.read(buf[start:size])
 			buf = buf[:start+n]
 			if i := bytes.LastIndexByte(buf[start:], '\n'); i >= 0 {
 				nl = start + i
@@ -431,7 +441,7 @@ func (s *StreamScanner) chunker() {
 				buf = buf[:maxLine+1]
 				for err == nil {
 					var m int
-					tail := buf[maxLine+1 : cap(buf)]
+					tail := buf[maxLine+1 : size]
 					m, err = s.read(tail)
 					if i := bytes.IndexByte(tail[:m], '\n'); i >= 0 {
 						skip += i
@@ -444,7 +454,7 @@ func (s *StreamScanner) chunker() {
 				}
 				break
 			}
-			if nl >= 0 && (skip > 0 || len(buf) == cap(buf)) || err != nil {
+			if nl >= 0 && (skip > 0 || len(buf) == size) || err != nil {
 				break
 			}
 		}
@@ -466,6 +476,11 @@ func (s *StreamScanner) chunker() {
 			return
 		}
 		if err == io.EOF {
+			if len(carry) > 0 {
+				// The end came with the line after a line too long.
+				ended = true
+				continue
+			}
 			return
 		}
 		if err != nil {
