@@ -7,9 +7,10 @@
 # (3 iterations), so that a machine busy with other work slows reference and
 # subject alike; a ratio is the median of the rounds' ratios (each round's
 # figure over its reference's in the same round). Beside MB/s, "MB/CPU-s" is
-# the same work per second of the process's CPU time: on one core the figure MB/s would be on an idle
-# machine, and steady when other processes take turns on the cores (on all
-# cores it counts work, not parallelism: read MB/s there).
+# the same work per second of the process's CPU time: on one core the figure
+# MB/s would be on an idle machine, and steady when other processes take
+# turns on the cores (on all cores it counts work, not parallelism: read MB/s
+# there).
 #
 #   dataset/bench-formats.sh
 set -euo pipefail
