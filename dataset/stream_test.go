@@ -76,8 +76,8 @@ func streamContent(t *testing.T) []byte {
 // TestStreamScanner: a StreamScanner of gzip, zstd (one frame decoded whole,
 // several frames, a frame streamed) and bzip2 streams gives what a Scanner
 // of the plain content gives, row by row, error by error, with the same line
-// numbers, offsets and line counts; on more than one core it parses on
-// several goroutines. Run with -cpu 1,2,4.
+// numbers, offsets and line counts, on 1, 2 and 4 cores (GOMAXPROCS); on
+// more than one it parses on several goroutines.
 func TestStreamScanner(t *testing.T) {
 	plain := streamContent(t)
 	opts := dataset.ScanOptions{Object: "data", MaxLineBytes: 64 << 10}
@@ -104,7 +104,7 @@ func TestStreamScanner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
+	cases := []struct {
 		name, codec string
 		data, plain []byte
 	}{
@@ -113,25 +113,30 @@ func TestStreamScanner(t *testing.T) {
 		{"zstd frames", dataset.CodecZstd, append(enc.EncodeAll(plain[:half], nil), enc.EncodeAll(plain[half:], nil)...), plain},
 		{"zstd streamed", dataset.CodecZstd, streamed.Bytes(), plain},
 		{"bzip2", dataset.CodecBzip2, heartBz2, heart},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			want := want
-			if c.codec == dataset.CodecBzip2 {
-				want = rowTrace(t, dataset.NewScanner(bytes.NewReader(c.plain), dataset.NewLIBSVM(), opts))
-			}
-			sc, err := dataset.NewStreamScanner(bytes.NewReader(c.data), c.codec, func() (dataset.Format, error) { return dataset.NewLIBSVM(), nil }, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sc.Close()
-			got := rowTrace(t, sc)
-			if got != want {
-				t.Errorf("the stream's rows differ from the plain file's:\n%s", firstDiff(got, want))
-			}
-			if procs := runtime.GOMAXPROCS(0); procs > 1 && sc.Workers() < 2 || procs == 1 && sc.Workers() != 1 {
-				t.Errorf("GOMAXPROCS %d: %d parser goroutine(s)", procs, sc.Workers())
-			}
-		})
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 4} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/procs=%d", c.name, procs), func(t *testing.T) {
+				want := want
+				if c.codec == dataset.CodecBzip2 {
+					want = rowTrace(t, dataset.NewScanner(bytes.NewReader(c.plain), dataset.NewLIBSVM(), opts))
+				}
+				sc, err := dataset.NewStreamScanner(bytes.NewReader(c.data), c.codec, func() (dataset.Format, error) { return dataset.NewLIBSVM(), nil }, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sc.Close()
+				got := rowTrace(t, sc)
+				if got != want {
+					t.Errorf("the stream's rows differ from the plain file's:\n%s", firstDiff(got, want))
+				}
+				if procs > 1 && sc.Workers() < 2 || procs == 1 && sc.Workers() != 1 {
+					t.Errorf("GOMAXPROCS %d: %d parser goroutine(s)", procs, sc.Workers())
+				}
+			})
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -302,9 +303,19 @@ load "bgzf" {
 // cuts the rows into pieces where the plain file's tasks start. A gzip file
 // of two members states only the last one's size: it loads the same rows,
 // into other partitions, and a note says so; a zstd stream written without
-// its size is one piece. Run with -cpu 1,2,4 (parsed on
-// several goroutines).
+// its size is one piece. On 1, 2 and 4 cores (GOMAXPROCS: from 2 on, the
+// stream is parsed on several goroutines).
 func TestLoadCompressedShares(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			runtime.GOMAXPROCS(procs)
+			testLoadCompressedShares(t)
+		})
+	}
+}
+
+func testLoadCompressedShares(t *testing.T) {
 	a9a := readFile(t, testdata(t, "a9a"))
 	half := bytes.IndexByte(a9a[len(a9a)/2:], '\n') + len(a9a)/2 + 1
 	var streamed bytes.Buffer
