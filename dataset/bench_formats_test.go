@@ -80,14 +80,20 @@ const (
 )
 
 // loadPart does one load task's CPU work on a part: decompress, parse,
-// encode partitions (dropped).
+// encode partitions (dropped). A compressed part is read as load reads one
+// (dataset.StreamScanner: parsed on several goroutines when there are
+// cores to spare).
 func loadPart(b *testing.B, part []byte, codec string, f dataset.Format) {
-	r, err := dataset.Decompress(bytes.NewReader(part), codec)
+	if codec == "" {
+		scanRows(b, dataset.NewScanner(bytes.NewReader(part), f, dataset.ScanOptions{}))
+		return
+	}
+	sc, err := dataset.NewStreamScanner(bytes.NewReader(part), codec, func() (dataset.Format, error) { return dataset.NewLIBSVM(), nil }, dataset.ScanOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close()
-	scanPart(b, r, f, dataset.ScanOptions{})
+	defer sc.Close()
+	scanRows(b, sc)
 }
 
 // loadFrames does one load task's CPU work on the byte range [start, end)
@@ -103,7 +109,11 @@ func loadFrames(b *testing.B, obj []byte, codec, framing string, start, end int6
 
 // scanPart parses r's rows into partitions (dropped) and returns how many.
 func scanPart(b *testing.B, r io.Reader, f dataset.Format, opts dataset.ScanOptions) int64 {
-	sc := dataset.NewScanner(r, f, opts)
+	return scanRows(b, dataset.NewScanner(r, f, opts))
+}
+
+// scanRows reads sc's rows into partitions (dropped) and returns how many.
+func scanRows(b *testing.B, sc dataset.RowReader) int64 {
 	var rows int64
 	w := partition.NewWriter(func(int, []byte) (string, error) { return "", nil }, partition.DefaultTarget)
 	var row dataset.Row

@@ -575,3 +575,35 @@ func (d *decompressed) Close() error {
 	}
 	return err
 }
+
+// ContentSize returns the size of a compressed stream's content as the
+// stream states it, or 0 when it does not: for zstd, the content size in
+// the header of the first frame (head, the stream's first bytes), which is
+// the stream's when it is one frame, as the zstd tool writes a file; for
+// gzip, ISIZE, the last member's content size modulo 2^32, from trailer
+// (the stream's last 4 bytes), taken (for a stream that could hold 4 GiB)
+// as the smallest such size of at least the stream's own; bzip2 states none. It is a hint: a stream of
+// several frames or members, or a gzip stream compressed more than that,
+// holds another size, which only decoding it tells.
+func ContentSize(codec string, head, trailer []byte, size int64) int64 {
+	switch codec {
+	case CodecZstd:
+		var h zstd.Header
+		if len(head) < 4 || !bytes.Equal(head[:4], zstdMagic) || h.Decode(head) != nil || !h.HasFCS {
+			return 0
+		}
+		return int64(h.FrameContentSize)
+	case CodecGzip:
+		if len(trailer) != 4 || size < 18 {
+			return 0
+		}
+		n := int64(trailer[0]) | int64(trailer[1])<<8 | int64(trailer[2])<<16 | int64(trailer[3])<<24
+		// Deflate expands at most 1032 times: a smaller stream holds less
+		// than 4 GiB.
+		for size > (1<<32)/1032 && n < size {
+			n += 1 << 32
+		}
+		return n
+	}
+	return 0
+}

@@ -87,6 +87,7 @@ type Scanner struct {
 	pos    int64 // object offset of buf[lo]
 	line   int64 // number of the next line
 	lines  int64 // lines consumed
+	rowOff int64 // object offset of the last row's line
 	eof    bool
 	err    error // sticky read error
 	skip   bool  // SkipPartialLine still pending
@@ -201,6 +202,11 @@ func (s *Scanner) borrow() ([]byte, error) {
 // Lines returns the number of lines consumed so far (rows, blank and
 // comment lines and bad lines alike).
 func (s *Scanner) Lines() int64 { return s.lines }
+
+// RowOffset returns the object offset of the first byte of the line the
+// last row Next returned was parsed from: the byte that decides which range
+// of the object the row belongs to (see OpenRange).
+func (s *Scanner) RowOffset() int64 { return s.rowOff }
 
 // Pos returns the object offset just past the last line consumed.
 func (s *Scanner) Pos() int64 { return s.pos }
@@ -341,6 +347,7 @@ func (s *Scanner) Next(row *Row) error {
 			line = line[:n-1]
 		}
 		got, err := s.f.ParseLine(line, row)
+		s.rowOff = off
 		if err != nil {
 			var pe *ParseError
 			if errors.As(err, &pe) {

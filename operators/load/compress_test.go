@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -292,5 +293,81 @@ load "bgzf" {
 	msg, _ := stageError(t, h, "load.bad")
 	if want := `bad.gz:17500:8: invalid value "7:x"`; !strings.Contains(msg, want) {
 		t.Errorf("error does not say %q:\n%s", want, msg)
+	}
+}
+
+// TestLoadCompressedShares: one compressed file that states its content's
+// size (zstd's frame header, gzip's trailer) loads into exactly the plain
+// file's partitions, statistics and content digest when the plain file is
+// cut into several tasks (tasks = 3 here, as a large file is): its one task
+// cuts the rows into pieces where the plain file's tasks start. A gzip file
+// of two members states only the last one's size: it loads the same rows,
+// into other partitions, and a note says so; a zstd stream written without
+// its size is one piece. On 1, 2 and 4 cores (GOMAXPROCS: from 2 on, the
+// stream is parsed on several goroutines).
+func TestLoadCompressedShares(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			runtime.GOMAXPROCS(procs)
+			testLoadCompressedShares(t)
+		})
+	}
+}
+
+func testLoadCompressedShares(t *testing.T) {
+	a9a := readFile(t, testdata(t, "a9a"))
+	half := bytes.IndexByte(a9a[len(a9a)/2:], '\n') + len(a9a)/2 + 1
+	var streamed bytes.Buffer
+	zw, err := zstd.NewWriter(&streamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(a9a)
+	zw.Close()
+	stage := func(name, file string) string {
+		return fmt.Sprintf("load %q {\n  source = %q\n  tasks  = 3\n  split  = { test = 0.25, seed = 7 }\n}\n", name, file)
+	}
+	h := runtimetest.New(t, stage("plain", "a9a")+stage("gz", "a9a.gz")+stage("zst", "a9a.zst")+stage("members", "members.gz")+stage("streamed", "streamed.zst"))
+	h.Write("a9a", string(a9a))
+	h.Write("a9a.gz", string(gzipBytes(t, a9a)))
+	h.Write("a9a.zst", string(zstdBytes(t, a9a)))
+	h.Write("members.gz", string(append(gzipBytes(t, a9a[:half]), gzipBytes(t, a9a[half:])...)))
+	h.Write("streamed.zst", streamed.String())
+	_, rec := h.MustApply()
+	for _, ds := range []string{"train", "test"} {
+		get := func(stage string) *manifest.Manifest { return h.Dataset(h.Output(stage).GetAttr(ds)) }
+		ref := get("load.plain")
+		if len(ref.Partitions) != 3 {
+			t.Fatalf("%s: the plain file in 3 tasks has %d partitions", ds, len(ref.Partitions))
+		}
+		refRows := runtimetest.RowDigests(h.Rows(ref))
+		for _, stage := range []string{"load.gz", "load.zst"} {
+			m := get(stage)
+			if len(m.Partitions) != len(ref.Partitions) {
+				t.Errorf("%s %s: %d partitions, plain %d", stage, ds, len(m.Partitions), len(ref.Partitions))
+			}
+			sameDataset(t, h, stage+" "+ds, m, ref, refRows)
+		}
+		for _, stage := range []string{"load.members", "load.streamed"} {
+			m := get(stage)
+			if stage == "load.streamed" && len(m.Partitions) != 1 {
+				t.Errorf("%s %s: %d partitions, want 1 (its size is not known before it is read)", stage, ds, len(m.Partitions))
+			}
+			if m.Digest == ref.Digest {
+				t.Errorf("%s %s: the plain file's digest, from other partitions", stage, ds)
+			}
+			if rows := runtimetest.RowDigests(h.Rows(m)); strings.Join(rows, ",") != strings.Join(refRows, ",") {
+				t.Errorf("%s %s: rows differ from the plain file's", stage, ds)
+			}
+		}
+	}
+	for _, stage := range []string{"load.gz", "load.zst"} {
+		if notes := strings.Join(rec.Notes(stage), "\n"); !strings.Contains(notes, "cut into 3 pieces, as the plain file's 3 tasks would cut it") {
+			t.Errorf("%s notes: %s", stage, notes)
+		}
+	}
+	if notes := strings.Join(rec.Notes("load.members"), "\n"); !strings.Contains(notes, fmt.Sprintf("members.gz: its header stated %d bytes of content, it holds %d", len(a9a)-half, len(a9a))) {
+		t.Errorf("members notes: %s", notes)
 	}
 }

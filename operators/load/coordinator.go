@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -80,6 +81,13 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if cfg.Format == "parquet" {
 			shares = parquetShares(in, n)
 		}
+		var cuts []int64
+		var content int64
+		if cfg.Format != "parquet" {
+			if cuts, content, err = streamCuts(ctx, s, in, cfg.Tasks); err != nil {
+				return cty.NilVal, err
+			}
+		}
 		if cfg.Tasks > 0 && len(shares) < n {
 			what := "compressed files cannot be split"
 			if cfg.Format == "parquet" {
@@ -95,6 +103,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 			if c > f {
 				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: %d compressed file(s) (%s), each streamed whole by one task, in %d task(s)", in.attr, c-f, strings.Join(in.codecs(), ", "), len(shares))})
 			}
+			if len(cuts) > 0 {
+				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: its %s of content cut into %d pieces, as the plain file's %d tasks would cut it, so that it loads into the plain file's partitions", in.attr, humanBytes(content), len(cuts)+1, len(cuts)+1)})
+			}
 		}
 		for _, share := range shares {
 			p := parseParams{Dataset: in.dataset, Format: *fs, Skip: cfg.OnError == "skip", PartitionBytes: cfg.PartitionBytes}
@@ -105,6 +116,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				o := in.objects[sp.obj]
 				p.Segments = append(p.Segments, segment{Store: o.store, Key: o.key, Name: o.name, Start: sp.start, End: sp.end, Codec: o.codec, Framing: o.framing,
 					RowGroups: o.parquet != nil, Size: o.size})
+				if len(cuts) > 0 {
+					p.Segments[len(p.Segments)-1].Cuts, p.Segments[len(p.Segments)-1].Content = cuts, content
+				}
 			}
 			params = append(params, p)
 			refs = append(refs, taskRef{input: ii, spans: share})
@@ -119,6 +133,13 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	if inStore {
 		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
 			return cty.NilVal, err
+		}
+		// A task's contribution is one piece's statistics: a stream is then
+		// one piece, not the plain file's shares.
+		for i := range params {
+			for k := range params[i].Segments {
+				params[i].Segments[k].Cuts, params[i].Segments[k].Content = nil, 0
+			}
 		}
 		defer func() {
 			if c, err := s.PSStore(context.WithoutCancel(ctx)); err == nil {
@@ -177,6 +198,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		if o.Fatal != "" {
 			return cty.NilVal, errors.New(o.Fatal)
 		}
+		if sg := params[ti].Segments; !o.Failed && len(sg) == 1 && len(sg[0].Cuts) > 0 && o.Content != sg[0].Content {
+			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%s: its header stated %d bytes of content, it holds %d (several frames or members?): it was cut into pieces where a file of the stated size would be, so its partitions differ from the plain file's (the rows are the same)", sg[0].Name, sg[0].Content, o.Content)})
+		}
 		for _, ds := range manifest.Datasets {
 			if l := o.FirstLabel[ds]; l != nil && firstLabel[ds] == nil && l.Segment >= 0 && l.Segment < len(base) {
 				firstLabel[ds] = &manifest.LabelLine{Object: in.objects[refs[ti].spans[l.Segment].obj].name, Line: base[l.Segment] + l.Line, Value: l.Value}
@@ -215,9 +239,11 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	// Assemble the datasets from the tasks' pieces.
 	pieces := map[string][]*manifest.Piece{}
 	for _, o := range outs {
-		for _, ds := range manifest.Datasets {
-			if p := o.Pieces[ds]; p != nil {
-				pieces[ds] = append(pieces[ds], p)
+		for _, ps := range o.pieceSets() {
+			for _, ds := range manifest.Datasets {
+				if p := ps[ds]; p != nil {
+					pieces[ds] = append(pieces[ds], p)
+				}
 			}
 		}
 	}
@@ -622,4 +648,52 @@ func reducedStats(ctx context.Context, s operators.Stage, prefix string, blockSl
 		}
 		return st, nil
 	}, nil
+}
+
+// streamCuts returns, for an input that is one compressed object read
+// whole (not framed) whose content size its bytes state
+// (dataset.ContentSize), the offsets in its content where the tasks of the
+// plain file would start (all but the first task's; none for one task),
+// and that size: its task cuts its rows into pieces there, so that it loads
+// into the plain file's partitions.
+func streamCuts(ctx context.Context, s operators.Stage, in *input, tasks int) ([]int64, int64, error) {
+	var o *object
+	for i := range in.objects {
+		if in.objects[i].size == 0 {
+			continue
+		}
+		if o != nil {
+			return nil, 0, nil
+		}
+		o = &in.objects[i]
+	}
+	if o == nil || o.codec == "" || o.framing != "" {
+		return nil, 0, nil
+	}
+	content := o.content
+	if o.codec == dataset.CodecGzip && o.size >= 4 {
+		st, err := o.open(ctx, s)
+		if err != nil {
+			return nil, 0, err
+		}
+		rc, err := st.GetRange(ctx, o.key, o.size-4, 4)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", o.name, err)
+		}
+		trailer, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", o.name, err)
+		}
+		content = dataset.ContentSize(o.codec, nil, trailer, o.size)
+	}
+	if content <= 0 {
+		return nil, 0, nil
+	}
+	n := taskCount(content, s.Capacity(), tasks)
+	var cuts []int64
+	for k := 1; k < n; k++ {
+		cuts = append(cuts, content*int64(k)/int64(n))
+	}
+	return cuts, content, nil
 }

@@ -38,7 +38,14 @@
 //     share whole, and a share closes at its size. Several compressed files
 //     therefore parse in parallel (small ones grouped into one task), while
 //     one large compressed file is one task that streams it once into its
-//     partitions, its decoder on a goroutine of its own ahead of the parser.
+//     partitions: its decoder on a goroutine of its own hands chunks of
+//     whole lines to parser goroutines on the cores it leaves, and the rows
+//     come out in order (dataset.StreamScanner). An input that is one such
+//     file whose content size its bytes state (dataset.ContentSize: zstd's
+//     frame header, gzip's trailer) gets the plain file's task starts in
+//     its content (segment.Cuts, streamCuts): the task starts a piece at
+//     each, as the plain file's tasks would, so the dataset has the plain
+//     file's partitions, statistics and content digest.
 //     Parquet row groups are shared the same way, each whole.
 //  6. Merges the tasks' results: bad lines (their object line numbers are the
 //     sum of the earlier ranges' line counts plus the line in the range),

@@ -43,6 +43,9 @@ type object struct {
 	// is cut into frames that byte ranges can be decoded from; "" when it is
 	// one stream, read whole.
 	framing string
+	// content is the size of a zstd object's content as its first frame
+	// states it (dataset.ContentSize), 0 if unknown.
+	content int64
 	// parquet is a Parquet object's row groups (format = "parquet").
 	parquet *parquetInfo
 }

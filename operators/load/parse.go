@@ -52,14 +52,35 @@ type segment struct {
 	// End) the segment is.
 	RowGroups bool  `json:"row_groups,omitempty"`
 	Size      int64 `json:"size,omitempty"`
+	// Cuts, for a compressed object read whole whose content is Content
+	// bytes, are the offsets in its content where the plain file's tasks
+	// would start their ranges (all but the first): the rows of each range
+	// go to pieces of their own, as a plain file's tasks write them, so the
+	// dataset has the plain file's partitions and statistics.
+	Cuts    []int64 `json:"cuts,omitempty"`
+	Content int64   `json:"content,omitempty"`
+}
+
+// pieceSets returns the task's pieces by dataset, one map per share, in
+// order.
+func (o *parseOutput) pieceSets() []map[string]*manifest.Piece {
+	if o.Pieces == nil {
+		return nil
+	}
+	return append([]map[string]*manifest.Piece{o.Pieces}, o.MorePieces...)
 }
 
 // parseOutput is a parse task's result.
 type parseOutput struct {
 	// Lines consumed from each segment (all of them, whatever they held).
 	Lines []int64 `json:"lines"`
-	// Pieces by dataset name.
-	Pieces map[string]*manifest.Piece `json:"pieces,omitempty"`
+	// Pieces by dataset name; MorePieces, those of the second and later
+	// shares of a segment with Cuts, in order.
+	Pieces     map[string]*manifest.Piece   `json:"pieces,omitempty"`
+	MorePieces []map[string]*manifest.Piece `json:"more_pieces,omitempty"`
+	// Content is the size of the content of a segment with Cuts, as
+	// decoded (the Cuts were made for segment.Content).
+	Content int64 `json:"content,omitempty"`
 	// Skipped counts bad lines by reason (skip mode).
 	Skipped map[string]int64 `json:"skipped,omitempty"`
 	// Bad holds the first bad line of each reason (skip mode), or the bad
@@ -119,26 +140,42 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 	if p.Split != nil {
 		split = newSplitter(p.Split)
 	}
+	// The rows go to one piece per dataset, or to one per share of a
+	// segment with Cuts (see segment): shares[k] builds share k's, under
+	// prefixes[k].
+	var shares []map[string]*manifest.Builder
+	var prefixes []string
 	builders := map[string]*manifest.Builder{}
 	builder := func(ds string) *manifest.Builder {
 		b := builders[ds]
 		if b == nil {
-			b = manifest.NewBuilder(ctx, run, t.OutputPrefix+ds+"/", p.PartitionBytes)
+			b = manifest.NewBuilder(ctx, run, prefixes[len(prefixes)-1]+ds+"/", p.PartitionBytes)
 			builders[ds] = b
 		}
 		return b
 	}
 	defer func() { // stop the builders' writers on every path (after Close, a no-op)
-		for _, b := range builders {
-			b.Abort()
+		for _, m := range shares {
+			for _, b := range m {
+				b.Abort()
+			}
 		}
 	}()
-	// Every side gets a piece, even an empty one.
-	builder(p.Dataset)
-	if split != nil {
-		builder(manifest.Test)
-		builder(manifest.Validation)
+	share := func() {
+		prefix := t.OutputPrefix
+		if len(shares) > 0 {
+			prefix = fmt.Sprintf("%sshare-%d/", t.OutputPrefix, len(shares))
+		}
+		builders = map[string]*manifest.Builder{}
+		shares, prefixes = append(shares, builders), append(prefixes, prefix)
+		// Every side gets a piece, even an empty one.
+		builder(p.Dataset)
+		if split != nil {
+			builder(manifest.Test)
+			builder(manifest.Validation)
+		}
 	}
+	share()
 
 	out := &parseOutput{Lines: make([]int64, len(p.Segments))}
 	var total, done int64
@@ -153,7 +190,13 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 				return nil, err
 			}
 		}
-		add := func(r *dataset.Row, line int64) error {
+		cuts := seg.Cuts
+		add := func(r *dataset.Row, line, off int64) error {
+			for len(cuts) > 0 && off >= cuts[0] {
+				// The row starts the next of the plain file's tasks.
+				cuts = cuts[1:]
+				share()
+			}
 			pr.Post(r)
 			ds := p.Dataset
 			if split != nil {
@@ -183,12 +226,16 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 			out.Skipped[pe.Reason]++
 			return true
 		}
-		var lines int64
+		var lines, end int64
 		var failed bool
 		if seg.RowGroups {
-			lines, failed, err = parseParquetSegment(ctx, st, seg, &p.Format, add, &row, onBad)
+			rowAdd := func(r *dataset.Row, line int64) error { return add(r, line, 0) }
+			lines, failed, err = parseParquetSegment(ctx, st, seg, &p.Format, rowAdd, &row, onBad)
 		} else {
-			lines, failed, err = parseSegment(ctx, st, seg, pr, add, &row, onBad)
+			lines, end, failed, err = parseSegment(ctx, st, seg, &p.Format, pr, add, &row, onBad)
+		}
+		if len(seg.Cuts) > 0 {
+			out.Content = end
 		}
 		var ce *dataset.CorruptError
 		if errors.As(err, &ce) {
@@ -214,16 +261,28 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 		env.Progress(done, total)
 	}
 
-	out.Pieces = map[string]*manifest.Piece{}
-	for ds, b := range builders {
-		piece, err := b.Close()
-		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+	if p.Reduce != nil && len(shares) > 1 {
+		return nil, fmt.Errorf("task %s: %d shares cannot reduce their statistics in psstore", t.Name(), len(shares))
+	}
+	for k, builders := range shares {
+		pieces := map[string]*manifest.Piece{}
+		if k == 0 {
+			out.Pieces = pieces
+		} else {
+			out.MorePieces = append(out.MorePieces, pieces)
 		}
-		if err := piece.Save(ctx, run, t.OutputPrefix+ds+"/"); err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+		for ds, b := range builders {
+			piece, err := b.Close()
+			if err != nil {
+				return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+			}
+			if err := piece.Save(ctx, run, prefixes[k]+ds+"/"); err != nil {
+				return nil, fmt.Errorf("task %s: %w", t.Name(), err)
+			}
+			pieces[ds] = piece
 		}
-		out.Pieces[ds] = piece
+	}
+	for ds, piece := range out.Pieces {
 		if p.Reduce != nil {
 			blocks, err := operators.MergeStats(ctx, env, p.Reduce, ds, piece.Stats)
 			if err != nil {
@@ -241,8 +300,10 @@ func parse(ctx context.Context, env operators.Env, t *operators.Task) (*operator
 func result(out *parseOutput) (*operators.Result, error) {
 	r := &operators.Result{Metrics: map[string]float64{}}
 	var rows float64
-	for _, p := range out.Pieces {
-		rows += float64(p.Rows)
+	for _, ps := range out.pieceSets() {
+		for _, p := range ps {
+			rows += float64(p.Rows)
+		}
 	}
 	r.Metrics["rows"] = rows
 	var err error
@@ -261,47 +322,57 @@ func bad(seg int, line int64, pe *dataset.ParseError) badLine {
 // segment's first line); onBad returns false to stop. It returns the lines
 // consumed and whether onBad stopped it. add is given each row with its
 // line number in the segment.
-func parseSegment(ctx context.Context, st blob.Store, seg segment, pr *parser, add func(*dataset.Row, int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines int64, stopped bool, err error) {
+func parseSegment(ctx context.Context, st blob.Store, seg segment, format *formatSpec, pr *parser, add func(r *dataset.Row, line, off int64) error, row *dataset.Row, onBad func(*dataset.ParseError, int64) bool) (lines, end int64, stopped bool, err error) {
 	var rc io.ReadCloser
+	var cl io.Closer
+	var sc dataset.RowReader
 	var opts dataset.ScanOptions
 	switch {
 	case seg.Framing != "":
 		rc, opts, err = dataset.OpenFramedRange(ctx, st, seg.Key, seg.Codec, seg.Framing, seg.Start, seg.End)
 	case seg.Codec != "":
-		rc, err = dataset.OpenObject(ctx, st, seg.Key, seg.Codec)
+		// One stream, read whole: parsed on the cores its decoder leaves
+		// (dataset.StreamScanner), into the same rows in the same order.
+		newFormat := func() (dataset.Format, error) { return format.build() }
+		var ss *dataset.StreamScanner
+		ss, err = dataset.ScanObject(ctx, st, seg.Key, seg.Codec, newFormat, dataset.ScanOptions{Object: seg.Name})
+		cl, sc = ss, ss
 	default:
 		rc, opts, err = dataset.OpenRange(ctx, st, seg.Key, seg.Start, seg.End)
 	}
 	if err != nil {
 		var ce *dataset.CorruptError
 		if errors.As(err, &ce) {
-			return 0, false, err
+			return 0, 0, false, err
 		}
-		return 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
+		return 0, 0, false, fmt.Errorf("open %s: %w", seg.Name, err)
 	}
-	defer rc.Close()
-	opts.Object = seg.Name
-	sc := dataset.NewScanner(rc, pr, opts)
+	if sc == nil {
+		cl = rc
+		opts.Object = seg.Name
+		sc = dataset.NewScanner(rc, pr, opts)
+	}
+	defer cl.Close()
 	for n := 0; ; n++ {
 		if n&4095 == 0 && ctx.Err() != nil {
-			return sc.Lines(), false, ctx.Err()
+			return sc.Lines(), sc.Pos(), false, ctx.Err()
 		}
 		err := sc.Next(row)
 		if err == io.EOF {
-			return sc.Lines(), false, nil
+			return sc.Lines(), sc.Pos(), false, nil
 		}
 		if err != nil {
 			var pe *dataset.ParseError
 			if errors.As(err, &pe) {
 				if !onBad(pe, pe.Line) {
-					return sc.Lines(), true, nil
+					return sc.Lines(), sc.Pos(), true, nil
 				}
 				continue
 			}
-			return sc.Lines(), false, err
+			return sc.Lines(), sc.Pos(), false, err
 		}
-		if err := add(row, sc.Lines()); err != nil {
-			return sc.Lines(), false, err
+		if err := add(row, sc.Lines(), sc.RowOffset()); err != nil {
+			return sc.Lines(), sc.Pos(), false, err
 		}
 	}
 }

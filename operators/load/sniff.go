@@ -60,6 +60,7 @@ func (o *object) sniff(ctx context.Context, s operators.Stage, format string) er
 	if c.Codec != "" {
 		o.codec = c.Codec
 		o.framing = dataset.Framing(raw)
+		o.content = dataset.ContentSize(c.Codec, raw, nil, o.size)
 		var err error
 		text, err = decodeHeadErr(raw, c.Codec)
 		if len(text) == 0 && err != nil && (int64(len(raw)) == o.size || !errors.Is(err, io.ErrUnexpectedEOF)) {
