@@ -174,7 +174,7 @@ func (p *Plan) trainKnown(sp *StagePlan) train.Known {
 		if format == "ratings" {
 			in.NNZ = train.Exact(2 * in.Rows.Max) // a user and an item slot per rating
 		}
-		return in
+		return withClasses(in)
 	}
 	bits, hashed := 0, format != "libsvm" && format != "ratings"
 	if b, err := strconv.Atoi(paramDisplay(ld, "hash_bits")); err == nil && b > 0 {
@@ -208,6 +208,14 @@ func (p *Plan) trainKnown(sp *StagePlan) train.Known {
 	}
 	if format == "ratings" && in.Rows.Max >= 0 {
 		in.NNZ = train.Bound{Min: 2, Max: 2 * in.Rows.Max}
+	}
+	return withClasses(in)
+}
+
+// withClasses bounds softmax's classes by the rows: each class has one.
+func withClasses(in train.Known) train.Known {
+	if in.Rows.Max >= 2 {
+		in.Classes.Max = in.Rows.Max
 	}
 	return in
 }
