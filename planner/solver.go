@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/dataset"
@@ -240,7 +241,11 @@ func (p *Plan) loadOf(sp *StagePlan) (ld *StagePlan, normalized bool) {
 	cur := sp
 	for range len(p.Stages) + 1 {
 		var up *StagePlan
+		only := orderOnly(cur)
 		for _, d := range cur.Deps {
+			if only[d] {
+				continue
+			}
 			u := p.by[d]
 			if u == nil {
 				return nil, false
@@ -262,6 +267,32 @@ func (p *Plan) loadOf(sp *StagePlan) (ld *StagePlan, normalized bool) {
 		normalized, cur = true, up
 	}
 	return nil, false
+}
+
+// orderOnly is the stages sp's depends_on names: an order, not data it reads.
+func orderOnly(sp *StagePlan) map[string]bool {
+	if sp.Node == nil || sp.Node.Stage == nil || len(sp.Node.Stage.DependsOn) == 0 {
+		return nil
+	}
+	// The stage's address within its module is its last two parts.
+	prefix := sp.Address
+	if i := strings.LastIndex(prefix, "."); i >= 0 {
+		if j := strings.LastIndex(prefix[:i], "."); j >= 0 {
+			prefix = prefix[:j+1]
+		} else {
+			prefix = ""
+		}
+	}
+	out := map[string]bool{}
+	for _, t := range sp.Node.Stage.DependsOn {
+		if len(t) < 2 {
+			continue
+		}
+		if a, ok := t[1].(hcl.TraverseAttr); ok {
+			out[prefix+t.RootName()+"."+a.Name] = true
+		}
+	}
+	return out
 }
 
 // plainText reports whether every source file of load stage ld starts as
