@@ -108,21 +108,21 @@ func (c Choice) numeric() bool { return c.Text == "" && c.Options == nil }
 // choiceJSON is a Choice as JSON: value is the number, or the word (a
 // string), or null with options listing what it may be.
 type choiceJSON struct {
-	Param   string   `json:"param"`
-	Value   any      `json:"value"`
-	Options []string `json:"options,omitempty"`
-	Auto    bool     `json:"auto"`
-	Reason  string   `json:"reason"`
+	Param   string    `json:"param"`
+	Value   any       `json:"value"`
+	Options *[]string `json:"options,omitempty"` // [] when not even they are known
+	Auto    bool      `json:"auto"`
+	Reason  string    `json:"reason"`
 }
 
 // MarshalJSON writes value as a number, a string (Text) or null (Options).
 func (c Choice) MarshalJSON() ([]byte, error) {
-	j := choiceJSON{Param: c.Param, Value: c.Value, Options: c.Options, Auto: c.Auto, Reason: c.Reason}
+	j := choiceJSON{Param: c.Param, Value: c.Value, Auto: c.Auto, Reason: c.Reason}
 	switch {
 	case c.Text != "":
 		j.Value = c.Text
 	case c.Options != nil:
-		j.Value = nil
+		j.Value, j.Options = nil, &c.Options
 	}
 	return json.Marshal(j)
 }
@@ -136,7 +136,10 @@ func (c *Choice) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*c = Choice{Param: j.Param, Options: j.Options, Auto: j.Auto, Reason: j.Reason}
+	*c = Choice{Param: j.Param, Auto: j.Auto, Reason: j.Reason}
+	if j.Options != nil {
+		c.Options = append([]string{}, *j.Options...)
+	}
 	if len(j.Value) > 0 && j.Value[0] == '"' {
 		return json.Unmarshal(j.Value, &c.Text)
 	}
@@ -168,10 +171,13 @@ func (c Choice) String() string {
 	return fmt.Sprintf("%s %d: %s", name, c.Value, c.Reason)
 }
 
-// orList joins words as "a", "a or b", "a, b or c".
+// orList joins words as "a", "a or b", "a, b or c" ("not known": none).
 func orList(w []string) string {
-	if len(w) <= 1 {
-		return strings.Join(w, "")
+	switch len(w) {
+	case 0:
+		return "not known"
+	case 1:
+		return w[0]
 	}
 	return strings.Join(w[:len(w)-1], ", ") + " or " + w[len(w)-1]
 }

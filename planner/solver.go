@@ -344,3 +344,15 @@ func unquote(s string) string {
 	}
 	return s
 }
+
+// PlannedSolver is the solver the plan says train stage sp will use, or ""
+// with the solvers it may use (nil: no solver entry, such as a cached stage).
+// Estimates that depend on the solver (elastic SGD) may ask it.
+func (sp *StagePlan) PlannedSolver() (solver string, options []string) {
+	for _, c := range sp.Sizing {
+		if c.Param == "solver" && !c.numeric() {
+			return c.Text, c.Options
+		}
+	}
+	return "", nil
+}

@@ -72,7 +72,7 @@ type Solvers struct{}
 // or solver is not known until apply names none.
 func (Solvers) PlanSolver(cfg cty.Value, in Known) SolverPlan {
 	if !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
-		return SolverPlan{Why: "known at apply: the stage's configuration is not known until then"}
+		return SolverPlan{Why: "the stage's configuration is not known until apply"}
 	}
 	c := Config{Model: "logistic_regression", Solver: "auto", Rank: DefaultRank, SGDArgs: sgdArgs(cfg)}
 	for _, a := range []struct {
@@ -84,7 +84,7 @@ func (Solvers) PlanSolver(cfg cty.Value, in Known) SolverPlan {
 		}
 		switch v := cfg.GetAttr(a.name); {
 		case !v.IsKnown():
-			return SolverPlan{Why: fmt.Sprintf("known at apply: %s is not known until then", a.name)}
+			return SolverPlan{Why: fmt.Sprintf("%s is not known until apply", a.name)}
 		case !v.IsNull() && v.Type() == cty.String:
 			*a.to = v.AsString()
 		}
@@ -93,7 +93,7 @@ func (Solvers) PlanSolver(cfg cty.Value, in Known) SolverPlan {
 		switch v := cfg.GetAttr("rank"); {
 		case !v.IsKnown():
 			if c.Model == "matrix_factorization" {
-				return SolverPlan{Why: "known at apply: rank is not known until then"}
+				return SolverPlan{Why: "rank is not known until apply"}
 			}
 		case !v.IsNull() && v.Type() == cty.Number:
 			r, _ := v.AsBigFloat().Int64()

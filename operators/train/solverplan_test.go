@@ -37,7 +37,7 @@ func TestPlanSolverBounds(t *testing.T) {
 		{"between newton and lbfgs", cfg(nil), Known{Rows: Exact(100), NNZ: Bound{0, 1000}, Features: Bound{100, 1000}, After: "load.d"}, "", "newton lbfgs", "newton if the model has at most 256 coordinates; else lbfgs"},
 		{"memory undecided, sgd anyway", cfg(nil), Known{Rows: AtLeast(1), NNZ: AtLeast(0), Features: Exact(1 << 20)}, "sgd", "", "over the full-batch limit of 65536"},
 		{"too large for memory", cfg(nil), Known{Rows: AtLeast(300 << 20), NNZ: AtLeast(0), Features: Exact(10)}, "sgd", "", "at least 2400 MiB"},
-		{"unknown model", cfg(map[string]cty.Value{"model": cty.UnknownVal(cty.String)}), heart, "", "", "model is not known until then"},
+		{"unknown model", cfg(map[string]cty.Value{"model": cty.UnknownVal(cty.String)}), heart, "", "", "model is not known until apply"},
 		{"matrix factorization", cfg(map[string]cty.Value{"model": cty.StringVal("matrix_factorization"), "rank": cty.NumberIntVal(3)}), Known{Rows: Exact(4200), Features: Exact(300)}, "als", "", "fit in memory"},
 		{"matrix factorization, slots unknown", cfg(map[string]cty.Value{"model": cty.StringVal("matrix_factorization")}), Known{Rows: Bound{1, 5000}, Features: AtLeast(1), After: "load.r"}, "", "sgd als", "sgd if the factors need more than 256 MiB"},
 	} {
