@@ -295,6 +295,10 @@ func orderOnly(sp *StagePlan) map[string]bool {
 	return out
 }
 
+// maxSniffFiles bounds the files plainText reads the start of (64 KiB each);
+// a source of more is not bounded by its bytes.
+const maxSniffFiles = 64
+
 // plainText reports whether every source file of load stage ld starts as
 // uncompressed text (its first bytes, as load sniffs them).
 func plainText(ld *StagePlan) bool {
@@ -310,7 +314,7 @@ func plainText(ld *StagePlan) bool {
 			continue
 		}
 		files, err := ResolveLocal(ld.Node.Module.Dir, src)
-		if err != nil {
+		if err != nil || len(files) > maxSniffFiles {
 			return false
 		}
 		for _, f := range files {
