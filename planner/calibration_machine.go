@@ -232,7 +232,7 @@ func MachineEntries(p *Plan, recs []*state.StageRecord) []MachineEntry {
 		if p != nil {
 			if sp := p.Stage(r.Address); sp != nil {
 				for _, c := range sp.Sizing {
-					if c.Auto {
+					if c.Auto && c.numeric() { // not the solver plan foresaw: the record says what ran
 						params[c.Param] = strconv.Itoa(c.Value)
 					}
 				}

@@ -9,6 +9,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/stratus-ml/stratus/internal/pricing"
+	"github.com/stratus-ml/stratus/operators/train"
 	"github.com/stratus-ml/stratus/state"
 )
 
@@ -177,6 +178,8 @@ type costModel struct {
 	overhead time.Duration
 	// machine is this machine's history (calibration_machine.go), or nil.
 	machine *MachineHistory
+	// solvers is the train operator's solver rule (solver.go).
+	solvers SolverRule
 }
 
 // stageLister is the optional part of a StateReader that lists every record.
@@ -185,7 +188,10 @@ type stageLister interface {
 }
 
 func newCostModel(opts Options) *costModel {
-	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB, limits: opts.Limits, autoMemory: opts.AutoMemory, machine: opts.Machine}
+	m := &costModel{pricing: opts.Pricing, memoryMB: opts.MemoryMB, limits: opts.Limits, autoMemory: opts.AutoMemory, machine: opts.Machine, solvers: opts.Solvers}
+	if m.solvers == nil {
+		m.solvers = train.Solvers{}
+	}
 	if l, ok := opts.State.(stageLister); ok && opts.State != nil {
 		m.lister = l
 	}
@@ -321,6 +327,7 @@ func (m *costModel) estimate(sp *StagePlan, cfg cty.Value, sourceBytes int64, p 
 			in += up.Estimate.OutputBytes
 		}
 	}
+	m.planSolver(sp, cfg, p)
 	cfg = m.size(sp, cfg, in, p)
 	sp.estimateCfg = cfg
 	in, cfg = stageArgs(sp, p, in, cfg)

@@ -196,6 +196,9 @@ type Options struct {
 	// which estimates a stage with no record of its operator in the state;
 	// nil estimates such stages from the defaults.
 	Machine *MachineHistory
+	// Solvers is the rule plan asks which solver a train stage will use
+	// (solver.go); nil asks the train operator's (train.Solvers).
+	Solvers SolverRule
 }
 
 // Build compiles cfg. Every problem is reported with a source range: cycles (every

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -86,20 +87,80 @@ type Limits struct {
 	HostCores int
 }
 
-// Choice is one sized parameter of a stage or of the backend.
+// Choice is one sized parameter of a stage or of the backend, or a choice of
+// another kind the plan states beside them: train's solver (solver.go), whose
+// Value is Text, or, when plan cannot tell it yet, one of Options.
 type Choice struct {
 	Param string `json:"param"`
 	Value int    `json:"value"`
+	// Text is a choice that is not a number ("newton"); Options the values
+	// it may take when plan cannot tell which (Text is then "").
+	Text    string   `json:"-"`
+	Options []string `json:"-"`
 	// Auto says the planner chose it; false means the pipeline gave it.
 	Auto   bool   `json:"auto"`
 	Reason string `json:"reason"`
 }
 
-// String is the choice as the plan shows it: "workers 2: reason".
+// numeric reports whether c chooses a number (Value) rather than a word.
+func (c Choice) numeric() bool { return c.Text == "" && c.Options == nil }
+
+// choiceJSON is a Choice as JSON: value is the number, or the word (a
+// string), or null with options listing what it may be.
+type choiceJSON struct {
+	Param   string    `json:"param"`
+	Value   any       `json:"value"`
+	Options *[]string `json:"options,omitempty"` // [] when not even they are known
+	Auto    bool      `json:"auto"`
+	Reason  string    `json:"reason"`
+}
+
+// MarshalJSON writes value as a number, a string (Text) or null (Options).
+func (c Choice) MarshalJSON() ([]byte, error) {
+	j := choiceJSON{Param: c.Param, Value: c.Value, Auto: c.Auto, Reason: c.Reason}
+	switch {
+	case c.Text != "":
+		j.Value = c.Text
+	case c.Options != nil:
+		j.Value, j.Options = nil, &c.Options
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (a saved plan).
+func (c *Choice) UnmarshalJSON(b []byte) error {
+	var j struct {
+		choiceJSON
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = Choice{Param: j.Param, Auto: j.Auto, Reason: j.Reason}
+	if j.Options != nil {
+		c.Options = append([]string{}, *j.Options...)
+	}
+	if len(j.Value) > 0 && j.Value[0] == '"' {
+		return json.Unmarshal(j.Value, &c.Text)
+	}
+	if len(j.Value) > 0 && string(j.Value) != "null" {
+		return json.Unmarshal(j.Value, &c.Value)
+	}
+	return nil
+}
+
+// String is the choice as the plan shows it: "workers 2: reason", "solver
+// newton: reason", "solver newton or lbfgs: reason".
 func (c Choice) String() string {
 	name := strings.ReplaceAll(c.Param, "_", " ")
 	if c.Param == "psstore_shards" {
 		name = "psstore shards"
+	}
+	if c.Text != "" {
+		return fmt.Sprintf("%s %s: %s", name, c.Text, c.Reason)
+	}
+	if c.Options != nil {
+		return fmt.Sprintf("%s %s: %s", name, orList(c.Options), c.Reason)
 	}
 	if c.Param == "memory_mb" {
 		return fmt.Sprintf("memory %d MB: %s", c.Value, c.Reason)
@@ -108,6 +169,17 @@ func (c Choice) String() string {
 		return fmt.Sprintf("elastic, up to %d workers: %s", c.Value, c.Reason)
 	}
 	return fmt.Sprintf("%s %d: %s", name, c.Value, c.Reason)
+}
+
+// orList joins words as "a", "a or b", "a, b or c" ("not known": none).
+func orList(w []string) string {
+	switch len(w) {
+	case 0:
+		return "not known"
+	case 1:
+		return w[0]
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " or " + w[len(w)-1]
 }
 
 // Objective is what sizing optimises, from a stage's budget and deadline.
@@ -428,7 +500,7 @@ func NeedsPSStore(p *Plan) bool {
 // Chosen returns the planned value of param for the stage (its sizing), or 0.
 func (sp *StagePlan) Chosen(param string) int {
 	for _, c := range sp.Sizing {
-		if c.Param == param && c.Auto {
+		if c.Param == param && c.Auto && c.numeric() {
 			return c.Value
 		}
 	}
@@ -445,7 +517,7 @@ func (sp *StagePlan) Resolve(cfg cty.Value) cty.Value {
 	attrs := cfg.AsValueMap()
 	changed := false
 	for _, c := range sp.Sizing {
-		if v, ok := attrs[c.Param]; ok && c.Auto && operators.IsAuto(v) {
+		if v, ok := attrs[c.Param]; ok && c.Auto && c.numeric() && operators.IsAuto(v) {
 			attrs[c.Param] = cty.NumberIntVal(int64(c.Value))
 			changed = true
 		}

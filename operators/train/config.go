@@ -119,7 +119,7 @@ func ParseConfig(v cty.Value) (Config, error) {
 	if c.Solver == "" {
 		c.Solver = "auto"
 	}
-	c.SGDArgs = set("optimizer") || set("learning_rate") || set("minibatch")
+	c.SGDArgs = sgdArgs(v)
 	if v.Type().HasAttribute("workers") && operators.IsAuto(v.GetAttr("workers")) {
 		// The planner replaces "auto" with its choice before a coordinator sees
 		// the configuration; a configuration built another way gets the default.

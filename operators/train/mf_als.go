@@ -79,19 +79,11 @@ const alsRatingBytes = 28
 // alsMaxRank, the model alsMaxModelBytes or the ratings' index
 // fullBatchBytes, else "als".
 func chooseMFSolver(cfg Config, dim uint64, ratings int64) (solver, why string) {
-	switch {
-	case cfg.Solver == "sgd" || cfg.Solver == "als":
-		return cfg.Solver, "asked for"
-	case cfg.SGDArgs:
-		return "sgd", "auto: the stage sets SGD arguments"
-	case alsRatingBytes*ratings > fullBatchBytes:
-		return "sgd", fmt.Sprintf("auto: the ratings need %s in memory, over the ALS limit of %s", mib(alsRatingBytes*ratings), mib(fullBatchBytes))
-	case cfg.Rank > alsMaxRank:
-		return "sgd", fmt.Sprintf("auto: rank %d, over the ALS limit of %d", cfg.Rank, alsMaxRank)
-	case 4*dim > alsMaxModelBytes:
-		return "sgd", fmt.Sprintf("auto: the factors need %s, over the ALS limit of %s", mib(int64(4*dim)), mib(alsMaxModelBytes))
-	}
-	return "als", fmt.Sprintf("auto: the factors fit in memory (%s)", mib(int64(4*dim)))
+	cfg.Model = "matrix_factorization"
+	k := int64(max(cfg.Rank+1, 1))
+	slots := (int64(dim) + k - 1) / k // dim is slots × (rank+1)
+	p := solverRule(cfg, Known{Rows: Exact(ratings), Features: Exact(slots)})
+	return p.Solver, p.Why
 }
 
 // alsParams are a "train.mf_als" task's parameters.

@@ -23,23 +23,14 @@ const fullBatchDim = 1 << 16
 //     hessianDim coordinates, whose passes return the whole Hessian, so an
 //     iteration is one wave (a9a: 6 passes against L-BFGS's 17);
 //     otherwise "lbfgs". Both converge without a step size to tune.
+//
+// The rule itself is solverRule (solverplan.go), which plan evaluates on what
+// it knows of the data before they are read (PlanSolver); here every figure is
+// exact, so it names one solver.
 func chooseSolver(cfg Config, d *Data) (solver, why string) {
-	bytes := 8*d.TrainNNZ + 8*d.TrainRows
-	dim := modelDim(cfg.Model, d.Features, d.Classes)
-	switch {
-	case cfg.Solver == "sgd" || cfg.Solver == "lbfgs" || cfg.Solver == "newton":
-		return cfg.Solver, "asked for"
-	case cfg.SGDArgs:
-		return "sgd", "auto: the stage sets SGD arguments"
-	case bytes > fullBatchBytes:
-		return "sgd", fmt.Sprintf("auto: the training set needs %s in memory, over the full-batch limit of %s", mib(bytes), mib(fullBatchBytes))
-	case modelDim(cfg.Model, d.Features, d.Classes) > fullBatchDim:
-		return "sgd", fmt.Sprintf("auto: %d coordinates, over the full-batch limit of %d", modelDim(cfg.Model, d.Features, d.Classes), fullBatchDim)
-	case newtonModel(cfg.Model) && dim <= hessianDim:
-		return "newton", fmt.Sprintf("auto: the training set fits in memory (%s) and the Hessian of %d coordinates travels with the gradient", mib(bytes), dim)
-	default:
-		return "lbfgs", fmt.Sprintf("auto: the training set fits in memory (%s)", mib(bytes))
-	}
+	k := Known{Rows: Exact(d.TrainRows), NNZ: Exact(d.TrainNNZ), Features: Exact(int64(d.Features)), Classes: Exact(int64(len(d.Classes)))}
+	p := solverRule(cfg, k)
+	return p.Solver, p.Why
 }
 
 // fullBatch reports whether solver trains on the whole training set each pass.
