@@ -328,7 +328,13 @@ func testLoadCompressedShares(t *testing.T) {
 	stage := func(name, file string) string {
 		return fmt.Sprintf("load %q {\n  source = %q\n  tasks  = 3\n  split  = { test = 0.25, seed = 7 }\n}\n", name, file)
 	}
-	h := runtimetest.New(t, stage("plain", "a9a")+stage("gz", "a9a.gz")+stage("zst", "a9a.zst")+stage("members", "members.gz")+stage("streamed", "streamed.zst"))
+	// tail's last two thirds are blank lines: the plain file's last two tasks,
+	// and the compressed file's last two cuts, find no row.
+	tail := append(append([]byte{}, a9a...), bytes.Repeat([]byte("\n"), 2*len(a9a))...)
+	h := runtimetest.New(t, stage("plain", "a9a")+stage("gz", "a9a.gz")+stage("zst", "a9a.zst")+stage("members", "members.gz")+stage("streamed", "streamed.zst")+
+		stage("tailplain", "tail")+stage("tailzst", "tail.zst"))
+	h.Write("tail", string(tail))
+	h.Write("tail.zst", string(zstdBytes(t, tail)))
 	h.Write("a9a", string(a9a))
 	h.Write("a9a.gz", string(gzipBytes(t, a9a)))
 	h.Write("a9a.zst", string(zstdBytes(t, a9a)))
@@ -348,6 +354,12 @@ func testLoadCompressedShares(t *testing.T) {
 				t.Errorf("%s %s: %d partitions, plain %d", stage, ds, len(m.Partitions), len(ref.Partitions))
 			}
 			sameDataset(t, h, stage+" "+ds, m, ref, refRows)
+		}
+		tailRef := get("load.tailplain")
+		if m := get("load.tailzst"); len(m.Partitions) != len(tailRef.Partitions) {
+			t.Errorf("load.tailzst %s: %d partitions, plain %d", ds, len(m.Partitions), len(tailRef.Partitions))
+		} else {
+			sameDataset(t, h, "load.tailzst "+ds, m, tailRef, runtimetest.RowDigests(h.Rows(tailRef)))
 		}
 		for _, stage := range []string{"load.members", "load.streamed"} {
 			m := get(stage)
