@@ -233,6 +233,11 @@ func (s *StreamScanner) Next(row *Row) error {
 					var pe *ParseError
 					if errors.As(it.err, &pe) {
 						pe.Line += s.opts.FirstLine - 1 + s.base
+						if pe.Reason != ReasonLineTooLong {
+							// A Scanner's row offset moves to a line it parsed,
+							// good or bad (not to one too long to parse).
+							s.rowOff = pe.Offset
+						}
 					}
 					return it.err
 				}
@@ -319,13 +324,11 @@ func (s *StreamScanner) Close() error {
 	if s.free != nil {
 		// The goroutines are done: what Next had and gave back is free.
 		if s.cur != nil {
-			chunkJobs.Put(s.cur)
+			putChunk(s.cur)
 			s.cur = nil
 		}
 		for len(s.free) > 0 {
-			if j := <-s.free; cap(j.buf) <= 4*streamChunk {
-				chunkJobs.Put(j)
-			}
+			putChunk(<-s.free)
 		}
 	}
 	if s.counted {
@@ -333,6 +336,14 @@ func (s *StreamScanner) Close() error {
 		openStreams.Add(-1)
 	}
 	return err
+}
+
+// putChunk keeps a chunk for the next stream unless it grew past four times
+// streamChunk (to hold a long line): the pool lives as long as the process.
+func putChunk(j *chunkJob) {
+	if cap(j.buf) <= 4*streamChunk {
+		chunkJobs.Put(j)
+	}
 }
 
 // read fills p from the decoded stream, copying from the decoder's loans

@@ -47,7 +47,7 @@ func traceOf(sc RowReader) string {
 			fmt.Fprintf(&b, "EOF %d %d\n", sc.Lines(), sc.Pos())
 			return b.String()
 		case errors.As(err, &pe):
-			fmt.Fprintf(&b, "bad %s @%d (%d)\n", pe, pe.Offset, sc.Lines())
+			fmt.Fprintf(&b, "bad %s @%d row@%d (%d)\n", pe, pe.Offset, sc.RowOffset(), sc.Lines())
 		case err != nil:
 			fmt.Fprintf(&b, "error %v\n", err)
 			return b.String()

@@ -32,7 +32,7 @@ func rowTrace(t *testing.T, sc dataset.RowReader) string {
 		var pe *dataset.ParseError
 		switch {
 		case errors.As(err, &pe):
-			fmt.Fprintf(&b, "bad %s @%d (%d)\n", pe, pe.Offset, sc.Lines())
+			fmt.Fprintf(&b, "bad %s @%d row@%d (%d)\n", pe, pe.Offset, sc.RowOffset(), sc.Lines())
 		case err != nil:
 			fmt.Fprintf(&b, "error %v (%d)\n", err, sc.Lines())
 			return b.String()
@@ -44,7 +44,7 @@ func rowTrace(t *testing.T, sc dataset.RowReader) string {
 
 // streamContent is a9a three times over (several chunks of a
 // StreamScanner), with bad lines, blank and comment lines, CRLF endings,
-// a line longer than the 3 MiB chunk a StreamScanner starts with, lines
+// a line longer than the 1 MiB chunk a StreamScanner starts with, lines
 // over the 64 KiB limit (one across chunks), and a last line without "\n".
 func streamContent(t *testing.T) []byte {
 	a9a, err := os.ReadFile("../testdata/a9a")

@@ -29,12 +29,10 @@ import (
 // No test reads or writes this machine's calibration history (the user's cache
 // directory, planner/calibration_machine.go), so that a plan's output never
 // depends on what ran before: the test process and every binary it starts
-// inherit STRATUS_CALIBRATION=off unless the caller set it, and each script has
+// inherit STRATUS_CALIBRATION=off, whatever the caller set, and each script has
 // its own history in its work directory (TestScripts' Setup).
 func TestMain(m *testing.M) {
-	if _, ok := os.LookupEnv(planner.MachineHistoryEnv); !ok {
-		os.Setenv(planner.MachineHistoryEnv, "off")
-	}
+	os.Setenv(planner.MachineHistoryEnv, "off")
 	testscript.Main(removingBuild{m}, map[string]func(){
 		"stratus": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})

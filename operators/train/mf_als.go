@@ -63,9 +63,11 @@ const (
 	alsMaxSweeps = 100
 	// alsMaxRank and alsMaxModelBytes bound what auto trains with ALS: every
 	// slot's normal equations are (rank+1)² floats solved by Cholesky, and
-	// the coordinator holds the whole model; larger models train with SGD.
+	// the whole model travels as one psstore value, which a shard caps at
+	// 64 MiB by default (psstore Options.MaxValueBytes; a larger model failed
+	// its first half-step); larger models train with SGD.
 	alsMaxRank       = 200
-	alsMaxModelBytes = 256 << 20
+	alsMaxModelBytes = 64 << 20
 )
 
 // alsRatingBytes is what a function holds per training rating while ALS

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -31,9 +32,17 @@ func randomIndex(slots, n int, seed uint64) *ratingIndex {
 
 // TestSolveALS checks each solved block against the normal equations it
 // solves, built and solved here directly (a dense Gaussian elimination): a
-// block of solveRange minimises its slot's ridge objective.
+// block of solveRange minimises its slot's ridge objective. Rank 3 and 4:
+// alsGram builds G = [1, q, y] two columns at a time, and an odd rank leaves
+// a last column alone.
 func TestSolveALS(t *testing.T) {
-	const slots, rank = 41, 4
+	for _, rank := range []int{3, 4, 10} {
+		t.Run(fmt.Sprintf("rank=%d", rank), func(t *testing.T) { testSolveALS(t, rank) })
+	}
+}
+
+func testSolveALS(t *testing.T, rank int) {
+	const slots = 41
 	x := randomIndex(slots, 600, 3)
 	w := alsInit(slots, rank, 5)
 	k := rank + 1

@@ -657,14 +657,13 @@ func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float6
 		if err != nil {
 			return nil, nil, 0, false, "", err
 		}
-		alpha := zTr / dot(d, hd)
-		axpy(alpha, d, s)
-		if math.Sqrt(uTMv(s, m, s)) > delta {
+		// toBoundary ends the loop with the step along d to the region's edge.
+		toBoundary := func() {
 			boundary = true
-			axpy(-alpha, d, s)
 			sTMd, sTMs, dTMd := uTMv(s, m, d), uTMv(s, m, s), uTMv(d, m, d)
 			dsq := delta * delta
 			rad := math.Sqrt(sTMd*sTMd + dTMd*(dsq-sTMs))
+			var alpha float64
 			if sTMd >= 0 {
 				alpha = (dsq - sTMs) / (sTMd + rad)
 			} else {
@@ -672,6 +671,21 @@ func (r *fbRun) trpcg(ctx context.Context, p *fbPoint, m []float64, delta float6
 			}
 			axpy(alpha, d, s)
 			axpy(-alpha, hd, res)
+		}
+		dHd := dot(d, hd)
+		if !(dHd > 0) {
+			// No positive curvature along d (l2 = 0, or coordinates only the
+			// sampled Hessian's unsampled rows touch): the quadratic model
+			// falls without bound along it, so go to the edge (Steihaug),
+			// where liblinear, whose λ is 1, never comes.
+			toBoundary()
+			break
+		}
+		alpha := zTr / dHd
+		axpy(alpha, d, s)
+		if math.Sqrt(uTMv(s, m, s)) > delta {
+			axpy(-alpha, d, s)
+			toBoundary()
 			break
 		}
 		axpy(-alpha, hd, res)
@@ -762,7 +776,7 @@ func (r *fbRun) tron(ctx context.Context, cur *fbPoint) (*fbPoint, string, error
 				return cur, why, nil
 			}
 		}
-		if prered <= 0 || (math.Abs(actred) <= 1e-12*math.Abs(cur.f) && math.Abs(prered) <= 1e-12*math.Abs(cur.f)) {
+		if prered <= 0 || !(delta > 0) || (math.Abs(actred) <= 1e-12*math.Abs(cur.f) && math.Abs(prered) <= 1e-12*math.Abs(cur.f)) {
 			return cur, "trust region", nil
 		}
 	}

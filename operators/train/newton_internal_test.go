@@ -184,6 +184,17 @@ func TestTRPCG(t *testing.T) {
 	if !boundary || math.Abs(math.Sqrt(uTMv(s, m, s))-0.01) > 1e-9 {
 		t.Errorf("radius 0.01: boundary %v, ‖s‖_M %g", boundary, math.Sqrt(uTMv(s, m, s)))
 	}
+
+	// No curvature along the gradient (l2 = 0, a coordinate no row touches):
+	// the step goes to the boundary, finite, instead of dividing by dᵀHd = 0.
+	h0 := []float64{4, 1, 0, 0, 1, 3, 0.5, 0, 0, 0.5, 2, 0, 0, 0, 0, 0}
+	p0 := &fbPoint{g: []float64{0, 0, 0, 3}, h: h0, diag: []float64{4, 3, 2, 0}}
+	r0 := &fbRun{dim: 4, l2: 0, maxPasses: 100}
+	m0 := r0.preconditioner(p0)
+	s, _, _, boundary, _, err = r0.trpcg(t.Context(), p0, m0, 2)
+	if err != nil || !boundary || math.Abs(math.Sqrt(uTMv(s, m0, s))-2) > 1e-9 || s[3] >= 0 {
+		t.Errorf("no curvature: err %v, boundary %v, s %v (‖s‖_M %g, want 2 along −g)", err, boundary, s, math.Sqrt(uTMv(s, m0, s)))
+	}
 }
 
 // BenchmarkPass times one share's gradient pass as L-BFGS runs it, Newton's

@@ -39,7 +39,7 @@ func TestPlanSolverBounds(t *testing.T) {
 		{"too large for memory", cfg(nil), Known{Rows: AtLeast(300 << 20), NNZ: AtLeast(0), Features: Exact(10)}, "sgd", "", "at least 2400 MiB"},
 		{"unknown model", cfg(map[string]cty.Value{"model": cty.UnknownVal(cty.String)}), heart, "", "", "model is not known until apply"},
 		{"matrix factorization", cfg(map[string]cty.Value{"model": cty.StringVal("matrix_factorization"), "rank": cty.NumberIntVal(3)}), Known{Rows: Exact(4200), Features: Exact(300)}, "als", "", "fit in memory"},
-		{"matrix factorization, slots unknown", cfg(map[string]cty.Value{"model": cty.StringVal("matrix_factorization")}), Known{Rows: Bound{1, 5000}, Features: AtLeast(1), After: "load.r"}, "", "sgd als", "sgd if the factors need more than 256 MiB"},
+		{"matrix factorization, slots unknown", cfg(map[string]cty.Value{"model": cty.StringVal("matrix_factorization")}), Known{Rows: Bound{1, 5000}, Features: AtLeast(1), After: "load.r"}, "", "sgd als", "sgd if the factors need more than 64 MiB"},
 	} {
 		got := Solvers{}.PlanSolver(c.cfg, c.in)
 		if got.Solver != c.solver || strings.Join(got.Options, " ") != c.options || !strings.Contains(got.Why, c.why) {
