@@ -365,8 +365,11 @@ func parallel(n int, fn func(i int)) {
 const curvCacheKeys = 64
 
 // curvCacheBytes bounds the curvature cache (a variable for tests: 0 keeps
-// nothing, as in a function that ran no gradient task of the run).
-var curvCacheBytes int64 = 256 << 20
+// nothing, as in a function that ran no gradient task of the run): 256 MiB, or
+// a quarter of the data cache's limit when that is smaller (inside a Lambda
+// function, an eighth of its memory), so that the two caches together keep
+// within the function's memory.
+var curvCacheBytes = min(256<<20, dataCacheLimit/4)
 
 var curvCache = struct {
 	sync.Mutex
