@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"weak"
@@ -324,23 +323,10 @@ func lossGradChunked(s *evalSet, w, g []float64, fn lossFunc) (float64, int) {
 	losses := make([]float64, len(chunks))
 	rows := make([]int, len(chunks))
 	gs := make([][]float64, len(chunks))
-	next := make(chan int, len(chunks))
-	for i := range chunks {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(len(chunks), runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() { // owned by this call: it waits for them below
-			defer wg.Done()
-			for i := range next {
-				gs[i] = make([]float64, len(g))
-				losses[i], rows[i] = lossGrad(chunks[i], w, gs[i], fn)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(chunks), func(i int) {
+		gs[i] = make([]float64, len(g))
+		losses[i], rows[i] = lossGrad(chunks[i], w, gs[i], fn)
+	})
 	var loss float64
 	n := 0
 	for i, gi := range gs {

@@ -352,17 +352,10 @@ func runMFALS(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 func solveALS(x *ratingIndex, p alsParams, w, out []float32) (rated, ratings int) {
 	n := p.Hi - p.Lo
 	chunks := min(runtime.GOMAXPROCS(0), max(1, n/256))
-	var wg sync.WaitGroup
 	counts := make([][2]int, chunks)
-	for c := 0; c < chunks; c++ {
-		lo, hi := p.Lo+n*c/chunks, p.Lo+n*(c+1)/chunks
-		wg.Add(1)
-		go func() { // owned by this call: it waits below
-			defer wg.Done()
-			counts[c] = solveRange(x, p, w, out, lo, hi)
-		}()
-	}
-	wg.Wait()
+	parallel(chunks, func(c int) {
+		counts[c] = solveRange(x, p, w, out, p.Lo+n*c/chunks, p.Lo+n*(c+1)/chunks)
+	})
 	for _, c := range counts {
 		rated, ratings = rated+c[0], ratings+c[1]
 	}
