@@ -22,6 +22,7 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
 )
 
 type applyFlags struct {
@@ -103,7 +104,17 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	if err != nil {
 		return err
 	}
-	defer c.unlockState(lock, st, &err)
+	// The state is closed early, on its own goroutine, once the apply has
+	// written to it the last time (below); the lock is released only after.
+	closed := make(chan error, 1)
+	closing := false
+	closeState := func() { closed <- pushClose(st) }
+	defer func() {
+		if !closing {
+			closeState()
+		}
+		c.releaseState(lock, <-closed, &err)
+	}()
 	if lock.Previous != nil && !f.asJSON {
 		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
 	}
@@ -169,7 +180,19 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	ctl.Close()
 	finish()
 	c.recordRun(ctx, st, dir, p, sum, started, applyErr, git)
-	c.foldMachineHistory(st, p, sum)
+	history := c.machineRecords(st, sum)
+	var recs []*state.StageRecord
+	var recsErr error
+	if sum != nil {
+		recs, recsErr = st.Stages()
+	}
+	// That was the last use of the state: it is closed — badger flushes its
+	// memtable into a table, several synced writes — while the calibration
+	// history and the owner markers are written and the summary prints. Every
+	// record was synced when written; the close adds nothing a crash could lose.
+	closing = true
+	go closeState() // owned by apply: its deferred release waits for it
+	c.foldMachineHistory(p, history)
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {
@@ -182,7 +205,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 				}
 			}
 		}
-		if recs, err := st.Stages(); err == nil {
+		if recsErr == nil {
 			for _, r := range recs {
 				for a, k := range superseded {
 					if r.Key == k {

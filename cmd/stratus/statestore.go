@@ -123,12 +123,22 @@ func (c *cli) lockState(ctx context.Context, dir, command string, timeout time.D
 // failed: the state's conditional writes keep a stale writer out, and the
 // errored file holds what could not be pushed.
 func (c *cli) unlockState(lock *executor.Lock, st *state.Store, errp *error) {
+	c.releaseState(lock, pushClose(st), errp)
+}
+
+// pushClose pushes a remote state back and closes the state.
+func pushClose(st *state.Store) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	perr := st.Push(ctx)
 	if cerr := st.Close(); perr == nil {
 		perr = cerr
 	}
+	return perr
+}
+
+// releaseState releases the lock after pushClose returned perr, as unlockState.
+func (c *cli) releaseState(lock *executor.Lock, perr error, errp *error) {
 	if lerr := lock.Release(); perr == nil && lerr != nil {
 		perr = fmt.Errorf("release the state lock: %w", lerr)
 	}
