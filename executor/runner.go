@@ -95,9 +95,12 @@ func (r *waveRunner) RunWave(ctx context.Context, w operators.Wave) ([]*operator
 		return nil, fmt.Errorf("stage %s: wave needs a one-line name", r.stage)
 	}
 	results := make([]*operators.Result, len(w.Tasks))
-	recs, err := r.state.Tasks(r.key, w.Name)
-	if err != nil {
-		return nil, err
+	var recs map[int]state.TaskRecord
+	if !w.Ephemeral { // never recorded, so never resumed: nothing to look up
+		var err error
+		if recs, err = r.state.Tasks(r.key, w.Name); err != nil {
+			return nil, err
+		}
 	}
 	var onResult sync.Mutex
 	deliver := func(i int, res *operators.Result) {
