@@ -36,6 +36,10 @@ type Usage struct {
 	// Init is the function's cold start (Lambda's Init Duration), 0 when the
 	// attempt ran in a warm function or the backend has none.
 	Init time.Duration
+	// Encoded, when set, is the JSON the backend decoded the result from,
+	// exactly as the handler encoded it (the local backend sets it); the runner
+	// checks and records it instead of encoding the result a second time.
+	Encoded []byte
 }
 
 // GBSeconds is the attempt's billable memory-time.

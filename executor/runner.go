@@ -95,9 +95,12 @@ func (r *waveRunner) RunWave(ctx context.Context, w operators.Wave) ([]*operator
 		return nil, fmt.Errorf("stage %s: wave needs a one-line name", r.stage)
 	}
 	results := make([]*operators.Result, len(w.Tasks))
-	recs, err := r.state.Tasks(r.key, w.Name)
-	if err != nil {
-		return nil, err
+	var recs map[int]state.TaskRecord
+	if !w.Ephemeral { // never recorded, so never resumed: nothing to look up
+		var err error
+		if recs, err = r.state.Tasks(r.key, w.Name); err != nil {
+			return nil, err
+		}
 	}
 	var onResult sync.Mutex
 	deliver := func(i int, res *operators.Result) {
@@ -197,7 +200,7 @@ func (r *waveRunner) runTask(ctx context.Context, w *operators.Wave, i, gen int,
 		r.account(usage)
 		var doc []byte // the result's JSON, checked and then recorded
 		if err == nil {
-			doc, err = r.check(w, &t, res)
+			doc, err = r.check(w, &t, res, usage.Encoded)
 		}
 		if err == nil && res.Yield {
 			// The function reached its lifetime: relaunch as the next generation from
@@ -281,17 +284,21 @@ func (r *waveRunner) invoke(ctx context.Context, t *operators.Task, longRunning 
 }
 
 // check validates a result — present, small, and yielding only in long-running
-// waves — and returns its JSON encoding.
-func (r *waveRunner) check(w *operators.Wave, t *operators.Task, res *operators.Result) ([]byte, error) {
+// waves — and returns its JSON encoding: encoded, when the backend returned the
+// bytes it decoded res from, or res encoded again.
+func (r *waveRunner) check(w *operators.Wave, t *operators.Task, res *operators.Result, encoded []byte) ([]byte, error) {
 	if res == nil {
 		return nil, fmt.Errorf("task %s returned no result", t.Name())
 	}
 	if res.Yield && !w.LongRunning {
 		return nil, fmt.Errorf("task %s yielded, but wave %q is not long-running", t.Name(), w.Name)
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return nil, fmt.Errorf("task %s: result does not encode: %w", t.Name(), err)
+	b := encoded
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(res); err != nil {
+			return nil, fmt.Errorf("task %s: result does not encode: %w", t.Name(), err)
+		}
 	}
 	return b, operators.CheckSize("result of task "+t.Name(), b)
 }

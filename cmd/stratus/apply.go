@@ -22,6 +22,7 @@ import (
 	"github.com/stratus-ml/stratus/executor/runtime"
 	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/planner"
+	"github.com/stratus-ml/stratus/state"
 )
 
 type applyFlags struct {
@@ -99,21 +100,66 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	// leaves a remote lock behind (the deferred unlock runs).
 	ctx, stopSignals := c.interruptible(parent)
 	defer stopSignals()
-	lock, st, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
-	if err != nil {
-		return err
+	// A pipeline's first apply plans while the lock is taken and the state
+	// database created beside it (badger's open of a new database syncs its
+	// manifest, key registry and directory: ≈ 10-20 ms): nothing ever ran, which
+	// is what a plan against no state says. Should another apply have written
+	// the state while this one waited for the lock, it plans again against it.
+	var p *planner.Plan
+	failed := false // the plan printed its errors
+	type opened struct {
+		lock *executor.Lock
+		st   *state.Store
+		err  error
 	}
-	defer c.unlockState(lock, st, &err)
+	var lock *executor.Lock
+	var st *state.Store
+	if saved == nil && newLocalState(dir) {
+		ch := make(chan opened, 1)
+		go func() { // owned by apply, which receives its result below
+			l, s, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
+			ch <- opened{l, s, err}
+		}()
+		var ok bool
+		p, ok = c.buildPlan(ctx, cfg, nil, f.sel)
+		failed = !ok
+		o := <-ch
+		if o.err != nil {
+			return o.err
+		}
+		lock, st = o.lock, o.st
+		if serial, serr := st.Serial(); serr != nil || serial != 0 {
+			p, failed = nil, false // written meanwhile: plan against it, below
+		}
+	} else {
+		var err error
+		if lock, st, err = c.lockState(ctx, dir, "stratus apply", f.lockTimeout); err != nil {
+			return err
+		}
+	}
+	// The state is closed early, on its own goroutine, once the apply has
+	// written to it the last time (below); the lock is released only after.
+	closed := make(chan error, 1)
+	closing := false
+	closeState := func() { closed <- pushClose(st) }
+	defer func() {
+		if !closing {
+			closeState()
+		}
+		c.releaseState(lock, <-closed, &err)
+	}()
 	if lock.Previous != nil && !f.asJSON {
 		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
 	}
 
-	var p *planner.Plan
-	if saved != nil {
+	switch {
+	case saved != nil:
 		if p, err = c.planFromFile(ctx, saved, st); err != nil {
 			return err
 		}
-	} else {
+	case failed:
+		return exitError{1}
+	case p == nil:
 		var ok bool
 		if p, ok = c.buildPlan(ctx, cfg, st, f.sel); !ok {
 			return exitError{1}
@@ -169,7 +215,19 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	ctl.Close()
 	finish()
 	c.recordRun(ctx, st, dir, p, sum, started, applyErr, git)
-	c.foldMachineHistory(st, p, sum)
+	history := c.machineRecords(st, sum)
+	var recs []*state.StageRecord
+	var recsErr error
+	if sum != nil {
+		recs, recsErr = st.Stages()
+	}
+	// That was the last use of the state: it is closed — badger flushes its
+	// memtable into a table, several synced writes — while the calibration
+	// history and the owner markers are written and the summary prints. Every
+	// record was synced when written; the close adds nothing a crash could lose.
+	closing = true
+	go closeState() // owned by apply: its deferred release waits for it
+	c.foldMachineHistory(p, history)
 	// Every stage the state now records, even after a failure, is marked as
 	// this pipeline's in the blob store, so another's destroy keeps it.
 	if sum != nil {
@@ -182,7 +240,7 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 				}
 			}
 		}
-		if recs, err := st.Stages(); err == nil {
+		if recsErr == nil {
 			for _, r := range recs {
 				for a, k := range superseded {
 					if r.Key == k {

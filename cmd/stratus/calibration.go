@@ -19,12 +19,11 @@ func (c *cli) machineHistory() *planner.MachineHistory {
 	return h
 }
 
-// foldMachineHistory adds the runs of the stages that ran in this apply to the
-// machine's calibration history. A failure is a note: the apply succeeded.
-func (c *cli) foldMachineHistory(st *state.Store, p *planner.Plan, sum *executor.Summary) {
-	path := planner.MachineHistoryPath()
-	if path == "" || sum == nil || st == nil {
-		return
+// machineRecords reads the records of the stages that ran in this apply, for
+// foldMachineHistory.
+func (c *cli) machineRecords(st *state.Store, sum *executor.Summary) []*state.StageRecord {
+	if planner.MachineHistoryPath() == "" || sum == nil || st == nil {
+		return nil
 	}
 	var recs []*state.StageRecord
 	for _, s := range sum.Stages {
@@ -34,6 +33,17 @@ func (c *cli) foldMachineHistory(st *state.Store, p *planner.Plan, sum *executor
 		if r, err := st.Stage(s.Address); err == nil && r != nil {
 			recs = append(recs, r)
 		}
+	}
+	return recs
+}
+
+// foldMachineHistory adds the runs of the stages that ran in this apply (recs,
+// from machineRecords) to the machine's calibration history. A failure is a
+// note: the apply succeeded.
+func (c *cli) foldMachineHistory(p *planner.Plan, recs []*state.StageRecord) {
+	path := planner.MachineHistoryPath()
+	if path == "" || len(recs) == 0 {
+		return
 	}
 	note, err := planner.FoldMachineHistory(path, planner.MachineEntries(p, recs))
 	if note != "" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/stratus-ml/stratus/blob"
 	"github.com/stratus-ml/stratus/blob/blobs"
@@ -112,15 +113,30 @@ func (c *cli) markOwners(ctx context.Context, cfg *dsl.Config, dir string, stage
 	if err != nil {
 		return err
 	}
-	var failed []string
-	for _, addr := range sortedNames(stages) {
-		if err := markOwner(ctx, s, dir, addr, stages[addr]); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", addr, err))
-		}
+	// The markers are written (and deleted) at once: each is a blob synced
+	// before its Put returns, one after another most of this step's time.
+	marks, drops := sortedNames(stages), sortedNames(superseded)
+	errs := make([]error, len(marks)+len(drops))
+	var wg sync.WaitGroup
+	for i, addr := range marks {
+		wg.Add(1)
+		go func() { // owned by markOwners, which waits for it
+			defer wg.Done()
+			errs[i] = markOwner(ctx, s, dir, addr, stages[addr])
+		}()
 	}
-	for _, addr := range sortedNames(superseded) {
-		if err := s.Delete(ctx, ownerKey(superseded[addr], ownerID(dir))); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", addr, err))
+	for i, addr := range drops {
+		wg.Add(1)
+		go func() { // owned by markOwners, which waits for it
+			defer wg.Done()
+			errs[len(marks)+i] = s.Delete(ctx, ownerKey(superseded[addr], ownerID(dir)))
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, addr := range append(marks, drops...) {
+		if errs[i] != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", addr, errs[i]))
 		}
 	}
 	if len(failed) > 0 {

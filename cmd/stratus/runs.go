@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -123,6 +124,9 @@ func gitAsync(dir string) func() (commit string, dirty bool) {
 // gitState is the commit checked out in dir and whether dir's files differ from it;
 // "" outside a git work tree or without git.
 func gitState(dir string) (commit string, dirty bool) {
+	if !inGitWorkTree(dir) {
+		return "", false
+	}
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
 	if err != nil {
 		return "", false
@@ -130,6 +134,30 @@ func gitState(dir string) (commit string, dirty bool) {
 	commit = strings.TrimSpace(string(out))
 	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no", "--", ".").Output()
 	return commit, err == nil && len(strings.TrimSpace(string(st))) > 0
+}
+
+// inGitWorkTree reports whether git could find a repository for dir: a .git
+// (directory, or file of a linked worktree) in dir or a parent, or GIT_DIR set.
+// Outside one, gitState starts no git process: on a small apply its start-up
+// took a core from the first stage for nothing.
+func inGitWorkTree(dir string) bool {
+	if os.Getenv("GIT_DIR") != "" {
+		return true
+	}
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return true // let git decide
+	}
+	for {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return true
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return false
+		}
+		d = parent
+	}
 }
 
 // openRuns opens the state of the pipeline in dir for reading runs.

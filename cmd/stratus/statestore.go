@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -70,6 +72,16 @@ func openState(dir string) (*state.Store, error) {
 	return r.Checkout(ctx, state.CheckoutOptions{})
 }
 
+// newLocalState reports whether the pipeline in dir keeps its state locally
+// and has none yet: it never ran (or its .stratus was removed).
+func newLocalState(dir string) bool {
+	if loc, err := remoteStateLocation(dir); err != nil || loc != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(stateDBDir(dir), "MANIFEST"))
+	return errors.Is(err, os.ErrNotExist)
+}
+
 // stateWhere names the state for messages.
 func stateWhere(dir string, r *state.Remote) string {
 	if r != nil {
@@ -123,12 +135,22 @@ func (c *cli) lockState(ctx context.Context, dir, command string, timeout time.D
 // failed: the state's conditional writes keep a stale writer out, and the
 // errored file holds what could not be pushed.
 func (c *cli) unlockState(lock *executor.Lock, st *state.Store, errp *error) {
+	c.releaseState(lock, pushClose(st), errp)
+}
+
+// pushClose pushes a remote state back and closes the state.
+func pushClose(st *state.Store) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	perr := st.Push(ctx)
 	if cerr := st.Close(); perr == nil {
 		perr = cerr
 	}
+	return perr
+}
+
+// releaseState releases the lock after pushClose returned perr, as unlockState.
+func (c *cli) releaseState(lock *executor.Lock, perr error, errp *error) {
 	if lerr := lock.Release(); perr == nil && lerr != nil {
 		perr = fmt.Errorf("release the state lock: %w", lerr)
 	}

@@ -127,6 +127,7 @@ func (b *Backend) Invoke(ctx context.Context, t *operators.Task) (*operators.Res
 		if err := json.Unmarshal(o.res, &res); err != nil {
 			return nil, usage, fmt.Errorf("decode result of %s: %w", t.Name(), err)
 		}
+		usage.Encoded = o.res
 		return &res, usage, nil
 	}
 	select {

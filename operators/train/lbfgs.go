@@ -426,7 +426,9 @@ func runFullBatch(ctx context.Context, s operators.Stage, o RunOptions, solver, 
 		scoreTasks = append(scoreTasks, score(vu))
 	}
 	if len(scoreTasks) > 0 {
-		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks})
+		// Ephemeral: the wave's name carries this run's nonce, so a resumed stage
+		// never finds its records; recording them was a synced write for nothing.
+		out, err := s.RunWave(ctx, operators.Wave{Name: strings.TrimSuffix(r.wave, "-") + "-score", Tasks: scoreTasks, Ephemeral: true})
 		if err != nil {
 			return nil, err
 		}
