@@ -100,42 +100,9 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 	// leaves a remote lock behind (the deferred unlock runs).
 	ctx, stopSignals := c.interruptible(parent)
 	defer stopSignals()
-	// A pipeline's first apply plans while the lock is taken and the state
-	// database created beside it (badger's open of a new database syncs its
-	// manifest, key registry and directory: ≈ 10-20 ms): nothing ever ran, which
-	// is what a plan against no state says. Should another apply have written
-	// the state while this one waited for the lock, it plans again against it.
-	var p *planner.Plan
-	failed := false // the plan printed its errors
-	type opened struct {
-		lock *executor.Lock
-		st   *state.Store
-		err  error
-	}
-	var lock *executor.Lock
-	var st *state.Store
-	if saved == nil && newLocalState(dir) {
-		ch := make(chan opened, 1)
-		go func() { // owned by apply, which receives its result below
-			l, s, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
-			ch <- opened{l, s, err}
-		}()
-		var ok bool
-		p, ok = c.buildPlan(ctx, cfg, nil, f.sel)
-		failed = !ok
-		o := <-ch
-		if o.err != nil {
-			return o.err
-		}
-		lock, st = o.lock, o.st
-		if serial, serr := st.Serial(); serr != nil || serial != 0 {
-			p, failed = nil, false // written meanwhile: plan against it, below
-		}
-	} else {
-		var err error
-		if lock, st, err = c.lockState(ctx, dir, "stratus apply", f.lockTimeout); err != nil {
-			return err
-		}
+	lock, st, err := c.lockState(ctx, dir, "stratus apply", f.lockTimeout)
+	if err != nil {
+		return err
 	}
 	// The state is closed early, on its own goroutine, once the apply has
 	// written to it the last time (below); the lock is released only after.
@@ -152,14 +119,12 @@ func (c *cli) apply(parent context.Context, target string, f applyFlags) (err er
 		fmt.Fprintf(c.stderr, "Note: the previous apply, %s, did not finish; completed work will be reused.\n", lock.Previous)
 	}
 
-	switch {
-	case saved != nil:
+	var p *planner.Plan
+	if saved != nil {
 		if p, err = c.planFromFile(ctx, saved, st); err != nil {
 			return err
 		}
-	case failed:
-		return exitError{1}
-	case p == nil:
+	} else {
 		var ok bool
 		if p, ok = c.buildPlan(ctx, cfg, st, f.sel); !ok {
 			return exitError{1}

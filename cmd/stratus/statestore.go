@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -70,16 +68,6 @@ func openState(dir string) (*state.Store, error) {
 		return state.OpenExisting(stateDBDir(dir))
 	}
 	return r.Checkout(ctx, state.CheckoutOptions{})
-}
-
-// newLocalState reports whether the pipeline in dir keeps its state locally
-// and has none yet: it never ran (or its .stratus was removed).
-func newLocalState(dir string) bool {
-	if loc, err := remoteStateLocation(dir); err != nil || loc != nil {
-		return false
-	}
-	_, err := os.Stat(filepath.Join(stateDBDir(dir), "MANIFEST"))
-	return errors.Is(err, os.ErrNotExist)
 }
 
 // stateWhere names the state for messages.
