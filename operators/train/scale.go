@@ -334,5 +334,5 @@ func ElasticMax(l ElasticLimits) (int, string) {
 
 // CoreWorkers is the most workers that train in parallel on cores shared
 // with their evaluator and in-process psstore shards: one per core but one,
-// at least one. The planner sizes workers by it too.
+// at least one, as planner/sizing.go sizes the workers a run starts with.
 func CoreWorkers(cores int) int { return max(1, cores-1) }
