@@ -28,10 +28,10 @@ import (
 //     workers buy little; halve them (at least one).
 //   - a scale-out must pay: once the new count's segment has
 //     scaleJudgePoints evaluations after the hand-over (before that nothing
-//     is decided), its workers together must process examples at least scaleOutPays of the way
-//     from the old rate to linear speed-up (for a doubling, 1.5× the examples
-//     per second, so that an epoch costs at most 4/3 as much); under a short
-//     deadline (below), any speed-up pays. One that does not is reverted to
+//     is decided), its workers together must process examples at least
+//     scaleOutPays of the way from the old rate to linear speed-up (for a
+//     doubling, 1.5× the examples per second, so that an epoch costs at most
+//     4/3 as much); under a short deadline (below), any speed-up pays. One that does not is reverted to
 //     the count before, and the cap below keeps the run from trying that
 //     count again. The rule compares throughput, not the loss's improvement:
 //     the loss falls more slowly per epoch as training goes whatever the
@@ -235,8 +235,10 @@ func measure(h []ScalePoint, s segment, rows int, workerCost float64) (measured,
 	}
 	// The rate skips the run's first evaluation too: it spans the start, when
 	// the evaluator loads the held-out set and the workers their first units.
-	if r := h[s.lo+1]; hi-1 > s.lo+1 && b.Seconds > r.Seconds {
-		m.rate = (b.Examples - r.Examples) / (b.Seconds - r.Seconds)
+	if hi-1 > s.lo+1 {
+		if r := h[s.lo+1]; b.Seconds > r.Seconds {
+			m.rate = (b.Examples - r.Examples) / (b.Seconds - r.Seconds)
+		}
 	}
 	return m, true
 }
