@@ -163,6 +163,9 @@ func TestElasticResume(t *testing.T) {
 	want := metric(t, sum, "test_logloss")
 
 	h := runtimetestHarness(t, a9aPipeline(args), addrs, token)
+	// Room for more than one worker on any machine (the local backend allows
+	// one per core but one).
+	h.Wrap = func(b executor.Backend) executor.Backend { return claimedCores{b, 4} }
 	obs := &waveObserver{wave: "workers.1", ch: make(chan struct{})}
 	h.Observer = obs
 	ctx, cancel := context.WithCancel(context.Background())
