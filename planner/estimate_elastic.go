@@ -6,24 +6,24 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/stratus-ml/stratus/operators/train"
 )
 
 // Elastic training at plan time. A train stage whose workers the planner
 // chose ("auto") and that trains with SGD changes its worker count as it
 // trains (operators/train/scale.go): from the planned count it doubles while
 // the held-out loss falls at least 2 % per epoch per dollar and halves under
-// 0.5 %, at most to the backend's concurrency beside the evaluator and
-// ElasticWorkersPerMember per psstore member (on a remote backend), and to
-// what the budget left buys. Where it goes depends on the loss curve, which
+// 0.5 %, reverting a scale-out that did not speed it up, at most to the
+// backend's real parallelism (train.ElasticMax, which the coordinator obeys
+// too: the functions at once beside the evaluator, on the local backend one
+// worker per core but one, on Lambda 8 per psstore member), and to what the
+// budget left buys. Where it goes depends on the loss curve, which
 // plan cannot know, so plan does not guess it: the estimate stays that of the
 // planned count — the pipeline's or the machine's history, once there is one,
 // holds what the rule did — and the plan states the range the rule may use
 // and, as its bound, the time and cost of running the most workers it may
 // grow to throughout (a "workers_max" entry of the stage's sizing).
-
-// ElasticWorkersPerMember is the most workers an elastic run gives each
-// psstore member: operators/train's shardWorkers, twice WorkersPerShard.
-const ElasticWorkersPerMember = 8
 
 // elasticBound is what the plan keeps of an elastic stage until its memory
 // is final: the sizing entry to complete, and the model's ratios of
@@ -38,12 +38,17 @@ type elasticBound struct {
 
 // elastic adds sp's elastic range to its sizing when the coordinator may
 // change its workers: a train stage (not matrix factorization) whose workers
-// the planner chose, with more than one epoch, on a backend that runs more
-// than two functions at once. model is the stage's estimate model, in and cfg
+// the planner chose, with more than one epoch, on a backend with room for two
+// workers (train.ElasticMax). model is the stage's estimate model, in and cfg
 // its input and sized configuration.
 func (m *costModel) elastic(sp *StagePlan, p *Plan, model opModel, in int64, cfg cty.Value) {
 	start := sp.Chosen("workers")
-	if sp.Operator != "train" || sp.Action == Cached || start == 0 || intAttr(cfg, "epochs", 0) == 1 || m.limits.Functions <= 2 {
+	// The bound the coordinator applies, from what it will know: the
+	// functions at once, the cores they share (the local backend's; sizing for
+	// Lambda ignores emulators' HostCores, and so does the coordinator), the
+	// psstore members.
+	most, why := train.ElasticMax(train.ElasticLimits{Functions: m.limits.Functions, Cores: m.limits.Cores, Members: m.limits.Shards})
+	if sp.Operator != "train" || sp.Action == Cached || start == 0 || intAttr(cfg, "epochs", 0) == 1 || most <= 1 {
 		return
 	}
 	solver := strings.Trim(paramDisplay(sp, "solver"), `"`)
@@ -55,10 +60,6 @@ func (m *costModel) elastic(sp *StagePlan, p *Plan, model opModel, in int64, cfg
 		// solver "auto" picks SGD for a model over 2^16 coordinates or a
 		// training set too large for memory, which the data decide.
 		maybe = "if solver \"auto\" chooses SGD (the data decide): "
-	}
-	most, why := m.limits.Functions-1, fmt.Sprintf("the backend runs %d functions at once, one for the evaluator", m.limits.Functions)
-	if m.limits.Backend != "local" && m.limits.Shards > 0 && ElasticWorkersPerMember*m.limits.Shards < most {
-		most, why = ElasticWorkersPerMember*m.limits.Shards, fmt.Sprintf("%d per psstore member, %d members", ElasticWorkersPerMember, m.limits.Shards)
 	}
 	fs0, par0, _ := model(in, cfg)
 	b := &elasticBound{choice: len(sp.Sizing), start: start, max: max(most, start), why: why, maybe: maybe}
@@ -95,7 +96,7 @@ func (m *costModel) elasticReasons(p *Plan) {
 		var r string
 		switch {
 		case b.max > b.start:
-			r = fmt.Sprintf("%sthe workers change as it trains, from %d, doubling while the held-out loss falls ≥2%%/epoch per dollar, halving under 0.5%%; at most %d (%s)", b.maybe, b.start, b.max, b.why)
+			r = fmt.Sprintf("%sthe workers change as it trains, from %d, doubling while the held-out loss falls ≥2%%/epoch per dollar, halving under 0.5%%, undoing a doubling that does not reach 1.5× the examples/s; at most %d (%s)", b.maybe, b.start, b.max, b.why)
 		default:
 			r = fmt.Sprintf("%sthe workers change as it trains: it starts at the most it may run, %d (%s), and halves them while the held-out loss falls under 0.5%%/epoch per dollar", b.maybe, b.max, b.why)
 		}

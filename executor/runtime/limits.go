@@ -89,10 +89,13 @@ func planLimits(ctx context.Context, cfg *dsl.Config, override string, dial bool
 		return lim, false
 	}
 	lc := s.Local
-	cores := goruntime.NumCPU()
+	// The cores the local backend's goroutines run on at once: GOMAXPROCS,
+	// which Go sets from the CPUs this process may use and its cgroup's
+	// quota (the elastic coordinator reads the same: executor/elastic.go).
+	cores := goruntime.GOMAXPROCS(0)
 	lim := planner.Limits{Backend: "local", Cores: cores, Functions: lc.MaxConcurrency, Why: fmt.Sprintf("local backend: %d cores", cores)}
 	if lim.Functions <= 0 {
-		lim.Functions = 4 * cores
+		lim.Functions = 4 * goruntime.NumCPU() // the backend's default slots (executor/local)
 	} else {
 		lim.Why += fmt.Sprintf(", max_concurrency %d", lim.Functions)
 	}

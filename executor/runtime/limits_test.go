@@ -92,7 +92,7 @@ func TestPlanLimitsLambdaFallback(t *testing.T) {
 func TestPlanLimitsLocal(t *testing.T) {
 	cfg, _ := load(t, ``)
 	lim, autoMem := runtime.PlanLimits(context.Background(), cfg, "")
-	if lim.Backend != "local" || lim.Cores != goruntime.NumCPU() || lim.Functions != 4*goruntime.NumCPU() || lim.Shards != 0 || lim.MemoryMB != 0 || !autoMem {
+	if lim.Backend != "local" || lim.Cores != goruntime.GOMAXPROCS(0) || lim.Functions != 4*goruntime.NumCPU() || lim.Shards != 0 || lim.MemoryMB != 0 || !autoMem {
 		t.Fatalf("default local PlanLimits = %+v, %v", lim, autoMem)
 	}
 	cfg, diags := load(t, `backend "local" {

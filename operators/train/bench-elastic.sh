@@ -9,17 +9,48 @@
 # estimated Lambda cost, the test log loss, the worker changes of the elastic
 # run, and the ratios of time, GB-seconds and log loss to the fixed run with
 # the most workers the elastic one reached. RUNS applies each (default 3,
-# the median shown). Environment: RUNS, STRATUS (default bin/stratus).
+# the median shown).
+#
+# ROWS=N trains generated Criteo-like LIBSVM instead (stratus gen criteo: N
+# training rows, N/10 test rows), load → normalize → train with the defaults
+# but the workers line, as make bench-estimate's generated cases.
+# Environment: RUNS, ROWS, STRATUS (default bin/stratus).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 runs=${RUNS:-3}
+rows=${ROWS:-}
 stratus=$(realpath "${STRATUS:-bin/stratus}")
 [ -x "$stratus" ] || go build -o "$stratus" ./cmd/stratus
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+if [ -n "$rows" ]; then
+  "$stratus" gen criteo --rows "$rows" --seed 1 --format libsvm -o "$dir/train.svm" > /dev/null
+  "$stratus" gen criteo --rows $((rows / 10 > 1000 ? rows / 10 : 1000)) --seed 1001 --format libsvm -o "$dir/test.svm" > /dev/null
+fi
 
 pipeline() { # $1: the workers line
+  if [ -n "$rows" ]; then
+    cat <<HCL
+load "d" {
+  source      = "$dir/train.svm"
+  test_source = "$dir/test.svm"
+  format      = "libsvm"
+}
+normalize "d" {
+  input  = load.d
+  method = "min_max"
+}
+train "lr" {
+  input = normalize.d
+  $1
+}
+output "test_logloss" {
+  value = train.lr.metrics.test_logloss
+}
+HCL
+    return
+  fi
   cat <<HCL
 load "adult" {
   source      = "$repo/testdata/a9a"
@@ -61,7 +92,11 @@ measure() {
   done | sort -n | awk -v n="$name" -v r="$runs" 'NR==int((r+1)/2) {print n, $0}'
 }
 
-echo "a9a train.lr, median of $runs applies each (SGD adagrad, minibatch 10, 40 epochs)"
+if [ -n "$rows" ]; then
+  echo "generated Criteo-like $rows rows, train.lr with defaults, median of $runs applies each ($(nproc) cores, GOMAXPROCS ${GOMAXPROCS:-default})"
+else
+  echo "a9a train.lr, median of $runs applies each (SGD adagrad, minibatch 10, 40 epochs; $(nproc) cores, GOMAXPROCS ${GOMAXPROCS:-default})"
+fi
 {
   measure auto ""
   measure fixed-1 "workers = 1"

@@ -301,8 +301,8 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 	}
 	workersWave, evalWave = genWave(workersWave, gen), genWave(evalWave, gen)
 
-	el := elastic(s, o.Trial) && cfg.Epochs != 1
-	maxWorkers := elasticMax(s.Capacity(), ps)
+	maxWorkers := elasticMax(s, ps)
+	el := elastic(s, o.Trial) && cfg.Epochs != 1 && maxWorkers > 1
 	unitWorkers := workers
 	if el { // cut units for the most workers the run may scale to
 		unitWorkers = max(workers, maxWorkers)
@@ -458,7 +458,7 @@ func Run(ctx context.Context, s operators.Stage, o RunOptions) (*Result, error) 
 		lastT = pt.Seconds
 		ep := EvalPoint{Seconds: pt.Seconds, Logloss: pt.Logloss, Accuracy: pt.Accuracy, AUC: pt.AUC, Updates: pt.Updates, Iterations: pt.Pushes}
 		res.Series = append(res.Series, ep)
-		scaleHist = append(scaleHist, scalePoint(ep, pool.seg, pool.plan.Workers, cfg.Minibatch))
+		scaleHist = append(scaleHist, scalePoint(ep, pool, cfg.Minibatch))
 		now := time.Now()
 		rate := 0.0
 		if dt := now.Sub(lastUpdate).Seconds(); dt > 0 {

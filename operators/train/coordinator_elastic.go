@@ -36,29 +36,35 @@ type limited interface {
 	Left() (usd float64, wall time.Duration)
 }
 
-// elastic reports whether a run may change its worker count: the stage's own
-// run (not a grid search trial, which shares the backend with the others) whose
-// workers the planner chose, on a backend with room for more than one worker.
-func elastic(s operators.Stage, trial string) bool {
-	a, ok := s.(autoSized)
-	return ok && trial == "" && a.AutoSized("workers") && s.Capacity() > 2
+// sharedCores is a Stage that knows how many cores the backend's functions
+// share (the executor's stage does: the local backend's; 0 on Lambda).
+type sharedCores interface {
+	Cores() int
 }
 
-// shardWorkers bounds an elastic run's workers per psstore member: twice the
-// planner's sizing bound (planner.WorkersPerShard), so that scaling out can
-// find out whether the shards keep up without overloading them.
-const shardWorkers = 8
+// elastic reports whether a run may change its worker count: the stage's own
+// run (not a grid search trial, which shares the backend with the others) whose
+// workers the planner chose. The caller also needs room for two workers
+// (elasticMax).
+func elastic(s operators.Stage, trial string) bool {
+	a, ok := s.(autoSized)
+	return ok && trial == "" && a.AutoSized("workers")
+}
 
-// elasticMax is the most workers an elastic run may scale to: the backend's
-// concurrency less the evaluator, and shardWorkers per member of the psstore
-// cluster.
-func elasticMax(capacity int, ps *psstore.Client) int {
-	n := max(1, capacity-1)
+// elasticMax is the most workers an elastic run may scale to (ElasticMax): from
+// the backend's concurrency, the cores its functions share and the members of
+// the psstore cluster.
+func elasticMax(s operators.Stage, ps *psstore.Client) int {
+	l := ElasticLimits{Functions: s.Capacity()}
+	if c, ok := s.(sharedCores); ok {
+		l.Cores = c.Cores()
+	}
 	if ps != nil {
-		if m := ps.Map(); m != nil && len(m.Members) > 0 {
-			n = min(n, shardWorkers*len(m.Members))
+		if m := ps.Map(); m != nil {
+			l.Members = len(m.Members)
 		}
 	}
+	n, _ := ElasticMax(l)
 	return n
 }
 
@@ -261,10 +267,12 @@ func (p *workerPool) remainder(ctx context.Context, outs []workerResult) (int, [
 // totals are the workers' results of every segment.
 
 // scalePoint is an evaluation as the scaling rule sees it: examples are the
-// model's applied pushes times the minibatch; seg is the segment (of workers
-// workers) it was taken in.
-func scalePoint(e EvalPoint, seg, workers, minibatch int) ScalePoint {
-	return ScalePoint{Seconds: e.Seconds, Loss: e.Logloss, Examples: float64(e.Iterations) * float64(minibatch), Workers: workers, Segment: seg}
+// model's applied pushes times the minibatch; it belongs to the pool's running
+// segment, and to a change of the count when one is under way (its workers
+// are handing over).
+func scalePoint(e EvalPoint, pool *workerPool, minibatch int) ScalePoint {
+	return ScalePoint{Seconds: e.Seconds, Loss: e.Logloss, Examples: float64(e.Iterations) * float64(minibatch),
+		Workers: pool.plan.Workers, Segment: pool.seg, HandOver: pool.next != nil}
 }
 
 // scaleChange is one change of the worker count, as recorded and reported.

@@ -78,14 +78,3 @@ func TestRemainder(t *testing.T) {
 		t.Errorf("finished: epoch %d; want 5", e)
 	}
 }
-
-// TestElasticMax: an elastic run scales to the backend's concurrency less the
-// evaluator, at least one worker. (The bound of 8 per psstore member needs a
-// client with a shard map and is not covered here.)
-func TestElasticMax(t *testing.T) {
-	for capacity, want := range map[int]int{8: 7, 5: 4, 2: 1, 1: 1} {
-		if got := elasticMax(capacity, nil); got != want {
-			t.Errorf("capacity %d: %d workers; want %d", capacity, got, want)
-		}
-	}
-}

@@ -26,10 +26,20 @@ import (
 //     dollar; double the workers, within the cap.
 //   - gain < scaleInGain (0.5 %/epoch): the tail of training, where more
 //     workers buy little; halve them (at least one).
-//   - the cap is the backend's concurrency (beside the evaluator), what the
-//     budget left buys for as long again as the run has taken so far, and one
-//     below any count the run already scaled in from (so it does not
-//     oscillate).
+//   - a scale-out must pay: once the new count's segment has
+//     scaleJudgePoints evaluations after the hand-over (before that nothing
+//     is decided), its workers together must process examples at least
+//     scaleOutPays of the way from the old rate to linear speed-up (for a
+//     doubling, 1.5× the examples per second, so that an epoch costs at most
+//     4/3 as much); under a short deadline (below), any speed-up pays. One that does not is reverted to
+//     the count before, and the cap below keeps the run from trying that
+//     count again. The rule compares throughput, not the loss's improvement:
+//     the loss falls more slowly per epoch as training goes whatever the
+//     workers, so a later segment's improvement says nothing of its count.
+//   - the cap is ElasticMax (the backend's real parallelism: its cores or its
+//     concurrency), what the budget left buys for as long again as the run
+//     has taken so far, and one below any count the run already scaled in
+//     from or reverted (so it does not oscillate).
 //   - with less deadline left than the run has taken so far, the rule does not
 //     scale in, and scales out at any gain above scaleInGain.
 //
@@ -42,6 +52,12 @@ const (
 	scaleOutGain   = 0.02
 	scaleInGain    = 0.005
 	scaleMinPoints = 3
+	// scaleOutPays is the share of linear speed-up a scale-out must reach,
+	// judged once the new count has scaleJudgePoints evaluations after the
+	// hand-over (a rate over fewer is too noisy to undo a change on; nothing
+	// else is decided before then).
+	scaleOutPays     = 0.5
+	scaleJudgePoints = 2 * scaleMinPoints
 )
 
 // ScalePoint is one evaluation as the scaling rule sees it.
@@ -54,6 +70,9 @@ type ScalePoint struct {
 	// Segment numbers the run's worker segments (0, 1, …): points of one
 	// segment share it.
 	Segment int
+	// HandOver marks a point taken while the segment's workers were handing
+	// over to the next count: the rule does not measure the segment on it.
+	HandOver bool
 }
 
 // ScaleInput is what the rule decides from.
@@ -61,7 +80,7 @@ type ScaleInput struct {
 	History []ScalePoint // every evaluation so far, oldest first
 	Rows    int          // training examples in one epoch
 	Workers int          // running now (the last segment's)
-	Max     int          // the most workers the backend runs beside the evaluator
+	Max     int          // the most workers the backend runs at once (ElasticMax)
 	// WorkerCost is one worker's cost in dollars per second.
 	WorkerCost float64
 	// BudgetLeft is dollars and DeadlineLeft seconds the stage has left (+Inf:
@@ -86,7 +105,7 @@ func Scale(in ScaleInput) ScaleDecision {
 		return d
 	}
 	// The cap.
-	limit, why := max(1, in.Max), fmt.Sprintf("the backend runs %d worker(s) beside the evaluator", max(1, in.Max))
+	limit, why := max(1, in.Max), fmt.Sprintf("the backend runs %d worker(s) at once", max(1, in.Max))
 	horizon := max(in.Elapsed, 1e-3)
 	if in.WorkerCost > 0 && !math.IsInf(in.BudgetLeft, 1) {
 		if b := int(math.Floor(in.BudgetLeft / (in.WorkerCost * horizon))); b < limit {
@@ -111,16 +130,39 @@ func Scale(in ScaleInput) ScaleDecision {
 		return d
 	}
 	cur := segs[len(segs)-1]
-	rho, cost, ok := measure(in.History, cur, in.Rows, in.WorkerCost)
+	grew := len(segs) > 1 && segs[len(segs)-2].workers < n
+	if grew && cur.hi-cur.lo-1 < scaleJudgePoints {
+		return d // a scale-out is judged first, on enough evaluations
+	}
+	m, ok := measure(in.History, cur, in.Rows, in.WorkerCost)
 	if !ok {
 		return d
 	}
-	gain := rho
+	gain, cost := m.rho, m.cost
 	if ref := firstCost(in.History, segs, in.Rows, in.WorkerCost); ref > 0 && cost > 0 {
-		gain = rho * ref / cost
+		gain = m.rho * ref / cost
 	}
 	d.Gain, d.EpochCost = gain, cost
 	short := !math.IsInf(in.DeadlineLeft, 1) && in.DeadlineLeft < horizon
+	// Did the scale-out to this count pay?
+	if grew {
+		prev := segs[len(segs)-2]
+		if pm, ok := measure(in.History, prev, in.Rows, in.WorkerCost); ok && pm.rate > 0 {
+			k := float64(n) / float64(prev.workers)
+			need, must := 1+scaleOutPays*(k-1), fmt.Sprintf("%.2f× (half of linear speed-up)", 1+scaleOutPays*(k-1))
+			if short {
+				need, must = 1, "any speed-up, as the deadline is short"
+			}
+			speedup := m.rate / pm.rate
+			const eps = 1e-9 // of rounding
+			if paid := speedup >= need-eps && (!short || speedup > 1+eps); !paid {
+				d.Workers = prev.workers
+				d.Reason = fmt.Sprintf("the scale-out did not pay: %s examples/s on %d workers, %.2f× the %s on %d, short of %s; not trying %d again",
+					rate(m.rate), n, speedup, rate(pm.rate), prev.workers, must, n)
+				return d
+			}
+		}
+	}
 	at := ""
 	if in.WorkerCost > 0 {
 		at = " at " + usd(in.WorkerCost*60) + "/worker-min"
@@ -156,40 +198,70 @@ func segments(h []ScalePoint) []segment {
 	return out
 }
 
-// measure returns a segment's relative loss improvement per epoch and the
-// dollars an epoch costs at its workers, from its evaluations after the first,
-// and whether it has enough of them.
-func measure(h []ScalePoint, s segment, rows int, workerCost float64) (rho, cost float64, ok bool) {
+// measured is what measure finds of a segment: the held-out loss's relative
+// improvement per epoch, the dollars an epoch costs at its workers, and the
+// examples per second its workers process together.
+type measured struct {
+	rho, cost, rate float64
+}
+
+// measure measures a segment from its evaluations after the first and before
+// a hand-over, and reports whether it has enough of them.
+func measure(h []ScalePoint, s segment, rows int, workerCost float64) (measured, bool) {
 	lo := s.lo + 1 // the first spans the hand-over
 	if s.lo == 0 {
 		lo = 0 // the run's first segment has no hand-over
 	}
-	if s.hi-lo < scaleMinPoints {
-		return 0, 0, false
+	hi := s.hi
+	for hi > lo && h[hi-1].HandOver {
+		hi-- // the workers were stopping
 	}
-	a, b := h[lo], h[s.hi-1]
+	if hi-lo < scaleMinPoints {
+		return measured{}, false
+	}
+	a, b := h[lo], h[hi-1]
 	epochs := (b.Examples - a.Examples) / float64(rows)
 	dt := b.Seconds - a.Seconds
 	if epochs <= 0 || dt <= 0 {
-		return 0, 0, false
+		return measured{}, false
 	}
-	la, lb := bestUpTo(h, lo), bestUpTo(h, s.hi-1)
+	la, lb := bestUpTo(h, lo), bestUpTo(h, hi-1)
 	if math.IsInf(la, 0) || la <= 0 {
-		return 0, 0, false
+		return measured{}, false
 	}
-	rho = 1 - math.Pow(lb/la, 1/epochs) // compounded per epoch
-	cost = float64(s.workers) * workerCost * dt / epochs
-	return rho, cost, true
+	m := measured{
+		rho:  1 - math.Pow(lb/la, 1/epochs), // compounded per epoch
+		cost: float64(s.workers) * workerCost * dt / epochs,
+	}
+	// The rate skips the run's first evaluation too: it spans the start, when
+	// the evaluator loads the held-out set and the workers their first units.
+	if hi-1 > s.lo+1 {
+		if r := h[s.lo+1]; b.Seconds > r.Seconds {
+			m.rate = (b.Examples - r.Examples) / (b.Seconds - r.Seconds)
+		}
+	}
+	return m, true
 }
 
 // firstCost is the epoch cost of the run's first segment that was measured.
 func firstCost(h []ScalePoint, segs []segment, rows int, workerCost float64) float64 {
 	for _, s := range segs {
-		if _, c, ok := measure(h, s, rows, workerCost); ok {
-			return c
+		if m, ok := measure(h, s, rows, workerCost); ok {
+			return m.cost
 		}
 	}
 	return 0
+}
+
+// rate shows examples per second: "1.97M", "152k", "930".
+func rate(x float64) string {
+	if x >= 1e6 {
+		return strconv.FormatFloat(x/1e6, 'f', 2, 64) + "M"
+	}
+	if x >= 10_000 {
+		return strconv.FormatFloat(x/1000, 'f', 0, 64) + "k"
+	}
+	return strconv.FormatFloat(x, 'f', 0, 64)
 }
 
 // bestUpTo is the least finite loss of h[:i+1].
@@ -218,3 +290,51 @@ func usd(v float64) string {
 	}
 	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
 }
+
+// ElasticWorkersPerMember is the most workers an elastic run gives each
+// member of a psstore cluster: twice the planner's sizing bound
+// (planner.WorkersPerShard), so that scaling out can find out whether the
+// shards keep up without overloading them.
+const ElasticWorkersPerMember = 8
+
+// ElasticLimits are what bounds the workers an elastic run may scale to, as
+// the coordinator knows them at run time and the planner at plan time.
+type ElasticLimits struct {
+	// Functions is how many functions the backend runs at once (0: unknown).
+	Functions int
+	// Cores is how many cores the backend's functions share: the local
+	// backend's (its process's GOMAXPROCS); 0 when each function has its own
+	// (Lambda).
+	Cores int
+	// Members is the psstore cluster's members (0: unknown).
+	Members int
+}
+
+// ElasticMax is the most workers an elastic run may scale to, and why: the
+// backend's real parallelism. That is its functions at once less one for the
+// evaluator, and, where the functions share cores (the local backend), one
+// worker per core less one, which the evaluator and the in-process psstore
+// shards need (as the planner sizes workers): more workers than that only
+// time-share the cores, and a 2M-row run on 2 cores took 13.4 s at 2 workers
+// against 3.4 s at 1. Where each function has its own CPU (Lambda), the
+// psstore cluster bounds them too, ElasticWorkersPerMember per member. At
+// least one.
+func ElasticMax(l ElasticLimits) (int, string) {
+	n, why := max(1, l.Functions-1), fmt.Sprintf("the backend runs %d functions at once, one for the evaluator", l.Functions)
+	if l.Functions <= 0 {
+		n, why = 1, "the backend's concurrency is unknown"
+	}
+	if l.Cores > 0 {
+		if c := CoreWorkers(l.Cores); c < n {
+			n, why = c, fmt.Sprintf("%d cores, one worker per core but one, which the evaluator and the in-process psstore shards need", l.Cores)
+		}
+	} else if l.Members > 0 && ElasticWorkersPerMember*l.Members < n {
+		n, why = ElasticWorkersPerMember*l.Members, fmt.Sprintf("%d per psstore member, %d members", ElasticWorkersPerMember, l.Members)
+	}
+	return n, why
+}
+
+// CoreWorkers is the most workers that train in parallel on cores shared
+// with their evaluator and in-process psstore shards: one per core but one,
+// at least one, as planner/sizing.go sizes the workers a run starts with.
+func CoreWorkers(cores int) int { return max(1, cores-1) }
