@@ -448,8 +448,13 @@ func (m *costModel) machineRecord(sp *StagePlan, cfg cty.Value, p *Plan, in int6
 		return nil
 	}
 	class := machineClass(sp.Operator, displays(sp.Params))
-	if sp.Operator == "train" && strings.HasSuffix(class, "solver=auto") && knownSGD(sp, cfg, p) {
-		class += autoSGD
+	if sp.Operator == "train" && strings.HasSuffix(class, "solver=auto") {
+		switch solver, _ := sp.PlannedSolver(); solver {
+		case "sgd":
+			class += autoSGD
+		case "lbfgs", "newton":
+			class += autoFullBatch
+		}
 	}
 	return m.machine.find(m.limits.Backend, sp.Operator, class, in)
 }

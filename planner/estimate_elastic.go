@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,14 +52,17 @@ func (m *costModel) elastic(sp *StagePlan, p *Plan, model opModel, in int64, cfg
 	if sp.Operator != "train" || sp.Action == Cached || start == 0 || intAttr(cfg, "epochs", 0) == 1 || most <= 1 {
 		return
 	}
-	solver := strings.Trim(paramDisplay(sp, "solver"), `"`)
-	if strings.Contains(paramDisplay(sp, "model"), "matrix_factorization") || (solver != "" && solver != "null" && solver != "auto" && solver != "sgd") {
+	if strings.Contains(paramDisplay(sp, "model"), "matrix_factorization") {
 		return
 	}
+	// Only SGD runs elastic: the solver plan named (planSolver, before this),
+	// or, when the data decide, one of those it may be.
 	maybe := ""
-	if !knownSGD(sp, cfg, p) {
-		// solver "auto" picks SGD for a model over 2^16 coordinates or a
-		// training set too large for memory, which the data decide.
+	switch solver, options := sp.PlannedSolver(); {
+	case solver == "sgd":
+	case solver != "", len(options) > 0 && !slices.Contains(options, "sgd"):
+		return
+	default:
 		maybe = "if solver \"auto\" chooses SGD (the data decide): "
 	}
 	fs0, par0, _ := model(in, cfg)
@@ -110,36 +114,12 @@ func (m *costModel) elasticReasons(p *Plan) {
 	}
 }
 
-// knownSGD reports whether plan can tell a train stage trains with SGD:
-// solver "sgd", or "auto" with an SGD argument or a model over 2^16
-// coordinates (2^hash_bits of the load it reads), which make auto choose it.
-func knownSGD(sp *StagePlan, cfg cty.Value, p *Plan) bool {
-	solver := strings.Trim(paramDisplay(sp, "solver"), `"`)
-	return solver == "sgd" || sgdArgs(cfg) || (p != nil && modelBits(sp, p) > 16)
-}
-
 // paramDisplay is the display form of sp's argument name, or "".
 func paramDisplay(sp *StagePlan, name string) string {
 	if p, ok := sp.Params[name]; ok {
 		return p.Display
 	}
 	return ""
-}
-
-// sgdArgs reports whether cfg sets an argument only SGD uses, which makes
-// solver "auto" choose SGD (operators/train's Config.SGDArgs).
-func sgdArgs(cfg cty.Value) bool {
-	if !cfg.IsKnown() || cfg.IsNull() || !cfg.Type().IsObjectType() {
-		return false
-	}
-	for _, name := range []string{"optimizer", "learning_rate", "minibatch"} {
-		if cfg.Type().HasAttribute(name) {
-			if v := cfg.GetAttr(name); !v.IsKnown() || !v.IsNull() {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // withWorkers is cfg with workers set to w.

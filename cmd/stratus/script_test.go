@@ -32,7 +32,11 @@ import (
 // inherit STRATUS_CALIBRATION=off, whatever the caller set, and each script has
 // its own history in its work directory (TestScripts' Setup).
 func TestMain(m *testing.M) {
-	os.Setenv(planner.MachineHistoryEnv, "off")
+	if filepath.Base(os.Args[0]) != "stratus" {
+		// The test process, not a script's stratus (this binary run again as
+		// that command, with the script's own history in its environment).
+		os.Setenv(planner.MachineHistoryEnv, "off")
+	}
 	testscript.Main(removingBuild{m}, map[string]func(){
 		"stratus": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
