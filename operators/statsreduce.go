@@ -195,3 +195,77 @@ func DeleteStats(ctx context.Context, c *psstore.Client, prefix string) error {
 	}
 	return g.Wait()
 }
+
+// StatsReduction is one run of a coordinator's wave reducing its tasks'
+// statistics in psstore: the wave's key prefix and block size.
+type StatsReduction struct {
+	Prefix     string
+	BlockSlots int
+}
+
+// BeginStatsReduce decides whether s's wave of tasks tasks, over a space of
+// features slots, reduces its statistics in psstore (ReduceStatsInStore).
+// When it does, it returns the reduction and a function, for the caller to
+// defer, that deletes the reduction's keys (a failure is a note on s); when it
+// does not, nil and a no-op.
+func BeginStatsReduce(ctx context.Context, s Stage, tasks, features int) (*StatsReduction, func(), error) {
+	none := func() {}
+	inStore, err := ReduceStatsInStore(s.TaskEnv(), tasks)
+	if err != nil || !inStore {
+		return nil, none, err
+	}
+	prefix, err := NewStatsPrefix(s.Key())
+	if err != nil {
+		return nil, none, err
+	}
+	r := &StatsReduction{Prefix: prefix, BlockSlots: StatsBlockSlots(features, len(s.TaskEnv().PSStore))}
+	end := func() {
+		ctx := context.WithoutCancel(ctx)
+		if c, err := s.PSStore(ctx); err == nil {
+			if err := DeleteStats(ctx, c, prefix); err != nil {
+				s.Event(Event{Kind: "note", Note: fmt.Sprintf("could not delete the statistics reduced in psstore under %s: %v", prefix, err)})
+			}
+		}
+	}
+	return r, end, nil
+}
+
+// Task is task i of tasks' part in r, for its parameters; nil when r is nil
+// (the wave does not reduce in psstore).
+func (r *StatsReduction) Task(i, tasks int) *StatsReduce {
+	if r == nil {
+		return nil
+	}
+	return &StatsReduce{Prefix: r.Prefix, Task: i, Tasks: tasks, BlockSlots: r.BlockSlots}
+}
+
+// Collect reads the reduced statistics of each of sets, from tasks tasks:
+// reported[ds] maps each block to the tasks whose results say they merged
+// into it, rows[ds] is the rows of their pieces. It notes on s what it read;
+// when the reduction is incomplete it notes that too and returns nil, nil:
+// the caller then reads the tasks' own copies. Nil r: nil, nil.
+func (r *StatsReduction) Collect(ctx context.Context, s Stage, sets []string, reported map[string]map[int][]int, rows map[string]int64, tasks int) (map[string]*manifest.Stats, error) {
+	if r == nil {
+		return nil, nil
+	}
+	c, err := s.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]*manifest.Stats{}
+	var blocks int
+	for _, ds := range sets {
+		st, err := CollectStats(ctx, c, r.Prefix, ds, r.BlockSlots, reported[ds], rows[ds])
+		if errors.Is(err, ErrStatsIncomplete) {
+			s.Event(Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s statistics from psstore: %w", ds, err)
+		}
+		got[ds] = st
+		blocks += len(reported[ds])
+	}
+	s.Event(Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, r.BlockSlots, tasks)})
+	return got, nil
+}

@@ -126,15 +126,12 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		}
 	}
 	// With psstore shards, the tasks reduce their statistics there.
-	var reduce string
-	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	reduce, endReduce, err := operators.BeginStatsReduce(ctx, s, len(params), pr.Features())
 	if err != nil {
 		return cty.NilVal, err
 	}
-	if inStore {
-		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
-			return cty.NilVal, err
-		}
+	defer endReduce()
+	if reduce != nil {
 		// A task's contribution is one piece's statistics: a stream is then
 		// one piece, not the plain file's shares.
 		for i := range params {
@@ -142,19 +139,9 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 				params[i].Segments[k].Cuts, params[i].Segments[k].Content = nil, 0
 			}
 		}
-		defer func() {
-			if c, err := s.PSStore(context.WithoutCancel(ctx)); err == nil {
-				if err := operators.DeleteStats(context.WithoutCancel(ctx), c, reduce); err != nil {
-					s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("could not delete the statistics reduced in psstore under %s: %v", reduce, err)})
-				}
-			}
-		}()
 	}
-	blockSlots := operators.StatsBlockSlots(pr.Features(), len(s.TaskEnv().PSStore))
 	for i := range params {
-		if reduce != "" {
-			params[i].Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
-		}
+		params[i].Reduce = reduce.Task(i, len(params))
 		t := operators.Task{Kind: KindParse}
 		if err := t.SetParams(params[i]); err != nil {
 			return cty.NilVal, err
@@ -252,7 +239,7 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range manifest.Datasets {
 		all = append(all, pieces[ds]...)
 	}
-	storeStats, err := reducedStats(ctx, s, reduce, blockSlots, outs)
+	storeStats, err := reducedStats(ctx, s, reduce, outs)
 	if err != nil {
 		return cty.NilVal, err
 	}
@@ -613,17 +600,13 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// reducedStats returns, when the tasks reduced their statistics in psstore
-// under prefix, a function reading each dataset's reduction; nil when they
-// did not, or when the reduction is incomplete (then a note says so, and
-// the tasks' blob copies are used).
-func reducedStats(ctx context.Context, s operators.Stage, prefix string, blockSlots int, outs []*parseOutput) (func(ds string, rows int64) (*manifest.Stats, error), error) {
-	if prefix == "" {
+// reducedStats reads the statistics the parse tasks (outs) reduced in
+// psstore, or returns nil when they did not (reduce nil) or the reduction is
+// incomplete (the caller reads the tasks' own copies); the function it returns
+// gives a dataset's statistics, checked against the rows its manifest holds.
+func reducedStats(ctx context.Context, s operators.Stage, reduce *operators.StatsReduction, outs []*parseOutput) (func(ds string, rows int64) (*manifest.Stats, error), error) {
+	if reduce == nil {
 		return nil, nil
-	}
-	c, err := s.PSStore(ctx)
-	if err != nil {
-		return nil, err
 	}
 	reported := map[string]map[int][]int{}
 	for ti, o := range outs {
@@ -636,27 +619,18 @@ func reducedStats(ctx context.Context, s operators.Stage, prefix string, blockSl
 			}
 		}
 	}
-	got := map[string]*manifest.Stats{}
-	var blocks int
+	rows := map[string]int64{}
 	for _, ds := range manifest.Datasets {
-		var rows int64
 		for _, o := range outs {
 			if p := o.Pieces[ds]; p != nil {
-				rows += p.Rows
+				rows[ds] += p.Rows
 			}
 		}
-		blocks += len(reported[ds])
-		st, err := operators.CollectStats(ctx, c, prefix, ds, blockSlots, reported[ds], rows)
-		if errors.Is(err, operators.ErrStatsIncomplete) {
-			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s statistics from psstore: %w", ds, err)
-		}
-		got[ds] = st
 	}
-	s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(outs))})
+	got, err := reduce.Collect(ctx, s, manifest.Datasets, reported, rows, len(outs))
+	if got == nil || err != nil {
+		return nil, err
+	}
 	return func(ds string, rows int64) (*manifest.Stats, error) {
 		st := got[ds]
 		if st.Rows != rows {

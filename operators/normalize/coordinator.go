@@ -3,7 +3,6 @@ package normalize
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -143,28 +142,13 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 		}
 	}
 	// With psstore shards, the tasks reduce their statistics there.
-	var reduce string
-	inStore, err := operators.ReduceStatsInStore(s.TaskEnv(), len(params))
+	reduce, endReduce, err := operators.BeginStatsReduce(ctx, s, len(params), train.Features)
 	if err != nil {
 		return cty.NilVal, err
 	}
-	if inStore {
-		if reduce, err = operators.NewStatsPrefix(s.Key()); err != nil {
-			return cty.NilVal, err
-		}
-		defer func() {
-			if c, err := s.PSStore(context.WithoutCancel(ctx)); err == nil {
-				if err := operators.DeleteStats(context.WithoutCancel(ctx), c, reduce); err != nil {
-					s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("could not delete the statistics reduced in psstore under %s: %v", reduce, err)})
-				}
-			}
-		}()
-	}
-	blockSlots := operators.StatsBlockSlots(train.Features, len(s.TaskEnv().PSStore))
+	defer endReduce()
 	for i, p := range params {
-		if reduce != "" {
-			p.Reduce = &operators.StatsReduce{Prefix: reduce, Task: i, Tasks: len(params), BlockSlots: blockSlots}
-		}
+		p.Reduce = reduce.Task(i, len(params))
 		t := operators.Task{Kind: KindScale}
 		if err := t.SetParams(p); err != nil {
 			return cty.NilVal, err
@@ -195,38 +179,20 @@ func Run(ctx context.Context, s operators.Stage) (cty.Value, error) {
 	for _, ds := range sets {
 		all = append(all, pieces[ds]...)
 	}
-	storeStats := map[string]*manifest.Stats{}
-	if reduce != "" {
-		c, err := s.PSStore(ctx)
-		if err != nil {
-			return cty.NilVal, err
-		}
-		var blocks int
-		for _, ds := range sets {
-			var rows int64
-			for _, p := range pieces[ds] {
-				rows += p.Rows
-			}
-			st, err := operators.CollectStats(ctx, c, reduce, ds, blockSlots, reported[ds], rows)
-			if errors.Is(err, operators.ErrStatsIncomplete) {
-				s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("%v; reading the tasks' own copies instead", err)})
-				storeStats = nil
-				break
-			}
-			if err != nil {
-				return cty.NilVal, fmt.Errorf("%s statistics from psstore: %w", ds, err)
-			}
-			storeStats[ds] = st
-			blocks += len(reported[ds])
-		}
-		if storeStats != nil {
-			s.Event(operators.Event{Kind: "note", Note: fmt.Sprintf("statistics reduced in psstore: %d block(s) of %d slots from %d task(s)", blocks, blockSlots, len(results))})
+	setRows := map[string]int64{}
+	for _, ds := range sets {
+		for _, p := range pieces[ds] {
+			setRows[ds] += p.Rows
 		}
 	}
-	if reduce != "" && storeStats != nil {
+	storeStats, err := reduce.Collect(ctx, s, sets, reported, setRows, len(results))
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if storeStats != nil {
 		err = manifest.LoadPartitionLists(ctx, run, all)
 	} else {
-		storeStats, err = nil, manifest.LoadPieces(ctx, run, all)
+		err = manifest.LoadPieces(ctx, run, all)
 	}
 	if err != nil {
 		return cty.NilVal, err
