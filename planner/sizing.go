@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/stratus-ml/stratus/internal/pricing"
 	"github.com/stratus-ml/stratus/operators"
 )
 
@@ -538,18 +539,8 @@ func (p *Plan) PlannedShards() int {
 	return 0
 }
 
-// FormatUSD shows dollars as plans and budgets do: two significant figures
-// below a cent, cents above.
-func FormatUSD(v float64) string {
-	if v <= 0 {
-		return "$0"
-	}
-	decimals := 2
-	if v < 0.01 {
-		decimals = int(-math.Floor(math.Log10(v))) + 1
-	}
-	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
-}
+// FormatUSD shows dollars as plans and budgets do (pricing.FormatUSD).
+func FormatUSD(v float64) string { return pricing.FormatUSD(v) }
 
 func fmtBytes(n int64) string {
 	switch {

@@ -8,7 +8,9 @@ package pricing
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -147,4 +149,17 @@ func (p Pricing) Label() string {
 		return "estimated Lambda cost"
 	}
 	return "Lambda cost"
+}
+
+// FormatUSD shows dollars as plans, budgets and progress lines do: two
+// significant figures below a cent, cents above; "$0" for nothing.
+func FormatUSD(v float64) string {
+	if v <= 0 {
+		return "$0"
+	}
+	decimals := 2
+	if v < 0.01 {
+		decimals = int(-math.Floor(math.Log10(v))) + 1
+	}
+	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
 }

@@ -112,19 +112,9 @@ func runGrad(ctx context.Context, env operators.Env, t *operators.Task) (*operat
 	if p.HV {
 		return runHV(ctx, env, st, t, &p)
 	}
-	w := p.W
-	if p.WKey != "" {
-		ps, err := env.PSStore(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b, err := ps.Get(ctx, p.WKey)
-		if err != nil {
-			return nil, fmt.Errorf("read weights: %w", err)
-		}
-		if w, err = decodeF64(b, p.Dim); err != nil {
-			return nil, fmt.Errorf("read weights %s: %w", p.WKey, err)
-		}
+	w, err := taskVector(ctx, env, p.W, p.WKey, p.Dim, "weights")
+	if err != nil {
+		return nil, err
 	}
 	if uint64(len(w)) != p.Dim {
 		return nil, fmt.Errorf("task %s: %d weights for a model of %d", t.Name(), len(w), p.Dim)
@@ -195,19 +185,9 @@ func runScore(ctx context.Context, env operators.Env, t *operators.Task) (*opera
 	if err != nil {
 		return nil, err
 	}
-	w64 := p.W
-	if p.WKey != "" {
-		ps, err := env.PSStore(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b, err := ps.Get(ctx, p.WKey)
-		if err != nil {
-			return nil, fmt.Errorf("read weights: %w", err)
-		}
-		if w64, err = decodeF64(b, uint64(len(b)/8)); err != nil {
-			return nil, err
-		}
+	w64, err := taskVector(ctx, env, p.W, p.WKey, 0, "weights")
+	if err != nil {
+		return nil, err
 	}
 	if len(w64) == 0 {
 		return nil, fmt.Errorf("task %s: no weights to score", t.Name())
@@ -424,6 +404,31 @@ func encodeF64(w []float64) []byte {
 		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(x))
 	}
 	return b
+}
+
+// taskVector is a task's float64 vector: inline as its parameters carry it,
+// or, when key is set, the n float64s psstore holds under key (n 0: as many
+// as it holds). what names the vector in errors.
+func taskVector(ctx context.Context, env operators.Env, inline []float64, key string, n uint64, what string) ([]float64, error) {
+	if key == "" {
+		return inline, nil
+	}
+	ps, err := env.PSStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ps.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if n == 0 {
+		n = uint64(len(b) / 8)
+	}
+	v, err := decodeF64(b, n)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", what, key, err)
+	}
+	return v, nil
 }
 
 func decodeF64(b []byte, dim uint64) ([]float64, error) {

@@ -214,6 +214,38 @@ output "model"   { value = train.lr.model }
 }
 
 // sqHingeObjective is linear_svm's objective: mean max(0, 1 − s·z)² plus λ/2·‖w‖²
+
+// heartSVMObjective returns the L2-loss SVM objective on heart_scale (λ = 1/n)
+// of the trained weights w32 (as float64s, w) and of its optimum, computed
+// here by damped generalised Newton steps, and heart_scale's rows (xs).
+func heartSVMObjective(t *testing.T, w32 []float32) (xs [][]float64, w []float64, f, fRef float64) {
+	t.Helper()
+	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
+	lambda := 1 / float64(len(xs))
+	ref := make([]float64, 14)
+	for it := 0; it < 100; it++ {
+		f0, g, hs := sqHingeObjective(xs, ys, ref, lambda)
+		step := solve(hs, g)
+		for a := 1.0; a > 1e-10; a /= 2 {
+			cand := make([]float64, len(ref))
+			for j := range ref {
+				cand[j] = ref[j] - a*step[j]
+			}
+			if f1, _, _ := sqHingeObjective(xs, ys, cand, lambda); f1 <= f0 {
+				ref = cand
+				break
+			}
+		}
+	}
+	fRef, _, _ = sqHingeObjective(xs, ys, ref, lambda)
+	w = make([]float64, len(w32))
+	for i, x := range w32 {
+		w[i] = float64(x)
+	}
+	f, _, _ = sqHingeObjective(xs, ys, w, lambda)
+	return xs, w, f, fRef
+}
+
 // over the features, with its gradient and generalised Hessian.
 func sqHingeObjective(xs [][]float64, ys []float64, w []float64, lambda float64) (f float64, g []float64, hess [][]float64) {
 	d := len(w)
@@ -277,29 +309,7 @@ output "model"   { value = train.svm.model }
 	if !sum.Outputs["metrics"].GetAttr("test_logloss").IsNull() {
 		t.Errorf("a linear SVM reports a log loss: %v", sum.Outputs["metrics"].GoString())
 	}
-	xs, ys := readLIBSVM(t, testdata("heart_scale"), 13)
-	lambda := 1 / float64(len(xs))
-	ref := make([]float64, 14)
-	for it := 0; it < 100; it++ {
-		f0, g, hs := sqHingeObjective(xs, ys, ref, lambda)
-		step := solve(hs, g)
-		for a := 1.0; a > 1e-10; a /= 2 {
-			cand := make([]float64, len(ref))
-			for j := range ref {
-				cand[j] = ref[j] - a*step[j]
-			}
-			if f1, _, _ := sqHingeObjective(xs, ys, cand, lambda); f1 <= f0 {
-				ref = cand
-				break
-			}
-		}
-	}
-	fRef, _, _ := sqHingeObjective(xs, ys, ref, lambda)
-	w := make([]float64, len(w32))
-	for i, x := range w32 {
-		w[i] = float64(x)
-	}
-	f, _, _ := sqHingeObjective(xs, ys, w, lambda)
+	xs, w, f, fRef := heartSVMObjective(t, w32)
 	t.Logf("objective %.8f, generalised Newton's %.8f; validation accuracy %.4f", f, fRef, metric(t, sum, "validation_accuracy"))
 	if f-fRef > 1e-3*fRef || f < fRef-1e-9 {
 		t.Errorf("objective %.8f, want within 1e-3 of the reference optimum %.8f", f, fRef)

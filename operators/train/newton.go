@@ -409,17 +409,9 @@ func takeCurv(key string) []float64 {
 func runHV(ctx context.Context, env operators.Env, st blob.Store, t *operators.Task, p *gradParams) (*operators.Result, error) {
 	w, v := p.W, p.V
 	if p.WKey != "" {
-		ps, err := env.PSStore(ctx)
+		wv, err := taskVector(ctx, env, nil, p.WKey, 2*p.Dim, "weights and vector")
 		if err != nil {
 			return nil, err
-		}
-		b, err := ps.Get(ctx, p.WKey)
-		if err != nil {
-			return nil, fmt.Errorf("read weights: %w", err)
-		}
-		wv, err := decodeF64(b, 2*p.Dim)
-		if err != nil {
-			return nil, fmt.Errorf("read weights and vector %s: %w", p.WKey, err)
 		}
 		w, v = wv[:p.Dim], wv[p.Dim:]
 	}

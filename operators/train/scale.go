@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/stratus-ml/stratus/internal/pricing"
 )
 
 // Elastic training: while an SGD run with workers = "auto" trains, the
@@ -111,7 +113,7 @@ func Scale(in ScaleInput) ScaleDecision {
 		if b := int(math.Floor(in.BudgetLeft / (in.WorkerCost * horizon))); b < limit {
 			limit = max(1, b)
 			why = fmt.Sprintf("the %s of budget left buys %d worker(s) for %s, as long as the run has taken so far",
-				usd(max(0, in.BudgetLeft)), b, secs(horizon))
+				pricing.FormatUSD(max(0, in.BudgetLeft)), b, secs(horizon))
 		}
 	}
 	segs := segments(in.History)
@@ -165,7 +167,7 @@ func Scale(in ScaleInput) ScaleDecision {
 	}
 	at := ""
 	if in.WorkerCost > 0 {
-		at = " at " + usd(in.WorkerCost*60) + "/worker-min"
+		at = " at " + pricing.FormatUSD(in.WorkerCost*60) + "/worker-min"
 	}
 	switch {
 	case n < limit && (gain >= scaleOutGain || short && gain >= scaleInGain):
@@ -278,18 +280,6 @@ func bestUpTo(h []ScalePoint, i int) float64 {
 func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
 
 func secs(s float64) string { return strconv.FormatFloat(s, 'f', 1, 64) + "s" }
-
-// usd shows dollars with two significant figures below a cent (as plans do).
-func usd(v float64) string {
-	if v <= 0 {
-		return "$0"
-	}
-	decimals := 2
-	if v < 0.01 {
-		decimals = int(-math.Floor(math.Log10(v))) + 1
-	}
-	return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
-}
 
 // ElasticWorkersPerMember is the most workers an elastic run gives each
 // member of a psstore cluster: twice the planner's sizing bound

@@ -104,7 +104,17 @@ func DropRef(ctx context.Context, run blob.Store, key string) error {
 // short; nil when there is none.
 func readRef(ctx context.Context, run blob.Store, short string) (*Ref, error) {
 	k := RefKey(short)
-	rc, err := run.Get(ctx, k)
+	b, err := getRecord(ctx, run, k)
+	if b == nil || err != nil {
+		return nil, err
+	}
+	return parseRef(b, short, run.URI(k))
+}
+
+// getRecord reads the small JSON record under k in st (at most 64 MiB):
+// nil, nil when there is none.
+func getRecord(ctx context.Context, st blob.Store, k string) ([]byte, error) {
+	rc, err := st.Get(ctx, k)
 	if errors.Is(err, blob.ErrNotFound) {
 		return nil, nil
 	}
@@ -114,9 +124,9 @@ func readRef(ctx context.Context, run blob.Store, short string) (*Ref, error) {
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", run.URI(k), err)
+		return nil, fmt.Errorf("read %s: %w", st.URI(k), err)
 	}
-	return parseRef(b, short, run.URI(k))
+	return b, nil
 }
 
 // parseRef decodes and checks the reference read at uri for the stage whose key

@@ -189,17 +189,9 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 func (c *Cache) Lookup(ctx context.Context, key string) (*Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, LookupTimeout)
 	defer cancel()
-	rc, err := c.store.Get(ctx, entryKey(key))
-	if errors.Is(err, blob.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	b, err := getRecord(ctx, c.store, entryKey(key))
+	if b == nil || err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", c.EntryURI(key), err)
 	}
 	e, err := parseEntry(b, key)
 	if err != nil {
